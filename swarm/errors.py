@@ -1,0 +1,20 @@
+"""Typed errors: a SwarmError is a user mistake or an environment problem, shown as one line."""
+
+
+class SwarmError(Exception):
+    """A problem the user can fix. The CLI prints `swarm: <message>` and exits with `exit_code`."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, exit_code: int | None = None):
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class BoardError(SwarmError):
+    """The board is missing, unreadable, or a record does not exist."""
+
+
+class GitError(SwarmError):
+    """A git operation failed or the repository is not in the state a command needs."""
