@@ -59,7 +59,18 @@ def _add_watch_commands(sub) -> None:
 
 
 def _add_agent_commands(sub) -> None:
-    pass
+    agent = sub.add_parser(
+        "agent", help="run a built-in agent in the current worktree (the swarm starts these in tmux)"
+    )
+    kinds = agent.add_subparsers(dest="agent_kind", metavar="KIND", required=True)
+    # `swarm agent sweep`: the built-in hyperparameter sweep agent (no LLM).
+    _command(
+        kinds, "sweep", "swarm.sweep:main", "hyperparameter sweep agent: one-factor changes and small waves"
+    )
+    # `swarm agent api`: a tool-use loop against an Anthropic or OpenAI(-compatible) model endpoint.
+    _command(
+        kinds, "api", "swarm.api_agent:main", "model-API agent: a bounded tool-use loop following program.md"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
