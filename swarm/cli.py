@@ -68,8 +68,24 @@ def _add_agent_commands(sub) -> None:
         kinds, "sweep", "swarm.sweep:main", "hyperparameter sweep agent: one-factor changes and small waves"
     )
     # `swarm agent api`: a tool-use loop against an Anthropic or OpenAI(-compatible) model endpoint.
-    _command(
+    api = _command(
         kinds, "api", "swarm.api_agent:main", "model-API agent: a bounded tool-use loop following program.md"
+    )
+    # Each flag overrides the key of the same name in the [api] table of swarm.toml.
+    api.add_argument("--provider", choices=("anthropic", "openai", "openai-compatible"))
+    api.add_argument("--model")
+    api.add_argument("--base-url", help="endpoint, e.g. http://localhost:8000/v1 for a local server")
+    api.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key")
+    api.add_argument(
+        "--openai-api", choices=("chat", "responses"), help="OpenAI protocol (default per provider)"
+    )
+    api.add_argument("--max-tokens", type=int, help="tokens per reply")
+    api.add_argument("--budget-usd", type=float, help="stop spending at this many dollars (needs prices)")
+    api.add_argument("--budget-tokens", type=int, help="stop spending at this many tokens")
+    api.add_argument("--context-tokens", type=int, help="summarise older turns past this many tokens")
+    api.add_argument("--max-turns", type=int, help="model requests in this session, then exit")
+    api.add_argument(
+        "--no-stream", dest="stream", action="store_const", const=False, help="do not stream replies"
     )
 
 
