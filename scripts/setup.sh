@@ -7,3 +7,21 @@ python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"
 .venv/bin/python -m pip install -q -e '.[dev]'
+
+# The agent CLIs that the end-to-end tests drive against a local fake model server, pinned, under a
+# project-local prefix (.node/node_modules/.bin) so that nothing global changes. Skipped when present.
+CLAUDE_CODE_VERSION=2.1.330
+CODEX_VERSION=0.169.0
+bin=.node/node_modules/.bin
+if ! { "$bin/claude" --version 2>/dev/null | grep -q "^$CLAUDE_CODE_VERSION " &&
+       "$bin/codex" --version 2>/dev/null | grep -q " $CODEX_VERSION$"; }; then
+    if ! command -v npm >/dev/null; then
+        echo "setup: npm not found: the Claude Code and Codex end-to-end tests will fail (install Node.js)" >&2
+        exit 1
+    fi
+    npm install --prefix .node --no-audit --no-fund --loglevel=error \
+        "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" "@openai/codex@$CODEX_VERSION"
+    # Claude Code puts its native binary in place with a postinstall script; npm versions that hold
+    # back install scripts leave a stub instead, so run it when the binary does not answer.
+    "$bin/claude" --version >/dev/null 2>&1 || node .node/node_modules/@anthropic-ai/claude-code/install.cjs
+fi

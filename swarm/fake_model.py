@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import count
+from pathlib import Path
 from typing import Any
 
 from swarm import fake_model_wire as wire
@@ -281,6 +282,13 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_json(404, {"error": {"message": f"no route {path}", "type": "not_found"}})
 
+    def do_CONNECT(self) -> None:
+        # Tests set HTTPS_PROXY to this server, so a client reaching for any other host lands here: it is
+        # recorded (see `unexpected()`) and refused at once instead of hanging on a network that is absent.
+        self.fake._record(ModelRequest(None, "CONNECT", self.path, self._headers(), {}))
+        self._send_json(403, {"error": {"message": "the fake model server is no proxy", "type": "forbidden"}})
+        self.close_connection = True
+
     def do_HEAD(self) -> None:
         self.fake._record(ModelRequest(None, "HEAD", self._path(), self._headers(), {}))
         self.send_response(200)
@@ -403,3 +411,78 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             body = {"error": {"message": error.message, "type": kind, "code": str(error.status)}}
         self._send_json(error.status, body)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pointing the real agent CLIs at a fake server, with every other network use switched off
+
+
+def network_trap(server: FakeModelServer) -> dict[str, str]:
+    """Proxy variables that send any request to another host to this server, which records and refuses
+    it (`unexpected()`): a test then fails on a stray call instead of hanging on the absent network."""
+    return {
+        "HTTPS_PROXY": server.url,
+        "HTTP_PROXY": server.url,
+        "https_proxy": server.url,
+        "http_proxy": server.url,
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
+
+
+def claude_code_env(server: FakeModelServer, config_dir: Path) -> dict[str, str]:
+    """Environment for Claude Code: this server as its API, a private config directory, and no
+    auto-update, telemetry, error reporting or other non-essential traffic."""
+    return {
+        "ANTHROPIC_BASE_URL": server.url,
+        "ANTHROPIC_API_KEY": server.api_key,
+        "CLAUDE_CONFIG_DIR": str(config_dir),
+        "DISABLE_AUTOUPDATER": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        **network_trap(server),
+    }
+
+
+CODEX_KEY_VARIABLE = "FAKE_MODEL_API_KEY"
+
+
+def codex_env(server: FakeModelServer, codex_home: Path, model: str = "fake-model") -> dict[str, str]:
+    """Environment for the Codex CLI: a private CODEX_HOME whose config.toml makes this server its model
+    provider (Responses API) and turns off analytics, feedback, OpenTelemetry export, update checks and
+    the features that fetch from the network (plugin sync, apps, web search)."""
+    codex_home.mkdir(parents=True, exist_ok=True)
+    (codex_home / "config.toml").write_text(
+        f"""model = "{model}"
+model_provider = "fake"
+approval_policy = "never"
+sandbox_mode = "danger-full-access"
+check_for_update_on_startup = false
+web_search = "disabled"
+
+[analytics]
+enabled = false
+
+[feedback]
+enabled = false
+
+[otel]
+exporter = "none"
+metrics_exporter = "none"
+trace_exporter = "none"
+
+[features]
+plugins = false
+remote_plugin = false
+apps = false
+in_app_updates = false
+
+[model_providers.fake]
+name = "fake model server"
+base_url = "{server.url}/v1"
+env_key = "{CODEX_KEY_VARIABLE}"
+wire_api = "responses"
+"""
+    )
+    return {"CODEX_HOME": str(codex_home), CODEX_KEY_VARIABLE: server.api_key, **network_trap(server)}
