@@ -123,6 +123,16 @@ class GroupStats:
             return None
         return math.sqrt(self._squared_deviations / self._degrees)
 
+    def pooled_sigma_without(self, train_sha256: str) -> float | None:
+        """The pooled sigma leaving one content's repeats out (so a verification cannot widen its own band)."""
+        content = self.contents.get(train_sha256)
+        if content is None:
+            return self.pooled_sigma
+        degrees = self._degrees - max(content.n - 1, 0)
+        if degrees <= 0:
+            return None
+        return math.sqrt(max(self._squared_deviations - content.stats.squared_deviations, 0.0) / degrees)
+
     @property
     def repeats(self) -> int:
         """Degrees of freedom behind the pooled sigma (0: no content was measured twice yet)."""
@@ -413,10 +423,14 @@ class BoardState:
         group = self.groups.get(key)
         return group.content(train_sha256) if group else None
 
-    def band(self, key: GroupKey) -> float:
-        """The noise band of a group: max(sigmas x pooled sigma, the profile's floor)."""
+    def band(self, key: GroupKey, exclude_sha256: str | None = None) -> float:
+        """The noise band of a group: max(sigmas x pooled sigma, the profile's floor); with
+        `exclude_sha256`, the sigma leaves that content's own repeats out."""
         group = self.groups.get(key)
-        return self.noise.band(key[1], group.pooled_sigma if group else None)
+        if group is None:
+            return self.noise.band(key[1], None)
+        sigma = group.pooled_sigma_without(exclude_sha256) if exclude_sha256 else group.pooled_sigma
+        return self.noise.band(key[1], sigma)
 
     def is_verified(self, key: GroupKey, train_sha256: str) -> bool:
         verification = self.verifications.get((key, train_sha256))
