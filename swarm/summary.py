@@ -1,0 +1,48 @@
+"""The summary block train.py prints at the end of a run: its keys in order, and one parser for all readers."""
+
+from __future__ import annotations
+
+# The order train.py prints them in (upstream autoresearch's block, plus device and profile).
+SUMMARY_KEYS = (
+    "val_bpb",
+    "training_seconds",
+    "total_seconds",
+    "peak_vram_mb",
+    "mfu_percent",
+    "total_tokens_M",
+    "num_steps",
+    "num_params_M",
+    "depth",
+    "device",
+    "profile",
+)
+INTEGER_KEYS = frozenset({"num_steps", "depth"})
+TEXT_KEYS = frozenset({"device", "profile"})
+
+
+def parse_summary(output: str) -> dict[str, float | int | str]:
+    """The `key: value` lines after the last `---` line of a run's output, numbers converted. Unknown keys
+    are kept as text; a value that does not parse as its number stays text too, so a caller checking
+    `isinstance(result.get("val_bpb"), float)` sees a torn or tampered line as missing. Returns {} when
+    there is no block (a crash)."""
+    lines = output.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.strip() == "---"]
+    if not starts:
+        return {}
+    summary: dict[str, float | int | str] = {}
+    for line in lines[starts[-1] + 1 :]:
+        key, sep, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or " " in key:
+            continue
+        summary[key] = _convert(key, value)
+    return summary
+
+
+def _convert(key: str, value: str) -> float | int | str:
+    if key in TEXT_KEYS or key not in SUMMARY_KEYS:
+        return value
+    try:
+        return int(value) if key in INTEGER_KEYS else float(value)
+    except ValueError:
+        return value
