@@ -36,7 +36,7 @@ from swarm.noise import NoiseSettings
 from swarm.paths import run_paths
 from swarm.process import end_stale_group, run_with_timeout, start_in_group
 from swarm.profiles import time_budget
-from swarm.records import CRASH, INVALID, QUEUED, RUNNING, TIMEOUT, evolve
+from swarm.records import CRASH, INVALID, METRIC_FIELDS, QUEUED, RUNNING, TIMEOUT, evolve
 from swarm.state import BoardState
 from swarm.summary import is_finite, last_line, read_summary
 from swarm.trust import budget_limit, disallowed_changes, timeout_for
@@ -319,10 +319,9 @@ class Runner:
         prepare_ok: bool,
     ) -> dict[str, Any]:
         """The status of a finished trainer (or None for a measured result, judged against the board)."""
-        summary = read_summary(log) or {}
-        metrics = {k: v for k, v in summary.items() if k not in ("device", "profile")}
-        if "val_bpb" in metrics and not is_finite(metrics["val_bpb"]):
-            metrics["val_bpb"] = None  # the board holds JSON: no NaN
+        summary = read_summary(log)
+        # only the contract's numbers reach the board (no NaN in JSON; text where a number belongs is missing)
+        metrics = {k: summary[k] for k in METRIC_FIELDS if is_finite(summary.get(k))}
         if timed_out:
             return {**metrics, "status": TIMEOUT, "reason": f"killed after the {timeout:.0f} s timeout"}
         if not prepare_ok:
