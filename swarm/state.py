@@ -263,8 +263,14 @@ class BoardState:
     def refresh(self) -> list[dict[str, Any]]:
         """Fold the records appended since the last call; returns them (oldest first)."""
         new = self.reader.read_new()
-        for record in new:
-            self.apply(record)
+        # Within one batch only the last record of an experiment id changes the final state, so earlier
+        # ones are skipped (a first read of a board is mostly queued/running records later superseded).
+        last = {r.get("id"): i for i, r in enumerate(new) if r.get("type") == EXPERIMENT}
+        for i, record in enumerate(new):
+            if record.get("type") == EXPERIMENT and last.get(record.get("id")) != i:
+                self.records_read += 1
+            else:
+                self.apply(record)
         return new
 
     def apply(self, record: dict[str, Any]) -> None:
@@ -407,7 +413,7 @@ class BoardState:
 
     def experiments_of(self, agent: str) -> list[dict[str, Any]]:
         """An agent's experiments in submission order (scans all experiments: for displays, not loops)."""
-        return [e for e in self.experiments.values() if e.get("agent") == agent]
+        return sorted((e for e in self.experiments.values() if e.get("agent") == agent), key=_submitted)
 
     def verify_reruns(self, eid: str) -> list[dict[str, Any]]:
         """The verification reruns of an experiment (latest record of each), in submission order."""
