@@ -8,7 +8,8 @@ takes T seconds. An agent "thinks" 0.2 T before each experiment (edits, commits)
   queue-ahead: `swarm submit` the next experiment, then `swarm wait` for the previous one, so the next job
                is already queued when the current one ends.
 Agents call the real CLI as subprocesses (an agent pays interpreter start-up like a real one). The busy
-fraction is the trainers' time over (slots x wall time from the first submission to the last result).
+fraction is the trainers' time over slots x wall time, from the agents' start to the last result, and from
+the first trainer start to the last trainer end (the steady state, without the first thinking pause).
 """
 
 from __future__ import annotations
@@ -86,13 +87,15 @@ def simulate(mode: str, agents: int, experiments: int, train_s: float) -> float:
         finally:
             run.stop_runners()
         busy = 0.0
-        open_starts = {}
+        open_starts, stamps = {}, []
         for kind, stamp, pid, *_ in run.events():
+            stamps.append(float(stamp))
             if kind == "start":
                 open_starts[pid] = float(stamp)
             else:
                 busy += float(stamp) - open_starts.pop(pid)
-        return busy / (agents * (finished - started))
+        # whole run (the agents' first thinking included), and steady state (first trainer start to last end)
+        return busy / (agents * (finished - started)), busy / (agents * (max(stamps) - min(stamps)))
 
 
 def main() -> None:
@@ -102,10 +105,10 @@ def main() -> None:
     parser.add_argument("--experiments", type=int, default=6, help="per agent")
     args = parser.parse_args()
     for mode in ("sync", "queue-ahead"):
-        fraction = simulate(mode, args.agents, args.experiments, args.train_seconds)
+        whole, steady = simulate(mode, args.agents, args.experiments, args.train_seconds)
         print(
-            f"GPU busy fraction, {mode:11}: {fraction * 100:5.1f}%  (T={args.train_seconds:g} s, think 0.2 T, "
-            f"{args.agents} agents x {args.experiments} experiments)",
+            f"GPU busy fraction, {mode:11}: {whole * 100:5.1f}% of the run, {steady * 100:5.1f}% from first start "
+            f"to last end  (T={args.train_seconds:g} s, think 0.2 T, {args.agents} agents x {args.experiments})",
             flush=True,
         )
 
