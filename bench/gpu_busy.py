@@ -30,17 +30,13 @@ from tests.support.swarm_run import commit_train, make_run, stand_in_train  # no
 
 
 def swarm(run, agent: str, *argv: str) -> str:
-    slot = run.run.agent(agent)
-    env = {
-        **os.environ,
-        "SWARM_AGENT": agent,
-        "SWARM_GPU": slot.gpu,
-        "SWARM_TAG": run.run.tag,
-        "SWARM_BOARD": str(run.board.directory),
-        "PYTHONPATH": str(REPO),
-    }
+    env = {**os.environ, **run.agent_environ(agent), "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
-        [sys.executable, "-m", "swarm", *argv], cwd=slot.worktree, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "swarm", *argv],
+        cwd=run.worktree(agent),
+        env=env,
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr)

@@ -1,13 +1,11 @@
 """The runner judges what it measured: stand-in trainers that succeed, crash, hang, print NaN, overrun the
 budget or tamper with prepare.py each get the right status; a hang is killed with its whole process tree."""
 
-import os
-
 import pytest
 
 from swarm.jobs import agent_context, submit
 from swarm.runner import Runner, RunnerSettings
-from tests.support.swarm_run import STAND_IN_PREPARE, commit_train, stand_in_train
+from tests.support.swarm_run import STAND_IN_PREPARE, commit_train, process_alive, stand_in_train
 
 FAST = RunnerSettings(timeout_s=None, timeout_grace_s=3.0, kill_grace_s=0.5)
 
@@ -71,17 +69,4 @@ def test_hang_is_killed_with_its_whole_process_tree(make_swarm_run):
     assert record["status"] == "timeout" and "timeout" in record["reason"]
     trainer, grandchild = (int(p) for p in (run.state_dir / "hang.pids").read_text().split())
     for pid in (trainer, grandchild):
-        assert not _alive(pid), f"process {pid} survived the timeout"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is dead for our purpose (its parent, the trainer, is gone or reaping it)
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[1][0] != "Z"
-    except FileNotFoundError:
-        return False
+        assert not process_alive(pid), f"process {pid} survived the timeout"

@@ -149,13 +149,7 @@ class SwarmRun:
     @contextlib.contextmanager
     def agent_env(self, agent: str) -> Iterator[None]:
         """cwd and SWARM_* environment of an agent process (as `swarm spawn` sets them), restored after."""
-        slot = self.run.agent(agent)
-        env = {
-            "SWARM_AGENT": agent,
-            "SWARM_GPU": slot.gpu,
-            "SWARM_TAG": self.run.tag,
-            "SWARM_BOARD": str(self.board.directory),
-        }
+        env = self.agent_environ(agent)
         saved_env = {k: os.environ.get(k) for k in env}
         saved_cwd = os.getcwd()
         os.environ.update(env)
@@ -169,6 +163,15 @@ class SwarmRun:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+
+    def agent_environ(self, agent: str) -> dict[str, str]:
+        """The SWARM_* variables `swarm spawn` gives an agent process."""
+        return {
+            "SWARM_AGENT": agent,
+            "SWARM_GPU": self.run.agent(agent).gpu,
+            "SWARM_TAG": self.run.tag,
+            "SWARM_BOARD": str(self.board.directory),
+        }
 
     def events(self) -> list[list[str]]:
         path = self.state_dir / "events"
@@ -270,3 +273,16 @@ def latest(board: Board, eid: str) -> dict | None:
 
 def dump(records: list[dict]) -> str:
     return "\n".join(json.dumps(r) for r in records)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process still runs (a zombie waiting to be reaped counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
