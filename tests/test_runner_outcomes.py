@@ -12,10 +12,10 @@ FAST = RunnerSettings(timeout_s=None, timeout_grace_s=3.0, kill_grace_s=0.5)
 
 def run_one(run, source, path="train.py", settings=FAST, agent="cpu0"):
     commit_train(run.worktree(agent), source, f"try {path}", path=path)
-    with run.agent_env(agent):
-        job = submit(agent_context(), "stand-in", rerun=True)
     runner = Runner(run.repo, run.board, run.run.agent(agent).gpu, settings, log=lambda line: None)
-    record = runner.step()
+    with run.agent_env(agent):  # SWARM_* set around the runner too: it must not hand them to the trainer
+        job = submit(agent_context(), "stand-in", rerun=True)
+        record = runner.step()
     assert record["id"] == job["id"]
     return record
 
@@ -40,6 +40,12 @@ def test_stand_in_outcomes(make_swarm_run, mode, status, reason):
     assert (
         record["prepare_sha256"] and record["train_sha256"] and record["finished_at"] >= record["started_at"]
     )
+    assert run.trainer_env() == {
+        "CUDA_VISIBLE_DEVICES": "",  # a CPU slot sees no GPU
+        "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+        "AUTORESEARCH_PROFILE": "tiny",
+        "SWARM_AGENT": None,  # the agent's identity is not the trainer's
+    }
     if status == "keep":
         assert record["val_bpb"] == pytest.approx(0.95) and record["num_steps"] == 10 and record["depth"] == 2
     assert not (run.board.directory / "runs" / record["id"]).exists()  # run directory cleaned

@@ -43,6 +43,7 @@ def test_queue_ahead_runs_in_order_one_at_a_time(make_swarm_run, cli):
     for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
         assert end <= start, "two trainers overlapped on one GPU"
     assert all(e[3].startswith(str(run.board.directory / "runs")) for e in events if e[0] == "start")
+    assert run.trainer_env()["CUDA_VISIBLE_DEVICES"] == "0"
 
 
 def test_killed_runner_loses_no_job(make_swarm_run):
