@@ -5,13 +5,18 @@ import pytest
 
 from swarm.jobs import agent_context, submit
 from swarm.runner import Runner, RunnerSettings
-from tests.support.swarm_run import STAND_IN_PREPARE, commit_train, process_alive, stand_in_train
+from tests.support.swarm_run import STAND_IN_PREPARE, commit_train, git, process_alive, stand_in_train
 
 FAST = RunnerSettings(timeout_s=None, timeout_grace_s=3.0, kill_grace_s=0.5)
 
 
 def run_one(run, source, path="train.py", settings=FAST, agent="cpu0"):
-    commit_train(run.worktree(agent), source, f"try {path}", path=path)
+    """Commit `source` at `path` (None: commit the worktree as it is), submit it, run it in-process."""
+    if source is None:
+        git(run.worktree(agent), "add", "-A")
+        git(run.worktree(agent), "commit", "-q", "-m", "as is")
+    else:
+        commit_train(run.worktree(agent), source, f"try {path}", path=path)
     runner = Runner(run.repo, run.board, run.run.agent(agent).gpu, settings, log=lambda line: None)
     with run.agent_env(agent):  # SWARM_* set around the runner too: it must not hand them to the trainer
         job = submit(agent_context(), "stand-in", rerun=True)
@@ -76,3 +81,12 @@ def test_hang_is_killed_with_its_whole_process_tree(make_swarm_run):
     trainer, grandchild = (int(p) for p in (run.state_dir / "hang.pids").read_text().split())
     for pid in (trainer, grandchild):
         assert not process_alive(pid), f"process {pid} survived the timeout"
+
+
+def test_a_commit_that_cannot_be_materialised_is_a_crash_not_a_dead_runner(make_swarm_run):
+    run = make_swarm_run()
+    worktree = run.worktree("cpu0")
+    (worktree / "train.py").unlink()
+    (worktree / "train.py").symlink_to("/etc/passwd")  # a link out of the run directory
+    record = run_one(run, None)
+    assert record["status"] == "crash" and "cannot materialise" in record["reason"]
