@@ -175,3 +175,16 @@ def test_verify_that_does_not_hold(make_swarm_run, cli):
     with run.agent_env("gpu0"):
         code, out, _ = cli("best", "--json")
     assert json.loads(out)[0]["verified"] is False
+
+
+def test_verify_wait_with_a_runner_process(make_swarm_run, cli):
+    run = make_swarm_run(agents=("gpu0", "gpu1"))
+    eid = submit(run, cli, "gpu0", stand_in_train(val_bpb=0.97), "good")
+    run_queued(run, "0")
+    run.start_runner("1")
+    with run.agent_env("gpu0"):
+        code, out, _ = cli("verify", eid, "--wait", "--timeout", "60")
+    assert code == 0 and "held: verified" in out
+    with run.agent_env("gpu0"):
+        code, out, _ = cli("best")
+    assert "(n=2, verified" in out
