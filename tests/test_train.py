@@ -144,3 +144,9 @@ def test_a_nan_inducing_config_fails_fast(tiny_cache, tmp_path):
     assert proc.returncode != 0
     assert "FAIL" in proc.stdout and "val_bpb:" not in proc.stdout
     assert seconds < load_prepare(tiny_cache).TIME_BUDGET  # it did not train out its budget first
+
+
+def test_train_without_prepared_data_says_what_to_do(tmp_path):
+    proc, _ = run_train(REPO_ROOT, tmp_path, timeout=60)
+    assert proc.returncode != 0
+    assert "run `python prepare.py` first" in proc.stderr and "Traceback" not in proc.stderr
