@@ -173,6 +173,9 @@ class CausalSelfAttention(nn.Module):
         q = self.c_q(x).view(B, T, self.n_head, self.head_dim)
         k = self.c_k(x).view(B, T, self.n_head, self.head_dim)
         v = self.c_v(x).view(B, T, self.n_head, self.head_dim)
+        # The attention kernel runs in the matmul dtype (bf16 under autocast): the fp32 value embeddings
+        # and the norms would otherwise promote q, k or v to fp32, which the flash kernels do not take.
+        dtype = q.dtype
         if ve is not None:  # mix the value embedding of each token into v, gated per head
             gate = 2 * torch.sigmoid(self.ve_gate(x[..., : self.ve_gate_channels]))
             v = v + gate.unsqueeze(-1) * ve.view(B, T, self.n_head, self.head_dim)
@@ -181,8 +184,7 @@ class CausalSelfAttention(nn.Module):
             q, k = rotate(rms_norm(q), cos, sin), rotate(rms_norm(k), cos, sin)
         else:
             q, k = rms_norm(rotate(q, cos, sin)), rms_norm(rotate(k, cos, sin))
-        # One dtype for the kernel (under autocast the norms may hand back fp32 while v is bf16).
-        q, k, v = (t.to(v.dtype).transpose(1, 2) for t in (q, k, v))
+        q, k, v = (t.to(dtype).transpose(1, 2) for t in (q, k, v))
         y = attention(q, k, v, window, Q_SCALE / math.sqrt(self.head_dim), masks)
         return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
 
