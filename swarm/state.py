@@ -1,11 +1,27 @@
 """The board folded into queryable state, updated incrementally: experiments, repeats, noise, bests, agents.
 
-    state = BoardState(board)           # nothing read yet
+    state = BoardState(board, noise)    # nothing read yet (noise: NoiseSettings, default floors)
     state.refresh()                     # folds what was appended since the last call; cheap when idle
-    state.best(("NVIDIA H100 80GB HBM3", "h100"))  -> Best | None
-    state.bests()                       -> {group: Best}
-    state.agent_summary("gpu3")         -> AgentSummary (counts by status, current, last, best)
-    state.experiment("3fa1")            -> latest record of the unique id with that prefix (or SwarmError)
+    state.observers.append(fn)          # fn(record) for every record read, e.g. to build a plot series
+
+  experiments and jobs
+    state.experiments[id]               -> latest record of each experiment (dict, DESIGN.md field names)
+    state.experiment("3fa1")            -> latest record of the unique id with that prefix (or BoardError)
+    state.queue(slot) / next_queued(slot) / running(slot) / running_slots() / queued_counts()
+    state.experiments_of(agent)         -> an agent's experiments, submission order (a scan: for displays)
+    state.verify_reruns(id)             -> verification reruns of an experiment
+  groups, noise, bests (a group is (device class, profile))
+    state.groups                        -> {group: GroupStats} (contents by train_sha256, pooled_sigma)
+    state.content(group, sha)           -> ContentStats (n, mean, sigma, ids, slots, first_id) or None
+    state.band(group)                   -> max(sigmas x pooled sigma, the profile's floor)
+    state.best(group) / state.bests()   -> Best (experiment, mean, sigma, n, verified, band) / {group: Best}
+    state.top(group, n)                 -> the n best contents, each once, as Best
+    state.decide(record)                -> (keep|marginal|discard, reason, reference id, band) for a result
+  agents, run, other records
+    state.agent_summary("gpu3")         -> AgentSummary (counts by status, current, last, best, experiments)
+    state.agent_summaries()             -> all of them, by name
+    state.run                           -> the latest run record as a RunRecord (None before spawn)
+    state.notes / state.usage / state.other / state.verifications / state.adopted
 
 Folding rules:
 - experiments by id, the latest record wins (an id's earlier contribution to statistics is taken back);
