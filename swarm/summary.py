@@ -1,68 +1,75 @@
-"""Parse the summary block train.py prints at the end of a run (`---` then `key: value` lines)."""
+"""The summary block train.py prints at the end of a run: its keys in order, and one parser for all readers."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
-INT_FIELDS = frozenset({"num_steps", "depth"})
-FLOAT_FIELDS = frozenset(
-    {
-        "val_bpb",
-        "training_seconds",
-        "total_seconds",
-        "peak_vram_mb",
-        "mfu_percent",
-        "total_tokens_M",
-        "num_params_M",
-    }
+# The order train.py prints them in (upstream autoresearch's block, plus device and profile).
+SUMMARY_KEYS = (
+    "val_bpb",
+    "training_seconds",
+    "total_seconds",
+    "peak_vram_mb",
+    "mfu_percent",
+    "total_tokens_M",
+    "num_steps",
+    "num_params_M",
+    "depth",
+    "device",
+    "profile",
 )
-TEXT_FIELDS = frozenset({"device", "profile"})
-TAIL_BYTES = 64 * 1024  # the block is the last thing a run prints; logs of long runs can be large
+INTEGER_KEYS = frozenset({"num_steps", "depth"})
+TEXT_KEYS = frozenset({"device", "profile"})
 
 
-def parse_summary(text: str) -> dict[str, Any] | None:
-    """The fields of the last summary block in `text`, or None when there is none.
-
-    Numbers are parsed as floats (ints for num_steps and depth); a value that does not parse is left out,
-    so a missing or garbled val_bpb reads the same as none. `nan` / `inf` parse (and are judged later).
-    """
-    lines = text.splitlines()
+def parse_summary(output: str) -> dict[str, float | int | str]:
+    """The `key: value` lines after the last `---` line of a run's output, numbers converted. Unknown keys
+    are kept as text; a value that does not parse as its number stays text too, so a caller checking
+    `isinstance(result.get("val_bpb"), float)` sees a torn or tampered line as missing. Returns {} when
+    there is no block (a crash)."""
+    lines = output.splitlines()
     starts = [i for i, line in enumerate(lines) if line.strip() == "---"]
     if not starts:
-        return None
-    summary: dict[str, Any] = {}
+        return {}
+    summary: dict[str, float | int | str] = {}
     for line in lines[starts[-1] + 1 :]:
         key, sep, value = line.partition(":")
         key, value = key.strip(), value.strip()
-        if not sep:
+        if not sep or not key or " " in key:
             continue
-        try:
-            if key in FLOAT_FIELDS:
-                summary[key] = float(value)
-            elif key in INT_FIELDS:
-                summary[key] = int(float(value))
-            elif key in TEXT_FIELDS:
-                summary[key] = value
-        except ValueError:
-            continue
+        summary[key] = _convert(key, value)
     return summary
 
 
-def read_summary(log: Path) -> dict[str, Any] | None:
-    """The summary block at the end of a run's log."""
+def _convert(key: str, value: str) -> float | int | str:
+    if key in TEXT_KEYS or key not in SUMMARY_KEYS:
+        return value
+    try:
+        return int(value) if key in INTEGER_KEYS else float(value)
+    except ValueError:
+        return value
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading it from a run's log (the runner)
+
+TAIL_BYTES = 64 * 1024  # the block is the last thing a run prints; logs of long runs can be large
+
+
+def read_summary(log: Path) -> dict[str, float | int | str]:
+    """The summary block at the end of a run's log ({} when there is none)."""
     try:
         with open(log, "rb") as f:
             f.seek(max(f.seek(0, 2) - TAIL_BYTES, 0))
             tail = f.read().decode(errors="replace")
     except FileNotFoundError:
-        return None
+        return {}
     return parse_summary(tail)
 
 
-def is_finite(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
+def is_finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def last_line(log: Path, limit: int = 200) -> str:
