@@ -195,6 +195,10 @@ class Toolbox:
             os.killpg(proc.pid, signal.SIGKILL)
             output, _ = proc.communicate()
             return f"timed out after {self.command_timeout_s:g} s and stopped\n{output}", True
+        except BaseException:  # the agent is being stopped (a signal, Ctrl-C): its command goes with it
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
         seconds = time.monotonic() - started
         return f"exit {proc.returncode} ({seconds:.1f} s)\n{output}", proc.returncode != 0
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -35,8 +35,9 @@ from swarm.agent_context import BoundedContext
 from swarm.agent_tools import TOOLS, Toolbox
 from swarm.board import Board
 from swarm.config import load_section
+from swarm.display import best_line, experiment_line, note_line
 from swarm.errors import SwarmError
-from swarm.ledger import Prices, totals_by_agent, usage_record
+from swarm.ledger import Prices, board_totals, usage_record
 from swarm.model_client import (
     ANTHROPIC,
     CHAT,
@@ -51,6 +52,7 @@ from swarm.model_client import (
     make_client,
 )
 from swarm.paths import Identity, caller_identity, run_paths
+from swarm.state import BoardState
 
 DEFAULT_MODELS = {ANTHROPIC: "claude-sonnet-4-5", OPENAI: "gpt-5"}
 DEFAULT_KEY_ENV = {
@@ -61,6 +63,8 @@ DEFAULT_KEY_ENV = {
 IDLE_TURNS_BEFORE_STOP = 5  # replies without a tool call in a row: the model has stopped working
 EXPERIMENT_COMMANDS = ("swarm run", "swarm submit", "swarm wait", "swarm verify")
 FLUSH_EVERY_REQUESTS = 10
+DIGEST_RESULTS = 5
+DIGEST_NOTES = 3
 
 # Exit codes, so a supervisor can tell "stopped on purpose" from a crash.
 EXIT_BUDGET = 3
@@ -195,11 +199,12 @@ class Meter:
         self.pending_requests = 0
 
 
-def spent_so_far(board: Board | None, identity: Identity) -> tuple[Usage, float]:
+def spent_so_far(state: BoardState | None, identity: Identity) -> tuple[Usage, float]:
     """What this agent already spent in this run (earlier sessions, before a restart), from the board."""
-    if board is None or not board.exists():
+    if state is None:
         return Usage(), 0.0
-    totals = totals_by_agent(board.records(), tag=identity.tag).get(identity.agent)
+    state.refresh()
+    totals = board_totals(state, tag=identity.tag).get(identity.agent)
     if totals is None:
         return Usage(), 0.0
     usage = Usage(
@@ -246,47 +251,22 @@ def task_text(identity: Identity) -> str:
     )
 
 
-def board_digest(toolbox: Toolbox, agent: str) -> str:
-    """The global best and this agent's latest results, from the agent commands' JSON output."""
-    best = _json_command(toolbox, "swarm best --json")
-    mine = _json_command(toolbox, f"swarm board --agent {agent} --json")
-    lines = []
-    if isinstance(best, str):
-        lines.append(f"best: unavailable ({best})")
-    else:
-        records = _records(best)
-        lines.append("best: " + (_experiment_line(records[0]) if records else "none yet"))
-    if isinstance(mine, str):
-        lines.append(f"your results: unavailable ({mine})")
-    else:
-        records = sorted(_records(mine), key=lambda r: r.get("submitted_at") or 0)[-5:]
-        lines.append("your latest results:" if records else "your latest results: none yet")
-        lines += [f"  {_experiment_line(r)}" for r in records]
+def board_digest(state: BoardState | None, agent: str) -> str:
+    """The best result of each device class, this agent's latest results and the newest notes."""
+    if state is None:
+        return "no board yet"
+    state.refresh()
+    bests = state.bests()
+    lines = ["best so far:" if bests else "best so far: none yet"]
+    lines += [f"  {best_line(best)}" for best in bests.values()]
+    mine = state.experiments_of(agent)[-DIGEST_RESULTS:]
+    lines.append("your latest experiments:" if mine else "your latest experiments: none yet")
+    lines += [experiment_line(e) for e in mine]
+    notes = state.notes[-DIGEST_NOTES:]
+    if notes:
+        lines.append("latest notes:")
+        lines += [note_line(n) for n in notes]
     return "\n".join(lines)
-
-
-def _json_command(toolbox: Toolbox, command: str) -> Any:
-    output, failed = toolbox.run_command(command)
-    body = output.split("\n", 1)[1] if "\n" in output else ""
-    if failed:
-        return (body.strip().splitlines() or [output])[-1][:200]
-    try:
-        return json.loads(body)
-    except ValueError:
-        return "not JSON"
-
-
-def _records(value: Any) -> list[dict[str, Any]]:
-    if isinstance(value, dict):
-        value = value.get("experiments", value.get("records", [value]))
-    return [r for r in value if isinstance(r, dict)] if isinstance(value, list) else []
-
-
-def _experiment_line(r: dict[str, Any]) -> str:
-    bpb = r.get("val_bpb")
-    score = f"{bpb:.6f}" if isinstance(bpb, int | float) else "-"
-    commit = str(r.get("commit") or "")[:8]
-    return f"{r.get('id', '?')} {r.get('agent', '?')} {r.get('status', '?')} val_bpb={score} {commit} {r.get('description', '')!r}"
 
 
 class ApiAgent:
@@ -307,7 +287,8 @@ class ApiAgent:
         self.out = out or sys.stdout
         self.system = system_prompt(toolbox.worktree, identity)
         self.context = BoundedContext(task_text(identity), settings.context_tokens, settings.keep_turns)
-        spent, cost = spent_so_far(board, identity)
+        self.state = BoardState(board) if board is not None else None
+        spent, cost = spent_so_far(self.state, identity)
         self.meter = Meter(settings, identity, board, spent, cost)
         self.requests = 0
 
@@ -327,7 +308,7 @@ class ApiAgent:
 
     def _loop(self) -> int:
         idle = 0
-        self.context.set_board(board_digest(self.toolbox, self.identity.agent))
+        self.context.set_board(board_digest(self.state, self.identity.agent))
         while True:
             reason = self.meter.budget_reached()
             if reason:
@@ -339,7 +320,7 @@ class ApiAgent:
                 return EXIT_MAX_TURNS
             if self.context.over_limit(self.system, TOOLS):
                 folded = self.context.compact(self.system, TOOLS)
-                self.context.set_board(board_digest(self.toolbox, self.identity.agent))
+                self.context.set_board(board_digest(self.state, self.identity.agent))
                 self.say(f"[context: summarised {folded} older turns, refreshed the board digest]")
             completion = self._ask()
             turn = Turn(completion.text, list(completion.calls))
@@ -399,7 +380,15 @@ def _preview(output: str, lines: int = 12) -> str:
     return "\n".join(rows[: lines // 2] + [f"  ... ({len(rows) - lines} lines)"] + rows[-lines // 2 :])
 
 
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    # SIGTERM (`swarm stop`) or SIGHUP (the tmux window closed): unwind, so that the running command is
+    # stopped with the agent and this session's usage still reaches the board.
+    raise SystemExit(128 + signum)
+
+
 def main(args: argparse.Namespace) -> int:
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
     identity = caller_identity()
     paths = run_paths()
     settings = settings_from(paths.repo, args)

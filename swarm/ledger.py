@@ -19,8 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from swarm.board import EXPERIMENT, USAGE
+from swarm.board import USAGE
 from swarm.model_client import Usage
+from swarm.state import BoardState
 
 USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
@@ -102,22 +103,24 @@ class Totals:
             self.kinds.add(str(record["kind"]))
 
 
-def totals_by_agent(records: Iterable[dict[str, Any]], tag: str | None = None) -> dict[str, Totals]:
-    """Usage and GPU time per agent, from all records of a board (only run `tag` when given)."""
+def totals_by_agent(
+    usage: Iterable[dict[str, Any]], experiments: Iterable[dict[str, Any]] = (), tag: str | None = None
+) -> dict[str, Totals]:
+    """Usage and GPU time per agent: `usage` records (of run `tag` when given) and the latest record of
+    each experiment (BoardState.experiments.values())."""
     totals: dict[str, Totals] = {}
-    latest_experiment: dict[str, dict[str, Any]] = {}
-    for record in records:
-        if tag is not None and record.get("tag") not in (None, tag):
-            continue
-        kind = record.get("type")
-        if kind == USAGE and record.get("agent"):
+    for record in usage:
+        if record.get("agent") and (tag is None or record.get("tag") in (None, tag)):
             totals.setdefault(record["agent"], Totals()).add_usage(record)
-        elif kind == EXPERIMENT and record.get("id"):
-            latest_experiment[record["id"]] = record
-    for record in latest_experiment.values():
+    for record in experiments:
         started, finished = record.get("started_at"), record.get("finished_at")
         if record.get("agent") and started is not None and finished is not None:
             agent = totals.setdefault(record["agent"], Totals())
             agent.gpu_seconds += max(0.0, float(finished) - float(started))
             agent.experiments += 1
     return totals
+
+
+def board_totals(state: BoardState, tag: str | None = None) -> dict[str, Totals]:
+    """Totals per agent from a board's folded state (refreshed by the caller)."""
+    return totals_by_agent(state.usage, state.experiments.values(), tag)

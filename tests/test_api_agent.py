@@ -15,6 +15,7 @@ from swarm.fake_model import FakeModelServer, Reply, Script
 from swarm.ledger import totals_by_agent
 from swarm.model_client import CHAT, RESPONSES, make_client
 from swarm.paths import Identity
+from swarm.records import new_experiment
 
 PROTOCOLS = [
     ("anthropic", None, True),
@@ -98,6 +99,13 @@ def test_context_stays_bounded_and_keeps_the_board(worktree, tmp_path):
     (worktree / "train.py").write_text("".join(f"X{i} = {i}  # a knob with a comment\n" for i in range(300)))
     script = Script([Reply.calling("read_file", path="train.py", limit=120)] * 14)
     board = Board(tmp_path / "board").create()
+    result = {"agent": "cpu0", "gpu": "cpu0", "device": "cpu", "profile": "tiny", "commit": "c0ffee" * 6}
+    board.append(
+        new_experiment(
+            **result, status="keep", val_bpb=1.2345, train_sha256="ab" * 32, description="wider mlp"
+        )
+    )
+    board.append({"type": "note", "id": "n1", "agent": "cpu1", "text": "lr 0.08 diverges"})
     with FakeModelServer(script) as server:
         agent, out = _agent(server, worktree, board, context_tokens=5000, keep_turns=3, max_turns=14)
         agent.run()
@@ -108,7 +116,9 @@ def test_context_stays_bounded_and_keeps_the_board(worktree, tmp_path):
     assert "Earlier in this session" in opening
     assert opening.count("\n- read_file") >= 5  # one summary line per folded call...
     assert "X100 = 100" not in opening  # ...not the outputs themselves
-    assert "## The board at" in opening and "best:" in opening
+    # The board digest: the best, this agent's latest results and the notes, after every compaction too.
+    assert "## The board at" in opening and "1.234500" in opening and "wider mlp" in opening
+    assert "lr 0.08 diverges" in opening
     assert "[context: summarised" in out.getvalue()
     assert len(last.text()) // 4 < 5000 + 2000
 
@@ -121,7 +131,7 @@ def test_budget_stops_spending_and_holds_across_restarts(worktree, tmp_path):
         assert agent.run() == EXIT_BUDGET
         asked = len(server.model_requests())
         assert 1 <= asked < 50 and "token budget reached" in out.getvalue()
-        spent = totals_by_agent(board.records(), tag="t1")["cpu0"]
+        spent = totals_by_agent([r for r in board.records() if r["type"] == USAGE], tag="t1")["cpu0"]
         assert 3000 <= spent.tokens < 3000 + 2000  # stops at the first request past the budget
         assert spent.requests == asked
         # A restarted agent (the coordinator revives dead agents) reads what was spent and asks nothing.
@@ -137,7 +147,7 @@ def test_dollar_budget_uses_the_prices(worktree, tmp_path):
             server, worktree, board, budget_usd=0.01, input_usd_per_mtok=3.0, output_usd_per_mtok=15.0
         )
         assert agent.run() == EXIT_BUDGET
-    cost = totals_by_agent(board.records())["cpu0"].cost_usd
+    cost = totals_by_agent(r for r in board.records() if r["type"] == USAGE)["cpu0"].cost_usd
     assert 0.01 <= cost < 0.02
 
 
