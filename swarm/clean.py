@@ -32,7 +32,9 @@ def clean(paths: RunPaths, tag: str | None = None, out=print) -> list[Removal]:
     repo.git("worktree", "prune")
     kept = [r for r in removals if not r.removed]
     if kept:
-        out(f"{len(kept)} worktree(s) kept: pick their commits (`swarm pick`) or delete the branches yourself")
+        out(
+            f"{len(kept)} worktree(s) kept: pick their commits (`swarm pick`) or delete the branches yourself"
+        )
     return removals
 
 

@@ -44,36 +44,61 @@ def _add_board_commands(sub) -> None:
 
 def _add_swarm_commands(sub) -> None:
     spawn = _command(
-        sub, "spawn", "swarm.spawn:main", "start a swarm: a worktree and an agent per GPU (or CPU worker) in tmux"
+        sub,
+        "spawn",
+        "swarm.spawn:main",
+        "start a swarm: a worktree and an agent per GPU (or CPU worker) in tmux",
     )
     where = spawn.add_mutually_exclusive_group()
     where.add_argument("--gpus", metavar="N|I,J,..", help="the first N GPUs, or these indices (default: all)")
     where.add_argument("--cpu", type=int, metavar="N", help="N CPU workers instead of GPUs (profile tiny)")
     spawn.add_argument(
-        "--agent", metavar="KIND[:N],..", help="claude, codex, sweep, api, a swarm.toml kind, or a mix like claude:4,codex:4"
+        "--agent",
+        metavar="KIND[:N],..",
+        help="claude, codex, sweep, api, a swarm.toml kind, or a mix like claude:4,codex:4",
     )
-    spawn.add_argument("--tag", help="run name: branches swarm/<tag>/<agent> (default: the board's run, or today)")
-    spawn.add_argument("--base", metavar="REF", help="commit the agents start from (default: HEAD, which must be clean)")
-    spawn.add_argument("--profile", choices=("h100", "tiny"), help="train.py profile (default: h100; tiny with --cpu)")
-    spawn.add_argument("--no-wait", action="store_true", help="return without waiting for the agents to start")
+    spawn.add_argument(
+        "--tag", help="run name: branches swarm/<tag>/<agent> (default: the board's run, or today)"
+    )
+    spawn.add_argument(
+        "--base", metavar="REF", help="commit the agents start from (default: HEAD, which must be clean)"
+    )
+    spawn.add_argument(
+        "--profile", choices=("h100", "tiny"), help="train.py profile (default: h100; tiny with --cpu)"
+    )
+    spawn.add_argument(
+        "--no-wait", action="store_true", help="return without waiting for the agents to start"
+    )
 
-    resume = _command(sub, "resume", "swarm.spawn:resume_main", "bring a stopped or broken run back, as it was")
+    resume = _command(
+        sub, "resume", "swarm.spawn:resume_main", "bring a stopped or broken run back, as it was"
+    )
     resume.add_argument("--tag", help="the run (default: the board's latest)")
-    resume.add_argument("--no-wait", action="store_true", help="return without waiting for the agents to start")
+    resume.add_argument(
+        "--no-wait", action="store_true", help="return without waiting for the agents to start"
+    )
 
-    status = _command(sub, "status", "swarm.status:main", "per agent: kind, GPU, state, current experiment, best")
+    status = _command(
+        sub, "status", "swarm.status:main", "per agent: kind, GPU, state, current experiment, best"
+    )
     status.add_argument("--tag", help="the run (default: the board's latest)")
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
-    stop = _command(sub, "stop", "swarm.stop:main", "end a run's processes (or one agent's); keeps worktrees and branches")
+    stop = _command(
+        sub, "stop", "swarm.stop:main", "end a run's processes (or one agent's); keeps worktrees and branches"
+    )
     stop.add_argument("agent", nargs="?", help="stop only this agent (the coordinator leaves it down)")
     stop.add_argument("--tag", help="the run (default: the board's latest)")
 
-    attach = _command(sub, "attach", "swarm.stop:attach_main", "show an agent's tmux window (detach: Ctrl-b d)")
+    attach = _command(
+        sub, "attach", "swarm.stop:attach_main", "show an agent's tmux window (detach: Ctrl-b d)"
+    )
     attach.add_argument("agent", help="an agent (gpu3), its runner (runner-gpu3) or coordinator")
     attach.add_argument("--tag", help="the run (default: the board's latest)")
 
-    clean = _command(sub, "clean", "swarm.clean:main", "remove a stopped run's worktrees that hold no unique commit")
+    clean = _command(
+        sub, "clean", "swarm.clean:main", "remove a stopped run's worktrees that hold no unique commit"
+    )
     clean.add_argument("--tag", help="the run (default: the board's latest)")
 
     demo = _command(
@@ -84,10 +109,12 @@ def _add_swarm_commands(sub) -> None:
     demo.add_argument("--dir", help="where the demo's clone goes (default: a new temporary directory)")
 
     coordinator = _command(
-        sub, "coordinator", "swarm.coordinator:main", "supervise a run's windows (swarm spawn starts it in tmux)"
+        sub,
+        "coordinator",
+        "swarm.coordinator:main",
+        "supervise a run's windows (swarm spawn starts it in tmux)",
     )
     coordinator.add_argument("--tag", required=True)
-    coordinator.add_argument("--tick", type=float, default=2.0, help="seconds between reconcile passes")
 
     launch = _command(
         sub, "launch", "swarm.launch:main", "become the program of a run's window (the coordinator starts it)"

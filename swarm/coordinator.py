@@ -18,15 +18,21 @@ from dataclasses import dataclass
 
 from filelock import FileLock, Timeout
 
-from swarm.board import Board
-from swarm.launch import PROCESS, WindowPlan, launcher_argv, pane_log, window_plans
+from swarm.board import PROCESS, Board
+from swarm.config import load_section
+from swarm.launch import WindowPlan, launcher_argv, pane_log, window_plans
 from swarm.paths import RunPaths, run_paths
 from swarm.runs import RunFollower
 from swarm.tmux import Pane, RunTmux, TmuxError
 
-TICK_S = 2.0
-HEALTHY_S = 60.0  # a process that lived this long was not crash-looping: restart it at once
-MAX_BACKOFF_S = 300.0
+
+@dataclass(frozen=True)
+class CoordinatorSettings:
+    """`[coordinator]` in swarm.toml."""
+
+    tick_s: float = 2.0  # seconds between reconcile passes
+    healthy_s: float = 60.0  # a process that lived this long was not crash-looping: restart it at once
+    max_backoff_s: float = 300.0  # longest wait before restarting a process that keeps dying young
 
 
 @dataclass
@@ -35,14 +41,22 @@ class Supervision:
 
     pid: int = 0  # the live process last seen in the pane
     seen_alive_at: float = 0.0
-    failures: int = 0  # consecutive deaths within HEALTHY_S of starting
+    failures: int = 0  # consecutive deaths soon after starting
     restart_at: float = 0.0
     reported_dead_pid: int = 0
 
 
 class Coordinator:
-    def __init__(self, paths: RunPaths, tag: str, tmux: RunTmux | None = None, clock=time.monotonic):
+    def __init__(
+        self,
+        paths: RunPaths,
+        tag: str,
+        settings: CoordinatorSettings | None = None,
+        tmux: RunTmux | None = None,
+        clock=time.monotonic,
+    ):
         self.paths = paths
+        self.settings = settings or CoordinatorSettings()
         self.tag = tag
         self.board = Board(paths.board)
         self.tmux = tmux or RunTmux(paths.repo, tag)
@@ -88,8 +102,9 @@ class Coordinator:
 
     def _note_exit(self, window: str, pane: Pane, state: Supervision, now: float) -> None:
         lived = now - state.seen_alive_at if state.seen_alive_at else 0.0
-        state.failures = state.failures + 1 if lived < HEALTHY_S else 0
-        state.restart_at = now + (min(MAX_BACKOFF_S, 2.0**state.failures) if state.failures else 0.0)
+        state.failures = state.failures + 1 if lived < self.settings.healthy_s else 0
+        backoff = min(self.settings.max_backoff_s, 2.0**state.failures) if state.failures else 0.0
+        state.restart_at = now + backoff
         state.reported_dead_pid = pane.pid
         self.board.append(
             {
@@ -103,12 +118,12 @@ class Coordinator:
             }
         )
 
-    def run_forever(self, stop: threading.Event, tick_s: float = TICK_S) -> None:
+    def run_forever(self, stop: threading.Event) -> None:
         while not stop.is_set():
             started = self.clock()
             for action in self.reconcile():
                 print(f"{time.strftime('%H:%M:%S')} {action}", flush=True)
-            stop.wait(max(0.0, tick_s - (self.clock() - started)))
+            stop.wait(max(0.0, self.settings.tick_s - (self.clock() - started)))
 
 
 def main(args) -> int:
@@ -124,9 +139,10 @@ def main(args) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
-    print(f"coordinator of run {args.tag}: reconciling every {args.tick:g} s", flush=True)
+    settings = load_section(paths.repo, "coordinator", CoordinatorSettings)
+    print(f"coordinator of run {args.tag}: reconciling every {settings.tick_s:g} s", flush=True)
     try:
-        Coordinator(paths, args.tag).run_forever(stop, args.tick)
+        Coordinator(paths, args.tag, settings).run_forever(stop)
     finally:
         lock.release()
     return 0

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from swarm.agents import agent_commands
-from swarm.board import Board
+from swarm.board import PROCESS, Board
 from swarm.errors import SwarmError
 from swarm.paths import RunPaths, run_paths
 from swarm.prompts import initial_prompt, resume_prompt
-from swarm.runs import AgentSlot, RunRecord, RunView, is_cpu, read_view, require_agent, runner_args, runner_window
+from swarm.run_record import AgentSlot, RunRecord
+from swarm.runs import RunView, is_cpu, read_view, require_agent, runner_args, runner_window
 
-PROCESS = "process"  # board record type: a supervised window's process started (or was seen exited)
 COORDINATOR_WINDOW = "coordinator"
 
 
@@ -84,13 +84,18 @@ def agent_environment(run: RunRecord, slot: AgentSlot, paths: RunPaths) -> dict[
 
 def has_started_before(records: list[dict[str, Any]], tag: str, window: str) -> bool:
     return any(
-        r.get("type") == PROCESS and r.get("event") == "started" and r.get("tag") == tag and r.get("window") == window
+        r.get("type") == PROCESS
+        and r.get("event") == "started"
+        and r.get("tag") == tag
+        and r.get("window") == window
         for r in records
     )
 
 
 def worktree_head(worktree: Path) -> str:
-    proc = subprocess.run(["git", "log", "-1", "--format=%h %s"], cwd=worktree, capture_output=True, text=True)
+    proc = subprocess.run(
+        ["git", "log", "-1", "--format=%h %s"], cwd=worktree, capture_output=True, text=True
+    )
     return proc.stdout.strip() or "unknown"
 
 
@@ -103,7 +108,9 @@ def agent_prompt(run: RunRecord, slot: AgentSlot, board: Board, resume: bool) ->
     state.refresh()
     mine = sorted(state.experiments_of(slot.name), key=lambda e: e.get("submitted_at") or 0.0)
     best = state.best((slot.device, run.profile))
-    return resume_prompt(run, slot, worktree_head(Path(slot.worktree)), mine, best.as_json() if best else None)
+    return resume_prompt(
+        run, slot, worktree_head(Path(slot.worktree)), mine, best.as_json() if best else None
+    )
 
 
 def plan_process(
@@ -136,7 +143,14 @@ def main(args) -> int:
         raise SwarmError(f"no run {args.tag!r} on the board {paths.board}")
     argv, cwd, env, resumed = plan_process(view, args.window, paths, board, records)
     board.append(
-        {"type": PROCESS, "tag": view.tag, "window": args.window, "event": "started", "pid": os.getpid(), "resume": resumed}
+        {
+            "type": PROCESS,
+            "tag": view.tag,
+            "window": args.window,
+            "event": "started",
+            "pid": os.getpid(),
+            "resume": resumed,
+        }
     )
     os.chdir(cwd)
     try:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from swarm.runs import AgentSlot, RunRecord, is_cpu
+from swarm.run_record import AgentSlot, RunRecord
+from swarm.runs import is_cpu
 
 DESCRIPTION_CHARS = 100
 LAST_RESULTS = 8

@@ -1,7 +1,7 @@
 """A run as the coordinator sees it: the latest run record of its tag, and which agents are held down.
 
-The run record itself (tag, base, profile, agents) is `swarm.run_record`; `swarm spawn` writes it. What
-changes while a run lives is kept in `control` records, so the run record keeps its contract:
+The run record itself (tag, base, profile, agents) is `swarm.run_record.RunRecord`; `swarm spawn` writes
+it. What changes while a run lives is kept in `control` records, so the run record keeps its contract:
 `{"type": "control", "tag": T, "agent": "gpu3", "action": "stop" | "resume"}`; the latest one of an agent
 wins (`swarm stop gpu3` writes stop, `swarm spawn` / `swarm resume` write resume for every stopped agent).
 """
@@ -10,56 +10,14 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-from swarm.board import RUN, Board, now
+from swarm.board import CONTROL, RUN, Board
 from swarm.errors import SwarmError
+from swarm.run_record import AgentSlot, RunRecord
 
-CONTROL = "control"
 TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")  # a branch component, a tmux session and socket name
-
-
-@dataclass(frozen=True)
-class AgentSlot:
-    name: str
-    kind: str
-    gpu: str
-    device: str
-    worktree: str
-    branch: str
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    tag: str
-    base: str
-    profile: str
-    agents: tuple[AgentSlot, ...] = ()
-    created_at: float = field(default_factory=now)
-
-    def agent(self, name: str) -> AgentSlot | None:
-        return next((a for a in self.agents if a.name == name), None)
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "type": RUN,
-            "tag": self.tag,
-            "base": self.base,
-            "profile": self.profile,
-            "agents": [asdict(a) for a in self.agents],
-            "created_at": self.created_at,
-        }
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> RunRecord:
-        return cls(
-            tag=record["tag"],
-            base=record["base"],
-            profile=record["profile"],
-            agents=tuple(AgentSlot(**a) for a in record.get("agents") or ()),
-            created_at=record.get("created_at") or record.get("ts") or 0.0,
-        )
 
 
 def validate_tag(tag: str) -> str:

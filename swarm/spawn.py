@@ -16,12 +16,13 @@ from pathlib import Path
 from filelock import FileLock
 
 from swarm.agents import agent_commands, assign_kinds
-from swarm.board import Board
+from swarm.board import PROCESS, Board
 from swarm.errors import SwarmError
 from swarm.gpus import detect_gpus, select_slots
-from swarm.launch import COORDINATOR_WINDOW, PROCESS, coordinator_argv, pane_log
+from swarm.launch import COORDINATOR_WINDOW, coordinator_argv, pane_log
 from swarm.paths import RunPaths, agent_branch, run_paths, validate_agent_name
-from swarm.runs import AgentSlot, RunRecord, RunView, latest_tag, read_view, set_stopped, validate_tag
+from swarm.run_record import AgentSlot, RunRecord, write_run_record
+from swarm.runs import RunView, latest_tag, read_view, set_stopped, validate_tag
 from swarm.tmux import RunTmux, require_tmux
 from swarm.worktrees import GitRepo
 
@@ -64,9 +65,11 @@ def spawn(request: SpawnRequest, cwd: Path | None = None, out=print) -> RunRecor
             commands[kind].check_installed()
         for slot in run.agents:
             how = repo.ensure_worktree(Path(slot.worktree), slot.branch, run.base)
-            out(f"  {slot.name:<6} {slot.kind:<7} {_device(slot):<32} {_short(paths, slot.worktree)}  {slot.branch}  ({how})")
+            out(
+                f"  {slot.name:<6} {slot.kind:<7} {_device(slot):<32} {_short(paths, slot.worktree)}  {slot.branch}  ({how})"
+            )
         if read_view(board, run.tag).run != run:
-            board.append(run.to_record())
+            write_run_record(board, run)
         if view.stopped:
             set_stopped(board, run.tag, sorted(view.stopped), stopped=False)
         tmux = RunTmux(paths.repo, run.tag)
@@ -92,7 +95,9 @@ def _desired_run(request: SpawnRequest, paths: RunPaths, repo: GitRepo, board: B
     view = RunView(tag).apply(records)
     if view.run is not None:
         if request.base and repo.resolve(request.base) != view.run.base:
-            raise SwarmError(f"run {tag} is based on {view.run.base[:12]}, not {request.base}; use a new --tag")
+            raise SwarmError(
+                f"run {tag} is based on {view.run.base[:12]}, not {request.base}; use a new --tag"
+            )
         if request.names_slots:
             wanted = _new_run(request, tag, view.run.base, paths)
             if _shape(wanted) != _shape(view.run):

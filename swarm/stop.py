@@ -52,7 +52,9 @@ def terminate(tmux: RunTmux, windows: list[str], grace_s: float = GRACE_S) -> No
         time.sleep(0.1)
 
 
-def stop(paths: RunPaths, tag: str | None = None, agent: str | None = None, out=print, grace_s: float = GRACE_S) -> None:
+def stop(
+    paths: RunPaths, tag: str | None = None, agent: str | None = None, out=print, grace_s: float = GRACE_S
+) -> None:
     board = Board(paths.board)
     view = open_run(board, tag)
     run = view.run

@@ -124,10 +124,10 @@ class RunTmux:
         )  # fmt: skip
 
     def _pipe_args(self, window: str, log: Path) -> list[str]:
-        # Chained after the command that creates the window, so the pipe is open before tmux reads any of
-        # the pane's output; `-o` keeps one pipe per pane (it survives respawn-window).
+        # Chained after the command that (re)starts the window, so the pipe is open before tmux reads any
+        # of the pane's output. No `-o`: with it, an existing pipe would be toggled off, not kept.
         log.parent.mkdir(parents=True, exist_ok=True)
-        return ["pipe-pane", "-o", "-t", self._target(window), f"exec cat >> {shlex.quote(str(log))}"]
+        return ["pipe-pane", "-t", self._target(window), f"exec cat >> {shlex.quote(str(log))}"]
 
     def _target(self, window: str) -> str:
         return f"={self.session}:={window}"  # `=`: exact names (a plain name also matches as a prefix)
