@@ -138,12 +138,13 @@ class Planner:
         """An endless stream of proposals around `config` (read again at each step, so the caller can
         replace the dict's contents when its best changes)."""
         while True:
-            names = rotation(list(config), self.agent)
-            for name in names:
-                for new in moves(name, config[name], self.scale):
+            for name in rotation(list(config), self.agent):
+                start = config.get(name)
+                for new in moves(name, start, self.scale):
                     yield from self._pushes(config)
-                    if name in config and new != config[name]:
-                        yield Proposal((Change(name, config[name], new),))
+                    if config.get(name) != start:
+                        break  # a move of this knob was kept meanwhile: pushes go on from there
+                    yield Proposal((Change(name, start, new),))
             yield from self._pushes(config)
             yield from self._wave(config)
             # Finer steps each pass; once fine, steps of random size, so that later passes keep finding
@@ -162,15 +163,18 @@ class Planner:
                 yield Proposal((Change(change.name, current, further),), kind="push")
 
     def _wave(self, config: dict[str, Any]) -> Iterator[Proposal]:
-        """Pairs of the best single changes that helped, applied together to the current best."""
+        """The single changes that helped but are not in the best (marginal ones, or ones measured
+        against an older best), applied to the current best in pairs; alone when there is only one."""
         helped = sorted((c for c, g in self.results.items() if g > 0), key=lambda c: -self.results[c])
         distinct: dict[str, Change] = {}
         for change in helped:
-            distinct.setdefault(change.name, change)
-        for a, b in itertools.combinations(list(distinct.values())[:3], 2):
-            changes = tuple(Change(c.name, config[c.name], c.new) for c in (a, b) if c.name in config)
-            if len(changes) == 2 and all(c.old != c.new for c in changes):
-                yield Proposal(changes, kind="wave")
+            if change.name in config and config[change.name] != change.new:
+                distinct.setdefault(change.name, Change(change.name, config[change.name], change.new))
+        top = list(distinct.values())[:3]
+        if len(top) == 1:
+            yield Proposal((top[0],), kind="wave")
+        for a, b in itertools.combinations(top, 2):
+            yield Proposal((a, b), kind="wave")
 
 
 def _extend(change: Change) -> Any:
