@@ -1,4 +1,4 @@
-"""Parse the summary block train.py prints at the end of a run (`---` then `key: value` lines)."""
+"""The summary block train.py prints at the end of a run: its keys in order, and one parser for all readers."""
 
 from __future__ import annotations
 
@@ -6,48 +6,51 @@ import math
 from pathlib import Path
 from typing import Any
 
-INT_FIELDS = frozenset({"num_steps", "depth"})
-FLOAT_FIELDS = frozenset(
-    {
-        "val_bpb",
-        "training_seconds",
-        "total_seconds",
-        "peak_vram_mb",
-        "mfu_percent",
-        "total_tokens_M",
-        "num_params_M",
-    }
+# The order train.py prints them in (upstream autoresearch's block, plus device and profile).
+SUMMARY_KEYS = (
+    "val_bpb",
+    "training_seconds",
+    "total_seconds",
+    "peak_vram_mb",
+    "mfu_percent",
+    "total_tokens_M",
+    "num_steps",
+    "num_params_M",
+    "depth",
+    "device",
+    "profile",
 )
-TEXT_FIELDS = frozenset({"device", "profile"})
+INTEGER_KEYS = frozenset({"num_steps", "depth"})
+TEXT_KEYS = frozenset({"device", "profile"})
 TAIL_BYTES = 64 * 1024  # the block is the last thing a run prints; logs of long runs can be large
 
 
-def parse_summary(text: str) -> dict[str, Any] | None:
-    """The fields of the last summary block in `text`, or None when there is none.
-
-    Numbers are parsed as floats (ints for num_steps and depth); a value that does not parse is left out,
-    so a missing or garbled val_bpb reads the same as none. `nan` / `inf` parse (and are judged later).
-    """
-    lines = text.splitlines()
+def parse_summary(output: str) -> dict[str, float | int | str]:
+    """The `key: value` lines after the last `---` line of a run's output, numbers converted. Unknown keys
+    are kept as text; a value that does not parse as its number stays text too, so a caller checking
+    `isinstance(result.get("val_bpb"), float)` sees a torn or tampered line as missing. Returns {} when
+    there is no block (a crash)."""
+    lines = output.splitlines()
     starts = [i for i, line in enumerate(lines) if line.strip() == "---"]
     if not starts:
-        return None
-    summary: dict[str, Any] = {}
+        return {}
+    summary: dict[str, float | int | str] = {}
     for line in lines[starts[-1] + 1 :]:
         key, sep, value = line.partition(":")
         key, value = key.strip(), value.strip()
-        if not sep:
+        if not sep or not key or " " in key:
             continue
-        try:
-            if key in FLOAT_FIELDS:
-                summary[key] = float(value)
-            elif key in INT_FIELDS:
-                summary[key] = int(float(value))
-            elif key in TEXT_FIELDS:
-                summary[key] = value
-        except ValueError:
-            continue
+        summary[key] = _convert(key, value)
     return summary
+
+
+def _convert(key: str, value: str) -> float | int | str:
+    if key in TEXT_KEYS or key not in SUMMARY_KEYS:
+        return value
+    try:
+        return int(value) if key in INTEGER_KEYS else float(value)
+    except ValueError:
+        return value
 
 
 def read_summary(log: Path) -> dict[str, Any] | None:
@@ -58,7 +61,9 @@ def read_summary(log: Path) -> dict[str, Any] | None:
             tail = f.read().decode(errors="replace")
     except FileNotFoundError:
         return None
-    return parse_summary(tail)
+    # Only the block's own keys: board records take no others (an extra line an agent printed is ignored).
+    summary = {k: v for k, v in parse_summary(tail).items() if k in SUMMARY_KEYS}
+    return summary or None
 
 
 def is_finite(value: Any) -> bool:
