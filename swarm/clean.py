@@ -18,8 +18,7 @@ from swarm.worktrees import GitRepo, Removal
 
 
 def clean(paths: RunPaths, tag: str | None = None, out=print) -> list[Removal]:
-    view = open_run(Board(paths.board), tag)
-    run = view.run
+    run = open_run(Board(paths.board), tag)
     if RunTmux(paths.repo, run.tag).is_running():
         raise SwarmError(f"run {run.tag} is running: `swarm stop` it first")
     repo = GitRepo(paths.repo)

@@ -1,7 +1,7 @@
 """The coordinator: every few seconds, make the run's tmux windows match what the board says the run is.
 
-Desired state: the latest run record of the tag (agents, slots, worktrees) less the agents held down by
-`swarm stop AGENT`. Reality: the panes of the run's tmux session. A missing window is created, a dead
+Desired state: the latest run record of the tag (agents, slots, worktrees), less the agents it marks
+stopped (`swarm stop AGENT`). Reality: the panes of the run's tmux session. A missing window is created, a dead
 pane (its process exited or was killed) is respawned; a process that keeps dying young is restarted with
 exponential backoff, so a broken agent CLI cannot flood the board. The coordinator keeps no state that
 matters: killed with -9 and started again, it finds the same windows and goes on, and it only ever starts
@@ -66,12 +66,12 @@ class Coordinator:
 
     def reconcile(self) -> list[str]:
         """One pass; returns what it did ("start gpu3", "restart runner-gpu3"), for logs and tests."""
-        view = self.follower.refresh()
-        if view.run is None:
+        run = self.follower.refresh()
+        if run is None:
             return []
         panes = self.tmux.panes()
         actions = []
-        for plan in window_plans(view, self.paths):
+        for plan in window_plans(run, self.paths):
             try:
                 action = self._ensure(plan, panes.get(plan.name))
             except TmuxError as e:  # e.g. the pane was respawned by someone else meanwhile: next tick

@@ -22,7 +22,7 @@ from swarm.errors import SwarmError
 from swarm.paths import RunPaths, run_paths
 from swarm.prompts import initial_prompt, resume_prompt
 from swarm.run_record import AgentSlot, RunRecord
-from swarm.runs import RunView, is_cpu, read_view, require_agent, runner_args, runner_window
+from swarm.runs import is_cpu, open_run, require_agent, runner_args, runner_window
 
 COORDINATOR_WINDOW = "coordinator"
 
@@ -37,12 +37,12 @@ class WindowPlan:
     cwd: Path
 
 
-def window_plans(view: RunView, paths: RunPaths) -> list[WindowPlan]:
+def window_plans(run: RunRecord, paths: RunPaths) -> list[WindowPlan]:
     """The windows a run should have: each agent not stopped, in its worktree, and a runner per slot.
     A stopped agent's runner stays, so that the jobs it already queued still run."""
     plans = []
-    for slot in view.run.agents if view.run else ():
-        if slot.name not in view.stopped:
+    for slot in run.agents:
+        if not slot.stopped:
             plans.append(WindowPlan(slot.name, "agent", slot, Path(slot.worktree)))
         plans.append(WindowPlan(runner_window(slot.name), "runner", slot, paths.repo))
     return plans
@@ -114,10 +114,9 @@ def agent_prompt(run: RunRecord, slot: AgentSlot, board: Board, resume: bool) ->
 
 
 def plan_process(
-    view: RunView, window: str, paths: RunPaths, board: Board, records: list[dict[str, Any]]
+    run: RunRecord, window: str, paths: RunPaths, board: Board, records: list[dict[str, Any]]
 ) -> tuple[list[str], Path, dict[str, str], bool]:
     """(argv, cwd, environment, resumed) of the program a window runs."""
-    run = view.run
     if window.startswith("runner-"):
         slot = require_agent(run, window.removeprefix("runner-"))
         argv = [sys.executable, "-m", "swarm", "runner", *runner_args(slot)]
@@ -138,14 +137,12 @@ def main(args) -> int:
     paths = run_paths()
     board = Board(paths.board).require()
     records = board.records()
-    view = read_view(board, args.tag)
-    if view.run is None:
-        raise SwarmError(f"no run {args.tag!r} on the board {paths.board}")
-    argv, cwd, env, resumed = plan_process(view, args.window, paths, board, records)
+    run = open_run(board, args.tag)
+    argv, cwd, env, resumed = plan_process(run, args.window, paths, board, records)
     board.append(
         {
             "type": PROCESS,
-            "tag": view.tag,
+            "tag": run.tag,
             "window": args.window,
             "event": "started",
             "pid": os.getpid(),

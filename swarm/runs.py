@@ -1,19 +1,18 @@
-"""A run as the coordinator sees it: the latest run record of its tag, and which agents are held down.
+"""A run as its commands see it: which run a command is about, the latest record of it, who is held down.
 
-The run record itself (tag, base, profile, agents) is `swarm.run_record.RunRecord`; `swarm spawn` writes
-it. What changes while a run lives is kept in `control` records, so the run record keeps its contract:
-`{"type": "control", "tag": T, "agent": "gpu3", "action": "stop" | "resume"}`; the latest one of an agent
-wins (`swarm stop gpu3` writes stop, `swarm spawn` / `swarm resume` write resume for every stopped agent).
+The run record (tag, base, profile, agents) is `swarm.run_record.RunRecord`; `swarm spawn` writes it, and
+`swarm stop AGENT` / `swarm resume` write it again with agents' `stopped` flags changed: the latest one is
+the run's desired state, which the coordinator reconciles the tmux windows against.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import Any
 
-from swarm.board import CONTROL, RUN, Board
+from swarm.board import RUN, Board
 from swarm.errors import SwarmError
 from swarm.run_record import AgentSlot, RunRecord
 
@@ -47,66 +46,52 @@ def require_agent(run: RunRecord, name: str) -> AgentSlot:
     return slot
 
 
-@dataclass
-class RunView:
-    """The latest run record of a tag and its stopped agents, folded from board records."""
-
-    tag: str
-    run: RunRecord | None = None
-    stopped: set[str] = field(default_factory=set)
-
-    def apply(self, records: list[dict[str, Any]]) -> RunView:
-        for record in records:
-            if record.get("tag") != self.tag:
-                continue
-            if record.get("type") == RUN:
-                self.run = RunRecord.from_record(record)
-            elif record.get("type") == CONTROL:
-                agent = record.get("agent")
-                if record.get("action") == "stop":
-                    self.stopped.add(agent)
-                elif record.get("action") == "resume":
-                    self.stopped.discard(agent)
-        return self
-
-
-class RunFollower:
-    """A RunView kept current by reading the board incrementally (cheap to ask every tick)."""
-
-    def __init__(self, board: Board, tag: str):
-        self.reader = board.reader()
-        self.view = RunView(tag)
-
-    def refresh(self) -> RunView:
-        return self.view.apply(self.reader.read_new())
-
-
-def read_view(board: Board, tag: str) -> RunView:
-    return RunView(tag).apply(board.records())
-
-
-def latest_tag(records: list[dict[str, Any]]) -> str | None:
-    """The tag of the latest run record on a board, or None."""
+def latest_run(records: list[dict[str, Any]], tag: str | None = None) -> RunRecord | None:
+    """The latest run record (of `tag`, when given) among board records."""
     for record in reversed(records):
-        if record.get("type") == RUN:
-            return record.get("tag")
+        if record.get("type") == RUN and (tag is None or record.get("tag") == tag):
+            return RunRecord.from_record(record)
     return None
 
 
-def set_stopped(board: Board, tag: str, agents: list[str], stopped: bool) -> None:
-    action = "stop" if stopped else "resume"
-    for agent in agents:
-        board.append({"type": CONTROL, "tag": tag, "agent": agent, "action": action})
+class RunFollower:
+    """The latest run record of a tag, following the board incrementally (cheap to ask every tick)."""
+
+    def __init__(self, board: Board, tag: str):
+        self.tag = tag
+        self.reader = board.reader()
+        self.run: RunRecord | None = None
+
+    def refresh(self) -> RunRecord | None:
+        self.run = latest_run(self.reader.read_new(), self.tag) or self.run
+        return self.run
 
 
-def open_run(board: Board, tag: str | None) -> RunView:
+def open_run(board: Board, tag: str | None) -> RunRecord:
     """The run a command is about: `tag`, else $SWARM_TAG, else the latest run on the board."""
     board.require()
     records = board.records()
-    tag = tag or os.environ.get("SWARM_TAG") or latest_tag(records)
+    latest = latest_run(records)
+    tag = tag or os.environ.get("SWARM_TAG") or (latest.tag if latest else None)
     if not tag:
         raise SwarmError(f"no run on the board {board.directory} (start one with `swarm spawn`)")
-    view = RunView(validate_tag(tag)).apply(records)
-    if view.run is None:
+    run = latest_run(records, validate_tag(tag))
+    if run is None:
         raise SwarmError(f"no run {tag!r} on the board {board.directory}")
-    return view
+    return run
+
+
+def set_stopped(board: Board, tag: str, agents: set[str] | None, stopped: bool) -> RunRecord:
+    """Write the run record again with these agents' (None: all) `stopped` flag set; read and append under
+    the board lock, so two `swarm stop AGENT` at once cannot undo each other."""
+    with board.locked() as writer:
+        run = latest_run(board.records(), tag)
+        if run is None:
+            raise SwarmError(f"no run {tag!r} on the board {board.directory}")
+        names = {a.name for a in run.agents} if agents is None else agents
+        changed = replace(
+            run, agents=tuple(replace(a, stopped=stopped) if a.name in names else a for a in run.agents)
+        )
+        if changed != run:
+            writer.append(changed.to_record())
+        return changed

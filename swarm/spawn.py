@@ -10,7 +10,7 @@ for what is not already running, so nothing is duplicated.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from filelock import FileLock
@@ -22,7 +22,7 @@ from swarm.gpus import detect_gpus, select_slots
 from swarm.launch import COORDINATOR_WINDOW, coordinator_argv, pane_log
 from swarm.paths import RunPaths, agent_branch, run_paths, validate_agent_name
 from swarm.run_record import AgentSlot, RunRecord, write_run_record
-from swarm.runs import RunView, latest_tag, read_view, set_stopped, validate_tag
+from swarm.runs import latest_run, validate_tag
 from swarm.tmux import RunTmux, require_tmux
 from swarm.worktrees import GitRepo
 
@@ -58,8 +58,7 @@ def spawn(request: SpawnRequest, cwd: Path | None = None, out=print) -> RunRecor
     require_tmux()
     board = Board(paths.board).create()
     with FileLock(str(board.directory / "spawn.lock")):  # two spawns at once would race on worktrees
-        view = _desired_run(request, paths, repo, board)
-        run = view.run
+        run = _desired_run(request, paths, repo, board)
         _, commands = agent_commands(paths.repo)
         for kind in sorted({slot.kind for slot in run.agents}):
             commands[kind].check_installed()
@@ -68,10 +67,8 @@ def spawn(request: SpawnRequest, cwd: Path | None = None, out=print) -> RunRecor
             out(
                 f"  {slot.name:<6} {slot.kind:<7} {_device(slot):<32} {_short(paths, slot.worktree)}  {slot.branch}  ({how})"
             )
-        if read_view(board, run.tag).run != run:
+        if latest_run(board.records(), run.tag) != run:
             write_run_record(board, run)
-        if view.stopped:
-            set_stopped(board, run.tag, sorted(view.stopped), stopped=False)
         tmux = RunTmux(paths.repo, run.tag)
         started_at = time.time()
         _start_coordinator(tmux, paths, run.tag)
@@ -83,29 +80,29 @@ def spawn(request: SpawnRequest, cwd: Path | None = None, out=print) -> RunRecor
     return run
 
 
-def _desired_run(request: SpawnRequest, paths: RunPaths, repo: GitRepo, board: Board) -> RunView:
+def _desired_run(request: SpawnRequest, paths: RunPaths, repo: GitRepo, board: Board) -> RunRecord:
+    """The run as it should be: the board's (every agent running again), or a new one."""
     records = board.records()
-    existing = latest_tag(records)
+    latest = latest_run(records)
+    existing = latest.tag if latest else None
     tag = validate_tag(request.tag or existing or default_tag())
     if existing and tag != existing:
         raise SwarmError(
             f"the board {paths.board} holds run {existing!r}: resume it with `swarm resume`, or move the board"
             f" away (or set SWARM_BOARD) and `swarm clean` before starting run {tag!r}"
         )
-    view = RunView(tag).apply(records)
-    if view.run is not None:
-        if request.base and repo.resolve(request.base) != view.run.base:
-            raise SwarmError(
-                f"run {tag} is based on {view.run.base[:12]}, not {request.base}; use a new --tag"
-            )
+    run = latest_run(records, tag)
+    if run is not None:
+        if request.base and repo.resolve(request.base) != run.base:
+            raise SwarmError(f"run {tag} is based on {run.base[:12]}, not {request.base}; use a new --tag")
         if request.names_slots:
-            wanted = _new_run(request, tag, view.run.base, paths)
-            if _shape(wanted) != _shape(view.run):
+            wanted = _new_run(request, tag, run.base, paths)
+            if _shape(wanted) != _shape(run):
                 raise SwarmError(
-                    f"run {tag} has agents {_describe(view.run)}, not {_describe(wanted)}: "
+                    f"run {tag} has agents {_describe(run)}, not {_describe(wanted)}: "
                     "`swarm resume` it as it is, or start a new run on another board"
                 )
-        return view
+        return replace(run, agents=tuple(replace(a, stopped=False) for a in run.agents))
     if request.base is None:
         dirty = repo.dirty_tracked_files()
         if dirty:
@@ -113,9 +110,7 @@ def _desired_run(request: SpawnRequest, paths: RunPaths, repo: GitRepo, board: B
                 f"uncommitted changes in {', '.join(dirty[:3])}: agents start from the last commit, so commit"
                 " them first (or pass --base HEAD to start from it anyway)"
             )
-    base = repo.resolve(request.base or "HEAD")
-    view.run = _new_run(request, tag, base, paths)
-    return view
+    return _new_run(request, tag, repo.resolve(request.base or "HEAD"), paths)
 
 
 def _new_run(request: SpawnRequest, tag: str, base: str, paths: RunPaths) -> RunRecord:
@@ -177,11 +172,9 @@ def wait_for_agents(tmux: RunTmux, paths: RunPaths, board: Board, run: RunRecord
     """Until every agent that should run has a live pane whose process the launcher started."""
     reader = board.reader()
     started: dict[str, int] = {}  # window -> pid of its latest launch
-    view = RunView(run.tag)
     deadline = time.monotonic() + timeout_s
     while True:
         records = reader.read_new()
-        view.apply(records)
         for r in records:
             if r.get("type") == PROCESS and r.get("tag") == run.tag and r.get("event") == "started":
                 started[r["window"]] = r.get("pid")
@@ -189,7 +182,7 @@ def wait_for_agents(tmux: RunTmux, paths: RunPaths, board: Board, run: RunRecord
         waiting = [
             a.name
             for a in run.agents
-            if a.name not in view.stopped
+            if not a.stopped
             and not (a.name in panes and not panes[a.name].dead and started.get(a.name) == panes[a.name].pid)
         ]
         if not waiting:

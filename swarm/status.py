@@ -13,7 +13,7 @@ from typing import Any
 from swarm.board import PROCESS, Board
 from swarm.launch import COORDINATOR_WINDOW
 from swarm.paths import RunPaths, run_paths
-from swarm.runs import RunView, open_run, runner_window
+from swarm.runs import open_run, runner_window
 from swarm.state import BoardState
 from swarm.tmux import Pane, RunTmux
 
@@ -60,8 +60,7 @@ def _pane_state(pane: Pane | None, server_up: bool, supervised: bool) -> str:
 
 def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = None) -> RunStatus:
     board = Board(paths.board)
-    view: RunView = open_run(board, tag)
-    run = view.run
+    run = open_run(board, tag)
     if state is None:
         state = BoardState(board)
     state.refresh()
@@ -82,7 +81,7 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
     agents = []
     for slot in run.agents:
         agent_state = _pane_state(panes.get(slot.name), server_up, supervised)
-        if slot.name in view.stopped and agent_state != "running":
+        if slot.stopped and agent_state != "running":
             agent_state = "stopped"
         summary = state.agent_summary(slot.name)
         current = state.running(slot.gpu)

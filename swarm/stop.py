@@ -56,12 +56,11 @@ def stop(
     paths: RunPaths, tag: str | None = None, agent: str | None = None, out=print, grace_s: float = GRACE_S
 ) -> None:
     board = Board(paths.board)
-    view = open_run(board, tag)
-    run = view.run
+    run = open_run(board, tag)
     tmux = RunTmux(paths.repo, run.tag)
     if agent is not None:
         require_agent(run, agent)
-        set_stopped(board, run.tag, [agent], stopped=True)
+        set_stopped(board, run.tag, {agent}, stopped=True)
         if tmux.is_running():
             terminate(tmux, [agent], grace_s)
             if agent in tmux.panes():
@@ -86,15 +85,15 @@ def main(args) -> int:
 
 def attach_main(args) -> int:
     paths = run_paths()
-    view = open_run(Board(paths.board), args.tag)
+    run = open_run(Board(paths.board), args.tag)
     window = args.agent
-    if window not in (COORDINATOR_WINDOW,) and not window.startswith("runner-"):
-        require_agent(view.run, window)
-    tmux = RunTmux(paths.repo, view.run.tag)
+    if window != COORDINATOR_WINDOW:
+        require_agent(run, window.removeprefix("runner-"))
+    tmux = RunTmux(paths.repo, run.tag)
     if not tmux.is_running():
-        raise SwarmError(f"run {view.run.tag} is not running (`swarm resume` starts it)")
+        raise SwarmError(f"run {run.tag} is not running (`swarm resume` starts it)")
     if window not in tmux.panes():
-        raise SwarmError(f"run {view.run.tag} has no window {window!r} (stopped? see `swarm status`)")
+        raise SwarmError(f"run {run.tag} has no window {window!r} (stopped? see `swarm status`)")
     argv = tmux.attach_argv(window)
     env = {k: v for k, v in os.environ.items() if k != "TMUX"}  # attaching from inside tmux nests it
     os.execvpe(argv[0], argv, env)

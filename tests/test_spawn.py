@@ -101,6 +101,7 @@ def test_spawn_four_agents_in_worktrees_with_their_gpu_identity_and_secret(repo,
         "device": "NVIDIA H100 80GB HBM3",
         "worktree": str(repo / "worktrees" / "gpu2"),
         "branch": "swarm/t4/gpu2",
+        "stopped": False,
     }
 
 
@@ -146,7 +147,16 @@ def test_killed_agent_restarts_and_killed_coordinator_and_server_resume_without_
         assert latest["cwd"] == str(repo / "worktrees" / agent)
     assert git(repo, "rev-parse", "swarm/r/gpu0") == work
     records = Board(repo / "board").records()
-    assert len([r for r in records if r["type"] == "run"]) == 1
+    runs = [r for r in records if r["type"] == "run"]  # spawned, gpu1 stopped, resumed
+    assert [[a["stopped"] for a in r["agents"]] for r in runs] == [
+        [False, False],
+        [False, True],
+        [False, False],
+    ]
+    assert (
+        len({(r["tag"], r["base"], r["created_at"], tuple(a["worktree"] for a in r["agents"])) for r in runs})
+        == 1
+    )
 
 
 def test_stop_ends_every_process_and_clean_keeps_branches_with_unique_commits(repo, tmp_path, monkeypatch):
