@@ -48,12 +48,18 @@ def window_plans(run: RunRecord, paths: RunPaths) -> list[WindowPlan]:
     return plans
 
 
+def swarm_argv(*args: str) -> list[str]:
+    """A command line running this installation's `swarm`. `-P` keeps the working directory off sys.path:
+    the repository and every worktree hold a copy of swarm/ that an agent may have edited."""
+    return [sys.executable, "-P", "-m", "swarm", *args]
+
+
 def launcher_argv(tag: str, window: str) -> list[str]:
-    return [sys.executable, "-m", "swarm", "launch", window, "--tag", tag]
+    return swarm_argv("launch", window, "--tag", tag)
 
 
 def coordinator_argv(tag: str) -> list[str]:
-    return [sys.executable, "-m", "swarm", "coordinator", "--tag", tag]
+    return swarm_argv("coordinator", "--tag", tag)
 
 
 def pane_log(paths: RunPaths, window: str) -> Path:
@@ -119,7 +125,7 @@ def plan_process(
     """(argv, cwd, environment, resumed) of the program a window runs."""
     if window.startswith("runner-"):
         slot = require_agent(run, window.removeprefix("runner-"))
-        argv = [sys.executable, "-m", "swarm", "runner", *runner_args(slot)]
+        argv = swarm_argv("runner", *runner_args(slot))
         return argv, paths.repo, base_environment(run, paths), False
     slot = require_agent(run, window)
     _, commands = agent_commands(paths.repo)
