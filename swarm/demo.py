@@ -20,8 +20,8 @@ from pathlib import Path
 
 from swarm.board import Board
 from swarm.display import escape_text
-from swarm.errors import SwarmError
-from swarm.paths import RunPaths, main_repo
+from swarm.errors import GitError, SwarmError
+from swarm.paths import RunPaths, worktree_root
 from swarm.records import MEASURED_STATUSES
 from swarm.spawn import SpawnRequest, spawn
 from swarm.state import BoardState, group_of
@@ -123,7 +123,11 @@ def demo(minutes: float, workers: int, directory: Path | None, cwd: Path | None 
     """Run the demo; returns the clone it ran in."""
     if minutes <= 0 or workers < 1:
         raise SwarmError("--minutes must be positive and --workers at least 1")
-    clone = make_clone(main_repo(cwd), directory)
+    try:
+        source = worktree_root(cwd)
+    except GitError:
+        raise SwarmError("swarm demo runs from a clone of autoresearch-swarm: cd into one first") from None
+    clone = make_clone(source, directory)
     out(f"demo repository: {clone} (a clone of your HEAD; your checkout is not touched)")
     prepare_tiny(clone, out)
     paths = RunPaths.for_repo(clone)
