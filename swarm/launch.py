@@ -80,6 +80,17 @@ def base_environment(run: RunRecord, paths: RunPaths) -> dict[str, str]:
     return env
 
 
+def runner_environment(run: RunRecord, slot: AgentSlot, paths: RunPaths) -> dict[str, str]:
+    """A CPU worker's trainer gets an equal share of the cores (unless OMP_NUM_THREADS is set): N
+    trainers each using every core would slow each other down unevenly, and the time budget is
+    measured in wall-clock seconds."""
+    env = base_environment(run, paths)
+    cpu_workers = sum(1 for a in run.agents if is_cpu(a))
+    if is_cpu(slot) and "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // cpu_workers))
+    return env
+
+
 def agent_environment(run: RunRecord, slot: AgentSlot, paths: RunPaths) -> dict[str, str]:
     env = base_environment(run, paths)
     env["SWARM_AGENT"] = slot.name
@@ -126,7 +137,7 @@ def plan_process(
     if window.startswith("runner-"):
         slot = require_agent(run, window.removeprefix("runner-"))
         argv = swarm_argv("runner", *runner_args(slot))
-        return argv, paths.repo, base_environment(run, paths), False
+        return argv, paths.repo, runner_environment(run, slot, paths), False
     slot = require_agent(run, window)
     _, commands = agent_commands(paths.repo)
     if slot.kind not in commands:
