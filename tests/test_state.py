@@ -189,3 +189,16 @@ def test_run_record_round_trip(board):
     state.refresh()
     assert state.run == RunRecord.from_record(run.to_record())
     assert state.run.device_for_slot("cpu0") == "cpu" and state.run.device_for_slot("3") == "gpu3"
+
+
+def test_observers_see_every_record_even_when_a_batch_is_collapsed(board):
+    state = BoardState(board)
+    seen = []
+    state.observers.append(lambda r: seen.append((r.get("id"), r.get("status"))))
+    queued = board.append(new_experiment(agent="gpu0", gpu="0", device=H100[0], profile="h100", id="e1"))
+    board.append(evolve(queued, status="running"))
+    board.append(evolve(queued, status="keep", val_bpb=1.0, train_sha256="a"))
+    state.refresh()  # one batch: only the last record of e1 is folded
+    assert seen == [("e1", "queued"), ("e1", "running"), ("e1", "keep")]
+    assert state.records_read == 3 and state.agent_summary("gpu0").counts == {"keep": 1}
+    assert state.agent_summary("gpu0").submitted == 1
