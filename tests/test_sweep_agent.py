@@ -34,7 +34,7 @@ def test_sweep_agent_completes_real_experiments_and_acts_on_their_status(tmp_pat
             cwd=worktree,
             capture_output=True,
             text=True,
-            timeout=420,
+            timeout=300,
         )
     run.stop_runners()
     assert proc.returncode == 0, proc.stdout + proc.stderr
