@@ -19,6 +19,9 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from swarm.board import Board
+from swarm.errors import SwarmError
+from swarm.ledger import usage_record
 from swarm.model_client import Usage
 
 RESULT_LINES = 6
@@ -106,9 +109,11 @@ class CodexEvents(EventReader):
             return [f"[codex thread {event.get('thread_id')}]"]
         if kind == "turn.completed":
             return [f"[turn done: {_tokens(event.get('usage') or {})} tokens]"]
-        if kind in ("turn.failed", "error"):
-            error = event.get("error") or {}
-            return [f"! {error.get('message') if isinstance(error, dict) else error or event.get('message')}"]
+        if kind == "error":
+            return [f"! {event.get('message')}"]
+        if kind == "turn.failed":
+            error = event.get("error")
+            return [f"! turn failed: {error.get('message') if isinstance(error, dict) else error}"]
         if kind != "item.completed":
             return []
         item = event.get("item") or {}
@@ -222,3 +227,27 @@ def _indent(text: str, error: bool = False) -> str:
 def _tokens(usage: dict[str, Any]) -> str:
     total = sum(int(v) for k, v in usage.items() if k.endswith("tokens") and isinstance(v, int | float))
     return f"{total:,}"
+
+
+def relay_to_board(
+    events: str,
+    argv: list[str],
+    env: dict[str, str],
+    board: Board,
+    *,
+    agent: str,
+    tag: str | None,
+    gpu: str | None,
+) -> int:
+    """`relay` for an agent window: the usage its CLI reports goes on the board as `usage` records."""
+    if events not in READERS:
+        raise SwarmError(f"unknown agent event format {events!r} (known: {', '.join(READERS)})")
+    reader = READERS[events]()
+
+    def record(report: dict[str, Any]) -> None:
+        board.append(usage_record(agent=agent, tag=tag, gpu=gpu, kind=reader.kind, **report))
+
+    try:
+        return relay(reader, argv, env=env, record=record)
+    except FileNotFoundError:
+        raise SwarmError(f"cannot start {argv[0]}: not found") from None

@@ -235,8 +235,9 @@ class Toolbox:
                 raise Refused(
                     f"swarm {args[0] if args else ''} is not allowed; allowed: swarm {', '.join(SWARM_SUBCOMMANDS)}"
                 )
-            # The same installation as this agent, whatever PATH says.
-            return [sys.executable, "-m", "swarm", *args]
+            # The same installation as this agent, whatever PATH says; -P keeps the worktree's own copy
+            # of swarm/ (which a commit could change) off the import path.
+            return [sys.executable, "-P", "-m", "swarm", *args]
         raise Refused(
             f"{program!r} is not an allowed command; allowed: git {', '.join(GIT_SUBCOMMANDS)}; "
             f"swarm {', '.join(SWARM_SUBCOMMANDS)}"

@@ -37,6 +37,9 @@ class AgentCommand:
     args: tuple[str, ...]  # the command line, with placeholders
     install: str = ""  # how to install the program when it is missing
     root_env: tuple[tuple[str, str], ...] = ()  # extra variables when running as root (not secret)
+    # The JSON event stream the program prints ("claude" or "codex", see swarm.agent_output): the launcher
+    # then relays it as readable lines and records the usage it reports on the board. None: plain output.
+    events: str | None = None
 
     @property
     def program(self) -> str:
@@ -91,12 +94,15 @@ class ClaudeCode(AgentCommand):
         if self.output_format == "stream-json":
             args.append("--verbose")
         object.__setattr__(self, "args", tuple(args))
+        object.__setattr__(self, "events", "claude" if self.output_format == "stream-json" else None)
 
 
 @dataclass(frozen=True)
 class Codex(AgentCommand):
     """Codex CLI `exec`, sandbox bypassed: its workspace-write sandbox cannot write a worktree's git
-    metadata (which lives in the main repository's .git), so it could not commit."""
+    metadata (which lives in the main repository's .git), so it could not commit. Commands run in a
+    non-login shell (allow_login_shell=false): a login shell sources /etc/profile, which on Debian and
+    others resets PATH and loses the `swarm` command the launcher put on it."""
 
     kind: str = "codex"
     json_events: bool = True
@@ -104,10 +110,17 @@ class Codex(AgentCommand):
     install: str = "npm install -g @openai/codex"
 
     def __post_init__(self):
-        args = ["codex", "exec", "--dangerously-bypass-approvals-and-sandbox"]
+        args = [
+            "codex",
+            "exec",
+            "--dangerously-bypass-approvals-and-sandbox",
+            "-c",
+            "allow_login_shell=false",
+        ]
         if self.json_events:
             args.append("--json")
         object.__setattr__(self, "args", (*args, "{prompt}"))
+        object.__setattr__(self, "events", "codex" if self.json_events else None)
 
 
 BUILT_IN: dict[str, AgentCommand] = {
@@ -116,7 +129,8 @@ BUILT_IN: dict[str, AgentCommand] = {
     # -P: a worktree holds a copy of the project (swarm/ included); never import that instead of the
     # installed package, which an agent's edits must not be able to change.
     "sweep": AgentCommand("sweep", ("{python}", "-P", "-m", "swarm", "agent", "sweep")),
-    "api": AgentCommand("api", ("{python}", "-P", "-m", "swarm", "agent", "api")),
+    # The API agent takes the launcher's prompt (first start or resume) as its task.
+    "api": AgentCommand("api", ("{python}", "-P", "-m", "swarm", "agent", "api", "--prompt", "{prompt}")),
 }
 
 

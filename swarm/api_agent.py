@@ -244,7 +244,10 @@ def system_prompt(worktree: Path, identity: Identity) -> str:
     return f"{text.rstrip()}\n\n{TOOLS_NOTE}\n\nYou are agent {identity.agent} on {where}, in {worktree}."
 
 
-def task_text(identity: Identity) -> str:
+def task_text(identity: Identity, prompt: str | None = None) -> str:
+    """The head of the opening message: the swarm's prompt when it gave one, else a generic start."""
+    if prompt:
+        return prompt
     return (
         f"You are {identity.agent}. Start (or resume) the experiment loop now: read train.py, decide on a "
         "change, and run it. The board below shows the best result so far and your latest results."
@@ -278,6 +281,7 @@ class ApiAgent:
         toolbox: Toolbox,
         board: Board | None,
         out=None,
+        prompt: str | None = None,
     ):
         self.settings = settings
         self.identity = identity
@@ -286,7 +290,9 @@ class ApiAgent:
         self.board = board
         self.out = out or sys.stdout
         self.system = system_prompt(toolbox.worktree, identity)
-        self.context = BoundedContext(task_text(identity), settings.context_tokens, settings.keep_turns)
+        self.context = BoundedContext(
+            task_text(identity, prompt), settings.context_tokens, settings.keep_turns
+        )
         self.state = BoardState(board) if board is not None else None
         spent, cost = spent_so_far(self.state, identity)
         self.meter = Meter(settings, identity, board, spent, cost)
@@ -413,4 +419,7 @@ def main(args: argparse.Namespace) -> int:
         command_timeout_s=settings.command_timeout_s,
         max_output_chars=settings.max_output_chars,
     )
-    return ApiAgent(settings, identity, client, toolbox, board if board.exists() else None).run()
+    agent = ApiAgent(
+        settings, identity, client, toolbox, board if board.exists() else None, prompt=args.prompt
+    )
+    return agent.run()

@@ -213,7 +213,8 @@ def _add_agent_commands(sub) -> None:
     api = _command(
         kinds, "api", "swarm.api_agent:main", "model-API agent: a bounded tool-use loop following program.md"
     )
-    # Each flag overrides the key of the same name in the [api] table of swarm.toml.
+    api.add_argument("--prompt", help="the task to start with (the swarm passes its first or resume prompt)")
+    # Each flag below overrides the key of the same name in the [api] table of swarm.toml.
     api.add_argument("--provider", choices=("anthropic", "openai", "openai-compatible"))
     api.add_argument("--model")
     api.add_argument("--base-url", help="endpoint, e.g. http://localhost:8000/v1 for a local server")

@@ -169,6 +169,7 @@ class FakeModelServer:
         self.script = script
         self.api_key = api_key
         self.requests: list[ModelRequest] = []
+        self.errors: list[str] = []  # exceptions raised by the script's turns
         self._ids = count(1)
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -242,8 +243,9 @@ class FakeModelServer:
         )
 
 
-# Paths some clients probe that are answered without being counted as unexpected.
-_QUIET_PATHS = {"/", "/v1/models", "/models"}
+# Paths of the APIs that are not model turns (probes, model lists, Claude Code's token counting): answered,
+# and not counted as unexpected.
+_QUIET_PATHS = {"/", "/v1/models", "/models", "/v1/messages/count_tokens"}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -320,7 +322,11 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorised(headers):
             self._send_error(protocol, HttpError(401, "invalid api key"), kind="authentication_error")
             return
-        reply = self.fake.script.reply(request)
+        try:
+            reply = self.fake.script.reply(request)
+        except Exception as e:  # a bug in a test's script: answer it, and keep it for the test to see
+            self.fake.errors.append(f"{type(e).__name__}: {e}")
+            reply = HttpError(500, f"the script failed: {type(e).__name__}: {e}")
         if isinstance(reply, HttpError):
             self._send_error(protocol, reply)
             return

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from swarm.agent_output import relay_to_board
 from swarm.agents import agent_commands
 from swarm.board import PROCESS, Board
 from swarm.errors import SwarmError
@@ -132,12 +133,13 @@ def agent_prompt(run: RunRecord, slot: AgentSlot, board: Board, resume: bool) ->
 
 def plan_process(
     run: RunRecord, window: str, paths: RunPaths, board: Board, records: list[dict[str, Any]]
-) -> tuple[list[str], Path, dict[str, str], bool]:
-    """(argv, cwd, environment, resumed) of the program a window runs."""
+) -> tuple[list[str], Path, dict[str, str], bool, str | None]:
+    """(argv, cwd, environment, resumed, events) of the program a window runs; `events` names the JSON
+    event stream it prints (AgentCommand.events), None for plain output."""
     if window.startswith("runner-"):
         slot = require_agent(run, window.removeprefix("runner-"))
         argv = swarm_argv("runner", *runner_args(slot))
-        return argv, paths.repo, runner_environment(run, slot, paths), False
+        return argv, paths.repo, runner_environment(run, slot, paths), False, None
     slot = require_agent(run, window)
     _, commands = agent_commands(paths.repo)
     if slot.kind not in commands:
@@ -147,7 +149,7 @@ def plan_process(
     prompt = agent_prompt(run, slot, board, resume)
     argv = command.argv(prompt=prompt, agent=slot.name, gpu=slot.gpu, worktree=Path(slot.worktree))
     env = agent_environment(run, slot, paths) | command.environment()
-    return argv, Path(slot.worktree), env, resume
+    return argv, Path(slot.worktree), env, resume, command.events
 
 
 def main(args) -> int:
@@ -155,7 +157,7 @@ def main(args) -> int:
     board = Board(paths.board).require()
     records = board.records()
     run = open_run(board, args.tag)
-    argv, cwd, env, resumed = plan_process(run, args.window, paths, board, records)
+    argv, cwd, env, resumed, events = plan_process(run, args.window, paths, board, records)
     board.append(
         {
             "type": PROCESS,
@@ -167,6 +169,10 @@ def main(args) -> int:
         }
     )
     os.chdir(cwd)
+    if events:
+        # Stay as the parent: the CLI's JSON events become readable lines here, its usage a board record.
+        slot = require_agent(run, args.window)
+        return relay_to_board(events, argv, env, board, agent=slot.name, tag=run.tag, gpu=slot.gpu)
     try:
         os.execvpe(argv[0], argv, env)
     except OSError as e:

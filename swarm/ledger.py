@@ -93,6 +93,13 @@ class Totals:
     def tokens(self) -> int:
         return self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
 
+    def usage_json(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            **{name: getattr(self, name) for name in USAGE_FIELDS},
+            "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 4),
+        }
+
     def add_usage(self, record: dict[str, Any]) -> None:
         self.requests += int(record.get("requests") or 0)
         for name in USAGE_FIELDS:

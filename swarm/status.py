@@ -12,6 +12,7 @@ from typing import Any
 
 from swarm.board import PROCESS, Board
 from swarm.launch import COORDINATOR_WINDOW
+from swarm.ledger import Totals, board_totals
 from swarm.paths import RunPaths, run_paths
 from swarm.runs import open_run, runner_window
 from swarm.state import BoardState
@@ -34,6 +35,11 @@ class AgentStatus:
     queued: int
     current: dict[str, Any] | None  # {id, description, elapsed_s} of its running experiment
     best: dict[str, Any] | None  # {id, val_bpb, description} of its best result
+    # The cost ledger (swarm.ledger): model usage from its usage records, GPU time from its runs.
+    usage: dict[
+        str, Any
+    ]  # {requests, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd}
+    gpu_seconds: float  # started_at to finished_at, summed over its finished experiments
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
         ):
             starts[record.get("window")] = starts.get(record.get("window"), 0) + 1
     now = time.time()
+    ledger = board_totals(state, tag=run.tag)
     agents = []
     for slot in run.agents:
         agent_state = _pane_state(panes.get(slot.name), server_up, supervised)
@@ -113,6 +120,8 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
                     "val_bpb": best.get("val_bpb"),
                     "description": best.get("description"),
                 },
+                usage=ledger.get(slot.name, Totals()).usage_json(),
+                gpu_seconds=round(ledger.get(slot.name, Totals()).gpu_seconds, 1),
             )
         )
     return RunStatus(
@@ -136,8 +145,8 @@ def render(status: RunStatus) -> list[str]:
     lines = [
         f"run {status.tag}  base {status.base[:10]}  profile {status.profile}  "
         f"tmux {status.tmux}  coordinator {status.coordinator}",
-        f"{'AGENT':<7}{'KIND':<8}{'GPU':<6}{'STATE':<11}{'RUNNER':<9}{'EXPS':>5}{'KEEP':>5}{'QUEUE':>6}  "
-        f"{'BEST':<10}CURRENT",
+        f"{'AGENT':<7}{'KIND':<8}{'GPU':<6}{'STATE':<11}{'RUNNER':<9}{'EXPS':>5}{'KEEP':>5}{'QUEUE':>6}"
+        f"{'TOKENS':>8}{'COST':>9}{'GPU-H':>7}  {'BEST':<10}CURRENT",
     ]
     for a in status.agents:
         best = f"{a.best['val_bpb']:.6f}" if a.best and isinstance(a.best.get("val_bpb"), float) else "-"
@@ -149,9 +158,25 @@ def render(status: RunStatus) -> list[str]:
         state = a.state + (f"+{a.restarts}" if a.restarts else "")
         lines.append(
             f"{a.name:<7}{a.kind:<8}{a.gpu:<6}{state:<11}{a.runner:<9}{a.experiments:>5}"
-            f"{a.counts.get('keep', 0):>5}{a.queued:>6}  {best:<10}{current}"
+            f"{a.counts.get('keep', 0):>5}{a.queued:>6}{_tokens(a.usage):>8}{_cost(a.usage):>9}"
+            f"{a.gpu_seconds / 3600:>7.2f}  {best:<10}{current}"
         )
     return lines
+
+
+def _tokens(usage: dict[str, Any]) -> str:
+    """All tokens the agent's model processed, cached ones included, as 950, 12.3k or 4.56M."""
+    n = sum(
+        usage.get(k) or 0
+        for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+    )
+    if n >= 1_000_000:
+        return f"{n / 1e6:.2f}M"
+    return f"{n / 1e3:.1f}k" if n >= 1000 else str(n)
+
+
+def _cost(usage: dict[str, Any]) -> str:
+    return "-" if usage.get("cost_usd") is None else f"${usage['cost_usd']:.2f}"
 
 
 def main(args) -> int:

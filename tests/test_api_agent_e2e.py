@@ -3,12 +3,11 @@ the OpenAI protocol, edits train.py, commits, runs `swarm run`, reads the status
 completes two experiments of the real train.py (tiny profile, CPU) that a real runner measured and
 recorded on the board."""
 
-import os
+import contextlib
 import re
 import subprocess
 import sys
 
-import pytest
 from conftest import REPO_ROOT
 
 from swarm.board import EXPERIMENT, USAGE
@@ -49,57 +48,74 @@ def research_script(old: str, new: str) -> Script:
     )
 
 
-@pytest.mark.parametrize("provider", ["anthropic", "openai"])
-def test_api_agent_completes_two_experiments(make_swarm_run, tiny_cache, monkeypatch, provider):
-    monkeypatch.setenv("AUTORESEARCH_CACHE_DIR", str(tiny_cache))  # the runner passes it on to train.py
-    run = make_swarm_run(agents=("cpu0",), train=TRAIN, prepare=PREPARE)
-    run.start_runner("cpu0")
-    script = research_script(*learning_rate_edit(TRAIN))
-    with FakeModelServer(script) as server:
-        base_url = server.url if provider == "anthropic" else server.url + "/v1"
-        key_env = "ANTHROPIC_API_KEY" if provider == "anthropic" else "OPENAI_API_KEY"
-        env = run.runner_env() | {
-            "SWARM_AGENT": "cpu0",
-            "SWARM_GPU": "cpu0",
-            "SWARM_TAG": run.run.tag,
-            key_env: server.api_key,
-        }
-        argv = [sys.executable, "-m", "swarm", "agent", "api", "--provider", provider, "--base-url", base_url]
-        proc = subprocess.Popen(
-            [*argv, "--model", "fake-model", "--max-turns", "6"],
-            cwd=run.worktree("cpu0"),
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            output, _ = proc.communicate(timeout=240)
-        finally:
-            if proc.poll() is None:  # SIGTERM: the agent stops the command it is running too
-                proc.terminate()
-                proc.wait()
-        protocols = {r.protocol for r in server.model_requests()}
-    assert proc.returncode == 0, output
-    assert protocols == {"anthropic" if provider == "anthropic" else "responses"}
-    records = run.board.records()
-    experiments = {}
-    for r in records:
-        if r["type"] == EXPERIMENT:
-            experiments[r["id"]] = r
-    baseline, change = sorted(experiments.values(), key=lambda e: e["submitted_at"])
-    assert [e["status"] in FINAL_STATUSES for e in (baseline, change)] == [True, True]
-    assert (baseline["description"], change["description"]) == ("baseline", "matrix lr x1.25")
-    # Measured by the runner from real training runs (the tiny profile's baseline is around 1.5).
-    assert all(0.5 < e["val_bpb"] < 8.0 and e["num_steps"] > 0 for e in (baseline, change)), (
-        baseline,
-        change,
+PROTOCOLS = {"cpu0": "anthropic", "cpu1": "openai"}  # agent -> provider (openai: the Responses API)
+
+
+def start_agent(run, agent: str, provider: str, server: FakeModelServer) -> subprocess.Popen:
+    """`swarm agent api` in the agent's worktree with the environment `swarm spawn` gives an agent."""
+    base_url = server.url if provider == "anthropic" else server.url + "/v1"
+    key_env = "ANTHROPIC_API_KEY" if provider == "anthropic" else "OPENAI_API_KEY"
+    env = run.runner_env() | {
+        "SWARM_AGENT": agent,
+        "SWARM_GPU": agent,
+        "SWARM_TAG": run.run.tag,
+        key_env: server.api_key,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-P", "-m", "swarm", "agent", "api", "--provider", provider, "--base-url", base_url]
+        + ["--model", "fake-model", "--max-turns", "6"],
+        cwd=run.worktree(agent),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
-    assert baseline["train_sha256"] != change["train_sha256"] and change["profile"] == "tiny"
-    assert change["commit"] == git(run.worktree("cpu0"), "rev-parse", "HEAD") or change["status"] != "keep"
-    # The scripted model read the status and acted on it: the sixth command is in the agent's output.
-    follow_up = "swarm best" if change["status"] == "keep" else "git reset --hard HEAD~1"
-    assert f"$ {follow_up}" in output
-    usage = [r for r in records if r["type"] == USAGE]
-    assert sum(u["requests"] for u in usage) == 6 and all(u["agent"] == "cpu0" for u in usage)
-    assert os.path.exists(run.board.logs / os.path.basename(change["log"]))
+
+
+def test_api_agent_completes_two_experiments_over_each_protocol(make_swarm_run, tiny_cache, monkeypatch):
+    # One agent per protocol, side by side on two CPU slots (one core each), so the four real training
+    # runs take the time of two.
+    monkeypatch.setenv("AUTORESEARCH_CACHE_DIR", str(tiny_cache))  # the runner passes it on to train.py
+    run = make_swarm_run(agents=tuple(PROTOCOLS), train=TRAIN, prepare=PREPARE)
+    for agent in PROTOCOLS:
+        run.start_runner(agent)
+    with contextlib.ExitStack() as stack:
+        servers = {
+            a: stack.enter_context(FakeModelServer(research_script(*learning_rate_edit(TRAIN))))
+            for a in PROTOCOLS
+        }
+        procs = {a: start_agent(run, a, provider, servers[a]) for a, provider in PROTOCOLS.items()}
+        outputs = {}
+        try:
+            for agent, proc in procs.items():
+                outputs[agent], _ = proc.communicate(timeout=300)
+        finally:
+            for proc in procs.values():
+                if proc.poll() is None:  # SIGTERM: the agent stops the command it is running too
+                    proc.terminate()
+                    proc.wait()
+        protocols = {a: {r.protocol for r in servers[a].model_requests()} for a in PROTOCOLS}
+    assert protocols == {"cpu0": {"anthropic"}, "cpu1": {"responses"}}
+    records = run.board.records()
+    latest = {r["id"]: r for r in records if r["type"] == EXPERIMENT}
+    for agent in PROTOCOLS:
+        output = outputs[agent]
+        assert procs[agent].returncode == 0, output
+        baseline, change = sorted(
+            (e for e in latest.values() if e["agent"] == agent), key=lambda e: e["submitted_at"]
+        )
+        assert (baseline["description"], change["description"]) == ("baseline", "matrix lr x1.25")
+        assert baseline["status"] in FINAL_STATUSES and change["status"] in FINAL_STATUSES
+        # Measured by the runner from real training runs (the tiny profile's baseline is around 1.5).
+        for e in (baseline, change):
+            assert 0.5 < e["val_bpb"] < 8.0 and e["num_steps"] > 0 and e["profile"] == "tiny", e
+        assert baseline["commit"] == run.base and change["parent"] == run.base
+        assert baseline["train_sha256"] != change["train_sha256"]
+        # The scripted model read the status and acted on it: kept the commit, or reset to the baseline.
+        head = git(run.worktree(agent), "rev-parse", "HEAD")
+        if change["status"] == "keep":
+            assert head == change["commit"] and "$ swarm best" in output, output
+        else:
+            assert head == baseline["commit"] and "$ git reset --hard HEAD~1" in output, output
+        usage = [r for r in records if r["type"] == USAGE and r["agent"] == agent]
+        assert sum(u["requests"] for u in usage) == 6 and sum(u["input_tokens"] for u in usage) > 0

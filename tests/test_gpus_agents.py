@@ -75,7 +75,9 @@ def test_claude_and_codex_command_lines():
     assert ClaudeCode(output_format="json").argv(prompt="p", agent="a", gpu="0", worktree="/w")[-1] == "json"
     assert ClaudeCode().environment() == ({"IS_SANDBOX": "1"} if os.geteuid() == 0 else {})
     codex = Codex().argv(prompt="do it", agent="gpu1", gpu="1", worktree="/w")
-    assert codex == ["codex", "exec", "--dangerously-bypass-approvals-and-sandbox", "--json", "do it"]
+    assert codex == [
+        "codex", "exec", "--dangerously-bypass-approvals-and-sandbox", "-c", "allow_login_shell=false", "--json", "do it"
+    ]  # fmt: skip
     sweep = BUILT_IN["sweep"].argv(prompt="p", agent="cpu0", gpu="cpu0", worktree="/w", python="/py")
     assert sweep == ["/py", "-P", "-m", "swarm", "agent", "sweep"]
 
