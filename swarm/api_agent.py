@@ -422,4 +422,11 @@ def main(args: argparse.Namespace) -> int:
     agent = ApiAgent(
         settings, identity, client, toolbox, board if board.exists() else None, prompt=args.prompt
     )
-    return agent.run()
+    code = agent.run()
+    if code == EXIT_BUDGET and sys.stdout.isatty():
+        # In its tmux window: stay, so the window says why this agent is quiet and the coordinator does not
+        # restart it over and over (each restart would find the budget spent and stop again).
+        print(f"[budget spent: waiting; `swarm stop {identity.agent}` ends this window]", flush=True)
+        while True:
+            signal.pause()
+    return code

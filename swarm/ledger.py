@@ -121,6 +121,8 @@ def totals_by_agent(
             totals.setdefault(record["agent"], Totals()).add_usage(record)
     for record in experiments:
         started, finished = record.get("started_at"), record.get("finished_at")
+        if tag is not None and record.get("tag") not in (None, tag):
+            continue
         if record.get("agent") and started is not None and finished is not None:
             agent = totals.setdefault(record["agent"], Totals())
             agent.gpu_seconds += max(0.0, float(finished) - float(started))

@@ -7,13 +7,15 @@ import contextlib
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import REPO_ROOT
+from swarm_helpers import kill_tmux_servers, make_repo
 
-from swarm.board import EXPERIMENT, USAGE
+from swarm.board import EXPERIMENT, USAGE, Board
 from swarm.fake_model import FakeModelServer, Reply, Script
 from swarm.records import FINAL_STATUSES
-from tests.support.swarm_run import git
+from tests.support.swarm_run import STAND_IN_PREPARE, git, stand_in_train, wait_until
 
 TRAIN = (REPO_ROOT / "train.py").read_text()
 PREPARE = (REPO_ROOT / "prepare.py").read_text()
@@ -119,3 +121,98 @@ def test_api_agent_completes_two_experiments_over_each_protocol(make_swarm_run, 
             assert head == baseline["commit"] and "$ git reset --hard HEAD~1" in output, output
         usage = [r for r in records if r["type"] == USAGE and r["agent"] == agent]
         assert sum(u["requests"] for u in usage) == 6 and sum(u["input_tokens"] for u in usage) > 0
+
+
+def test_spawned_api_agent_gets_the_swarm_prompt_and_is_resumed(tmp_path, monkeypatch):
+    """`swarm spawn --cpu 1 --agent api` with its settings in swarm.toml [api]: the agent starts with the
+    launcher's prompt, runs an experiment (stand-in trainer: seconds), and after its session ends the
+    coordinator resumes it with the resume prompt."""
+    monkeypatch.setenv("SWARM_TMUX_DIR", str(tmp_path / "sock"))
+    for name in ("SWARM_BOARD", "SWARM_TAG", "SWARM_AGENT", "SWARM_GPU", "TMUX"):
+        monkeypatch.delenv(name, raising=False)
+    repo = make_repo(
+        tmp_path / "repo", {"train.py": stand_in_train(val_bpb=1.0), "prepare.py": STAND_IN_PREPARE}
+    )
+    monkeypatch.setenv("STANDIN_STATE_DIR", str(tmp_path))
+    script = Script(
+        [
+            Reply.calling("edit_file", path="train.py", old="VAL_BPB = 1.0", new="VAL_BPB = 0.9"),
+            Reply.calling("run", command='git commit -am "lower"'),
+            Reply.calling("run", command='swarm run -m "lower"'),
+        ]
+    )
+    with FakeModelServer(script) as server:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", server.api_key)
+        (repo / "swarm.toml").write_text(
+            f'[api]\nprovider = "anthropic"\nbase_url = "{server.url}"\nmodel = "fake-model"\nmax_turns = 4\n'
+            "[coordinator]\ntick_s = 0.3\n"
+        )
+        try:
+            spawn = subprocess.run(
+                [
+                    sys.executable,
+                    "-P",
+                    "-m",
+                    "swarm",
+                    "spawn",
+                    "--cpu",
+                    "1",
+                    "--agent",
+                    "api",
+                    "--tag",
+                    "api",
+                ],
+                cwd=repo,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert spawn.returncode == 0, spawn.stdout + spawn.stderr
+            board = Board(repo / "board")
+            openings = lambda: [r.body["messages"][0]["content"] for r in server.model_requests()]  # noqa: E731
+            wait_until(
+                lambda: any("You are being resumed" in o for o in openings()), timeout=90, interval=0.3
+            )
+        finally:
+            kill_tmux_servers(tmp_path / "sock")
+    first = openings()[0]
+    assert first.startswith("You are cpu0, one of 1 agents of the autoresearch swarm 'api'"), first
+    [experiment] = {r["id"]: r for r in board.records() if r["type"] == EXPERIMENT}.values()
+    assert (
+        experiment["status"] == "keep"
+        and experiment["val_bpb"] == 0.9
+        and experiment["description"] == "lower"
+    )
+    resumed = next(o for o in openings() if "You are being resumed" in o)
+    assert experiment["id"] in resumed  # the resume prompt lists the agent's last results
+    assert [r for r in board.records() if r["type"] == USAGE and r["kind"] == "api"]
+
+
+def test_a_stopped_api_agent_stops_its_command_and_records_its_usage(make_swarm_run):
+    run = make_swarm_run(agents=("cpu0",))  # no runner: `swarm run` would wait for ever
+    with FakeModelServer(Script([Reply.calling("run", command='swarm run -m "waits"')])) as server:
+        proc = start_agent(run, "cpu0", "anthropic", server)
+        try:
+            waiting = wait_until(lambda: _processes_with("swarm run -m waits"), timeout=30)
+            proc.terminate()
+            proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode != 0
+    wait_until(lambda: not _processes_with("swarm run -m waits"), timeout=10)
+    assert waiting  # it was there, and went with the agent
+    [usage] = [r for r in run.board.records() if r["type"] == USAGE]
+    assert usage["requests"] == 1 and usage["agent"] == "cpu0"
+
+
+def _processes_with(text: str) -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text in cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                found.append(int(cmdline.parent.name))
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return found
