@@ -4,74 +4,25 @@ completes two experiments of the real train.py (tiny profile, CPU) that a real r
 recorded on the board."""
 
 import contextlib
-import re
 import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO_ROOT
-from swarm_helpers import kill_tmux_servers, make_repo
-
 from swarm.board import EXPERIMENT, USAGE, Board
 from swarm.fake_model import FakeModelServer, Reply, Script
 from swarm.records import FINAL_STATUSES
+from tests.support.agent_scripts import (
+    DESCRIPTION,
+    PREPARE,
+    TRAIN,
+    learning_rate_edit,
+    research_script,
+    start_api_agent,
+)
 from tests.support.swarm_run import STAND_IN_PREPARE, git, stand_in_train, wait_until
-
-TRAIN = (REPO_ROOT / "train.py").read_text()
-PREPARE = (REPO_ROOT / "prepare.py").read_text()
-
-
-def learning_rate_edit(train: str) -> tuple[str, str]:
-    """An edit a researcher might make: the tiny profile's MATRIX_LR up by a quarter (exact old text)."""
-    match = re.search(r"^    MATRIX_LR = ([0-9.]+)$", train, re.MULTILINE)
-    assert match, "train.py's tiny block has no MATRIX_LR line"
-    return match.group(0), f"    MATRIX_LR = {float(match.group(1)) * 1.25:g}"
-
-
-def research_script(old: str, new: str) -> Script:
-    """Baseline, one change, then act on the status the change got: keep it, or reset."""
-
-    def keep_or_reset(request):
-        result = request.tool_results()[0]
-        assert "status:" in result, result
-        if "status:           keep" in result:
-            return Reply.calling("run", "It helped; checking the board.", command="swarm best")
-        return Reply.calling("run", "No gain; going back.", command="git reset --hard HEAD~1")
-
-    return Script(
-        [
-            Reply.calling("read_file", "Reading train.py first.", path="train.py"),
-            Reply.calling("run", "Baseline first.", command='swarm run -m "baseline"'),
-            Reply.calling("edit_file", path="train.py", old=old, new=new),
-            Reply.calling("run", command='git commit -am "matrix lr x1.25"'),
-            Reply.calling("run", command='swarm run -m "matrix lr x1.25"'),
-            keep_or_reset,
-        ]
-    )
-
+from tests.swarm_helpers import kill_tmux_servers, make_repo
 
 PROTOCOLS = {"cpu0": "anthropic", "cpu1": "openai"}  # agent -> provider (openai: the Responses API)
-
-
-def start_agent(run, agent: str, provider: str, server: FakeModelServer) -> subprocess.Popen:
-    """`swarm agent api` in the agent's worktree with the environment `swarm spawn` gives an agent."""
-    base_url = server.url if provider == "anthropic" else server.url + "/v1"
-    key_env = "ANTHROPIC_API_KEY" if provider == "anthropic" else "OPENAI_API_KEY"
-    env = run.runner_env() | {
-        "SWARM_AGENT": agent,
-        "SWARM_GPU": agent,
-        "SWARM_TAG": run.run.tag,
-        key_env: server.api_key,
-    }
-    return subprocess.Popen(
-        [sys.executable, "-P", "-m", "swarm", "agent", "api", "--provider", provider, "--base-url", base_url]
-        + ["--model", "fake-model", "--max-turns", "6"],
-        cwd=run.worktree(agent),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
 
 
 def test_api_agent_completes_two_experiments_over_each_protocol(make_swarm_run, tiny_cache, monkeypatch):
@@ -86,7 +37,7 @@ def test_api_agent_completes_two_experiments_over_each_protocol(make_swarm_run, 
             a: stack.enter_context(FakeModelServer(research_script(*learning_rate_edit(TRAIN))))
             for a in PROTOCOLS
         }
-        procs = {a: start_agent(run, a, provider, servers[a]) for a, provider in PROTOCOLS.items()}
+        procs = {a: start_api_agent(run, a, provider, servers[a]) for a, provider in PROTOCOLS.items()}
         outputs = {}
         try:
             for agent, proc in procs.items():
@@ -106,7 +57,7 @@ def test_api_agent_completes_two_experiments_over_each_protocol(make_swarm_run, 
         baseline, change = sorted(
             (e for e in latest.values() if e["agent"] == agent), key=lambda e: e["submitted_at"]
         )
-        assert (baseline["description"], change["description"]) == ("baseline", "matrix lr x1.25")
+        assert (baseline["description"], change["description"]) == ("baseline", DESCRIPTION)
         assert baseline["status"] in FINAL_STATUSES and change["status"] in FINAL_STATUSES
         # Measured by the runner from real training runs (the tiny profile's baseline is around 1.5).
         for e in (baseline, change):
@@ -191,7 +142,7 @@ def test_spawned_api_agent_gets_the_swarm_prompt_and_is_resumed(tmp_path, monkey
 def test_a_stopped_api_agent_stops_its_command_and_records_its_usage(make_swarm_run):
     run = make_swarm_run(agents=("cpu0",))  # no runner: `swarm run` would wait for ever
     with FakeModelServer(Script([Reply.calling("run", command='swarm run -m "waits"')])) as server:
-        proc = start_agent(run, "cpu0", "anthropic", server)
+        proc = start_api_agent(run, "cpu0", "anthropic", server)
         try:
             waiting = wait_until(lambda: _processes_with("swarm run -m waits"), timeout=30)
             proc.terminate()

@@ -11,14 +11,7 @@ import pytest
 
 from swarm.agent_output import ClaudeEvents, CodexEvents, relay
 from swarm.fake_model import FakeModelServer, Reply, Script, ToolCall, claude_code_env, codex_env
-
-NODE_BIN = Path(__file__).resolve().parent.parent / ".node" / "node_modules" / ".bin"
-
-
-def cli(name: str) -> str:
-    path = NODE_BIN / name
-    assert path.exists(), f"{path} is missing: run `bash scripts/setup.sh` (it installs the agent CLIs)"
-    return str(path)
+from tests.support.agent_scripts import cli
 
 
 @pytest.fixture
