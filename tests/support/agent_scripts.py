@@ -129,15 +129,22 @@ def _status(request) -> str:
 
 
 @contextlib.contextmanager
-def spawned_swarm(tmp_path: Path, kind: str, tiny_cache: Path) -> Iterator[tuple[Path, FakeModelServer]]:
+def spawned_swarm(
+    tmp_path: Path,
+    kind: str,
+    tiny_cache: Path,
+    train: str = TRAIN,
+    prepare: str = PREPARE,
+    edit: tuple[str, str] | None = None,
+) -> Iterator[tuple[Path, FakeModelServer]]:
     """A repository with the real prepare.py / train.py / program.md, a fake model server scripted for
     `kind`, and `swarm spawn --cpu 1 --agent KIND` started against it; torn down whatever happens."""
     root = tmp_path / kind
     program = (REPO_ROOT / "program.md").read_text()
-    repo = make_repo(root / "repo", {"train.py": TRAIN, "prepare.py": PREPARE, "program.md": program})
+    repo = make_repo(root / "repo", {"train.py": train, "prepare.py": prepare, "program.md": program})
     (repo / "swarm.toml").write_text("[coordinator]\ntick_s = 0.5\n")
     worktree = repo / "worktrees" / "cpu0"
-    old, new = learning_rate_edit(TRAIN)
+    old, new = edit or learning_rate_edit(train)
     script = claude_script(worktree, old, new) if kind == "claude" else codex_script(old, new)
     sockets = root / "sock"
     with FakeModelServer(script) as server:
