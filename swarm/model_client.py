@@ -106,7 +106,19 @@ class ModelClient:
         self.max_tokens = max_tokens
         self.stream = stream
 
+    provider = ""
+    _errors: tuple[type[Exception], ...] = ()  # the SDK's API errors, raised as one SwarmError line
+
     def complete(self, conversation: Conversation, on_text: Callable[[str], None]) -> Completion:
+        try:
+            return self._complete(self.render(conversation), on_text)
+        except self._errors as e:
+            raise _sdk_error(self.provider, e) from None
+
+    def render(self, conversation: Conversation) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _complete(self, request: dict[str, Any], on_text: Callable[[str], None]) -> Completion:
         raise NotImplementedError
 
 
@@ -122,6 +134,8 @@ def _sdk_error(provider: str, error: Exception) -> SwarmError:
 
 
 class AnthropicClient(ModelClient):
+    provider = ANTHROPIC
+
     def __init__(self, model: str, max_tokens: int, stream: bool, api_key: str, base_url: str | None):
         super().__init__(model, max_tokens, stream)
         import anthropic
@@ -164,19 +178,15 @@ class AnthropicClient(ModelClient):
             ],
         }
 
-    def complete(self, conversation: Conversation, on_text: Callable[[str], None]) -> Completion:
-        request = self.render(conversation)
-        try:
-            if self.stream:
-                with self._sdk.messages.stream(**request) as stream:
-                    for text in stream.text_stream:
-                        on_text(text)
-                    message = stream.get_final_message()
-            else:
-                message = self._sdk.messages.create(**request)
-                on_text("".join(b.text for b in message.content if b.type == "text"))
-        except self._errors as e:
-            raise _sdk_error("anthropic", e) from None
+    def _complete(self, request: dict[str, Any], on_text: Callable[[str], None]) -> Completion:
+        if self.stream:
+            with self._sdk.messages.stream(**request) as stream:
+                for text in stream.text_stream:
+                    on_text(text)
+                message = stream.get_final_message()
+        else:
+            message = self._sdk.messages.create(**request)
+            on_text("".join(b.text for b in message.content if b.type == "text"))
         calls = tuple(
             ToolUse(b.id, b.name, b.input if isinstance(b.input, dict) else None, json.dumps(b.input))
             for b in message.content
@@ -198,6 +208,8 @@ class AnthropicClient(ModelClient):
 
 
 class _OpenAIBase(ModelClient):
+    provider = OPENAI
+
     def __init__(self, model: str, max_tokens: int, stream: bool, api_key: str, base_url: str | None):
         super().__init__(model, max_tokens, stream)
         import openai
@@ -240,22 +252,18 @@ class ChatCompletionsClient(_OpenAIBase):
             ],
         }
 
-    def complete(self, conversation: Conversation, on_text: Callable[[str], None]) -> Completion:
-        request = self.render(conversation)
-        try:
-            if self.stream:
-                with self._sdk.chat.completions.stream(
-                    **request, stream_options={"include_usage": True}
-                ) as stream:
-                    for event in stream:
-                        if event.type == "content.delta":
-                            on_text(event.delta)
-                    completion = stream.get_final_completion()
-            else:
-                completion = self._sdk.chat.completions.create(**request)
-                on_text(completion.choices[0].message.content or "")
-        except self._errors as e:
-            raise _sdk_error("openai", e) from None
+    def _complete(self, request: dict[str, Any], on_text: Callable[[str], None]) -> Completion:
+        if self.stream:
+            with self._sdk.chat.completions.stream(
+                **request, stream_options={"include_usage": True}
+            ) as stream:
+                for event in stream:
+                    if event.type == "content.delta":
+                        on_text(event.delta)
+                completion = stream.get_final_completion()
+        else:
+            completion = self._sdk.chat.completions.create(**request)
+            on_text(completion.choices[0].message.content or "")
         message = completion.choices[0].message
         calls = tuple(
             ToolUse(c.id, c.function.name, parse_arguments(c.function.arguments), c.function.arguments or "")
@@ -296,20 +304,16 @@ class ResponsesClient(_OpenAIBase):
             ],
         }
 
-    def complete(self, conversation: Conversation, on_text: Callable[[str], None]) -> Completion:
-        request = self.render(conversation)
-        try:
-            if self.stream:
-                with self._sdk.responses.stream(**request) as stream:
-                    for event in stream:
-                        if event.type == "response.output_text.delta":
-                            on_text(event.delta)
-                    response = stream.get_final_response()
-            else:
-                response = self._sdk.responses.create(**request)
-                on_text(response.output_text or "")
-        except self._errors as e:
-            raise _sdk_error("openai", e) from None
+    def _complete(self, request: dict[str, Any], on_text: Callable[[str], None]) -> Completion:
+        if self.stream:
+            with self._sdk.responses.stream(**request) as stream:
+                for event in stream:
+                    if event.type == "response.output_text.delta":
+                        on_text(event.delta)
+                response = stream.get_final_response()
+        else:
+            response = self._sdk.responses.create(**request)
+            on_text(response.output_text or "")
         calls = tuple(
             ToolUse(item.call_id, item.name, parse_arguments(item.arguments), item.arguments or "")
             for item in response.output

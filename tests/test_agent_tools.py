@@ -2,7 +2,6 @@
 
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -10,23 +9,13 @@ import pytest
 
 from swarm.agent_tools import Toolbox
 from swarm.model_client import ToolUse
-
-
-def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+from tests.support.swarm_run import git, init_repo
 
 
 @pytest.fixture
 def worktree(tmp_path):
     repo = tmp_path / "wt"
-    repo.mkdir()
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "config", "user.email", "t@example.com")
-    _git(repo, "config", "user.name", "t")
-    (repo / "train.py").write_text("DEPTH = 8\nLR = 0.04\n")
-    (repo / "prepare.py").write_text("MAX_SEQ_LEN = 2048\n")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-qm", "base")
+    init_repo(repo, {"train.py": "DEPTH = 8\nLR = 0.04\n", "prepare.py": "MAX_SEQ_LEN = 2048\n"})
     return repo
 
 
@@ -39,7 +28,7 @@ def test_edit_commit_reset_loop(worktree):
     assert not call(tools, "edit_file", path="train.py", old="DEPTH = 8", new="DEPTH = 12").is_error
     committed = call(tools, "run", command='git commit -am "deeper model"')
     assert not committed.is_error and committed.output.startswith("exit 0")
-    assert _git(worktree, "log", "-1", "--format=%s").strip() == "deeper model"
+    assert git(worktree, "log", "-1", "--format=%s").strip() == "deeper model"
     read = call(tools, "read_file", path="train.py")
     assert "    1  DEPTH = 12" in read.output
     assert not call(tools, "run", command="git reset --hard HEAD~1").is_error
@@ -67,10 +56,10 @@ def test_edit_commit_reset_loop(worktree):
     ],
 )
 def test_commands_outside_the_whitelist_are_refused(worktree, command, reason):
-    before = _git(worktree, "status", "--porcelain") + _git(worktree, "rev-parse", "HEAD")
+    before = git(worktree, "status", "--porcelain") + git(worktree, "rev-parse", "HEAD")
     outcome = call(Toolbox(worktree), "run", command=command)
     assert outcome.is_error and outcome.output.startswith("refused: ") and reason in outcome.output
-    assert _git(worktree, "status", "--porcelain") + _git(worktree, "rev-parse", "HEAD") == before
+    assert git(worktree, "status", "--porcelain") + git(worktree, "rev-parse", "HEAD") == before
 
 
 @pytest.mark.parametrize(
@@ -91,7 +80,7 @@ def test_file_tools_refuse_everything_but_train_py(worktree, name, arguments, re
     outcome = call(Toolbox(worktree), name, **arguments)
     assert outcome.is_error and reason in outcome.output
     assert (worktree / "prepare.py").read_text() == "MAX_SEQ_LEN = 2048\n"
-    assert _git(worktree, "status", "--porcelain") == ""
+    assert git(worktree, "status", "--porcelain") == ""
 
 
 def test_a_symlinked_train_py_is_not_written_through(worktree, tmp_path):

@@ -2,8 +2,6 @@
 budget stop, usage on the board. (The end-to-end runs with real training are in test_api_agent_e2e.py.)"""
 
 import io
-import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -16,6 +14,7 @@ from swarm.ledger import totals_by_agent
 from swarm.model_client import CHAT, RESPONSES, make_client
 from swarm.paths import Identity
 from swarm.records import new_experiment
+from tests.support.swarm_run import git, init_repo
 
 PROTOCOLS = [
     ("anthropic", None, True),
@@ -25,21 +24,10 @@ PROTOCOLS = [
 ]
 
 
-def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
-
-
 @pytest.fixture
 def worktree(tmp_path):
     repo = tmp_path / "wt"
-    repo.mkdir()
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "config", "user.email", "t@example.com")
-    _git(repo, "config", "user.name", "t")
-    (repo / "train.py").write_text("DEPTH = 8\nLR = 0.04\n")
-    (repo / "prepare.py").write_text("MAX_SEQ_LEN = 2048\n")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-qm", "base")
+    init_repo(repo, {"train.py": "DEPTH = 8\nLR = 0.04\n", "prepare.py": "MAX_SEQ_LEN = 2048\n"})
     return repo
 
 
@@ -80,7 +68,7 @@ def test_edits_commits_and_sees_refusals(worktree, tmp_path, provider, openai_ap
         agent, out = _agent(server, worktree, board, provider, openai_api, stream, max_turns=6)
         assert agent.run() == 0
         results = [r.tool_results() for r in server.model_requests()]
-    assert _git(worktree, "log", "-1", "--format=%s").strip() == "deeper"
+    assert git(worktree, "log", "-1", "--format=%s").strip() == "deeper"
     assert (worktree / "train.py").read_text().startswith("DEPTH = 12")
     assert (worktree / "prepare.py").read_text() == "MAX_SEQ_LEN = 2048\n"
     # Each request carries the outcome of the previous reply's call: the model saw every refusal.
