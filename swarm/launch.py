@@ -40,12 +40,9 @@ class WindowPlan:
 def window_plans(run: RunRecord, paths: RunPaths) -> list[WindowPlan]:
     """The windows a run should have: each agent not stopped, in its worktree, and a runner per slot.
     A stopped agent's runner stays, so that the jobs it already queued still run."""
-    plans = []
-    for slot in run.agents:
-        if not slot.stopped:
-            plans.append(WindowPlan(slot.name, "agent", slot, Path(slot.worktree)))
-        plans.append(WindowPlan(runner_window(slot.name), "runner", slot, paths.repo))
-    return plans
+    agents = [WindowPlan(s.name, "agent", s, Path(s.worktree)) for s in run.agents if not s.stopped]
+    runners = [WindowPlan(runner_window(s.name), "runner", s, paths.repo) for s in run.agents]
+    return agents + runners  # agents first: they are what `swarm spawn` waits for
 
 
 def swarm_argv(*args: str) -> list[str]:

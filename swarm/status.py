@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from swarm.board import PROCESS, Board
+from swarm.display import escape_text
 from swarm.launch import COORDINATOR_WINDOW
 from swarm.paths import RunPaths, run_paths
 from swarm.runs import open_run, runner_window
@@ -126,12 +127,6 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
     )
 
 
-def shown(text: Any, width: int = DESCRIPTION_CHARS) -> str:
-    """Agent text for a terminal: control characters escaped (never interpreted), cut to `width`."""
-    escaped = json.dumps(str(text or ""), ensure_ascii=False)[1:-1]
-    return escaped if len(escaped) <= width else escaped[: width - 1] + "…"
-
-
 def render(status: RunStatus) -> list[str]:
     lines = [
         f"run {status.tag}  base {status.base[:10]}  profile {status.profile}  "
@@ -142,7 +137,7 @@ def render(status: RunStatus) -> list[str]:
     for a in status.agents:
         best = f"{a.best['val_bpb']:.6f}" if a.best and isinstance(a.best.get("val_bpb"), float) else "-"
         current = (
-            f"{a.current['id']} {a.current['elapsed_s']:.0f}s {shown(a.current['description'])}"
+            f"{a.current['id']} {a.current['elapsed_s']:.0f}s {escape_text(a.current['description'], DESCRIPTION_CHARS)}"
             if a.current
             else "-"
         )

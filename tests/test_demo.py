@@ -8,10 +8,9 @@ import os
 import subprocess
 import sys
 
+from swarm.board import Board
 from tests.conftest import REPO_ROOT
 from tests.support.swarm_run import git
-
-from swarm.board import Board
 
 FINAL = {"keep", "marginal", "discard", "crash", "timeout", "invalid"}
 

@@ -7,10 +7,9 @@ import re
 import subprocess
 import sys
 
+from swarm.hparams import read_knobs
 from tests.conftest import REPO_ROOT
 from tests.support.swarm_run import git, make_run
-
-from swarm.hparams import read_knobs
 
 MEASURED = {"keep", "marginal", "discard"}
 FINAL = MEASURED | {"crash", "timeout", "invalid"}
@@ -46,9 +45,13 @@ def test_sweep_agent_completes_real_experiments_and_acts_on_their_status(tmp_pat
             latest[r["id"]] = r
     experiments = sorted(latest.values(), key=lambda e: e["submitted_at"])
     assert [e["agent"] for e in experiments] == ["cpu0"] * 3
-    assert all(e["status"] in FINAL for e in experiments), [(e["id"], e["status"], e["reason"]) for e in experiments]
+    assert all(e["status"] in FINAL for e in experiments), [
+        (e["id"], e["status"], e["reason"]) for e in experiments
+    ]
     baseline, *proposals = experiments
-    assert baseline["description"] == "sweep: baseline (train.py unchanged)" and baseline["commit"] == run.base
+    assert (
+        baseline["description"] == "sweep: baseline (train.py unchanged)" and baseline["commit"] == run.base
+    )
     assert any(e["status"] in MEASURED for e in experiments), [e["reason"] for e in experiments]
 
     # Each proposal is one commit on top of the best: train.py differs in exactly the knobs it names.
@@ -65,7 +68,9 @@ def test_sweep_agent_completes_real_experiments_and_acts_on_their_status(tmp_pat
     assert head == (kept[-1]["commit"] if kept else run.base)
     for e in proposals:
         if e["status"] != "keep":
-            on_branch = subprocess.run(["git", "merge-base", "--is-ancestor", e["commit"], head], cwd=worktree)
+            on_branch = subprocess.run(
+                ["git", "merge-base", "--is-ancestor", e["commit"], head], cwd=worktree
+            )
             assert on_branch.returncode != 0, e
     assert git(worktree, "status", "--porcelain") == ""
 
