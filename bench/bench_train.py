@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from swarm.summary import parse_summary  # noqa: E402
 
 STEP_LINE = re.compile(r"^step (\d+) .* tok/s ([\d,]+)")
+BATCH_LINE = re.compile(r"(\d+) tokens per step")
 
 
 def default_cache_dir(profile: str) -> Path:
@@ -57,11 +58,12 @@ def run_once(env: dict[str, str], log_path: Path) -> dict:
     logged = [int(m.group(2).replace(",", "")) for m in map(STEP_LINE.match, proc.stdout.splitlines()) if m]
     steady = statistics.median(logged[3:]) if len(logged) > 3 else float("nan")
     train_s = summary["training_seconds"]
+    tokens_per_step = int(BATCH_LINE.search(proc.stdout).group(1))  # total_tokens_M is rounded too coarsely
     return {
         "val_bpb": summary["val_bpb"],
         "steps": summary["num_steps"],
         "steps_per_s": summary["num_steps"] / train_s,
-        "tokens_per_s": summary["total_tokens_M"] * 1e6 / train_s,
+        "tokens_per_s": summary["num_steps"] * tokens_per_step / train_s,
         "steady_tokens_per_s": steady,
         "training_s": train_s,
         "total_s": summary["total_seconds"],
@@ -120,9 +122,8 @@ def main() -> int:
         )
     for row in rows:
         print(" ".join(f"{cell:>{w}}" for cell, w in zip(row, [*widths, 0], strict=False)))
-    print(
-        "\noverhead_s = total_seconds - training_seconds (startup + evaluation); wall_s includes interpreter start"
-    )
+    print("\nsteps_per_s, tokens_per_s: all steps over training_seconds; steady: median of the logged steps")
+    print("overhead_s = total_seconds - training_seconds (startup + evaluation); wall_s: the whole process")
     return 0
 
 
