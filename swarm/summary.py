@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 # The order train.py prints them in (upstream autoresearch's block, plus device and profile).
 SUMMARY_KEYS = (
     "val_bpb",
@@ -46,3 +49,35 @@ def _convert(key: str, value: str) -> float | int | str:
         return int(value) if key in INTEGER_KEYS else float(value)
     except ValueError:
         return value
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading it from a run's log (the runner)
+
+TAIL_BYTES = 64 * 1024  # the block is the last thing a run prints; logs of long runs can be large
+
+
+def read_summary(log: Path) -> dict[str, float | int | str]:
+    """The summary block at the end of a run's log ({} when there is none)."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(f.seek(0, 2) - TAIL_BYTES, 0))
+            tail = f.read().decode(errors="replace")
+    except FileNotFoundError:
+        return {}
+    return parse_summary(tail)
+
+
+def is_finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def last_line(log: Path, limit: int = 200) -> str:
+    """The last non-empty line of a log (for a crash's reason), shortened."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(f.seek(0, 2) - 4096, 0))
+            lines = [line.strip() for line in f.read().decode(errors="replace").splitlines() if line.strip()]
+    except FileNotFoundError:
+        return ""
+    return lines[-1][:limit] if lines else ""

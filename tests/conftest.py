@@ -14,6 +14,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from tests.support.swarm_run import make_run  # noqa: E402
+
 
 def tiny_env(cache_dir: Path, **extra: str) -> dict[str, str]:
     """The environment of a tiny-profile prepare.py / train.py subprocess using the given data cache."""
@@ -79,3 +81,33 @@ def uniform_bpb(prep, batch_size: int = 16) -> float:
 
     tok = prep.Tokenizer.from_directory()
     return prep.evaluate_bpb(UniformLogits(tok.get_vocab_size()), tok, batch_size)
+
+
+@pytest.fixture
+def make_swarm_run(tmp_path, monkeypatch):
+    """Factory for a real run (tests/support/swarm_run.py); runners it started are stopped afterwards."""
+    runs = []
+
+    def factory(**kwargs):
+        run = make_run(tmp_path, **kwargs)
+        monkeypatch.setenv("STANDIN_STATE_DIR", str(run.state_dir))  # for in-process runners' trainers
+        runs.append(run)
+        return run
+
+    yield factory
+    for run in runs:
+        run.stop_runners()
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run `swarm ARGS...` in this process; returns (exit code, stdout, stderr)."""
+    from swarm.cli import main
+
+    def invoke(*argv: str):
+        capsys.readouterr()
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke
