@@ -557,6 +557,7 @@ def main():
     smooth_loss = 0.0
     last_report = 0.0
     step = 0
+    startup_seconds = time.time() - t_start
     while True:
         t0 = time.time()
         for _ in range(grad_accum):
@@ -596,11 +597,13 @@ def main():
         if step > untimed_steps and training_time >= TIME_BUDGET:
             break
 
+    t_eval = time.time()
     with autocast:
         val_bpb = evaluate_bpb(run_model, tokenizer, DEVICE_BATCH_SIZE, device=device)
     if not math.isfinite(val_bpb):
         fail(f"val_bpb is {val_bpb}")
     t_end = time.time()
+    print(f"startup {startup_seconds:.1f}s, evaluation {t_end - t_eval:.1f}s")
 
     mfu = 0.0
     if peak_flops and training_time:

@@ -28,6 +28,7 @@ from swarm.summary import parse_summary  # noqa: E402
 
 STEP_LINE = re.compile(r"^step (\d+) .* tok/s ([\d,]+)")
 BATCH_LINE = re.compile(r"(\d+) tokens per step")
+PHASES_LINE = re.compile(r"^startup ([\d.]+)s, evaluation ([\d.]+)s", re.MULTILINE)
 
 
 def default_cache_dir(profile: str) -> Path:
@@ -59,6 +60,7 @@ def run_once(env: dict[str, str], log_path: Path) -> dict:
     steady = statistics.median(logged[3:]) if len(logged) > 3 else float("nan")
     train_s = summary["training_seconds"]
     tokens_per_step = int(BATCH_LINE.search(proc.stdout).group(1))  # total_tokens_M is rounded too coarsely
+    phases = PHASES_LINE.search(proc.stdout)
     return {
         "val_bpb": summary["val_bpb"],
         "steps": summary["num_steps"],
@@ -68,6 +70,8 @@ def run_once(env: dict[str, str], log_path: Path) -> dict:
         "training_s": train_s,
         "total_s": summary["total_seconds"],
         "overhead_s": summary["total_seconds"] - train_s,
+        "startup_s": float(phases.group(1)) if phases else float("nan"),
+        "eval_s": float(phases.group(2)) if phases else float("nan"),
         "wall_s": wall,
         "mfu_percent": summary["mfu_percent"],
         "peak_vram_mb": summary["peak_vram_mb"],
@@ -109,6 +113,8 @@ def main() -> int:
         ("steady_tokens_per_s", "{:,.0f}"),
         ("training_s", "{:.1f}"),
         ("overhead_s", "{:.1f}"),
+        ("startup_s", "{:.1f}"),
+        ("eval_s", "{:.1f}"),
         ("wall_s", "{:.1f}"),
         ("mfu_percent", "{:.2f}"),
         ("peak_vram_mb", "{:.0f}"),
@@ -123,7 +129,10 @@ def main() -> int:
     for row in rows:
         print(" ".join(f"{cell:>{w}}" for cell, w in zip(row, [*widths, 0], strict=False)))
     print("\nsteps_per_s, tokens_per_s: all steps over training_seconds; steady: median of the logged steps")
-    print("overhead_s = total_seconds - training_seconds (startup + evaluation); wall_s: the whole process")
+    print(
+        "overhead_s = total_seconds - training_seconds: startup_s (to the first step) + eval_s + untimed steps"
+    )
+    print("wall_s: the whole process, interpreter start and imports included")
     return 0
 
 
