@@ -140,6 +140,7 @@ def plan_process(
     if slot.kind not in commands:
         raise SwarmError(f"agent {slot.name}: unknown kind {slot.kind!r} (swarm.toml [agents.commands]?)")
     command = commands[slot.kind]
+    command.check_installed()  # uninstalled since spawn: say how to install it, in the pane and its log
     resume = has_started_before(records, run.tag, window)
     prompt = agent_prompt(run, slot, board, resume)
     argv = command.argv(prompt=prompt, agent=slot.name, gpu=slot.gpu, worktree=Path(slot.worktree))
