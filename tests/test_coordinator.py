@@ -91,3 +91,41 @@ def test_a_stopped_agent_stays_down_while_its_runner_is_kept(tmp_path):
     assert coordinator.reconcile() == ["restart runner-gpu1"]
     set_stopped(board, "t", {"gpu1"}, stopped=False)
     assert coordinator.reconcile() == ["restart gpu1"]
+
+
+def test_a_restarted_llm_agent_gets_its_last_results_and_the_global_best(tmp_path, monkeypatch):
+    from swarm.board import PROCESS
+    from swarm.launch import plan_process
+    from swarm.records import new_experiment
+    from tests.swarm_helpers import make_repo
+
+    repo = make_repo(tmp_path / "repo")
+    paths = RunPaths.for_repo(repo)
+    board = Board(paths.board).create()
+    slots = tuple(
+        AgentSlot(a, "claude", a[3:], "H100", str(repo), f"swarm/t/{a}", stopped=False)
+        for a in ("gpu0", "gpu1")
+    )
+    run = RunRecord("t", "0" * 40, "h100", slots)
+    write_run_record(board, run)
+    for agent, value, text in (
+        ("gpu0", 1.0, "baseline"),
+        ("gpu0", 1.01, "wider\nmodel"),
+        ("gpu1", 0.98, "lr 0.03"),
+    ):
+        board.append(
+            new_experiment(
+                agent=agent, gpu=agent[3:], device="H100", profile="h100", status="keep" if value < 1.01 else "discard",
+                val_bpb=value, train_sha256=f"sha-{value}", description=text, commit="c" * 40,
+            )
+        )  # fmt: skip
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")  # as if Claude Code were installed
+    first, _, env, resumed = plan_process(run, "gpu0", paths, board, board.records())
+    assert not resumed and first[:2] == ["claude", "-p"] and "You are being resumed" not in first[2]
+    assert env["CUDA_VISIBLE_DEVICES"] == "0" and env["SWARM_AGENT"] == "gpu0"
+    board.append({"type": PROCESS, "tag": "t", "window": "gpu0", "event": "started", "pid": 1})
+    argv, cwd, _, resumed = plan_process(run, "gpu0", paths, board, board.records())
+    prompt = argv[2]
+    assert resumed and cwd == repo and "You are being resumed" in prompt
+    assert 'discard val_bpb 1.010000 "wider\\nmodel"' in prompt  # agent text quoted, never raw lines
+    assert "Global best:" in prompt and "0.980000" in prompt and "by gpu1" in prompt

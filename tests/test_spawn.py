@@ -11,16 +11,6 @@ import signal
 from pathlib import Path
 
 import pytest
-from swarm_helpers import (
-    alive,
-    git,
-    kill_tmux_servers,
-    make_repo,
-    reports,
-    wait_for_reports,
-    wait_until,
-    write_standin_config,
-)
 
 from swarm.board import Board
 from swarm.clean import clean
@@ -30,6 +20,16 @@ from swarm.spawn import SpawnRequest, spawn
 from swarm.status import collect
 from swarm.stop import attach_main, stop
 from swarm.tmux import RunTmux
+from tests.swarm_helpers import (
+    alive,
+    git,
+    kill_tmux_servers,
+    make_repo,
+    reports,
+    wait_for_reports,
+    wait_until,
+    write_standin_config,
+)
 
 
 @pytest.fixture
