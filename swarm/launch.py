@@ -2,8 +2,9 @@
 
 Every agent and runner window starts as `python -m swarm launch WINDOW --tag T`: it reads the run record,
 builds the environment, working directory and command line (for an LLM agent: the first prompt, or the
-resume prompt once it has run before), records a `process` start on the board, and execs the program.
-So tmux command lines stay short and secret-free, and the command that runs is decided at start time from
+resume prompt once it has run before), records a `process` start on the board, and execs the program
+(or, for a CLI that prints JSON events, Claude Code and Codex, stays as its parent to relay them as
+readable lines and record their usage: swarm.agent_output). So tmux command lines stay short and secret-free, and the command that runs is decided at start time from
 the board, which is what makes a restart (by the coordinator, or after the tmux server died) a resume.
 """
 
@@ -41,12 +42,9 @@ class WindowPlan:
 def window_plans(run: RunRecord, paths: RunPaths) -> list[WindowPlan]:
     """The windows a run should have: each agent not stopped, in its worktree, and a runner per slot.
     A stopped agent's runner stays, so that the jobs it already queued still run."""
-    plans = []
-    for slot in run.agents:
-        if not slot.stopped:
-            plans.append(WindowPlan(slot.name, "agent", slot, Path(slot.worktree)))
-        plans.append(WindowPlan(runner_window(slot.name), "runner", slot, paths.repo))
-    return plans
+    agents = [WindowPlan(s.name, "agent", s, Path(s.worktree)) for s in run.agents if not s.stopped]
+    runners = [WindowPlan(runner_window(s.name), "runner", s, paths.repo) for s in run.agents]
+    return agents + runners  # agents first: they are what `swarm spawn` waits for
 
 
 def swarm_argv(*args: str) -> list[str]:
@@ -133,23 +131,32 @@ def agent_prompt(run: RunRecord, slot: AgentSlot, board: Board, resume: bool) ->
 
 def plan_process(
     run: RunRecord, window: str, paths: RunPaths, board: Board, records: list[dict[str, Any]]
-) -> tuple[list[str], Path, dict[str, str], bool, str | None]:
-    """(argv, cwd, environment, resumed, events) of the program a window runs; `events` names the JSON
-    event stream it prints (AgentCommand.events), None for plain output."""
+) -> tuple[list[str], Path, dict[str, str], bool]:
+    """(argv, cwd, environment, resumed) of the program a window runs."""
     if window.startswith("runner-"):
         slot = require_agent(run, window.removeprefix("runner-"))
         argv = swarm_argv("runner", *runner_args(slot))
-        return argv, paths.repo, runner_environment(run, slot, paths), False, None
+        return argv, paths.repo, runner_environment(run, slot, paths), False
     slot = require_agent(run, window)
     _, commands = agent_commands(paths.repo)
     if slot.kind not in commands:
         raise SwarmError(f"agent {slot.name}: unknown kind {slot.kind!r} (swarm.toml [agents.commands]?)")
     command = commands[slot.kind]
+    command.check_installed()  # uninstalled since spawn: say how to install it, in the pane and its log
     resume = has_started_before(records, run.tag, window)
     prompt = agent_prompt(run, slot, board, resume)
     argv = command.argv(prompt=prompt, agent=slot.name, gpu=slot.gpu, worktree=Path(slot.worktree))
     env = agent_environment(run, slot, paths) | command.environment()
-    return argv, Path(slot.worktree), env, resume, command.events
+    return argv, Path(slot.worktree), env, resume
+
+
+def agent_events(run: RunRecord, window: str, paths: RunPaths) -> str | None:
+    """The JSON event stream a window's program prints (AgentCommand.events): None for runners and for
+    agents with plain output."""
+    if window.startswith("runner-"):
+        return None
+    command = agent_commands(paths.repo)[1].get(require_agent(run, window).kind)
+    return command.events if command else None
 
 
 def main(args) -> int:
@@ -157,7 +164,8 @@ def main(args) -> int:
     board = Board(paths.board).require()
     records = board.records()
     run = open_run(board, args.tag)
-    argv, cwd, env, resumed, events = plan_process(run, args.window, paths, board, records)
+    argv, cwd, env, resumed = plan_process(run, args.window, paths, board, records)
+    events = agent_events(run, args.window, paths)
     board.append(
         {
             "type": PROCESS,
