@@ -1,0 +1,258 @@
+"""Plausible boards of a long swarm run, for benchmarks, screenshots and display tests (never a real run).
+
+`synthetic_run(agents=64, experiments=100_000)` returns the records a run of that size leaves: the run
+record, each experiment's queued -> running -> final records with every field, the first experiment of
+every agent on the shared baseline content (so the repeats give a sigma), and a val_bpb that improves
+slowly with noise, as in the published 8-agent run. Everything follows from `seed` and `start`, so the
+same call gives the same board.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from swarm.board import Board
+from swarm.records import CRASH, DISCARD, INVALID, KEEP, MARGINAL, QUEUED, RUNNING, TIMEOUT, new_experiment
+from swarm.run_record import AgentSlot, RunRecord
+
+START = 1_767_225_600.0  # 2026-01-01 00:00 UTC: fixed, so that displays of a synthetic board are stable
+H100 = "NVIDIA H100 80GB HBM3"
+BASELINE = 0.9979
+FLOOR = 3e-4
+NOISE = 2e-4  # run-to-run sigma of one content
+
+CHANGES = [
+    "TOTAL_BATCH_SIZE 2**19 -> 2**18 (more steps in the budget)",
+    "WEIGHT_DECAY 0.2 -> 0.08",
+    "SOFTCAP 15 -> 10",
+    "ASPECT_RATIO 64 -> 96 (model_dim 768)",
+    "MUON_BETA2 0.95 -> 0.98",
+    "WARMDOWN_RATIO 0.5 -> 0.6",
+    "FINAL_LR_FRAC 0.1 -> 0.05",
+    "QK norm before RoPE",
+    "scale queries by 1.25",
+    "fixed short window 512",
+    "ROPE_BASE 10000 -> 60000",
+    "MATRIX_LR 0.04 -> 0.028",
+    "UNEMBEDDING_LR 0.004 -> 0.009",
+    "SCALAR_LR 0.5 -> 0.3",
+    "DEPTH 8 -> 12, TOTAL_BATCH_SIZE 2**17",
+    "ADAM_BETAS (0.8, 0.95) -> (0.7, 0.95)",
+    "MUON_MOMENTUM warmup 0.85 -> 0.95",
+    "EMBEDDING_LR 0.6 -> 0.5",
+    "WINDOW_PATTERN SSSL -> SL",
+    "GELU instead of ReLU^2",
+    "label smoothing 0.1",
+    "gradient clipping at 1.0",
+    "GQA with 2 kv heads",
+    "mixture of 4 experts",
+    "DEPTH 12 -> 14",
+    "WARMUP_RATIO 0.0 -> 0.02",
+    "MUON_NS_STEPS 5 -> 4",
+    "HEAD_DIM 128 -> 64",
+]
+KINDS = ("claude", "codex")
+
+
+def _hex(*parts: object, n: int = 40) -> str:
+    return hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:n]
+
+
+def agent_slots(agents: int, device: str = H100, repo: str = "/srv/autoresearch", tag: str = "jan01"):
+    return tuple(
+        AgentSlot(
+            name=f"gpu{i}",
+            kind=KINDS[i % len(KINDS)],
+            gpu=str(i),
+            device=device,
+            worktree=f"{repo}/worktrees/gpu{i}",
+            branch=f"swarm/{tag}/gpu{i}",
+        )
+        for i in range(agents)
+    )
+
+
+def synthetic_run(
+    agents: int = 8,
+    experiments: int = 200,
+    seed: int = 0,
+    start: float = START,
+    device: str = H100,
+    profile: str = "h100",
+    tag: str = "jan01",
+    lifecycle: bool = True,
+) -> Iterator[dict[str, Any]]:
+    """The records of a run, in the order a board would hold them (roughly finishing order).
+
+    With `lifecycle`, each experiment also has its queued and running records; the last experiment of
+    each agent is left running (and some have one queued behind it), as on a live board.
+    """
+    rng = random.Random(seed)
+    base = _hex(tag, "base")
+    run = RunRecord(
+        tag=tag, base=base, profile=profile, agents=agent_slots(agents, device, tag=tag), created_at=start
+    )
+    yield {**run.to_record(), "ts": start}
+    budget = 300.0
+    per_agent = [experiments // agents + (1 if i < experiments % agents else 0) for i in range(agents)]
+    # each agent's timeline: (time its next experiment is submitted, index within the agent)
+    clock = [start + 20.0 + rng.uniform(0, 60) for _ in range(agents)]
+    done = [0] * agents
+    best = [BASELINE] * agents  # each agent's current best true value
+    parent = [base] * agents
+    global_best = BASELINE
+    pending: list[tuple[float, int, dict[str, Any]]] = []  # (time of the record, order, record)
+    order = 0
+    for agent in _round_robin(per_agent, rng):
+        name, slot = f"gpu{agent}", str(agent)
+        submitted = clock[agent]
+        started = submitted + rng.uniform(0.2, 2.0)
+        nth = done[agent]
+        done[agent] += 1
+        if nth == 0:
+            description, sha, true_value = "baseline", _hex(tag, "baseline-content"), BASELINE
+        else:
+            if rng.random() < 0.05 and global_best < best[agent] - FLOOR:
+                best[agent] = global_best  # adopted the global best
+            description = rng.choice(CHANGES)
+            sha = _hex(tag, name, nth)
+            # most changes hurt a little; a few help; gains get rarer as the run goes on
+            progress = (best[agent] - 0.972) / (BASELINE - 0.972)
+            true_value = (
+                best[agent] + rng.gauss(0.0012, 0.0015) - (0.0035 * progress if rng.random() < 0.07 else 0)
+            )
+        commit = _hex(tag, name, nth, "commit")
+        measured = true_value + rng.gauss(0, NOISE)
+        roll = rng.random()
+        last = done[agent] == per_agent[agent]
+        fields: dict[str, Any] = dict(
+            id=_hex(tag, name, nth, "id", n=8),
+            agent=name,
+            gpu=slot,
+            device=device,
+            profile=profile,
+            tag=tag,
+            branch=f"swarm/{tag}/{name}",
+            commit=commit,
+            parent=parent[agent],
+            base=base,
+            description=description,
+            train_sha256=sha,
+            prepare_sha256=_hex("prepare"),
+            submitted_at=round(submitted, 3),
+            log=f"logs/{_hex(tag, name, nth, 'id', n=8)}.log",
+            attempt=1,
+        )
+        queued = new_experiment(status=QUEUED, **fields)
+        running = {**queued, "status": RUNNING, "started_at": round(started, 3)}
+        if lifecycle:
+            pending.append((submitted, order, {**queued, "ts": round(submitted, 3)}))
+            pending.append((started, order + 1, {**running, "ts": round(started, 3)}))
+        order += 2
+        if last and lifecycle:
+            clock[agent] = started  # left running at the end of the board
+            continue
+        wall = budget + rng.uniform(18, 32)
+        finished = started + wall
+        final = {**running, "finished_at": round(finished, 3), "wall_seconds": round(wall, 1)}
+        if nth and roll < 0.03:
+            final.update(status=CRASH, reason="no val_bpb in the output (exit code 1)", exit_code=1)
+            finished = started + rng.uniform(15, 60)
+            final["finished_at"] = round(finished, 3)
+        elif nth and roll < 0.035:
+            final.update(status=TIMEOUT, reason="killed after the hard timeout of 720 s", exit_code=-9)
+            finished = started + 720.0
+            final["finished_at"] = round(finished, 3)
+        elif nth and roll < 0.04:
+            final.update(status=INVALID, reason="changes files other than train.py: prepare.py")
+            finished = started + 0.5
+            final["finished_at"] = round(finished, 3)
+        else:
+            steps = int(950 * (1 + rng.gauss(0, 0.01)))
+            final.update(
+                val_bpb=round(measured, 6),
+                training_seconds=round(budget + rng.uniform(0, 0.4), 1),
+                total_seconds=round(wall - 1.0, 1),
+                peak_vram_mb=round(45060.2 + rng.uniform(-4000, 9000), 1),
+                mfu_percent=round(39.8 + rng.gauss(0, 1.5), 2),
+                total_tokens_M=round(499.6 * steps / 953, 1),
+                num_steps=steps,
+                num_params_M=50.3,
+                depth=8,
+                exit_code=0,
+                band=FLOOR,
+            )
+            if nth == 0:
+                final.update(status=KEEP, reason="baseline: the agent's first result")
+            elif measured < best[agent] - FLOOR:
+                final.update(status=KEEP, reference=None)
+                best[agent] = true_value
+                parent[agent] = commit
+                global_best = min(global_best, true_value)
+            elif measured < best[agent]:
+                final.update(status=MARGINAL)
+            else:
+                final.update(status=DISCARD)
+        pending.append((finished, order, {**final, "ts": round(finished, 3)}))
+        order += 1
+        clock[agent] = finished + rng.uniform(20, 90)  # the agent thinks, then submits the next one
+    # queue-ahead: a few agents have their next experiment waiting behind the running one
+    if lifecycle:
+        for agent in range(0, agents, 3):
+            nth = done[agent]
+            queued = new_experiment(
+                id=_hex(tag, f"gpu{agent}", nth, "id", n=8),
+                agent=f"gpu{agent}",
+                gpu=str(agent),
+                device=device,
+                profile=profile,
+                tag=tag,
+                branch=f"swarm/{tag}/gpu{agent}",
+                commit=_hex(tag, agent, nth, "commit"),
+                parent=parent[agent],
+                base=base,
+                description=rng.choice(CHANGES),
+                train_sha256=_hex(tag, agent, nth),
+                submitted_at=round(clock[agent] + 30, 3),
+                status=QUEUED,
+            )
+            pending.append((clock[agent] + 30, order, {**queued, "ts": round(clock[agent] + 30, 3)}))
+            order += 1
+    pending.sort(key=lambda item: (item[0], item[1]))
+    for _, _, record in pending:
+        yield record
+
+
+def _round_robin(counts: list[int], rng: random.Random) -> Iterator[int]:
+    """Agent indices, each `counts[i]` times, interleaved as agents working side by side would be."""
+    left = list(counts)
+    while any(left):
+        for agent in rng.sample(range(len(left)), len(left)):
+            if left[agent]:
+                left[agent] -= 1
+                yield agent
+
+
+def write_board(directory: Path, records: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> Board:
+    """Append many records under one hold of the lock, in the board's line format (bulk, no fsync each)."""
+    board = Board(Path(directory)).create()
+    with board.locked(), open(board.path, "ab") as f:
+        batch: list[bytes] = []
+        for record in records:
+            batch.append(orjson.dumps(record) + b"\n")
+            if len(batch) >= 10_000:
+                f.write(b"".join(batch))
+                batch.clear()
+        f.write(b"".join(batch))
+    return board
+
+
+def end_of(records: list[dict[str, Any]]) -> float:
+    """The time of the last record: 'now' for a display of a synthetic board."""
+    return max(r.get("ts") or 0.0 for r in records)
