@@ -35,6 +35,10 @@ USAGE = "usage"  # token / cost accounting of an agent; kept generic
 VERIFICATION = "verification"  # {id, device, profile, train_sha256, held, mean, band, reruns}: verify outcome
 ADOPT = "adopt"  # {agent, id, commit, train_sha256, device, profile}: an agent moved its branch to a commit
 RUNNER = "runner"  # {slot, pid, event: start | stop}: a runner's lifecycle, for status displays
+PROCESS = (
+    "process"  # {tag, window, event: started | exited, pid, ...}: a supervised tmux window (swarm.launch)
+)
+CONTROL = "control"  # {tag, agent, action: stop | resume}: desired state of one agent (swarm.runs)
 
 
 def new_id() -> str:

@@ -35,7 +35,70 @@ def _add_machine_commands(sub) -> None:
 
 
 def _add_board_commands(sub) -> None:
-    pass
+    h = "swarm.board_commands:"
+    run = _command(sub, "run", h + "cmd_run", "submit HEAD of this agent's worktree, wait, print the result")
+    submit = _command(
+        sub, "submit", h + "cmd_submit", "submit HEAD as an experiment and print its id at once"
+    )
+    for parser in (run, submit):
+        parser.add_argument("-m", "--message", required=True, help="what this experiment tries")
+        parser.add_argument(
+            "--rerun", action="store_true", help="run even if this train.py was already measured enough times"
+        )
+        parser.add_argument("--json", action="store_true", help="print the record as JSON")
+    run.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
+    wait = _command(sub, "wait", h + "cmd_wait", "wait for an experiment's result and print it")
+    wait.add_argument("id", help="experiment id or unique prefix")
+    wait.add_argument("--timeout", type=float, help="give up after this many seconds")
+    wait.add_argument("--json", action="store_true")
+    best = _command(
+        sub,
+        "best",
+        h + "cmd_best",
+        "the best result per device class and profile (mean, sigma, runs, verified)",
+    )
+    best.add_argument("--json", action="store_true")
+    board = _command(sub, "board", h + "cmd_board", "top results, runners and notes of the discovery board")
+    board.add_argument("--top", type=int, default=10, help="rows per device class and profile (default 10)")
+    board.add_argument("--agent", help="only this agent's results, with its latest experiments and notes")
+    board.add_argument("--json", action="store_true")
+    adopt = _command(
+        sub,
+        "adopt",
+        h + "cmd_adopt",
+        "move this agent's branch to an experiment's commit (refuses a dirty tree)",
+    )
+    adopt.add_argument(
+        "target", metavar="ID|best", help="experiment id (prefix), or `best` of your device class"
+    )
+    adopt.add_argument("--json", action="store_true")
+    note = _command(sub, "note", h + "cmd_note", "share an insight on the board (shown by `swarm board`)")
+    note.add_argument("text", nargs="+")
+    note.add_argument("--json", action="store_true")
+    verify = _command(
+        sub,
+        "verify",
+        h + "cmd_verify",
+        "rerun an experiment, preferring other slots; mark it verified if it holds",
+    )
+    verify.add_argument("id", help="experiment id or unique prefix")
+    verify.add_argument("--repeats", type=int, default=1, help="number of reruns (default 1)")
+    verify.add_argument("--wait", action="store_true", help="wait for the reruns and print the outcome")
+    verify.add_argument(
+        "--timeout", type=float, help="with --wait: give up after this many seconds per rerun"
+    )
+    verify.add_argument("--json", action="store_true")
+    export = _command(
+        sub, "export", h + "cmd_export", "write results.tsv (upstream columns plus agent and id)"
+    )
+    export.add_argument("file", help="output path, or - for stdout")
+    runner = _command(
+        sub, "runner", "swarm.runner:main", "run one slot's jobs in the foreground, one at a time"
+    )
+    slot = runner.add_mutually_exclusive_group(required=True)
+    slot.add_argument("--gpu", metavar="K", help="serve GPU K (CUDA_VISIBLE_DEVICES=K)")
+    slot.add_argument("--cpu", metavar="K", help="serve CPU worker K (slot cpuK, no GPU)")
+    runner.add_argument("--max-jobs", type=int, help="exit after this many jobs")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -43,7 +106,84 @@ def _add_board_commands(sub) -> None:
 
 
 def _add_swarm_commands(sub) -> None:
-    pass
+    spawn = _command(
+        sub,
+        "spawn",
+        "swarm.spawn:main",
+        "start a swarm: a worktree and an agent per GPU (or CPU worker) in tmux",
+    )
+    where = spawn.add_mutually_exclusive_group()
+    where.add_argument("--gpus", metavar="N|I,J,..", help="the first N GPUs, or these indices (default: all)")
+    where.add_argument("--cpu", type=int, metavar="N", help="N CPU workers instead of GPUs (profile tiny)")
+    spawn.add_argument(
+        "--agent",
+        metavar="KIND[:N],..",
+        help="claude, codex, sweep, api, a swarm.toml kind, or a mix like claude:4,codex:4",
+    )
+    spawn.add_argument(
+        "--tag", help="run name: branches swarm/<tag>/<agent> (default: the board's run, or today)"
+    )
+    spawn.add_argument(
+        "--base", metavar="REF", help="commit the agents start from (default: HEAD, which must be clean)"
+    )
+    spawn.add_argument(
+        "--profile", choices=("h100", "tiny"), help="train.py profile (default: h100; tiny with --cpu)"
+    )
+    spawn.add_argument(
+        "--no-wait", action="store_true", help="return without waiting for the agents to start"
+    )
+
+    resume = _command(
+        sub, "resume", "swarm.spawn:resume_main", "bring a stopped or broken run back, as it was"
+    )
+    resume.add_argument("--tag", help="the run (default: the board's latest)")
+    resume.add_argument(
+        "--no-wait", action="store_true", help="return without waiting for the agents to start"
+    )
+
+    status = _command(
+        sub, "status", "swarm.status:main", "per agent: kind, GPU, state, current experiment, best"
+    )
+    status.add_argument("--tag", help="the run (default: the board's latest)")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    stop = _command(
+        sub, "stop", "swarm.stop:main", "end a run's processes (or one agent's); keeps worktrees and branches"
+    )
+    stop.add_argument("agent", nargs="?", help="stop only this agent (the coordinator leaves it down)")
+    stop.add_argument("--tag", help="the run (default: the board's latest)")
+
+    attach = _command(
+        sub, "attach", "swarm.stop:attach_main", "show an agent's tmux window (detach: Ctrl-b d)"
+    )
+    attach.add_argument("agent", help="an agent (gpu3), its runner (runner-gpu3) or coordinator")
+    attach.add_argument("--tag", help="the run (default: the board's latest)")
+
+    clean = _command(
+        sub, "clean", "swarm.clean:main", "remove a stopped run's worktrees that hold no unique commit"
+    )
+    clean.add_argument("--tag", help="the run (default: the board's latest)")
+
+    demo = _command(
+        sub, "demo", "swarm.demo:main", "offline demo: 2 CPU workers with the sweep agent on the tiny profile"
+    )
+    demo.add_argument("--minutes", type=float, default=3.0, help="how long the swarm runs (default: 3)")
+    demo.add_argument("--workers", type=int, default=2, help="CPU workers (default: 2)")
+    demo.add_argument("--dir", help="where the demo's clone goes (default: a new temporary directory)")
+
+    coordinator = _command(
+        sub,
+        "coordinator",
+        "swarm.coordinator:main",
+        "supervise a run's windows (swarm spawn starts it in tmux)",
+    )
+    coordinator.add_argument("--tag", required=True)
+
+    launch = _command(
+        sub, "launch", "swarm.launch:main", "become the program of a run's window (the coordinator starts it)"
+    )
+    launch.add_argument("window", help="an agent name or runner-<agent>")
+    launch.add_argument("--tag", required=True)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from swarm.errors import GitError
+from swarm.git import git_text
 
 # Agent branches are `swarm/<tag>/<agent>`; the agent name is also a directory and a tmux window name,
 # so it is validated before it becomes either.
@@ -31,11 +32,7 @@ class RunPaths:
 
 def git_output(cwd: Path, *args: str) -> str:
     """Run a read-only git command and return its stripped stdout, or raise GitError with git's reason."""
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        reason = (proc.stderr.strip().splitlines() or ["git failed"])[-1]
-        raise GitError(f"git {' '.join(args)}: {reason}")
-    return proc.stdout.strip()
+    return git_text(cwd, *args)
 
 
 def worktree_root(cwd: Path | None = None) -> Path:

@@ -7,7 +7,7 @@ device class here.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from swarm.board import RUN, Board, now
@@ -24,6 +24,13 @@ class AgentSlot:
     device: str  # device class: "NVIDIA H100 80GB HBM3", or "cpu" for a CPU worker
     worktree: str  # absolute path
     branch: str  # swarm/<tag>/<agent>
+    stopped: bool = False  # `swarm stop AGENT`: left down by the coordinator
+
+    @classmethod
+    def from_json(cls, entry: dict[str, Any]) -> AgentSlot:
+        """Build from a record's agent entry; keys added by newer writers are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in entry.items() if k in known})
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,7 @@ class RunRecord:
                 tag=record["tag"],
                 base=record["base"],
                 profile=record["profile"],
-                agents=tuple(AgentSlot(**a) for a in record.get("agents") or ()),
+                agents=tuple(AgentSlot.from_json(a) for a in record.get("agents") or ()),
                 created_at=record.get("created_at") or record.get("ts") or 0.0,
             )
         except (KeyError, TypeError) as e:

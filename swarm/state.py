@@ -242,6 +242,7 @@ class BoardState:
         self._running: dict[str, str] = {}  # slot -> id
         # agent -> group -> content -> ids of the agent's results (measured or reused) with that content
         self._agent_results: dict[str, dict[GroupKey, dict[str, dict[str, None]]]] = {}
+        self._verify_reruns: dict[str, dict[str, None]] = {}  # verified id -> its rerun ids
         self._results_version = 0  # bumps whenever any result (so any content mean) changes
         self._agent_best_version: dict[str, int] = {}  # agent -> _results_version its best was found at
         self.records_read = 0
@@ -323,6 +324,8 @@ class BoardState:
         summary.counts[status] += 1
         if new_id:
             summary.submitted += 1
+            if record.get("verify_of"):
+                self._verify_reruns.setdefault(record["verify_of"], {})[eid] = None
         if status == QUEUED:
             self._queued.setdefault(slot, {})[eid] = None
         elif status == RUNNING:
@@ -372,13 +375,15 @@ class BoardState:
         return self.experiments[matches[0]]
 
     def queue(self, slot: str) -> list[dict[str, Any]]:
-        """Queued experiments of a runner slot, oldest submission first."""
-        return [self.experiments[eid] for eid in self._queued.get(slot, {})]
+        """Queued experiments of a runner slot, oldest submission first (a requeued job keeps its place)."""
+        return sorted((self.experiments[eid] for eid in self._queued.get(slot, {})), key=_submitted)
 
     def next_queued(self, slot: str) -> dict[str, Any] | None:
-        for eid in self._queued.get(slot, {}):
-            return self.experiments[eid]
-        return None
+        """The job a runner of this slot takes next: the oldest submission queued for it."""
+        queued = self._queued.get(slot)
+        if not queued:
+            return None
+        return min((self.experiments[eid] for eid in queued), key=_submitted)
 
     def running(self, slot: str) -> dict[str, Any] | None:
         eid = self._running.get(slot)
@@ -395,7 +400,8 @@ class BoardState:
         return [e for e in self.experiments.values() if e.get("agent") == agent]
 
     def verify_reruns(self, eid: str) -> list[dict[str, Any]]:
-        return [e for e in self.experiments.values() if e.get("verify_of") == eid]
+        """The verification reruns of an experiment (latest record of each), in submission order."""
+        return [self.experiments[r] for r in self._verify_reruns.get(eid, ())]
 
     # ---------------------------------------------------------------------------------------------------
     # Noise, bests, decisions
@@ -470,7 +476,8 @@ class BoardState:
         stats = RunningStats()
         for eid, value in content.stats.values.items() if content else ():
             stats.add(eid, value)
-        stats.add(record["id"], float(record["val_bpb"]))
+        if not record.get("reused_from"):  # an answer from the board is those runs' mean, not a new run
+            stats.add(record["id"], float(record["val_bpb"]))
         band = self.band(key)
         reference = self.agent_reference(record["agent"], key, exclude_sha256=sha)
         status, reason = decide_status(stats.mean, reference.mean if reference else None, band)

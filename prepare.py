@@ -1,0 +1,687 @@
+"""Fixed research setup for autoresearch: constants, data, tokenizer, dataloader and the val_bpb metric.
+
+train.py imports everything it needs from here. Agents never edit this file: it defines what an experiment
+is measured against, so the runner always takes it from the run's base commit.
+
+Usage:
+    python prepare.py                          # download climbmix shards from Hugging Face, train the tokenizer
+    python prepare.py --source local           # offline: shards from a built-in corpus (or --text-dir DIR)
+    AUTORESEARCH_PROFILE=tiny python prepare.py --source local   # the CPU profile: seconds, not minutes
+
+The profile (AUTORESEARCH_PROFILE, set by the runner, default h100) picks the fixed constants below. Data
+and tokenizer live in ~/.cache/autoresearch/<profile>, or in AUTORESEARCH_CACHE_DIR when that is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import bisect
+import io
+import json
+import math
+import os
+import re
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+# ---------------------------------------------------------------------------
+# Profiles and fixed constants
+# ---------------------------------------------------------------------------
+
+# Plain literals only: tools read this dict with ast.literal_eval, without importing torch.
+PROFILES = {
+    # The upstream autoresearch constants: one H100, five minutes.
+    "h100": {
+        "max_seq_len": 2048,  # context length
+        "vocab_size": 8192,  # tokenizer vocabulary, special tokens included
+        "time_budget": 300,  # seconds of training (startup and evaluation excluded)
+        "eval_tokens": 20971520,  # 40 * 524288 validation tokens
+        "hf_train_shards": 10,  # training shards `--source hf` downloads by default
+        "tokenizer_chars": 1000000000,  # training text the tokenizer sees at most
+        "local_train_shards": 8,  # shards `--source local` builds (plus the validation shard)
+        "local_shard_chars": 12000000,  # characters per local shard
+        "local_doc_chars": 6000,  # longest local document (short contexts want short documents)
+    },
+    # Seconds on a CPU: a whole train.py run (startup, training, evaluation) in about 25 s on 2 cores.
+    "tiny": {
+        "max_seq_len": 256,
+        "vocab_size": 2048,
+        "time_budget": 15,
+        "eval_tokens": 65536,
+        "hf_train_shards": 1,
+        "tokenizer_chars": 3000000,
+        "local_train_shards": 2,
+        "local_shard_chars": 1500000,
+        "local_doc_chars": 1000,
+    },
+}
+
+PROFILE = os.environ.get("AUTORESEARCH_PROFILE") or "h100"
+if PROFILE not in PROFILES:
+    raise SystemExit(
+        f"prepare.py: unknown AUTORESEARCH_PROFILE={PROFILE!r} (known profiles: {', '.join(PROFILES)})"
+    )
+_SETTINGS = PROFILES[PROFILE]
+
+MAX_SEQ_LEN = _SETTINGS["max_seq_len"]
+VOCAB_SIZE = _SETTINGS["vocab_size"]
+TIME_BUDGET = _SETTINGS["time_budget"]
+EVAL_TOKENS = _SETTINGS["eval_tokens"]
+
+BASE_URL = "https://huggingface.co/datasets/karpathy/climbmix-400b-shuffle/resolve/main"
+MAX_SHARD = 6542  # the last climbmix shard is shard_06542.parquet
+VAL_SHARD = MAX_SHARD  # pinned: validation always reads this shard, training never does
+
+# Pre-tokenizer split (GPT-4 style, but digits grouped by at most two).
+SPLIT_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,2}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
+BOS_TOKEN = "<|bos|>"
+SPECIAL_TOKENS = [BOS_TOKEN, "<|reserved_1|>", "<|reserved_2|>", "<|reserved_3|>"]
+
+
+def cache_dir_for(profile: str) -> Path:
+    """Where a profile's data and tokenizer live: AUTORESEARCH_CACHE_DIR, else ~/.cache/autoresearch/<profile>."""
+    override = os.environ.get("AUTORESEARCH_CACHE_DIR")
+    if override:
+        return Path(override).expanduser()
+    return Path.home() / ".cache" / "autoresearch" / profile
+
+
+CACHE_DIR = cache_dir_for(PROFILE)
+DATA_DIR = CACHE_DIR / "data"
+TOKENIZER_DIR = CACHE_DIR / "tokenizer"
+MANIFEST = "prepared.json"  # written last: its presence means the cache is complete
+
+
+def shard_name(index: int) -> str:
+    return f"shard_{index:05d}.parquet"
+
+
+def list_parquet_files(data_dir: Path = DATA_DIR) -> list[Path]:
+    """Complete shards only: in-flight downloads end in .tmp and are never listed."""
+    if not data_dir.is_dir():
+        return []
+    return sorted(p for p in data_dir.iterdir() if p.name.endswith(".parquet"))
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Readers see the old file or the whole new one, never a torn write (temp file, then rename)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _write_shard(path: Path, docs: list[str]) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    pq.write_table(pa.table({"text": docs}), tmp, row_group_size=1024)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------
+# Data source "hf": climbmix parquet shards over HTTP
+# ---------------------------------------------------------------------------
+
+
+def download_shard(index: int, base_url: str, data_dir: Path, attempts: int, retry_wait: float) -> bool:
+    """Fetch one shard with retries and exponential backoff. The bytes go to a .tmp file that becomes the
+    shard only once it is complete and parses as parquet, so an interrupted transfer leaves nothing behind."""
+    import requests
+
+    final = data_dir / shard_name(index)
+    if final.exists():
+        return True
+    url = f"{base_url.rstrip('/')}/{final.name}"
+    tmp = final.with_name(f"{final.name}.{os.getpid()}.tmp")
+    for attempt in range(1, attempts + 1):
+        try:
+            with requests.get(url, stream=True, timeout=(10, 60)) as response:
+                response.raise_for_status()
+                expected = response.headers.get("Content-Length")
+                received = 0
+                with open(tmp, "wb") as f:
+                    for chunk in response.iter_content(chunk_size=1 << 20):
+                        f.write(chunk)
+                        received += len(chunk)
+            if expected is not None and received != int(expected):
+                raise OSError(f"short read: {received} of {expected} bytes")
+            pq.ParquetFile(tmp)  # raises unless the footer is intact
+            os.replace(tmp, final)
+            print(f"  downloaded {final.name}")
+            return True
+        except (requests.RequestException, OSError, pa.ArrowException) as e:
+            tmp.unlink(missing_ok=True)
+            print(f"  attempt {attempt}/{attempts} for {final.name} failed: {e}")
+            if attempt < attempts:
+                time.sleep(retry_wait * 2 ** (attempt - 1))
+    return False
+
+
+def download_data(
+    num_train_shards: int, base_url: str, workers: int, attempts: int, retry_wait: float
+) -> list[int]:
+    """Download training shards 0..N-1 and the pinned validation shard in parallel; returns the failed indices."""
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    indices = list(range(min(num_train_shards, MAX_SHARD)))
+    indices.append(VAL_SHARD)
+    missing = [i for i in indices if not (DATA_DIR / shard_name(i)).exists()]
+    print(f"Data: {len(indices) - len(missing)} of {len(indices)} shards present, downloading {len(missing)}")
+    if not missing:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(missing)))) as pool:
+        ok = list(pool.map(lambda i: download_shard(i, base_url, DATA_DIR, attempts, retry_wait), missing))
+    return [i for i, good in zip(missing, ok, strict=True) if not good]
+
+
+# ---------------------------------------------------------------------------
+# Data source "local": the same shard layout, built offline
+# ---------------------------------------------------------------------------
+
+TEXT_SUFFIXES = (".txt", ".md", ".rst")
+
+
+def split_into_documents(text: str, max_chars: int) -> list[str]:
+    """Cut a long text into documents at blank lines, each at most about max_chars long."""
+    docs, current, size = [], [], 0
+    for para in re.split(r"\n\s*\n", text.strip()):
+        if current and size + len(para) > max_chars:
+            docs.append("\n\n".join(current))
+            current, size = [], 0
+        current.append(para)
+        size += len(para) + 2
+    if current:
+        docs.append("\n\n".join(current))
+    return [d for d in docs if d.strip()]
+
+
+def _python_reference_docs() -> list[str]:
+    """Prose that ships with every CPython: the language reference topics behind help()."""
+    from pydoc_data.topics import topics
+
+    return [
+        doc
+        for name in sorted(topics)
+        for doc in split_into_documents(topics[name], _SETTINGS["local_doc_chars"])
+    ]
+
+
+class WordChain:
+    """A word-bigram chain over a reference text: cheap, seeded, endless English-like text with real
+    structure for a small model to learn. Many chains advance at once as numpy arrays."""
+
+    def __init__(self, text: str):
+        words = text.split()
+        self.vocab, ids = np.unique(np.array(words, dtype=object), return_inverse=True)
+        ids = ids.astype(np.int64)
+        # Successors of each word, grouped by word; the text wraps around so every word has one.
+        nxt = np.roll(ids, -1)
+        order = np.argsort(ids, kind="stable")
+        self.successors = nxt[order]
+        self.counts = np.bincount(ids, minlength=len(self.vocab))
+        self.offsets = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
+        self.starts = ids  # a chain starts at a word drawn with its corpus frequency
+
+    def documents(self, rng: np.random.Generator, n_docs: int, min_words: int, max_words: int) -> list[str]:
+        lengths = rng.integers(min_words, max_words + 1, size=n_docs)
+        walk = np.empty((n_docs, max_words), dtype=np.int64)
+        walk[:, 0] = self.starts[rng.integers(0, len(self.starts), size=n_docs)]
+        for t in range(1, max_words):
+            cur = walk[:, t - 1]
+            pick = (rng.random(n_docs) * self.counts[cur]).astype(np.int64)
+            walk[:, t] = self.successors[self.offsets[cur] + pick]
+        docs = []
+        for row, length in zip(walk, lengths, strict=True):
+            words = self.vocab[row[:length]].tolist()
+            # Paragraphs of 40..120 words, so that documents hold newlines as well as spaces.
+            cuts = np.cumsum(rng.integers(40, 121, size=length // 40 + 1))
+            paras = [" ".join(words[a:b]) for a, b in zip(np.concatenate([[0], cuts]), cuts, strict=False)]
+            docs.append("\n\n".join(p for p in paras if p))
+        return docs
+
+
+def builtin_corpus_shard(reference: list[str], chain: WordChain, shard_seed: int, n_chars: int) -> list[str]:
+    """One shard of the built-in corpus: its share of the reference docs plus generated docs up to n_chars,
+    shuffled. Same seed, same documents, on any machine with the same Python and numpy."""
+    rng = np.random.default_rng([20240901, shard_seed])
+    docs = list(reference)
+    size = sum(len(d) for d in docs)
+    max_words = max(10, _SETTINGS["local_doc_chars"] // 6)  # about six characters per word and space
+    while size < n_chars:
+        batch = chain.documents(rng, 256, max_words // 20 + 5, max_words)
+        for doc in batch:
+            if size >= n_chars:
+                break
+            docs.append(doc)
+            size += len(doc)
+    order = rng.permutation(len(docs))
+    return [docs[i] for i in order]
+
+
+def _read_text_dir(text_dir: Path) -> list[str]:
+    files = sorted(p for p in text_dir.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
+    doc_chars = _SETTINGS["local_doc_chars"]
+    docs = [
+        d
+        for p in files
+        for d in split_into_documents(p.read_text(encoding="utf-8", errors="replace"), doc_chars)
+    ]
+    if len(docs) < 2:
+        raise SystemExit(
+            f"prepare.py: {text_dir} holds {len(docs)} document(s) in {', '.join(TEXT_SUFFIXES)} files; need at least 2"
+        )
+    return docs
+
+
+def build_local_data(text_dir: Path | None) -> None:
+    """Write training shards 0..N-1 and the validation shard from --text-dir or the built-in corpus.
+    Every tenth document goes to validation; the rest is dealt round-robin to the training shards."""
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    n_train = _SETTINGS["local_train_shards"]
+    docs = _read_text_dir(text_dir) if text_dir else _python_reference_docs()
+    val_docs = docs[9::10] or docs[-1:]
+    train_docs = [d for i, d in enumerate(docs) if i % 10 != 9] if docs[9::10] else docs[:-1]
+    n_train = max(1, min(n_train, len(train_docs)))
+    plan = {VAL_SHARD: val_docs} | {s: train_docs[s::n_train] for s in range(n_train)}
+    todo = [s for s in sorted(plan) if not (DATA_DIR / shard_name(s)).exists()]
+    print(f"Data: {len(plan) - len(todo)} of {len(plan)} local shards present, building {len(todo)}")
+    if not todo:
+        return
+    chain = None if text_dir else WordChain("\n".join(docs))
+    for s in todo:
+        shard_docs = plan[s]
+        if chain is not None:  # the built-in corpus tops each shard up with generated text
+            shard_docs = builtin_corpus_shard(shard_docs, chain, s, _SETTINGS["local_shard_chars"])
+        _write_shard(DATA_DIR / shard_name(s), shard_docs)
+        print(
+            f"  built {shard_name(s)}: {len(shard_docs)} documents, {sum(map(len, shard_docs)) / 1e6:.1f}M chars"
+        )
+
+
+# ---------------------------------------------------------------------------
+# Tokenizer: rustbpe-trained BPE, used through tiktoken
+# ---------------------------------------------------------------------------
+
+
+def _training_texts(max_chars: int, doc_cap: int = 10000):
+    """Training shards only (never the validation shard), each document capped, until max_chars."""
+    seen = 0
+    for path in list_parquet_files():
+        if path.name == shard_name(VAL_SHARD):
+            continue
+        pf = pq.ParquetFile(path)
+        for rg in range(pf.num_row_groups):
+            for text in pf.read_row_group(rg, columns=["text"]).column("text").to_pylist():
+                text = text[:doc_cap]
+                yield text
+                seen += len(text)
+                if seen >= max_chars:
+                    return
+
+
+def train_tokenizer() -> None:
+    """Train BPE on the training shards, store its merges (tiktoken's text format) and the byte length of
+    every token (0 for special tokens), which evaluate_bpb needs."""
+    import rustbpe
+
+    if (TOKENIZER_DIR / "token_bytes.pt").exists():
+        print(f"Tokenizer: present at {TOKENIZER_DIR}")
+        return
+    TOKENIZER_DIR.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    bpe = rustbpe.Tokenizer()
+    bpe.train_from_iterator(
+        _training_texts(_SETTINGS["tokenizer_chars"]), VOCAB_SIZE - len(SPECIAL_TOKENS), pattern=SPLIT_PATTERN
+    )
+    ranks = {bytes(token): rank for token, rank in bpe.get_mergeable_ranks()}
+    if sorted(ranks.values()) != list(range(VOCAB_SIZE - len(SPECIAL_TOKENS))):
+        raise SystemExit(
+            f"prepare.py: the training text yields {len(ranks)} distinct tokens, fewer than the "
+            f"{VOCAB_SIZE - len(SPECIAL_TOKENS)} the {PROFILE} profile needs; give it more text"
+        )
+    lines = [
+        f"{base64.b64encode(token).decode()} {rank}"
+        for token, rank in sorted(ranks.items(), key=lambda t: t[1])
+    ]
+    meta = {"pattern": bpe.get_pattern(), "special_tokens": SPECIAL_TOKENS, "vocab_size": VOCAB_SIZE}
+    _write_atomically(TOKENIZER_DIR / "merges.tiktoken", ("\n".join(lines) + "\n").encode())
+    _write_atomically(TOKENIZER_DIR / "tokenizer.json", json.dumps(meta, indent=1).encode())
+
+    tokenizer = Tokenizer.from_directory(TOKENIZER_DIR)
+    sample = "Hello world! Numbers: 12345. Unicode: naïve café, 你好 🙂\n\tindented"
+    assert tokenizer.decode(tokenizer.encode(sample)) == sample, "tokenizer round trip failed"
+    lengths = [len(token) for token in sorted(ranks, key=ranks.get)] + [0] * len(SPECIAL_TOKENS)
+    buffer = io.BytesIO()  # not a temp file: torch.save names the archive after its file, pid included
+    torch.save(torch.tensor(lengths, dtype=torch.int32), buffer)
+    _write_atomically(TOKENIZER_DIR / "token_bytes.pt", buffer.getvalue())
+    print(
+        f"Tokenizer: trained {tokenizer.get_vocab_size()} tokens in {time.time() - t0:.1f}s at {TOKENIZER_DIR}"
+    )
+
+
+class Tokenizer:
+    """The BPE tokenizer train.py uses: ordinary text to token ids and back, plus the BOS token."""
+
+    def __init__(self, encoding):
+        self.enc = encoding
+        self.bos_token_id = encoding.encode_single_token(BOS_TOKEN)
+
+    @classmethod
+    def from_directory(cls, tokenizer_dir: Path | str = TOKENIZER_DIR) -> Tokenizer:
+        import tiktoken
+
+        tokenizer_dir = Path(tokenizer_dir)
+        meta = json.loads((tokenizer_dir / "tokenizer.json").read_text())
+        ranks = {}
+        for line in (tokenizer_dir / "merges.tiktoken").read_text().splitlines():
+            token, rank = line.split()
+            ranks[base64.b64decode(token)] = int(rank)
+        specials = {name: len(ranks) + i for i, name in enumerate(meta["special_tokens"])}
+        encoding = tiktoken.Encoding(
+            "autoresearch", pat_str=meta["pattern"], mergeable_ranks=ranks, special_tokens=specials
+        )
+        return cls(encoding)
+
+    def get_vocab_size(self) -> int:
+        return self.enc.n_vocab
+
+    def get_bos_token_id(self) -> int:
+        return self.bos_token_id
+
+    def encode(self, text: str | list[str], prepend: int | None = None, num_threads: int = 8):
+        """Token ids of one text (a list) or of many (a list of lists); special-token text stays ordinary."""
+        if isinstance(text, str):
+            ids = self.enc.encode_ordinary(text)
+            return [prepend, *ids] if prepend is not None else ids
+        rows = self.enc.encode_ordinary_batch(text, num_threads=num_threads)
+        return [[prepend, *ids] for ids in rows] if prepend is not None else rows
+
+    def decode(self, ids: list[int]) -> str:
+        return self.enc.decode(ids)
+
+
+def get_token_bytes(
+    device: torch.device | str = "cpu", tokenizer_dir: Path | str = TOKENIZER_DIR
+) -> torch.Tensor:
+    """UTF-8 byte length of every token id; 0 marks special tokens."""
+    return torch.load(Path(tokenizer_dir) / "token_bytes.pt", map_location=device)
+
+
+# ---------------------------------------------------------------------------
+# Dataloader: BOS-aligned rows, documents packed by best fit
+# ---------------------------------------------------------------------------
+
+
+def _document_batches(split: str, docs_per_batch: int = 128):
+    """Endless (documents, epoch) batches: the training shards in order, or the validation shard."""
+    val_path = DATA_DIR / shard_name(VAL_SHARD)
+    if split == "train":
+        paths = [p for p in list_parquet_files() if p != val_path]
+    else:
+        paths = [val_path] if val_path.exists() else []
+    if not paths:
+        raise SystemExit(f"prepare.py: no {split} shards in {DATA_DIR}; run `python prepare.py` first")
+    epoch = 1
+    while True:
+        for path in paths:
+            pf = pq.ParquetFile(path)
+            for rg in range(pf.num_row_groups):
+                texts = pf.read_row_group(rg, columns=["text"]).column("text").to_pylist()
+                for i in range(0, len(texts), docs_per_batch):
+                    yield texts[i : i + docs_per_batch], epoch
+        epoch += 1
+
+
+def make_dataloader(tokenizer: Tokenizer, B: int, T: int, split: str, device=None, buffer_size: int = 1000):
+    """Yield (inputs, targets, epoch) batches of shape (B, T) on `device` (default CPU), endlessly.
+
+    Every row starts with a BOS token and is filled completely, without padding: from a buffer of
+    tokenized documents it takes the longest one that still fits, and when none fits it crops the
+    shortest to fill the row. The validation split always yields the same rows in the same order."""
+    assert split in ("train", "val"), split
+    device = torch.device(device or "cpu")
+    pin = device.type != "cpu"  # page-locked host memory lets the copy to an accelerator run asynchronously
+    batches = _document_batches(split)
+    bos = tokenizer.get_bos_token_id()
+    lengths: list[int] = []  # sorted; docs[i] has lengths[i] tokens
+    docs: list[np.ndarray] = []
+    epoch = 1
+    capacity = T + 1  # inputs and targets are the row shifted by one
+
+    def refill() -> None:
+        nonlocal epoch
+        texts, epoch = next(batches)
+        for ids in tokenizer.encode(texts, prepend=bos):
+            at = bisect.bisect_right(lengths, len(ids))
+            lengths.insert(at, len(ids))
+            docs.insert(at, np.asarray(ids, dtype=np.int64))
+
+    while True:
+        rows = np.empty((B, capacity), dtype=np.int64)
+        for r in range(B):
+            pos = 0
+            while pos < capacity:
+                while len(docs) < buffer_size:
+                    refill()
+                room = capacity - pos
+                fit = bisect.bisect_right(lengths, room) - 1  # the longest document that fits
+                take = fit if fit >= 0 else 0  # none fits: crop the shortest
+                lengths.pop(take)
+                doc = docs.pop(take)[:room]
+                rows[r, pos : pos + len(doc)] = doc
+                pos += len(doc)
+        pair = torch.from_numpy(np.stack([rows[:, :-1], rows[:, 1:]]))
+        if pin:
+            pair = pair.pin_memory()
+        pair = pair.to(device, non_blocking=pin)
+        yield pair[0], pair[1], epoch
+
+
+# ---------------------------------------------------------------------------
+# Evaluation: the fixed metric
+# ---------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def evaluate_bpb(model, tokenizer: Tokenizer, batch_size: int, device=None) -> float:
+    """Validation bits per byte: summed next-token cross-entropy (nats) over the first EVAL_TOKENS //
+    MAX_SEQ_LEN validation rows, divided by ln 2 times the UTF-8 bytes of those target tokens. Special
+    tokens (0 bytes) count in neither sum, so the value does not depend on the vocabulary. The rows are
+    the same for every batch size; a partial last batch is run whole and its extra rows are ignored.
+
+    `model(x, y, reduction="none")` must return the per-token loss in nats, shape (B*T,) or (B, T)."""
+    if device is None:
+        first = next(iter(model.parameters()), None)
+        device = first.device if first is not None else torch.device("cpu")
+    token_bytes = get_token_bytes(device)
+    rows_left = EVAL_TOKENS // MAX_SEQ_LEN
+    loader = make_dataloader(tokenizer, batch_size, MAX_SEQ_LEN, "val", device=device)
+    total_nats = torch.zeros((), dtype=torch.float64, device=device)
+    total_bytes = torch.zeros((), dtype=torch.int64, device=device)
+    while rows_left > 0:
+        x, y, _ = next(loader)
+        used = min(batch_size, rows_left)
+        loss = model(x, y, reduction="none").reshape(batch_size, -1)[:used].double()
+        nbytes = token_bytes[y[:used]]
+        total_nats += (loss * (nbytes > 0)).sum()
+        total_bytes += nbytes.sum()
+        rows_left -= used
+    return (total_nats / (math.log(2) * total_bytes)).item()
+
+
+# ---------------------------------------------------------------------------
+# Device facts
+# ---------------------------------------------------------------------------
+
+# Dense bf16 tensor-core peak, by a substring of torch.cuda.get_device_name(); the first match wins.
+PEAK_BF16_FLOPS = [
+    ("GH200", 989e12),
+    ("H200 NVL", 835e12),
+    ("H200", 989e12),
+    ("H100 NVL", 835e12),
+    ("H100 PCIe", 756e12),
+    ("H100", 989e12),
+    ("H800", 989e12),
+    ("B200", 2250e12),
+    ("B100", 1750e12),
+    ("A100", 312e12),
+    ("A800", 312e12),
+    ("L40S", 362e12),
+    ("L40", 181e12),
+    ("L4", 121e12),
+    ("A10G", 70e12),
+    ("A10", 125e12),
+    ("RTX 4090", 165e12),
+    ("RTX 3090", 71e12),
+]
+
+
+def peak_bf16_flops(device_name: str) -> float | None:
+    """The peak bf16 FLOP/s of a GPU by name, or None when unknown (then MFU is reported as 0)."""
+    for key, flops in PEAK_BF16_FLOPS:
+        if key in device_name:
+            return flops
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Cache status and the command line
+# ---------------------------------------------------------------------------
+
+
+def cache_status(profile: str) -> str:
+    """One line on a profile's data cache: prepared or not, from where, how big."""
+    root = cache_dir_for(profile)
+    manifest = root / MANIFEST
+    if not manifest.exists():
+        return f"not prepared at {root} (AUTORESEARCH_PROFILE={profile} python prepare.py --source local|hf)"
+    info = json.loads(manifest.read_text())
+    files = [root / f for f in info.get("files", [])]
+    missing = [f.name for f in files if not f.exists()]
+    if missing:
+        return f"incomplete at {root}: missing {', '.join(missing[:3])}; run prepare.py again"
+    if info.get("profile") != profile:
+        return f"at {root} holds the {info.get('profile')!r} profile, not {profile!r}"
+    size = sum(f.stat().st_size for f in files) / 1e6
+    return f"ready at {root}: source {info['source']}, {info['train_shards']} train shards + val, vocab {info['vocab_size']}, {size:.0f} MB"
+
+
+def prepare(
+    source: str,
+    text_dir: Path | None,
+    num_shards: int,
+    base_url: str,
+    workers: int,
+    attempts: int,
+    retry_wait: float,
+) -> int:
+    """Make the cache complete for the active profile; a complete cache is left untouched."""
+    requested = {
+        "profile": PROFILE,
+        "source": source,
+        "text_dir": str(text_dir.resolve()) if text_dir else None,
+    }
+    manifest = CACHE_DIR / MANIFEST
+    if manifest.exists():
+        info = json.loads(manifest.read_text())
+        recorded = {k: info.get(k) for k in requested}
+        if recorded != requested:
+            raise SystemExit(
+                f"prepare.py: {CACHE_DIR} already holds data prepared as {recorded}; "
+                f"use another AUTORESEARCH_CACHE_DIR or delete it"
+            )
+        if all((CACHE_DIR / f).exists() for f in info["files"]) and (
+            source != "hf" or info["train_shards"] >= num_shards
+        ):
+            print(f"Cache: already prepared at {CACHE_DIR} ({cache_status(PROFILE).split(': ', 1)[-1]})")
+            return 0
+
+    print(f"Cache: {CACHE_DIR} (profile {PROFILE}, source {source})")
+    if source == "hf":
+        failed = download_data(num_shards, base_url, workers, attempts, retry_wait)
+        if failed:
+            names = ", ".join(shard_name(i) for i in failed)
+            print(f"prepare.py: could not download {names}; run again to retry", file=sys.stderr)
+            return 1
+    else:
+        build_local_data(text_dir)
+    train_tokenizer()
+
+    shards = [p.relative_to(CACHE_DIR).as_posix() for p in list_parquet_files()]
+    tokenizer_files = [f"tokenizer/{n}" for n in ("merges.tiktoken", "tokenizer.json", "token_bytes.pt")]
+    info = requested | {
+        "vocab_size": VOCAB_SIZE,
+        "train_shards": len(shards) - 1,
+        "files": shards + tokenizer_files,
+    }
+    _write_atomically(manifest, json.dumps(info, indent=1).encode())
+    print("Done: ready to train.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from filelock import FileLock
+
+    parser = argparse.ArgumentParser(
+        description="Prepare data and tokenizer for autoresearch (profile from AUTORESEARCH_PROFILE)."
+    )
+    parser.add_argument(
+        "--source",
+        choices=("hf", "local"),
+        default="hf",
+        help="hf: download climbmix shards; local: build offline",
+    )
+    parser.add_argument(
+        "--text-dir",
+        type=Path,
+        help=f"local source: build from the {'/'.join(TEXT_SUFFIXES)} files under DIR",
+    )
+    parser.add_argument(
+        "--num-shards",
+        type=int,
+        default=_SETTINGS["hf_train_shards"],
+        help="hf source: training shards (-1 = all)",
+    )
+    parser.add_argument("--download-workers", type=int, default=8, help="hf source: parallel downloads")
+    parser.add_argument(
+        "--base-url",
+        default=os.environ.get("AUTORESEARCH_BASE_URL", BASE_URL),
+        help="hf source: where shards are (env AUTORESEARCH_BASE_URL)",
+    )
+    parser.add_argument("--retries", type=int, default=5, help="hf source: attempts per shard")
+    parser.add_argument(
+        "--retry-wait",
+        type=float,
+        default=2.0,
+        help="hf source: seconds before the first retry, doubling after",
+    )
+    args = parser.parse_args(argv)
+    if args.text_dir and args.source != "local":
+        parser.error("--text-dir goes with --source local")
+    if args.text_dir and not args.text_dir.is_dir():
+        parser.error(f"--text-dir {args.text_dir}: not a directory")
+    num_shards = MAX_SHARD if args.num_shards == -1 else args.num_shards
+    if num_shards < 1:
+        parser.error("--num-shards must be at least 1 (or -1 for all)")
+
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    # Two runners may start prepare.py at once on one cache: the second waits, then finds it complete.
+    with FileLock(str(CACHE_DIR / ".prepare.lock")):
+        return prepare(
+            args.source,
+            args.text_dir,
+            num_shards,
+            args.base_url,
+            args.download_workers,
+            args.retries,
+            args.retry_wait,
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Thin wrappers over the git command line that raise GitError with git's own reason."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from swarm.errors import GitError
+
+
+def git(cwd: Path, *args: str, input: bytes | None = None) -> bytes:
+    """Run git in `cwd` and return its raw stdout; a non-zero exit raises GitError with git's last line."""
+    proc = subprocess.run(["git", *args], cwd=cwd, input=input, capture_output=True)
+    if proc.returncode != 0:
+        lines = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise GitError(f"git {' '.join(args)}: {lines[-1] if lines else f'exit code {proc.returncode}'}")
+    return proc.stdout
+
+
+def git_text(cwd: Path, *args: str) -> str:
+    return git(cwd, *args).decode().strip()
+
+
+def rev_parse(cwd: Path, rev: str) -> str:
+    """The full sha of a commit-ish, or GitError("unknown revision ...")."""
+    proc = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise GitError(f"unknown revision {rev!r} in {cwd}")
+    return proc.stdout.strip()
+
+
+def first_parent(cwd: Path, commit: str) -> str | None:
+    try:
+        return rev_parse(cwd, f"{commit}^")
+    except GitError:
+        return None  # a root commit
+
+
+def file_at(cwd: Path, commit: str, path: str) -> bytes | None:
+    """The bytes of `path` in `commit`, or None when the commit has no such file."""
+    proc = subprocess.run(["git", "cat-file", "blob", f"{commit}:{path}"], cwd=cwd, capture_output=True)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def changed_paths(cwd: Path, base: str, commit: str) -> list[str]:
+    """Paths that differ between two commits; a rename lists both names (so neither side escapes a check)."""
+    out = git(cwd, "diff", "--name-only", "--no-renames", "-z", base, commit)
+    return [p for p in out.decode(errors="surrogateescape").split("\0") if p]
+
+
+def is_dirty(worktree: Path) -> bool:
+    """Whether tracked files differ from HEAD (untracked files do not count: they are never run)."""
+    return bool(git(worktree, "status", "--porcelain", "--untracked-files=no").strip())
+
+
+def is_ancestor(cwd: Path, ancestor: str, descendant: str) -> bool:
+    proc = subprocess.run(["git", "merge-base", "--is-ancestor", ancestor, descendant], cwd=cwd)
+    return proc.returncode == 0
+
+
+def update_ref(cwd: Path, ref: str, sha: str) -> None:
+    git(cwd, "update-ref", ref, sha)
+
+
+def archive(cwd: Path, commit: str) -> bytes:
+    """The tree of a commit as a tar archive."""
+    return git(cwd, "archive", "--format=tar", commit)

@@ -1,0 +1,157 @@
+"""What each window of a run runs, and `swarm launch WINDOW`, which becomes that program.
+
+Every agent and runner window starts as `python -m swarm launch WINDOW --tag T`: it reads the run record,
+builds the environment, working directory and command line (for an LLM agent: the first prompt, or the
+resume prompt once it has run before), records a `process` start on the board, and execs the program.
+So tmux command lines stay short and secret-free, and the command that runs is decided at start time from
+the board, which is what makes a restart (by the coordinator, or after the tmux server died) a resume.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from swarm.agents import agent_commands
+from swarm.board import PROCESS, Board
+from swarm.errors import SwarmError
+from swarm.paths import RunPaths, run_paths
+from swarm.prompts import initial_prompt, resume_prompt
+from swarm.run_record import AgentSlot, RunRecord
+from swarm.runs import is_cpu, open_run, require_agent, runner_args, runner_window
+
+COORDINATOR_WINDOW = "coordinator"
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """A window the coordinator keeps alive: its name, the slot it serves, and where it starts."""
+
+    name: str
+    role: str  # "agent" | "runner"
+    slot: AgentSlot
+    cwd: Path
+
+
+def window_plans(run: RunRecord, paths: RunPaths) -> list[WindowPlan]:
+    """The windows a run should have: each agent not stopped, in its worktree, and a runner per slot.
+    A stopped agent's runner stays, so that the jobs it already queued still run."""
+    plans = []
+    for slot in run.agents:
+        if not slot.stopped:
+            plans.append(WindowPlan(slot.name, "agent", slot, Path(slot.worktree)))
+        plans.append(WindowPlan(runner_window(slot.name), "runner", slot, paths.repo))
+    return plans
+
+
+def launcher_argv(tag: str, window: str) -> list[str]:
+    return [sys.executable, "-m", "swarm", "launch", window, "--tag", tag]
+
+
+def coordinator_argv(tag: str) -> list[str]:
+    return [sys.executable, "-m", "swarm", "coordinator", "--tag", tag]
+
+
+def pane_log(paths: RunPaths, window: str) -> Path:
+    return paths.board / "logs" / "panes" / f"{window}.log"
+
+
+def base_environment(run: RunRecord, paths: RunPaths) -> dict[str, str]:
+    """The inherited environment (API keys included) with the swarm's own variables on top."""
+    env = dict(os.environ)
+    # The profile is the runner's to set for train.py, never an agent's (DESIGN.md, Contracts).
+    for name in ("AUTORESEARCH_PROFILE", "SWARM_AGENT", "SWARM_GPU", "CUDA_VISIBLE_DEVICES"):
+        env.pop(name, None)
+    bin_dir = str(Path(sys.executable).parent)  # so that `swarm` on PATH is this installation's
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    env["SWARM_TAG"] = run.tag
+    env["SWARM_BOARD"] = str(paths.board)
+    env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+    return env
+
+
+def agent_environment(run: RunRecord, slot: AgentSlot, paths: RunPaths) -> dict[str, str]:
+    env = base_environment(run, paths)
+    env["SWARM_AGENT"] = slot.name
+    env["SWARM_GPU"] = slot.gpu
+    env["CUDA_VISIBLE_DEVICES"] = "" if is_cpu(slot) else slot.gpu
+    return env
+
+
+def has_started_before(records: list[dict[str, Any]], tag: str, window: str) -> bool:
+    return any(
+        r.get("type") == PROCESS
+        and r.get("event") == "started"
+        and r.get("tag") == tag
+        and r.get("window") == window
+        for r in records
+    )
+
+
+def worktree_head(worktree: Path) -> str:
+    proc = subprocess.run(
+        ["git", "log", "-1", "--format=%h %s"], cwd=worktree, capture_output=True, text=True
+    )
+    return proc.stdout.strip() or "unknown"
+
+
+def agent_prompt(run: RunRecord, slot: AgentSlot, board: Board, resume: bool) -> str:
+    if not resume:
+        return initial_prompt(run, slot)
+    from swarm.state import BoardState
+
+    state = BoardState(board)
+    state.refresh()
+    mine = sorted(state.experiments_of(slot.name), key=lambda e: e.get("submitted_at") or 0.0)
+    best = state.best((slot.device, run.profile))
+    return resume_prompt(
+        run, slot, worktree_head(Path(slot.worktree)), mine, best.as_json() if best else None
+    )
+
+
+def plan_process(
+    run: RunRecord, window: str, paths: RunPaths, board: Board, records: list[dict[str, Any]]
+) -> tuple[list[str], Path, dict[str, str], bool]:
+    """(argv, cwd, environment, resumed) of the program a window runs."""
+    if window.startswith("runner-"):
+        slot = require_agent(run, window.removeprefix("runner-"))
+        argv = [sys.executable, "-m", "swarm", "runner", *runner_args(slot)]
+        return argv, paths.repo, base_environment(run, paths), False
+    slot = require_agent(run, window)
+    _, commands = agent_commands(paths.repo)
+    if slot.kind not in commands:
+        raise SwarmError(f"agent {slot.name}: unknown kind {slot.kind!r} (swarm.toml [agents.commands]?)")
+    command = commands[slot.kind]
+    resume = has_started_before(records, run.tag, window)
+    prompt = agent_prompt(run, slot, board, resume)
+    argv = command.argv(prompt=prompt, agent=slot.name, gpu=slot.gpu, worktree=Path(slot.worktree))
+    env = agent_environment(run, slot, paths) | command.environment()
+    return argv, Path(slot.worktree), env, resume
+
+
+def main(args) -> int:
+    paths = run_paths()
+    board = Board(paths.board).require()
+    records = board.records()
+    run = open_run(board, args.tag)
+    argv, cwd, env, resumed = plan_process(run, args.window, paths, board, records)
+    board.append(
+        {
+            "type": PROCESS,
+            "tag": run.tag,
+            "window": args.window,
+            "event": "started",
+            "pid": os.getpid(),
+            "resume": resumed,
+        }
+    )
+    os.chdir(cwd)
+    try:
+        os.execvpe(argv[0], argv, env)
+    except OSError as e:
+        raise SwarmError(f"cannot start {argv[0]}: {e.strerror}") from None
+    return 127  # not reached: exec replaced this process

@@ -1,0 +1,163 @@
+"""`swarm status [--json]`: per agent, its kind, slot, process state, current experiment, results and best.
+
+Process states come from the run's tmux panes; results from the board, folded by swarm.state.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from swarm.board import PROCESS, Board
+from swarm.launch import COORDINATOR_WINDOW
+from swarm.paths import RunPaths, run_paths
+from swarm.runs import open_run, runner_window
+from swarm.state import BoardState
+from swarm.tmux import Pane, RunTmux
+
+DESCRIPTION_CHARS = 48
+
+
+@dataclass(frozen=True)
+class AgentStatus:
+    name: str
+    kind: str
+    gpu: str
+    device: str
+    state: str  # running | restarting | stopped | dead | down
+    runner: str  # running | dead | down
+    restarts: int
+    experiments: int  # submitted, any status
+    counts: dict[str, int]  # status -> experiments in it
+    queued: int
+    current: dict[str, Any] | None  # {id, description, elapsed_s} of its running experiment
+    best: dict[str, Any] | None  # {id, val_bpb, description} of its best result
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    tag: str
+    base: str
+    profile: str
+    tmux: str  # running | down
+    socket: str
+    coordinator: str
+    agents: list[AgentStatus]
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _pane_state(pane: Pane | None, server_up: bool, supervised: bool) -> str:
+    if pane is None or not server_up:
+        return "down"
+    if not pane.dead:
+        return "running"
+    return "restarting" if supervised else "dead"
+
+
+def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = None) -> RunStatus:
+    board = Board(paths.board)
+    run = open_run(board, tag)
+    if state is None:
+        state = BoardState(board)
+    state.refresh()
+    tmux = RunTmux(paths.repo, run.tag)
+    panes = tmux.panes()
+    server_up = bool(panes)
+    coordinator = _pane_state(panes.get(COORDINATOR_WINDOW), server_up, supervised=False)
+    supervised = coordinator == "running"
+    starts: dict[str, int] = {}
+    for record in state.other:
+        if (
+            record.get("type") == PROCESS
+            and record.get("tag") == run.tag
+            and record.get("event") == "started"
+        ):
+            starts[record.get("window")] = starts.get(record.get("window"), 0) + 1
+    now = time.time()
+    agents = []
+    for slot in run.agents:
+        agent_state = _pane_state(panes.get(slot.name), server_up, supervised)
+        if slot.stopped and agent_state != "running":
+            agent_state = "stopped"
+        summary = state.agent_summary(slot.name)
+        current = state.running(slot.gpu)
+        best = state.experiments.get(summary.best) if summary and summary.best else None
+        agents.append(
+            AgentStatus(
+                name=slot.name,
+                kind=slot.kind,
+                gpu=slot.gpu,
+                device=slot.device,
+                state=agent_state,
+                runner=_pane_state(panes.get(runner_window(slot.name)), server_up, supervised),
+                restarts=max(0, starts.get(slot.name, 0) - 1),
+                experiments=summary.submitted if summary else 0,
+                counts=dict(summary.counts) if summary else {},
+                queued=len(state.queue(slot.gpu)),
+                current=None
+                if current is None
+                else {
+                    "id": current["id"],
+                    "agent": current.get("agent"),
+                    "description": current.get("description"),
+                    "elapsed_s": round(now - (current.get("started_at") or now), 1),
+                },
+                best=None
+                if best is None
+                else {
+                    "id": best["id"],
+                    "val_bpb": best.get("val_bpb"),
+                    "description": best.get("description"),
+                },
+            )
+        )
+    return RunStatus(
+        tag=run.tag,
+        base=run.base,
+        profile=run.profile,
+        tmux="running" if server_up else "down",
+        socket=str(tmux.socket),
+        coordinator=coordinator,
+        agents=agents,
+    )
+
+
+def shown(text: Any, width: int = DESCRIPTION_CHARS) -> str:
+    """Agent text for a terminal: control characters escaped (never interpreted), cut to `width`."""
+    escaped = json.dumps(str(text or ""), ensure_ascii=False)[1:-1]
+    return escaped if len(escaped) <= width else escaped[: width - 1] + "…"
+
+
+def render(status: RunStatus) -> list[str]:
+    lines = [
+        f"run {status.tag}  base {status.base[:10]}  profile {status.profile}  "
+        f"tmux {status.tmux}  coordinator {status.coordinator}",
+        f"{'AGENT':<7}{'KIND':<8}{'GPU':<6}{'STATE':<11}{'RUNNER':<9}{'EXPS':>5}{'KEEP':>5}{'QUEUE':>6}  "
+        f"{'BEST':<10}CURRENT",
+    ]
+    for a in status.agents:
+        best = f"{a.best['val_bpb']:.6f}" if a.best and isinstance(a.best.get("val_bpb"), float) else "-"
+        current = (
+            f"{a.current['id']} {a.current['elapsed_s']:.0f}s {shown(a.current['description'])}"
+            if a.current
+            else "-"
+        )
+        state = a.state + (f"+{a.restarts}" if a.restarts else "")
+        lines.append(
+            f"{a.name:<7}{a.kind:<8}{a.gpu:<6}{state:<11}{a.runner:<9}{a.experiments:>5}"
+            f"{a.counts.get('keep', 0):>5}{a.queued:>6}  {best:<10}{current}"
+        )
+    return lines
+
+
+def main(args) -> int:
+    status = collect(run_paths(), args.tag)
+    if args.json:
+        print(json.dumps(status.as_json(), indent=2))
+    else:
+        print("\n".join(render(status)))
+    return 0

@@ -1,0 +1,272 @@
+"""Test fixtures that build a real run: a git repo with a base commit, a board with a run record, agent
+worktrees on branches swarm/<tag>/<agent>, stand-in trainers, runners as real processes.
+
+    run = make_run(tmp_path, agents=["cpu0"], train=stand_in_train(val_bpb=1.0))
+    commit_train(run.worktree("cpu0"), stand_in_train(val_bpb=0.99), "lower lr")
+    with run.agent_env("cpu0"):  # cwd and environment of that agent
+        swarm_cli("run", "-m", "lower lr")
+
+Other areas' tests can use these (spawn, coordinator, TUI): nothing here fakes the board or git.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from swarm.board import Board
+from swarm.run_record import AgentSlot, RunRecord, write_run_record
+
+TAG = "test"
+
+# A prepare.py with the PROFILES literal of the contract; stand-in trainers import it like train.py does.
+STAND_IN_PREPARE = textwrap.dedent(
+    '''\
+    """Stand-in prepare.py for tests: the PROFILES contract and nothing else."""
+    PROFILES = {
+        "h100": {"max_seq_len": 2048, "vocab_size": 8192, "time_budget": 300, "eval_tokens": 20971520},
+        "tiny": {"max_seq_len": 64, "vocab_size": 256, "time_budget": 2, "eval_tokens": 4096},
+    }
+    '''
+)
+
+
+def stand_in_train(
+    mode: str = "ok",
+    val_bpb: float = 1.0,
+    offsets: tuple[float, ...] = (0.0,),
+    sleep_s: float = 0.0,
+    training_seconds: float = 1.0,
+    marker: str = "",
+) -> str:
+    """Source of a stand-in train.py that prints the summary block (or misbehaves, per `mode`).
+
+    mode: ok | crash | hang | nan | fail (prints FAIL, exits 1) | slow (training_seconds past the budget)
+          | tamper (rewrites prepare.py in its run directory)
+    offsets: known noise: run k of this exact file prints val_bpb + offsets[k % len(offsets)], counted in
+             $STANDIN_STATE_DIR (so identical content gives repeatable, known spread).
+    The trainer appends `start <time> <pid>` / `end <time>` lines to $STANDIN_STATE_DIR/events, and a hang
+    writes its own and its child's pid to $STANDIN_STATE_DIR/hang.pids.
+    """
+    return textwrap.dedent(
+        f'''\
+        """Stand-in trainer {marker}"""
+        import hashlib, os, subprocess, sys, time
+        from prepare import PROFILES
+
+        MODE = {mode!r}
+        VAL_BPB = {val_bpb!r}
+        OFFSETS = {list(offsets)!r}
+        state = os.environ.get("STANDIN_STATE_DIR", ".")
+        profile = os.environ.get("AUTORESEARCH_PROFILE", "h100")
+        with open(os.path.join(state, "events"), "a") as f:
+            f.write(f"start {{time.time()}} {{os.getpid()}} {{os.getcwd()}}\\n")
+        key = hashlib.sha256(open(__file__, "rb").read()).hexdigest()[:16]
+        counter = os.path.join(state, "count-" + key)
+        runs = int(open(counter).read()) if os.path.exists(counter) else 0
+        open(counter, "w").write(str(runs + 1))
+        time.sleep({sleep_s!r})
+        if MODE == "hang":
+            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+            open(os.path.join(state, "hang.pids"), "w").write(f"{{os.getpid()}} {{child.pid}}")
+            time.sleep(600)
+        if MODE == "crash":
+            raise RuntimeError("stand-in crash")
+        if MODE == "fail":
+            print("FAIL")
+            sys.exit(1)
+        if MODE == "tamper":
+            open("prepare.py", "a").write("\\nTAMPERED = True\\n")
+        value = float("nan") if MODE == "nan" else VAL_BPB + OFFSETS[runs % len(OFFSETS)]
+        seconds = PROFILES[profile]["time_budget"] + 60 if MODE == "slow" else {training_seconds!r}
+        print("---")
+        print(f"val_bpb:          {{value:.6f}}")
+        print(f"training_seconds: {{seconds:.1f}}")
+        print("total_seconds:    2.0")
+        print("peak_vram_mb:     1024.0")
+        print("mfu_percent:      1.00")
+        print("total_tokens_M:   0.1")
+        print("num_steps:        10")
+        print("num_params_M:     0.5")
+        print("depth:            2")
+        print("device:           cpu")
+        print(f"profile:          {{profile}}")
+        with open(os.path.join(state, "events"), "a") as f:
+            f.write(f"end {{time.time()}} {{os.getpid()}}\\n")
+        '''
+    )
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def init_repo(path: Path, files: dict[str, str]) -> str:
+    """A git repository at `path` with one commit of `files`; returns its sha."""
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.email", "test@example.com")
+    git(path, "config", "user.name", "test")
+    for name, text in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(text)
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "base")
+    return git(path, "rev-parse", "HEAD")
+
+
+def commit_train(worktree: Path, source: str, message: str = "experiment", path: str = "train.py") -> str:
+    """Write `path` in a worktree and commit it; returns the new HEAD."""
+    (Path(worktree) / path).write_text(source)
+    git(worktree, "add", path)
+    git(worktree, "commit", "-q", "--allow-empty", "-m", message)
+    return git(worktree, "rev-parse", "HEAD")
+
+
+@dataclass
+class SwarmRun:
+    """A run on disk: repository, board, run record, one worktree per agent."""
+
+    repo: Path
+    board: Board
+    base: str
+    run: RunRecord
+    state_dir: Path  # where stand-in trainers count runs and log events
+    runners: list[subprocess.Popen] = field(default_factory=list)
+
+    def worktree(self, agent: str) -> Path:
+        return Path(self.run.agent(agent).worktree)
+
+    @contextlib.contextmanager
+    def agent_env(self, agent: str) -> Iterator[None]:
+        """cwd and SWARM_* environment of an agent process (as `swarm spawn` sets them), restored after."""
+        slot = self.run.agent(agent)
+        env = {
+            "SWARM_AGENT": agent,
+            "SWARM_GPU": slot.gpu,
+            "SWARM_TAG": self.run.tag,
+            "SWARM_BOARD": str(self.board.directory),
+        }
+        saved_env = {k: os.environ.get(k) for k in env}
+        saved_cwd = os.getcwd()
+        os.environ.update(env)
+        os.chdir(self.worktree(agent))
+        try:
+            yield
+        finally:
+            os.chdir(saved_cwd)
+            for k, v in saved_env.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    def events(self) -> list[list[str]]:
+        path = self.state_dir / "events"
+        return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+
+    def start_runner(self, slot: str, *extra: str) -> subprocess.Popen:
+        """`swarm runner` for a slot as a real process (stopped by stop_runners)."""
+        flag = ["--cpu", slot[3:]] if slot.startswith("cpu") else ["--gpu", slot]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "swarm.cli", "runner", *flag, *extra],
+            cwd=self.repo,
+            env=self.runner_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.runners.append(proc)
+        wait_until(
+            lambda: (self.board.directory / "runners" / f"{slot}.lock").exists() or proc.poll() is not None
+        )
+        return proc
+
+    def runner_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
+        env["SWARM_BOARD"] = str(self.board.directory)
+        env["STANDIN_STATE_DIR"] = str(self.state_dir)
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+        return env
+
+    def stop_runners(self) -> None:
+        for proc in self.runners:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.runners:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.runners.clear()
+
+
+def make_run(
+    tmp_path: Path,
+    agents: tuple[str, ...] = ("cpu0",),
+    train: str | None = None,
+    profile: str = "tiny",
+    devices: dict[str, str] | None = None,
+    config: str = "",
+    prepare: str = STAND_IN_PREPARE,
+) -> SwarmRun:
+    """A repository with prepare.py / train.py / swarm.toml at the base commit, a board with a run record,
+    and a worktree per agent (worktrees/<agent> on swarm/<TAG>/<agent>). Agent names gpuK / cpuK give
+    slots K / cpuK; `devices` maps a slot to its device class (default "cpu" and "Test GPU")."""
+    repo = tmp_path / "repo"
+    files = {
+        "prepare.py": prepare,
+        "train.py": train or stand_in_train(),
+        ".gitignore": "/board/\n/worktrees/\n",
+        "swarm.toml": config,
+    }
+    base = init_repo(repo, files)
+    devices = devices or {}
+    slots = []
+    for name in agents:
+        gpu = name if name.startswith("cpu") else name.removeprefix("gpu")
+        worktree = repo / "worktrees" / name
+        branch = f"swarm/{TAG}/{name}"
+        git(repo, "worktree", "add", "-q", "-b", branch, str(worktree), base)
+        device = devices.get(gpu, "cpu" if gpu.startswith("cpu") else "Test GPU")
+        slots.append(AgentSlot(name, "test", gpu, device, str(worktree.resolve()), branch))
+    board = Board(repo / "board").create()
+    run = RunRecord(tag=TAG, base=base, profile=profile, agents=tuple(slots))
+    write_run_record(board, run)
+    state_dir = tmp_path / "standin"
+    state_dir.mkdir()
+    return SwarmRun(repo=repo.resolve(), board=board, base=base, run=run, state_dir=state_dir)
+
+
+def wait_until(condition, timeout: float = 30.0, interval: float = 0.02):
+    """Poll `condition` until it returns something truthy; fails the test past the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def latest(board: Board, eid: str) -> dict | None:
+    found = None
+    for record in board.records():
+        if record.get("id") == eid and record.get("type") == "experiment":
+            found = record
+    return found
+
+
+def dump(records: list[dict]) -> str:
+    return "\n".join(json.dumps(r) for r in records)

@@ -1,0 +1,99 @@
+"""Helpers for tests that spawn real swarms: a git repository with a stand-in agent kind, polling with a
+deadline, and cleanup of every tmux server a test started (each test has its own socket directory)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+STANDIN = Path(__file__).resolve().parent / "helpers" / "standin_agent.py"
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def make_repo(path: Path, files: dict[str, str] | None = None) -> Path:
+    """A git repository with one commit, laid out like the project (board/ and worktrees/ ignored)."""
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.email", "test@example.com")
+    git(path, "config", "user.name", "test")
+    (path / ".gitignore").write_text("/worktrees/*\n/board/*\n")
+    for name, text in (files or {"train.py": "DEPTH = 8\n"}).items():
+        (path / name).write_text(text)
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "init")
+    return path
+
+
+def write_standin_config(repo: Path, reports: Path, tick_s: float = 0.3) -> None:
+    """swarm.toml naming the stand-in agent kind `standin` (not committed: untracked files may stay)."""
+    (repo / "swarm.toml").write_text(
+        "[agents.commands]\n"
+        f'standin = ["{sys.executable}", "{STANDIN}", "{reports}", "{{agent}}", "{{prompt}}"]\n'
+        "[coordinator]\n"
+        f"tick_s = {tick_s}\n"
+        "healthy_s = 1.0\n"
+    )
+
+
+def reports(directory: Path, agent: str) -> list[dict[str, Any]]:
+    path = directory / f"{agent}.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def wait_for_reports(
+    directory: Path, agents: list[str], count: int = 1, timeout: float = 15
+) -> dict[str, dict]:
+    """The latest report of each agent, once each has reported `count` starts (an agent reports just
+    after its launcher exec'd it, which is when `swarm spawn` returns)."""
+    wait_until(
+        lambda: all(len(reports(directory, a)) >= count for a in agents),
+        timeout,
+        f"{count} start(s) of {agents}",
+    )
+    return {a: reports(directory, a)[-1] for a in agents}
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str, poll: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(poll)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].splitlines()[0].lower()
+    except (OSError, IndexError):
+        return "zombie"
+
+
+def kill_tmux_servers(socket_dir: Path) -> None:
+    """Kill every tmux server whose socket is in `socket_dir` (each test has its own)."""
+    if not socket_dir.exists():
+        return
+    for socket in socket_dir.iterdir():
+        if socket.is_socket():
+            subprocess.run(["tmux", "-S", str(socket), "kill-server"], capture_output=True)

@@ -1,0 +1,87 @@
+"""The runner judges what it measured: stand-in trainers that succeed, crash, hang, print NaN, overrun the
+budget or tamper with prepare.py each get the right status; a hang is killed with its whole process tree."""
+
+import os
+
+import pytest
+
+from swarm.jobs import agent_context, submit
+from swarm.runner import Runner, RunnerSettings
+from tests.support.swarm_run import STAND_IN_PREPARE, commit_train, stand_in_train
+
+FAST = RunnerSettings(timeout_s=None, timeout_grace_s=3.0, kill_grace_s=0.5)
+
+
+def run_one(run, source, path="train.py", settings=FAST, agent="cpu0"):
+    commit_train(run.worktree(agent), source, f"try {path}", path=path)
+    with run.agent_env(agent):
+        job = submit(agent_context(), "stand-in", rerun=True)
+    runner = Runner(run.repo, run.board, run.run.agent(agent).gpu, settings, log=lambda line: None)
+    record = runner.step()
+    assert record["id"] == job["id"]
+    return record
+
+
+@pytest.mark.parametrize(
+    "mode, status, reason",
+    [
+        ("ok", "keep", "baseline"),
+        ("crash", "crash", "exit code 1: RuntimeError: stand-in crash"),
+        ("fail", "crash", "exit code 1: FAIL"),
+        ("nan", "crash", "no finite val_bpb"),
+        ("slow", "invalid", "beyond the budget"),
+        ("tamper", "invalid", "prepare.py was modified"),
+    ],
+)
+def test_stand_in_outcomes(make_swarm_run, mode, status, reason):
+    run = make_swarm_run()
+    record = run_one(run, stand_in_train(mode=mode, val_bpb=0.95))
+    assert record["status"] == status, record["reason"]
+    assert reason in record["reason"]
+    assert (run.board.directory / record["log"]).exists()
+    assert (
+        record["prepare_sha256"] and record["train_sha256"] and record["finished_at"] >= record["started_at"]
+    )
+    if status == "keep":
+        assert record["val_bpb"] == pytest.approx(0.95) and record["num_steps"] == 10 and record["depth"] == 2
+    assert not (run.board.directory / "runs" / record["id"]).exists()  # run directory cleaned
+
+
+def test_commit_touching_prepare_is_invalid_and_never_runs(make_swarm_run):
+    run = make_swarm_run()
+    record = run_one(run, STAND_IN_PREPARE + "\nTIME_BUDGET_HACK = 1\n", path="prepare.py")
+    assert record["status"] == "invalid" and "prepare.py" in record["reason"]
+    assert run.events() == []  # no trainer started
+
+
+def test_runner_executes_base_prepare_not_the_agents(make_swarm_run):
+    run = make_swarm_run()
+    # even when the allow-list lets prepare.py through, the run gets the base commit's copy
+    lenient = RunnerSettings(allowed_paths=("train.py", "prepare.py"), timeout_grace_s=3.0)
+    evil = STAND_IN_PREPARE.replace('"time_budget": 2', '"time_budget": 9999')
+    commit_train(run.worktree("cpu0"), evil, "evil prepare", path="prepare.py")
+    record = run_one(run, stand_in_train(mode="slow"), settings=lenient)
+    assert record["status"] == "invalid" and "beyond the budget 2 s" in record["reason"]
+
+
+def test_hang_is_killed_with_its_whole_process_tree(make_swarm_run):
+    run = make_swarm_run()
+    settings = RunnerSettings(timeout_s=1.5, kill_grace_s=0.5)
+    record = run_one(run, stand_in_train(mode="hang"), settings=settings)
+    assert record["status"] == "timeout" and "timeout" in record["reason"]
+    trainer, grandchild = (int(p) for p in (run.state_dir / "hang.pids").read_text().split())
+    for pid in (trainer, grandchild):
+        assert not _alive(pid), f"process {pid} survived the timeout"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead for our purpose (its parent, the trainer, is gone or reaping it)
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False

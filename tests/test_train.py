@@ -1,0 +1,146 @@
+"""train.py: its hyperparameter block, the pieces an agent is most likely to break (attention masks,
+orthogonalisation), one real tiny-profile run on the CPU, and the fail-fast path on a NaN config."""
+
+import ast
+import math
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import REPO_ROOT, load_prepare, tiny_env, uniform_bpb
+
+from swarm.summary import SUMMARY_KEYS, parse_summary
+
+# Knobs FINDINGS.md says agents and the sweep agent must be able to move, one line each.
+REQUIRED_KNOBS = {
+    "DEPTH", "ASPECT_RATIO", "HEAD_DIM", "WINDOW_PATTERN", "SHORT_WINDOW", "ROPE_BASE", "QK_NORM_BEFORE_ROPE",
+    "Q_SCALE", "SOFTCAP", "TOTAL_BATCH_SIZE", "DEVICE_BATCH_SIZE", "EMBEDDING_LR", "UNEMBEDDING_LR", "MATRIX_LR",
+    "SCALAR_LR", "ADAM_BETAS", "WEIGHT_DECAY", "MUON_MOMENTUM", "MUON_BETA2", "MUON_NS_STEPS", "WARMUP_RATIO",
+    "WARMDOWN_RATIO", "FINAL_LR_FRAC",
+}  # fmt: skip
+
+
+def literal_assignments(statements) -> dict[str, object]:
+    """NAME = literal statements among `statements`, as a parser such as the sweep agent reads them."""
+    found = {}
+    for node in statements:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+            if name.isupper():
+                found[name] = ast.literal_eval(node.value)
+    return found
+
+
+def test_hyperparameter_block_is_one_literal_per_line_with_a_tiny_override_block():
+    source = (REPO_ROOT / "train.py").read_text()
+    tree = ast.parse(source)
+    top = literal_assignments(tree.body)
+    assert set(top) >= REQUIRED_KNOBS
+    lines = source.splitlines()
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and node.targets[0].id in REQUIRED_KNOBS:
+            assert node.lineno == node.end_lineno, f"{node.targets[0].id} spans several lines"
+            assert "#" in lines[node.lineno - 1], f"{node.targets[0].id} has no comment"
+    overrides = [n for n in tree.body if isinstance(n, ast.If) and ast.unparse(n.test) == "PROFILE == 'tiny'"]
+    assert len(overrides) == 1
+    block = overrides[0]
+    assert not block.orelse and all(isinstance(n, ast.Assign) for n in block.body)
+    tiny = literal_assignments(block.body)
+    assert len(tiny) == len(block.body) and set(tiny) <= set(top)
+    assert top["TOTAL_BATCH_SIZE"] == 2**19 and top["DEPTH"] == 8  # the h100 profile keeps upstream's shape
+    # The override block comes right after the top-level knobs, before any code.
+    first_def = min(n.lineno for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef))
+    assert block.lineno < first_def
+
+
+@pytest.fixture(scope="module")
+def train_module():
+    import train
+
+    return train
+
+
+@pytest.mark.filterwarnings("ignore:.*flex_attention called without torch.compile")
+def test_sliding_window_attention_agrees_between_flex_and_sdpa(train_module):
+    """The CUDA path (FlexAttention block mask) and the CPU path (SDPA boolean mask) compute the same thing;
+    flex runs eagerly here, which is slow but exact."""
+    T, window = 256, 80
+    q, k, v = (torch.randn(2, 3, T, 16) for _ in range(3))
+    masks_cpu = {window: train_module.sliding_window_mask(T, window, "cpu")}
+    masks_flex = {window: train_module.flex_block_mask(T, window, "cpu")}
+    sdpa = train_module.attention(q, k, v, window, 0.25, masks_cpu)
+    flex = train_module.attention(q, k, v, window, 0.25, masks_flex)
+    assert torch.allclose(sdpa, flex, atol=1e-5)
+    # A window as long as the context is plain causal attention.
+    full = train_module.attention(q, k, v, T, 0.25, {})
+    assert torch.allclose(
+        full, F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.25), atol=1e-6
+    )
+    # A query at position t sees exactly keys t-window+1 .. t.
+    mask = masks_cpu[window]
+    assert mask[100, 21:101].all() and not mask[100, :21].any() and not mask[100, 101:].any()
+
+
+def test_orthogonalize_pushes_singular_values_towards_one(train_module):
+    torch.manual_seed(0)
+    # Rectangular Gaussian matrices scaled unevenly: condition numbers in the tens to hundreds, as gradients.
+    for shape in ((128, 32), (32, 128), (3, 16, 48), (96, 64)):
+        G = torch.randn(*shape) * torch.logspace(-1.5, 0.5, shape[-1])
+        X = train_module.orthogonalize(G, 5, torch.float32)
+        s = torch.linalg.svdvals(X)
+        assert X.shape == G.shape
+        assert s.min() > 0.7 and s.max() < 1.2, (shape, s.min(), s.max())
+
+
+# ---------------------------------------------------------------------------
+# Real runs
+
+
+def run_train(workdir: Path, cache: Path, timeout: float) -> tuple[subprocess.CompletedProcess, float]:
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "train.py"],
+        cwd=workdir,
+        env=tiny_env(cache),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return proc, time.monotonic() - start
+
+
+def test_tiny_profile_trains_on_the_cpu_and_reports_the_summary_block(tiny_cache):
+    prep = load_prepare(tiny_cache)
+    proc, _ = run_train(REPO_ROOT, tiny_cache, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    block = proc.stdout[proc.stdout.rindex("\n---\n") + 5 :].splitlines()
+    assert [line.split(":")[0] for line in block] == list(SUMMARY_KEYS)
+    assert all(line[18:19] != " " and len(line.split(":")[0]) < 18 for line in block)  # values in column 19
+    summary = parse_summary(proc.stdout)
+    assert summary["profile"] == "tiny" and summary["device"].startswith("cpu")
+    assert summary["peak_vram_mb"] == 0.0 and summary["mfu_percent"] == 0.0
+    assert summary["depth"] == 2 and summary["num_steps"] > 5
+    assert prep.TIME_BUDGET <= summary["training_seconds"] <= prep.TIME_BUDGET * 1.1
+    assert summary["total_seconds"] >= summary["training_seconds"]
+    untrained = uniform_bpb(prep)
+    assert math.isfinite(summary["val_bpb"])
+    assert summary["val_bpb"] < 0.75 * untrained, (summary["val_bpb"], untrained)
+
+
+def test_a_nan_inducing_config_fails_fast(tiny_cache, tmp_path):
+    """As an agent would: edit the tiny override block of a copy of train.py (an absurd scalar learning
+    rate overflows the residual stream on the second step)."""
+    shutil.copy(REPO_ROOT / "prepare.py", tmp_path / "prepare.py")
+    source = (REPO_ROOT / "train.py").read_text()
+    marker = 'if PROFILE == "tiny":\n'
+    assert marker in source
+    (tmp_path / "train.py").write_text(source.replace(marker, marker + "    SCALAR_LR = 1e30\n"))
+    proc, seconds = run_train(tmp_path, tiny_cache, timeout=120)
+    assert proc.returncode != 0
+    assert "FAIL" in proc.stdout and "val_bpb:" not in proc.stdout
+    assert seconds < load_prepare(tiny_cache).TIME_BUDGET  # it did not train out its budget first
