@@ -178,7 +178,7 @@ class SwarmRun:
         """`swarm runner` for a slot as a real process (stopped by stop_runners)."""
         flag = ["--cpu", slot[3:]] if slot.startswith("cpu") else ["--gpu", slot]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "swarm.cli", "runner", *flag, *extra],
+            [sys.executable, "-m", "swarm", "runner", *flag, *extra],
             cwd=self.repo,
             env=self.runner_env(),
             stdout=subprocess.PIPE,
