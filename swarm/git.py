@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 from swarm.errors import GitError
 
 
-def git(cwd: Path, *args: str, input: bytes | None = None) -> bytes:
-    """Run git in `cwd` and return its raw stdout; a non-zero exit raises GitError with git's last line."""
-    proc = subprocess.run(["git", *args], cwd=cwd, input=input, capture_output=True)
+def git(cwd: Path, *args: str, input: bytes | None = None, env: dict[str, str] | None = None) -> bytes:
+    """Run git in `cwd` and return its raw stdout; a non-zero exit raises GitError with git's last line.
+    `env` adds variables to the environment (e.g. GIT_INDEX_FILE for a scratch index)."""
+    proc = subprocess.run(
+        ["git", *args], cwd=cwd, input=input, capture_output=True, env={**os.environ, **env} if env else None
+    )
     if proc.returncode != 0:
         lines = proc.stderr.decode(errors="replace").strip().splitlines()
         raise GitError(f"git {' '.join(args)}: {lines[-1] if lines else f'exit code {proc.returncode}'}")

@@ -14,17 +14,16 @@ Modes:
 
 from __future__ import annotations
 
-import os
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from swarm.display import escape_text
 from swarm.errors import GitError, SwarmError
-from swarm.paths import current_branch, git_output, main_repo, run_paths
+from swarm.git import file_at, first_parent, git, git_text, is_dirty, rev_parse
+from swarm.paths import current_branch, main_repo, run_paths
 from swarm.records import has_result
-from swarm.text import one_line
 
 TRAIN_FILE = "train.py"
 MODES = ("train", "cherry-pick")
@@ -38,20 +37,10 @@ class PickResult:
     worktree: Path | None  # the worktree that was fast-forwarded, if the branch is checked out
 
 
-def _git(repo: Path, *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None) -> str:
-    proc = subprocess.run(
-        ["git", *args], cwd=repo, capture_output=True, input=stdin, env={**os.environ, **(env or {})}
-    )
-    if proc.returncode != 0:
-        reason = (proc.stderr.decode(errors="replace").strip().splitlines() or ["git failed"])[-1]
-        raise GitError(f"git {args[0]}: {reason}")
-    return proc.stdout.decode(errors="replace").strip()
-
-
 def checked_out_in(repo: Path, branch: str) -> Path | None:
     """The worktree that has `branch` checked out, or None."""
     current: Path | None = None
-    for line in git_output(repo, "worktree", "list", "--porcelain").splitlines():
+    for line in git_text(repo, "worktree", "list", "--porcelain").splitlines():
         if line.startswith("worktree "):
             current = Path(line[len("worktree ") :])
         elif line == f"branch refs/heads/{branch}":
@@ -59,83 +48,78 @@ def checked_out_in(repo: Path, branch: str) -> Path | None:
     return None
 
 
-def tracked_changes(worktree: Path) -> list[str]:
-    """Paths with staged or unstaged changes to tracked files (untracked files do not count)."""
-    return git_output(worktree, "diff", "--name-only", "HEAD").splitlines()
-
-
 def commit_message(record: dict[str, Any], mode: str) -> str:
     """One commit that says where it came from: experiment id, val_bpb, agent and source commit."""
-    description = one_line(record.get("description"), 60) or "(no description)"
+    description = escape_text(record.get("description"), 60) or "(no description)"
     value = record.get("val_bpb")
     lines = [
-        f"pick {record['id']} ({record.get('agent')}): {description}",
+        f"pick {record['id']} ({escape_text(record.get('agent'))}): {description}",
         "",
         f"experiment: {record['id']}",
         f"val_bpb: {value:.6f}" if isinstance(value, float | int) else "val_bpb: none",
         f"status: {record.get('status')}",
-        f"device: {record.get('device')} / {record.get('profile')}",
-        f"agent: {record.get('agent')}",
+        f"device: {escape_text(record.get('device'))} / {record.get('profile')}",
+        f"agent: {escape_text(record.get('agent'))}",
         f"source commit: {record.get('commit')}",
         f"mode: {mode}",
     ]
     return "\n".join(lines) + "\n"
 
 
-def _parent_of(repo: Path, record: dict[str, Any]) -> str:
-    """The commit the experiment's change is measured against: its recorded parent, else the commit's own."""
-    parent = record.get("parent")
-    if parent:
-        return _resolve(repo, parent, "parent")
-    return _resolve(repo, f"{record['commit']}^", "parent")
-
-
-def _resolve(repo: Path, rev: str, what: str) -> str:
+def _commit(repo: Path, rev: str, what: str) -> str:
     try:
-        return git_output(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+        return rev_parse(repo, rev)
     except GitError:
         raise GitError(f"{what} commit {rev} is not in this repository") from None
 
 
+def _parent_of(repo: Path, record: dict[str, Any], source: str) -> str:
+    """What the experiment's change is measured against: its recorded parent, else its commit's parent."""
+    if record.get("parent"):
+        return _commit(repo, record["parent"], "parent")
+    parent = first_parent(repo, source)
+    if parent is None:
+        raise GitError(f"commit {source[:12]} has no parent to take the experiment's change from")
+    return parent
+
+
 def build_commit(repo: Path, record: dict[str, Any], target: str, mode: str) -> str:
     """Make the picked commit on top of `target` without touching any worktree, index or ref."""
-    source = _resolve(repo, record["commit"], "source")
+    source = _commit(repo, record["commit"], "source")
     with tempfile.TemporaryDirectory(prefix="swarm-pick-") as scratch:
-        env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
-        _git(repo, "read-tree", target, env=env)
+        scratch_index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+        git(repo, "read-tree", target, env=scratch_index)
         if mode == "train":
-            try:
-                blob = git_output(repo, "rev-parse", "--verify", f"{source}:{TRAIN_FILE}")
-            except GitError:
-                raise GitError(f"commit {source[:12]} has no {TRAIN_FILE}") from None
-            _git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{TRAIN_FILE}", env=env)
+            if file_at(repo, source, TRAIN_FILE) is None:
+                raise GitError(f"commit {source[:12]} has no {TRAIN_FILE}")
+            blob = git_text(repo, "rev-parse", f"{source}:{TRAIN_FILE}")
+            git(
+                repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{TRAIN_FILE}", env=scratch_index
+            )
         else:
-            patch = subprocess.run(
-                ["git", "diff", "--binary", _parent_of(repo, record), source],
-                cwd=repo,
-                capture_output=True,
-                check=True,
-            ).stdout
+            patch = git(repo, "diff", "--binary", _parent_of(repo, record, source), source)
             if not patch.strip():
                 raise SwarmError(f"experiment {record['id']} changes nothing against its parent")
-            applied = subprocess.run(
-                ["git", "apply", "--cached", "--3way"],
-                cwd=repo,
-                input=patch,
-                capture_output=True,
-                env={**os.environ, **env},
-            )
-            if applied.returncode != 0:
-                conflicted = _git(repo, "diff", "--cached", "--name-only", "--diff-filter=U", env=env)
+            try:
+                # --cached --3way: a three-way merge inside the scratch index; conflicts stay there
+                git(repo, "apply", "--cached", "--3way", input=patch, env=scratch_index)
+            except GitError:
+                conflicted = git(
+                    repo, "diff", "--cached", "--name-only", "--diff-filter=U", env=scratch_index
+                ).decode()
                 where = ", ".join(conflicted.split()) or TRAIN_FILE
                 raise GitError(
-                    f"experiment {record['id']} does not apply to {target}: conflict in {where} "
+                    f"experiment {record['id']} does not apply to {target[:12]}: conflict in {where} "
                     f"(nothing was changed; try --mode train to take its whole {TRAIN_FILE})"
-                )
-        tree = _git(repo, "write-tree", env=env)
-    if tree == _git(repo, "rev-parse", f"{target}^{{tree}}"):
-        raise SwarmError(f"{target} already has the train.py of experiment {record['id']}: nothing to pick")
-    return _git(repo, "commit-tree", tree, "-p", target, stdin=commit_message(record, mode).encode())
+                ) from None
+        tree = git(repo, "write-tree", env=scratch_index).decode().strip()
+    if tree == git_text(repo, "rev-parse", f"{target}^{{tree}}"):
+        raise SwarmError(f"the target already has the train.py of experiment {record['id']}: nothing to pick")
+    return (
+        git(repo, "commit-tree", tree, "-p", target, input=commit_message(record, mode).encode())
+        .decode()
+        .strip()
+    )
 
 
 def default_target(repo: Path) -> str:
@@ -156,24 +140,23 @@ def pick(repo: Path, record: dict[str, Any], onto: str | None = None, mode: str 
     repo = main_repo(repo)
     branch = onto or default_target(repo)
     try:
-        previous = git_output(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}")
+        previous = rev_parse(repo, f"refs/heads/{branch}")
     except GitError:
         raise GitError(f"no branch {branch!r} in {repo}") from None
     worktree = checked_out_in(repo, branch)
-    if worktree is not None:
-        dirty = tracked_changes(worktree)
-        if dirty:
-            shown = ", ".join(dirty[:5]) + (" ..." if len(dirty) > 5 else "")
-            raise GitError(
-                f"{branch} is checked out in {worktree} with uncommitted changes ({shown}): "
-                "commit or stash them first; nothing was changed"
-            )
+    if worktree is not None and is_dirty(worktree):
+        changed = git_text(worktree, "diff", "--name-only", "HEAD").split()
+        shown = ", ".join(changed[:5]) + (" ..." if len(changed) > 5 else "")
+        raise GitError(
+            f"{branch} is checked out in {worktree} with uncommitted changes ({shown}): "
+            "commit or stash them first; nothing was changed"
+        )
     new = build_commit(repo, record, previous, mode)
     if worktree is not None:
         # --ff-only: git refuses (and changes nothing) if the branch moved or local changes would be lost
-        _git(worktree, "merge", "--ff-only", "--quiet", new)
+        git(worktree, "merge", "--ff-only", "--quiet", new)
     else:
-        _git(repo, "update-ref", "-m", f"swarm pick {record['id']}", f"refs/heads/{branch}", new, previous)
+        git(repo, "update-ref", "-m", f"swarm pick {record['id']}", f"refs/heads/{branch}", new, previous)
     return PickResult(branch=branch, commit=new, previous=previous, worktree=worktree)
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from swarm.display import escape_text
 from swarm.errors import SwarmError
 from swarm.progress import GroupProgress, ProgressTracker, from_experiments
 from swarm.records import DISCARD, KEEP, MARGINAL
-from swarm.text import one_line
 
 MAX_PANELS = 4
 STATUS_STYLE = {  # status -> (colour, size, label); drawn in this order, so keeps land on top
@@ -70,7 +70,7 @@ def _draw_group(ax, group: GroupProgress) -> None:
     ax.step(xs, ys, where="post", color=BEST_COLOUR, linewidth=1.6, label="running best", zorder=4)
     by_id = {p.record["id"]: p for p in measured}
     for step in steps:
-        text = one_line(by_id[step.id].record.get("description"), 40)
+        text = escape_text(by_id[step.id].record.get("description"), 40)
         ax.annotate(
             text,
             (step.index, step.value),

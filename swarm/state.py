@@ -26,6 +26,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -246,6 +247,10 @@ class BoardState:
         self._results_version = 0  # bumps whenever any result (so any content mean) changes
         self._agent_best_version: dict[str, int] = {}  # agent -> _results_version its best was found at
         self.records_read = 0
+        # Called with each record once it is folded, whoever triggered the fold (a display's own refresh,
+        # or a command such as verify refreshing the same state): lets a display derive its own series
+        # (e.g. the progress plot) from the one read of the board.
+        self.observers: list[Callable[[dict[str, Any]], None]] = []
 
     # ---------------------------------------------------------------------------------------------------
     # Folding
@@ -277,6 +282,8 @@ class BoardState:
                 self.adopted.setdefault(agent, {}).setdefault(group_of(record), set()).add(sha)
         else:
             self.other.append(record)
+        for observe in self.observers:
+            observe(record)
 
     def _apply_experiment(self, record: dict[str, Any]) -> None:
         eid = record.get("id")

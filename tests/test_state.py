@@ -189,3 +189,16 @@ def test_run_record_round_trip(board):
     state.refresh()
     assert state.run == RunRecord.from_record(run.to_record())
     assert state.run.device_for_slot("cpu0") == "cpu" and state.run.device_for_slot("3") == "gpu3"
+
+
+def test_observers_see_every_folded_record_whoever_refreshes(board):
+    state = BoardState(board)
+    seen = []
+    state.observers.append(
+        lambda record: seen.append((record["id"], state.experiments[record["id"]]["status"]))
+    )
+    queued = board.append(new_experiment(agent="gpu0", gpu="0", device=H100[0], profile="h100"))
+    state.refresh()
+    board.append(evolve(queued, status="keep", val_bpb=1.0, train_sha256="a"))
+    state.apply(board.records()[-1])  # a writer folding its own append is observed too
+    assert seen == [(queued["id"], "queued"), (queued["id"], "keep")]  # called after the fold
