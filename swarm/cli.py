@@ -191,6 +191,10 @@ def _add_swarm_commands(sub) -> None:
 
 
 def _add_watch_commands(sub) -> None:
+    watch = _command(
+        sub, "watch", "swarm.tui.app:main", "watch the swarm in a terminal UI: agents, leaderboard, progress"
+    )
+    watch.add_argument("--interval", type=float, default=1.0, help="seconds between board reads (default 1)")
     pick = _command(
         sub,
         "pick",

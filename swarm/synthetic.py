@@ -10,6 +10,8 @@ same call gives the same board.
 from __future__ import annotations
 
 import hashlib
+import heapq
+import math
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,12 +20,13 @@ from typing import Any
 import orjson
 
 from swarm.board import Board
-from swarm.records import CRASH, DISCARD, INVALID, KEEP, MARGINAL, QUEUED, RUNNING, TIMEOUT, new_experiment
+from swarm.records import CRASH, DISCARD, INVALID, KEEP, MARGINAL, RUNNING, TIMEOUT, new_experiment
 from swarm.run_record import AgentSlot, RunRecord
 
 START = 1_767_225_600.0  # 2026-01-01 00:00 UTC: fixed, so that displays of a synthetic board are stable
 H100 = "NVIDIA H100 80GB HBM3"
 BASELINE = 0.9979
+ASYMPTOTE = 0.970
 FLOOR = 3e-4
 NOISE = 2e-4  # run-to-run sigma of one content
 
@@ -88,10 +91,11 @@ def synthetic_run(
     tag: str = "jan01",
     lifecycle: bool = True,
 ) -> Iterator[dict[str, Any]]:
-    """The records of a run, in the order a board would hold them (roughly finishing order).
+    """The records of a run in which `experiments` experiments were submitted, in board order.
 
-    With `lifecycle`, each experiment also has its queued and running records; the last experiment of
-    each agent is left running (and some have one queued behind it), as on a live board.
+    The board ends when the last of them was submitted: experiments still in flight then have only their
+    queued / running records (with `lifecycle`; without it, only finished experiments appear, each as its
+    final record), and every third agent has queued its next experiment ahead.
     """
     rng = random.Random(seed)
     base = _hex(tag, "base")
@@ -100,41 +104,37 @@ def synthetic_run(
     )
     yield {**run.to_record(), "ts": start}
     budget = 300.0
-    per_agent = [experiments // agents + (1 if i < experiments % agents else 0) for i in range(agents)]
-    # each agent's timeline: (time its next experiment is submitted, index within the agent)
-    clock = [start + 20.0 + rng.uniform(0, 60) for _ in range(agents)]
+    # each agent works sequentially: the next experiment comes from the agent whose turn is earliest
+    turns = [(start + 20.0 + rng.uniform(0, 60), agent) for agent in range(agents)]
+    heapq.heapify(turns)
     done = [0] * agents
     best = [BASELINE] * agents  # each agent's current best true value
     parent = [base] * agents
     global_best = BASELINE
-    pending: list[tuple[float, int, dict[str, Any]]] = []  # (time of the record, order, record)
-    order = 0
-    for agent in _round_robin(per_agent, rng):
-        name, slot = f"gpu{agent}", str(agent)
-        submitted = clock[agent]
-        started = submitted + rng.uniform(0.2, 2.0)
-        nth = done[agent]
+    records: list[tuple[float, int, dict[str, Any]]] = []  # (time of the record, order, record)
+    end = start
+    for _ in range(experiments):
+        submitted, agent = heapq.heappop(turns)
+        end = submitted
+        name, nth = f"gpu{agent}", done[agent]
         done[agent] += 1
+        started = submitted + rng.uniform(0.2, 2.0)
         if nth == 0:
             description, sha, true_value = "baseline", _hex(tag, "baseline-content"), BASELINE
         else:
             if rng.random() < 0.05 and global_best < best[agent] - FLOOR:
                 best[agent] = global_best  # adopted the global best
-            description = rng.choice(CHANGES)
-            sha = _hex(tag, name, nth)
-            # most changes hurt a little; a few help; gains get rarer as the run goes on
-            progress = (best[agent] - 0.972) / (BASELINE - 0.972)
-            true_value = (
-                best[agent] + rng.gauss(0.0012, 0.0015) - (0.0035 * progress if rng.random() < 0.07 else 0)
-            )
+            description, sha = rng.choice(CHANGES), _hex(tag, name, nth)
+            # a change scales the gap to what this setup can reach: most widen it a little, about one in
+            # six narrows it, so gains shrink as the run closes in (and values stay in a sane range)
+            gap = best[agent] - ASYMPTOTE
+            true_value = ASYMPTOTE + gap * math.exp(rng.gauss(0.05, 0.06))
         commit = _hex(tag, name, nth, "commit")
-        measured = true_value + rng.gauss(0, NOISE)
-        roll = rng.random()
-        last = done[agent] == per_agent[agent]
-        fields: dict[str, Any] = dict(
-            id=_hex(tag, name, nth, "id", n=8),
+        eid = _hex(tag, name, nth, "id", n=8)
+        queued = new_experiment(
+            id=eid,
             agent=name,
-            gpu=slot,
+            gpu=str(agent),
             device=device,
             profile=profile,
             tag=tag,
@@ -146,97 +146,86 @@ def synthetic_run(
             train_sha256=sha,
             prepare_sha256=_hex("prepare"),
             submitted_at=round(submitted, 3),
-            log=f"logs/{_hex(tag, name, nth, 'id', n=8)}.log",
+            log=f"logs/{eid}.log",
             attempt=1,
         )
-        queued = new_experiment(status=QUEUED, **fields)
         running = {**queued, "status": RUNNING, "started_at": round(started, 3)}
-        if lifecycle:
-            pending.append((submitted, order, {**queued, "ts": round(submitted, 3)}))
-            pending.append((started, order + 1, {**running, "ts": round(started, 3)}))
-        order += 2
-        if last and lifecycle:
-            clock[agent] = started  # left running at the end of the board
-            continue
-        wall = budget + rng.uniform(18, 32)
-        finished = started + wall
-        final = {**running, "finished_at": round(finished, 3), "wall_seconds": round(wall, 1)}
-        if nth and roll < 0.03:
-            final.update(status=CRASH, reason="no val_bpb in the output (exit code 1)", exit_code=1)
-            finished = started + rng.uniform(15, 60)
-            final["finished_at"] = round(finished, 3)
-        elif nth and roll < 0.035:
-            final.update(status=TIMEOUT, reason="killed after the hard timeout of 720 s", exit_code=-9)
-            finished = started + 720.0
-            final["finished_at"] = round(finished, 3)
-        elif nth and roll < 0.04:
-            final.update(status=INVALID, reason="changes files other than train.py: prepare.py")
-            finished = started + 0.5
-            final["finished_at"] = round(finished, 3)
-        else:
-            steps = int(950 * (1 + rng.gauss(0, 0.01)))
-            final.update(
-                val_bpb=round(measured, 6),
-                training_seconds=round(budget + rng.uniform(0, 0.4), 1),
-                total_seconds=round(wall - 1.0, 1),
-                peak_vram_mb=round(45060.2 + rng.uniform(-4000, 9000), 1),
-                mfu_percent=round(39.8 + rng.gauss(0, 1.5), 2),
-                total_tokens_M=round(499.6 * steps / 953, 1),
-                num_steps=steps,
-                num_params_M=50.3,
-                depth=8,
-                exit_code=0,
-                band=FLOOR,
-            )
-            if nth == 0:
-                final.update(status=KEEP, reason="baseline: the agent's first result")
-            elif measured < best[agent] - FLOOR:
-                final.update(status=KEEP, reference=None)
+        final = _outcome(rng, running, nth, started, budget, true_value)
+        if final["status"] == KEEP and nth:
+            if final["val_bpb"] < best[agent] - FLOOR:
                 best[agent] = true_value
                 parent[agent] = commit
                 global_best = min(global_best, true_value)
-            elif measured < best[agent]:
-                final.update(status=MARGINAL)
             else:
-                final.update(status=DISCARD)
-        pending.append((finished, order, {**final, "ts": round(finished, 3)}))
-        order += 1
-        clock[agent] = finished + rng.uniform(20, 90)  # the agent thinks, then submits the next one
-    # queue-ahead: a few agents have their next experiment waiting behind the running one
+                final["status"] = MARGINAL if final["val_bpb"] < best[agent] else DISCARD
+        order = len(records)
+        if lifecycle:
+            records.append((submitted, order, {**queued, "ts": round(submitted, 3)}))
+            records.append((started, order + 1, {**running, "ts": round(started, 3)}))
+        records.append((final["finished_at"], order + 2, {**final, "ts": final["finished_at"]}))
+        heapq.heappush(turns, (final["finished_at"] + rng.uniform(20, 90), agent))  # it thinks, then submits
+    end += 1.0
     if lifecycle:
-        for agent in range(0, agents, 3):
-            nth = done[agent]
-            queued = new_experiment(
-                id=_hex(tag, f"gpu{agent}", nth, "id", n=8),
+        for agent in range(0, agents, 3):  # queue-ahead: the next experiment waits behind the running one
+            eid = _hex(tag, f"gpu{agent}", done[agent], "id", n=8)
+            ahead = new_experiment(
+                id=eid,
                 agent=f"gpu{agent}",
                 gpu=str(agent),
                 device=device,
                 profile=profile,
                 tag=tag,
                 branch=f"swarm/{tag}/gpu{agent}",
-                commit=_hex(tag, agent, nth, "commit"),
-                parent=parent[agent],
                 base=base,
+                parent=parent[agent],
+                commit=_hex(tag, f"gpu{agent}", done[agent], "commit"),
                 description=rng.choice(CHANGES),
-                train_sha256=_hex(tag, agent, nth),
-                submitted_at=round(clock[agent] + 30, 3),
-                status=QUEUED,
+                train_sha256=_hex(tag, f"gpu{agent}", done[agent]),
+                submitted_at=round(end - rng.uniform(1, 60), 3),
+                log=f"logs/{eid}.log",
             )
-            pending.append((clock[agent] + 30, order, {**queued, "ts": round(clock[agent] + 30, 3)}))
-            order += 1
-    pending.sort(key=lambda item: (item[0], item[1]))
-    for _, _, record in pending:
-        yield record
+            records.append((ahead["submitted_at"], len(records), {**ahead, "ts": ahead["submitted_at"]}))
+    records.sort(key=lambda item: (item[0], item[1]))
+    for at, _, record in records:
+        if at <= end:
+            yield record
 
 
-def _round_robin(counts: list[int], rng: random.Random) -> Iterator[int]:
-    """Agent indices, each `counts[i]` times, interleaved as agents working side by side would be."""
-    left = list(counts)
-    while any(left):
-        for agent in rng.sample(range(len(left)), len(left)):
-            if left[agent]:
-                left[agent] -= 1
-                yield agent
+def _outcome(
+    rng: random.Random, running: dict[str, Any], nth: int, started: float, budget: float, true_value: float
+) -> dict[str, Any]:
+    """The final record of an experiment: a crash, timeout or invalid now and then, else a measured
+    result (status keep here; the caller turns it into marginal / discard against the agent's best)."""
+    wall = budget + rng.uniform(18, 32)
+    final = {**running, "finished_at": round(started + wall, 3), "wall_seconds": round(wall, 1)}
+    roll = rng.random()
+    if nth and roll < 0.03:
+        final.update(status=CRASH, reason="no val_bpb in the output (exit code 1)", exit_code=1)
+        final["finished_at"] = round(started + rng.uniform(15, 60), 3)
+    elif nth and roll < 0.035:
+        final.update(status=TIMEOUT, reason="killed after the hard timeout of 720 s", exit_code=-9)
+        final["finished_at"] = round(started + 720.0, 3)
+    elif nth and roll < 0.04:
+        final.update(status=INVALID, reason="changes files other than train.py: prepare.py")
+        final["finished_at"] = round(started + 0.5, 3)
+    else:
+        steps = int(950 * (1 + rng.gauss(0, 0.01)))
+        final.update(
+            status=KEEP,
+            reason="baseline: the agent's first result" if nth == 0 else None,
+            val_bpb=round(true_value + rng.gauss(0, NOISE), 6),
+            training_seconds=round(budget + rng.uniform(0, 0.4), 1),
+            total_seconds=round(wall - 1.0, 1),
+            peak_vram_mb=round(45060.2 + rng.uniform(-4000, 9000), 1),
+            mfu_percent=round(39.8 + rng.gauss(0, 1.5), 2),
+            total_tokens_M=round(499.6 * steps / 953, 1),
+            num_steps=steps,
+            num_params_M=50.3,
+            depth=8,
+            exit_code=0,
+            band=FLOOR,
+        )
+    return final
 
 
 def write_board(directory: Path, records: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> Board:

@@ -1,10 +1,13 @@
-"""Real git repositories for tests: a main branch with train.py, and agent commits on top of it."""
+"""Real git repositories for pick / watch tests: train.py with knobs, agent commits, the repo's whole state."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 from pathlib import Path
+
+from swarm_helpers import git
+from swarm_helpers import make_repo as make_swarm_repo
 
 # Knobs several lines apart, so that changes to different knobs merge without conflict.
 TRAIN = "\n".join(
@@ -22,24 +25,15 @@ TRAIN = "\n".join(
 )
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
-
-
 def make_repo(path: Path) -> Path:
     """A repository on branch main with train.py and prepare.py committed; board/ and worktrees/ ignored."""
-    path.mkdir(parents=True, exist_ok=True)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.name", "Test")
-    git(path, "config", "user.email", "test@example.com")
-    (path / "train.py").write_text(TRAIN)
-    (path / "prepare.py").write_text(
-        "PROFILES = {'h100': {'time_budget': 300}, 'tiny': {'time_budget': 20}}\n"
+    return make_swarm_repo(
+        path,
+        {
+            "train.py": TRAIN,
+            "prepare.py": "PROFILES = {'h100': {'time_budget': 300}, 'tiny': {'time_budget': 20}}\n",
+        },
     )
-    (path / ".gitignore").write_text("board/\nworktrees/\n")
-    git(path, "add", ".")
-    git(path, "commit", "-q", "-m", "base")
-    return path
 
 
 def commit_on(repo: Path, branch: str, start: str, edits: dict[str, str], message: str) -> tuple[str, str]:
