@@ -97,6 +97,8 @@ def screen_lines(app) -> list[str]:
     """The text of each line of the app's screen, as its SVG screenshot draws it."""
     lines: dict[int, str] = {}
     svg = app.export_screenshot()
-    for number, text in re.findall(r'<text [^>]*clip-path="url\(#terminal-\d+-line-(\d+)\)">(.*?)</text>', svg):
+    for number, text in re.findall(
+        r'<text [^>]*clip-path="url\(#terminal-\d+-line-(\d+)\)">(.*?)</text>', svg
+    ):
         lines[int(number)] = lines.get(int(number), "") + html.unescape(text).replace("\xa0", " ")
     return [lines[n] for n in sorted(lines)]
