@@ -32,9 +32,8 @@ def test_progress_tracks_the_running_best_in_finishing_order():
 
 def test_plot_writes_a_png_from_a_board_of_200_records(tmp_path, monkeypatch, capsys):
     repo = make_repo(tmp_path / "repo")
-    records = list(synthetic_run(agents=4, experiments=250, lifecycle=False))[
-        :200
-    ]  # run record + 199 results
+    # the run record and 199 results
+    records = list(synthetic_run(agents=4, experiments=250, lifecycle=False))[:200]
     write_board(repo / "board", records)
     monkeypatch.chdir(repo)
     monkeypatch.delenv("SWARM_BOARD", raising=False)
