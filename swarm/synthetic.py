@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from swarm.board import Board
+from swarm.board import VERIFICATION, Board
 from swarm.records import CRASH, DISCARD, INVALID, KEEP, MARGINAL, RUNNING, TIMEOUT, new_experiment
 from swarm.run_record import AgentSlot, RunRecord
 
@@ -113,48 +113,63 @@ def synthetic_run(
     global_best = BASELINE
     records: list[tuple[float, int, dict[str, Any]]] = []  # (time of the record, order, record)
     end = start
+    reruns_wanted: dict[int, tuple[dict[str, Any], float]] = {}  # slot -> (experiment to verify, its truth)
+    reruns_done: dict[str, list[dict[str, Any]]] = {}
     for _ in range(experiments):
         submitted, agent = heapq.heappop(turns)
         end = submitted
         name, nth = f"gpu{agent}", done[agent]
         done[agent] += 1
         started = submitted + rng.uniform(0.2, 2.0)
-        if nth == 0:
-            description, sha, true_value = "baseline", _hex(tag, "baseline-content"), BASELINE
+        if nth and agent in reruns_wanted:
+            # a verification rerun of someone's new global best takes this GPU's turn (as `swarm verify`
+            # schedules them: the original's agent, commit and content, on another slot)
+            original, true_value = reruns_wanted.pop(agent)
+            fields = {k: original[k] for k in ("agent", "commit", "parent", "description", "train_sha256")}
+            fields.update(verify_of=original["id"], requested_by=original["agent"])
+            eid = _hex(tag, "verify", name, nth, n=8)
         else:
-            if rng.random() < 0.05 and global_best < best[agent] - FLOOR:
-                best[agent] = global_best  # adopted the global best
-            description, sha = rng.choice(CHANGES), _hex(tag, name, nth)
-            # a change scales the gap to what this setup can reach: most widen it a little, about one in
-            # six narrows it, so gains shrink as the run closes in (and values stay in a sane range)
-            gap = best[agent] - ASYMPTOTE
-            true_value = ASYMPTOTE + gap * math.exp(rng.gauss(0.05, 0.06))
-        commit = _hex(tag, name, nth, "commit")
-        eid = _hex(tag, name, nth, "id", n=8)
+            if nth == 0:
+                description, sha, true_value = "baseline", _hex(tag, "baseline-content"), BASELINE
+            else:
+                if rng.random() < 0.05 and global_best < best[agent] - FLOOR:
+                    best[agent] = global_best  # adopted the global best
+                description, sha = rng.choice(CHANGES), _hex(tag, name, nth)
+                # a change scales the gap to what this setup can reach: most widen it a little, about one in
+                # six narrows it, so gains shrink as the run closes in (and values stay in a sane range)
+                gap = best[agent] - ASYMPTOTE
+                true_value = ASYMPTOTE + gap * math.exp(rng.gauss(0.05, 0.06))
+            eid = _hex(tag, name, nth, "id", n=8)
+            fields = dict(
+                agent=name,
+                commit=_hex(tag, name, nth, "commit"),
+                parent=parent[agent],
+                description=description,
+                train_sha256=sha,
+            )
         queued = new_experiment(
             id=eid,
-            agent=name,
             gpu=str(agent),
             device=device,
             profile=profile,
             tag=tag,
-            branch=f"swarm/{tag}/{name}",
-            commit=commit,
-            parent=parent[agent],
+            branch=f"swarm/{tag}/{fields['agent']}",
             base=base,
-            description=description,
-            train_sha256=sha,
             prepare_sha256=_hex("prepare"),
             submitted_at=round(submitted, 3),
             log=f"logs/{eid}.log",
             attempt=1,
+            **fields,
         )
         running = {**queued, "status": RUNNING, "started_at": round(started, 3)}
         final = _outcome(rng, running, nth, started, budget, true_value)
-        if final["status"] == KEEP and nth:
+        if final["status"] == KEEP and nth and not final["verify_of"]:
             if final["val_bpb"] < best[agent] - FLOOR:
                 best[agent] = true_value
-                parent[agent] = commit
+                parent[agent] = final["commit"]
+                if true_value < global_best and agents >= 3:
+                    for other in (1, 2):  # verify a new global best on two other GPUs
+                        reruns_wanted[(agent + other) % agents] = (final, true_value)
                 global_best = min(global_best, true_value)
             else:
                 final["status"] = MARGINAL if final["val_bpb"] < best[agent] else DISCARD
@@ -163,6 +178,12 @@ def synthetic_run(
             records.append((submitted, order, {**queued, "ts": round(submitted, 3)}))
             records.append((started, order + 1, {**running, "ts": round(started, 3)}))
         records.append((final["finished_at"], order + 2, {**final, "ts": final["finished_at"]}))
+        if final["verify_of"]:
+            done_reruns = reruns_done.setdefault(final["verify_of"], [])
+            done_reruns.append(final)
+            if len(done_reruns) == 2:
+                verification = _verification(records, final["verify_of"], done_reruns)
+                records.append((verification["ts"], order + 3, verification))
         heapq.heappush(turns, (final["finished_at"] + rng.uniform(20, 90), agent))  # it thinks, then submits
     end += 1.0
     if lifecycle:
@@ -189,6 +210,31 @@ def synthetic_run(
     for at, _, record in records:
         if at <= end:
             yield record
+
+
+def _verification(
+    records: list[tuple[float, int, dict[str, Any]]], original_id: str, reruns: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The verification record once both reruns of an experiment finished (as the runner writes it)."""
+    original = next(r for _, _, r in reversed(records) if r["id"] == original_id and r.get("val_bpb"))
+    measured = [r["val_bpb"] for r in reruns if r.get("val_bpb") is not None]
+    mean = sum(measured) / len(measured) if measured else None
+    at = max(r["finished_at"] for r in reruns)
+    return {
+        "type": VERIFICATION,
+        "id": original_id,
+        "device": original["device"],
+        "profile": original["profile"],
+        "train_sha256": original["train_sha256"],
+        "held": mean is not None and mean <= original["val_bpb"] + FLOOR,
+        "mean": mean,
+        "val_bpb": original["val_bpb"],
+        "band": FLOOR,
+        "reruns": [r["id"] for r in reruns],
+        "slots": sorted({r["gpu"] for r in reruns}),
+        "finished_at": at,
+        "ts": at,
+    }
 
 
 def _outcome(

@@ -158,7 +158,8 @@ def test_agent_text_is_shown_literally(tmp_path):
             assert isinstance(cell, Text) and cell.plain == "[bold red]x[/] \\x1b[31mred\\x1b[0m"
             assert cell.spans == []  # no style came out of the description
             assert table.get_cell("gpu1", "doing").plain == "[link=http://x]click[/link]"
-            leader = app.query_one(Leaderboard).get_cell_at((0, 8))
+            leaders = app.query_one(Leaderboard)
+            leader = leaders.get_cell_at((0, leaders.get_column_index("description")))
             assert leader.plain == "[bold red]x[/] \\x1b[31mred\\x1b[0m"
             # what reaches the screen: the characters themselves, nothing red, no escape byte
             screen = "\n".join(screen_lines(app))

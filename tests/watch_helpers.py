@@ -18,7 +18,7 @@ from swarm.tui.model import WatchModel
 
 H100 = "NVIDIA H100 80GB HBM3"
 T0 = 1_767_225_600.0  # fixed times: nothing in a rendered frame depends on the wall clock
-SIZE = (160, 46)
+SIZE = (200, 50)
 
 
 def make_board(

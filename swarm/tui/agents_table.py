@@ -10,19 +10,11 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from swarm.tui import model
+from swarm.tui.fitted_table import FittedTable
 from swarm.tui.format import agent_text, bar, duration, value
 from swarm.tui.messages import AgentSelected
 from swarm.tui.model import AgentRow, short_device
 
-COLUMNS = (
-    ("agent", "AGENT"),
-    ("kind", "KIND"),
-    ("gpu", "GPU"),
-    ("state", "STATE"),
-    ("exps", "KEEP/DISC/CRASH"),
-    ("best", "BEST"),
-    ("doing", "LATEST"),
-)
 STATE_STYLE = {
     model.TRAINING: "bold cyan",
     model.QUEUED: "yellow",
@@ -31,8 +23,7 @@ STATE_STYLE = {
     model.DEAD: "red",
     model.STOPPED: "dim",
 }
-BAR_WIDTH = 8
-DESCRIPTION_WIDTH = 40  # so that the table fits beside the plot on a 160-column terminal
+BAR_WIDTH = 6
 
 
 def state_cell(row: AgentRow) -> Text:
@@ -41,26 +32,19 @@ def state_cell(row: AgentRow) -> Text:
         text.append(f" {duration(row.elapsed)}")
         if row.budget:
             text.append(" ")
-            text.append(bar((row.elapsed or 0.0) / row.budget, BAR_WIDTH), style="cyan on grey15")
+            text.append_text(bar((row.elapsed or 0.0) / row.budget, BAR_WIDTH))
     elif row.state == model.CRASHED and row.exit_status is not None:
         text.append(f" (exit {row.exit_status})")
-    if row.queued and row.state != model.QUEUED:
-        text.append(f" +{row.queued}q", style="yellow")
-    elif row.state == model.QUEUED:
+    if row.state == model.QUEUED:
         text.append(f" {row.queued}")
+    elif row.queued:
+        text.append(f" +{row.queued}q", style="yellow")
     return text
 
 
-def row_cells(row: AgentRow) -> tuple:
-    return (
-        agent_text(row.name, 12, "bold"),
-        agent_text(row.kind, 8),
-        agent_text(f"{row.gpu} {short_device(row.device)}", 16),
-        state_cell(row),
-        Text(f"{row.keep}/{row.discard}/{row.crash}"),
-        Text(value(row.best), style="green" if row.best is not None else "dim"),
-        agent_text(row.description, DESCRIPTION_WIDTH),
-    )
+def gpu_cell(row: AgentRow) -> Text:
+    device = short_device(row.device).split()[0]
+    return agent_text(row.gpu if device in ("cpu", "?") else f"{row.gpu} {device}", 10)
 
 
 def matches(row: AgentRow, needle: str) -> bool:
@@ -70,35 +54,47 @@ def matches(row: AgentRow, needle: str) -> bool:
     return needle.lower() in haystack.lower()
 
 
-class AgentsTable(DataTable):
-    DEFAULT_CSS = """
-    AgentsTable {
-        height: 1fr;
-        border: round $primary-darken-2;
-        border-title-color: $text-muted;
-    }
-    AgentsTable:focus {
-        border: round $primary;
-    }
-    """
+class AgentsTable(FittedTable):
+    COLUMNS = (
+        ("agent", "AGENT", 6),
+        ("kind", "KIND", 6),
+        ("gpu", "GPU", 7),
+        ("state", "STATE", 24),
+        ("exps", "K/D/C", 11),
+        ("best", "BEST", 8),
+        ("doing", "LATEST", None),
+    )
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        super().__init__(**kwargs)
+        self.shown_rows: tuple[AgentRow, ...] = ()
         self.rows_by_name: dict[str, AgentRow] = {}
+        self.needle = ""
         self._cells: dict[str, tuple] = {}
         self._order: list[str] = []
 
     def on_mount(self) -> None:
         self.border_title = "agents"
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
+        self.reset_columns()
 
-    def show(self, rows: tuple[AgentRow, ...], needle: str = "") -> None:
+    def row_cells(self, row: AgentRow) -> tuple:
+        return (
+            agent_text(row.name, 6, "bold"),
+            agent_text(row.kind, 6),
+            gpu_cell(row),
+            state_cell(row),
+            Text(f"{row.keep}/{row.discard}/{row.crash}"),
+            Text(value(row.best), style="green" if row.best is not None else "dim"),
+            agent_text(row.description, self.flex),
+        )
+
+    def show(self, rows: tuple[AgentRow, ...], needle: str = "", rebuild: bool = False) -> None:
+        self.shown_rows, self.needle = rows, needle
         visible = [r for r in rows if matches(r, needle)]
         self.rows_by_name = {r.name: r for r in rows}
         order = [r.name for r in visible]
-        cells = {r.name: row_cells(r) for r in visible}
-        if order != self._order:
+        cells = {r.name: self.row_cells(r) for r in visible}
+        if rebuild or order != self._order:
             selected = self.selected_agent
             self.clear()
             for name in order:
@@ -107,16 +103,22 @@ class AgentsTable(DataTable):
                 self.move_cursor(row=order.index(selected))
         else:
             for name in order:
-                old = self._cells.get(name)
-                for (column, _), cell, before in zip(COLUMNS, cells[name], old or (), strict=False):
+                for (column, _, _), cell, before in zip(
+                    self.COLUMNS, cells[name], self._cells[name], strict=True
+                ):
                     if cell != before:
                         self.update_cell(name, column, cell)
         self._order, self._cells = order, cells
         self.border_title = f"agents ({len(visible)}/{len(rows)})" if needle else f"agents ({len(rows)})"
 
+    def redraw(self) -> None:
+        self.reset_columns()
+        self._order = []
+        self.show(self.shown_rows, self.needle, rebuild=True)
+
     @property
     def selected_agent(self) -> str | None:
-        if not self._order or self.cursor_row < 0 or self.cursor_row >= len(self._order):
+        if not self._order or not 0 <= self.cursor_row < len(self._order):
             return None
         return self._order[self.cursor_row]
 

@@ -12,8 +12,6 @@ from rich.text import Text
 
 from swarm.display import escape_text
 
-BAR_CELLS = " ▏▎▍▌▋▊▉█"
-
 
 def agent_text(text: Any, width: int | None = None, style: str = "") -> Text:
     """Agent-provided text for display: control characters escaped, markup shown literally."""
@@ -32,12 +30,12 @@ def duration(seconds: float | None) -> str:
     return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
-def bar(fraction: float, width: int) -> str:
-    """A bar `width` cells wide filled to `fraction` (eighths of a cell); a full bar past 1."""
-    fraction = min(max(fraction, 0.0), 1.0)
-    eighths = round(fraction * width * 8)
-    full, part = divmod(eighths, 8)
-    return ("█" * full + (BAR_CELLS[part] if part else "")).ljust(width)
+def bar(fraction: float, width: int) -> Text:
+    """A thin progress bar `width` cells wide filled to `fraction` (half-cell steps); full past 1."""
+    halves = round(min(max(fraction, 0.0), 1.0) * width * 2)
+    full, half = divmod(halves, 2)
+    done = "━" * full + ("╸" if half else "")
+    return Text.assemble((done, "cyan"), ("━" * (width - len(done)), "grey30"))
 
 
 def value(v: float | None, digits: int = 6) -> str:

@@ -56,6 +56,8 @@ class ProgressPlot(PlotextPlot):
         margin = max((high - low) * 0.05, 1e-4)
         plt.ylim(low - margin, high + margin)
         plt.xlabel("hours")
-        plt.title(f"{short_device(plot.group[0])} {plot.group[1]}: best {plot.best[-1].value:.6f}")
+        plt.title(
+            f"{short_device(plot.group[0])} {plot.group[1]}: lowest single run {plot.best[-1].value:.6f}"
+        )
         self.border_title = "progress: global best (green), each agent's running best"
         self.refresh()
