@@ -180,7 +180,7 @@ class WatchModel:
         """Fold what is new on the board and build the snapshot to show (call on a worker thread)."""
         started = time.perf_counter()
         with self.lock:
-            self.state.refresh()
+            self.state.follow()
             now = self.clock()
             liveness = self._liveness()
             if self._leaders_built_at != self._results:
