@@ -30,7 +30,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import requests
+import rustbpe
+import tiktoken
 import torch
+from filelock import FileLock
 
 # ---------------------------------------------------------------------------
 # Profiles and fixed constants
@@ -132,8 +136,6 @@ def _write_shard(path: Path, docs: list[str]) -> None:
 def download_shard(index: int, base_url: str, data_dir: Path, attempts: int, retry_wait: float) -> bool:
     """Fetch one shard with retries and exponential backoff. The bytes go to a .tmp file that becomes the
     shard only once it is complete and parses as parquet, so an interrupted transfer leaves nothing behind."""
-    import requests
-
     final = data_dir / shard_name(index)
     if final.exists():
         return True
@@ -327,8 +329,6 @@ def _training_texts(max_chars: int, doc_cap: int = 10000):
 def train_tokenizer() -> None:
     """Train BPE on the training shards, store its merges (tiktoken's text format) and the byte length of
     every token (0 for special tokens), which evaluate_bpb needs."""
-    import rustbpe
-
     if (TOKENIZER_DIR / "token_bytes.pt").exists():
         print(f"Tokenizer: present at {TOKENIZER_DIR}")
         return
@@ -373,10 +373,15 @@ class Tokenizer:
 
     @classmethod
     def from_directory(cls, tokenizer_dir: Path | str = TOKENIZER_DIR) -> Tokenizer:
-        import tiktoken
-
         tokenizer_dir = Path(tokenizer_dir)
+        if not (tokenizer_dir / "tokenizer.json").exists():
+            raise SystemExit(f"prepare.py: no tokenizer in {tokenizer_dir}; run `python prepare.py` first")
         meta = json.loads((tokenizer_dir / "tokenizer.json").read_text())
+        if meta["vocab_size"] != VOCAB_SIZE:
+            raise SystemExit(
+                f"prepare.py: the tokenizer in {tokenizer_dir} has {meta['vocab_size']} tokens but the {PROFILE} "
+                f"profile needs {VOCAB_SIZE}: point AUTORESEARCH_CACHE_DIR at a {PROFILE} cache"
+            )
         ranks = {}
         for line in (tokenizer_dir / "merges.tiktoken").read_text().splitlines():
             token, rank = line.split()
@@ -561,12 +566,12 @@ def cache_status(profile: str) -> str:
     if not manifest.exists():
         return f"not prepared at {root} (AUTORESEARCH_PROFILE={profile} python prepare.py --source local|hf)"
     info = json.loads(manifest.read_text())
+    if info.get("profile") != profile:
+        return f"at {root} holds the {info.get('profile')!r} profile, not {profile!r}"
     files = [root / f for f in info.get("files", [])]
     missing = [f.name for f in files if not f.exists()]
     if missing:
         return f"incomplete at {root}: missing {', '.join(missing[:3])}; run prepare.py again"
-    if info.get("profile") != profile:
-        return f"at {root} holds the {info.get('profile')!r} profile, not {profile!r}"
     size = sum(f.stat().st_size for f in files) / 1e6
     return f"ready at {root}: source {info['source']}, {info['train_shards']} train shards + val, vocab {info['vocab_size']}, {size:.0f} MB"
 
@@ -625,8 +630,6 @@ def prepare(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from filelock import FileLock
-
     parser = argparse.ArgumentParser(
         description="Prepare data and tokenizer for autoresearch (profile from AUTORESEARCH_PROFILE)."
     )

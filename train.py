@@ -173,6 +173,9 @@ class CausalSelfAttention(nn.Module):
         q = self.c_q(x).view(B, T, self.n_head, self.head_dim)
         k = self.c_k(x).view(B, T, self.n_head, self.head_dim)
         v = self.c_v(x).view(B, T, self.n_head, self.head_dim)
+        # The attention kernel runs in the matmul dtype (bf16 under autocast): the fp32 value embeddings
+        # and the norms would otherwise promote q, k or v to fp32, which the flash kernels do not take.
+        dtype = q.dtype
         if ve is not None:  # mix the value embedding of each token into v, gated per head
             gate = 2 * torch.sigmoid(self.ve_gate(x[..., : self.ve_gate_channels]))
             v = v + gate.unsqueeze(-1) * ve.view(B, T, self.n_head, self.head_dim)
@@ -181,8 +184,7 @@ class CausalSelfAttention(nn.Module):
             q, k = rotate(rms_norm(q), cos, sin), rotate(rms_norm(k), cos, sin)
         else:
             q, k = rms_norm(rotate(q, cos, sin)), rms_norm(rotate(k, cos, sin))
-        # One dtype for the kernel (under autocast the norms may hand back fp32 while v is bf16).
-        q, k, v = (t.to(v.dtype).transpose(1, 2) for t in (q, k, v))
+        q, k, v = (t.to(dtype).transpose(1, 2) for t in (q, k, v))
         y = attention(q, k, v, window, Q_SCALE / math.sqrt(self.head_dim), masks)
         return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
 
@@ -527,21 +529,21 @@ def main():
 
     tokens_per_pass = DEVICE_BATCH_SIZE * MAX_SEQ_LEN
     if TOTAL_BATCH_SIZE % tokens_per_pass:
-        fail(
-            f"TOTAL_BATCH_SIZE {TOTAL_BATCH_SIZE} is not a multiple of DEVICE_BATCH_SIZE * MAX_SEQ_LEN = {tokens_per_pass}"
-        )
+        fail(f"TOTAL_BATCH_SIZE {TOTAL_BATCH_SIZE} is not a multiple of DEVICE_BATCH_SIZE x MAX_SEQ_LEN")
     grad_accum = TOTAL_BATCH_SIZE // tokens_per_pass
     optimizer = MuonAdamW(model.param_groups(), compile_steps=on_cuda)
     run_model = torch.compile(model, dynamic=False) if on_cuda else model
     train_loader = make_dataloader(tokenizer, DEVICE_BATCH_SIZE, MAX_SEQ_LEN, "train", device=device)
     x, y, epoch = next(train_loader)
 
+    name = device_name(device)
+    print(f"profile {PROFILE} on {name}: {num_params / 1e6:.2f}M params, width {width}, depth {DEPTH}")
     print(
-        f"profile {PROFILE} on {device_name(device)}: {num_params / 1e6:.2f}M params, width {width}, depth {DEPTH}"
+        f"time budget {TIME_BUDGET}s, {TOTAL_BATCH_SIZE} tokens per step = {grad_accum} x {tokens_per_pass}"
     )
-    print(
-        f"time budget {TIME_BUDGET}s, {TOTAL_BATCH_SIZE} tokens per step ({grad_accum} x {DEVICE_BATCH_SIZE} x {MAX_SEQ_LEN})"
-    )
+    peak_flops = peak_bf16_flops(name) if on_cuda else None
+    if on_cuda and peak_flops is None:
+        print(f"no peak bf16 FLOP/s known for {name}: mfu_percent will read 0")
     # A compiled model spends its first steps compiling: those are not counted as training time.
     untimed_steps = 10 if on_cuda else 1
     explode_at = 3 * math.log(vocab_size)  # three times the loss of a uniform guess
@@ -595,12 +597,9 @@ def main():
         fail(f"val_bpb is {val_bpb}")
     t_end = time.time()
 
-    peak = peak_bf16_flops(device_name(device)) if on_cuda else None
-    mfu = (
-        100 * flops_per_token * TOTAL_BATCH_SIZE * timed_steps / training_time / peak
-        if peak and training_time
-        else 0.0
-    )
+    mfu = 0.0
+    if peak_flops and training_time:
+        mfu = 100 * flops_per_token * TOTAL_BATCH_SIZE * timed_steps / training_time / peak_flops
     peak_vram_mb = torch.cuda.max_memory_allocated(device) / 1024**2 if on_cuda else 0.0
     summary = [
         ("val_bpb", f"{val_bpb:.6f}"),
@@ -612,7 +611,7 @@ def main():
         ("num_steps", f"{step}"),
         ("num_params_M", f"{num_params / 1e6:.1f}"),
         ("depth", f"{DEPTH}"),
-        ("device", device_name(device)),
+        ("device", name),
         ("profile", PROFILE),
     ]
     print("---")

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import platform
 import shutil
 import subprocess
+from pathlib import Path
+
+import swarm
+from swarm.errors import GitError
+from swarm.paths import main_repo
 
 
 def _version_of(command: list[str]) -> str:
@@ -12,6 +19,31 @@ def _version_of(command: list[str]) -> str:
         return "not found"
     proc = subprocess.run(command, capture_output=True, text=True)
     return (proc.stdout or proc.stderr).strip().splitlines()[0] if proc.returncode == 0 else "error"
+
+
+def find_prepare(cwd: Path | None = None) -> Path | None:
+    """prepare.py of the repository we are in (its main worktree), else of the checkout swarm runs from."""
+    candidates = []
+    with contextlib.suppress(GitError):  # not inside a git checkout: fall back to the installed one
+        candidates.append(main_repo(cwd) / "prepare.py")
+    candidates.append(Path(swarm.__file__).resolve().parent.parent / "prepare.py")
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def data_cache_rows(cwd: Path | None = None) -> list[tuple[str, str]]:
+    """One row per profile of prepare.py: is its data cache prepared, from which source, where."""
+    path = find_prepare(cwd)
+    if path is None:
+        return [("data", "prepare.py not found (run swarm doctor inside the repository)")]
+    try:
+        spec = importlib.util.spec_from_file_location("_doctor_prepare", path)
+        prepare = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(prepare)
+    except SystemExit as e:  # prepare.py reports a bad AUTORESEARCH_PROFILE this way
+        return [("data", str(e))]
+    except ImportError as e:
+        return [("data", f"cannot load {path}: {e}")]
+    return [(f"data {profile}", prepare.cache_status(profile)) for profile in prepare.PROFILES]
 
 
 def report() -> list[tuple[str, str]]:
@@ -30,10 +62,13 @@ def report() -> list[tuple[str, str]]:
         rows.append(("torch", "not installed"))
     rows.append(("tmux", _version_of(["tmux", "-V"])))
     rows.append(("git", _version_of(["git", "--version"])))
+    rows.extend(data_cache_rows())
     return rows
 
 
 def main(args) -> int:
-    for name, value in report():
-        print(f"{name + ':':<10} {value}")
+    rows = report()
+    width = max(len(name) for name, _ in rows) + 1
+    for name, value in rows:
+        print(f"{name + ':':<{width}} {value}")
     return 0

@@ -24,8 +24,9 @@ from swarm.noise import NoiseSettings
 from swarm.paths import Identity, caller_identity, current_branch, run_paths
 from swarm.records import FINAL_STATUSES, new_experiment
 from swarm.run_record import AgentSlot, RunRecord
+from swarm.runner_settings import RunnerSettings
 from swarm.state import BoardState
-from swarm.trust import sha256_bytes
+from swarm.trust import disallowed_changes, sha256_bytes
 
 EXPERIMENT_REF = "refs/swarm/experiments/"
 WAIT_POLL_S = 0.05
@@ -112,9 +113,13 @@ def submit(ctx: AgentContext, description: str, rerun: bool = False) -> dict[str
         train_sha256=sha256_bytes(train) if train is not None else None,
     )
     update_ref(ctx.repo, EXPERIMENT_REF + job["id"], commit)
+    # only a commit the runner would accept may be answered from the board; the rest goes to the runner,
+    # which records why it is invalid
+    allowed = load_section(ctx.repo, "runner", RunnerSettings).allowed_paths
+    reusable = not rerun and not disallowed_changes(ctx.repo, ctx.run.base, commit, allowed)
     with ctx.board.locked() as writer:
         ctx.state.refresh()
-        answered = None if rerun else answer_from_board(ctx.state, job)
+        answered = answer_from_board(ctx.state, job) if reusable else None
         written = writer.append(answered or job)
     ctx.state.apply(written)
     return written

@@ -47,6 +47,12 @@ def materialise(repo: Path, commit: str, base: str, dest: Path) -> RunDirectory:
         if target.is_symlink() or target.exists():
             target.unlink()
         target.write_bytes(prepare)
+    except (
+        tarfile.TarError,
+        OSError,
+    ) as e:  # a link out of the tree, a full disk: the job fails, not the runner
+        shutil.rmtree(dest, ignore_errors=True)
+        raise SwarmError(f"cannot materialise {commit[:12]}: {e}") from None
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise

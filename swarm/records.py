@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from swarm.board import EXPERIMENT, new_id, now
+from swarm.summary import SUMMARY_KEYS, TEXT_KEYS
 
 # Statuses, in the order an experiment meets them.
 QUEUED = "queued"
@@ -27,18 +28,8 @@ MEASURED_STATUSES = frozenset({KEEP, MARGINAL, DISCARD})
 FINAL_STATUSES = frozenset({KEEP, MARGINAL, DISCARD, CRASH, TIMEOUT, INVALID})
 STATUSES = (QUEUED, RUNNING, KEEP, MARGINAL, DISCARD, CRASH, TIMEOUT, INVALID)
 
-# The summary block of train.py, as it lands on the board (floats, except where noted).
-METRIC_FIELDS = (
-    "val_bpb",
-    "training_seconds",
-    "total_seconds",
-    "peak_vram_mb",
-    "mfu_percent",
-    "total_tokens_M",
-    "num_steps",  # int
-    "num_params_M",
-    "depth",  # int
-)
+# The summary block's numbers, as they land on the board (floats; num_steps and depth ints).
+METRIC_FIELDS = tuple(key for key in SUMMARY_KEYS if key not in TEXT_KEYS)
 
 EXPERIMENT_FIELDS = (
     # who and where

@@ -23,7 +23,6 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,27 +35,12 @@ from swarm.noise import NoiseSettings
 from swarm.paths import run_paths
 from swarm.process import end_stale_group, run_with_timeout, start_in_group
 from swarm.profiles import time_budget
-from swarm.records import CRASH, INVALID, QUEUED, RUNNING, TIMEOUT, evolve
+from swarm.records import CRASH, INVALID, METRIC_FIELDS, QUEUED, RUNNING, TIMEOUT, evolve
+from swarm.runner_settings import RunnerSettings
 from swarm.state import BoardState
 from swarm.summary import is_finite, last_line, read_summary
 from swarm.trust import budget_limit, disallowed_changes, timeout_for
 from swarm.verify import verification_outcome
-
-
-@dataclass(frozen=True)
-class RunnerSettings:
-    """`[runner]` in swarm.toml."""
-
-    allowed_paths: tuple[str, ...] = ("train.py",)  # fnmatch patterns a commit may change relative to base
-    timeout_s: float | None = None  # hard limit per run; default 2 x budget + timeout_grace_s
-    timeout_grace_s: float = 120.0
-    kill_grace_s: float = 5.0  # between SIGTERM and SIGKILL of a trainer's process group
-    budget_tolerance: float = 0.02  # training_seconds may exceed the budget by this fraction ...
-    budget_tolerance_s: float = 2.0  # ... plus this many seconds
-    poll_interval_s: float = 0.05  # how often an idle runner looks at the board (a stat and a short read)
-    max_attempts: int = 2  # a job whose runner died this many times is recorded as crash
-    keep_run_dirs: bool = False  # keep board/runs/<id>/ after a run (debugging)
-    python: str = ""  # interpreter for train.py; "" means the runner's own
 
 
 class RunnerStopped(Exception):
@@ -319,10 +303,9 @@ class Runner:
         prepare_ok: bool,
     ) -> dict[str, Any]:
         """The status of a finished trainer (or None for a measured result, judged against the board)."""
-        summary = read_summary(log) or {}
-        metrics = {k: v for k, v in summary.items() if k not in ("device", "profile")}
-        if "val_bpb" in metrics and not is_finite(metrics["val_bpb"]):
-            metrics["val_bpb"] = None  # the board holds JSON: no NaN
+        summary = read_summary(log)
+        # only the contract's numbers reach the board (no NaN in JSON; text where a number belongs is missing)
+        metrics = {k: summary[k] for k in METRIC_FIELDS if is_finite(summary.get(k))}
         if timed_out:
             return {**metrics, "status": TIMEOUT, "reason": f"killed after the {timeout:.0f} s timeout"}
         if not prepare_ok:

@@ -1,11 +1,27 @@
 """The board folded into queryable state, updated incrementally: experiments, repeats, noise, bests, agents.
 
-    state = BoardState(board)           # nothing read yet
+    state = BoardState(board, noise)    # nothing read yet (noise: NoiseSettings, default floors)
     state.refresh()                     # folds what was appended since the last call; cheap when idle
-    state.best(("NVIDIA H100 80GB HBM3", "h100"))  -> Best | None
-    state.bests()                       -> {group: Best}
-    state.agent_summary("gpu3")         -> AgentSummary (counts by status, current, last, best)
-    state.experiment("3fa1")            -> latest record of the unique id with that prefix (or SwarmError)
+    state.observers.append(fn)          # fn(record) for every record read, e.g. to build a plot series
+
+  experiments and jobs
+    state.experiments[id]               -> latest record of each experiment (dict, DESIGN.md field names)
+    state.experiment("3fa1")            -> latest record of the unique id with that prefix (or BoardError)
+    state.queue(slot) / next_queued(slot) / running(slot) / running_slots() / queued_counts()
+    state.experiments_of(agent)         -> an agent's experiments, submission order (a scan: for displays)
+    state.verify_reruns(id)             -> verification reruns of an experiment
+  groups, noise, bests (a group is (device class, profile))
+    state.groups                        -> {group: GroupStats} (contents by train_sha256, pooled_sigma)
+    state.content(group, sha)           -> ContentStats (n, mean, sigma, ids, slots, first_id) or None
+    state.band(group)                   -> max(sigmas x pooled sigma, the profile's floor)
+    state.best(group) / state.bests()   -> Best (experiment, mean, sigma, n, verified, band) / {group: Best}
+    state.top(group, n)                 -> the n best contents, each once, as Best
+    state.decide(record)                -> (keep|marginal|discard, reason, reference id, band) for a result
+  agents, run, other records
+    state.agent_summary("gpu3")         -> AgentSummary (counts by status, current, last, best, experiments)
+    state.agent_summaries()             -> all of them, by name
+    state.run                           -> the latest run record as a RunRecord (None before spawn)
+    state.notes / state.usage / state.other / state.verifications / state.adopted
 
 Folding rules:
 - experiments by id, the latest record wins (an id's earlier contribution to statistics is taken back);
@@ -140,6 +156,16 @@ class GroupStats:
         if self._degrees <= 0:
             return None
         return math.sqrt(self._squared_deviations / self._degrees)
+
+    def pooled_sigma_without(self, train_sha256: str) -> float | None:
+        """The pooled sigma leaving one content's repeats out (so a verification cannot widen its own band)."""
+        content = self.contents.get(train_sha256)
+        if content is None:
+            return self.pooled_sigma
+        degrees = self._degrees - max(content.n - 1, 0)
+        if degrees <= 0:
+            return None
+        return math.sqrt(max(self._squared_deviations - content.stats.squared_deviations, 0.0) / degrees)
 
     @property
     def repeats(self) -> int:
@@ -306,8 +332,16 @@ class BoardState:
         while True:
             offset = self.reader.offset
             records = self.reader.read_new(FOLD_CHUNK_BYTES)
-            for record in records:
-                self.apply(record)
+            # Within one piece only the last record of an experiment id changes the final state, so earlier
+            # ones are skipped (a first read of a board is mostly queued/running records later superseded).
+            last = {r.get("id"): i for i, r in enumerate(records) if r.get("type") == EXPERIMENT}
+            for i, record in enumerate(records):
+                if record.get("type") == EXPERIMENT and last.get(record.get("id")) != i:
+                    self.records_read += 1
+                    for observe in self.observers:
+                        observe(record)
+                else:
+                    self.apply(record)
             if keep is not None:
                 keep(records)
             folded += len(records)
@@ -487,7 +521,7 @@ class BoardState:
 
     def experiments_of(self, agent: str) -> list[dict[str, Any]]:
         """An agent's experiments in submission order (scans all experiments: for displays, not loops)."""
-        return [e for e in self.experiments.values() if e.get("agent") == agent]
+        return sorted((e for e in self.experiments.values() if e.get("agent") == agent), key=_submitted)
 
     def verify_reruns(self, eid: str) -> list[dict[str, Any]]:
         """The verification reruns of an experiment (latest record of each), in submission order."""
@@ -503,10 +537,14 @@ class BoardState:
         group = self.groups.get(key)
         return group.content(train_sha256) if group else None
 
-    def band(self, key: GroupKey) -> float:
-        """The noise band of a group: max(sigmas x pooled sigma, the profile's floor)."""
+    def band(self, key: GroupKey, exclude_sha256: str | None = None) -> float:
+        """The noise band of a group: max(sigmas x pooled sigma, the profile's floor); with
+        `exclude_sha256`, the sigma leaves that content's own repeats out."""
         group = self.groups.get(key)
-        return self.noise.band(key[1], group.pooled_sigma if group else None)
+        if group is None:
+            return self.noise.band(key[1], None)
+        sigma = group.pooled_sigma_without(exclude_sha256) if exclude_sha256 else group.pooled_sigma
+        return self.noise.band(key[1], sigma)
 
     def is_verified(self, key: GroupKey, train_sha256: str) -> bool:
         verification = self.verifications.get((key, train_sha256))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 # The order train.py prints them in (upstream autoresearch's block, plus device and profile).
 SUMMARY_KEYS = (
@@ -22,7 +21,6 @@ SUMMARY_KEYS = (
 )
 INTEGER_KEYS = frozenset({"num_steps", "depth"})
 TEXT_KEYS = frozenset({"device", "profile"})
-TAIL_BYTES = 64 * 1024  # the block is the last thing a run prints; logs of long runs can be large
 
 
 def parse_summary(output: str) -> dict[str, float | int | str]:
@@ -53,21 +51,25 @@ def _convert(key: str, value: str) -> float | int | str:
         return value
 
 
-def read_summary(log: Path) -> dict[str, Any] | None:
-    """The summary block at the end of a run's log."""
+# ---------------------------------------------------------------------------------------------------------
+# Reading it from a run's log (the runner)
+
+TAIL_BYTES = 64 * 1024  # the block is the last thing a run prints; logs of long runs can be large
+
+
+def read_summary(log: Path) -> dict[str, float | int | str]:
+    """The summary block at the end of a run's log ({} when there is none)."""
     try:
         with open(log, "rb") as f:
             f.seek(max(f.seek(0, 2) - TAIL_BYTES, 0))
             tail = f.read().decode(errors="replace")
     except FileNotFoundError:
-        return None
-    # Only the block's own keys: board records take no others (an extra line an agent printed is ignored).
-    summary = {k: v for k, v in parse_summary(tail).items() if k in SUMMARY_KEYS}
-    return summary or None
+        return {}
+    return parse_summary(tail)
 
 
-def is_finite(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
+def is_finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def last_line(log: Path, limit: int = 200) -> str:

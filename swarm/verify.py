@@ -3,7 +3,8 @@
 `swarm verify ID [--repeats K]` queues K reruns of the experiment's commit, spread over the other slots
 with the same device class (fewest pending jobs first), falling back to the experiment's own slot. When
 the last rerun finishes, the runner that recorded it writes a `verification` record: the result holds
-when the mean of the reruns is not worse than the original val_bpb by more than the group's noise band.
+when the mean of the reruns is not worse than the original val_bpb by more than the group's noise band
+(its sigma from the other contents' repeats, so a rerun far off cannot widen its own tolerance).
 A content is verified in its group while its latest verification held.
 """
 
@@ -69,7 +70,7 @@ def verification_outcome(state: BoardState, original_id: str) -> dict[str, Any] 
         return None
     original = state.experiments[original_id]
     key = group_of(original)
-    band = state.band(key)
+    band = state.band(key, exclude_sha256=original.get("train_sha256"))  # the reruns' spread is on trial
     measured = [r for r in reruns if is_measured(r) and group_of(r) == key]
     mean = sum(r["val_bpb"] for r in measured) / len(measured) if measured else None
     held = mean is not None and mean <= original["val_bpb"] + band

@@ -61,3 +61,17 @@ def test_statuses_follow_the_noise_band(make_swarm_run, cli):
         code, out, _ = cli("submit", "-m", "measure again", "--rerun")
     assert runner.step()["id"] == out.strip()
     assert len([e for e in run.events() if e[0] == "start"]) == 6
+
+
+def test_a_commit_outside_the_allow_list_is_never_answered_from_the_board(make_swarm_run, cli):
+    run = make_swarm_run()
+    runner = Runner(run.repo, run.board, "cpu0", RunnerSettings(), NOISE, log=lambda line: None)
+    worktree = run.worktree("cpu0")
+    with run.agent_env("cpu0"):
+        for _ in range(2):  # the base train.py, measured twice
+            commit_train(worktree, (worktree / "train.py").read_text(), "baseline")
+            cli("submit", "-m", "baseline", "--rerun")
+            runner.step()
+        commit_train(worktree, "# sneaky\n", "edit prepare.py only", path="prepare.py")
+        code, out, _ = cli("submit", "-m", "same train.py, other prepare.py")
+    assert runner.step()["status"] == "invalid"

@@ -1,23 +1,26 @@
 """The runner judges what it measured: stand-in trainers that succeed, crash, hang, print NaN, overrun the
 budget or tamper with prepare.py each get the right status; a hang is killed with its whole process tree."""
 
-import os
-
 import pytest
 
 from swarm.jobs import agent_context, submit
 from swarm.runner import Runner, RunnerSettings
-from tests.support.swarm_run import STAND_IN_PREPARE, commit_train, stand_in_train
+from tests.support.swarm_run import STAND_IN_PREPARE, commit_train, git, process_alive, stand_in_train
 
 FAST = RunnerSettings(timeout_s=None, timeout_grace_s=3.0, kill_grace_s=0.5)
 
 
 def run_one(run, source, path="train.py", settings=FAST, agent="cpu0"):
-    commit_train(run.worktree(agent), source, f"try {path}", path=path)
-    with run.agent_env(agent):
-        job = submit(agent_context(), "stand-in", rerun=True)
+    """Commit `source` at `path` (None: commit the worktree as it is), submit it, run it in-process."""
+    if source is None:
+        git(run.worktree(agent), "add", "-A")
+        git(run.worktree(agent), "commit", "-q", "-m", "as is")
+    else:
+        commit_train(run.worktree(agent), source, f"try {path}", path=path)
     runner = Runner(run.repo, run.board, run.run.agent(agent).gpu, settings, log=lambda line: None)
-    record = runner.step()
+    with run.agent_env(agent):  # SWARM_* set around the runner too: it must not hand them to the trainer
+        job = submit(agent_context(), "stand-in", rerun=True)
+        record = runner.step()
     assert record["id"] == job["id"]
     return record
 
@@ -42,6 +45,12 @@ def test_stand_in_outcomes(make_swarm_run, mode, status, reason):
     assert (
         record["prepare_sha256"] and record["train_sha256"] and record["finished_at"] >= record["started_at"]
     )
+    assert run.trainer_env() == {
+        "CUDA_VISIBLE_DEVICES": "",  # a CPU slot sees no GPU
+        "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+        "AUTORESEARCH_PROFILE": "tiny",
+        "SWARM_AGENT": None,  # the agent's identity is not the trainer's
+    }
     if status == "keep":
         assert record["val_bpb"] == pytest.approx(0.95) and record["num_steps"] == 10 and record["depth"] == 2
     assert not (run.board.directory / "runs" / record["id"]).exists()  # run directory cleaned
@@ -71,17 +80,13 @@ def test_hang_is_killed_with_its_whole_process_tree(make_swarm_run):
     assert record["status"] == "timeout" and "timeout" in record["reason"]
     trainer, grandchild = (int(p) for p in (run.state_dir / "hang.pids").read_text().split())
     for pid in (trainer, grandchild):
-        assert not _alive(pid), f"process {pid} survived the timeout"
+        assert not process_alive(pid), f"process {pid} survived the timeout"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is dead for our purpose (its parent, the trainer, is gone or reaping it)
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[1][0] != "Z"
-    except FileNotFoundError:
-        return False
+def test_a_commit_that_cannot_be_materialised_is_a_crash_not_a_dead_runner(make_swarm_run):
+    run = make_swarm_run()
+    worktree = run.worktree("cpu0")
+    (worktree / "train.py").unlink()
+    (worktree / "train.py").symlink_to("/etc/passwd")  # a link out of the run directory
+    record = run_one(run, None)
+    assert record["status"] == "crash" and "cannot materialise" in record["reason"]

@@ -2,13 +2,12 @@
 mid-run loses no job; a second runner for the same slot refuses to start."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
 
 from swarm.jobs import agent_context, submit
-from tests.support.swarm_run import commit_train, latest, stand_in_train, wait_until
+from tests.support.swarm_run import commit_train, latest, process_alive, stand_in_train, wait_until
 
 FINAL = {"keep", "marginal", "discard", "crash", "timeout", "invalid"}
 
@@ -20,7 +19,7 @@ def test_queue_ahead_runs_in_order_one_at_a_time(make_swarm_run, cli):
     with run.agent_env("gpu0"):
         for k in range(3):  # submitted back to back, before any runner exists
             commit_train(
-                worktree, stand_in_train(val_bpb=1.0 - k * 0.01, sleep_s=0.3, marker=str(k)), f"step {k}"
+                worktree, stand_in_train(val_bpb=1.0 - k * 0.05, sleep_s=0.3, marker=str(k)), f"step {k}"
             )
             code, out, _ = cli("submit", "-m", f"step {k}")
             ids.append(out.strip())
@@ -44,6 +43,7 @@ def test_queue_ahead_runs_in_order_one_at_a_time(make_swarm_run, cli):
     for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
         assert end <= start, "two trainers overlapped on one GPU"
     assert all(e[3].startswith(str(run.board.directory / "runs")) for e in events if e[0] == "start")
+    assert run.trainer_env()["CUDA_VISIBLE_DEVICES"] == "0"
 
 
 def test_killed_runner_loses_no_job(make_swarm_run):
@@ -58,13 +58,13 @@ def test_killed_runner_loses_no_job(make_swarm_run):
     runner.wait()
     assert latest(run.board, job["id"])["status"] == "running"
     # the trainer dies with its runner (parent-death signal); its child is left for the next runner
-    wait_until(lambda: not _alive(trainer))
-    assert _alive(grandchild)
+    wait_until(lambda: not process_alive(trainer))
+    assert process_alive(grandchild)
 
     # a fixed commit would be a new experiment; here the same job is requeued and retried on restart
     run.start_runner("cpu0")
     wait_until(lambda: latest(run.board, job["id"])["attempt"] == 2)
-    wait_until(lambda: not _alive(grandchild), timeout=10)
+    wait_until(lambda: not process_alive(grandchild), timeout=10)
     wait_until(lambda: latest(run.board, job["id"])["status"] == "running")
     retried = latest(run.board, job["id"])
     assert retried["attempt"] == 2
@@ -83,7 +83,7 @@ def test_orphan_past_max_attempts_is_a_crash(make_swarm_run):
     final = wait_until(lambda: _final(latest(run.board, job["id"])))
     assert final["status"] == "crash" and "runner died" in final["reason"]
     _, grandchild = (int(p) for p in (run.state_dir / "hang.pids").read_text().split())
-    wait_until(lambda: not _alive(grandchild), timeout=10)
+    wait_until(lambda: not process_alive(grandchild), timeout=10)
 
 
 def test_stopped_runner_requeues_its_job_and_one_runner_per_slot(make_swarm_run):
@@ -107,20 +107,8 @@ def test_stopped_runner_requeues_its_job_and_one_runner_per_slot(make_swarm_run)
     requeued = latest(run.board, job["id"])
     assert requeued["status"] == "queued" and requeued["attempt"] == 1
     for pid in (run.state_dir / "hang.pids").read_text().split():
-        wait_until(lambda pid=pid: not _alive(int(pid)), timeout=10)
+        wait_until(lambda pid=pid: not process_alive(int(pid)), timeout=10)
 
 
 def _final(record):
     return record if record and record["status"] in FINAL else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(") ", 1)[1][0] != "Z"
-    except FileNotFoundError:
-        return False

@@ -259,3 +259,16 @@ def test_follow_folds_a_board_in_pieces_like_refresh(board, monkeypatch):
     assert pieces.experiments == whole.experiments and pieces.reader.offset == whole.reader.offset
     assert [c.train_sha256 for c in pieces.top(H100, 7)] == [c.train_sha256 for c in whole.top(H100, 7)]
     assert pieces.follow() == 0
+
+
+def test_observers_see_every_record_even_when_a_batch_is_collapsed(board):
+    state = BoardState(board)
+    seen = []
+    state.observers.append(lambda r: seen.append((r.get("id"), r.get("status"))))
+    queued = board.append(new_experiment(agent="gpu0", gpu="0", device=H100[0], profile="h100", id="e1"))
+    board.append(evolve(queued, status="running"))
+    board.append(evolve(queued, status="keep", val_bpb=1.0, train_sha256="a"))
+    state.refresh()  # one batch: only the last record of e1 is folded
+    assert seen == [("e1", "queued"), ("e1", "running"), ("e1", "keep")]
+    assert state.records_read == 3 and state.agent_summary("gpu0").counts == {"keep": 1}
+    assert state.agent_summary("gpu0").submitted == 1

@@ -144,3 +144,31 @@ def test_a_nan_inducing_config_fails_fast(tiny_cache, tmp_path):
     assert proc.returncode != 0
     assert "FAIL" in proc.stdout and "val_bpb:" not in proc.stdout
     assert seconds < load_prepare(tiny_cache).TIME_BUDGET  # it did not train out its budget first
+
+
+def test_train_without_prepared_data_says_what_to_do(tmp_path):
+    proc, _ = run_train(REPO_ROOT, tmp_path, timeout=60)
+    assert proc.returncode != 0
+    assert "run `python prepare.py` first" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_attention_runs_in_the_autocast_dtype(train_module, monkeypatch):
+    """Under bf16 autocast (the CUDA path) q, k and v reach the kernel in bf16 in every layer, value-embedding
+    layers included; fp32 inputs would silently rule out the flash kernels."""
+    config = train_module.GPTConfig(64, 512, 2, 2, 64, "SL", 32)
+    model = train_module.GPT(config)
+    model.init_weights()
+    model.prepare_attention(torch.device("cpu"), use_flex=False)
+    seen = []
+    real = train_module.attention
+
+    def spy(q, k, v, *args):
+        seen.append((q.dtype, k.dtype, v.dtype))
+        return real(q, k, v, *args)
+
+    monkeypatch.setattr(train_module, "attention", spy)
+    idx = torch.randint(0, 512, (2, 64))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model(idx, idx)
+    assert seen == [(torch.bfloat16,) * 3] * 2
+    assert loss.dtype == torch.float32

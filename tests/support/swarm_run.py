@@ -54,13 +54,14 @@ def stand_in_train(
           | tamper (rewrites prepare.py in its run directory)
     offsets: known noise: run k of this exact file prints val_bpb + offsets[k % len(offsets)], counted in
              $STANDIN_STATE_DIR (so identical content gives repeatable, known spread).
-    The trainer appends `start <time> <pid>` / `end <time>` lines to $STANDIN_STATE_DIR/events, and a hang
+    The trainer appends `start <time> <pid> <cwd>` / `end <time> <pid>` lines to $STANDIN_STATE_DIR/events,
+    writes the environment variables the runner sets to $STANDIN_STATE_DIR/trainer.env (JSON), and a hang
     writes its own and its child's pid to $STANDIN_STATE_DIR/hang.pids.
     """
     return textwrap.dedent(
         f'''\
         """Stand-in trainer {marker}"""
-        import hashlib, os, subprocess, sys, time
+        import hashlib, json, os, subprocess, sys, time
         from prepare import PROFILES
 
         MODE = {mode!r}
@@ -70,6 +71,9 @@ def stand_in_train(
         profile = os.environ.get("AUTORESEARCH_PROFILE", "h100")
         with open(os.path.join(state, "events"), "a") as f:
             f.write(f"start {{time.time()}} {{os.getpid()}} {{os.getcwd()}}\\n")
+        names = ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "AUTORESEARCH_PROFILE", "SWARM_AGENT")
+        with open(os.path.join(state, "trainer.env"), "w") as f:
+            json.dump({{name: os.environ.get(name) for name in names}}, f)
         key = hashlib.sha256(open(__file__, "rb").read()).hexdigest()[:16]
         counter = os.path.join(state, "count-" + key)
         runs = int(open(counter).read()) if os.path.exists(counter) else 0
@@ -149,13 +153,7 @@ class SwarmRun:
     @contextlib.contextmanager
     def agent_env(self, agent: str) -> Iterator[None]:
         """cwd and SWARM_* environment of an agent process (as `swarm spawn` sets them), restored after."""
-        slot = self.run.agent(agent)
-        env = {
-            "SWARM_AGENT": agent,
-            "SWARM_GPU": slot.gpu,
-            "SWARM_TAG": self.run.tag,
-            "SWARM_BOARD": str(self.board.directory),
-        }
+        env = self.agent_environ(agent)
         saved_env = {k: os.environ.get(k) for k in env}
         saved_cwd = os.getcwd()
         os.environ.update(env)
@@ -169,6 +167,19 @@ class SwarmRun:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+
+    def agent_environ(self, agent: str) -> dict[str, str]:
+        """The SWARM_* variables `swarm spawn` gives an agent process."""
+        return {
+            "SWARM_AGENT": agent,
+            "SWARM_GPU": self.run.agent(agent).gpu,
+            "SWARM_TAG": self.run.tag,
+            "SWARM_BOARD": str(self.board.directory),
+        }
+
+    def trainer_env(self) -> dict[str, str | None]:
+        """The pinning environment the last stand-in trainer saw."""
+        return json.loads((self.state_dir / "trainer.env").read_text())
 
     def events(self) -> list[list[str]]:
         path = self.state_dir / "events"
@@ -270,3 +281,16 @@ def latest(board: Board, eid: str) -> dict | None:
 
 def dump(records: list[dict]) -> str:
     return "\n".join(json.dumps(r) for r in records)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process still runs (a zombie waiting to be reaped counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -1,0 +1,73 @@
+"""Runner overhead per experiment with a stand-in trainer: submit -> trainer start, trainer exit -> result.
+
+    .venv/bin/python bench/runner_overhead.py [--experiments 20]
+
+A real run (git repo, board, agent worktree, `swarm runner --gpu 0` process) and a stand-in train.py that
+exits at once. Figures (median / max over the experiments):
+  submit -> trainer start: the queued record on disk to the trainer's first line (includes the runner's
+      poll interval, claiming under the lock, allow-list diff, materialising the commit, interpreter start);
+  trainer exit -> result recorded: the trainer's last line to the final record written (log parse, judging
+      against the board, append + fsync); and -> seen by `swarm wait` (adds the waiter's poll interval).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from swarm.jobs import agent_context, submit, wait_for  # noqa: E402
+from tests.support.swarm_run import commit_train, make_run, stand_in_train, wait_until  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiments", type=int, default=20)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        run = make_run(Path(tmp), agents=("gpu0",), profile="tiny")
+        os.environ["STANDIN_STATE_DIR"] = str(run.state_dir)
+        run.start_runner("0")
+        try:
+            to_start, to_record, to_seen = [], [], []
+            for k in range(args.experiments):
+                commit_train(
+                    run.worktree("gpu0"), stand_in_train(val_bpb=1.0 - k * 1e-3, marker=str(k)), f"e{k}"
+                )
+                with run.agent_env("gpu0"):
+                    queued = submit(agent_context(), f"experiment {k}")
+                final = wait_for(run.board, queued["id"], timeout_s=60)
+                seen = time.time()
+                events = wait_until(lambda k=k: _pair(run.events(), k))
+                start, end = events
+                to_start.append(start - queued["ts"])
+                to_record.append(final["ts"] - end)
+                to_seen.append(seen - end)
+                assert final["status"] in ("keep", "discard", "marginal"), final
+        finally:
+            run.stop_runners()
+    for name, values in (
+        ("submit -> trainer start", to_start),
+        ("trainer exit -> result recorded", to_record),
+        ("trainer exit -> seen by swarm wait", to_seen),
+    ):
+        print(
+            f"{name + ':':36} median {statistics.median(values) * 1000:5.0f} ms, max {max(values) * 1000:5.0f} ms"
+        )
+
+
+def _pair(events: list[list[str]], k: int):
+    starts = [float(e[1]) for e in events if e[0] == "start"]
+    ends = [float(e[1]) for e in events if e[0] == "end"]
+    return (starts[k], ends[k]) if len(ends) > k else None
+
+
+if __name__ == "__main__":
+    main()

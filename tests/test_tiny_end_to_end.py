@@ -1,0 +1,43 @@
+"""A real tiny-profile train.py run through `swarm run` end to end: an agent worktree, a CPU runner
+process, the repository's own prepare.py and train.py, and the result on the board."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO_ROOT
+
+from swarm.summary import is_finite
+from tests.support.swarm_run import commit_train, latest
+
+
+def test_swarm_run_trains_tiny_profile_on_cpu(make_swarm_run, tiny_cache, monkeypatch):
+    monkeypatch.setenv("AUTORESEARCH_CACHE_DIR", str(tiny_cache))
+    train = (REPO_ROOT / "train.py").read_text()
+    run = make_swarm_run(prepare=(REPO_ROOT / "prepare.py").read_text(), train=train)
+    run.start_runner("cpu0")
+    worktree = run.worktree("cpu0")
+    commit_train(worktree, train + "\n# the agent's first experiment: the baseline\n", "baseline")
+    with run.agent_env("cpu0"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "swarm", "run", "-m", "baseline", "--json", "--timeout", "240"],
+            cwd=worktree,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)
+    assert record == latest(run.board, record["id"])
+    log = (run.board.directory / record["log"]).read_text()
+    assert record["status"] == "keep", (record["reason"], log[-2000:])
+    assert record["profile"] == "tiny" and record["device"] == "cpu" and record["gpu"] == "cpu0"
+    assert is_finite(record["val_bpb"]) and 0 < record["val_bpb"] < 10
+    assert record["training_seconds"] <= 15 * 1.02 + 2 and record["num_steps"] > 0
+    assert record["prepare_sha256"] and record["train_sha256"]
+    assert "val_bpb:" in log and "profile:          tiny" in log
+    assert record["wall_seconds"] >= record["training_seconds"]
+    assert pytest.approx(record["finished_at"] - record["started_at"], abs=5) == record["wall_seconds"]
