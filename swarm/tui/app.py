@@ -18,6 +18,7 @@ from textual import work
 from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.widgets import Footer
 
 from swarm.errors import SwarmError
@@ -119,6 +120,7 @@ class WatchApp(App):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.detail = self.query_one(DetailPane)
         self.query_one(AgentsTable).focus()
         self.refresh_board()
         self.set_interval(self.pane_interval, self._follow_pane)
@@ -135,7 +137,10 @@ class WatchApp(App):
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         if message.snapshot is not None:
-            self._show(message.snapshot)
+            try:
+                self._show(message.snapshot)
+            except NoMatches:
+                return  # the app is shutting down and its widgets are gone: no next refresh either
             self._last_error = None
         elif message.error != self._last_error:
             self._last_error = message.error
@@ -210,7 +215,7 @@ class WatchApp(App):
             what = (
                 f"{self.selected_agent} has no experiment yet" if self.selected_agent else "nothing selected"
             )
-            self.query_one(DetailPane).show(INFO, str(self.selected_agent), "detail", what)
+            self.detail.show(INFO, str(self.selected_agent), "detail", what)
             return
         repo, board_dir = self.repo, self.board_dir
         loaders: dict[str, tuple[str, Callable[[], str]]] = {
@@ -232,13 +237,11 @@ class WatchApp(App):
             text = f"({e})"
         if kind == PANE:
             text = escaped_lines(text)
-        self.post_message(DetailLoaded(kind, subject, title, text))
-
-    def on_detail_loaded(self, message: DetailLoaded) -> None:
-        self.query_one(DetailPane).show(message.kind, message.subject, escape(message.title), message.text)
+        # to the pane itself: if the app closed meanwhile, the message is dropped with the widget
+        self.detail.post_message(DetailLoaded(kind, subject, escape(title), text))
 
     def _follow_pane(self) -> None:
-        detail = self.query_one(DetailPane)
+        detail = self.detail
         if detail.kind == PANE and self.selected_agent and detail.subject == self.selected_agent:
             self._load_detail(PANE)
 

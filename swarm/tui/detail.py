@@ -11,6 +11,8 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from swarm.tui.messages import DetailLoaded
+
 PANE, DIFF, LOG, INFO = "pane", "diff", "log", "info"
 DIFF_STYLES = (
     ("+++", "bold"),
@@ -57,6 +59,9 @@ class DetailPane(VerticalScroll):
 
     def on_mount(self) -> None:
         self.border_title = "detail"
+
+    def on_detail_loaded(self, message: DetailLoaded) -> None:
+        self.show(message.kind, message.subject, message.title, message.text)
 
     def show(self, kind: str, subject: str, title: str, text: str) -> None:
         """Show `text` (already escaped); a live pane keeps following its bottom."""
