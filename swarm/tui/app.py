@@ -21,9 +21,12 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.widgets import Footer
 
+from swarm.board import Board
 from swarm.errors import SwarmError
+from swarm.paths import RunPaths, run_paths
 from swarm.tui import actions
 from swarm.tui.agents_table import AgentsTable
+from swarm.tui.control import TmuxRunControl
 from swarm.tui.detail import DIFF, INFO, LOG, PANE, DetailPane
 from swarm.tui.dialogs import ConfirmScreen, HelpScreen
 from swarm.tui.filter_bar import FilterBar
@@ -37,7 +40,7 @@ from swarm.tui.messages import (
     FilterChanged,
     SnapshotReady,
 )
-from swarm.tui.model import AgentRow, Snapshot, WatchModel
+from swarm.tui.model import DEAD, STOPPED, AgentRow, Snapshot, WatchModel
 from swarm.tui.progress_plot import ProgressPlot
 from swarm.tui.sources import escaped_lines, experiment_diff, experiment_log, experiment_summary
 
@@ -186,7 +189,10 @@ class WatchApp(App):
         if agent is None:
             return
         self.selected_agent, self.selected_record = agent, None
-        self._load_detail(PANE if self.model.control is not None else INFO)
+        row = self._agent_row()
+        # a live (or crashed: its last output stays) tmux pane when there is one, else the latest experiment
+        has_pane = self.model.control is not None and row is not None and row.state not in (DEAD, STOPPED)
+        self._load_detail(PANE if has_pane else INFO)
 
     def _agent_row(self) -> AgentRow | None:
         rows = self.query_one(AgentsTable).rows_by_name
@@ -337,13 +343,13 @@ class WatchApp(App):
         )
 
 
-def main(args) -> int:
-    from swarm.board import Board
-    from swarm.paths import run_paths
-    from swarm.tui.control import TmuxRunControl
-
-    paths = run_paths()
+def watch(paths: RunPaths, interval: float = 1.0) -> None:
+    """Run the TUI on the run in `paths` until the user quits (`swarm demo` uses this too)."""
     Board(paths.board).require()
     model = WatchModel(paths.board, paths.repo, control_for=lambda tag: TmuxRunControl(paths, tag))
-    WatchApp(model, paths.repo, paths.board, interval=args.interval).run()
+    WatchApp(model, paths.repo, paths.board, interval=interval).run()
+
+
+def main(args) -> int:
+    watch(run_paths(), args.interval)
     return 0
