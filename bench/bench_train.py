@@ -27,6 +27,8 @@ sys.path.insert(0, str(REPO_ROOT))
 from swarm.summary import parse_summary  # noqa: E402
 
 STEP_LINE = re.compile(r"^step (\d+) .* tok/s ([\d,]+)")
+BATCH_LINE = re.compile(r"(\d+) tokens per step")
+PHASES_LINE = re.compile(r"^startup ([\d.]+)s, evaluation ([\d.]+)s", re.MULTILINE)
 
 
 def default_cache_dir(profile: str) -> Path:
@@ -57,15 +59,19 @@ def run_once(env: dict[str, str], log_path: Path) -> dict:
     logged = [int(m.group(2).replace(",", "")) for m in map(STEP_LINE.match, proc.stdout.splitlines()) if m]
     steady = statistics.median(logged[3:]) if len(logged) > 3 else float("nan")
     train_s = summary["training_seconds"]
+    tokens_per_step = int(BATCH_LINE.search(proc.stdout).group(1))  # total_tokens_M is rounded too coarsely
+    phases = PHASES_LINE.search(proc.stdout)
     return {
         "val_bpb": summary["val_bpb"],
         "steps": summary["num_steps"],
         "steps_per_s": summary["num_steps"] / train_s,
-        "tokens_per_s": summary["total_tokens_M"] * 1e6 / train_s,
+        "tokens_per_s": summary["num_steps"] * tokens_per_step / train_s,
         "steady_tokens_per_s": steady,
         "training_s": train_s,
         "total_s": summary["total_seconds"],
         "overhead_s": summary["total_seconds"] - train_s,
+        "startup_s": float(phases.group(1)) if phases else float("nan"),
+        "eval_s": float(phases.group(2)) if phases else float("nan"),
         "wall_s": wall,
         "mfu_percent": summary["mfu_percent"],
         "peak_vram_mb": summary["peak_vram_mb"],
@@ -107,6 +113,8 @@ def main() -> int:
         ("steady_tokens_per_s", "{:,.0f}"),
         ("training_s", "{:.1f}"),
         ("overhead_s", "{:.1f}"),
+        ("startup_s", "{:.1f}"),
+        ("eval_s", "{:.1f}"),
         ("wall_s", "{:.1f}"),
         ("mfu_percent", "{:.2f}"),
         ("peak_vram_mb", "{:.0f}"),
@@ -120,9 +128,11 @@ def main() -> int:
         )
     for row in rows:
         print(" ".join(f"{cell:>{w}}" for cell, w in zip(row, [*widths, 0], strict=False)))
+    print("\nsteps_per_s, tokens_per_s: all steps over training_seconds; steady: median of the logged steps")
     print(
-        "\noverhead_s = total_seconds - training_seconds (startup + evaluation); wall_s includes interpreter start"
+        "overhead_s = total_seconds - training_seconds: startup_s (to the first step) + eval_s + untimed steps"
     )
+    print("wall_s: the whole process, interpreter start and imports included")
     return 0
 
 

@@ -113,8 +113,10 @@ class Codex(AgentCommand):
 BUILT_IN: dict[str, AgentCommand] = {
     "claude": ClaudeCode(),
     "codex": Codex(),
-    "sweep": AgentCommand("sweep", ("{python}", "-m", "swarm", "agent", "sweep")),
-    "api": AgentCommand("api", ("{python}", "-m", "swarm", "agent", "api")),
+    # -P: a worktree holds a copy of the project (swarm/ included); never import that instead of the
+    # installed package, which an agent's edits must not be able to change.
+    "sweep": AgentCommand("sweep", ("{python}", "-P", "-m", "swarm", "agent", "sweep")),
+    "api": AgentCommand("api", ("{python}", "-P", "-m", "swarm", "agent", "api")),
 }
 
 

@@ -229,9 +229,11 @@ def _add_agent_commands(sub) -> None:
     )
     kinds = agent.add_subparsers(dest="agent_kind", metavar="KIND", required=True)
     # `swarm agent sweep`: the built-in hyperparameter sweep agent (no LLM).
-    _command(
+    sweep = _command(
         kinds, "sweep", "swarm.sweep:main", "hyperparameter sweep agent: one-factor changes and small waves"
     )
+    sweep.add_argument("--max-experiments", type=int, help="stop after submitting this many (default: never)")
+    sweep.add_argument("--queue", type=int, default=2, help="experiments kept in flight (default 2)")
     # `swarm agent api`: a tool-use loop against an Anthropic or OpenAI(-compatible) model endpoint.
     _command(
         kinds, "api", "swarm.api_agent:main", "model-API agent: a bounded tool-use loop following program.md"

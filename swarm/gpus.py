@@ -38,15 +38,6 @@ class Slot:
     gpu: str  # the board's `gpu` field / SWARM_GPU: "3", or "cpu0" for a CPU worker
     device: str  # "NVIDIA H100 80GB HBM3", or "cpu"
 
-    @property
-    def is_cpu(self) -> bool:
-        return self.gpu.startswith("cpu")
-
-    @property
-    def cuda_visible_devices(self) -> str:
-        """The agent's CUDA_VISIBLE_DEVICES: its one GPU, or nothing at all for a CPU worker."""
-        return "" if self.is_cpu else self.gpu
-
 
 def detect_gpus() -> list[Gpu]:
     """The GPUs of this machine in PCI bus order; [] when it has none (or no driver)."""

@@ -40,20 +40,23 @@ class WindowPlan:
 def window_plans(run: RunRecord, paths: RunPaths) -> list[WindowPlan]:
     """The windows a run should have: each agent not stopped, in its worktree, and a runner per slot.
     A stopped agent's runner stays, so that the jobs it already queued still run."""
-    plans = []
-    for slot in run.agents:
-        if not slot.stopped:
-            plans.append(WindowPlan(slot.name, "agent", slot, Path(slot.worktree)))
-        plans.append(WindowPlan(runner_window(slot.name), "runner", slot, paths.repo))
-    return plans
+    agents = [WindowPlan(s.name, "agent", s, Path(s.worktree)) for s in run.agents if not s.stopped]
+    runners = [WindowPlan(runner_window(s.name), "runner", s, paths.repo) for s in run.agents]
+    return agents + runners  # agents first: they are what `swarm spawn` waits for
+
+
+def swarm_argv(*args: str) -> list[str]:
+    """A command line running this installation's `swarm`. `-P` keeps the working directory off sys.path:
+    the repository and every worktree hold a copy of swarm/ that an agent may have edited."""
+    return [sys.executable, "-P", "-m", "swarm", *args]
 
 
 def launcher_argv(tag: str, window: str) -> list[str]:
-    return [sys.executable, "-m", "swarm", "launch", window, "--tag", tag]
+    return swarm_argv("launch", window, "--tag", tag)
 
 
 def coordinator_argv(tag: str) -> list[str]:
-    return [sys.executable, "-m", "swarm", "coordinator", "--tag", tag]
+    return swarm_argv("coordinator", "--tag", tag)
 
 
 def pane_log(paths: RunPaths, window: str) -> Path:
@@ -71,6 +74,17 @@ def base_environment(run: RunRecord, paths: RunPaths) -> dict[str, str]:
     env["SWARM_TAG"] = run.tag
     env["SWARM_BOARD"] = str(paths.board)
     env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+    return env
+
+
+def runner_environment(run: RunRecord, slot: AgentSlot, paths: RunPaths) -> dict[str, str]:
+    """A CPU worker's trainer gets an equal share of the cores (unless OMP_NUM_THREADS is set): N
+    trainers each using every core would slow each other down unevenly, and the time budget is
+    measured in wall-clock seconds."""
+    env = base_environment(run, paths)
+    cpu_workers = sum(1 for a in run.agents if is_cpu(a))
+    if is_cpu(slot) and "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // cpu_workers))
     return env
 
 
@@ -119,13 +133,14 @@ def plan_process(
     """(argv, cwd, environment, resumed) of the program a window runs."""
     if window.startswith("runner-"):
         slot = require_agent(run, window.removeprefix("runner-"))
-        argv = [sys.executable, "-m", "swarm", "runner", *runner_args(slot)]
-        return argv, paths.repo, base_environment(run, paths), False
+        argv = swarm_argv("runner", *runner_args(slot))
+        return argv, paths.repo, runner_environment(run, slot, paths), False
     slot = require_agent(run, window)
     _, commands = agent_commands(paths.repo)
     if slot.kind not in commands:
         raise SwarmError(f"agent {slot.name}: unknown kind {slot.kind!r} (swarm.toml [agents.commands]?)")
     command = commands[slot.kind]
+    command.check_installed()  # uninstalled since spawn: say how to install it, in the pane and its log
     resume = has_started_before(records, run.tag, window)
     prompt = agent_prompt(run, slot, board, resume)
     argv = command.argv(prompt=prompt, agent=slot.name, gpu=slot.gpu, worktree=Path(slot.worktree))

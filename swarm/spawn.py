@@ -61,6 +61,8 @@ def spawn(request: SpawnRequest, cwd: Path | None = None, out=print) -> RunRecor
         run = _desired_run(request, paths, repo, board)
         _, commands = agent_commands(paths.repo)
         for kind in sorted({slot.kind for slot in run.agents}):
+            if kind not in commands:  # a kind swarm.toml named when the run was spawned, and no longer does
+                raise SwarmError(f"unknown agent kind {kind!r} (known: {', '.join(sorted(commands))})")
             commands[kind].check_installed()
         for slot in run.agents:
             how = repo.ensure_worktree(Path(slot.worktree), slot.branch, run.base)

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from swarm.board import PROCESS, Board
+from swarm.display import escape_text
 from swarm.launch import COORDINATOR_WINDOW
 from swarm.paths import RunPaths, run_paths
 from swarm.runs import open_run, runner_window
@@ -32,8 +33,8 @@ class AgentStatus:
     experiments: int  # submitted, any status
     counts: dict[str, int]  # status -> experiments in it
     queued: int
-    current: dict[str, Any] | None  # {id, description, elapsed_s} of its running experiment
-    best: dict[str, Any] | None  # {id, val_bpb, description} of its best result
+    current: dict[str, Any] | None  # {id, description, val_bpb, elapsed_s} of its running experiment
+    best: dict[str, Any] | None  # the same of its best result
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,19 @@ class RunStatus:
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _brief(experiment: dict[str, Any] | None, now: float) -> dict[str, Any] | None:
+    """The fields status shows of an experiment (elapsed: since its run started, if it did)."""
+    if experiment is None:
+        return None
+    started = experiment.get("started_at")
+    return {
+        "id": experiment["id"],
+        "description": experiment.get("description"),
+        "val_bpb": experiment.get("val_bpb"),
+        "elapsed_s": round(now - started, 1) if started else None,
+    }
 
 
 def _pane_state(pane: Pane | None, server_up: bool, supervised: bool) -> str:
@@ -98,21 +112,8 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
                 experiments=summary.submitted if summary else 0,
                 counts=dict(summary.counts) if summary else {},
                 queued=len(state.queue(slot.gpu)),
-                current=None
-                if current is None
-                else {
-                    "id": current["id"],
-                    "agent": current.get("agent"),
-                    "description": current.get("description"),
-                    "elapsed_s": round(now - (current.get("started_at") or now), 1),
-                },
-                best=None
-                if best is None
-                else {
-                    "id": best["id"],
-                    "val_bpb": best.get("val_bpb"),
-                    "description": best.get("description"),
-                },
+                current=_brief(current, now),
+                best=_brief(best, now),
             )
         )
     return RunStatus(
@@ -126,12 +127,6 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
     )
 
 
-def shown(text: Any, width: int = DESCRIPTION_CHARS) -> str:
-    """Agent text for a terminal: control characters escaped (never interpreted), cut to `width`."""
-    escaped = json.dumps(str(text or ""), ensure_ascii=False)[1:-1]
-    return escaped if len(escaped) <= width else escaped[: width - 1] + "…"
-
-
 def render(status: RunStatus) -> list[str]:
     lines = [
         f"run {status.tag}  base {status.base[:10]}  profile {status.profile}  "
@@ -142,7 +137,7 @@ def render(status: RunStatus) -> list[str]:
     for a in status.agents:
         best = f"{a.best['val_bpb']:.6f}" if a.best and isinstance(a.best.get("val_bpb"), float) else "-"
         current = (
-            f"{a.current['id']} {a.current['elapsed_s']:.0f}s {shown(a.current['description'])}"
+            f"{a.current['id']} {a.current['elapsed_s'] or 0:.0f}s {escape_text(a.current['description'], DESCRIPTION_CHARS)}"
             if a.current
             else "-"
         )

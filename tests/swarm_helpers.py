@@ -7,29 +7,17 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from tests.support.swarm_run import git, init_repo, wait_until  # noqa: F401 (re-exported for tests)
 
 STANDIN = Path(__file__).resolve().parent / "helpers" / "standin_agent.py"
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
-
-
 def make_repo(path: Path, files: dict[str, str] | None = None) -> Path:
     """A git repository with one commit, laid out like the project (board/ and worktrees/ ignored)."""
-    path.mkdir(parents=True)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.email", "test@example.com")
-    git(path, "config", "user.name", "test")
-    (path / ".gitignore").write_text("/worktrees/*\n/board/*\n")
-    for name, text in (files or {"train.py": "DEPTH = 8\n"}).items():
-        (path / name).write_text(text)
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", "init")
+    init_repo(path, {".gitignore": "/worktrees/*\n/board/*\n", **(files or {"train.py": "DEPTH = 8\n"})})
     return path
 
 
@@ -56,23 +44,8 @@ def wait_for_reports(
 ) -> dict[str, dict]:
     """The latest report of each agent, once each has reported `count` starts (an agent reports just
     after its launcher exec'd it, which is when `swarm spawn` returns)."""
-    wait_until(
-        lambda: all(len(reports(directory, a)) >= count for a in agents),
-        timeout,
-        f"{count} start(s) of {agents}",
-    )
+    wait_until(lambda: all(len(reports(directory, a)) >= count for a in agents), timeout)
     return {a: reports(directory, a)[-1] for a in agents}
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str, poll: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(poll)
 
 
 def alive(pid: int) -> bool:

@@ -77,7 +77,7 @@ def test_claude_and_codex_command_lines():
     codex = Codex().argv(prompt="do it", agent="gpu1", gpu="1", worktree="/w")
     assert codex == ["codex", "exec", "--dangerously-bypass-approvals-and-sandbox", "--json", "do it"]
     sweep = BUILT_IN["sweep"].argv(prompt="p", agent="cpu0", gpu="cpu0", worktree="/w", python="/py")
-    assert sweep == ["/py", "-m", "swarm", "agent", "sweep"]
+    assert sweep == ["/py", "-P", "-m", "swarm", "agent", "sweep"]
 
 
 def test_custom_kinds_from_swarm_toml_and_mixes(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import logging
 import os
 import secrets
 import shutil
@@ -9,7 +11,16 @@ import signal
 from pathlib import Path
 
 import pytest
-from swarm_helpers import (
+
+from swarm.board import Board
+from swarm.clean import clean
+from swarm.errors import SwarmError
+from swarm.paths import RunPaths
+from swarm.spawn import SpawnRequest, spawn
+from swarm.status import collect
+from swarm.stop import attach_main, stop
+from swarm.tmux import RunTmux
+from tests.swarm_helpers import (
     alive,
     git,
     kill_tmux_servers,
@@ -19,14 +30,6 @@ from swarm_helpers import (
     wait_until,
     write_standin_config,
 )
-
-from swarm.board import Board
-from swarm.clean import clean
-from swarm.errors import SwarmError
-from swarm.paths import RunPaths
-from swarm.spawn import SpawnRequest, spawn
-from swarm.stop import stop
-from swarm.tmux import RunTmux
 
 
 @pytest.fixture
@@ -52,10 +55,13 @@ def running_agents(repo: Path, tag: str, agents: list[str]) -> dict[str, int]:
     return {a: panes[a].pid for a in agents if a in panes and not panes[a].dead}
 
 
-def test_spawn_four_agents_in_worktrees_with_their_gpu_identity_and_secret(repo, tmp_path, monkeypatch):
+def test_spawn_four_agents_in_worktrees_with_their_gpu_identity_and_secret(
+    repo, tmp_path, monkeypatch, caplog
+):
     secret = "sk-test-" + secrets.token_hex(16)
     monkeypatch.setenv("SWARM_TEST_SECRET", secret)
     monkeypatch.setenv("SWARM_FAKE_GPUS", "4:NVIDIA H100 80GB HBM3")
+    caplog.set_level(logging.DEBUG, logger="libtmux")  # libtmux logs every tmux command line it runs
     run = spawn(SpawnRequest(gpus="4", agent="standin", tag="t4"), out=lambda line: None)
 
     agents = [f"gpu{i}" for i in range(4)]
@@ -78,7 +84,22 @@ def test_spawn_four_agents_in_worktrees_with_their_gpu_identity_and_secret(repo,
         assert report["secret_sha256"] == __import__("hashlib").sha256(secret.encode()).hexdigest()
         assert f"You are {agent}" in report["prompt"] and "program.md" in report["prompt"]
 
+    # `swarm status` sees the same run: every agent and runner up, nothing measured yet.
+    status = wait_until(
+        lambda: (
+            (s := collect(RunPaths.for_repo(repo), "t4"))
+            and all(a.runner == "running" for a in s.agents)
+            and s
+        )
+    )
+    assert status.coordinator == "running" and status.profile == "h100"
+    assert [(a.name, a.kind, a.gpu, a.state, a.experiments, a.best) for a in status.agents] == [
+        (agent, "standin", str(i), "running", 0, None) for i, agent in enumerate(agents)
+    ]
+
     # The secret reached every agent through the environment only: no file and no command line has it.
+    tmux_commands = [str(getattr(r, "tmux_cmd", "")) for r in caplog.records]
+    assert any("new-session" in c for c in tmux_commands) and not any(secret in c for c in tmux_commands)
     for path in tmp_path.rglob("*"):
         if path.is_file() and not path.is_symlink():
             assert secret.encode() not in path.read_bytes(), path
@@ -134,7 +155,7 @@ def test_killed_agent_restarts_and_killed_coordinator_and_server_resume_without_
     server_pid = int(tmux.cmd("display-message", "-p", "#{pid}")[0])
     os.kill(server_pid, signal.SIGKILL)
     last = reports(tmp_path / "reports", "gpu0")[-1]["pid"]
-    wait_until(lambda: not alive(server_pid) and not alive(last), 10, "tmux server and agents gone")
+    wait_until(lambda: not alive(server_pid) and not alive(last), 10)
 
     spawn(request, out=lambda line: None)  # the same command again resumes the run
     assert window_names(repo, "r") == ["coordinator", "gpu0", "gpu1", "runner-gpu0", "runner-gpu1"]
@@ -166,6 +187,8 @@ def test_stop_ends_every_process_and_clean_keeps_branches_with_unique_commits(re
     pids = [r["pid"] for r in wait_for_reports(tmp_path / "reports", ["gpu0", "gpu1", "gpu2"]).values()]
     with pytest.raises(SwarmError, match="is running"):
         clean(paths, "c", out=lambda line: None)
+    with pytest.raises(SwarmError, match="no agent 'gpu7'"):
+        attach_main(argparse.Namespace(agent="gpu7", tag="c"))
 
     # gpu1 commits work of its own; gpu2 moves to gpu1's commit (so each of them holds the other's commit).
     (repo / "worktrees" / "gpu1" / "train.py").write_text("DEPTH = 10\n")
@@ -174,6 +197,8 @@ def test_stop_ends_every_process_and_clean_keeps_branches_with_unique_commits(re
 
     stop(paths, "c", out=lambda line: None, grace_s=5)
     assert not RunTmux(repo, "c").is_running()
+    with pytest.raises(SwarmError, match="is not running"):
+        attach_main(argparse.Namespace(agent="gpu0", tag="c"))
     assert not any(alive(pid) for pid in pids)
     assert all((repo / "worktrees" / f"gpu{i}").is_dir() for i in range(3))  # stop keeps worktrees
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from swarm_helpers import git, make_repo
-
 from swarm.worktrees import GitRepo
+from tests.swarm_helpers import git, make_repo
 
 
 def test_worktree_created_reused_and_reattached_keeping_its_commits(tmp_path):

@@ -1,0 +1,148 @@
+"""`swarm demo`: a real swarm in a few minutes on any machine: no GPU, no API keys, no network.
+
+It clones the current repository's HEAD into a directory of its own (a temporary one by default), so the
+user's checkout is never made dirty and no branch of theirs moves; prepares the tiny profile's data offline
+(`prepare.py --source local`, into the shared data cache); spawns CPU workers with the built-in sweep agent;
+shows the swarm working for `--minutes`; stops every process and prints what the board holds. The clone
+stays, with its board, worktrees and branches, for `swarm board` / `swarm status` / `swarm resume` there.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from swarm.board import Board
+from swarm.display import escape_text
+from swarm.errors import GitError, SwarmError
+from swarm.paths import RunPaths, worktree_root
+from swarm.records import MEASURED_STATUSES
+from swarm.spawn import SpawnRequest, spawn
+from swarm.state import BoardState, group_of
+from swarm.status import collect, render
+from swarm.stop import stop
+
+TAG = "demo"
+STATUS_EVERY_S = 15.0
+
+
+def make_clone(source: Path, directory: Path | None) -> Path:
+    """A clone of `source`'s HEAD to run the demo in, where nothing the user has can be touched."""
+    for name in ("prepare.py", "train.py"):
+        if not (source / name).exists():
+            raise SwarmError(f"no {name} in {source}: run `swarm demo` inside a clone of autoresearch-swarm")
+    parent = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="swarm-demo-"))
+    clone = parent / "autoresearch-swarm"
+    if clone.exists():
+        raise SwarmError(f"{clone} exists already: pass another --dir")
+    parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        ["git", "clone", "--quiet", str(source), str(clone)], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise SwarmError(f"git clone {source}: {(proc.stderr.strip().splitlines() or ['failed'])[-1]}")
+    return clone
+
+
+def prepare_tiny(clone: Path, out) -> None:
+    env = {**os.environ, "AUTORESEARCH_PROFILE": "tiny"}
+    out("preparing the tiny profile's data offline (prepare.py --source local)...")
+    proc = subprocess.run(
+        [sys.executable, "prepare.py", "--source", "local"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise SwarmError("prepare.py --source local failed: " + " | ".join(tail))
+
+
+def live_view(paths: RunPaths, seconds: float, out) -> None:
+    """Show the swarm working for `seconds`: the TUI (issue 5) when there is one and a terminal to draw
+    it on, else a status block every STATUS_EVERY_S seconds."""
+    tui = importlib.util.find_spec("swarm.tui") if sys.stdout.isatty() else None
+    if tui is not None:
+        from swarm import tui as tui_module
+
+        watch_for = getattr(tui_module, "watch_for", None)
+        if watch_for is not None:
+            watch_for(paths, seconds)  # the TUI's seam: show the run for this long, then return
+            return
+    state = BoardState(Board(paths.board))
+    deadline = time.monotonic() + seconds
+    while True:
+        left = deadline - time.monotonic()
+        out(f"--- {time.strftime('%H:%M:%S')}, {max(left, 0.0) / 60:.1f} min left")
+        out("\n".join(render(collect(paths, TAG, state))))
+        if left <= 0:
+            return
+        time.sleep(min(STATUS_EVERY_S, left))
+
+
+def summary(paths: RunPaths) -> list[str]:
+    state = BoardState(Board(paths.board))
+    state.refresh()
+    experiments = list(state.experiments.values())
+    counts = Counter(e.get("status") for e in experiments)
+    lines = [
+        f"{len(experiments)} experiments: "
+        + ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    ]
+    for summary_ in state.agent_summaries():
+        best = state.experiments.get(summary_.best) if summary_.best else None
+        value = f"{best['val_bpb']:.6f}" if best else "-"
+        lines.append(f"  {summary_.name}: {summary_.submitted} submitted, best {value}")
+    for group, best in state.bests().items():
+        baselines = [
+            e["val_bpb"]
+            for e in experiments
+            if group_of(e) == group
+            and e.get("status") in MEASURED_STATUSES
+            and "baseline" in str(e.get("description"))
+        ]
+        baseline = min(baselines, default=None)
+        device, profile = group
+        gain = f" (baseline {baseline:.6f})" if baseline is not None else ""
+        lines.append(
+            f"best on {device}/{profile}: {best.mean:.6f}{gain} by {best.experiment.get('agent')}: "
+            f"{escape_text(best.experiment.get('description'), 80)}"
+        )
+    lines.append(f"notes: {len(state.notes)}")
+    return lines
+
+
+def demo(minutes: float, workers: int, directory: Path | None, cwd: Path | None = None, out=print) -> Path:
+    """Run the demo; returns the clone it ran in."""
+    if minutes <= 0 or workers < 1:
+        raise SwarmError("--minutes must be positive and --workers at least 1")
+    try:
+        source = worktree_root(cwd)
+    except GitError:
+        raise SwarmError("swarm demo runs from a clone of autoresearch-swarm: cd into one first") from None
+    clone = make_clone(source, directory)
+    out(f"demo repository: {clone} (a clone of your HEAD; your checkout is not touched)")
+    prepare_tiny(clone, out)
+    paths = RunPaths.for_repo(clone)
+    spawn(SpawnRequest(cpu=workers, agent="sweep", tag=TAG, profile="tiny"), cwd=clone, out=out)
+    try:
+        live_view(paths, minutes * 60, out)
+    finally:
+        stop(paths, TAG, out=out)
+    out("\n".join(summary(paths)))
+    out(f"board: {paths.board}  (look: cd {clone} && swarm board; go on: swarm resume)")
+    return clone
+
+
+def main(args) -> int:
+    for name in ("SWARM_BOARD", "SWARM_TAG"):
+        os.environ.pop(name, None)  # the demo's run and board are the clone's own
+    demo(args.minutes, args.workers, Path(args.dir) if args.dir else None)
+    return 0

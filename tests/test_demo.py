@@ -1,0 +1,61 @@
+"""`swarm demo`, as README runs it: offline, no GPU, no API keys, bounded time, real results on a board,
+and the user's checkout left exactly as it was."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+
+from swarm.board import Board
+from tests.conftest import REPO_ROOT
+from tests.support.swarm_run import git
+
+FINAL = {"keep", "marginal", "discard", "crash", "timeout", "invalid"}
+
+
+def checkout_state() -> tuple[str, str, str]:
+    return (
+        git(REPO_ROOT, "rev-parse", "HEAD"),
+        git(REPO_ROOT, "status", "--porcelain"),
+        git(REPO_ROOT, "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads"),
+    )
+
+
+def test_demo_runs_to_completion_and_leaves_results_on_a_board(tmp_path):
+    before = checkout_state()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_") and k != "TMUX"}
+    env.update(SWARM_TMUX_DIR=str(tmp_path / "sock"), AUTORESEARCH_CACHE_DIR=str(tmp_path / "cache"))
+    proc = subprocess.run(
+        [sys.executable, "-P", "-m", "swarm", "demo", "--minutes", "1.2", "--dir", str(tmp_path / "demo")],
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "stopped run demo" in proc.stdout and "experiments:" in proc.stdout
+
+    clone = tmp_path / "demo" / "autoresearch-swarm"
+    records = Board(clone / "board").records()
+    latest = {}
+    for r in records:
+        if r["type"] == "experiment":
+            latest[r["id"]] = r
+    finished = [e for e in latest.values() if e["status"] in FINAL]
+    assert {e["agent"] for e in latest.values()} == {"cpu0", "cpu1"}
+    assert finished, [(e["id"], e["status"]) for e in latest.values()]
+    assert any(isinstance(e["val_bpb"], float) and math.isfinite(e["val_bpb"]) for e in finished)
+    assert all(e["profile"] == "tiny" and e["device"] == "cpu" for e in latest.values())
+
+    # Every process is gone, and the user's checkout is as it was: no new files, no moved branch.
+    assert not list((tmp_path / "sock").glob("*")) or all(
+        subprocess.run(["tmux", "-S", str(s), "has-session"], capture_output=True).returncode != 0
+        for s in (tmp_path / "sock").iterdir()
+    )
+    leftover = subprocess.run(["pgrep", "-f", str(clone)], capture_output=True, text=True).stdout.split()
+    assert leftover == []
+    assert checkout_state() == before
