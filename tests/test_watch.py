@@ -228,3 +228,15 @@ def test_process_states_come_from_tmux_panes():
     assert state(slot, Liveness(True, {})) == (DEAD, None)
     assert state(slot, Liveness(False, {})) == (DEAD, None)
     assert state(stopped, Liveness(True, {})) == (STOPPED, None)
+
+
+def test_closes_by_itself_when_asked(tmp_path):
+    """`swarm demo` shows the TUI for a while: the app quits by itself after `close_after` seconds."""
+    board = make_board(tmp_path / "board")
+
+    async def scenario():
+        app = app_for(board, close_after=0.3)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: not app.is_running, "the app to close itself")
+
+    run(scenario)

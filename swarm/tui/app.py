@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
 from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SuspendNotSupported
@@ -35,16 +34,12 @@ from swarm.tui.leaderboard import Leaderboard
 from swarm.tui.messages import (
     ActionFinished,
     AgentSelected,
-    DetailLoaded,
     ExperimentSelected,
     FilterChanged,
     SnapshotReady,
 )
 from swarm.tui.model import DEAD, STOPPED, AgentRow, Snapshot, WatchModel
 from swarm.tui.progress_plot import ProgressPlot
-from swarm.tui.sources import escaped_lines, experiment_diff, experiment_log, experiment_summary
-
-PANE_LINES = 300
 
 
 class WatchApp(App):
@@ -95,8 +90,10 @@ class WatchApp(App):
         interval: float = 1.0,
         pane_interval: float = 1.0,
         pick_onto: str | None = None,
+        close_after: float | None = None,
     ):
         super().__init__()
+        self.close_after = close_after  # seconds until the app closes by itself (`swarm demo`), or never
         self.model = model
         self.repo = repo
         self.board_dir = Path(board_dir)
@@ -118,7 +115,9 @@ class WatchApp(App):
                 yield Leaderboard(id="leaderboard")
             with Vertical(id="right"):
                 yield ProgressPlot(id="plot")
-                yield DetailPane(id="detail")
+                yield DetailPane(
+                    self.repo, self.board_dir, lambda: self.model.control, self.pane_interval, id="detail"
+                )
         yield FilterBar(id="filter")
         yield Footer()
 
@@ -126,7 +125,8 @@ class WatchApp(App):
         self.detail = self.query_one(DetailPane)
         self.query_one(AgentsTable).focus()
         self.refresh_board()
-        self.set_interval(self.pane_interval, self._follow_pane)
+        if self.close_after is not None:
+            self.set_timer(self.close_after, self.exit)
 
     # ---------------------------------------------------------------------------------------------------
     # The board
@@ -210,46 +210,17 @@ class WatchApp(App):
     def _load_detail(self, kind: str) -> None:
         if kind == PANE:
             agent = self.selected_agent or (self.selected_record or {}).get("agent")
-            if not agent or self.model.control is None:
+            if not agent or not self.detail.show_pane(agent):
                 self.notify("no live pane: this board's run has no tmux session to read", markup=False)
-                return
-            control = self.model.control
-            self._fetch_detail(PANE, agent, f"{agent}: live pane", lambda: control.capture(agent, PANE_LINES))
             return
         record = self._experiment(best=False)
         if record is None:
             what = (
                 f"{self.selected_agent} has no experiment yet" if self.selected_agent else "nothing selected"
             )
-            self.detail.show(INFO, str(self.selected_agent), "detail", what)
-            return
-        repo, board_dir = self.repo, self.board_dir
-        loaders: dict[str, tuple[str, Callable[[], str]]] = {
-            DIFF: (
-                "diff against its parent",
-                lambda: experiment_diff(repo, record) if repo else "(no repository)",
-            ),
-            LOG: ("log", lambda: experiment_log(board_dir, record)),
-            INFO: ("fields", lambda: experiment_summary(record, board_dir)),
-        }
-        label, loader = loaders[kind]
-        self._fetch_detail(kind, record["id"], f"{record['id']} ({record.get('agent')}): {label}", loader)
-
-    @work(thread=True, exclusive=True, group="detail")
-    def _fetch_detail(self, kind: str, subject: str, title: str, loader: Callable[[], str]) -> None:
-        try:
-            text = loader()
-        except SwarmError as e:
-            text = f"({e})"
-        if kind == PANE:
-            text = escaped_lines(text)
-        # to the pane itself: if the app closed meanwhile, the message is dropped with the widget
-        self.detail.post_message(DetailLoaded(kind, subject, escape(title), text))
-
-    def _follow_pane(self) -> None:
-        detail = self.detail
-        if detail.kind == PANE and self.selected_agent and detail.subject == self.selected_agent:
-            self._load_detail(PANE)
+            self.detail.show_note(str(self.selected_agent), what)
+        else:
+            self.detail.show_experiment(kind, record)
 
     # ---------------------------------------------------------------------------------------------------
     # Keys
@@ -343,11 +314,11 @@ class WatchApp(App):
         )
 
 
-def watch(paths: RunPaths, interval: float = 1.0) -> None:
-    """Run the TUI on the run in `paths` until the user quits (`swarm demo` uses this too)."""
+def watch(paths: RunPaths, interval: float = 1.0, seconds: float | None = None) -> None:
+    """Run the TUI on the run in `paths` until the user quits, or for `seconds` at most."""
     Board(paths.board).require()
     model = WatchModel(paths.board, paths.repo, control_for=lambda tag: TmuxRunControl(paths, tag))
-    WatchApp(model, paths.repo, paths.board, interval=interval).run()
+    WatchApp(model, paths.repo, paths.board, interval=interval, close_after=seconds).run()
 
 
 def main(args) -> int:
