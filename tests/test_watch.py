@@ -240,3 +240,48 @@ def test_closes_by_itself_when_asked(tmp_path):
             await wait_for(pilot, lambda: not app.is_running, "the app to close itself")
 
     run(scenario)
+
+
+def test_verify_asks_first_then_queues_a_rerun_on_another_gpu(tmp_path):
+    board = make_board(tmp_path / "board", agents=2)
+    record = board.append(finish(experiment("gpu0", commit="c" * 40, description="wider"), 0.98))
+
+    def reruns():
+        return [r for r in board.records() if r.get("verify_of") == record["id"]]
+
+    async def scenario():
+        app = app_for(board)
+        async with app.run_test(size=SIZE) as pilot:
+            await refreshed(pilot, app)
+            await pilot.press("tab", "v")
+            dialog = await wait_for(
+                pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen, "the confirmation"
+            )
+            assert dialog.question.plain.startswith(f"Verify experiment {record['id']} by gpu0")
+            await pilot.press("n")
+            await pilot.pause(0.2)
+            assert reruns() == []
+            await pilot.press("v")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation again")
+            await pilot.press("y")
+            (rerun,) = await wait_for(pilot, reruns, "the rerun on the board")
+            assert rerun["status"] == "queued" and rerun["gpu"] == "1"  # another GPU of the same class
+            assert rerun["commit"] == record["commit"] and rerun["requested_by"] == "watch"
+            await wait_for(
+                pilot,
+                lambda: str(app.query_one(AgentsTable).get_cell("gpu1", "state")) == "queued 1",
+                "gpu1 queued",
+            )
+
+    run(scenario)
+
+
+def test_watch_without_a_board_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    from swarm import cli
+    from tests.gitrepo import make_repo
+
+    repo = make_repo(tmp_path / "repo")
+    monkeypatch.chdir(repo)
+    monkeypatch.delenv("SWARM_BOARD", raising=False)
+    assert cli.main(["watch"]) == 1
+    assert capsys.readouterr().err.startswith(f"swarm: no board at {repo / 'board'}")
