@@ -55,6 +55,7 @@ class ProgressPlot(PlotextPlot):
         low, high = plot.best[-1].value, plot.best[0].value
         margin = max((high - low) * 0.05, 1e-4)
         plt.ylim(low - margin, high + margin)
+        plt.xlim(0, max((end - plot.start) / HOUR, 1 / 60))  # from the run's start to now
         plt.xlabel("hours")
         plt.title(
             f"{short_device(plot.group[0])} {plot.group[1]}: lowest single run {plot.best[-1].value:.6f}"
