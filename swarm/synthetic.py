@@ -113,6 +113,24 @@ def synthetic_run(
     global_best = BASELINE
     records: list[tuple[float, int, dict[str, Any]]] = []  # (time of the record, order, record)
     end = start
+
+    def job(eid: str, slot: int, submitted: float, **fields: Any) -> dict[str, Any]:
+        """The queued record of an experiment of `fields["agent"]` on GPU `slot`."""
+        return new_experiment(
+            id=eid,
+            gpu=str(slot),
+            device=device,
+            profile=profile,
+            tag=tag,
+            branch=f"swarm/{tag}/{fields['agent']}",
+            base=base,
+            prepare_sha256=_hex("prepare"),
+            submitted_at=round(submitted, 3),
+            log=f"logs/{eid}.log",
+            attempt=1,
+            **fields,
+        )
+
     reruns_wanted: dict[int, tuple[dict[str, Any], float]] = {}  # slot -> (experiment to verify, its truth)
     reruns_done: dict[str, list[dict[str, Any]]] = {}
     for _ in range(experiments):
@@ -147,20 +165,7 @@ def synthetic_run(
                 description=description,
                 train_sha256=sha,
             )
-        queued = new_experiment(
-            id=eid,
-            gpu=str(agent),
-            device=device,
-            profile=profile,
-            tag=tag,
-            branch=f"swarm/{tag}/{fields['agent']}",
-            base=base,
-            prepare_sha256=_hex("prepare"),
-            submitted_at=round(submitted, 3),
-            log=f"logs/{eid}.log",
-            attempt=1,
-            **fields,
-        )
+        queued = job(eid, agent, submitted, **fields)
         running = {**queued, "status": RUNNING, "started_at": round(started, 3)}
         final = _outcome(rng, running, nth, started, budget, true_value)
         if final["status"] == KEEP and nth and not final["verify_of"]:
@@ -188,22 +193,16 @@ def synthetic_run(
     end += 1.0
     if lifecycle:
         for agent in range(0, agents, 3):  # queue-ahead: the next experiment waits behind the running one
-            eid = _hex(tag, f"gpu{agent}", done[agent], "id", n=8)
-            ahead = new_experiment(
-                id=eid,
-                agent=f"gpu{agent}",
-                gpu=str(agent),
-                device=device,
-                profile=profile,
-                tag=tag,
-                branch=f"swarm/{tag}/gpu{agent}",
-                base=base,
+            name, nth = f"gpu{agent}", done[agent]
+            ahead = job(
+                _hex(tag, name, nth, "id", n=8),
+                agent,
+                end - rng.uniform(1, 60),
+                agent=name,
                 parent=parent[agent],
-                commit=_hex(tag, f"gpu{agent}", done[agent], "commit"),
+                commit=_hex(tag, name, nth, "commit"),
                 description=rng.choice(CHANGES),
-                train_sha256=_hex(tag, f"gpu{agent}", done[agent]),
-                submitted_at=round(end - rng.uniform(1, 60), 3),
-                log=f"logs/{eid}.log",
+                train_sha256=_hex(tag, name, nth),
             )
             records.append((ahead["submitted_at"], len(records), {**ahead, "ts": ahead["submitted_at"]}))
     records.sort(key=lambda item: (item[0], item[1]))

@@ -11,7 +11,7 @@ from textual.widgets import DataTable
 
 from swarm.tui import model
 from swarm.tui.fitted_table import FittedTable
-from swarm.tui.format import agent_text, bar, duration, value
+from swarm.tui.format import agent_text, bar, duration, mentions, value
 from swarm.tui.messages import AgentSelected
 from swarm.tui.model import AgentRow, short_device
 
@@ -48,10 +48,7 @@ def gpu_cell(row: AgentRow) -> Text:
 
 
 def matches(row: AgentRow, needle: str) -> bool:
-    if not needle:
-        return True
-    haystack = " ".join(str(x) for x in (row.name, row.kind, row.gpu, row.device, row.state, row.description))
-    return needle.lower() in haystack.lower()
+    return mentions(needle, row.name, row.kind, row.gpu, row.device, row.state, row.description)
 
 
 class AgentsTable(FittedTable):

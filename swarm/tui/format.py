@@ -44,3 +44,8 @@ def value(v: float | None, digits: int = 6) -> str:
 
 def signed(v: float | None, digits: int = 6) -> str:
     return "-" if v is None else f"{v:+.{digits}f}".replace("-", "−")
+
+
+def mentions(needle: str, *fields: Any) -> bool:
+    """Whether the filter text occurs (case-insensitively) in any of the fields; "" matches everything."""
+    return not needle or needle.lower() in " ".join(str(f) for f in fields).lower()

@@ -6,17 +6,14 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from swarm.tui.fitted_table import FittedTable
-from swarm.tui.format import agent_text, value
+from swarm.tui.format import agent_text, mentions, value
 from swarm.tui.messages import ExperimentSelected
 from swarm.tui.model import LeaderRow, short_device
 
 
 def matches(row: LeaderRow, needle: str) -> bool:
-    if not needle:
-        return True
     e = row.record
-    haystack = " ".join(str(x) for x in (e["id"], e.get("agent"), e.get("description"), *row.group))
-    return needle.lower() in haystack.lower()
+    return mentions(needle, e["id"], e.get("agent"), e.get("description"), *row.group)
 
 
 class Leaderboard(FittedTable):
