@@ -38,7 +38,6 @@ RUNNER = "runner"  # {slot, pid, event: start | stop}: a runner's lifecycle, for
 PROCESS = (
     "process"  # {tag, window, event: started | exited, pid, ...}: a supervised tmux window (swarm.launch)
 )
-CONTROL = "control"  # {tag, agent, action: stop | resume}: desired state of one agent (swarm.runs)
 
 
 def new_id() -> str:

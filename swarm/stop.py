@@ -3,8 +3,9 @@
 Stopping ends processes only: worktrees, branches and the board stay, and `swarm resume` brings the run
 back. The coordinator goes first (so nothing is restarted behind our back), then agents, then runners
 (so a runner can record the experiment it was running); each gets SIGTERM, then SIGKILL after a grace
-period, and finally the run's tmux server is killed. Stopping one agent writes a `control` record first,
-so the coordinator leaves it down; its runner keeps going so that jobs it already queued still run.
+period, and finally the run's tmux server is killed. Stopping one agent first writes the run record again
+with that agent marked `stopped`, so the coordinator leaves it down; its runner keeps going so that jobs
+it already queued still run.
 """
 
 from __future__ import annotations
