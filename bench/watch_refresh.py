@@ -9,7 +9,7 @@ is not counted) at 200x50 and measures, with ticking turned off and refreshes tr
 - the initial load (the whole board folded once, on the worker);
 - a refresh when nothing was appended (the steady state between results);
 - a refresh after 64 new records (every agent reports a result at once), the worst ordinary case;
-each split into the worker part (read + fold + snapshot) and the UI part (applying it to the widgets),
+each split into the worker part (read + fold + snapshot + plot drawing) and the UI part (applying it),
 and the process's resident memory (VmRSS) and peak (VmHWM) once loaded.
 """
 
@@ -48,7 +48,6 @@ def measure(board_dir: Path, now: float, repeats: int) -> None:
     from swarm.records import evolve
     from swarm.tui.app import WatchApp
     from swarm.tui.model import WatchModel
-    from swarm.tui.progress_plot import ProgressPlot
 
     class TimedApp(WatchApp):
         """The real app, with the time spent applying each snapshot on the UI thread noted."""
@@ -73,29 +72,17 @@ def measure(board_dir: Path, now: float, repeats: int) -> None:
     model = WatchModel(board_dir, None, clock=lambda: now)
     app = TimedApp(model, None, board_dir, interval=3600.0, pane_interval=3600.0)
 
-    plot_seconds: list[float] = []
-    plot_render = ProgressPlot.render
-
-    def timed_render(self):
-        started = time.perf_counter()
-        try:
-            return plot_render(self)
-        finally:
-            plot_seconds.append(time.perf_counter() - started)
-
-    ProgressPlot.render = timed_render
-
-    async def one_refresh(pilot) -> tuple[float, float, float, float]:
+    async def one_refresh(pilot) -> tuple[float, float, float]:
         """Trigger one refresh; wall time until its snapshot is applied and the app is idle again
-        (repainted), the worker's part, the UI thread's apply, and any plot redraw it caused."""
-        before, plots = app.refreshes, len(plot_seconds)
+        (repainted), the worker's part (read, fold, snapshot, plot drawing) and the UI thread's apply."""
+        before = app.refreshes
         started = time.perf_counter()
         app.refresh_board()
         while app.refreshes == before:
             await pilot.pause(0.001)
         await pilot.pause()
         total = time.perf_counter() - started
-        return total, app.snapshot.refresh_seconds, app.ui_seconds[-1], sum(plot_seconds[plots:])
+        return total, app.snapshot.refresh_seconds, app.ui_seconds[-1]
 
     async def scenario():
         started = time.perf_counter()
@@ -119,10 +106,10 @@ def measure(board_dir: Path, now: float, repeats: int) -> None:
             )
             print(f"initial load (whole board folded once, app started): {load:.2f} s")
             for name, rows in (("no new records", idle), ("64 new records", busy)):
-                total, worker, ui, plot = (statistics.median(col) * 1000 for col in zip(*rows, strict=True))
+                total, worker, ui = (statistics.median(col) * 1000 for col in zip(*rows, strict=True))
                 print(
                     f"one refresh, {name}: {total:.1f} ms median of {repeats} until applied and idle "
-                    f"(worker thread {worker:.1f} ms; UI thread: apply {ui:.1f} ms, plot redraw {plot:.1f} ms)"
+                    f"(worker thread {worker:.1f} ms, plot drawing included; UI thread apply {ui:.1f} ms)"
                 )
             print(f"TUI process memory once loaded: RSS {rss:.0f} MB (peak {peak:.0f} MB)")
 

@@ -91,10 +91,12 @@ def start_windows(repo: Path, tag: str, logs: Path) -> None:
 
 async def capture(app, out: Path) -> None:
     from swarm.tui.detail import DetailPane
+    from swarm.tui.progress_plot import ProgressPlot
 
     async with app.run_test(size=SIZE) as pilot:
         deadline = time.monotonic() + 120
-        while app.refreshes < 2 and time.monotonic() < deadline:
+        plot = app.query_one(ProgressPlot)
+        while plot.drawn is None and time.monotonic() < deadline:
             await pilot.pause(0.1)
         for _ in range(int(SHOWN.removeprefix("gpu"))):
             await pilot.press("down")

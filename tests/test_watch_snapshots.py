@@ -11,6 +11,7 @@ from watch_helpers import SIZE, app_for, wait_for
 from swarm.synthetic import end_of, synthetic_run, write_board
 from swarm.tui.detail import DetailPane
 from swarm.tui.dialogs import ConfirmScreen
+from swarm.tui.progress_plot import ProgressPlot
 from tests.gitrepo import make_repo
 
 LOG = """\
@@ -33,7 +34,8 @@ def realistic_app(tmp_path):
 
 async def loaded(pilot) -> None:
     app = pilot.app
-    await wait_for(pilot, lambda: app.refreshes >= 1, "the first board refresh")
+    plot = app.query_one(ProgressPlot)
+    await wait_for(pilot, lambda: plot.drawn is not None, "the progress plot")
     await pilot.press("l")
     detail = app.query_one(DetailPane)
     await wait_for(pilot, lambda: detail.kind == "log" and "step 00413" in detail.text, "the log")

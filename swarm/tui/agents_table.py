@@ -11,9 +11,9 @@ from textual.widgets import DataTable
 
 from swarm.tui import model
 from swarm.tui.fitted_table import FittedTable
-from swarm.tui.format import agent_text, bar, duration, mentions, value
+from swarm.tui.format import agent_text, bar, duration, mentions, short_device, value
 from swarm.tui.messages import AgentSelected
-from swarm.tui.model import AgentRow, short_device
+from swarm.tui.model import AgentRow
 
 STATE_STYLE = {
     model.TRAINING: "bold cyan",

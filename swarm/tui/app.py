@@ -36,6 +36,7 @@ from swarm.tui.messages import (
     AgentSelected,
     ExperimentSelected,
     FilterChanged,
+    PlotResized,
     SnapshotReady,
 )
 from swarm.tui.model import DEAD, STOPPED, AgentRow, Snapshot, WatchModel
@@ -156,10 +157,13 @@ class WatchApp(App):
         self.query_one(RunHeader).show(snapshot.header)
         self.query_one(AgentsTable).show(snapshot.agents, self.needle)
         self.query_one(Leaderboard).show(snapshot.leaders, self.needle)
-        self.query_one(ProgressPlot).show(snapshot.plot)
+        self.query_one(ProgressPlot).show(snapshot.plot_text)
         self.refreshes += 1
         if first and self.selected_agent is None and snapshot.agents:
             self._select_agent(self.query_one(AgentsTable).selected_agent)
+
+    def on_plot_resized(self, message: PlotResized) -> None:
+        self.model.plot_size = (message.width, message.height)  # the worker redraws at its next refresh
 
     def on_filter_changed(self, message: FilterChanged) -> None:
         self.needle = message.text

@@ -49,3 +49,9 @@ def signed(v: float | None, digits: int = 6) -> str:
 def mentions(needle: str, *fields: Any) -> bool:
     """Whether the filter text occurs (case-insensitively) in any of the fields; "" matches everything."""
     return not needle or needle.lower() in " ".join(str(f) for f in fields).lower()
+
+
+def short_device(device: str | None) -> str:
+    """ "NVIDIA H100 80GB HBM3" -> "H100 80GB"; "cpu" stays."""
+    words = [w for w in str(device or "?").split() if w not in ("NVIDIA", "GeForce", "Tesla")]
+    return " ".join(words[:2]) or "?"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from swarm.tui.format import agent_text, duration, signed, value
-from swarm.tui.model import Header, short_device
+from swarm.tui.format import agent_text, duration, short_device, signed, value
+from swarm.tui.model import Header
 
 
 def header_text(header: Header) -> Text:

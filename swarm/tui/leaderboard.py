@@ -6,9 +6,9 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from swarm.tui.fitted_table import FittedTable
-from swarm.tui.format import agent_text, mentions, value
+from swarm.tui.format import agent_text, mentions, short_device, value
 from swarm.tui.messages import ExperimentSelected
-from swarm.tui.model import LeaderRow, short_device
+from swarm.tui.model import LeaderRow
 
 
 def matches(row: LeaderRow, needle: str) -> bool:

@@ -61,3 +61,12 @@ class ActionFinished(Message):
         super().__init__()
         self.text = text
         self.error = error
+
+
+class PlotResized(Message):
+    """The progress plot's content area is now `width` x `height` cells (the next drawing fits it)."""
+
+    def __init__(self, width: int, height: int) -> None:
+        super().__init__()
+        self.width = width
+        self.height = height

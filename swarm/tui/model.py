@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
+
 from swarm.board import EXPERIMENT, VERIFICATION
 from swarm.errors import SwarmError
 from swarm.git import file_at
@@ -28,6 +30,7 @@ from swarm.records import FINAL_STATUSES, is_measured
 from swarm.run_record import AgentSlot
 from swarm.state import BoardState, GroupKey, group_of
 from swarm.tui.control import Liveness, RunControl
+from swarm.tui.plot_text import plot_text
 
 LEADERS_PER_GROUP = 10
 HOUR = 3600.0
@@ -116,15 +119,10 @@ class Snapshot:
     agents: tuple[AgentRow, ...]
     leaders: tuple[LeaderRow, ...]
     plot: PlotData | None
+    plot_text: Text | None  # the plot drawn at the size the widget last reported (None: not yet)
     leaders_version: int  # changes when the leaderboard (or the plot) may have changed
     records_read: int
     refresh_seconds: float  # how long this refresh took on the worker
-
-
-def short_device(device: str | None) -> str:
-    """ "NVIDIA H100 80GB HBM3" -> "H100 80GB"; "cpu" stays."""
-    words = [w for w in str(device or "?").split() if w not in ("NVIDIA", "GeForce", "Tesla")]
-    return " ".join(words[:2]) or "?"
 
 
 class WatchModel:
@@ -154,6 +152,9 @@ class WatchModel:
         self._leaders: tuple[LeaderRow, ...] = ()
         self._bests: tuple[GroupBest, ...] = ()
         self._plot: PlotData | None = None
+        self.plot_size: tuple[int, int] | None = None  # set from the UI thread when the plot widget resizes
+        self._plot_drawn: tuple[PlotData | None, tuple[int, int] | None] = (None, None)
+        self._plot_text: Text | None = None
         self.state.observers.append(self._observe)
 
     # ---------------------------------------------------------------------------------------------------
@@ -187,6 +188,10 @@ class WatchModel:
                 self._leaders, self._bests = self._build_leaders()
                 self._plot = self._build_plot(now)
                 self._leaders_built_at = self._results
+            size = self.plot_size
+            if self._plot is not None and size and (self._plot, size) != self._plot_drawn:
+                self._plot_text = plot_text(self._plot, *size)
+                self._plot_drawn = (self._plot, size)
             agents = tuple(self._agent_rows(now, liveness))
             header = self._header(now, agents, liveness)
             return Snapshot(
@@ -194,6 +199,7 @@ class WatchModel:
                 agents=agents,
                 leaders=self._leaders,
                 plot=self._plot,
+                plot_text=self._plot_text,
                 leaders_version=self._results,
                 records_read=self.state.records_read,
                 refresh_seconds=time.perf_counter() - started,
