@@ -138,11 +138,18 @@ class BoardReader:
         self.offset = offset
         self.skipped = 0  # lines that did not parse (torn writes)
 
-    def read_new(self) -> list[dict[str, Any]]:
+    def read_new(self, max_bytes: int | None = None) -> list[dict[str, Any]]:
+        """Records appended since the last call; with `max_bytes`, only about that much of them (at least
+        one whole line), so that a follower can fold a large board a piece at a time."""
         try:
             with open(self.path, "rb") as f:
                 f.seek(self.offset)
-                chunk = f.read()
+                chunk = f.read(-1 if max_bytes is None else max_bytes)
+                while max_bytes is not None and b"\n" not in chunk:  # a line longer than max_bytes
+                    more = f.read(max_bytes)
+                    if not more:
+                        break
+                    chunk += more
         except FileNotFoundError:
             return []
         except OSError as e:

@@ -191,7 +191,32 @@ def _add_swarm_commands(sub) -> None:
 
 
 def _add_watch_commands(sub) -> None:
-    pass
+    watch = _command(
+        sub, "watch", "swarm.tui.app:main", "watch the swarm in a terminal UI: agents, leaderboard, progress"
+    )
+    watch.add_argument("--interval", type=float, default=1.0, help="seconds between board reads (default 1)")
+    pick = _command(
+        sub,
+        "pick",
+        "swarm.pick:main",
+        "commit an experiment's train.py onto a branch (default: the main worktree's branch)",
+    )
+    pick.add_argument("id", help="experiment id (a unique prefix is enough)")
+    pick.add_argument("--onto", metavar="BRANCH", help="target branch (default: the main worktree's branch)")
+    pick.add_argument(
+        "--mode",
+        choices=("train", "cherry-pick"),
+        default="train",
+        help="train: take the experiment's whole train.py (default); cherry-pick: only its own change",
+    )
+
+    plot = _command(
+        sub,
+        "plot",
+        "swarm.plot:main",
+        "draw the run's progress (every experiment, the running best) as a PNG",
+    )
+    plot.add_argument("file", nargs="?", default="progress.png", help="output PNG (default progress.png)")
 
 
 # ---------------------------------------------------------------------------------------------------------

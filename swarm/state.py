@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +55,20 @@ from swarm.records import FINAL_STATUSES, KEEP, QUEUED, RUNNING, has_result
 from swarm.run_record import RunRecord
 
 GroupKey = tuple[str, str]  # (device class, profile)
+FOLD_CHUNK_BYTES = 4 << 20  # how much of the board one fold step reads
+# Values that thousands of experiments repeat: held once (a 100,000-experiment board in less memory).
+SHARED_FIELDS = (
+    "agent",
+    "gpu",
+    "device",
+    "profile",
+    "tag",
+    "branch",
+    "base",
+    "status",
+    "prepare_sha256",
+    "parent",
+)
 
 
 def group_of(record: dict[str, Any]) -> GroupKey:
@@ -132,6 +147,8 @@ class GroupStats:
         self._degrees = 0  # sum over contents of (n - 1)
         self._best_sha: str | None = None
         self._best_dirty = False
+        self._top: list[ContentStats] | None = None  # the last top(n), kept until a change could alter it
+        self._top_shas: set[str] = set()
 
     @property
     def pooled_sigma(self) -> float | None:
@@ -201,6 +218,7 @@ class GroupStats:
         self._squared_deviations += content.stats.squared_deviations
         self._degrees += max(content.n - 1, 0)
         self._note_best_candidate(content)
+        self._note_top_candidate(content)
 
     def _note_best_candidate(self, content: ContentStats) -> None:
         if self._best_dirty:
@@ -219,9 +237,20 @@ class GroupStats:
             self._best_dirty = False
         return self.contents.get(self._best_sha) if self._best_sha else None
 
+    def _note_top_candidate(self, content: ContentStats) -> None:
+        # a content can change the top n only if it is in it, or now ranks above its last entry
+        if self._top is not None and (
+            content.train_sha256 in self._top_shas
+            or (content.n and (not self._top or content.mean < self._top[-1].mean))
+        ):
+            self._top = None
+
     def top(self, n: int) -> list[ContentStats]:
-        """The n contents with the lowest mean val_bpb."""
-        return heapq.nsmallest(n, self.contents.values(), key=lambda c: c.mean)
+        """The n contents with the lowest mean val_bpb (cached: a display asks every refresh)."""
+        if self._top is None or len(self._top) != min(n, len(self.contents)):
+            self._top = heapq.nsmallest(n, self.contents.values(), key=lambda c: c.mean)
+            self._top_shas = {c.train_sha256 for c in self._top}
+        return list(self._top)
 
 
 @dataclass
@@ -259,6 +288,7 @@ class BoardState:
         self.usage: list[dict[str, Any]] = []
         self.other: list[dict[str, Any]] = []  # record types this module does not know
         self.run_record: dict[str, Any] | None = None
+        self._run_parsed: tuple[dict[str, Any], RunRecord] | None = None  # (record, its RunRecord)
         self.groups: dict[GroupKey, GroupStats] = {}
         self.agents: dict[str, AgentSummary] = {}
         self.verifications: dict[tuple[GroupKey, str], dict[str, Any]] = {}
@@ -270,8 +300,12 @@ class BoardState:
         # agent -> group -> content -> ids of the agent's results (measured or reused) with that content
         self._agent_results: dict[str, dict[GroupKey, dict[str, dict[str, None]]]] = {}
         self._verify_reruns: dict[str, dict[str, None]] = {}  # verified id -> its rerun ids
-        self._results_version = 0  # bumps whenever any result (so any content mean) changes
-        self._agent_best_version: dict[str, int] = {}  # agent -> _results_version its best was found at
+        # An agent's best depends on the means of the contents it measured, which anyone's repeat moves.
+        # A changed content concerns only the agents holding it: it becomes their best if it now beats it,
+        # and only an agent whose best content itself changed (or whose group changed) is recomputed.
+        self._content_agents: dict[tuple[GroupKey, str], set[str]] = {}  # (group, content) -> agents
+        self._agent_best_sha: dict[str, tuple[GroupKey, str | None]] = {}  # agent -> (group, best content)
+        self._stale_best: set[str] = set()
         self.records_read = 0
         # Called with each record once it is folded, whoever triggered the fold (a display's own refresh,
         # or a command such as verify refreshing the same state): lets a display derive its own series
@@ -283,18 +317,36 @@ class BoardState:
 
     def refresh(self) -> list[dict[str, Any]]:
         """Fold the records appended since the last call; returns them (oldest first)."""
-        new = self.reader.read_new()
-        # Within one batch only the last record of an experiment id changes the final state, so earlier
-        # ones are skipped (a first read of a board is mostly queued/running records later superseded).
-        last = {r.get("id"): i for i, r in enumerate(new) if r.get("type") == EXPERIMENT}
-        for i, record in enumerate(new):
-            if record.get("type") == EXPERIMENT and last.get(record.get("id")) != i:
-                self.records_read += 1
-                for observe in self.observers:
-                    observe(record)
-            else:
-                self.apply(record)
+        new: list[dict[str, Any]] = []
+        self._fold(new.extend)
         return new
+
+    def follow(self) -> int:
+        """Fold the records appended since the last call, a piece at a time, keeping none of them beyond
+        what the state holds: the first read of a 100,000-experiment board never has it all in memory at
+        once (a long-lived display uses this; `observers` see every record). Returns how many were folded."""
+        return self._fold(None)
+
+    def _fold(self, keep: Callable[[list[dict[str, Any]]], None] | None) -> int:
+        folded = 0
+        while True:
+            offset = self.reader.offset
+            records = self.reader.read_new(FOLD_CHUNK_BYTES)
+            # Within one piece only the last record of an experiment id changes the final state, so earlier
+            # ones are skipped (a first read of a board is mostly queued/running records later superseded).
+            last = {r.get("id"): i for i, r in enumerate(records) if r.get("type") == EXPERIMENT}
+            for i, record in enumerate(records):
+                if record.get("type") == EXPERIMENT and last.get(record.get("id")) != i:
+                    self.records_read += 1
+                    for observe in self.observers:
+                        observe(record)
+                else:
+                    self.apply(record)
+            if keep is not None:
+                keep(records)
+            folded += len(records)
+            if self.reader.offset == offset:
+                return folded
 
     def apply(self, record: dict[str, Any]) -> None:
         """Fold one record (refresh() calls this; tests and writers may call it for their own appends)."""
@@ -324,6 +376,10 @@ class BoardState:
         if not isinstance(eid, str):
             self.other.append(record)
             return
+        for name in SHARED_FIELDS:
+            value = record.get(name)
+            if type(value) is str:
+                record[name] = sys.intern(value)
         old = self.experiments.get(eid)
         if old is not None:
             self._retract(old)
@@ -350,7 +406,8 @@ class BoardState:
             del ids[eid]
             if not ids:
                 del self._agent_results[agent][group][record["train_sha256"]]
-            self._results_version += 1
+                self._content_agents[(group, record["train_sha256"])].discard(agent)
+            self._mark_stale(group, record["train_sha256"], agent)
             if status == KEEP:
                 kept = self._kept[agent][group]
                 kept[record["train_sha256"]] -= 1
@@ -384,18 +441,44 @@ class BoardState:
                 by_group = self._agent_results.setdefault(agent, {}).setdefault(group, {})
                 by_group.setdefault(record["train_sha256"], {})[eid] = None
                 summary.last_group = group
-                self._results_version += 1
+                self._content_agents.setdefault((group, record["train_sha256"]), set()).add(agent)
+                self._mark_stale(group, record["train_sha256"], agent)
                 if status == KEEP:
                     kept = self._kept.setdefault(agent, {}).setdefault(group, Counter())
                     kept[record["train_sha256"]] += 1
+
+    def _mark_stale(self, group: GroupKey, train_sha256: str, agent: str) -> None:
+        """Content `train_sha256` of `group` changed (a result of `agent` came or went): update the bests of
+        the agents holding it, or mark them for a recompute when that cannot be done in O(1)."""
+        content = self.groups[group].contents.get(train_sha256) if group in self.groups else None
+        for holder in {agent} | self._content_agents.get((group, train_sha256), set()):
+            if holder in self._stale_best:
+                continue
+            best_group, best_sha = self._agent_best_sha.get(holder, (None, None))
+            if (
+                best_group != group
+                or best_group != self.agents[holder].last_group
+                or best_sha == train_sha256
+            ):
+                self._stale_best.add(holder)
+            elif content is not None and train_sha256 in self._agent_results[holder][group]:
+                best = self.groups[group].contents.get(best_sha) if best_sha else None
+                if best is None or content.mean < best.mean:
+                    self._agent_best_sha[holder] = (group, train_sha256)
+                    self.agents[holder].best = next(iter(self._agent_results[holder][group][train_sha256]))
 
     # ---------------------------------------------------------------------------------------------------
     # The run
 
     @property
     def run(self) -> RunRecord | None:
-        """The latest run record, or None before `swarm spawn` wrote one."""
-        return RunRecord.from_record(self.run_record) if self.run_record else None
+        """The latest run record, or None before `swarm spawn` wrote one (parsed once per record: displays
+        ask for it per agent on every refresh)."""
+        if self.run_record is None:
+            return None
+        if self._run_parsed is None or self._run_parsed[0] is not self.run_record:
+            self._run_parsed = (self.run_record, RunRecord.from_record(self.run_record))
+        return self._run_parsed[1]
 
     # ---------------------------------------------------------------------------------------------------
     # Experiments and jobs
@@ -535,10 +618,9 @@ class BoardState:
 
     def agent_summary(self, agent: str) -> AgentSummary | None:
         summary = self.agents.get(agent)
-        # an agent's best depends on content means that anyone's repeats move: recompute when results changed
-        if summary is not None and self._agent_best_version.get(agent) != self._results_version:
+        if summary is not None and agent in self._stale_best:
             summary.best = self._agent_best_id(agent, summary.last_group)
-            self._agent_best_version[agent] = self._results_version
+            self._stale_best.discard(agent)
         return summary
 
     def agent_summaries(self) -> list[AgentSummary]:
@@ -552,6 +634,7 @@ class BoardState:
         contents = self._agent_results.get(agent, {}).get(key, {})
         measured = [sha for sha in contents if sha in group.contents]
         best_sha = min(measured, key=lambda sha: group.contents[sha].mean, default=None)
+        self._agent_best_sha[agent] = (key, best_sha)
         return next(iter(contents[best_sha])) if best_sha else None
 
 

@@ -171,6 +171,12 @@ class RunTmux:
         if self.socket.exists() and not self.is_running():
             self.socket.unlink(missing_ok=True)
 
+    def capture(self, window: str, lines: int = 200) -> str:
+        """The last `lines` lines of a window's screen and history, as plain text (no escape sequences:
+        what a program printed is shown, never replayed)."""
+        out = self.cmd("capture-pane", "-p", "-J", "-S", f"-{int(lines)}", "-t", self._target(window))
+        return "\n".join(out).rstrip("\n")
+
     def attach_argv(self, window: str) -> list[str]:
         """The tmux command line that shows `window` in the user's terminal."""
         return [

@@ -191,6 +191,76 @@ def test_run_record_round_trip(board):
     assert state.run.device_for_slot("cpu0") == "cpu" and state.run.device_for_slot("3") == "gpu3"
 
 
+def test_observers_see_every_folded_record_whoever_refreshes(board):
+    state = BoardState(board)
+    seen = []
+    state.observers.append(
+        lambda record: seen.append((record["id"], state.experiments[record["id"]]["status"]))
+    )
+    queued = board.append(new_experiment(agent="gpu0", gpu="0", device=H100[0], profile="h100"))
+    state.refresh()
+    board.append(evolve(queued, status="keep", val_bpb=1.0, train_sha256="a"))
+    state.apply(board.records()[-1])  # a writer folding its own append is observed too
+    assert seen == [(queued["id"], "queued"), (queued["id"], "keep")]  # called after the fold
+
+
+def test_run_is_parsed_once_per_run_record(board):
+    state = BoardState(board)
+    assert state.run is None
+    slot = AgentSlot("gpu0", "claude", "0", H100[0], "/w/gpu0", "swarm/t/gpu0")
+    write_run_record(board, RunRecord(tag="t", base="b" * 40, profile="h100", agents=(slot,)))
+    state.refresh()
+    first = state.run
+    assert first.tag == "t" and state.run is first  # the same object while the record is the same
+    write_run_record(board, RunRecord(tag="t", base="b" * 40, profile="h100", agents=(slot,), created_at=1.0))
+    state.refresh()
+    assert state.run is not first and state.run.created_at == 1.0
+
+
+def test_cached_top_and_agent_bests_match_a_fresh_fold(board):
+    """Random results, repeats and corrections folded one by one: the incrementally kept top-n and agents'
+    bests equal those of a state that folds the same board from scratch."""
+    import random
+
+    rng = random.Random(5)
+    state = BoardState(board)
+    written = []
+    for step in range(400):
+        if written and rng.random() < 0.2:  # a correction of an earlier experiment
+            record = evolve(rng.choice(written), val_bpb=rng.uniform(0.9, 1.0))
+        else:
+            sha = f"c{rng.randrange(60)}"  # few contents: plenty of repeats across agents
+            group = ("cpu", "tiny") if rng.random() < 0.1 else H100  # now and then another group
+            record = result(f"gpu{rng.randrange(5)}", sha, rng.uniform(0.9, 1.0), group=group)
+        written.append(board.append(record))
+        state.refresh()
+        top = [c.train_sha256 for c in state.top(H100, 5)]  # asked every step, as a display does
+        if step % 7 == 0:
+            fresh = BoardState(board)
+            fresh.refresh()
+            assert top == [c.train_sha256 for c in fresh.top(H100, 5)], step
+            for agent in fresh.agents:
+                assert state.agent_summary(agent).best == fresh.agent_summary(agent).best, (step, agent)
+
+
+def test_follow_folds_a_board_in_pieces_like_refresh(board, monkeypatch):
+    import swarm.state
+
+    for i in range(30):
+        board.append(result(f"gpu{i % 3}", f"c{i % 7}", 1.0 - i / 1000, description="x" * (i * 40)))
+    whole = BoardState(board)
+    assert len(whole.refresh()) == 30
+    monkeypatch.setattr(swarm.state, "FOLD_CHUNK_BYTES", 700)  # smaller than the longest line
+    pieces = BoardState(board)
+    reads = []
+    original = pieces.reader.read_new
+    monkeypatch.setattr(pieces.reader, "read_new", lambda n=None: reads.append(n) or original(n))
+    assert pieces.follow() == 30 and len(reads) > 10
+    assert pieces.experiments == whole.experiments and pieces.reader.offset == whole.reader.offset
+    assert [c.train_sha256 for c in pieces.top(H100, 7)] == [c.train_sha256 for c in whole.top(H100, 7)]
+    assert pieces.follow() == 0
+
+
 def test_observers_see_every_record_even_when_a_batch_is_collapsed(board):
     state = BoardState(board)
     seen = []

@@ -1,0 +1,126 @@
+"""The agents table: one row per agent with its state, counts, best and what it is doing now.
+
+Rows are keyed by agent name and updated cell by cell, so a refresh of 64 agents only redraws what
+changed and the cursor stays on its agent.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from swarm.tui import model
+from swarm.tui.fitted_table import FittedTable
+from swarm.tui.format import agent_text, bar, duration, mentions, short_device, value
+from swarm.tui.messages import AgentSelected
+from swarm.tui.model import AgentRow
+
+STATE_STYLE = {
+    model.TRAINING: "bold cyan",
+    model.QUEUED: "yellow",
+    model.THINKING: "",
+    model.CRASHED: "bold red",
+    model.DEAD: "red",
+    model.STOPPED: "dim",
+}
+BAR_WIDTH = 6
+
+
+def state_cell(row: AgentRow) -> Text:
+    text = Text(row.state, style=STATE_STYLE.get(row.state, ""))
+    if row.state == model.TRAINING:
+        text.append(f" {duration(row.elapsed)}")
+        if row.budget:
+            text.append(" ")
+            text.append_text(bar((row.elapsed or 0.0) / row.budget, BAR_WIDTH))
+    elif row.state == model.CRASHED and row.exit_status is not None:
+        text.append(f" (exit {row.exit_status})")
+    if row.state == model.QUEUED:
+        text.append(f" {row.queued}")
+    elif row.queued:
+        text.append(f" +{row.queued}q", style="yellow")
+    return text
+
+
+def gpu_cell(row: AgentRow) -> Text:
+    device = short_device(row.device).split()[0]
+    return agent_text(row.gpu if device in ("cpu", "?") else f"{row.gpu} {device}", 10)
+
+
+def matches(row: AgentRow, needle: str) -> bool:
+    return mentions(needle, row.name, row.kind, row.gpu, row.device, row.state, row.description)
+
+
+class AgentsTable(FittedTable):
+    COLUMNS = (
+        ("agent", "AGENT", 6),
+        ("kind", "KIND", 6),
+        ("gpu", "GPU", 7),
+        ("state", "STATE", 24),
+        ("exps", "K/D/C", 11),
+        ("best", "BEST", 8),
+        ("doing", "LATEST", None),
+    )
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.shown_rows: tuple[AgentRow, ...] = ()
+        self.rows_by_name: dict[str, AgentRow] = {}
+        self.needle = ""
+        self._cells: dict[str, tuple] = {}
+        self._order: list[str] = []
+
+    def on_mount(self) -> None:
+        self.border_title = "agents"
+        self.reset_columns()
+
+    def row_cells(self, row: AgentRow) -> tuple:
+        return (
+            agent_text(row.name, 6, "bold"),
+            agent_text(row.kind, 6),
+            gpu_cell(row),
+            state_cell(row),
+            Text(f"{row.keep}/{row.discard}/{row.crash}"),
+            Text(value(row.best), style="green" if row.best is not None else "dim"),
+            agent_text(row.description, self.flex),
+        )
+
+    def show(self, rows: tuple[AgentRow, ...], needle: str = "", rebuild: bool = False) -> None:
+        self.shown_rows, self.needle = rows, needle
+        visible = [r for r in rows if matches(r, needle)]
+        self.rows_by_name = {r.name: r for r in rows}
+        order = [r.name for r in visible]
+        cells = {r.name: self.row_cells(r) for r in visible}
+        if rebuild or order != self._order:
+            selected = self.selected_agent
+            self.clear()
+            for name in order:
+                self.add_row(*cells[name], key=name)
+            if selected in order:
+                self.move_cursor(row=order.index(selected))
+        else:
+            for name in order:
+                for (column, _, _), cell, before in zip(
+                    self.COLUMNS, cells[name], self._cells[name], strict=True
+                ):
+                    if cell != before:
+                        self.update_cell(name, column, cell)
+        self._order, self._cells = order, cells
+        self.border_title = f"agents ({len(visible)}/{len(rows)})" if needle else f"agents ({len(rows)})"
+
+    def redraw(self) -> None:
+        self.reset_columns()
+        self._order = []
+        self.show(self.shown_rows, self.needle, rebuild=True)
+
+    @property
+    def selected_agent(self) -> str | None:
+        if not self._order or not 0 <= self.cursor_row < len(self._order):
+            return None
+        return self._order[self.cursor_row]
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        # only the focused table drives the selection (rows added to the other one highlight too)
+        if self.has_focus and event.row_key is not None and event.row_key.value is not None:
+            self.post_message(AgentSelected(event.row_key.value))

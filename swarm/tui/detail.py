@@ -1,0 +1,140 @@
+"""The detail pane: the selected agent's live tmux pane, or an experiment's diff, log or fields.
+
+It loads its own text on a worker (git, files, tmux), escaped by swarm.tui.sources, follows a live pane
+every `pane_interval` seconds, and styles what it shows (diff lines by their first character) as rich
+Text, which is never parsed as markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from swarm.errors import SwarmError
+from swarm.tui.control import RunControl
+from swarm.tui.messages import DetailLoaded
+from swarm.tui.sources import escaped_lines, experiment_diff, experiment_log, experiment_summary
+
+PANE, DIFF, LOG, INFO = "pane", "diff", "log", "info"
+PANE_LINES = 300
+DIFF_STYLES = (
+    ("+++", "bold"),
+    ("---", "bold"),
+    ("+", "green"),
+    ("-", "red"),
+    ("@@", "cyan"),
+    ("diff ", "bold"),
+)
+LABELS = {DIFF: "diff against its parent", LOG: "log", INFO: "fields"}
+
+
+def styled(kind: str, text: str) -> Text:
+    if kind != DIFF:
+        return Text(text, no_wrap=kind == PANE)
+    out = Text(no_wrap=True)
+    for line in text.split("\n"):
+        style = next((s for prefix, s in DIFF_STYLES if line.startswith(prefix)), "")
+        out.append(line + "\n", style=style)
+    return out
+
+
+class DetailPane(VerticalScroll):
+    DEFAULT_CSS = """
+    DetailPane {
+        height: 1fr;
+        border: round $primary-darken-2;
+        border-title-color: $text-muted;
+        padding: 0 1;
+    }
+    DetailPane > Static {
+        width: auto;
+        min-width: 100%;
+    }
+    """
+
+    def __init__(
+        self,
+        repo: Path | None,
+        board_dir: Path,
+        control: Callable[[], RunControl | None],
+        pane_interval: float = 1.0,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.repo = repo
+        self.board_dir = board_dir
+        self.control = control  # the run's processes, once the model knows the run
+        self.pane_interval = pane_interval
+        self.kind: str | None = None
+        self.subject: str | None = None  # the agent name or experiment id shown
+        self.text = ""
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text("select an agent or an experiment", style="dim"), id="detail-body")
+
+    def on_mount(self) -> None:
+        self.border_title = "detail"
+        self.set_interval(self.pane_interval, self._follow)
+
+    # ---------------------------------------------------------------------------------------------------
+    # What to show (UI thread)
+
+    def show_pane(self, agent: str) -> bool:
+        """Follow `agent`'s live tmux pane; False when there is no run's tmux to read."""
+        control = self.control()
+        if control is None:
+            return False
+        self._load(
+            PANE, agent, f"{agent}: live pane", lambda: escaped_lines(control.capture(agent, PANE_LINES))
+        )
+        return True
+
+    def show_experiment(self, kind: str, record: dict[str, Any]) -> None:
+        repo, board_dir = self.repo, self.board_dir
+        loaders: dict[str, Callable[[], str]] = {
+            DIFF: lambda: experiment_diff(repo, record) if repo else "(no repository)",
+            LOG: lambda: experiment_log(board_dir, record),
+            INFO: lambda: experiment_summary(record, board_dir),
+        }
+        self._load(
+            kind, record["id"], f"{record['id']} ({record.get('agent')}): {LABELS[kind]}", loaders[kind]
+        )
+
+    def show_note(self, subject: str, text: str) -> None:
+        self.show(INFO, subject, "detail", text)
+
+    def _follow(self) -> None:
+        if self.kind == PANE and self.subject:
+            self.show_pane(self.subject)
+
+    @work(thread=True, exclusive=True, group="detail")
+    def _load(self, kind: str, subject: str, title: str, loader: Callable[[], str]) -> None:
+        try:
+            text = loader()
+        except SwarmError as e:
+            text = f"({e})"
+        # a message, not a call: if the app closed meanwhile, it is dropped with this widget
+        self.post_message(DetailLoaded(kind, subject, escape(title), text))
+
+    def on_detail_loaded(self, message: DetailLoaded) -> None:
+        self.show(message.kind, message.subject, message.title, message.text)
+
+    def show(self, kind: str, subject: str, title: str, text: str) -> None:
+        """Show `text` (already escaped); a live pane keeps following its bottom."""
+        same = (kind, subject) == (self.kind, self.subject)
+        at_bottom = self.scroll_y >= self.max_scroll_y
+        self.kind, self.subject, self.text = kind, subject, text
+        self.border_title = title
+        self.query_one("#detail-body", Static).update(styled(kind, text))
+        if kind == PANE and (at_bottom or not same):
+            self.call_after_refresh(self.scroll_end, animate=False)
+        elif not same:
+            self.scroll_home(animate=False)

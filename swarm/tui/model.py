@@ -1,0 +1,376 @@
+"""What the TUI shows, computed off the UI loop: the board folded incrementally, turned into frozen snapshots.
+
+`WatchModel.refresh()` runs on a worker thread: it folds what was appended to the board since the last call
+(swarm.state.BoardState; never a re-read of the whole board), asks the run's processes for liveness, and
+returns a `Snapshot` of plain frozen values that the UI thread applies to its widgets. Expensive parts (the
+leaderboard, the progress series) are rebuilt only when a result arrived. The model is the only owner of
+its BoardState; anything else that needs the state (verify) goes through `with model.lock`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+
+from swarm.board import EXPERIMENT, VERIFICATION
+from swarm.errors import SwarmError
+from swarm.git import file_at
+from swarm.profiles import time_budget
+from swarm.progress import ProgressTracker, Step, finished_at
+from swarm.records import FINAL_STATUSES, is_measured
+from swarm.run_record import AgentSlot
+from swarm.state import BoardState, GroupKey, group_of
+from swarm.tui.control import Liveness, RunControl
+from swarm.tui.plot_text import plot_text
+
+LEADERS_PER_GROUP = 10
+HOUR = 3600.0
+
+# Agent states, as the agents table shows them.
+TRAINING = "training"  # its GPU runs a job
+QUEUED = "queued"  # jobs wait for its GPU, none runs yet
+THINKING = "thinking"  # alive, nothing submitted: the agent is working on its next change
+CRASHED = "crashed"  # its process exited with an error (the coordinator restarts it)
+DEAD = "dead"  # no process: its window is gone, or the run's tmux server is down
+STOPPED = "stopped"  # held down by `swarm stop AGENT`
+
+
+@dataclass(frozen=True)
+class GroupBest:
+    group: GroupKey
+    id: str
+    agent: str | None
+    mean: float
+    sigma: float | None
+    n: int
+    verified: bool
+    baseline: float | None  # mean of the run's baseline content in this group, when measured
+
+
+@dataclass(frozen=True)
+class Header:
+    tag: str | None
+    started_at: float | None
+    now: float
+    agents: int
+    alive: int | None  # None: liveness unknown (no tmux to ask)
+    experiments: int
+    last_hour: int  # experiments finished in the last hour
+    busy_slots: int
+    slots: int
+    bests: tuple[GroupBest, ...]
+
+
+@dataclass(frozen=True)
+class AgentRow:
+    name: str
+    kind: str
+    gpu: str
+    device: str
+    state: str
+    exit_status: int | None  # of a crashed process
+    elapsed: float | None  # seconds the running job has trained
+    budget: float | None  # the profile's time budget
+    queued: int
+    keep: int
+    discard: int  # discard + marginal
+    crash: int  # crash + timeout + invalid
+    best: float | None  # mean val_bpb of its best content
+    best_record: dict[str, Any] | None
+    latest_record: dict[str, Any] | None  # running, else last finished
+
+    @property
+    def description(self) -> str | None:
+        return self.latest_record.get("description") if self.latest_record else None
+
+
+@dataclass(frozen=True)
+class LeaderRow:
+    rank: int
+    group: GroupKey
+    mean: float
+    sigma: float | None
+    n: int
+    verified: bool
+    record: dict[str, Any]  # the experiment that first measured this content
+
+
+@dataclass(frozen=True)
+class PlotData:
+    group: GroupKey
+    start: float
+    now: float
+    best: tuple[Step, ...]
+    agents: tuple[tuple[str, tuple[Step, ...]], ...]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    header: Header
+    agents: tuple[AgentRow, ...]
+    leaders: tuple[LeaderRow, ...]
+    plot: PlotData | None
+    plot_text: Text | None  # the plot drawn at the size the widget last reported (None: not yet)
+    leaders_version: int  # changes when the leaderboard (or the plot) may have changed
+    records_read: int
+    refresh_seconds: float  # how long this refresh took on the worker
+
+
+class WatchModel:
+    def __init__(
+        self,
+        board_dir: Path,
+        repo: Path | None = None,
+        control_for: Callable[[str], RunControl | None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.state = BoardState(board_dir)
+        self.repo = repo
+        self.clock = clock
+        # the run's processes are reached through its tag, known once the run record has been read
+        self._control_for = control_for
+        self.control: RunControl | None = None
+        self._control_tag: str | None = None
+        self.lock = threading.Lock()
+        self.progress = ProgressTracker()
+        self._finish_times: list[float] = []
+        self._baseline_sha: dict[GroupKey, str] = {}  # first measured content per group, by arrival
+        self._base_train_sha: dict[str, str | None] = {}  # run base commit -> sha256 of its train.py
+        self._budgets: dict[tuple[str, str], float | None] = {}
+        self._agent_slot: dict[str, str] = {}  # agent -> slot of its latest own (not rerun) experiment
+        self._results = 0
+        self._leaders_built_at = -1
+        self._leaders: tuple[LeaderRow, ...] = ()
+        self._bests: tuple[GroupBest, ...] = ()
+        self._plot: PlotData | None = None
+        self.plot_size: tuple[int, int] | None = None  # set from the UI thread when the plot widget resizes
+        self._plot_drawn: tuple[PlotData | None, tuple[int, int] | None] = (None, None)
+        self._plot_text: Text | None = None
+        self.state.observers.append(self._observe)
+
+    # ---------------------------------------------------------------------------------------------------
+    # Folding (worker thread)
+
+    def _observe(self, record: dict[str, Any]) -> None:
+        if record.get("type") == VERIFICATION:
+            self._results += 1  # a verified mark on the leaderboard changed
+        if record.get("type") != EXPERIMENT:
+            return
+        agent = record.get("agent")
+        if agent and not record.get("verify_of") and record.get("gpu") is not None:
+            self._agent_slot[str(agent)] = str(record["gpu"])
+        if record.get("status") in FINAL_STATUSES:
+            before = self.progress.version
+            self.progress.add(record)
+            if self.progress.version != before:  # the first final record of this id
+                bisect.insort(self._finish_times, finished_at(record))
+            self._results += 1
+            if is_measured(record):
+                self._baseline_sha.setdefault(group_of(record), record["train_sha256"])
+
+    def refresh(self) -> Snapshot:
+        """Fold what is new on the board and build the snapshot to show (call on a worker thread)."""
+        started = time.perf_counter()
+        with self.lock:
+            self.state.follow()
+            now = self.clock()
+            liveness = self._liveness()
+            if self._leaders_built_at != self._results:
+                self._leaders, self._bests = self._build_leaders()
+                self._plot = self._build_plot(now)
+                self._leaders_built_at = self._results
+            size = self.plot_size
+            if self._plot is not None and size and (self._plot, size) != self._plot_drawn:
+                self._plot_text = plot_text(self._plot, *size)
+                self._plot_drawn = (self._plot, size)
+            agents = tuple(self._agent_rows(now, liveness))
+            header = self._header(now, agents, liveness)
+            return Snapshot(
+                header=header,
+                agents=agents,
+                leaders=self._leaders,
+                plot=self._plot,
+                plot_text=self._plot_text,
+                leaders_version=self._results,
+                records_read=self.state.records_read,
+                refresh_seconds=time.perf_counter() - started,
+            )
+
+    def _liveness(self) -> Liveness | None:
+        run = self.state.run
+        if self._control_for and run and run.tag != self._control_tag:
+            self._control_tag = run.tag
+            try:
+                self.control = self._control_for(run.tag)
+            except SwarmError:
+                self.control = None  # e.g. tmux is not installed here: the board alone is shown
+        if self.control is None:
+            return None
+        try:
+            return self.control.liveness()
+        except SwarmError:
+            return None  # tmux missing or failing: show what the board says
+
+    # ---------------------------------------------------------------------------------------------------
+    # Parts of the snapshot
+
+    def _slots(self) -> list[AgentSlot]:
+        run = self.state.run
+        if run and run.agents:
+            return list(run.agents)
+        # no run record (a board written by hand or by runners alone): agents as the board knows them
+        return [
+            AgentSlot(name=a, kind="?", gpu=self._agent_slot.get(a, "?"), device="", worktree="", branch="")
+            for a in sorted(self.state.agents, key=str)
+        ]
+
+    def _budget(self, profile: str | None) -> float | None:
+        run = self.state.run
+        key = (run.base if run else "", profile or (run.profile if run else ""))
+        if key not in self._budgets:
+            self._budgets[key] = None
+            source = file_at(self.repo, run.base, "prepare.py") if (self.repo and run) else None
+            if source is None and self.repo and (self.repo / "prepare.py").exists():
+                source = (self.repo / "prepare.py").read_bytes()
+            if source is not None and key[1]:
+                # no budget known (SwarmError): the table shows the elapsed time without a bar
+                with contextlib.suppress(SwarmError):
+                    self._budgets[key] = time_budget(source, key[1])
+        return self._budgets[key]
+
+    def _agent_rows(self, now: float, liveness: Liveness | None):
+        state = self.state
+        for slot in self._slots():
+            summary = state.agent_summary(slot.name)
+            running = state.running(slot.gpu)
+            waiting = state.queue(slot.gpu)
+            queued = len(waiting)
+            state_name, exit_status = self._process_state(slot, liveness)
+            if state_name is None:
+                state_name = TRAINING if running else QUEUED if queued else THINKING
+            counts = summary.counts if summary else {}
+            best_record = state.experiments.get(summary.best) if summary and summary.best else None
+            best = None
+            if best_record is not None:
+                content = state.content(group_of(best_record), best_record["train_sha256"])
+                best = content.mean if content else best_record.get("val_bpb")
+            # what it is doing: its running job, else its next queued one, else its last result
+            latest = state.experiments.get(summary.current) if summary and summary.current else None
+            latest = latest or next((r for r in waiting if r.get("agent") == slot.name), None)
+            latest = latest or (state.experiments.get(summary.last) if summary and summary.last else None)
+            elapsed = None
+            if running and running.get("started_at"):
+                elapsed = max(0.0, now - running["started_at"])
+            yield AgentRow(
+                name=slot.name,
+                kind=slot.kind,
+                gpu=slot.gpu,
+                device=slot.device or (best_record or {}).get("device") or "",
+                state=state_name,
+                exit_status=exit_status,
+                elapsed=elapsed,
+                budget=self._budget(running.get("profile")) if running else None,
+                queued=queued,
+                keep=counts.get("keep", 0),
+                discard=counts.get("discard", 0) + counts.get("marginal", 0),
+                crash=counts.get("crash", 0) + counts.get("timeout", 0) + counts.get("invalid", 0),
+                best=best,
+                best_record=best_record,
+                latest_record=latest,
+            )
+
+    @staticmethod
+    def _process_state(slot: AgentSlot, liveness: Liveness | None) -> tuple[str | None, int | None]:
+        """The state tmux decides (stopped / dead / crashed), or None when the process is alive or unknown."""
+        if liveness is None:
+            return (STOPPED, None) if slot.stopped else (None, None)
+        pane = liveness.panes.get(slot.name) if liveness.server_up else None
+        if pane is None:
+            return (STOPPED if slot.stopped else DEAD), None
+        if pane.dead:
+            return (CRASHED, pane.exit_status) if pane.exit_status else (DEAD, pane.exit_status)
+        return None, None
+
+    def _baseline(self, key: GroupKey) -> float | None:
+        """Mean of the baseline content in a group: the run base's train.py when this repository has the
+        base commit, else the group's first measured content (every agent starts with the baseline)."""
+        run = self.state.run
+        sha = None
+        if run and self.repo:
+            if run.base not in self._base_train_sha:
+                source = file_at(self.repo, run.base, "train.py")
+                self._base_train_sha[run.base] = hashlib.sha256(source).hexdigest() if source else None
+            sha = self._base_train_sha[run.base]
+        content = self.state.content(key, sha) if sha else None
+        if content is None and key in self._baseline_sha:
+            content = self.state.content(key, self._baseline_sha[key])
+        return content.mean if content else None
+
+    def _build_leaders(self) -> tuple[tuple[LeaderRow, ...], tuple[GroupBest, ...]]:
+        rows, bests = [], []
+        for key, best in self.state.bests().items():
+            e = best.experiment
+            bests.append(
+                GroupBest(
+                    key,
+                    e["id"],
+                    e.get("agent"),
+                    best.mean,
+                    best.sigma,
+                    best.n,
+                    best.verified,
+                    self._baseline(key),
+                )
+            )
+            for rank, top in enumerate(self.state.top(key, LEADERS_PER_GROUP), 1):
+                rows.append(LeaderRow(rank, key, top.mean, top.sigma, top.n, top.verified, top.experiment))
+        return tuple(rows), tuple(bests)
+
+    def _build_plot(self, now: float) -> PlotData | None:
+        group = self.progress.main_group()
+        if group is None or not group.best:
+            return None
+        run = self.state.run
+        start = run.created_at if run else group.best[0].at
+        agents = tuple(sorted((a, tuple(s)) for a, s in group.agent_best.items()))
+        return PlotData(group.key, start, now, tuple(group.best), agents)
+
+    def _header(self, now: float, agents: tuple[AgentRow, ...], liveness: Liveness | None) -> Header:
+        run = self.state.run
+        alive = None
+        if liveness is not None:
+            alive = sum(1 for a in agents if a.state not in (DEAD, CRASHED, STOPPED))
+        slots = {a.gpu for a in agents}
+        busy = sum(1 for s in self.state.running_slots() if s in slots)
+        hour_ago = bisect.bisect_left(self._finish_times, now - HOUR)
+        started = run.created_at if run else (self._finish_times[0] if self._finish_times else None)
+        return Header(
+            tag=run.tag if run else None,
+            started_at=started,
+            now=now,
+            agents=len(agents),
+            alive=alive,
+            experiments=len(self.state.experiments),
+            last_hour=len(self._finish_times) - hour_ago,
+            busy_slots=busy,
+            slots=len(slots),
+            bests=self._bests,
+        )
+
+    # ---------------------------------------------------------------------------------------------------
+    # Actions that need the state (any thread; serialised with refresh by the lock)
+
+    def verify(self, experiment_id: str, repeats: int = 1) -> list[dict[str, Any]]:
+        from swarm.verify import schedule_verify
+
+        with self.lock:
+            return schedule_verify(self.state.board, self.state, experiment_id, repeats, requested_by="watch")

@@ -1,0 +1,54 @@
+"""The progress plot drawn as text, on the board worker: global best of the main device class over time,
+and each agent's running best, with plotext (textual-plotext's Plot), at the size the widget reported.
+
+Building a plot of 64 agents' step lines takes tens of milliseconds of Python; doing it here, once per
+new result or resize, keeps it off the UI loop, which only shows the finished Text.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual_plotext.plot import Plot
+
+from swarm.progress import Step
+from swarm.tui.format import short_device
+
+if TYPE_CHECKING:
+    from swarm.tui.model import PlotData
+
+AGENT_COLOURS = ("gray", "blue", "magenta", "cyan", "yellow", "orange")
+HOUR = 3600.0
+
+
+def step_line(steps: tuple[Step, ...], start: float, end: float) -> tuple[list[float], list[float]]:
+    """x (hours since start) and y of a step line through `steps`, held flat until `end`."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for step, following in zip(steps, (*steps[1:], None), strict=True):
+        until = following.at if following else max(end, step.at)
+        xs += [(step.at - start) / HOUR, (until - start) / HOUR]
+        ys += [step.value, step.value]
+    return xs, ys
+
+
+def plot_text(plot: PlotData, width: int, height: int) -> Text:
+    figure = Plot()  # a figure of its own per drawing: plotext keeps state in the figure
+    end = max(plot.now, plot.best[-1].at)
+    for i, (_, steps) in enumerate(plot.agents):
+        xs, ys = step_line(steps, plot.start, end)
+        figure.plot(xs, ys, color=AGENT_COLOURS[i % len(AGENT_COLOURS)], marker="dot")
+    xs, ys = step_line(plot.best, plot.start, end)
+    figure.plot(xs, ys, color="green+", marker="braille", label="global best")
+    low, high = plot.best[-1].value, plot.best[0].value
+    margin = max((high - low) * 0.05, 1e-4)
+    figure.ylim(low - margin, high + margin)
+    figure.xlim(0, max((end - plot.start) / HOUR, 1 / 60))  # from the run's start to now
+    figure.xlabel("hours")
+    figure.title(
+        f"{short_device(plot.group[0])} {plot.group[1]}: lowest single run {plot.best[-1].value:.6f}"
+    )
+    figure.theme("clear")  # the widget's own colours show through
+    figure.plotsize(width, height)
+    return Text.from_ansi(figure.build(), no_wrap=True)
