@@ -285,3 +285,29 @@ def test_watch_without_a_board_is_one_clear_line(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("SWARM_BOARD", raising=False)
     assert cli.main(["watch"]) == 1
     assert capsys.readouterr().err.startswith(f"swarm: no board at {repo / 'board'}")
+
+
+def test_cost_column_appears_with_the_first_usage_record(tmp_path):
+    """The cost ledger in the agents table: no column while no agent has usage, then dollars (or tokens
+    when the CLI reports no cost, as Codex does) per agent."""
+    from swarm.ledger import usage_record
+    from swarm.model_client import Usage
+
+    board = make_board(tmp_path / "board")
+    board.append(experiment("gpu0", at=T0 + 3000))
+
+    async def scenario():
+        app = app_for(board, now=T0 + 3600)
+        async with app.run_test(size=SIZE) as pilot:
+            await refreshed(pilot, app)
+            table = app.query_one(AgentsTable)
+            assert "cost" not in table.columns
+            for cost, usage in ((0.25, Usage(1000, 100)), (0.5, Usage(2000, 200))):
+                board.append(usage_record(agent="gpu0", tag="t1", gpu="0", kind="claude", model="m", usage=usage, requests=1, cost_usd=cost))  # fmt: skip
+            board.append(usage_record(agent="gpu1", tag="t1", gpu="1", kind="codex", model=None, usage=Usage(41_000, 1000), requests=None, cost_usd=None))  # fmt: skip
+            await wait_for(pilot, lambda: "cost" in table.columns, "cost column shown")
+            await wait_for(pilot, lambda: str(table.get_cell("gpu0", "cost")) == "$0.75", "gpu0 dollars")
+            assert str(table.get_cell("gpu1", "cost")) == "42k tk"
+            assert str(table.get_cell("gpu0", "best")) == "-"  # the other columns stay in place
+
+    run(scenario)

@@ -47,6 +47,17 @@ def gpu_cell(row: AgentRow) -> Text:
     return agent_text(row.gpu if device in ("cpu", "?") else f"{row.gpu} {device}", 10)
 
 
+def cost_cell(row: AgentRow) -> Text:
+    """Dollars when the usage records know them, else the tokens (Codex reports no cost)."""
+    if row.cost is not None:
+        return Text(f"${row.cost:.2f}")
+    if row.tokens:
+        return Text(
+            f"{row.tokens / 1e6:.1f}M tk" if row.tokens >= 1e6 else f"{row.tokens / 1e3:.0f}k tk", style="dim"
+        )
+    return Text("-", style="dim")
+
+
 def matches(row: AgentRow, needle: str) -> bool:
     return mentions(needle, row.name, row.kind, row.gpu, row.device, row.state, row.description)
 
@@ -59,6 +70,7 @@ class AgentsTable(FittedTable):
         ("state", "STATE", 24),
         ("exps", "K/D/C", 11),
         ("best", "BEST", 8),
+        ("cost", "COST", 8),  # shown once some agent has usage on the board (the cost ledger)
         ("doing", "LATEST", None),
     )
 
@@ -75,17 +87,23 @@ class AgentsTable(FittedTable):
         self.reset_columns()
 
     def row_cells(self, row: AgentRow) -> tuple:
-        return (
-            agent_text(row.name, 6, "bold"),
-            agent_text(row.kind, 6),
-            gpu_cell(row),
-            state_cell(row),
-            Text(f"{row.keep}/{row.discard}/{row.crash}"),
-            Text(value(row.best), style="green" if row.best is not None else "dim"),
-            agent_text(row.description, self.flex),
-        )
+        cells = {
+            "agent": agent_text(row.name, 6, "bold"),
+            "kind": agent_text(row.kind, 6),
+            "gpu": gpu_cell(row),
+            "state": state_cell(row),
+            "exps": Text(f"{row.keep}/{row.discard}/{row.crash}"),
+            "best": Text(value(row.best), style="green" if row.best is not None else "dim"),
+            "cost": cost_cell(row),
+            "doing": agent_text(row.description, self.flex),
+        }
+        return tuple(cells[key] for key, _, _ in self._shown_columns())
 
     def show(self, rows: tuple[AgentRow, ...], needle: str = "", rebuild: bool = False) -> None:
+        hidden = frozenset() if any(r.tokens for r in rows) else frozenset({"cost"})
+        if hidden != self.hidden_columns:
+            self.reset_columns(hidden)
+            self._order = []  # the rows go with the columns: put them back
         self.shown_rows, self.needle = rows, needle
         visible = [r for r in rows if matches(r, needle)]
         self.rows_by_name = {r.name: r for r in rows}
@@ -101,7 +119,7 @@ class AgentsTable(FittedTable):
         else:
             for name in order:
                 for (column, _, _), cell, before in zip(
-                    self.COLUMNS, cells[name], self._cells[name], strict=True
+                    self._shown_columns(), cells[name], self._cells[name], strict=True
                 ):
                     if cell != before:
                         self.update_cell(name, column, cell)
@@ -109,7 +127,7 @@ class AgentsTable(FittedTable):
         self.border_title = f"agents ({len(visible)}/{len(rows)})" if needle else f"agents ({len(rows)})"
 
     def redraw(self) -> None:
-        self.reset_columns()
+        self.reset_columns(self.hidden_columns)
         self._order = []
         self.show(self.shown_rows, self.needle, rebuild=True)
 

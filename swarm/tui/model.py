@@ -21,9 +21,10 @@ from typing import Any
 
 from rich.text import Text
 
-from swarm.board import EXPERIMENT, VERIFICATION
+from swarm.board import EXPERIMENT, USAGE, VERIFICATION
 from swarm.errors import SwarmError
 from swarm.git import file_at
+from swarm.ledger import Totals
 from swarm.profiles import time_budget
 from swarm.progress import ProgressTracker, Step, finished_at
 from swarm.records import FINAL_STATUSES, is_measured
@@ -87,6 +88,8 @@ class AgentRow:
     best: float | None  # mean val_bpb of its best content
     best_record: dict[str, Any] | None
     latest_record: dict[str, Any] | None  # running, else last finished
+    tokens: int = 0  # model tokens its usage records report (swarm.ledger); 0: none on the board
+    cost: float | None = None  # dollars, when its usage records know them
 
     @property
     def description(self) -> str | None:
@@ -155,12 +158,16 @@ class WatchModel:
         self.plot_size: tuple[int, int] | None = None  # set from the UI thread when the plot widget resizes
         self._plot_drawn: tuple[PlotData | None, tuple[int, int] | None] = (None, None)
         self._plot_text: Text | None = None
+        self._usage: dict[str, Totals] = {}  # agent -> its model usage so far (the cost ledger)
         self.state.observers.append(self._observe)
 
     # ---------------------------------------------------------------------------------------------------
     # Folding (worker thread)
 
     def _observe(self, record: dict[str, Any]) -> None:
+        if record.get("type") == USAGE and record.get("agent"):
+            self._usage.setdefault(str(record["agent"]), Totals()).add_usage(record)
+            return
         if record.get("type") == VERIFICATION:
             self._results += 1  # a verified mark on the leaderboard changed
         if record.get("type") != EXPERIMENT:
@@ -286,6 +293,8 @@ class WatchModel:
                 best=best,
                 best_record=best_record,
                 latest_record=latest,
+                tokens=self._usage[slot.name].tokens if slot.name in self._usage else 0,
+                cost=self._usage[slot.name].cost_usd if slot.name in self._usage else None,
             )
 
     @staticmethod
