@@ -219,6 +219,8 @@ class _OpenAIBase(ModelClient):
 
 
 class ChatCompletionsClient(_OpenAIBase):
+    max_tokens_field = "max_completion_tokens"
+
     def render(self, conversation: Conversation) -> dict[str, Any]:
         messages: list[dict[str, Any]] = [
             {"role": "system", "content": conversation.system},
@@ -241,7 +243,9 @@ class ChatCompletionsClient(_OpenAIBase):
                 messages.append({"role": "user", "content": turn.nudge})
         return {
             "model": self.model,
-            "max_tokens": self.max_tokens,
+            # OpenAI's own models take max_completion_tokens (max_tokens is refused by the newer ones);
+            # OpenAI-compatible servers (vLLM, llama.cpp, Ollama) know max_tokens.
+            self.max_tokens_field: self.max_tokens,
             "messages": messages,
             "tools": [
                 {
@@ -340,5 +344,8 @@ def make_client(
         return AnthropicClient(model, max_tokens, stream, api_key, base_url)
     if provider in (OPENAI, OPENAI_COMPATIBLE):
         cls = ResponsesClient if openai_api == RESPONSES else ChatCompletionsClient
-        return cls(model, max_tokens, stream, api_key, base_url)
+        client = cls(model, max_tokens, stream, api_key, base_url)
+        if provider == OPENAI_COMPATIBLE and isinstance(client, ChatCompletionsClient):
+            client.max_tokens_field = "max_tokens"
+        return client
     raise SwarmError(f"unknown provider {provider!r} (use one of: {', '.join(PROVIDERS)})")

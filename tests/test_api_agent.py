@@ -68,7 +68,10 @@ def test_edits_commits_and_sees_refusals(worktree, tmp_path, provider, openai_ap
         agent, out = _agent(server, worktree, board, provider, openai_api, stream, max_turns=6)
         assert agent.run() == 0
         results = [r.tool_results() for r in server.model_requests()]
+        first = server.model_requests()[0].body
     assert git(worktree, "log", "-1", "--format=%s").strip() == "deeper"
+    limit = {"anthropic": "max_tokens", "openai": "max_output_tokens", "openai-compatible": "max_tokens"}
+    assert first[limit[provider]] == 1000
     assert (worktree / "train.py").read_text().startswith("DEPTH = 12")
     assert (worktree / "prepare.py").read_text() == "MAX_SEQ_LEN = 2048\n"
     # Each request carries the outcome of the previous reply's call: the model saw every refusal.
@@ -169,3 +172,23 @@ def test_settings_from_swarm_toml_and_flags(tmp_path):
 def test_bad_settings_are_one_clear_error(settings, message):
     with pytest.raises(SwarmError, match=message):
         settings.resolved()
+
+
+def test_reply_length_field_per_provider():
+    """OpenAI's models take max_completion_tokens on Chat Completions; compatible servers max_tokens."""
+    from swarm.model_client import Conversation
+
+    conversation = Conversation(system="s", opening="o", turns=[], tools=[])
+    fields = {}
+    for provider in ("openai", "openai-compatible"):
+        client = make_client(
+            provider,
+            "m",
+            max_tokens=77,
+            stream=False,
+            api_key="k",
+            base_url="http://127.0.0.1:9",
+            openai_api=CHAT,
+        )
+        fields[provider] = {k for k, v in client.render(conversation).items() if v == 77}
+    assert fields == {"openai": {"max_completion_tokens"}, "openai-compatible": {"max_tokens"}}
