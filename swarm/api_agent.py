@@ -74,13 +74,14 @@ EXIT_MAX_TURNS = 0
 
 @dataclass(frozen=True)
 class ApiSettings:
+    """`[api]` in swarm.toml; the flags of `swarm agent api` override it key by key."""
+
     provider: str = ANTHROPIC
     model: str | None = None  # default per provider (DEFAULT_MODELS); required for openai-compatible
     base_url: str | None = None
     api_key_env: str | None = None
-    openai_api: str | None = (
-        None  # "responses" (default for openai) or "chat" (default for openai-compatible)
-    )
+    # The OpenAI protocol: "responses" (default for openai) or "chat" (default for openai-compatible).
+    openai_api: str | None = None
     max_tokens: int = 8192  # per reply
     stream: bool = True
     budget_usd: float | None = None
