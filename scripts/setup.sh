@@ -1,12 +1,27 @@
 #!/usr/bin/env bash
-# Sets up .venv for this checkout: torch pinned (an unpinned torch can pull several GB of CUDA wheels on a
-# machine that has a CPU build at hand), then the package in editable mode with its dev extras.
+# Sets up .venv for this checkout.
+#   bash scripts/setup.sh          the package (what `swarm demo` and a real swarm need)
+#   bash scripts/setup.sh --dev    also the test tools and the pinned agent CLIs the end-to-end tests drive
+# torch is pinned: an unpinned torch can pull several GB of CUDA wheels on a machine that has a CPU build at
+# hand (TORCH_VERSION overrides the pin; the package itself asks only for torch>=2.11).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+dev=0
+case "${1:-}" in
+    "") ;;
+    --dev) dev=1 ;;
+    *) echo "usage: bash scripts/setup.sh [--dev]" >&2; exit 2 ;;
+esac
+
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"
-.venv/bin/python -m pip install -q -e '.[dev]'
+if [ "$dev" = 1 ]; then
+    .venv/bin/python -m pip install -q -e '.[dev]'
+else
+    .venv/bin/python -m pip install -q -e .
+    exit 0
+fi
 
 # The agent CLIs that the end-to-end tests drive against a local fake model server, pinned, under a
 # project-local prefix (.node/node_modules/.bin) so that nothing global changes. Skipped when present.
@@ -16,7 +31,7 @@ bin=.node/node_modules/.bin
 if ! { "$bin/claude" --version 2>/dev/null | grep -q "^$CLAUDE_CODE_VERSION " &&
        "$bin/codex" --version 2>/dev/null | grep -q " $CODEX_VERSION$"; }; then
     if ! command -v npm >/dev/null; then
-        echo "setup: npm not found: the Claude Code and Codex end-to-end tests will fail (install Node.js)" >&2
+        echo "setup: npm not found: the Claude Code and Codex end-to-end tests need it (install Node.js)" >&2
         exit 1
     fi
     npm install --prefix .node --no-audit --no-fund --loglevel=error \
