@@ -3,7 +3,8 @@
 Stopping ends processes only: worktrees, branches and the board stay, and `swarm resume` brings the run
 back. The coordinator goes first (so nothing is restarted behind our back), then agents, then runners
 (so a runner can record the experiment it was running); each gets SIGTERM, then SIGKILL after a grace
-period, and finally the run's tmux server is killed. Stopping one agent first writes the run record again
+period, and finally the run's tmux server is killed. Every agent is marked `stopped` in the run record
+first (`swarm resume` clears the marks). Stopping one agent first writes the run record again
 with that agent marked `stopped`, so the coordinator leaves it down; its runner keeps going so that jobs
 it already queued still run.
 """
@@ -68,6 +69,9 @@ def stop(
                 tmux.kill_window(agent)
         out(f"stopped {agent} (its worktree, branch and runner stay; `swarm resume` starts it again)")
         return
+    # Marked stopped first, so that the TUI and `swarm status` tell a run the user stopped from one that
+    # died (kill -9, a reboot); `swarm resume` clears the marks.
+    set_stopped(board, run.tag, None, stopped=True)
     if not tmux.is_running():
         tmux.kill_server()  # a stale socket, if any
         out(f"run {run.tag}: no processes running")

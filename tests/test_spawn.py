@@ -201,6 +201,8 @@ def test_stop_ends_every_process_and_clean_keeps_branches_with_unique_commits(re
         attach_main(argparse.Namespace(agent="gpu0", tag="c"))
     assert not any(alive(pid) for pid in pids)
     assert all((repo / "worktrees" / f"gpu{i}").is_dir() for i in range(3))  # stop keeps worktrees
+    # A run the user stopped reads as stopped, not dead (that is what a kill -9 or a reboot leaves).
+    assert {a.state for a in collect(paths, "c").agents} == {"stopped"}
 
     removals = {r.branch: r for r in clean(paths, "c", out=lambda line: None)}
     assert removals["swarm/c/gpu0"].removed  # nothing but the base: nothing to lose
