@@ -109,8 +109,17 @@ def rotation(names: list[str], agent: str) -> list[str]:
     ordered = [n for n in PRIORITY if n in names] + [n for n in names if n not in PRIORITY]
     if not ordered:
         return []
-    offset = zlib.crc32(agent.encode()) % len(ordered)
-    return ordered[offset:] + ordered[:offset]
+    return ordered[rotation_offset(agent, len(ordered)) :] + ordered[: rotation_offset(agent, len(ordered))]
+
+
+def rotation_offset(agent: str, n: int) -> int:
+    """Where agent `gpuK` / `cpuK` starts among n knobs: K times the golden ratio, modulo 1, spreads the
+    first knobs of any number of agents evenly (gpu0 and gpu1 start about 0.62 n apart, gpu2 fills the
+    larger gap, ...) without knowing how many agents there are. Other names hash to a place."""
+    digits = re.search(r"(\d+)$", agent)
+    if digits is None:
+        return zlib.crc32(agent.encode()) % n
+    return int((int(digits.group(1)) * 0.6180339887) % 1.0 * n)
 
 
 @dataclass

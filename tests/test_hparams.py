@@ -6,7 +6,7 @@ import pytest
 
 from swarm.errors import SwarmError
 from swarm.hparams import read_knobs, render, set_knob
-from swarm.proposals import Change, Planner, Proposal, moves, rotation
+from swarm.proposals import PRIORITY, Change, Planner, Proposal, moves, rotation
 
 TRAIN = """\
 import os
@@ -87,6 +87,10 @@ def test_moves_follow_the_published_knob_ranges():
 def test_planner_rotates_per_agent_pushes_kept_moves_and_combines_winners():
     names = list(read_knobs(TRAIN, "tiny"))
     assert rotation(names, "gpu0") != rotation(names, "gpu1")
+    # The first agents start on different knobs, spread over the list rather than side by side.
+    starts = [rotation(names, f"gpu{k}")[0] for k in range(4)]
+    assert len(set(starts)) == 4
+    assert starts[0] == next(n for n in PRIORITY if n in names)  # gpu0 takes the knob that mattered most
     assert sorted(rotation(names, "gpu0")) == sorted(names)
     config = {"MATRIX_LR": 0.04, "DEPTH": 2}
     planner = Planner("cpu0")
