@@ -72,7 +72,14 @@ def test_live_pane_stop_and_restart_of_a_running_swarm(repo, tmp_path):
             await wait_for(pilot, lambda: state("gpu0") == "thinking", "gpu0 alive again", timeout=30)
 
             await pilot.press("down")  # gpu1: its own pane, and a restart of a live agent
-            await wait_for(pilot, lambda: "stand-in agent gpu1 running" in detail.text, "gpu1's live pane")
+            await wait_for(
+                pilot,
+                lambda: "stand-in agent gpu1 running" in detail.text,
+                lambda: (
+                    f"gpu1's live pane (selected {app.query_one(AgentsTable).selected_agent}, "
+                    f"detail {detail.kind} {detail.border_title!r}: {detail.text[-300:]!r})"
+                ),
+            )
             await confirm(pilot, "r")
             await wait_for(pilot, lambda: len(reports(tmp_path / "reports", "gpu1")) == 2, "gpu1 restarted")
             assert "resume" in reports(tmp_path / "reports", "gpu1")[-1]["prompt"].lower()

@@ -67,7 +67,9 @@ def app_for(
     return WatchApp(model, repo, board.directory, interval=kwargs.pop("interval", 0.05), **kwargs)
 
 
-async def wait_for(pilot, condition: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+async def wait_for(
+    pilot, condition: Callable[[], Any], what: str | Callable[[], str], timeout: float = 20.0
+) -> Any:
     """Let the app run until `condition()` holds; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -75,6 +77,7 @@ async def wait_for(pilot, condition: Callable[[], Any], what: str, timeout: floa
         if value:
             return value
         if time.monotonic() > deadline:
+            what = what() if callable(what) else what  # a description built at the time of failure
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         await pilot.pause(0.05)
 

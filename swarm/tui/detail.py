@@ -75,6 +75,9 @@ class DetailPane(VerticalScroll):
         self.pane_interval = pane_interval
         self.kind: str | None = None
         self.subject: str | None = None  # the agent name or experiment id shown
+        # What was asked for last: loads run on a worker, so one started earlier (a pane refresh of the
+        # previous selection, say) can finish after it; only the wanted one may be shown and followed.
+        self.wanted: tuple[str, str] | None = None
         self.text = ""
 
     def compose(self) -> ComposeResult:
@@ -92,7 +95,7 @@ class DetailPane(VerticalScroll):
         control = self.control()
         if control is None:
             return False
-        self._load(
+        self._request(
             PANE, agent, f"{agent}: live pane", lambda: escaped_lines(control.capture(agent, PANE_LINES))
         )
         return True
@@ -104,16 +107,21 @@ class DetailPane(VerticalScroll):
             LOG: lambda: experiment_log(board_dir, record),
             INFO: lambda: experiment_summary(record, board_dir),
         }
-        self._load(
+        self._request(
             kind, record["id"], f"{record['id']} ({record.get('agent')}): {LABELS[kind]}", loaders[kind]
         )
 
     def show_note(self, subject: str, text: str) -> None:
+        self.wanted = (INFO, subject)
         self.show(INFO, subject, "detail", text)
 
     def _follow(self) -> None:
-        if self.kind == PANE and self.subject:
-            self.show_pane(self.subject)
+        if self.wanted and self.wanted[0] == PANE:
+            self.show_pane(self.wanted[1])
+
+    def _request(self, kind: str, subject: str, title: str, loader: Callable[[], str]) -> None:
+        self.wanted = (kind, subject)
+        self._load(kind, subject, title, loader)
 
     @work(thread=True, exclusive=True, group="detail")
     def _load(self, kind: str, subject: str, title: str, loader: Callable[[], str]) -> None:
@@ -125,6 +133,8 @@ class DetailPane(VerticalScroll):
         self.post_message(DetailLoaded(kind, subject, escape(title), text))
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
+        if (message.kind, message.subject) != self.wanted:
+            return  # loaded for an earlier selection
         self.show(message.kind, message.subject, message.title, message.text)
 
     def show(self, kind: str, subject: str, title: str, text: str) -> None:
