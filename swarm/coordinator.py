@@ -3,7 +3,8 @@
 Desired state: the latest run record of the tag (agents, slots, worktrees), less the agents it marks
 stopped (`swarm stop AGENT`). Reality: the panes of the run's tmux session. A missing window is created, a dead
 pane (its process exited or was killed) is respawned; a process that keeps dying young is restarted with
-exponential backoff, so a broken agent CLI cannot flood the board. The coordinator keeps no state that
+exponential backoff, so a broken agent CLI cannot flood the board. It also has each device class's new best
+rerun once on another slot, so that a morning's best is verified (swarm.autoverify). The coordinator keeps no state that
 matters: killed with -9 and started again, it finds the same windows and goes on, and it only ever starts
 processes, never deletes work. One coordinator per run: a second one exits at once.
 """
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 from filelock import FileLock, Timeout
 
+from swarm.autoverify import BestVerifier
 from swarm.board import PROCESS, Board
 from swarm.config import load_section
 from swarm.launch import WindowPlan, launcher_argv, pane_log, window_plans
@@ -33,6 +35,8 @@ class CoordinatorSettings:
     tick_s: float = 2.0  # seconds between reconcile passes
     healthy_s: float = 60.0  # a process that lived this long was not crash-looping: restart it at once
     max_backoff_s: float = 300.0  # longest wait before restarting a process that keeps dying young
+    verify_best: bool = True  # rerun each new best of a device class once on another slot (swarm.autoverify)
+    verify_repeats: int = 1  # reruns per verification
 
 
 @dataclass
@@ -63,6 +67,9 @@ class Coordinator:
         self.follower = RunFollower(self.board, tag)
         self.clock = clock
         self.windows: dict[str, Supervision] = {}
+        self.verifier = (
+            BestVerifier(self.board, self.settings.verify_repeats) if self.settings.verify_best else None
+        )
 
     def reconcile(self) -> list[str]:
         """One pass; returns what it did ("start gpu3", "restart runner-gpu3"), for logs and tests."""
@@ -121,7 +128,8 @@ class Coordinator:
     def run_forever(self, stop: threading.Event) -> None:
         while not stop.is_set():
             started = self.clock()
-            for action in self.reconcile():
+            actions = self.reconcile() + (self.verifier.tick() if self.verifier else [])
+            for action in actions:
                 print(f"{time.strftime('%H:%M:%S')} {action}", flush=True)
             stop.wait(max(0.0, self.settings.tick_s - (self.clock() - started)))
 

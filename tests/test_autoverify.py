@@ -1,0 +1,30 @@
+"""The coordinator's verifier: each group's new best is rerun once on another slot, and only once."""
+
+from swarm.autoverify import BestVerifier
+from tests.support.swarm_run import latest, stand_in_train
+from tests.test_agent_commands import run_queued, submit
+
+
+def test_new_best_is_verified_once_on_another_slot(make_swarm_run, cli):
+    run = make_swarm_run(agents=("gpu0", "gpu1"))
+    verifier = BestVerifier(run.board)
+    assert verifier.tick() == []  # an empty board: nothing to verify
+
+    first = submit(run, cli, "gpu0", stand_in_train(val_bpb=0.97), "good")
+    run_queued(run, "0")
+    assert verifier.tick() == [f"verify {first} on 1"]
+    assert verifier.tick() == []  # queued already: not twice
+    run_queued(run, "1")
+    assert verifier.tick() == []  # verified now
+    (best,) = verifier.state.bests().values()
+    assert best.experiment["id"] == first and best.verified and best.n == 2
+
+    # A better result is a new best: verified in its turn, by a rerun whose mean does not hold.
+    second = submit(run, cli, "gpu1", stand_in_train(val_bpb=0.90, offsets=(0.0, 0.05)), "lucky")
+    run_queued(run, "1")
+    assert verifier.tick() == [f"verify {second} on 0"]
+    run_queued(run, "0")
+    assert latest(run.board, second)["val_bpb"] == 0.90
+    # The failed verification is an answer: that content is not queued again, also by a new coordinator.
+    assert [r["held"] for r in run.board.records() if r["type"] == "verification"] == [True, False]
+    assert verifier.tick() == [] and BestVerifier(run.board).tick() == []
