@@ -2,8 +2,8 @@
 
 A best found once may be a lucky draw of the noise; the morning question is whether it holds. So when a
 (device class, profile) group gets a new best content, the coordinator schedules `swarm verify` for it
-once (reruns prefer other slots of the same class, see swarm.verify), and `swarm best` / `swarm watch`
-show it verified when the rerun holds. A content is verified at most once: a failed verification is an
+once on another slot of the same class (none when the class has one slot only: `swarm verify` by hand),
+and `swarm best` / `swarm watch` show it verified when the rerun holds. A content is verified at most once: a failed verification is an
 answer too, and its reruns already count as repeats of that content.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from swarm.board import Board
 from swarm.errors import SwarmError
 from swarm.state import BoardState
-from swarm.verify import schedule_verify
+from swarm.verify import rerun_slots, schedule_verify
 
 REQUESTED_BY = "coordinator"
 
@@ -34,6 +34,9 @@ class BestVerifier:
             content = self.state.content(key, best.train_sha256)
             if content is None or any(self.state.verify_reruns(eid) for eid in content.ids):
                 continue  # its reruns are queued or running (or were lost before a verdict)
+            own = str(best.experiment.get("gpu"))
+            if rerun_slots(self.state, best.experiment, 1) == [own]:
+                continue  # no other slot of its class: a rerun where it ran says little, and costs its agent
             try:
                 reruns = schedule_verify(
                     self.board, self.state, best.experiment["id"], self.repeats, REQUESTED_BY

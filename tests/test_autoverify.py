@@ -28,3 +28,10 @@ def test_new_best_is_verified_once_on_another_slot(make_swarm_run, cli):
     # The failed verification is an answer: that content is not queued again, also by a new coordinator.
     assert [r["held"] for r in run.board.records() if r["type"] == "verification"] == [True, False]
     assert verifier.tick() == [] and BestVerifier(run.board).tick() == []
+
+
+def test_a_class_with_one_slot_is_not_verified_unasked(make_swarm_run, cli):
+    run = make_swarm_run(agents=("gpu0", "gpu1"), devices={"1": "Other GPU"})
+    submit(run, cli, "gpu0", stand_in_train(val_bpb=0.97), "good")
+    run_queued(run, "0")
+    assert BestVerifier(run.board).tick() == []  # gpu1 is of another class: its timing would not compare
