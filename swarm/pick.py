@@ -22,7 +22,7 @@ from typing import Any
 from swarm.display import escape_text
 from swarm.errors import GitError, SwarmError
 from swarm.git import file_at, first_parent, git, git_text, is_dirty, rev_parse
-from swarm.paths import current_branch, main_repo, run_paths
+from swarm.paths import current_branch, main_repo
 from swarm.records import has_result
 
 TRAIN_FILE = "train.py"
@@ -161,14 +161,11 @@ def pick(repo: Path, record: dict[str, Any], onto: str | None = None, mode: str 
 
 
 def main(args) -> int:
-    from swarm.state import BoardState
+    from swarm.jobs import open_board
 
-    paths = run_paths()
-    state = BoardState(paths.board)
-    state.board.require()
-    state.refresh()
+    repo, _, state = open_board()
     record = state.experiment(args.id)
-    result = pick(paths.repo, record, onto=args.onto, mode=args.mode)
+    result = pick(repo, record, onto=args.onto, mode=args.mode)
     value = record.get("val_bpb")
     print(
         f"picked {record['id']} (val_bpb {value:.6f}, {record.get('agent')}) onto {result.branch}: "

@@ -113,12 +113,9 @@ def render(progress: ProgressTracker, path: Path) -> Path:
 
 
 def main(args) -> int:
-    from swarm.paths import run_paths
-    from swarm.state import BoardState
+    from swarm.jobs import open_board
 
-    state = BoardState(run_paths().board)
-    state.board.require()
-    state.refresh()
+    _, _, state = open_board()
     path = render(from_experiments(list(state.experiments.values())), Path(args.file))
     print(f"wrote {path}")
     return 0
