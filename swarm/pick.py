@@ -21,7 +21,7 @@ from typing import Any
 
 from swarm.display import escape_text
 from swarm.errors import GitError, SwarmError
-from swarm.git import file_at, first_parent, git, git_text, is_dirty, rev_parse
+from swarm.git import first_parent, git, git_text, is_dirty, rev_parse
 from swarm.paths import current_branch, main_repo
 from swarm.records import has_result
 
@@ -90,9 +90,10 @@ def build_commit(repo: Path, record: dict[str, Any], target: str, mode: str) -> 
         scratch_index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
         git(repo, "read-tree", target, env=scratch_index)
         if mode == "train":
-            if file_at(repo, source, TRAIN_FILE) is None:
-                raise GitError(f"commit {source[:12]} has no {TRAIN_FILE}")
-            blob = git_text(repo, "rev-parse", f"{source}:{TRAIN_FILE}")
+            try:
+                blob = git_text(repo, "rev-parse", f"{source}:{TRAIN_FILE}")
+            except GitError:
+                raise GitError(f"commit {source[:12]} has no {TRAIN_FILE}") from None
             git(
                 repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{TRAIN_FILE}", env=scratch_index
             )
