@@ -164,9 +164,6 @@ class Toolbox:
     # -- commands -------------------------------------------------------------------------------------------
 
     def _tool_run(self, command: str) -> tuple[str, bool]:
-        return self.run_command(command)
-
-    def run_command(self, command: str) -> tuple[str, bool]:
         """Run a whitelisted command line: (`exit N (secs)` + its output, failed?); raises Refused."""
         argv = self.allowed_argv(command)
         started = time.monotonic()
