@@ -24,10 +24,6 @@ MAX_SUMMARY_LINES = 80
 LINE_CHARS = 160
 
 
-def estimate_tokens(text: str) -> int:
-    return len(text) // CHARS_PER_TOKEN + 1
-
-
 @dataclass
 class BoundedContext:
     task: str  # what the agent is asked to do; the head of the opening message
