@@ -63,14 +63,6 @@ class ModelRequest:
     def stream(self) -> bool:
         return bool(self.body.get("stream"))
 
-    @property
-    def tool_names(self) -> list[str]:
-        names = []
-        for tool in self.body.get("tools") or []:
-            name = tool.get("name") or (tool.get("function") or {}).get("name") or tool.get("type")
-            names.append(str(name))
-        return names
-
     def tool_results(self) -> list[str]:
         """The outputs of the previous reply's tool calls, as this request hands them back (oldest first)."""
         if self.protocol == ANTHROPIC:
@@ -144,7 +136,6 @@ class Script:
         self.aside = aside
         self.done = done
         self.is_turn = is_turn
-        self.answered: list[tuple[ModelRequest, Reply | HttpError]] = []  # the turns, in order
 
     @property
     def remaining(self) -> int:
@@ -156,10 +147,7 @@ class Script:
         with self._lock:
             turn = self._turns[self._next] if self._next < len(self._turns) else self.done
             self._next += 1
-        answer = turn(request) if callable(turn) else turn
-        with self._lock:
-            self.answered.append((request, answer))
-        return answer
+        return turn(request) if callable(turn) else turn
 
 
 class FakeModelServer:
