@@ -44,10 +44,6 @@ class GroupProgress:
     best: list[Step] = field(default_factory=list)  # the global running best, one step per improvement
     agent_best: dict[str, list[Step]] = field(default_factory=dict)
 
-    @property
-    def current(self) -> float | None:
-        return self.best[-1].value if self.best else None
-
 
 def finished_at(record: dict[str, Any]) -> float:
     return record.get("finished_at") or record.get("ts") or 0.0
@@ -58,13 +54,12 @@ class ProgressTracker:
         self.keep_points = keep_points
         self.groups: dict[GroupKey, GroupProgress] = {}
         self._seen: set[str] = set()
-        self.version = 0  # bumps whenever anything changed, so displays redraw only then
 
-    def add(self, record: dict[str, Any]) -> None:
-        """Take one experiment record; anything but the first final record of an id is ignored."""
+    def add(self, record: dict[str, Any]) -> bool:
+        """Take one experiment record; anything but the first final record of an id is ignored (False)."""
         eid = record.get("id")
         if record.get("status") not in FINAL_STATUSES or eid in self._seen or not isinstance(eid, str):
-            return
+            return False
         self._seen.add(eid)
         key = group_of(record)
         group = self.groups.get(key)
@@ -72,17 +67,17 @@ class ProgressTracker:
             group = self.groups[key] = GroupProgress(key)
         index, at = group.finished, finished_at(record)
         group.finished += 1
-        self.version += 1
         value = float(record["val_bpb"]) if is_measured(record) else None
         if self.keep_points:
             group.points.append(Point(index, at, value, record))
         if value is None:
-            return
+            return True
         if not group.best or value < group.best[-1].value:
             group.best.append(Step(index, at, value, eid))
         steps = group.agent_best.setdefault(str(record.get("agent")), [])
         if not steps or value < steps[-1].value:
             steps.append(Step(index, at, value, eid))
+        return True
 
     def add_all(self, records: list[dict[str, Any]]) -> ProgressTracker:
         for record in records:

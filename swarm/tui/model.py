@@ -121,9 +121,7 @@ class Snapshot:
     header: Header
     agents: tuple[AgentRow, ...]
     leaders: tuple[LeaderRow, ...]
-    plot: PlotData | None
     plot_text: Text | None  # the plot drawn at the size the widget last reported (None: not yet)
-    leaders_version: int  # changes when the leaderboard (or the plot) may have changed
     records_read: int
     refresh_seconds: float  # how long this refresh took on the worker
 
@@ -176,9 +174,7 @@ class WatchModel:
         if agent and not record.get("verify_of") and record.get("gpu") is not None:
             self._agent_slot[str(agent)] = str(record["gpu"])
         if record.get("status") in FINAL_STATUSES:
-            before = self.progress.version
-            self.progress.add(record)
-            if self.progress.version != before:  # the first final record of this id
+            if self.progress.add(record):  # the first final record of this id
                 bisect.insort(self._finish_times, finished_at(record))
             self._results += 1
             if is_measured(record):
@@ -205,9 +201,7 @@ class WatchModel:
                 header=header,
                 agents=agents,
                 leaders=self._leaders,
-                plot=self._plot,
                 plot_text=self._plot_text,
-                leaders_version=self._results,
                 records_read=self.state.records_read,
                 refresh_seconds=time.perf_counter() - started,
             )
