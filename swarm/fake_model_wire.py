@@ -268,6 +268,13 @@ def response_object(r: Encoded, status: str = "completed") -> dict[str, Any]:
     }
 
 
+# item type -> (the field its call streams, the prefix of its .delta / .done events)
+_TOOL_CALL_STREAMS = {
+    "function_call": ("arguments", "response.function_call_arguments"),
+    "custom_tool_call": ("input", "response.custom_tool_call_input"),
+}
+
+
 def responses_events(r: Encoded) -> list[Event]:
     events: list[Event] = []
 
@@ -291,29 +298,17 @@ def responses_events(r: Encoded) -> list[Event]:
                 emit("response.output_text.delta", **where, content_index=0, delta=piece, logprobs=[])
             emit("response.output_text.done", **where, content_index=0, text=text, logprobs=[])
             emit("response.content_part.done", **where, content_index=0, part=item["content"][0])
-        elif item["type"] == "function_call":
+        else:  # a tool call: a function's JSON arguments, or a freeform tool's input, streamed in pieces
+            key, prefix = _TOOL_CALL_STREAMS[item["type"]]
             emit(
                 "response.output_item.added",
                 output_index=index,
-                item={**item, "arguments": "", "status": "in_progress"},
+                item={**item, key: "", "status": "in_progress"},
             )
-            for piece in _chunks(item["arguments"], 40):
-                emit("response.function_call_arguments.delta", **where, delta=piece)
-            emit(
-                "response.function_call_arguments.done",
-                **where,
-                arguments=item["arguments"],
-                name=item["name"],
-            )
-        else:
-            emit(
-                "response.output_item.added",
-                output_index=index,
-                item={**item, "input": "", "status": "in_progress"},
-            )
-            for piece in _chunks(item["input"], 40):
-                emit("response.custom_tool_call_input.delta", **where, delta=piece)
-            emit("response.custom_tool_call_input.done", **where, input=item["input"])
+            for piece in _chunks(item[key], 40):
+                emit(f"{prefix}.delta", **where, delta=piece)
+            done = {key: item[key], "name": item["name"]} if key == "arguments" else {key: item[key]}
+            emit(f"{prefix}.done", **where, **done)
         emit("response.output_item.done", output_index=index, item=item)
     emit("response.completed", response=response_object(r))
     return events
