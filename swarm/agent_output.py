@@ -137,11 +137,11 @@ class CodexEvents(EventReader):
         if event.get("type") != "turn.completed" or not isinstance(event.get("usage"), dict):
             return None
         u = event["usage"]
-        cached = int(u.get("cached_input_tokens") or 0)
         return {
-            # OpenAI counts cached tokens inside input_tokens; the ledger keeps them apart.
-            "usage": Usage(
-                int(u.get("input_tokens") or 0) - cached, int(u.get("output_tokens") or 0), cached, 0
+            "usage": Usage.openai(
+                int(u.get("input_tokens") or 0),
+                int(u.get("output_tokens") or 0),
+                int(u.get("cached_input_tokens") or 0),
             ),
             "requests": None,  # Codex does not say how many model requests a turn took
             "cost_usd": None,

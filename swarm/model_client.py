@@ -69,6 +69,12 @@ class Usage:
             self.cache_write_tokens + other.cache_write_tokens,
         )
 
+    @classmethod
+    def openai(cls, input_tokens: int, output_tokens: int, cached_tokens: int) -> Usage:
+        """From OpenAI's counts, whose input tokens include the cached ones: here (and in the ledger)
+        input_tokens is the uncached input only, as Anthropic counts it."""
+        return cls(input_tokens - cached_tokens, output_tokens, cached_tokens)
+
     @property
     def total(self) -> int:
         """Every token the model processed, cached or not (what a token budget counts)."""
@@ -276,7 +282,7 @@ class ChatCompletionsClient(_OpenAIBase):
         )
         u = completion.usage
         cached = getattr(getattr(u, "prompt_tokens_details", None), "cached_tokens", 0) or 0
-        usage = Usage((u.prompt_tokens or 0) - cached, u.completion_tokens or 0, cached) if u else Usage()
+        usage = Usage.openai(u.prompt_tokens or 0, u.completion_tokens or 0, cached) if u else Usage()
         return Completion(message.content or "", calls, usage)
 
 
@@ -325,7 +331,7 @@ class ResponsesClient(_OpenAIBase):
         )
         u = response.usage
         cached = getattr(getattr(u, "input_tokens_details", None), "cached_tokens", 0) or 0
-        usage = Usage((u.input_tokens or 0) - cached, u.output_tokens or 0, cached) if u else Usage()
+        usage = Usage.openai(u.input_tokens or 0, u.output_tokens or 0, cached) if u else Usage()
         return Completion(response.output_text or "", calls, usage)
 
 
