@@ -208,10 +208,7 @@ def spent_so_far(state: BoardState | None, identity: Identity) -> tuple[Usage, f
     totals = board_totals(state, tag=identity.tag).get(identity.agent)
     if totals is None:
         return Usage(), 0.0
-    usage = Usage(
-        totals.input_tokens, totals.output_tokens, totals.cache_read_tokens, totals.cache_write_tokens
-    )
-    return usage, totals.cost_usd or 0.0
+    return totals.usage, totals.cost_usd or 0.0
 
 
 # ---------------------------------------------------------------------------------------------------------

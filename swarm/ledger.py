@@ -90,8 +90,12 @@ class Totals:
     kinds: set[str] = field(default_factory=set)
 
     @property
+    def usage(self) -> Usage:
+        return Usage(**{name: getattr(self, name) for name in USAGE_FIELDS})
+
+    @property
     def tokens(self) -> int:
-        return self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
+        return self.usage.total
 
     def usage_json(self) -> dict[str, Any]:
         return {
