@@ -1,15 +1,12 @@
 """The API agent's tools: what the whitelist lets through, and that a refusal changes nothing."""
 
 import json
-import os
-import time
-from pathlib import Path
 
 import pytest
 
 from swarm.agent_tools import Toolbox
 from swarm.model_client import ToolUse
-from tests.support.swarm_run import git, init_repo
+from tests.support.swarm_run import git, init_repo, process_alive, wait_until
 
 
 @pytest.fixture
@@ -122,19 +119,8 @@ def test_a_command_past_its_time_limit_is_stopped_with_its_children(worktree, tm
     outcome = call(Toolbox(worktree, command_timeout_s=0.5), "run", command="git commit -am slow")
     assert outcome.is_error and "timed out after 0.5 s" in outcome.output
     hook_pid = int(pid_file.read_text())
-    deadline = time.monotonic() + 5
-    while _alive(hook_pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(hook_pid), "the hook (a grandchild of the command) outlived the time limit"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1]
-    except (ProcessLookupError, FileNotFoundError):
-        return False
-    return not state.startswith("Z")  # a zombie is dead, only not reaped yet
+    # the hook (a grandchild of the command) goes with it, not outliving the time limit
+    wait_until(lambda: not process_alive(hook_pid), timeout=5)
 
 
 def test_commit_without_a_message_aborts_instead_of_waiting_for_an_editor(worktree):
