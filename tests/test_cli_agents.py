@@ -4,7 +4,6 @@ reach for no other host. (Through `swarm spawn`, with training, in test_cli_agen
 
 import io
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,21 +11,13 @@ import pytest
 from swarm.agent_output import ClaudeEvents, CodexEvents, relay
 from swarm.fake_model import FakeModelServer, Reply, Script, ToolCall, claude_code_env, codex_env
 from tests.support.agent_scripts import cli
+from tests.support.swarm_run import git, init_repo
 
 
 @pytest.fixture
 def repo(tmp_path):
     repo = tmp_path / "wt"
-    repo.mkdir()
-    for args in (
-        ["init", "-q", "-b", "main"],
-        ["config", "user.email", "a@example.com"],
-        ["config", "user.name", "a"],
-    ):
-        subprocess.run(["git", *args], cwd=repo, check=True)
-    (repo / "train.py").write_text("DEPTH = 8\n")
-    subprocess.run(["git", "add", "."], cwd=repo, check=True)
-    subprocess.run(["git", "commit", "-qm", "base"], cwd=repo, check=True)
+    init_repo(repo, {"train.py": "DEPTH = 8\n"})
     return repo
 
 
@@ -38,9 +29,7 @@ def _run(argv, repo, env, reader):
 
 
 def _last_commit(repo: Path) -> str:
-    return subprocess.run(
-        ["git", "log", "-1", "--format=%s"], cwd=repo, capture_output=True, text=True
-    ).stdout.strip()
+    return git(repo, "log", "-1", "--format=%s")
 
 
 def test_claude_code_edits_and_commits_through_the_fake(repo, tmp_path):
