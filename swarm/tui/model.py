@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from swarm.progress import ProgressTracker, Step, finished_at
 from swarm.records import FINAL_STATUSES, is_measured
 from swarm.run_record import AgentSlot
 from swarm.state import BoardState, GroupKey, group_of
+from swarm.trust import sha256_bytes
 from swarm.tui.control import Liveness, RunControl
 from swarm.tui.plot_text import plot_text
 
@@ -311,7 +311,7 @@ class WatchModel:
         if run and self.repo:
             if run.base not in self._base_train_sha:
                 source = file_at(self.repo, run.base, "train.py")
-                self._base_train_sha[run.base] = hashlib.sha256(source).hexdigest() if source else None
+                self._base_train_sha[run.base] = sha256_bytes(source) if source else None
             sha = self._base_train_sha[run.base]
         content = self.state.content(key, sha) if sha else None
         if content is None and key in self._baseline_sha:
