@@ -72,12 +72,7 @@ def start_api_agent(run: SwarmRun, agent: str, provider: str, server: FakeModelS
     """`swarm agent api` in the agent's worktree with the environment `swarm spawn` gives an agent."""
     base_url = server.url if provider == "anthropic" else server.url + "/v1"
     key_env = "ANTHROPIC_API_KEY" if provider == "anthropic" else "OPENAI_API_KEY"
-    env = run.runner_env() | {
-        "SWARM_AGENT": agent,
-        "SWARM_GPU": agent,
-        "SWARM_TAG": run.run.tag,
-        key_env: server.api_key,
-    }
+    env = run.runner_env() | run.agent_environ(agent) | {key_env: server.api_key}
     return subprocess.Popen(
         [sys.executable, "-P", "-m", "swarm", "agent", "api", "--provider", provider, "--base-url", base_url]
         + ["--model", "fake-model", "--max-turns", "6"],
