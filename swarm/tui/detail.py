@@ -1,8 +1,8 @@
 """The detail pane: the selected agent's live tmux pane, or an experiment's diff, log or fields.
 
-It loads its own text on a worker (git, files, tmux), escaped by swarm.tui.sources, follows a live pane
-every `pane_interval` seconds, and styles what it shows (diff lines by their first character) as rich
-Text, which is never parsed as markup.
+It loads its own text on a worker (git, files, tmux), escaped by swarm.tui.sources (the fields by
+swarm.display), follows a live pane every `pane_interval` seconds, and styles what it shows (diff lines
+by their first character) as rich Text, which is never parsed as markup.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from swarm.display import result_block
 from swarm.errors import SwarmError
 from swarm.tui.control import RunControl
 from swarm.tui.messages import DetailLoaded
-from swarm.tui.sources import escaped_lines, experiment_diff, experiment_log, experiment_summary
+from swarm.tui.sources import escaped_lines, experiment_diff, experiment_log
 
 PANE, DIFF, LOG, INFO = "pane", "diff", "log", "info"
 PANE_LINES = 300
@@ -105,7 +106,7 @@ class DetailPane(VerticalScroll):
         loaders: dict[str, Callable[[], str]] = {
             DIFF: lambda: experiment_diff(repo, record) if repo else "(no repository)",
             LOG: lambda: experiment_log(board_dir, record),
-            INFO: lambda: experiment_summary(record, board_dir),
+            INFO: lambda: result_block(record, board_dir),  # escaped there, as `swarm wait` prints it
         }
         self._request(
             kind, record["id"], f"{record['id']} ({record.get('agent')}): {LABELS[kind]}", loaders[kind]

@@ -1,4 +1,5 @@
-"""What the detail pane shows, read on a worker: an experiment's diff against its parent, its log, its fields.
+"""What the detail pane shows, read on a worker: an experiment's diff against its parent and its log (its
+fields are swarm.display's result block, as `swarm wait` prints them).
 
 All of it is agent-made text (train.py, its output), so every line goes through `escape_text` before it
 reaches a widget.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from swarm.display import escape_text, result_block
+from swarm.display import escape_text
 from swarm.errors import GitError
 from swarm.git import first_parent, git
 
@@ -25,11 +26,6 @@ def escaped_lines(text: str, keep_last: int = MAX_LINES) -> str:
     if cut > 0:
         shown.insert(0, f"... {cut} earlier lines not shown")
     return "\n".join(shown)
-
-
-def experiment_summary(record: dict[str, Any], board_dir: Path) -> str:
-    """The experiment's fields, as `swarm wait` prints them (already escaped there)."""
-    return result_block(record, board_dir)
 
 
 def experiment_diff(repo: Path, record: dict[str, Any]) -> str:
