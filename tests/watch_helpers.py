@@ -12,11 +12,11 @@ from typing import Any
 
 from swarm.board import Board
 from swarm.records import evolve, new_experiment
-from swarm.run_record import AgentSlot, RunRecord, write_run_record
+from swarm.run_record import RunRecord, write_run_record
+from swarm.synthetic import H100, agent_slots
 from swarm.tui.app import WatchApp
 from swarm.tui.model import WatchModel
 
-H100 = "NVIDIA H100 80GB HBM3"
 T0 = 1_767_225_600.0  # fixed times: nothing in a rendered frame depends on the wall clock
 SIZE = (200, 50)
 
@@ -25,10 +25,7 @@ def make_board(
     directory: Path, agents: int = 2, tag: str = "t1", base: str = "0" * 40, repo: str = "/r"
 ) -> Board:
     board = Board(directory).create()
-    slots = tuple(
-        AgentSlot(f"gpu{i}", "claude", str(i), H100, f"{repo}/worktrees/gpu{i}", f"swarm/{tag}/gpu{i}")
-        for i in range(agents)
-    )
+    slots = agent_slots(agents, repo=repo, tag=tag)
     write_run_record(board, RunRecord(tag=tag, base=base, profile="h100", agents=slots, created_at=T0))
     return board
 
