@@ -53,7 +53,7 @@ class Leaderboard(FittedTable):
             "id": Text(str(e["id"])),
             "description": agent_text(e.get("description"), self.flex),
         }
-        return tuple(cells[key] for key, _, _ in self.COLUMNS if key not in self.hidden_columns)
+        return tuple(cells[key] for key, _, _ in self._shown_columns())
 
     def show(self, rows: tuple[LeaderRow, ...], needle: str = "", rebuild: bool = False) -> None:
         self.shown_rows, self.needle = rows, needle
