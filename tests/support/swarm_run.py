@@ -279,10 +279,6 @@ def latest(board: Board, eid: str) -> dict | None:
     return found
 
 
-def dump(records: list[dict]) -> str:
-    return "\n".join(json.dumps(r) for r in records)
-
-
 def process_alive(pid: int) -> bool:
     """Whether a process still runs (a zombie waiting to be reaped counts as gone)."""
     try:
