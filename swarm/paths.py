@@ -30,16 +30,11 @@ class RunPaths:
         return cls(repo=repo, board=board, worktrees=repo / "worktrees")
 
 
-def git_output(cwd: Path, *args: str) -> str:
-    """Run a read-only git command and return its stripped stdout, or raise GitError with git's reason."""
-    return git_text(cwd, *args)
-
-
 def worktree_root(cwd: Path | None = None) -> Path:
     """The top of the git worktree containing cwd (an agent's worktree or the main one)."""
     cwd = Path(cwd or Path.cwd())
     try:
-        return Path(git_output(cwd, "rev-parse", "--show-toplevel")).resolve()
+        return Path(git_text(cwd, "rev-parse", "--show-toplevel")).resolve()
     except GitError:
         raise GitError(f"not a git repository: {cwd}") from None
 
@@ -48,7 +43,7 @@ def main_repo(cwd: Path | None = None) -> Path:
     """The main worktree of the repository containing cwd, also when cwd is inside an agent's worktree."""
     cwd = Path(cwd or Path.cwd())
     try:
-        common = Path(git_output(cwd, "rev-parse", "--path-format=absolute", "--git-common-dir"))
+        common = Path(git_text(cwd, "rev-parse", "--path-format=absolute", "--git-common-dir"))
     except GitError:
         raise GitError(f"not a git repository: {cwd}") from None
     return common.parent.resolve()
