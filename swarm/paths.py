@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from swarm.errors import GitError
-from swarm.git import git_text
+from swarm.git import git_or_none, git_text
 
 # Agent branches are `swarm/<tag>/<agent>`; the agent name is also a directory and a tmux window name,
 # so it is validated before it becomes either.
@@ -54,10 +53,8 @@ def run_paths(cwd: Path | None = None) -> RunPaths:
 
 
 def current_branch(cwd: Path) -> str | None:
-    proc = subprocess.run(
-        ["git", "symbolic-ref", "--quiet", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True
-    )
-    return proc.stdout.strip() or None
+    branch = git_or_none(cwd, "symbolic-ref", "--quiet", "--short", "HEAD")
+    return branch.decode().strip() if branch else None  # None: a detached HEAD
 
 
 def agent_branch(tag: str, agent: str) -> str:
