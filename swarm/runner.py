@@ -267,7 +267,7 @@ class Runner:
         timeout = timeout_for(budget, self.settings.timeout_s, self.settings.timeout_grace_s)
         if run_dir.exists():
             remove(run_dir)
-        snapshot = materialise(self.repo, commit, base, run_dir)
+        snapshot = materialise(self.repo, commit, prepare, run_dir)
         fields: dict[str, Any] = {
             "train_sha256": snapshot.train_sha256,
             "prepare_sha256": snapshot.prepare_sha256,
