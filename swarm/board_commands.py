@@ -75,7 +75,7 @@ def cmd_run(args) -> int:
         _warn_without_runner(ctx.board.directory, ctx.slot)
         if not args.json:
             print(f"submitted {record['id']}; waiting for runner {ctx.slot}", file=sys.stderr, flush=True)
-        record = wait_for(ctx.board, record["id"], timeout_s=args.timeout)
+        record = wait_for(ctx.state, record["id"], timeout_s=args.timeout)
     _show_result(record, ctx.board.directory, args.json)
     return 0
 
@@ -83,7 +83,7 @@ def cmd_run(args) -> int:
 def cmd_wait(args) -> int:
     _, board, state = open_board()
     eid = state.experiment(args.id)["id"]
-    record = wait_for(board, eid, timeout_s=args.timeout)
+    record = wait_for(state, eid, timeout_s=args.timeout)
     _show_result(record, board.directory, args.json)
     return 0
 
@@ -95,7 +95,7 @@ def cmd_verify(args) -> int:
     original = reruns[0]["verify_of"]
     if args.wait:
         for rerun in reruns:
-            wait_for(board, rerun["id"], timeout_s=args.timeout)
+            wait_for(state, rerun["id"], timeout_s=args.timeout)
         state.refresh()
         first = state.experiments[original]
         outcome = state.verifications.get((group_of(first), first.get("train_sha256")))

@@ -10,7 +10,6 @@ board at once without using a GPU.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,21 +152,15 @@ def answer_from_board(state: BoardState, job: dict[str, Any]) -> dict[str, Any] 
     return answered
 
 
-def wait_for(board: Board, eid: str, timeout_s: float | None = None) -> dict[str, Any]:
+def wait_for(state: BoardState, eid: str, timeout_s: float | None = None) -> dict[str, Any]:
     """Block until experiment `eid` (a full id) has a final status; returns its final record.
 
-    Reads the board incrementally and only looks at records of this id (no folding)."""
-    reader = board.reader()
+    Follows the board with the command's state, which has read it already: each poll folds only what
+    was appended since."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    latest = None
-    size = -1
     while True:
-        current = os.stat(board.path).st_size
-        if current != size:  # nothing appended: nothing to parse
-            size = current
-            for record in reader.read_new():
-                if record.get("id") == eid and record.get("type") == "experiment":
-                    latest = record
+        state.refresh()
+        latest = state.experiments.get(eid)
         if latest is not None and latest.get("status") in FINAL_STATUSES:
             return latest
         if deadline is not None and time.monotonic() > deadline:
