@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from swarm.adopt import adopt
-from swarm.board import NOTE, new_id
+from swarm.board import NOTE, Board, new_id
 from swarm.display import (
     best_line,
     escape_text,
@@ -25,7 +25,7 @@ from swarm.display import (
 from swarm.errors import SwarmError
 from swarm.export import results_tsv
 from swarm.jobs import agent_context, open_board, submit, wait_for
-from swarm.paths import caller_identity
+from swarm.paths import caller_identity, run_paths
 from swarm.records import FINAL_STATUSES
 from swarm.runner import runner_pid
 from swarm.state import group_of
@@ -204,7 +204,7 @@ def _content_has_agent(state, best, agent: str) -> bool:
 
 
 def cmd_note(args) -> int:
-    _, board, _ = open_board()
+    board = Board(run_paths().board).require()  # an append: no need to read the board first
     text = " ".join(args.text)
     if not text.strip():
         raise SwarmError("empty note")
