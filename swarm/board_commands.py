@@ -45,6 +45,14 @@ def _warn_without_runner(board_dir: Path, slot: str) -> None:
         )
 
 
+def _print_id(record: dict[str, Any], as_json: bool) -> None:
+    """A new record's id, or the whole record under --json."""
+    if as_json:
+        _print_json(record)
+    else:
+        print(record["id"])
+
+
 def _show_result(record: dict[str, Any], board_dir: Path, as_json: bool) -> None:
     if as_json:
         _print_json(record)
@@ -61,10 +69,7 @@ def cmd_submit(args) -> int:
     record = submit(ctx, args.message, rerun=args.rerun)
     if record["status"] not in FINAL_STATUSES:
         _warn_without_runner(ctx.board.directory, ctx.slot)
-    if args.json:
-        _print_json(record)
-    else:
-        print(record["id"])
+    _print_id(record, args.json)
     return 0
 
 
@@ -210,10 +215,7 @@ def cmd_note(args) -> int:
         raise SwarmError("empty note")
     author = _author()
     record = board.append({"type": NOTE, "id": new_id(), "agent": author, "text": text})
-    if args.json:
-        _print_json(record)
-    else:
-        print(record["id"])
+    _print_id(record, args.json)
     return 0
 
 
