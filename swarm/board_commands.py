@@ -17,6 +17,7 @@ from swarm.display import (
     best_line,
     escape_text,
     experiment_line,
+    format_number,
     group_header,
     note_line,
     result_block,
@@ -111,7 +112,7 @@ def cmd_verify(args) -> int:
                 print(experiment_line(state.experiments[rerun["id"]]))
             if outcome:
                 held = "held: verified" if outcome["held"] else "did not hold"
-                mean = f"{outcome['mean']:.6f}" if outcome["mean"] is not None else "-"
+                mean = format_number(outcome["mean"])
                 print(
                     f"{original}: reruns mean {mean} vs {outcome['val_bpb']:.6f} (band {outcome['band']:.6f}): {held}"
                 )

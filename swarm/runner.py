@@ -18,7 +18,6 @@ directory, a process and a log; everything before (claiming) and after (judging,
 from __future__ import annotations
 
 import fcntl
-import math
 import os
 import signal
 import sys
@@ -382,7 +381,7 @@ def _raise_stopped(signum, frame) -> None:
 
 def _val(record: dict[str, Any]) -> str:
     value = record.get("val_bpb")
-    return f"val_bpb {value:.6f}" if isinstance(value, float) and math.isfinite(value) else ""
+    return f"val_bpb {value:.6f}" if is_finite(value) else ""
 
 
 # ---------------------------------------------------------------------------------------------------------
