@@ -21,7 +21,7 @@ from swarm.errors import BoardError, SwarmError
 from swarm.git import file_at, first_parent, is_dirty, rev_parse, update_ref
 from swarm.noise import NoiseSettings
 from swarm.paths import Identity, caller_identity, current_branch, run_paths
-from swarm.records import FINAL_STATUSES, new_experiment
+from swarm.records import FINAL_STATUSES, METRIC_FIELDS, new_experiment
 from swarm.run_record import AgentSlot, RunRecord
 from swarm.runner_settings import RunnerSettings
 from swarm.state import BoardState
@@ -133,13 +133,7 @@ def answer_from_board(state: BoardState, job: dict[str, Any]) -> dict[str, Any] 
         return None
     runs = [state.experiments[eid] for eid in content.ids]
     latest = max(runs, key=lambda r: r.get("finished_at") or 0.0)
-    metrics = {
-        k: latest.get(k)
-        for k in ("training_seconds", "total_seconds", "peak_vram_mb", "mfu_percent", "total_tokens_M")
-    }
-    metrics.update(
-        {k: latest.get(k) for k in ("num_steps", "num_params_M", "depth", "prepare_sha256", "log")}
-    )
+    metrics = {k: latest.get(k) for k in (*METRIC_FIELDS, "prepare_sha256", "log")}
     answered = {**job, **metrics, "val_bpb": content.mean, "reused_from": content.ids}
     answered.update(started_at=now(), finished_at=now())
     status, reason, reference, band = state.decide(answered)
