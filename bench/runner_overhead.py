@@ -42,8 +42,9 @@ def main() -> None:
                     run.worktree("gpu0"), stand_in_train(val_bpb=1.0 - k * 1e-3, marker=str(k)), f"e{k}"
                 )
                 with run.agent_env("gpu0"):
-                    queued = submit(agent_context(), f"experiment {k}")
-                final = wait_for(run.board, queued["id"], timeout_s=60)
+                    ctx = agent_context()
+                    queued = submit(ctx, f"experiment {k}")
+                final = wait_for(ctx.state, queued["id"], timeout_s=60)
                 seen = time.time()
                 events = wait_until(lambda k=k: _pair(run.events(), k))
                 start, end = events

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from swarm.adopt import adopt
-from swarm.board import NOTE, new_id
+from swarm.board import NOTE, Board, new_id
 from swarm.display import (
     best_line,
     escape_text,
     experiment_line,
+    format_number,
     group_header,
     note_line,
     result_block,
@@ -25,7 +26,7 @@ from swarm.display import (
 from swarm.errors import SwarmError
 from swarm.export import results_tsv
 from swarm.jobs import agent_context, open_board, submit, wait_for
-from swarm.paths import caller_identity
+from swarm.paths import caller_identity, run_paths
 from swarm.records import FINAL_STATUSES
 from swarm.runner import runner_pid
 from swarm.state import group_of
@@ -45,6 +46,14 @@ def _warn_without_runner(board_dir: Path, slot: str) -> None:
         )
 
 
+def _print_id(record: dict[str, Any], as_json: bool) -> None:
+    """A new record's id, or the whole record under --json."""
+    if as_json:
+        _print_json(record)
+    else:
+        print(record["id"])
+
+
 def _show_result(record: dict[str, Any], board_dir: Path, as_json: bool) -> None:
     if as_json:
         _print_json(record)
@@ -61,10 +70,7 @@ def cmd_submit(args) -> int:
     record = submit(ctx, args.message, rerun=args.rerun)
     if record["status"] not in FINAL_STATUSES:
         _warn_without_runner(ctx.board.directory, ctx.slot)
-    if args.json:
-        _print_json(record)
-    else:
-        print(record["id"])
+    _print_id(record, args.json)
     return 0
 
 
@@ -75,7 +81,7 @@ def cmd_run(args) -> int:
         _warn_without_runner(ctx.board.directory, ctx.slot)
         if not args.json:
             print(f"submitted {record['id']}; waiting for runner {ctx.slot}", file=sys.stderr, flush=True)
-        record = wait_for(ctx.board, record["id"], timeout_s=args.timeout)
+        record = wait_for(ctx.state, record["id"], timeout_s=args.timeout)
     _show_result(record, ctx.board.directory, args.json)
     return 0
 
@@ -83,7 +89,7 @@ def cmd_run(args) -> int:
 def cmd_wait(args) -> int:
     _, board, state = open_board()
     eid = state.experiment(args.id)["id"]
-    record = wait_for(board, eid, timeout_s=args.timeout)
+    record = wait_for(state, eid, timeout_s=args.timeout)
     _show_result(record, board.directory, args.json)
     return 0
 
@@ -95,7 +101,7 @@ def cmd_verify(args) -> int:
     original = reruns[0]["verify_of"]
     if args.wait:
         for rerun in reruns:
-            wait_for(board, rerun["id"], timeout_s=args.timeout)
+            wait_for(state, rerun["id"], timeout_s=args.timeout)
         state.refresh()
         first = state.experiments[original]
         outcome = state.verifications.get((group_of(first), first.get("train_sha256")))
@@ -106,7 +112,7 @@ def cmd_verify(args) -> int:
                 print(experiment_line(state.experiments[rerun["id"]]))
             if outcome:
                 held = "held: verified" if outcome["held"] else "did not hold"
-                mean = f"{outcome['mean']:.6f}" if outcome["mean"] is not None else "-"
+                mean = format_number(outcome["mean"])
                 print(
                     f"{original}: reruns mean {mean} vs {outcome['val_bpb']:.6f} (band {outcome['band']:.6f}): {held}"
                 )
@@ -204,16 +210,13 @@ def _content_has_agent(state, best, agent: str) -> bool:
 
 
 def cmd_note(args) -> int:
-    _, board, _ = open_board()
+    board = Board(run_paths().board).require()  # an append: no need to read the board first
     text = " ".join(args.text)
     if not text.strip():
         raise SwarmError("empty note")
     author = _author()
     record = board.append({"type": NOTE, "id": new_id(), "agent": author, "text": text})
-    if args.json:
-        _print_json(record)
-    else:
-        print(record["id"])
+    _print_id(record, args.json)
     return 0
 
 

@@ -6,12 +6,12 @@ terminal escape sequences, no forged extra lines) and never interpreted.
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any
 
 from swarm.state import Best, BoardState, GroupKey
+from swarm.summary import is_finite
 
 RESULT_FIELDS = (
     ("val_bpb", "{:.6f}"),
@@ -35,10 +35,9 @@ def escape_text(text: Any, limit: int | None = None) -> str:
     return out
 
 
-def _number(value: Any, fmt: str = "{:.6f}") -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return fmt.format(value)
-    return "-"
+def format_number(value: Any, fmt: str = "{:.6f}") -> str:
+    """A number as `fmt` (val_bpb's six decimals by default), or "-" for a missing or non-finite one."""
+    return fmt.format(value) if is_finite(value) else "-"
 
 
 def result_block(record: dict[str, Any], board_dir: Path) -> str:
@@ -52,7 +51,7 @@ def result_block(record: dict[str, Any], board_dir: Path) -> str:
         lines.append(f"reason:           {escape_text(record['reason'])}")
     if record.get("val_bpb") is not None or record.get("status") not in ("crash", "invalid", "timeout"):
         for name, fmt in RESULT_FIELDS:
-            lines.append(f"{name + ':':<18}{_number(record.get(name), fmt)}")
+            lines.append(f"{name + ':':<18}{format_number(record.get(name), fmt)}")
     lines += [
         f"device:           {escape_text(record.get('device'))}",
         f"profile:          {record.get('profile')}",
@@ -91,7 +90,7 @@ def top_table(rows: list[Best]) -> list[str]:
     for rank, best in enumerate(rows, 1):
         e = best.experiment
         lines.append(
-            f"  {rank:>3}  {best.mean:9.6f}  {_number(best.sigma):>9}  {best.n:>3}  "
+            f"  {rank:>3}  {best.mean:9.6f}  {format_number(best.sigma):>9}  {best.n:>3}  "
             f"{'yes' if best.verified else ' no'}  {e['id']:8}  {escape_text(e.get('agent'), 8):8}  "
             f"{str(e.get('commit'))[:10]:10}  {escape_text(e.get('description'), 60)}"
         )
@@ -100,7 +99,7 @@ def top_table(rows: list[Best]) -> list[str]:
 
 def experiment_line(e: dict[str, Any]) -> str:
     return (
-        f"  {e['id']:8}  {str(e.get('status')):8}  {_number(e.get('val_bpb')):>9}  slot {str(e.get('gpu')):5}  "
+        f"  {e['id']:8}  {str(e.get('status')):8}  {format_number(e.get('val_bpb')):>9}  slot {str(e.get('gpu')):5}  "
         f"{str(e.get('commit'))[:10]:10}  {escape_text(e.get('description'), 60)}"
     )
 

@@ -7,10 +7,10 @@ only, in the order they finished.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from swarm.records import FINAL_STATUSES
+from swarm.summary import is_finite
 
 COLUMNS = ("commit", "val_bpb", "memory_gb", "status", "description", "agent", "id")
 
@@ -20,7 +20,7 @@ def _cell(text: Any) -> str:
 
 
 def _finite(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else 0.0
+    return float(value) if is_finite(value) else 0.0
 
 
 def results_tsv(experiments: list[dict[str, Any]]) -> str:

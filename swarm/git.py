@@ -21,21 +21,25 @@ def git(cwd: Path, *args: str, input: bytes | None = None, env: dict[str, str] |
     return proc.stdout
 
 
+def git_or_none(cwd: Path, *args: str) -> bytes | None:
+    """git's raw stdout, or None when it exits non-zero: for questions git answers with its exit code
+    (does this revision exist, is this path in that commit, is one commit an ancestor of another)."""
+    try:
+        return git(cwd, *args)
+    except GitError:
+        return None
+
+
 def git_text(cwd: Path, *args: str) -> str:
     return git(cwd, *args).decode().strip()
 
 
 def rev_parse(cwd: Path, rev: str) -> str:
     """The full sha of a commit-ish, or GitError("unknown revision ...")."""
-    proc = subprocess.run(
-        ["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
+    out = git_or_none(cwd, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    if out is None:
         raise GitError(f"unknown revision {rev!r} in {cwd}")
-    return proc.stdout.strip()
+    return out.decode().strip()
 
 
 def first_parent(cwd: Path, commit: str) -> str | None:
@@ -47,8 +51,7 @@ def first_parent(cwd: Path, commit: str) -> str | None:
 
 def file_at(cwd: Path, commit: str, path: str) -> bytes | None:
     """The bytes of `path` in `commit`, or None when the commit has no such file."""
-    proc = subprocess.run(["git", "cat-file", "blob", f"{commit}:{path}"], cwd=cwd, capture_output=True)
-    return proc.stdout if proc.returncode == 0 else None
+    return git_or_none(cwd, "cat-file", "blob", f"{commit}:{path}")
 
 
 def changed_paths(cwd: Path, base: str, commit: str) -> list[str]:
@@ -63,8 +66,7 @@ def is_dirty(worktree: Path) -> bool:
 
 
 def is_ancestor(cwd: Path, ancestor: str, descendant: str) -> bool:
-    proc = subprocess.run(["git", "merge-base", "--is-ancestor", ancestor, descendant], cwd=cwd)
-    return proc.returncode == 0
+    return git_or_none(cwd, "merge-base", "--is-ancestor", ancestor, descendant) is not None
 
 
 def update_ref(cwd: Path, ref: str, sha: str) -> None:

@@ -10,7 +10,6 @@ board at once without using a GPU.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from swarm.errors import BoardError, SwarmError
 from swarm.git import file_at, first_parent, is_dirty, rev_parse, update_ref
 from swarm.noise import NoiseSettings
 from swarm.paths import Identity, caller_identity, current_branch, run_paths
-from swarm.records import FINAL_STATUSES, new_experiment
+from swarm.records import FINAL_STATUSES, METRIC_FIELDS, new_experiment
 from swarm.run_record import AgentSlot, RunRecord
 from swarm.runner_settings import RunnerSettings
 from swarm.state import BoardState
@@ -134,13 +133,7 @@ def answer_from_board(state: BoardState, job: dict[str, Any]) -> dict[str, Any] 
         return None
     runs = [state.experiments[eid] for eid in content.ids]
     latest = max(runs, key=lambda r: r.get("finished_at") or 0.0)
-    metrics = {
-        k: latest.get(k)
-        for k in ("training_seconds", "total_seconds", "peak_vram_mb", "mfu_percent", "total_tokens_M")
-    }
-    metrics.update(
-        {k: latest.get(k) for k in ("num_steps", "num_params_M", "depth", "prepare_sha256", "log")}
-    )
+    metrics = {k: latest.get(k) for k in (*METRIC_FIELDS, "prepare_sha256", "log")}
     answered = {**job, **metrics, "val_bpb": content.mean, "reused_from": content.ids}
     answered.update(started_at=now(), finished_at=now())
     status, reason, reference, band = state.decide(answered)
@@ -153,21 +146,15 @@ def answer_from_board(state: BoardState, job: dict[str, Any]) -> dict[str, Any] 
     return answered
 
 
-def wait_for(board: Board, eid: str, timeout_s: float | None = None) -> dict[str, Any]:
+def wait_for(state: BoardState, eid: str, timeout_s: float | None = None) -> dict[str, Any]:
     """Block until experiment `eid` (a full id) has a final status; returns its final record.
 
-    Reads the board incrementally and only looks at records of this id (no folding)."""
-    reader = board.reader()
+    Follows the board with the command's state, which has read it already: each poll folds only what
+    was appended since."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    latest = None
-    size = -1
     while True:
-        current = os.stat(board.path).st_size
-        if current != size:  # nothing appended: nothing to parse
-            size = current
-            for record in reader.read_new():
-                if record.get("id") == eid and record.get("type") == "experiment":
-                    latest = record
+        state.refresh()
+        latest = state.experiments.get(eid)
         if latest is not None and latest.get("status") in FINAL_STATUSES:
             return latest
         if deadline is not None and time.monotonic() > deadline:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from swarm.errors import SwarmError
-from swarm.git import archive, file_at
+from swarm.git import archive
 from swarm.trust import sha256_bytes, sha256_file
 
 PREPARE = "prepare.py"
@@ -33,11 +33,8 @@ class RunDirectory:
         return sha256_file(self.path / PREPARE) == self.prepare_sha256
 
 
-def materialise(repo: Path, commit: str, base: str, dest: Path) -> RunDirectory:
-    """Unpack `commit` into `dest` (which must not exist) with the base commit's prepare.py."""
-    prepare = file_at(repo, base, PREPARE)
-    if prepare is None:
-        raise SwarmError(f"the run's base commit {base[:12]} has no {PREPARE}")
+def materialise(repo: Path, commit: str, prepare: bytes, dest: Path) -> RunDirectory:
+    """Unpack `commit` into `dest` (which must not exist) with `prepare`, the base commit's prepare.py."""
     dest = Path(dest)
     dest.mkdir(parents=True)
     try:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from swarm.errors import GitError
-from swarm.git import git_text
+from swarm.git import git_or_none, git_text
 
 # Agent branches are `swarm/<tag>/<agent>`; the agent name is also a directory and a tmux window name,
 # so it is validated before it becomes either.
@@ -30,16 +29,11 @@ class RunPaths:
         return cls(repo=repo, board=board, worktrees=repo / "worktrees")
 
 
-def git_output(cwd: Path, *args: str) -> str:
-    """Run a read-only git command and return its stripped stdout, or raise GitError with git's reason."""
-    return git_text(cwd, *args)
-
-
 def worktree_root(cwd: Path | None = None) -> Path:
     """The top of the git worktree containing cwd (an agent's worktree or the main one)."""
     cwd = Path(cwd or Path.cwd())
     try:
-        return Path(git_output(cwd, "rev-parse", "--show-toplevel")).resolve()
+        return Path(git_text(cwd, "rev-parse", "--show-toplevel")).resolve()
     except GitError:
         raise GitError(f"not a git repository: {cwd}") from None
 
@@ -48,7 +42,7 @@ def main_repo(cwd: Path | None = None) -> Path:
     """The main worktree of the repository containing cwd, also when cwd is inside an agent's worktree."""
     cwd = Path(cwd or Path.cwd())
     try:
-        common = Path(git_output(cwd, "rev-parse", "--path-format=absolute", "--git-common-dir"))
+        common = Path(git_text(cwd, "rev-parse", "--path-format=absolute", "--git-common-dir"))
     except GitError:
         raise GitError(f"not a git repository: {cwd}") from None
     return common.parent.resolve()
@@ -59,10 +53,8 @@ def run_paths(cwd: Path | None = None) -> RunPaths:
 
 
 def current_branch(cwd: Path) -> str | None:
-    proc = subprocess.run(
-        ["git", "symbolic-ref", "--quiet", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True
-    )
-    return proc.stdout.strip() or None
+    branch = git_or_none(cwd, "symbolic-ref", "--quiet", "--short", "HEAD")
+    return branch.decode().strip() if branch else None  # None: a detached HEAD
 
 
 def agent_branch(tag: str, agent: str) -> str:

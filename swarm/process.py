@@ -114,7 +114,7 @@ def _group_works_in(pgid: int, run_dir: Path) -> bool:
             if os.getpgid(int(entry.name)) != pgid:
                 continue
             cwd = Path(os.readlink(entry / "cwd"))
-        except (ProcessLookupError, PermissionError, FileNotFoundError, OSError):
+        except OSError:  # the process ended, or is not ours to look into
             continue
         if cwd == run_dir or run_dir in cwd.parents:
             return True

@@ -96,10 +96,6 @@ def evolve(record: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return following
 
 
-def is_final(record: dict[str, Any]) -> bool:
-    return record.get("status") in FINAL_STATUSES
-
-
 def has_result(record: dict[str, Any]) -> bool:
     """A keep / marginal / discard with a val_bpb: measured now, or answered from earlier measurements."""
     value = record.get("val_bpb")

@@ -87,15 +87,3 @@ def write_run_record(board: Board, run: RunRecord) -> dict[str, Any]:
         raise BoardError(f"unknown profile {run.profile!r} (known: {', '.join(PROFILES)})")
     board.create()
     return board.append(run.to_record())
-
-
-def read_run_record(board: Board) -> RunRecord | None:
-    """The latest run record on the board, or None when no run was ever spawned here.
-
-    This reads the whole board; long-lived readers keep a BoardState and use its `run` instead.
-    """
-    latest = None
-    for record in board.reader().read_new():
-        if record.get("type") == RUN:
-            latest = record
-    return RunRecord.from_record(latest) if latest else None

@@ -18,7 +18,6 @@ directory, a process and a log; everything before (claiming) and after (judging,
 from __future__ import annotations
 
 import fcntl
-import math
 import os
 import signal
 import sys
@@ -267,7 +266,7 @@ class Runner:
         timeout = timeout_for(budget, self.settings.timeout_s, self.settings.timeout_grace_s)
         if run_dir.exists():
             remove(run_dir)
-        snapshot = materialise(self.repo, commit, base, run_dir)
+        snapshot = materialise(self.repo, commit, prepare, run_dir)
         fields: dict[str, Any] = {
             "train_sha256": snapshot.train_sha256,
             "prepare_sha256": snapshot.prepare_sha256,
@@ -382,7 +381,7 @@ def _raise_stopped(signum, frame) -> None:
 
 def _val(record: dict[str, Any]) -> str:
     value = record.get("val_bpb")
-    return f"val_bpb {value:.6f}" if isinstance(value, float) and math.isfinite(value) else ""
+    return f"val_bpb {value:.6f}" if is_finite(value) else ""
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -204,11 +204,9 @@ class GroupStats:
             content.first_id = min(
                 content.stats.values, key=lambda e: _submitted(experiments[e]), default=None
             )
-        if content.n:
-            self._count_spread(content)
-        else:
+        if not content.n:
             del self.contents[sha]
-            self._count_spread(content)
+        self._count_spread(content)
 
     def _forget_spread(self, content: ContentStats) -> None:
         self._squared_deviations -= content.stats.squared_deviations

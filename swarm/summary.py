@@ -57,15 +57,19 @@ def _convert(key: str, value: str) -> float | int | str:
 TAIL_BYTES = 64 * 1024  # the block is the last thing a run prints; logs of long runs can be large
 
 
-def read_summary(log: Path) -> dict[str, float | int | str]:
-    """The summary block at the end of a run's log ({} when there is none)."""
+def _tail(log: Path, size: int) -> str:
+    """The last `size` bytes of a log as text ("" when there is no log)."""
     try:
         with open(log, "rb") as f:
-            f.seek(max(f.seek(0, 2) - TAIL_BYTES, 0))
-            tail = f.read().decode(errors="replace")
+            f.seek(max(f.seek(0, 2) - size, 0))
+            return f.read().decode(errors="replace")
     except FileNotFoundError:
-        return {}
-    return parse_summary(tail)
+        return ""
+
+
+def read_summary(log: Path) -> dict[str, float | int | str]:
+    """The summary block at the end of a run's log ({} when there is none)."""
+    return parse_summary(_tail(log, TAIL_BYTES))
 
 
 def is_finite(value: object) -> bool:
@@ -74,10 +78,5 @@ def is_finite(value: object) -> bool:
 
 def last_line(log: Path, limit: int = 200) -> str:
     """The last non-empty line of a log (for a crash's reason), shortened."""
-    try:
-        with open(log, "rb") as f:
-            f.seek(max(f.seek(0, 2) - 4096, 0))
-            lines = [line.strip() for line in f.read().decode(errors="replace").splitlines() if line.strip()]
-    except FileNotFoundError:
-        return ""
+    lines = [line.strip() for line in _tail(log, 4096).splitlines() if line.strip()]
     return lines[-1][:limit] if lines else ""
