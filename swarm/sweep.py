@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import time
 from collections import deque
@@ -22,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from swarm.errors import SwarmError
-from swarm.git import git, git_text, rev_parse
+from swarm.git import git, rev_parse
 from swarm.hparams import read_knobs, set_knob
 from swarm.launch import swarm_argv
-from swarm.paths import worktree_root
+from swarm.paths import caller_identity, worktree_root
 from swarm.profiles import read_profiles
 from swarm.proposals import Change, Planner, Proposal
 
@@ -86,10 +85,7 @@ class SweepAgent:
 
     def start(self) -> None:
         status = self.swarm("status")
-        self.name = (
-            os.environ.get("SWARM_AGENT")
-            or git_text(self.worktree, "branch", "--show-current").rsplit("/", 1)[-1]
-        )
+        self.name = caller_identity(self.worktree).agent
         me = next((a for a in status["agents"] if a["name"] == self.name), None)
         if me is None:
             raise SwarmError(f"agent {self.name!r} is not part of run {status['tag']}")
