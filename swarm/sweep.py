@@ -62,6 +62,7 @@ class SweepAgent:
         self.in_flight: deque[InFlight] = deque()
         self.seen: set[str] = set()  # train.py contents already on the board (or in flight)
         self.learned: list[str] = []  # results not yet written in a note
+        self.config: dict[str, Any] = {}  # knob -> value of the best commit's train.py
 
     # ---------------------------------------------------------------------------------------------------
     # The world, through the agent commands and git
@@ -117,12 +118,8 @@ class SweepAgent:
         self.best_sha = hashlib.sha256(source.encode()).hexdigest()
         self.best_value = value
         knobs = read_knobs(source, self.profile)
-        config = {name: knob.value for name, knob in knobs.items()}
-        if hasattr(self, "config"):
-            self.config.clear()
-            self.config.update(config)  # the planner's stream reads this dict
-        else:
-            self.config = config
+        self.config.clear()  # replaced in place: the planner's stream reads this dict
+        self.config.update({name: knob.value for name, knob in knobs.items()})
 
     def _refresh_seen(self) -> None:
         board = self.swarm("board", "--top", "100000")
