@@ -21,6 +21,7 @@ from pathlib import Path
 from swarm.board import Board
 from swarm.display import escape_text
 from swarm.errors import GitError, SwarmError
+from swarm.git import git
 from swarm.paths import RunPaths, worktree_root
 from swarm.records import MEASURED_STATUSES
 from swarm.spawn import SpawnRequest, spawn
@@ -42,11 +43,7 @@ def make_clone(source: Path, directory: Path | None) -> Path:
     if clone.exists():
         raise SwarmError(f"{clone} exists already: pass another --dir")
     parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(
-        ["git", "clone", "--quiet", str(source), str(clone)], capture_output=True, text=True
-    )
-    if proc.returncode != 0:
-        raise SwarmError(f"git clone {source}: {(proc.stderr.strip().splitlines() or ['failed'])[-1]}")
+    git(parent, "clone", "--quiet", str(source), str(clone))
     return clone
 
 

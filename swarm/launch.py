@@ -11,7 +11,6 @@ the board, which is what makes a restart (by the coordinator, or after the tmux 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,8 @@ from typing import Any
 from swarm.agent_output import relay_to_board
 from swarm.agents import agent_commands
 from swarm.board import PROCESS, Board
-from swarm.errors import SwarmError
+from swarm.errors import GitError, SwarmError
+from swarm.git import git_text
 from swarm.paths import RunPaths, run_paths
 from swarm.prompts import initial_prompt, resume_prompt
 from swarm.run_record import AgentSlot, RunRecord
@@ -109,10 +109,10 @@ def has_started_before(records: list[dict[str, Any]], tag: str, window: str) -> 
 
 
 def worktree_head(worktree: Path) -> str:
-    proc = subprocess.run(
-        ["git", "log", "-1", "--format=%h %s"], cwd=worktree, capture_output=True, text=True
-    )
-    return proc.stdout.strip() or "unknown"
+    try:
+        return git_text(worktree, "log", "-1", "--format=%h %s") or "unknown"
+    except GitError:
+        return "unknown"
 
 
 def agent_prompt(run: RunRecord, slot: AgentSlot, board: Board, resume: bool) -> str:
