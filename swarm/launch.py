@@ -163,7 +163,7 @@ def main(args) -> int:
     paths = run_paths()
     board = Board(paths.board).require()
     records = board.records()
-    run = open_run(board, args.tag)
+    run = open_run(board, args.tag, records)
     argv, cwd, env, resumed = plan_process(run, args.window, paths, board, records)
     events = agent_events(run, args.window, paths)
     board.append(
