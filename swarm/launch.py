@@ -98,14 +98,13 @@ def agent_environment(run: RunRecord, slot: AgentSlot, paths: RunPaths) -> dict[
     return env
 
 
+def is_launch(record: dict[str, Any], tag: str) -> bool:
+    """Whether a board record is the `started` record the launcher writes for a window of run `tag`."""
+    return record.get("type") == PROCESS and record.get("tag") == tag and record.get("event") == "started"
+
+
 def has_started_before(records: list[dict[str, Any]], tag: str, window: str) -> bool:
-    return any(
-        r.get("type") == PROCESS
-        and r.get("event") == "started"
-        and r.get("tag") == tag
-        and r.get("window") == window
-        for r in records
-    )
+    return any(is_launch(r, tag) and r.get("window") == window for r in records)
 
 
 def worktree_head(worktree: Path) -> str:

@@ -16,10 +16,10 @@ from pathlib import Path
 from filelock import FileLock
 
 from swarm.agents import agent_commands, assign_kinds
-from swarm.board import PROCESS, Board
+from swarm.board import Board
 from swarm.errors import SwarmError
 from swarm.gpus import detect_gpus, select_slots
-from swarm.launch import COORDINATOR_WINDOW, coordinator_argv, pane_log
+from swarm.launch import COORDINATOR_WINDOW, coordinator_argv, is_launch, pane_log
 from swarm.paths import RunPaths, agent_branch, run_paths, validate_agent_name
 from swarm.run_record import AgentSlot, RunRecord, write_run_record
 from swarm.runs import latest_run, validate_tag
@@ -178,7 +178,7 @@ def wait_for_agents(tmux: RunTmux, paths: RunPaths, board: Board, run: RunRecord
     while True:
         records = reader.read_new()
         for r in records:
-            if r.get("type") == PROCESS and r.get("tag") == run.tag and r.get("event") == "started":
+            if is_launch(r, run.tag):
                 started[r["window"]] = r.get("pid")
         panes = tmux.panes()
         waiting = [

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from swarm.board import PROCESS, Board
+from swarm.board import Board
 from swarm.display import escape_text
-from swarm.launch import COORDINATOR_WINDOW
+from swarm.launch import COORDINATOR_WINDOW, is_launch
 from swarm.ledger import Totals, board_totals
 from swarm.paths import RunPaths, run_paths
 from swarm.runs import open_run, runner_window
@@ -88,14 +89,7 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
     server_up = bool(panes)
     coordinator = _pane_state(panes.get(COORDINATOR_WINDOW), server_up, supervised=False)
     supervised = coordinator == "running"
-    starts: dict[str, int] = {}
-    for record in state.other:
-        if (
-            record.get("type") == PROCESS
-            and record.get("tag") == run.tag
-            and record.get("event") == "started"
-        ):
-            starts[record.get("window")] = starts.get(record.get("window"), 0) + 1
+    starts = Counter(r.get("window") for r in state.other if is_launch(r, run.tag))
     now = time.time()
     ledger = board_totals(state, tag=run.tag)
     agents = []
@@ -114,7 +108,7 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
                 device=slot.device,
                 state=agent_state,
                 runner=_pane_state(panes.get(runner_window(slot.name)), server_up, supervised),
-                restarts=max(0, starts.get(slot.name, 0) - 1),
+                restarts=max(0, starts[slot.name] - 1),
                 experiments=summary.submitted if summary else 0,
                 counts=dict(summary.counts) if summary else {},
                 queued=len(state.queue(slot.gpu)),
