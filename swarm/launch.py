@@ -121,10 +121,13 @@ def agent_prompt(run: RunRecord, slot: AgentSlot, board: Board, resume: bool) ->
 
     state = BoardState(board)
     state.refresh()
-    mine = sorted(state.experiments_of(slot.name), key=lambda e: e.get("submitted_at") or 0.0)
     best = state.best((slot.device, run.profile))
     return resume_prompt(
-        run, slot, worktree_head(Path(slot.worktree)), mine, best.as_json() if best else None
+        run,
+        slot,
+        worktree_head(Path(slot.worktree)),
+        state.experiments_of(slot.name),  # in submission order, as resume_prompt wants them
+        best.as_json() if best else None,
     )
 
 
