@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from swarm.board import Board
-from swarm.display import escape_text
+from swarm.display import _number, escape_text
 from swarm.launch import COORDINATOR_WINDOW, is_launch
-from swarm.ledger import Totals, board_totals
+from swarm.ledger import USAGE_FIELDS, Totals, board_totals
 from swarm.paths import RunPaths, run_paths
 from swarm.runs import open_run, runner_window
 from swarm.state import BoardState
@@ -100,6 +100,7 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
         summary = state.agent_summary(slot.name)
         current = state.running(slot.gpu)
         best = state.experiments.get(summary.best) if summary and summary.best else None
+        totals = ledger.get(slot.name, Totals())
         agents.append(
             AgentStatus(
                 name=slot.name,
@@ -114,8 +115,8 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
                 queued=len(state.queue(slot.gpu)),
                 current=_brief(current, now),
                 best=_brief(best, now),
-                usage=ledger.get(slot.name, Totals()).usage_json(),
-                gpu_seconds=round(ledger.get(slot.name, Totals()).gpu_seconds, 1),
+                usage=totals.usage_json(),
+                gpu_seconds=round(totals.gpu_seconds, 1),
             )
         )
     return RunStatus(
@@ -137,7 +138,7 @@ def render(status: RunStatus) -> list[str]:
         f"{'TOKENS':>8}{'COST':>9}{'GPU-H':>7}  {'BEST':<10}CURRENT",
     ]
     for a in status.agents:
-        best = f"{a.best['val_bpb']:.6f}" if a.best and isinstance(a.best.get("val_bpb"), float) else "-"
+        best = _number(a.best.get("val_bpb")) if a.best else "-"
         current = (
             f"{a.current['id']} {a.current['elapsed_s'] or 0:.0f}s {escape_text(a.current['description'], DESCRIPTION_CHARS)}"
             if a.current
@@ -154,10 +155,7 @@ def render(status: RunStatus) -> list[str]:
 
 def _tokens(usage: dict[str, Any]) -> str:
     """All tokens the agent's model processed, cached ones included, as 950, 12.3k or 4.56M."""
-    n = sum(
-        usage.get(k) or 0
-        for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
-    )
+    n = sum(usage.get(k) or 0 for k in USAGE_FIELDS)
     if n >= 1_000_000:
         return f"{n / 1e6:.2f}M"
     return f"{n / 1e3:.1f}k" if n >= 1000 else str(n)
