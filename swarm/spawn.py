@@ -10,6 +10,7 @@ for what is not already running, so nothing is duplicated.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from swarm.gpus import detect_gpus, select_slots
 from swarm.launch import COORDINATOR_WINDOW, coordinator_argv, is_launch, pane_log
 from swarm.paths import RunPaths, agent_branch, run_paths, validate_agent_name
 from swarm.run_record import AgentSlot, RunRecord, write_run_record
-from swarm.runs import latest_run, validate_tag
+from swarm.runs import is_cpu, latest_run, validate_tag
 from swarm.tmux import RunTmux, require_tmux
 from swarm.worktrees import GitRepo
 
@@ -139,15 +140,13 @@ def _shape(run: RunRecord) -> tuple:
 
 
 def _describe(run: RunRecord) -> str:
-    kinds: dict[str, int] = {}
-    for a in run.agents:
-        kinds[a.kind] = kinds.get(a.kind, 0) + 1
+    kinds = Counter(a.kind for a in run.agents)
     names = ",".join(a.name for a in run.agents)
     return f"{names} ({', '.join(f'{k}:{n}' for k, n in kinds.items())}, profile {run.profile})"
 
 
 def _device(slot: AgentSlot) -> str:
-    return "CPU worker" if slot.gpu.startswith("cpu") else f"GPU {slot.gpu} {slot.device}"
+    return "CPU worker" if is_cpu(slot) else f"GPU {slot.gpu} {slot.device}"
 
 
 def _short(paths: RunPaths, path: str) -> str:
