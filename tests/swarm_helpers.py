@@ -20,6 +20,11 @@ def make_repo(path: Path, files: dict[str, str] | None = None) -> Path:
     return path
 
 
+def latest_experiments(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The latest record of each experiment id among board records: the experiment's state."""
+    return {r["id"]: r for r in records if r["type"] == "experiment"}
+
+
 def write_standin_config(repo: Path, reports: Path, tick_s: float = 0.3) -> None:
     """swarm.toml naming the stand-in agent kind `standin` (not committed: untracked files may stay)."""
     (repo / "swarm.toml").write_text(
