@@ -31,19 +31,17 @@ COORDINATOR_WINDOW = "coordinator"
 
 @dataclass(frozen=True)
 class WindowPlan:
-    """A window the coordinator keeps alive: its name, the slot it serves, and where it starts."""
+    """A window the coordinator keeps alive: its name and where it starts."""
 
     name: str
-    role: str  # "agent" | "runner"
-    slot: AgentSlot
     cwd: Path
 
 
 def window_plans(run: RunRecord, paths: RunPaths) -> list[WindowPlan]:
     """The windows a run should have: each agent not stopped, in its worktree, and a runner per slot.
     A stopped agent's runner stays, so that the jobs it already queued still run."""
-    agents = [WindowPlan(s.name, "agent", s, Path(s.worktree)) for s in run.agents if not s.stopped]
-    runners = [WindowPlan(runner_window(s.name), "runner", s, paths.repo) for s in run.agents]
+    agents = [WindowPlan(s.name, Path(s.worktree)) for s in run.agents if not s.stopped]
+    runners = [WindowPlan(runner_window(s.name), paths.repo) for s in run.agents]
     return agents + runners  # agents first: they are what `swarm spawn` waits for
 
 
