@@ -115,6 +115,13 @@ def list_parquet_files(data_dir: Path = DATA_DIR) -> list[Path]:
     return sorted(p for p in data_dir.iterdir() if p.name.endswith(".parquet"))
 
 
+def _shard_texts(path: Path):
+    """The documents of a shard, a row group (a list of strings) at a time."""
+    pf = pq.ParquetFile(path)
+    for rg in range(pf.num_row_groups):
+        yield pf.read_row_group(rg, columns=["text"]).column("text").to_pylist()
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     """Readers see the old file or the whole new one, never a torn write (temp file, then rename)."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
@@ -316,9 +323,8 @@ def _training_texts(max_chars: int, doc_cap: int = 10000):
     for path in list_parquet_files():
         if path.name == shard_name(VAL_SHARD):
             continue
-        pf = pq.ParquetFile(path)
-        for rg in range(pf.num_row_groups):
-            for text in pf.read_row_group(rg, columns=["text"]).column("text").to_pylist():
+        for texts in _shard_texts(path):
+            for text in texts:
                 text = text[:doc_cap]
                 yield text
                 seen += len(text)
@@ -434,9 +440,7 @@ def _document_batches(split: str, docs_per_batch: int = 128):
     epoch = 1
     while True:
         for path in paths:
-            pf = pq.ParquetFile(path)
-            for rg in range(pf.num_row_groups):
-                texts = pf.read_row_group(rg, columns=["text"]).column("text").to_pylist()
+            for texts in _shard_texts(path):
                 for i in range(0, len(texts), docs_per_batch):
                     yield texts[i : i + docs_per_batch], epoch
         epoch += 1

@@ -9,7 +9,6 @@ stays, with its board, worktrees and branches, for `swarm board` / `swarm status
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 from swarm.board import Board
 from swarm.display import escape_text
 from swarm.errors import GitError, SwarmError
+from swarm.git import git
 from swarm.paths import RunPaths, worktree_root
 from swarm.records import MEASURED_STATUSES
 from swarm.spawn import SpawnRequest, spawn
@@ -42,11 +42,7 @@ def make_clone(source: Path, directory: Path | None) -> Path:
     if clone.exists():
         raise SwarmError(f"{clone} exists already: pass another --dir")
     parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(
-        ["git", "clone", "--quiet", str(source), str(clone)], capture_output=True, text=True
-    )
-    if proc.returncode != 0:
-        raise SwarmError(f"git clone {source}: {(proc.stderr.strip().splitlines() or ['failed'])[-1]}")
+    git(parent, "clone", "--quiet", str(source), str(clone))
     return clone
 
 
@@ -66,16 +62,13 @@ def prepare_tiny(clone: Path, out) -> None:
 
 
 def live_view(paths: RunPaths, seconds: float, out) -> None:
-    """Show the swarm working for `seconds`: the TUI (issue 5) when there is one and a terminal to draw
-    it on, else a status block every STATUS_EVERY_S seconds."""
-    tui = importlib.util.find_spec("swarm.tui") if sys.stdout.isatty() else None
-    if tui is not None:
-        from swarm import tui as tui_module
+    """Show the swarm working for `seconds`: the TUI when there is a terminal to draw it on, else a status
+    block every STATUS_EVERY_S seconds."""
+    if sys.stdout.isatty():
+        from swarm.tui import watch_for
 
-        watch_for = getattr(tui_module, "watch_for", None)
-        if watch_for is not None:
-            watch_for(paths, seconds)  # the TUI's seam: show the run for this long, then return
-            return
+        watch_for(paths, seconds)  # shows the run for this long, then returns
+        return
     state = BoardState(Board(paths.board))
     deadline = time.monotonic() + seconds
     while True:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import swarm
 from swarm.errors import GitError
+from swarm.gpus import detect_gpus
 from swarm.paths import main_repo
 
 
@@ -52,14 +53,14 @@ def report() -> list[tuple[str, str]]:
         import torch
 
         rows.append(("torch", torch.__version__))
-        if torch.cuda.is_available():
-            for i in range(torch.cuda.device_count()):
-                props = torch.cuda.get_device_properties(i)
-                rows.append((f"cuda:{i}", f"{props.name}, {props.total_memory / 2**30:.0f} GiB"))
-        else:
-            rows.append(("cuda", "no CUDA devices (CPU workers only: swarm spawn --cpu N)"))
     except ImportError:
         rows.append(("torch", "not installed"))
+    # The GPUs `swarm spawn` would use, found the same way (nvidia-smi, else torch; SWARM_FAKE_GPUS).
+    gpus = detect_gpus()
+    for gpu in gpus:
+        rows.append((f"cuda:{gpu.index}", f"{gpu.name}, {gpu.memory_mib / 1024:.0f} GiB"))
+    if not gpus:
+        rows.append(("cuda", "no CUDA devices (CPU workers only: swarm spawn --cpu N)"))
     rows.append(("tmux", _version_of(["tmux", "-V"])))
     rows.append(("git", _version_of(["git", "--version"])))
     rows.extend(data_cache_rows())

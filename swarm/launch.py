@@ -11,7 +11,6 @@ the board, which is what makes a restart (by the coordinator, or after the tmux 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,8 @@ from typing import Any
 from swarm.agent_output import relay_to_board
 from swarm.agents import agent_commands
 from swarm.board import PROCESS, Board
-from swarm.errors import SwarmError
+from swarm.errors import GitError, SwarmError
+from swarm.git import git_text
 from swarm.paths import RunPaths, run_paths
 from swarm.prompts import initial_prompt, resume_prompt
 from swarm.run_record import AgentSlot, RunRecord
@@ -31,19 +31,17 @@ COORDINATOR_WINDOW = "coordinator"
 
 @dataclass(frozen=True)
 class WindowPlan:
-    """A window the coordinator keeps alive: its name, the slot it serves, and where it starts."""
+    """A window the coordinator keeps alive: its name and where it starts."""
 
     name: str
-    role: str  # "agent" | "runner"
-    slot: AgentSlot
     cwd: Path
 
 
 def window_plans(run: RunRecord, paths: RunPaths) -> list[WindowPlan]:
     """The windows a run should have: each agent not stopped, in its worktree, and a runner per slot.
     A stopped agent's runner stays, so that the jobs it already queued still run."""
-    agents = [WindowPlan(s.name, "agent", s, Path(s.worktree)) for s in run.agents if not s.stopped]
-    runners = [WindowPlan(runner_window(s.name), "runner", s, paths.repo) for s in run.agents]
+    agents = [WindowPlan(s.name, Path(s.worktree)) for s in run.agents if not s.stopped]
+    runners = [WindowPlan(runner_window(s.name), paths.repo) for s in run.agents]
     return agents + runners  # agents first: they are what `swarm spawn` waits for
 
 
@@ -98,21 +96,20 @@ def agent_environment(run: RunRecord, slot: AgentSlot, paths: RunPaths) -> dict[
     return env
 
 
+def is_launch(record: dict[str, Any], tag: str) -> bool:
+    """Whether a board record is the `started` record the launcher writes for a window of run `tag`."""
+    return record.get("type") == PROCESS and record.get("tag") == tag and record.get("event") == "started"
+
+
 def has_started_before(records: list[dict[str, Any]], tag: str, window: str) -> bool:
-    return any(
-        r.get("type") == PROCESS
-        and r.get("event") == "started"
-        and r.get("tag") == tag
-        and r.get("window") == window
-        for r in records
-    )
+    return any(is_launch(r, tag) and r.get("window") == window for r in records)
 
 
 def worktree_head(worktree: Path) -> str:
-    proc = subprocess.run(
-        ["git", "log", "-1", "--format=%h %s"], cwd=worktree, capture_output=True, text=True
-    )
-    return proc.stdout.strip() or "unknown"
+    try:
+        return git_text(worktree, "log", "-1", "--format=%h %s") or "unknown"
+    except GitError:
+        return "unknown"
 
 
 def agent_prompt(run: RunRecord, slot: AgentSlot, board: Board, resume: bool) -> str:
@@ -122,10 +119,13 @@ def agent_prompt(run: RunRecord, slot: AgentSlot, board: Board, resume: bool) ->
 
     state = BoardState(board)
     state.refresh()
-    mine = sorted(state.experiments_of(slot.name), key=lambda e: e.get("submitted_at") or 0.0)
     best = state.best((slot.device, run.profile))
     return resume_prompt(
-        run, slot, worktree_head(Path(slot.worktree)), mine, best.as_json() if best else None
+        run,
+        slot,
+        worktree_head(Path(slot.worktree)),
+        state.experiments_of(slot.name),  # in submission order, as resume_prompt wants them
+        best.as_json() if best else None,
     )
 
 
@@ -163,7 +163,7 @@ def main(args) -> int:
     paths = run_paths()
     board = Board(paths.board).require()
     records = board.records()
-    run = open_run(board, args.tag)
+    run = open_run(board, args.tag, records)
     argv, cwd, env, resumed = plan_process(run, args.window, paths, board, records)
     events = agent_events(run, args.window, paths)
     board.append(

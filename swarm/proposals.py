@@ -109,7 +109,8 @@ def rotation(names: list[str], agent: str) -> list[str]:
     ordered = [n for n in PRIORITY if n in names] + [n for n in names if n not in PRIORITY]
     if not ordered:
         return []
-    return ordered[rotation_offset(agent, len(ordered)) :] + ordered[: rotation_offset(agent, len(ordered))]
+    start = rotation_offset(agent, len(ordered))
+    return ordered[start:] + ordered[:start]
 
 
 def rotation_offset(agent: str, n: int) -> int:

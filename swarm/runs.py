@@ -67,10 +67,12 @@ class RunFollower:
         return self.run
 
 
-def open_run(board: Board, tag: str | None) -> RunRecord:
-    """The run a command is about: `tag`, else $SWARM_TAG, else the latest run on the board."""
+def open_run(board: Board, tag: str | None, records: list[dict[str, Any]] | None = None) -> RunRecord:
+    """The run a command is about: `tag`, else $SWARM_TAG, else the latest run on the board (`records`:
+    the board's records, when the caller has read them already)."""
     board.require()
-    records = board.records()
+    if records is None:
+        records = board.records()
     latest = latest_run(records)
     tag = tag or os.environ.get("SWARM_TAG") or (latest.tag if latest else None)
     if not tag:

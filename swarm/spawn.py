@@ -10,19 +10,20 @@ for what is not already running, so nothing is duplicated.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from filelock import FileLock
 
 from swarm.agents import agent_commands, assign_kinds
-from swarm.board import PROCESS, Board
+from swarm.board import Board
 from swarm.errors import SwarmError
 from swarm.gpus import detect_gpus, select_slots
-from swarm.launch import COORDINATOR_WINDOW, coordinator_argv, pane_log
+from swarm.launch import COORDINATOR_WINDOW, coordinator_argv, is_launch, pane_log
 from swarm.paths import RunPaths, agent_branch, run_paths, validate_agent_name
 from swarm.run_record import AgentSlot, RunRecord, write_run_record
-from swarm.runs import latest_run, validate_tag
+from swarm.runs import is_cpu, latest_run, validate_tag
 from swarm.tmux import RunTmux, require_tmux
 from swarm.worktrees import GitRepo
 
@@ -139,15 +140,13 @@ def _shape(run: RunRecord) -> tuple:
 
 
 def _describe(run: RunRecord) -> str:
-    kinds: dict[str, int] = {}
-    for a in run.agents:
-        kinds[a.kind] = kinds.get(a.kind, 0) + 1
+    kinds = Counter(a.kind for a in run.agents)
     names = ",".join(a.name for a in run.agents)
     return f"{names} ({', '.join(f'{k}:{n}' for k, n in kinds.items())}, profile {run.profile})"
 
 
 def _device(slot: AgentSlot) -> str:
-    return "CPU worker" if slot.gpu.startswith("cpu") else f"GPU {slot.gpu} {slot.device}"
+    return "CPU worker" if is_cpu(slot) else f"GPU {slot.gpu} {slot.device}"
 
 
 def _short(paths: RunPaths, path: str) -> str:
@@ -178,7 +177,7 @@ def wait_for_agents(tmux: RunTmux, paths: RunPaths, board: Board, run: RunRecord
     while True:
         records = reader.read_new()
         for r in records:
-            if r.get("type") == PROCESS and r.get("tag") == run.tag and r.get("event") == "started":
+            if is_launch(r, run.tag):
                 started[r["window"]] = r.get("pid")
         panes = tmux.panes()
         waiting = [

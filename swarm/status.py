@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from swarm.board import PROCESS, Board
-from swarm.display import escape_text
-from swarm.launch import COORDINATOR_WINDOW
-from swarm.ledger import Totals, board_totals
+from swarm.board import Board
+from swarm.display import _number, escape_text
+from swarm.launch import COORDINATOR_WINDOW, is_launch
+from swarm.ledger import USAGE_FIELDS, Totals, board_totals
 from swarm.paths import RunPaths, run_paths
 from swarm.runs import open_run, runner_window
 from swarm.state import BoardState
@@ -88,14 +89,7 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
     server_up = bool(panes)
     coordinator = _pane_state(panes.get(COORDINATOR_WINDOW), server_up, supervised=False)
     supervised = coordinator == "running"
-    starts: dict[str, int] = {}
-    for record in state.other:
-        if (
-            record.get("type") == PROCESS
-            and record.get("tag") == run.tag
-            and record.get("event") == "started"
-        ):
-            starts[record.get("window")] = starts.get(record.get("window"), 0) + 1
+    starts = Counter(r.get("window") for r in state.other if is_launch(r, run.tag))
     now = time.time()
     ledger = board_totals(state, tag=run.tag)
     agents = []
@@ -106,6 +100,7 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
         summary = state.agent_summary(slot.name)
         current = state.running(slot.gpu)
         best = state.experiments.get(summary.best) if summary and summary.best else None
+        totals = ledger.get(slot.name, Totals())
         agents.append(
             AgentStatus(
                 name=slot.name,
@@ -114,14 +109,14 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
                 device=slot.device,
                 state=agent_state,
                 runner=_pane_state(panes.get(runner_window(slot.name)), server_up, supervised),
-                restarts=max(0, starts.get(slot.name, 0) - 1),
+                restarts=max(0, starts[slot.name] - 1),
                 experiments=summary.submitted if summary else 0,
                 counts=dict(summary.counts) if summary else {},
                 queued=len(state.queue(slot.gpu)),
                 current=_brief(current, now),
                 best=_brief(best, now),
-                usage=ledger.get(slot.name, Totals()).usage_json(),
-                gpu_seconds=round(ledger.get(slot.name, Totals()).gpu_seconds, 1),
+                usage=totals.usage_json(),
+                gpu_seconds=round(totals.gpu_seconds, 1),
             )
         )
     return RunStatus(
@@ -143,7 +138,7 @@ def render(status: RunStatus) -> list[str]:
         f"{'TOKENS':>8}{'COST':>9}{'GPU-H':>7}  {'BEST':<10}CURRENT",
     ]
     for a in status.agents:
-        best = f"{a.best['val_bpb']:.6f}" if a.best and isinstance(a.best.get("val_bpb"), float) else "-"
+        best = _number(a.best.get("val_bpb")) if a.best else "-"
         current = (
             f"{a.current['id']} {a.current['elapsed_s'] or 0:.0f}s {escape_text(a.current['description'], DESCRIPTION_CHARS)}"
             if a.current
@@ -160,10 +155,7 @@ def render(status: RunStatus) -> list[str]:
 
 def _tokens(usage: dict[str, Any]) -> str:
     """All tokens the agent's model processed, cached ones included, as 950, 12.3k or 4.56M."""
-    n = sum(
-        usage.get(k) or 0
-        for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
-    )
+    n = sum(usage.get(k) or 0 for k in USAGE_FIELDS)
     if n >= 1_000_000:
         return f"{n / 1e6:.2f}M"
     return f"{n / 1e3:.1f}k" if n >= 1000 else str(n)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import time
 from collections import deque
@@ -22,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from swarm.errors import SwarmError
+from swarm.git import git, rev_parse
 from swarm.hparams import read_knobs, set_knob
 from swarm.launch import swarm_argv
-from swarm.paths import worktree_root
+from swarm.paths import caller_identity, worktree_root
 from swarm.profiles import read_profiles
 from swarm.proposals import Change, Planner, Proposal
 
@@ -62,6 +62,7 @@ class SweepAgent:
         self.in_flight: deque[InFlight] = deque()
         self.seen: set[str] = set()  # train.py contents already on the board (or in flight)
         self.learned: list[str] = []  # results not yet written in a note
+        self.config: dict[str, Any] = {}  # knob -> value of the best commit's train.py
 
     # ---------------------------------------------------------------------------------------------------
     # The world, through the agent commands and git
@@ -77,12 +78,6 @@ class SweepAgent:
             raise SwarmError(f"swarm {args[0]}: {(proc.stderr.strip().splitlines() or ['failed'])[-1]}")
         return json.loads(proc.stdout)
 
-    def git(self, *args: str, strip: bool = True) -> str:
-        proc = subprocess.run(["git", *args], cwd=self.worktree, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise SwarmError(f"git {args[0]}: {(proc.stderr.strip().splitlines() or ['failed'])[-1]}")
-        return proc.stdout.strip() if strip else proc.stdout
-
     def log(self, text: str) -> None:
         self.out(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
 
@@ -91,17 +86,18 @@ class SweepAgent:
 
     def start(self) -> None:
         status = self.swarm("status")
-        self.name = os.environ.get("SWARM_AGENT") or self.git("branch", "--show-current").rsplit("/", 1)[-1]
+        self.name = caller_identity(self.worktree).agent
         me = next((a for a in status["agents"] if a["name"] == self.name), None)
         if me is None:
             raise SwarmError(f"agent {self.name!r} is not part of run {status['tag']}")
         self.profile = status["profile"]
         self.group = (me["device"], self.profile)
-        self.git("reset", "--quiet", "--hard", "HEAD")  # an edit a killed predecessor left half done
+        # Drop an edit a killed predecessor left half done.
+        git(self.worktree, "reset", "--quiet", "--hard", "HEAD")
         self.planner = Planner(self.name)
         prepare = (self.worktree / "prepare.py").read_text()
         self.seq_len = read_profiles(prepare)[self.profile]["max_seq_len"]
-        self._load_best(self.git("rev-parse", "HEAD"), None)
+        self._load_best(rev_parse(self.worktree, "HEAD"), None)
         mine = self.swarm("board", "--agent", self.name, "--top", "100000")["experiments"]
         self.seen |= {e["train_sha256"] for e in mine if e.get("train_sha256")}
         self._refresh_seen()
@@ -117,17 +113,13 @@ class SweepAgent:
 
     def _load_best(self, commit: str, value: float | None) -> None:
         self.best_commit = commit
-        source = self.git("show", f"{commit}:train.py", strip=False)
+        source = git(self.worktree, "show", f"{commit}:train.py").decode()
         self.best_source = source
         self.best_sha = hashlib.sha256(source.encode()).hexdigest()
         self.best_value = value
         knobs = read_knobs(source, self.profile)
-        config = {name: knob.value for name, knob in knobs.items()}
-        if hasattr(self, "config"):
-            self.config.clear()
-            self.config.update(config)  # the planner's stream reads this dict
-        else:
-            self.config = config
+        self.config.clear()  # replaced in place: the planner's stream reads this dict
+        self.config.update({name: knob.value for name, knob in knobs.items()})
 
     def _refresh_seen(self) -> None:
         board = self.swarm("board", "--top", "100000")
@@ -199,17 +191,17 @@ class SweepAgent:
         """Commit the proposal on top of the best (or check out `commit` for a rerun), submit, go back."""
         rerun = commit is not None
         if rerun:
-            self.git("reset", "--quiet", "--hard", commit)
+            git(self.worktree, "reset", "--quiet", "--hard", commit)
         elif proposal.changes:
             source = self._source_of(proposal)
             (self.worktree / "train.py").write_text(source)
-            self.git("commit", "--quiet", "-am", proposal.description)
+            git(self.worktree, "commit", "--quiet", "-am", proposal.description)
             self.seen.add(hashlib.sha256(source.encode()).hexdigest())
         description = proposal.description + (" (rerun)" if rerun else "")
         args = ["submit", "-m", description] + (["--rerun"] if rerun else [])
         record = self.swarm(*args)
-        head = self.git("rev-parse", "HEAD")
-        self.git("reset", "--quiet", "--hard", self.best_commit)
+        head = rev_parse(self.worktree, "HEAD")
+        git(self.worktree, "reset", "--quiet", "--hard", self.best_commit)
         self.submitted += 1
         self.in_flight.append(InFlight(record["id"], proposal, head, rerun))
         self.log(f"submitted {record['id']}: {description}")
@@ -225,7 +217,7 @@ class SweepAgent:
         if job.proposal.kind == "baseline" and status in MEASURED:
             self.best_value = value
         elif status == "keep":
-            self.git("reset", "--quiet", "--hard", job.commit)
+            git(self.worktree, "reset", "--quiet", "--hard", job.commit)
             self._load_best(job.commit, value)
         elif status == "marginal" and not job.rerun and self._budget_left():
             self._submit(job.proposal, commit=job.commit)  # inside the noise band: measure it again

@@ -134,8 +134,10 @@ class RunTmux:
 
     def panes(self) -> dict[str, Pane]:
         """Every window of the session by name; {} when the server or session is gone."""
-        if not self.is_running():
+        if not self.socket.exists():
             return {}
+        # No has-session first: list-panes fails just the same when the server or session is gone, and the
+        # coordinator asks every tick.
         result = self.server.cmd("list-panes", "-s", "-t", f"={self.session}", "-F", PANE_FORMAT)
         if result.returncode != 0:
             return {}

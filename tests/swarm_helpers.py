@@ -4,7 +4,6 @@ deadline, and cleanup of every tmux server a test started (each test has its own
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,11 @@ def make_repo(path: Path, files: dict[str, str] | None = None) -> Path:
     """A git repository with one commit, laid out like the project (board/ and worktrees/ ignored)."""
     init_repo(path, {".gitignore": "/worktrees/*\n/board/*\n", **(files or {"train.py": "DEPTH = 8\n"})})
     return path
+
+
+def latest_experiments(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The latest record of each experiment id among board records: the experiment's state."""
+    return {r["id"]: r for r in records if r["type"] == "experiment"}
 
 
 def write_standin_config(repo: Path, reports: Path, tick_s: float = 0.3) -> None:
@@ -46,21 +50,6 @@ def wait_for_reports(
     after its launcher exec'd it, which is when `swarm spawn` returns)."""
     wait_until(lambda: all(len(reports(directory, a)) >= count for a in agents), timeout)
     return {a: reports(directory, a)[-1] for a in agents}
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid)
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].splitlines()[0].lower()
-    except (OSError, IndexError):
-        return "zombie"
 
 
 def kill_tmux_servers(socket_dir: Path) -> None:

@@ -11,6 +11,7 @@ import sys
 from swarm.board import Board
 from tests.conftest import REPO_ROOT
 from tests.support.swarm_run import git
+from tests.swarm_helpers import latest_experiments
 
 FINAL = {"keep", "marginal", "discard", "crash", "timeout", "invalid"}
 
@@ -41,10 +42,7 @@ def test_demo_runs_to_completion_and_leaves_results_on_a_board(tmp_path):
 
     clone = tmp_path / "demo" / "autoresearch-swarm"
     records = Board(clone / "board").records()
-    latest = {}
-    for r in records:
-        if r["type"] == "experiment":
-            latest[r["id"]] = r
+    latest = latest_experiments(records)
     finished = [e for e in latest.values() if e["status"] in FINAL]
     assert {e["agent"] for e in latest.values()} == {"cpu0", "cpu1"}
     assert finished, [(e["id"], e["status"]) for e in latest.values()]

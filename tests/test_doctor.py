@@ -20,9 +20,8 @@ def test_data_cache_rows_tell_ready_from_missing(tiny_cache, tmp_path, monkeypat
     assert rows["data tiny"].startswith(f"not prepared at {tmp_path}")
 
 
-def test_doctor_command_prints_the_data_lines_and_survives_a_bad_profile(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AUTORESEARCH_PROFILE": "nope"}
-    proc = subprocess.run(
+def run_doctor(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, "-m", "swarm", "doctor"],
         cwd=REPO_ROOT,
         env=env,
@@ -30,15 +29,13 @@ def test_doctor_command_prints_the_data_lines_and_survives_a_bad_profile(tmp_pat
         text=True,
         timeout=120,
     )
+
+
+def test_doctor_command_prints_the_data_lines_and_survives_a_bad_profile(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AUTORESEARCH_PROFILE": "nope"}
+    proc = run_doctor(env)
     assert proc.returncode == 0, proc.stderr
     assert "unknown AUTORESEARCH_PROFILE='nope'" in proc.stdout
     env.pop("AUTORESEARCH_PROFILE")
-    proc = subprocess.run(
-        [sys.executable, "-m", "swarm", "doctor"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_doctor(env)
     assert f"not prepared at {tmp_path}/.cache/autoresearch/tiny" in proc.stdout

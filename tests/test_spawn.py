@@ -20,8 +20,8 @@ from swarm.spawn import SpawnRequest, spawn
 from swarm.status import collect
 from swarm.stop import attach_main, stop
 from swarm.tmux import RunTmux
+from tests.support.swarm_run import process_alive
 from tests.swarm_helpers import (
-    alive,
     git,
     kill_tmux_servers,
     make_repo,
@@ -144,7 +144,7 @@ def test_killed_agent_restarts_and_killed_coordinator_and_server_resume_without_
     stop(RunPaths.for_repo(repo), "r", "gpu1", out=lambda line: None)
     os.kill(again["pid"], signal.SIGKILL)
     wait_for_reports(tmp_path / "reports", ["gpu0"], count=3)
-    assert "gpu1" not in RunTmux(repo, "r").panes() and not alive(first["gpu1"]["pid"])
+    assert "gpu1" not in RunTmux(repo, "r").panes() and not process_alive(first["gpu1"]["pid"])
 
     # Work in a worktree, then kill -9 the coordinator and the whole tmux server.
     (repo / "worktrees" / "gpu0" / "train.py").write_text("DEPTH = 9\n")
@@ -155,7 +155,7 @@ def test_killed_agent_restarts_and_killed_coordinator_and_server_resume_without_
     server_pid = int(tmux.cmd("display-message", "-p", "#{pid}")[0])
     os.kill(server_pid, signal.SIGKILL)
     last = reports(tmp_path / "reports", "gpu0")[-1]["pid"]
-    wait_until(lambda: not alive(server_pid) and not alive(last), 10)
+    wait_until(lambda: not process_alive(server_pid) and not process_alive(last), 10)
 
     spawn(request, out=lambda line: None)  # the same command again resumes the run
     assert window_names(repo, "r") == ["coordinator", "gpu0", "gpu1", "runner-gpu0", "runner-gpu1"]
@@ -199,7 +199,7 @@ def test_stop_ends_every_process_and_clean_keeps_branches_with_unique_commits(re
     assert not RunTmux(repo, "c").is_running()
     with pytest.raises(SwarmError, match="is not running"):
         attach_main(argparse.Namespace(agent="gpu0", tag="c"))
-    assert not any(alive(pid) for pid in pids)
+    assert not any(process_alive(pid) for pid in pids)
     assert all((repo / "worktrees" / f"gpu{i}").is_dir() for i in range(3))  # stop keeps worktrees
     # A run the user stopped reads as stopped, not dead (that is what a kill -9 or a reboot leaves).
     assert {a.state for a in collect(paths, "c").agents} == {"stopped"}

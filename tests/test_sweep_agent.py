@@ -10,6 +10,7 @@ import sys
 from swarm.hparams import read_knobs
 from tests.conftest import REPO_ROOT
 from tests.support.swarm_run import git, make_run
+from tests.swarm_helpers import latest_experiments
 
 MEASURED = {"keep", "marginal", "discard"}
 FINAL = MEASURED | {"crash", "timeout", "invalid"}
@@ -39,10 +40,7 @@ def test_sweep_agent_completes_real_experiments_and_acts_on_their_status(tmp_pat
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
     records = run.board.records()
-    latest = {}
-    for r in records:
-        if r["type"] == "experiment":
-            latest[r["id"]] = r
+    latest = latest_experiments(records)
     experiments = sorted(latest.values(), key=lambda e: e["submitted_at"])
     assert [e["agent"] for e in experiments] == ["cpu0"] * 3
     assert all(e["status"] in FINAL for e in experiments), [
