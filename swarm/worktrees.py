@@ -1,17 +1,19 @@
 """Agent worktrees: one git worktree per agent on its own branch, created, re-attached and removed safely.
 
-Every git operation goes through swarm.git, which turns a failed git command into a GitError carrying
+Every git operation goes through `GitRepo.git`, which turns a failed git command into a GitError carrying
 git's own reason. Removal is conservative: a worktree goes only when it has no uncommitted changes and
 every commit on its branch is reachable from some other ref, so `swarm clean` can never lose a commit.
 """
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import git
+
 from swarm.errors import GitError
-from swarm.git import git, git_text, rev_parse
 
 
 @dataclass(frozen=True)
@@ -25,25 +27,34 @@ class Removal:
 class GitRepo:
     def __init__(self, path: Path):
         try:
-            self.path = Path(git_text(Path(path), "rev-parse", "--show-toplevel")).resolve()
-        except (GitError, OSError):  # OSError: no such directory
+            self.repo = git.Repo(path)
+        except (git.exc.InvalidGitRepositoryError, git.exc.NoSuchPathError):
             raise GitError(f"not a git repository: {path}") from None
+        self.path = Path(self.repo.working_tree_dir or path).resolve()
 
     def git(self, *args: str, cwd: Path | None = None, stdin: str = "") -> str:
-        """git's output without its final newline (a porcelain line may start with a space)."""
-        return git(cwd or self.path, *args, input=stdin.encode()).decode().removesuffix("\n")
+        runner = git.Git(str(cwd)) if cwd else self.repo.git
+        try:
+            with tempfile.TemporaryFile() as feed:
+                feed.write(stdin.encode())
+                feed.seek(0)
+                return runner.execute(["git", *args], istream=feed)
+        except git.exc.GitCommandError as e:
+            detail = e.stderr.strip().removeprefix("stderr:").strip().strip("'").strip()
+            reason = (detail.splitlines() or ["git failed"])[-1].strip()
+            raise GitError(f"git {' '.join(args[:3])}: {reason}") from None
 
     def resolve(self, ref: str) -> str:
         """The full commit sha a ref names."""
-        return rev_parse(self.path, ref)
+        try:
+            return self.repo.commit(ref).hexsha
+        except (git.exc.BadName, ValueError):
+            raise GitError(f"unknown revision {ref!r}") from None
 
     def has_commits(self) -> bool:
-        return self._names_a_commit("HEAD")
-
-    def _names_a_commit(self, ref: str) -> bool:
         try:
-            rev_parse(self.path, ref)
-        except GitError:
+            self.repo.head.commit  # noqa: B018 (raises on a repository without commits)
+        except ValueError:
             return False
         return True
 
@@ -53,7 +64,7 @@ class GitRepo:
         return [line[3:] for line in out.splitlines() if line.strip()]
 
     def branch_exists(self, branch: str) -> bool:
-        return self._names_a_commit(f"refs/heads/{branch}")
+        return f"refs/heads/{branch}" in {ref.path for ref in self.repo.branches}
 
     def worktree_branches(self) -> dict[Path, str | None]:
         """Registered worktrees and the branch each has checked out (None when detached)."""
