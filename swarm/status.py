@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from swarm.board import Board
-from swarm.display import _number, escape_text
+from swarm.display import escape_text, format_number
 from swarm.launch import COORDINATOR_WINDOW, is_launch
 from swarm.ledger import USAGE_FIELDS, Totals, board_totals
 from swarm.paths import RunPaths, run_paths
@@ -138,7 +138,7 @@ def render(status: RunStatus) -> list[str]:
         f"{'TOKENS':>8}{'COST':>9}{'GPU-H':>7}  {'BEST':<10}CURRENT",
     ]
     for a in status.agents:
-        best = _number(a.best.get("val_bpb")) if a.best else "-"
+        best = format_number(a.best.get("val_bpb")) if a.best else "-"
         current = (
             f"{a.current['id']} {a.current['elapsed_s'] or 0:.0f}s {escape_text(a.current['description'], DESCRIPTION_CHARS)}"
             if a.current
