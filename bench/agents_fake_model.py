@@ -30,10 +30,10 @@ sys.path.insert(0, str(REPO))
 
 from bench_train import default_cache_dir, ensure_data  # noqa: E402
 
-from swarm.board import Board  # noqa: E402
-from swarm.fake_model import FakeModelServer  # noqa: E402
-from swarm.ledger import totals_by_agent  # noqa: E402
-from swarm.records import FINAL_STATUSES  # noqa: E402
+from swarm.board.experiments import FINAL_STATUSES  # noqa: E402
+from swarm.board.ledger import totals_by_agent  # noqa: E402
+from swarm.board.store import Board  # noqa: E402
+from swarm.testing.fake_model import FakeModelServer  # noqa: E402
 from tests.support.agent_scripts import (  # noqa: E402
     PREPARE,
     TRAIN,

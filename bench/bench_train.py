@@ -24,7 +24,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from swarm.summary import parse_summary  # noqa: E402
+from swarm.target.summary import parse_summary  # noqa: E402
 
 STEP_LINE = re.compile(r"^step (\d+) .* tok/s ([\d,]+)")
 BATCH_LINE = re.compile(r"(\d+) tokens per step")

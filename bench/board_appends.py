@@ -21,13 +21,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from swarm.board import Board  # noqa: E402
+from swarm.board.store import Board  # noqa: E402
 
 WRITER = textwrap.dedent(
     """\
     import sys, time
-    from swarm.board import Board
-    from swarm.records import new_experiment
+    from swarm.board.store import Board
+    from swarm.board.experiments import new_experiment
     board = Board(sys.argv[1])
     n = int(sys.argv[2])
     while time.time() < float(sys.argv[3]):  # start together

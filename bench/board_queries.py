@@ -25,9 +25,9 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from swarm.board import Board  # noqa: E402
-from swarm.records import evolve, new_experiment  # noqa: E402
-from swarm.state import BoardState  # noqa: E402
+from swarm.board.experiments import evolve, new_experiment  # noqa: E402
+from swarm.board.state import BoardState  # noqa: E402
+from swarm.board.store import Board  # noqa: E402
 
 
 def write_board(directory: Path, records: int) -> None:

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/noise_tiny.py [--runs 4] [--cache DIR]
 
-The tiny profile's noise floor in swarm.noise (DEFAULT_FLOORS["tiny"]) was chosen from this figure: a
+The tiny profile's noise floor in swarm.board.noise (DEFAULT_FLOORS["tiny"]) was chosen from this figure: a
 fixed wall-clock budget on a shared CPU gives a varying step count, hence a varying val_bpb.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from swarm.summary import parse_summary  # noqa: E402
+from swarm.target.summary import parse_summary  # noqa: E402
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from swarm.jobs import agent_context, submit, wait_for  # noqa: E402
+from swarm.agents.protocol import agent_context, submit, wait_for  # noqa: E402
 from tests.support.swarm_run import commit_train, make_run, stand_in_train, wait_until  # noqa: E402
 
 

@@ -30,8 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from swarm.installation import swarm_argv
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SWARM = [sys.executable, "-P", "-m", "swarm"]
+SWARM = swarm_argv()
 CLAWTEAM_VENV = Path("/tmp/clawteam-venv")
 STANDIN = """\
 import signal, sys
@@ -88,7 +90,7 @@ def swarm_spawn(root: Path, n: int, standin: Path, measure_cpu_s: float) -> dict
     result = {"agents": n, "spawn_s": elapsed}
     sys.path.insert(0, str(REPO_ROOT))
     os.environ["SWARM_TMUX_DIR"] = env["SWARM_TMUX_DIR"]
-    from swarm.tmux import RunTmux
+    from swarm.orchestration.tmux import RunTmux
 
     tmux = RunTmux(repo, f"b{n}")
     panes = tmux.panes()

@@ -3,7 +3,7 @@ memory of the TUI process in that state.
 
     .venv/bin/python bench/watch_refresh.py [--agents 64] [--experiments 100000] [--repeats 20]
 
-Writes a synthetic board (swarm.synthetic: each experiment's queued, running and final records, so about
+Writes a synthetic board (swarm.testing.synthetic: each experiment's queued, running and final records, so about
 3 lines per experiment), then runs the real app headless in a fresh process (so the generator's memory
 is not counted) at 200x50 and measures, with ticking turned off and refreshes triggered one at a time:
 - the initial load (the whole board folded once, on the worker);
@@ -36,7 +36,7 @@ def memory_mb() -> tuple[float, float]:
 
 
 def make_board(directory: Path, agents: int, experiments: int) -> float:
-    from swarm.synthetic import end_of, synthetic_run, write_board
+    from swarm.testing.synthetic import end_of, synthetic_run, write_board
 
     records = list(synthetic_run(agents=agents, experiments=experiments))
     write_board(directory, records)
@@ -44,8 +44,8 @@ def make_board(directory: Path, agents: int, experiments: int) -> float:
 
 
 def measure(board_dir: Path, now: float, repeats: int) -> None:
-    from swarm.board import Board, new_id
-    from swarm.records import evolve
+    from swarm.board.experiments import evolve
+    from swarm.board.store import Board, new_id
     from swarm.tui.app import WatchApp
     from swarm.tui.model import WatchModel
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/watch_screenshot.py
 
-The board is synthetic (swarm.synthetic: 16 agents, 11 hours, reruns verifying new bests), the processes
+The board is synthetic (swarm.testing.synthetic: 16 agents, 11 hours, reruns verifying new bests), the processes
 are real: a tmux server on a private socket with a window per agent (two of them crashed, one stopped by
 `swarm stop`), so liveness and the live pane in the picture come from tmux as in a real run. The app runs
 headless at 200x52 with its clock fixed at the end of the board.
@@ -68,7 +68,7 @@ def make_repo(path: Path) -> Path:
 def start_windows(repo: Path, tag: str, logs: Path) -> None:
     """The run's tmux session: a coordinator stand-in and one window per agent (sleeping processes),
     two of which crash at once (exit 1) and one of which is missing (stopped)."""
-    from swarm.tmux import RunTmux
+    from swarm.orchestration.tmux import RunTmux
 
     tmux = RunTmux(repo, tag)
     logs.mkdir(parents=True, exist_ok=True)
@@ -108,9 +108,9 @@ async def capture(app, out: Path) -> None:
 
 
 def main() -> int:
-    from swarm.paths import RunPaths
-    from swarm.runs import set_stopped
-    from swarm.synthetic import end_of, synthetic_run, write_board
+    from swarm.board.run_record import set_stopped
+    from swarm.repo.paths import RunPaths
+    from swarm.testing.synthetic import end_of, synthetic_run, write_board
     from swarm.tui.app import WatchApp
     from swarm.tui.control import TmuxRunControl
     from swarm.tui.model import WatchModel

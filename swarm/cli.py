@@ -26,7 +26,10 @@ def _command(sub, name: str, handler: str, help: str, **kwargs) -> argparse.Argu
 
 def _add_machine_commands(sub) -> None:
     _command(
-        sub, "doctor", "swarm.doctor:main", "report python, torch, CUDA devices, tmux, git and the data cache"
+        sub,
+        "doctor",
+        "swarm.doctor:cmd_doctor",
+        "report python, torch, CUDA devices, tmux, git and the data cache",
     )
 
 
@@ -35,10 +38,13 @@ def _add_machine_commands(sub) -> None:
 
 
 def _add_board_commands(sub) -> None:
-    h = "swarm.board_commands:"
-    run = _command(sub, "run", h + "cmd_run", "submit HEAD of this agent's worktree, wait, print the result")
+    agent_side = "swarm.agents.commands:"
+    results = "swarm.results.commands:"
+    run = _command(
+        sub, "run", agent_side + "cmd_run", "submit HEAD of this agent's worktree, wait, print the result"
+    )
     submit = _command(
-        sub, "submit", h + "cmd_submit", "submit HEAD as an experiment and print its id at once"
+        sub, "submit", agent_side + "cmd_submit", "submit HEAD as an experiment and print its id at once"
     )
     for parser in (run, submit):
         parser.add_argument("-m", "--message", required=True, help="what this experiment tries")
@@ -47,38 +53,42 @@ def _add_board_commands(sub) -> None:
         )
         parser.add_argument("--json", action="store_true", help="print the record as JSON")
     run.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
-    wait = _command(sub, "wait", h + "cmd_wait", "wait for an experiment's result and print it")
+    wait = _command(sub, "wait", agent_side + "cmd_wait", "wait for an experiment's result and print it")
     wait.add_argument("id", help="experiment id or unique prefix")
     wait.add_argument("--timeout", type=float, help="give up after this many seconds")
     wait.add_argument("--json", action="store_true")
     best = _command(
         sub,
         "best",
-        h + "cmd_best",
+        results + "cmd_best",
         "the best result per device class and profile (mean, sigma, runs, verified)",
     )
     best.add_argument("--json", action="store_true")
-    board = _command(sub, "board", h + "cmd_board", "top results, runners and notes of the discovery board")
+    board = _command(
+        sub, "board", results + "cmd_board", "top results, runners and notes of the discovery board"
+    )
     board.add_argument("--top", type=int, default=10, help="rows per device class and profile (default 10)")
     board.add_argument("--agent", help="only this agent's results, with its latest experiments and notes")
     board.add_argument("--json", action="store_true")
     adopt = _command(
         sub,
         "adopt",
-        h + "cmd_adopt",
+        agent_side + "cmd_adopt",
         "move this agent's branch to an experiment's commit (refuses a dirty tree)",
     )
     adopt.add_argument(
         "target", metavar="ID|best", help="experiment id (prefix), or `best` of your device class"
     )
     adopt.add_argument("--json", action="store_true")
-    note = _command(sub, "note", h + "cmd_note", "share an insight on the board (shown by `swarm board`)")
+    note = _command(
+        sub, "note", agent_side + "cmd_note", "share an insight on the board (shown by `swarm board`)"
+    )
     note.add_argument("text", nargs="+")
     note.add_argument("--json", action="store_true")
     verify = _command(
         sub,
         "verify",
-        h + "cmd_verify",
+        agent_side + "cmd_verify",
         "rerun an experiment, preferring other slots; mark it verified if it holds",
     )
     verify.add_argument("id", help="experiment id or unique prefix")
@@ -89,11 +99,14 @@ def _add_board_commands(sub) -> None:
     )
     verify.add_argument("--json", action="store_true")
     export = _command(
-        sub, "export", h + "cmd_export", "write results.tsv (upstream columns plus agent and id)"
+        sub, "export", results + "cmd_export", "write results.tsv (upstream columns plus agent and id)"
     )
     export.add_argument("file", help="output path, or - for stdout")
     runner = _command(
-        sub, "runner", "swarm.runner:main", "run one slot's jobs in the foreground, one at a time"
+        sub,
+        "runner",
+        "swarm.runner.service:cmd_runner",
+        "run one slot's jobs in the foreground, one at a time",
     )
     slot = runner.add_mutually_exclusive_group(required=True)
     slot.add_argument("--gpu", metavar="K", help="serve GPU K (CUDA_VISIBLE_DEVICES=K)")
@@ -109,7 +122,7 @@ def _add_swarm_commands(sub) -> None:
     spawn = _command(
         sub,
         "spawn",
-        "swarm.spawn:main",
+        "swarm.orchestration.spawn:cmd_spawn",
         "start a swarm: a worktree and an agent per GPU (or CPU worker) in tmux",
     )
     where = spawn.add_mutually_exclusive_group()
@@ -134,7 +147,7 @@ def _add_swarm_commands(sub) -> None:
     )
 
     resume = _command(
-        sub, "resume", "swarm.spawn:resume_main", "bring a stopped or broken run back, as it was"
+        sub, "resume", "swarm.orchestration.spawn:cmd_resume", "bring a stopped or broken run back, as it was"
     )
     resume.add_argument("--tag", help="the run (default: the board's latest)")
     resume.add_argument(
@@ -142,30 +155,42 @@ def _add_swarm_commands(sub) -> None:
     )
 
     status = _command(
-        sub, "status", "swarm.status:main", "per agent: kind, GPU, state, current experiment, best"
+        sub,
+        "status",
+        "swarm.orchestration.status:cmd_status",
+        "per agent: kind, GPU, state, current experiment, best",
     )
     status.add_argument("--tag", help="the run (default: the board's latest)")
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
     stop = _command(
-        sub, "stop", "swarm.stop:main", "end a run's processes (or one agent's); keeps worktrees and branches"
+        sub,
+        "stop",
+        "swarm.orchestration.stop:cmd_stop",
+        "end a run's processes (or one agent's); keeps worktrees and branches",
     )
     stop.add_argument("agent", nargs="?", help="stop only this agent (the coordinator leaves it down)")
     stop.add_argument("--tag", help="the run (default: the board's latest)")
 
     attach = _command(
-        sub, "attach", "swarm.stop:attach_main", "show an agent's tmux window (detach: Ctrl-b d)"
+        sub, "attach", "swarm.orchestration.stop:cmd_attach", "show an agent's tmux window (detach: Ctrl-b d)"
     )
     attach.add_argument("agent", help="an agent (gpu3), its runner (runner-gpu3) or coordinator")
     attach.add_argument("--tag", help="the run (default: the board's latest)")
 
     clean = _command(
-        sub, "clean", "swarm.clean:main", "remove a stopped run's worktrees that hold no unique commit"
+        sub,
+        "clean",
+        "swarm.orchestration.clean:cmd_clean",
+        "remove a stopped run's worktrees that hold no unique commit",
     )
     clean.add_argument("--tag", help="the run (default: the board's latest)")
 
     demo = _command(
-        sub, "demo", "swarm.demo:main", "offline demo: 2 CPU workers with the sweep agent on the tiny profile"
+        sub,
+        "demo",
+        "swarm.demo:cmd_demo",
+        "offline demo: 2 CPU workers with the sweep agent on the tiny profile",
     )
     demo.add_argument("--minutes", type=float, default=3.0, help="how long the swarm runs (default: 3)")
     demo.add_argument("--workers", type=int, default=2, help="CPU workers (default: 2)")
@@ -174,13 +199,16 @@ def _add_swarm_commands(sub) -> None:
     coordinator = _command(
         sub,
         "coordinator",
-        "swarm.coordinator:main",
+        "swarm.orchestration.coordinator:cmd_coordinator",
         "supervise a run's windows (swarm spawn starts it in tmux)",
     )
     coordinator.add_argument("--tag", required=True)
 
     launch = _command(
-        sub, "launch", "swarm.launch:main", "become the program of a run's window (the coordinator starts it)"
+        sub,
+        "launch",
+        "swarm.orchestration.launch:cmd_launch",
+        "become the program of a run's window (the coordinator starts it)",
     )
     launch.add_argument("window", help="an agent name or runner-<agent>")
     launch.add_argument("--tag", required=True)
@@ -192,13 +220,16 @@ def _add_swarm_commands(sub) -> None:
 
 def _add_watch_commands(sub) -> None:
     watch = _command(
-        sub, "watch", "swarm.tui.app:main", "watch the swarm in a terminal UI: agents, leaderboard, progress"
+        sub,
+        "watch",
+        "swarm.tui.app:cmd_watch",
+        "watch the swarm in a terminal UI: agents, leaderboard, progress",
     )
     watch.add_argument("--interval", type=float, default=1.0, help="seconds between board reads (default 1)")
     pick = _command(
         sub,
         "pick",
-        "swarm.pick:main",
+        "swarm.results.pick:cmd_pick",
         "commit an experiment's train.py onto a branch (default: the main worktree's branch)",
     )
     pick.add_argument("id", help="experiment id (a unique prefix is enough)")
@@ -213,7 +244,7 @@ def _add_watch_commands(sub) -> None:
     plot = _command(
         sub,
         "plot",
-        "swarm.plot:main",
+        "swarm.results.plot:cmd_plot",
         "draw the run's progress (every experiment, the running best) as a PNG",
     )
     plot.add_argument("file", nargs="?", default="progress.png", help="output PNG (default progress.png)")
@@ -230,13 +261,19 @@ def _add_agent_commands(sub) -> None:
     kinds = agent.add_subparsers(dest="agent_kind", metavar="KIND", required=True)
     # `swarm agent sweep`: the built-in hyperparameter sweep agent (no LLM).
     sweep = _command(
-        kinds, "sweep", "swarm.sweep:main", "hyperparameter sweep agent: one-factor changes and small waves"
+        kinds,
+        "sweep",
+        "swarm.agents.sweep.agent:cmd_sweep",
+        "hyperparameter sweep agent: one-factor changes and small waves",
     )
     sweep.add_argument("--max-experiments", type=int, help="stop after submitting this many (default: never)")
     sweep.add_argument("--queue", type=int, default=2, help="experiments kept in flight (default 2)")
     # `swarm agent api`: a tool-use loop against an Anthropic or OpenAI(-compatible) model endpoint.
     api = _command(
-        kinds, "api", "swarm.api_agent:main", "model-API agent: a bounded tool-use loop following program.md"
+        kinds,
+        "api",
+        "swarm.agents.api.agent:cmd_api",
+        "model-API agent: a bounded tool-use loop following program.md",
     )
     api.add_argument("--prompt", help="the task to start with (the swarm passes its first or resume prompt)")
     # Each flag below overrides the key of the same name in the [api] table of swarm.toml.

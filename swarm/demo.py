@@ -17,16 +17,16 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from swarm.board import Board
-from swarm.display import escape_text
+from swarm.board.experiments import MEASURED_STATUSES
+from swarm.board.state import BoardState, group_of
+from swarm.board.store import Board
 from swarm.errors import GitError, SwarmError
-from swarm.git import git
-from swarm.paths import RunPaths, worktree_root
-from swarm.records import MEASURED_STATUSES
-from swarm.spawn import SpawnRequest, spawn
-from swarm.state import BoardState, group_of
-from swarm.status import collect, render
-from swarm.stop import stop
+from swarm.orchestration.spawn import SpawnRequest, spawn
+from swarm.orchestration.status import collect, render
+from swarm.orchestration.stop import stop
+from swarm.repo.git import git
+from swarm.repo.paths import RunPaths, worktree_root
+from swarm.results.display import escape_text
 
 TAG = "demo"
 STATUS_EVERY_S = 15.0
@@ -134,7 +134,7 @@ def demo(minutes: float, workers: int, directory: Path | None, cwd: Path | None 
     return clone
 
 
-def main(args) -> int:
+def cmd_demo(args) -> int:
     for name in ("SWARM_BOARD", "SWARM_TAG"):
         os.environ.pop(name, None)  # the demo's run and board are the clone's own
     demo(args.minutes, args.workers, Path(args.dir) if args.dir else None)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import swarm
 from swarm.errors import GitError
-from swarm.gpus import detect_gpus
-from swarm.paths import main_repo
+from swarm.orchestration.gpus import detect_gpus
+from swarm.repo.paths import main_repo
 
 
 def _version_of(command: list[str]) -> str:
@@ -67,7 +67,7 @@ def report() -> list[tuple[str, str]]:
     return rows
 
 
-def main(args) -> int:
+def cmd_doctor(args) -> int:
     rows = report()
     width = max(len(name) for name, _ in rows) + 1
     for name, value in rows:

@@ -5,24 +5,7 @@ import subprocess
 
 import pytest
 
-from swarm.runner import Runner, RunnerSettings
-from tests.support.swarm_run import commit_train, git, latest, stand_in_train
-
-
-def run_queued(run, slot):
-    runner = Runner(run.repo, run.board, slot, RunnerSettings(), log=lambda line: None)
-    done = []
-    while (record := runner.step()) is not None:
-        done.append(record)
-    return done
-
-
-def submit(run, cli, agent, source, message):
-    commit_train(run.worktree(agent), source, message)
-    with run.agent_env(agent):
-        code, out, err = cli("submit", "-m", message)
-    assert code == 0, err
-    return out.strip()
+from tests.support.swarm_run import commit_train, git, latest, run_queued, stand_in_train, submit
 
 
 def test_errors_are_one_line(make_swarm_run, cli, tmp_path, monkeypatch):

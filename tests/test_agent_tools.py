@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from swarm.agent_tools import Toolbox
-from swarm.model_client import ToolUse
+from swarm.agents.api.client import ToolUse
+from swarm.agents.api.tools import Toolbox
 from tests.support.swarm_run import git, init_repo, process_alive, wait_until
 
 

@@ -5,15 +5,15 @@ import io
 
 import pytest
 
-from swarm.agent_tools import Toolbox
-from swarm.api_agent import EXIT_BUDGET, ApiAgent, ApiSettings, settings_from
-from swarm.board import USAGE, Board
+from swarm.agents.api.agent import EXIT_BUDGET, ApiAgent, ApiSettings, settings_from
+from swarm.agents.api.client import CHAT, RESPONSES, make_client
+from swarm.agents.api.tools import Toolbox
+from swarm.board.experiments import new_experiment
+from swarm.board.ledger import totals_by_agent
+from swarm.board.store import USAGE, Board
 from swarm.errors import SwarmError
-from swarm.fake_model import FakeModelServer, Reply, Script
-from swarm.ledger import totals_by_agent
-from swarm.model_client import CHAT, RESPONSES, make_client
-from swarm.paths import Identity
-from swarm.records import new_experiment
+from swarm.repo.paths import Identity
+from swarm.testing.fake_model import FakeModelServer, Reply, Script
 from tests.support.swarm_run import git, init_repo
 
 PROTOCOLS = [
@@ -176,7 +176,7 @@ def test_bad_settings_are_one_clear_error(settings, message):
 
 def test_reply_length_field_per_provider():
     """OpenAI's models take max_completion_tokens on Chat Completions; compatible servers max_tokens."""
-    from swarm.model_client import Conversation
+    from swarm.agents.api.client import Conversation
 
     conversation = Conversation(system="s", opening="o", turns=[], tools=[])
     fields = {}

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from swarm.board import EXPERIMENT, USAGE, Board
-from swarm.fake_model import FakeModelServer, Reply, Script
-from swarm.records import FINAL_STATUSES
+from swarm.board.experiments import FINAL_STATUSES
+from swarm.board.store import EXPERIMENT, USAGE, Board
+from swarm.testing.fake_model import FakeModelServer, Reply, Script
 from tests.support.agent_scripts import (
     DESCRIPTION,
     PREPARE,
@@ -19,8 +19,8 @@ from tests.support.agent_scripts import (
     research_script,
     start_api_agent,
 )
+from tests.support.standins import kill_tmux_servers, make_repo
 from tests.support.swarm_run import STAND_IN_PREPARE, git, stand_in_train, wait_until
-from tests.swarm_helpers import kill_tmux_servers, make_repo
 
 PROTOCOLS = {"cpu0": "anthropic", "cpu1": "openai"}  # agent -> provider (openai: the Responses API)
 

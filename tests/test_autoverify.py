@@ -1,8 +1,7 @@
 """The coordinator's verifier: each group's new best is rerun once on another slot, and only once."""
 
-from swarm.autoverify import BestVerifier
-from tests.support.swarm_run import latest, stand_in_train
-from tests.test_agent_commands import run_queued, submit
+from swarm.orchestration.autoverify import BestVerifier
+from tests.support.swarm_run import latest, run_queued, stand_in_train, submit
 
 
 def test_new_best_is_verified_once_on_another_slot(make_swarm_run, cli):

@@ -1,6 +1,6 @@
 """The board's core contract: whole-line appends, incremental reads, torn lines skipped."""
 
-from swarm.board import EXPERIMENT, Board
+from swarm.board.store import EXPERIMENT, Board
 
 
 def test_incremental_reader_returns_only_new_records(tmp_path):

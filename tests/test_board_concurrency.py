@@ -8,14 +8,14 @@ import subprocess
 import sys
 import textwrap
 
-from swarm.board import Board
+from swarm.board.store import Board
 
 # Each writer appends records of mixed sizes (up to ~200 KB, so some kills land inside a write) and
 # prints an id only after append() returned, i.e. after the record was fsynced: that is its acknowledgement.
 WRITER = textwrap.dedent(
     """\
     import random, sys
-    from swarm.board import Board
+    from swarm.board.store import Board
     board = Board(sys.argv[1])
     rng = random.Random(int(sys.argv[2]))
     for k in range(int(sys.argv[3])):

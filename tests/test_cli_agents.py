@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from swarm.agent_output import ClaudeEvents, CodexEvents, relay
-from swarm.fake_model import FakeModelServer, Reply, Script, ToolCall, claude_code_env, codex_env
+from swarm.agents.relay import ClaudeEvents, CodexEvents, relay
+from swarm.testing.fake_model import FakeModelServer, Reply, Script, ToolCall, claude_code_env, codex_env
 from tests.support.agent_scripts import cli
 from tests.support.swarm_run import git, init_repo
 

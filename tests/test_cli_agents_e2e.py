@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 
-from swarm.board import Board
+from swarm.board.store import Board
 from tests.support.agent_scripts import (
     DESCRIPTION,
     STATUS_LINE,

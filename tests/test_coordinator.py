@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from swarm.board import Board
-from swarm.coordinator import Coordinator, CoordinatorSettings
-from swarm.paths import RunPaths
-from swarm.run_record import AgentSlot, RunRecord, write_run_record
-from swarm.runs import set_stopped
-from swarm.tmux import Pane
+from swarm.board.run_record import AgentSlot, RunRecord, set_stopped, write_run_record
+from swarm.board.store import Board
+from swarm.orchestration.coordinator import Coordinator, CoordinatorSettings
+from swarm.orchestration.tmux import Pane
+from swarm.repo.paths import RunPaths
 
 
 class RecordingTmux:
@@ -94,10 +93,10 @@ def test_a_stopped_agent_stays_down_while_its_runner_is_kept(tmp_path):
 
 
 def test_a_restarted_llm_agent_gets_its_last_results_and_the_global_best(tmp_path, monkeypatch):
-    from swarm.board import PROCESS
-    from swarm.launch import plan_process
-    from swarm.records import new_experiment
-    from tests.swarm_helpers import make_repo
+    from swarm.board.experiments import new_experiment
+    from swarm.board.store import PROCESS
+    from swarm.orchestration.launch import plan_process
+    from tests.support.standins import make_repo
 
     repo = make_repo(tmp_path / "repo")
     paths = RunPaths.for_repo(repo)

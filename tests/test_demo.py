@@ -6,21 +6,29 @@ from __future__ import annotations
 import math
 import os
 import subprocess
-import sys
 
-from swarm.board import Board
-from tests.conftest import REPO_ROOT
+from swarm.board.store import Board
+from swarm.installation import swarm_argv
+from tests.support.standins import latest_experiments
 from tests.support.swarm_run import git
-from tests.swarm_helpers import latest_experiments
+from tests.support.target import REPO_ROOT
 
 FINAL = {"keep", "marginal", "discard", "crash", "timeout", "invalid"}
 
 
-def checkout_state() -> tuple[str, str, str]:
+def checkout_state() -> tuple[str, str, list[str]]:
+    """HEAD, status and branches of the checkout; branches checked out in other worktrees of it (a
+    developer's own, which move while the test runs) are not the demo's to touch and are left out."""
+    elsewhere = {
+        line.split(" ", 1)[1]
+        for line in git(REPO_ROOT, "worktree", "list", "--porcelain").splitlines()[1:]
+        if line.startswith("branch ")
+    } - {git(REPO_ROOT, "symbolic-ref", "-q", "HEAD")}
+    refs = git(REPO_ROOT, "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads").splitlines()
     return (
         git(REPO_ROOT, "rev-parse", "HEAD"),
         git(REPO_ROOT, "status", "--porcelain"),
-        git(REPO_ROOT, "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads"),
+        [ref for ref in refs if ref.split(" ")[0] not in elsewhere],
     )
 
 
@@ -29,7 +37,7 @@ def test_demo_runs_to_completion_and_leaves_results_on_a_board(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_") and k != "TMUX"}
     env.update(SWARM_TMUX_DIR=str(tmp_path / "sock"), AUTORESEARCH_CACHE_DIR=str(tmp_path / "cache"))
     proc = subprocess.run(
-        [sys.executable, "-P", "-m", "swarm", "demo", "--minutes", "1.2", "--dir", str(tmp_path / "demo")],
+        swarm_argv("demo", "--minutes", "1.2", "--dir", str(tmp_path / "demo")),
         cwd=REPO_ROOT,
         env=env,
         stdin=subprocess.DEVNULL,

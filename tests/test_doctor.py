@@ -3,9 +3,8 @@
 import subprocess
 import sys
 
-from conftest import REPO_ROOT
-
 from swarm import doctor
+from tests.support.target import REPO_ROOT
 
 
 def test_data_cache_rows_tell_ready_from_missing(tiny_cache, tmp_path, monkeypatch):

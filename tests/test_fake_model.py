@@ -5,7 +5,7 @@ import openai
 import pytest
 import requests
 
-from swarm.fake_model import FakeModelServer, HttpError, Reply, Script, ToolCall
+from swarm.testing.fake_model import FakeModelServer, HttpError, Reply, Script, ToolCall
 
 REPLY = Reply("Looking at train.py first.", (ToolCall("read_file", {"path": "train.py"}),))
 

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from swarm.agents import BUILT_IN, ClaudeCode, Codex, agent_commands, assign_kinds
+from swarm.agents.kinds import BUILT_IN, ClaudeCode, Codex, agent_commands, assign_kinds
 from swarm.errors import SwarmError
-from swarm.gpus import detect_gpus, parse_nvidia_smi, select_slots
+from swarm.orchestration.gpus import detect_gpus, parse_nvidia_smi, select_slots
 
 NVIDIA_SMI = """\
 0, NVIDIA H100 80GB HBM3, 81559, GPU-0a1b

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from swarm.agents.sweep.proposals import PRIORITY, Change, Planner, Proposal, moves, rotation
 from swarm.errors import SwarmError
-from swarm.hparams import read_knobs, render, set_knob
-from swarm.proposals import PRIORITY, Change, Planner, Proposal, moves, rotation
+from swarm.target.hparams import read_knobs, render, set_knob
 
 TRAIN = """\
 import os

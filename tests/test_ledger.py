@@ -7,11 +7,10 @@ import sys
 
 import pytest
 
-from swarm.agent_output import ClaudeEvents, CodexEvents, relay
-from swarm.board import USAGE
-from swarm.ledger import Prices, totals_by_agent, usage_record
-from swarm.model_client import Usage
-from swarm.records import new_experiment
+from swarm.agents.relay import ClaudeEvents, CodexEvents, relay
+from swarm.board.experiments import new_experiment
+from swarm.board.ledger import Prices, Usage, totals_by_agent, usage_record
+from swarm.board.store import USAGE
 
 
 def test_totals_sum_deltas_keep_unknown_cost_unknown_and_add_gpu_time():

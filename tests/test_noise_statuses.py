@@ -6,8 +6,8 @@ import statistics
 
 import pytest
 
-from swarm.noise import NoiseSettings
-from swarm.runner import Runner, RunnerSettings
+from swarm.board.noise import NoiseSettings
+from swarm.runner.service import Runner, RunnerSettings
 from tests.support.swarm_run import commit_train, stand_in_train
 
 NOISE = NoiseSettings(floor={"tiny": 1e-4}, sigmas=2.0, reuse_runs=2)

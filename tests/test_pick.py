@@ -3,11 +3,11 @@
 import pytest
 
 from swarm import cli
-from swarm.board import Board
+from swarm.board.experiments import new_experiment
+from swarm.board.store import Board
 from swarm.errors import GitError, SwarmError
-from swarm.pick import pick
-from swarm.records import new_experiment
-from tests.gitrepo import commit_on, git, make_repo, repo_state
+from swarm.results.pick import pick
+from tests.support.gitrepo import commit_on, git, make_repo, repo_state
 
 
 def experiment(commit, parent, val=0.991, status="keep", description="wider model", **fields):

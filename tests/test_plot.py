@@ -3,10 +3,10 @@
 import matplotlib.image
 
 from swarm import cli
-from swarm.progress import from_experiments
-from swarm.records import new_experiment
-from swarm.synthetic import synthetic_run, write_board
-from tests.gitrepo import make_repo
+from swarm.board.experiments import new_experiment
+from swarm.board.progress import from_experiments
+from swarm.testing.synthetic import synthetic_run, write_board
+from tests.support.gitrepo import make_repo
 
 
 def test_progress_tracks_the_running_best_in_finishing_order():

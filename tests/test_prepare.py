@@ -11,7 +11,8 @@ import threading
 from pathlib import Path
 
 import torch
-from conftest import REPO_ROOT, load_prepare, run_prepare, tiny_env, uniform_bpb
+
+from tests.support.target import REPO_ROOT, load_prepare, run_prepare, tiny_env, uniform_bpb
 
 
 def file_digests(root: Path) -> dict[str, str]:

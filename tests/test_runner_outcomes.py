@@ -3,8 +3,8 @@ budget or tamper with prepare.py each get the right status; a hang is killed wit
 
 import pytest
 
-from swarm.jobs import agent_context, submit
-from swarm.runner import Runner, RunnerSettings
+from swarm.agents.protocol import agent_context, submit
+from swarm.runner.service import Runner, RunnerSettings
 from tests.support.swarm_run import STAND_IN_PREPARE, commit_train, git, process_alive, stand_in_train
 
 FAST = RunnerSettings(timeout_s=None, timeout_grace_s=3.0, kill_grace_s=0.5)

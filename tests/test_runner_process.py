@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 
-from swarm.jobs import agent_context, submit
+from swarm.agents.protocol import agent_context, submit
 from tests.support.swarm_run import commit_train, latest, process_alive, stand_in_train, wait_until
 
 FINAL = {"keep", "marginal", "discard", "crash", "timeout", "invalid"}

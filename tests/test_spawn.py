@@ -12,16 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from swarm.board import Board
-from swarm.clean import clean
+from swarm.board.store import Board
 from swarm.errors import SwarmError
-from swarm.paths import RunPaths
-from swarm.spawn import SpawnRequest, spawn
-from swarm.status import collect
-from swarm.stop import attach_main, stop
-from swarm.tmux import RunTmux
-from tests.support.swarm_run import process_alive
-from tests.swarm_helpers import (
+from swarm.orchestration.clean import clean
+from swarm.orchestration.spawn import SpawnRequest, spawn
+from swarm.orchestration.status import collect
+from swarm.orchestration.stop import cmd_attach, stop
+from swarm.orchestration.tmux import RunTmux
+from swarm.repo.paths import RunPaths
+from tests.support.standins import (
     git,
     kill_tmux_servers,
     make_repo,
@@ -30,6 +29,7 @@ from tests.swarm_helpers import (
     wait_until,
     write_standin_config,
 )
+from tests.support.swarm_run import process_alive
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def test_spawn_four_agents_in_worktrees_with_their_gpu_identity_and_secret(
     )
     assert status.coordinator == "running" and status.profile == "h100"
     assert [(a.name, a.kind, a.gpu, a.state, a.experiments, a.best) for a in status.agents] == [
-        (agent, "standin", str(i), "running", 0, None) for i, agent in enumerate(agents)
+        (agent, "standin", str(i), "thinking", 0, None) for i, agent in enumerate(agents)
     ]
 
     # The secret reached every agent through the environment only: no file and no command line has it.
@@ -188,7 +188,7 @@ def test_stop_ends_every_process_and_clean_keeps_branches_with_unique_commits(re
     with pytest.raises(SwarmError, match="is running"):
         clean(paths, "c", out=lambda line: None)
     with pytest.raises(SwarmError, match="no agent 'gpu7'"):
-        attach_main(argparse.Namespace(agent="gpu7", tag="c"))
+        cmd_attach(argparse.Namespace(agent="gpu7", tag="c"))
 
     # gpu1 commits work of its own; gpu2 moves to gpu1's commit (so each of them holds the other's commit).
     (repo / "worktrees" / "gpu1" / "train.py").write_text("DEPTH = 10\n")
@@ -198,7 +198,7 @@ def test_stop_ends_every_process_and_clean_keeps_branches_with_unique_commits(re
     stop(paths, "c", out=lambda line: None, grace_s=5)
     assert not RunTmux(repo, "c").is_running()
     with pytest.raises(SwarmError, match="is not running"):
-        attach_main(argparse.Namespace(agent="gpu0", tag="c"))
+        cmd_attach(argparse.Namespace(agent="gpu0", tag="c"))
     assert not any(process_alive(pid) for pid in pids)
     assert all((repo / "worktrees" / f"gpu{i}").is_dir() for i in range(3))  # stop keeps worktrees
     # A run the user stopped reads as stopped, not dead (that is what a kill -9 or a reboot leaves).

@@ -1,8 +1,8 @@
-"""swarm.summary: reading the block train.py prints, including the ways a run's output goes wrong."""
+"""swarm.target.summary: reading the block train.py prints, including the ways a run's output goes wrong."""
 
 import math
 
-from swarm.summary import SUMMARY_KEYS, parse_summary
+from swarm.target.summary import SUMMARY_KEYS, parse_summary
 
 BLOCK = """step 00953 (100.0%) loss 2.9 ...
 ---

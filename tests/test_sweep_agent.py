@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 
-from swarm.hparams import read_knobs
-from tests.conftest import REPO_ROOT
+from swarm.installation import swarm_argv
+from swarm.target.hparams import read_knobs
+from tests.support.standins import latest_experiments
 from tests.support.swarm_run import git, make_run
-from tests.swarm_helpers import latest_experiments
+from tests.support.target import REPO_ROOT
 
 MEASURED = {"keep", "marginal", "discard"}
 FINAL = MEASURED | {"crash", "timeout", "invalid"}
@@ -30,7 +30,7 @@ def test_sweep_agent_completes_real_experiments_and_acts_on_their_status(tmp_pat
     worktree = run.worktree("cpu0")
     with run.agent_env("cpu0"):
         proc = subprocess.run(
-            [sys.executable, "-P", "-m", "swarm", "agent", "sweep", "--max-experiments", "3"],
+            swarm_argv("agent", "sweep", "--max-experiments", "3"),
             cwd=worktree,
             capture_output=True,
             text=True,

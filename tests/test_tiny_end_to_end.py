@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO_ROOT
 
-from swarm.summary import is_finite
+from swarm.target.summary import is_finite
 from tests.support.swarm_run import commit_train, latest
+from tests.support.target import REPO_ROOT
 
 
 def test_swarm_run_trains_tiny_profile_on_cpu(make_swarm_run, tiny_cache, monkeypatch):

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import REPO_ROOT, load_prepare, tiny_env, uniform_bpb
 
-from swarm.summary import SUMMARY_KEYS, parse_summary
+from swarm.target.summary import SUMMARY_KEYS, parse_summary
+from tests.support.target import REPO_ROOT, load_prepare, tiny_env, uniform_bpb
 
 # Knobs FINDINGS.md says agents and the sweep agent must be able to move, one line each.
 REQUIRED_KNOBS = {

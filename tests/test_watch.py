@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from rich.text import Text
-from watch_helpers import (
+
+from swarm.board.run_record import AgentSlot
+from swarm.orchestration.agent_state import CRASHED, DEAD, STOPPED, Liveness, process_state
+from swarm.orchestration.tmux import Pane
+from swarm.tui.agents_table import AgentsTable
+from swarm.tui.detail import DetailPane
+from swarm.tui.dialogs import ConfirmScreen
+from swarm.tui.header import RunHeader
+from swarm.tui.leaderboard import Leaderboard
+from tests.support.gitrepo import commit_on, git, make_repo, repo_state
+from tests.support.watch import (
     H100,
     SIZE,
     T0,
@@ -17,17 +27,6 @@ from watch_helpers import (
     start,
     wait_for,
 )
-
-from swarm.run_record import AgentSlot
-from swarm.tmux import Pane
-from swarm.tui.agents_table import AgentsTable
-from swarm.tui.control import Liveness
-from swarm.tui.detail import DetailPane
-from swarm.tui.dialogs import ConfirmScreen
-from swarm.tui.header import RunHeader
-from swarm.tui.leaderboard import Leaderboard
-from swarm.tui.model import CRASHED, DEAD, STOPPED, WatchModel
-from tests.gitrepo import commit_on, git, make_repo, repo_state
 
 
 def state_of(app, agent: str) -> str:
@@ -215,12 +214,14 @@ def test_help_lists_the_keys(tmp_path):
 
 
 def test_process_states_come_from_tmux_panes():
+    """`swarm status` and `swarm watch` both ask agent_state, whose process part is this."""
+
     def pane(name, dead=False, status=None):
         return Pane("@1", name, "%1", 10, dead, status)
 
     slot = AgentSlot("gpu0", "claude", "0", H100, "/w", "b")
     stopped = AgentSlot("gpu0", "claude", "0", H100, "/w", "b", stopped=True)
-    state = WatchModel._process_state
+    state = process_state
     assert state(slot, None) == (None, None)  # no tmux to ask: the board decides
     assert state(slot, Liveness(True, {"gpu0": pane("gpu0")})) == (None, None)  # alive: the board decides
     assert state(slot, Liveness(True, {"gpu0": pane("gpu0", True, 2)})) == (CRASHED, 2)
@@ -278,7 +279,7 @@ def test_verify_asks_first_then_queues_a_rerun_on_another_gpu(tmp_path):
 
 def test_watch_without_a_board_is_one_clear_line(tmp_path, monkeypatch, capsys):
     from swarm import cli
-    from tests.gitrepo import make_repo
+    from tests.support.gitrepo import make_repo
 
     repo = make_repo(tmp_path / "repo")
     monkeypatch.chdir(repo)
@@ -290,8 +291,7 @@ def test_watch_without_a_board_is_one_clear_line(tmp_path, monkeypatch, capsys):
 def test_cost_column_appears_with_the_first_usage_record(tmp_path):
     """The cost ledger in the agents table: no column while no agent has usage, then dollars (or tokens
     when the CLI reports no cost, as Codex does) per agent."""
-    from swarm.ledger import usage_record
-    from swarm.model_client import Usage
+    from swarm.board.ledger import Usage, usage_record
 
     board = make_board(tmp_path / "board")
     board.append(experiment("gpu0", at=T0 + 3000))

@@ -6,13 +6,12 @@ and review the SVGs in tests/__snapshots__/.
 
 from __future__ import annotations
 
-from watch_helpers import SIZE, app_for, wait_for
-
-from swarm.synthetic import end_of, synthetic_run, write_board
+from swarm.testing.synthetic import end_of, synthetic_run, write_board
 from swarm.tui.detail import DetailPane
 from swarm.tui.dialogs import ConfirmScreen
 from swarm.tui.progress_plot import ProgressPlot
-from tests.gitrepo import make_repo
+from tests.support.gitrepo import make_repo
+from tests.support.watch import SIZE, app_for, wait_for
 
 LOG = """\
 step 00411 (43.2%) | loss: 3.4182 | lrm: 1.00 | dt: 312ms | tok/sec: 1,680,321 | mfu: 39.8% | remaining: 171s

@@ -7,11 +7,9 @@ run's own stop and coordinator, as a user would from the keyboard.
 from __future__ import annotations
 
 import pytest
-from swarm_helpers import kill_tmux_servers, make_repo, reports, wait_for_reports, write_standin_config
-from watch_helpers import SIZE, refreshed, run, wait_for
 
-from swarm.paths import RunPaths
-from swarm.spawn import SpawnRequest, spawn
+from swarm.orchestration.spawn import SpawnRequest, spawn
+from swarm.repo.paths import RunPaths
 from swarm.tui.agents_table import AgentsTable
 from swarm.tui.app import WatchApp
 from swarm.tui.control import TmuxRunControl
@@ -19,6 +17,14 @@ from swarm.tui.detail import DetailPane
 from swarm.tui.dialogs import ConfirmScreen
 from swarm.tui.header import RunHeader
 from swarm.tui.model import WatchModel
+from tests.support.standins import (
+    kill_tmux_servers,
+    make_repo,
+    reports,
+    wait_for_reports,
+    write_standin_config,
+)
+from tests.support.watch import SIZE, refreshed, run, wait_for
 
 
 @pytest.fixture

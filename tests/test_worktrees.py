@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from swarm.worktrees import GitRepo
-from tests.swarm_helpers import git, make_repo
+from swarm.repo.worktrees import GitRepo
+from tests.support.standins import git, make_repo
 
 
 def test_worktree_created_reused_and_reattached_keeping_its_commits(tmp_path):

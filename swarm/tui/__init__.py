@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from swarm.paths import RunPaths
+    from swarm.repo.paths import RunPaths
 
 
 def watch_for(paths: RunPaths, seconds: float) -> None:

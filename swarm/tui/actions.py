@@ -8,9 +8,9 @@ from typing import Any
 
 from rich.text import Text
 
-from swarm.pick import default_target, pick
+from swarm.results.pick import default_target, pick
+from swarm.tui.cells import agent_text, value
 from swarm.tui.control import RunControl
-from swarm.tui.format import agent_text, value
 from swarm.tui.model import WatchModel
 
 

@@ -9,33 +9,33 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import DataTable
 
-from swarm.tui import model
+from swarm.orchestration import agent_state
+from swarm.tui.cells import agent_text, bar, duration, mentions, short_device, value
 from swarm.tui.fitted_table import FittedTable
-from swarm.tui.format import agent_text, bar, duration, mentions, short_device, value
 from swarm.tui.messages import AgentSelected
 from swarm.tui.model import AgentRow
 
 STATE_STYLE = {
-    model.TRAINING: "bold cyan",
-    model.QUEUED: "yellow",
-    model.THINKING: "",
-    model.CRASHED: "bold red",
-    model.DEAD: "red",
-    model.STOPPED: "dim",
+    agent_state.TRAINING: "bold cyan",
+    agent_state.QUEUED: "yellow",
+    agent_state.THINKING: "",
+    agent_state.CRASHED: "bold red",
+    agent_state.DEAD: "red",
+    agent_state.STOPPED: "dim",
 }
 BAR_WIDTH = 6
 
 
 def state_cell(row: AgentRow) -> Text:
     text = Text(row.state, style=STATE_STYLE.get(row.state, ""))
-    if row.state == model.TRAINING:
+    if row.state == agent_state.TRAINING:
         text.append(f" {duration(row.elapsed)}")
         if row.budget:
             text.append(" ")
             text.append_text(bar((row.elapsed or 0.0) / row.budget, BAR_WIDTH))
-    elif row.state == model.CRASHED and row.exit_status is not None:
+    elif row.state == agent_state.CRASHED and row.exit_status is not None:
         text.append(f" (exit {row.exit_status})")
-    if row.state == model.QUEUED:
+    if row.state == agent_state.QUEUED:
         text.append(f" {row.queued}")
     elif row.queued:
         text.append(f" +{row.queued}q", style="yellow")

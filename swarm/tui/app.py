@@ -20,9 +20,10 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.widgets import Footer
 
-from swarm.board import Board
+from swarm.board.store import Board
 from swarm.errors import SwarmError
-from swarm.paths import RunPaths, run_paths
+from swarm.orchestration.agent_state import DEAD, STOPPED
+from swarm.repo.paths import RunPaths, run_paths
 from swarm.tui import actions
 from swarm.tui.agents_table import AgentsTable
 from swarm.tui.control import TmuxRunControl
@@ -39,7 +40,7 @@ from swarm.tui.messages import (
     PlotResized,
     SnapshotReady,
 )
-from swarm.tui.model import DEAD, STOPPED, AgentRow, Snapshot, WatchModel
+from swarm.tui.model import AgentRow, Snapshot, WatchModel
 from swarm.tui.progress_plot import ProgressPlot
 
 
@@ -325,6 +326,6 @@ def watch(paths: RunPaths, interval: float = 1.0, seconds: float | None = None) 
     WatchApp(model, paths.repo, paths.board, interval=interval, close_after=seconds).run()
 
 
-def main(args) -> int:
+def cmd_watch(args) -> int:
     watch(run_paths(), args.interval)
     return 0

@@ -1,7 +1,7 @@
 """The TUI's seam to the run's processes: liveness, live panes, attach, stop and restart of an agent.
 
-Everything here goes through the run's own pieces (swarm.tmux on the run's private socket, swarm.stop,
-swarm.runs), so the TUI does exactly what `swarm attach` / `swarm stop AGENT` do. A restart never starts
+Everything here goes through the run's own pieces (swarm.orchestration.tmux on the run's private socket, swarm.orchestration.stop,
+swarm.board.run_record), so the TUI does exactly what `swarm attach` / `swarm stop AGENT` do. A restart never starts
 a process itself: it ends the agent's process (or lifts its stop flag) and the coordinator, which owns
 process lifecycles, starts it again with a resume prompt. Calls that wait (stop, restart) run on a worker.
 """
@@ -9,29 +9,15 @@ process lifecycles, starts it again with a resume prompt. Calls that wait (stop,
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Protocol
 
-from swarm.board import Board
+from swarm.board.run_record import open_run, require_agent, set_stopped
+from swarm.board.store import Board
 from swarm.errors import SwarmError
-from swarm.launch import COORDINATOR_WINDOW
-from swarm.paths import RunPaths
-from swarm.runs import open_run, require_agent, set_stopped
-from swarm.stop import stop, terminate
-from swarm.tmux import Pane, RunTmux
-
-
-@dataclass(frozen=True)
-class Liveness:
-    """What tmux says about the run's windows at one moment."""
-
-    server_up: bool
-    panes: dict[str, Pane] = field(default_factory=dict)  # window name -> its pane
-
-    @property
-    def coordinator_alive(self) -> bool:
-        pane = self.panes.get(COORDINATOR_WINDOW)
-        return pane is not None and not pane.dead
+from swarm.orchestration.agent_state import Liveness
+from swarm.orchestration.stop import stop, terminate
+from swarm.orchestration.tmux import RunTmux
+from swarm.repo.paths import RunPaths
 
 
 class RunControl(Protocol):

@@ -1,7 +1,7 @@
 """The detail pane: the selected agent's live tmux pane, or an experiment's diff, log or fields.
 
 It loads its own text on a worker (git, files, tmux), escaped by swarm.tui.sources (the fields by
-swarm.display), follows a live pane every `pane_interval` seconds, and styles what it shows (diff lines
+swarm.results.display), follows a live pane every `pane_interval` seconds, and styles what it shows (diff lines
 by their first character) as rich Text, which is never parsed as markup.
 """
 
@@ -18,8 +18,8 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from swarm.display import result_block
 from swarm.errors import SwarmError
+from swarm.results.display import result_block
 from swarm.tui.control import RunControl
 from swarm.tui.messages import DetailLoaded
 from swarm.tui.sources import escaped_lines, experiment_diff, experiment_log

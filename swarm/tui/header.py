@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from swarm.tui.format import agent_text, duration, short_device, signed, value
+from swarm.tui.cells import agent_text, duration, short_device, signed, value
 from swarm.tui.model import Header
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import DataTable
 
+from swarm.tui.cells import agent_text, mentions, short_device, value
 from swarm.tui.fitted_table import FittedTable
-from swarm.tui.format import agent_text, mentions, short_device, value
 from swarm.tui.messages import ExperimentSelected
 from swarm.tui.model import LeaderRow
 

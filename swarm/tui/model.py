@@ -1,7 +1,7 @@
 """What the TUI shows, computed off the UI loop: the board folded incrementally, turned into frozen snapshots.
 
 `WatchModel.refresh()` runs on a worker thread: it folds what was appended to the board since the last call
-(swarm.state.BoardState; never a re-read of the whole board), asks the run's processes for liveness, and
+(swarm.board.state.BoardState; never a re-read of the whole board), asks the run's processes for liveness, and
 returns a `Snapshot` of plain frozen values that the UI thread applies to its widgets. Expensive parts (the
 leaderboard, the progress series) are rebuilt only when a result arrived. The model is the only owner of
 its BoardState; anything else that needs the state (verify) goes through `with model.lock`.
@@ -20,29 +20,22 @@ from typing import Any
 
 from rich.text import Text
 
-from swarm.board import EXPERIMENT, USAGE, VERIFICATION
+from swarm.board.experiments import DISCARD, FAILED_STATUSES, FINAL_STATUSES, KEEP, MARGINAL, is_measured
+from swarm.board.ledger import Totals
+from swarm.board.progress import ProgressTracker, finished_at
+from swarm.board.run_record import AgentSlot
+from swarm.board.state import BoardState, GroupKey, group_of
+from swarm.board.store import EXPERIMENT, USAGE, VERIFICATION
 from swarm.errors import SwarmError
-from swarm.git import file_at
-from swarm.ledger import Totals
-from swarm.profiles import time_budget
-from swarm.progress import ProgressTracker, Step, finished_at
-from swarm.records import FINAL_STATUSES, is_measured
-from swarm.run_record import AgentSlot
-from swarm.state import BoardState, GroupKey, group_of
-from swarm.trust import sha256_bytes
-from swarm.tui.control import Liveness, RunControl
-from swarm.tui.plot_text import plot_text
+from swarm.orchestration.agent_state import DOWN_STATES, Liveness, agent_state
+from swarm.repo.git import file_at
+from swarm.runner.trust import sha256_bytes
+from swarm.target.profiles import time_budget
+from swarm.tui.control import RunControl
+from swarm.tui.plot_text import PlotData, plot_text
 
 LEADERS_PER_GROUP = 10
 HOUR = 3600.0
-
-# Agent states, as the agents table shows them.
-TRAINING = "training"  # its GPU runs a job
-QUEUED = "queued"  # jobs wait for its GPU, none runs yet
-THINKING = "thinking"  # alive, nothing submitted: the agent is working on its next change
-CRASHED = "crashed"  # its process exited with an error (the coordinator restarts it)
-DEAD = "dead"  # no process: its window is gone, or the run's tmux server is down
-STOPPED = "stopped"  # held down by `swarm stop AGENT`
 
 
 @dataclass(frozen=True)
@@ -88,7 +81,7 @@ class AgentRow:
     best: float | None  # mean val_bpb of its best content
     best_record: dict[str, Any] | None
     latest_record: dict[str, Any] | None  # running, else last finished
-    tokens: int = 0  # model tokens its usage records report (swarm.ledger); 0: none on the board
+    tokens: int = 0  # model tokens its usage records report (swarm.board.ledger); 0: none on the board
     cost: float | None = None  # dollars, when its usage records know them
 
     @property
@@ -105,15 +98,6 @@ class LeaderRow:
     n: int
     verified: bool
     record: dict[str, Any]  # the experiment that first measured this content
-
-
-@dataclass(frozen=True)
-class PlotData:
-    group: GroupKey
-    start: float
-    now: float
-    best: tuple[Step, ...]
-    agents: tuple[tuple[str, tuple[Step, ...]], ...]
 
 
 @dataclass(frozen=True)
@@ -255,9 +239,7 @@ class WatchModel:
             running = state.running(slot.gpu)
             waiting = state.queue(slot.gpu)
             queued = len(waiting)
-            state_name, exit_status = self._process_state(slot, liveness)
-            if state_name is None:
-                state_name = TRAINING if running else QUEUED if queued else THINKING
+            state_name, exit_status = agent_state(slot, liveness, running is not None, queued)
             counts = summary.counts if summary else {}
             best_record = state.experiments.get(summary.best) if summary and summary.best else None
             best = None
@@ -281,27 +263,15 @@ class WatchModel:
                 elapsed=elapsed,
                 budget=self._budget(running.get("profile")) if running else None,
                 queued=queued,
-                keep=counts.get("keep", 0),
-                discard=counts.get("discard", 0) + counts.get("marginal", 0),
-                crash=counts.get("crash", 0) + counts.get("timeout", 0) + counts.get("invalid", 0),
+                keep=counts.get(KEEP, 0),
+                discard=sum(counts.get(s, 0) for s in (DISCARD, MARGINAL)),
+                crash=sum(counts.get(s, 0) for s in FAILED_STATUSES),
                 best=best,
                 best_record=best_record,
                 latest_record=latest,
                 tokens=self._usage[slot.name].tokens if slot.name in self._usage else 0,
                 cost=self._usage[slot.name].cost_usd if slot.name in self._usage else None,
             )
-
-    @staticmethod
-    def _process_state(slot: AgentSlot, liveness: Liveness | None) -> tuple[str | None, int | None]:
-        """The state tmux decides (stopped / dead / crashed), or None when the process is alive or unknown."""
-        if liveness is None:
-            return (STOPPED, None) if slot.stopped else (None, None)
-        pane = liveness.panes.get(slot.name) if liveness.server_up else None
-        if pane is None:
-            return (STOPPED if slot.stopped else DEAD), None
-        if pane.dead:
-            return (CRASHED, pane.exit_status) if pane.exit_status else (DEAD, pane.exit_status)
-        return None, None
 
     def _baseline(self, key: GroupKey) -> float | None:
         """Mean of the baseline content in a group: the run base's train.py when this repository has the
@@ -351,7 +321,7 @@ class WatchModel:
         run = self.state.run
         alive = None
         if liveness is not None:
-            alive = sum(1 for a in agents if a.state not in (DEAD, CRASHED, STOPPED))
+            alive = sum(1 for a in agents if a.state not in DOWN_STATES)
         slots = {a.gpu for a in agents}
         busy = sum(1 for s in self.state.running_slots() if s in slots)
         hour_ago = bisect.bisect_left(self._finish_times, now - HOUR)
@@ -373,7 +343,7 @@ class WatchModel:
     # Actions that need the state (any thread; serialised with refresh by the lock)
 
     def verify(self, experiment_id: str, repeats: int = 1) -> list[dict[str, Any]]:
-        from swarm.verify import schedule_verify
+        from swarm.board.verification import schedule_verify
 
         with self.lock:
             return schedule_verify(self.state.board, self.state, experiment_id, repeats, requested_by="watch")

@@ -7,19 +7,28 @@ new result or resize, keeps it off the UI loop, which only shows the finished Te
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from rich.text import Text
 from textual_plotext.plot import Plot
 
-from swarm.progress import Step
-from swarm.tui.format import short_device
-
-if TYPE_CHECKING:
-    from swarm.tui.model import PlotData
+from swarm.board.progress import Step
+from swarm.board.state import GroupKey
+from swarm.tui.cells import short_device
 
 AGENT_COLOURS = ("gray", "blue", "magenta", "cyan", "yellow", "orange")
 HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class PlotData:
+    """What the plot shows: a device class's global best and each agent's running best over time."""
+
+    group: GroupKey
+    start: float
+    now: float
+    best: tuple[Step, ...]
+    agents: tuple[tuple[str, tuple[Step, ...]], ...]
 
 
 def step_line(steps: tuple[Step, ...], start: float, end: float) -> tuple[list[float], list[float]]:

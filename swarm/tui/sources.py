@@ -1,5 +1,5 @@
 """What the detail pane shows, read on a worker: an experiment's diff against its parent and its log (its
-fields are swarm.display's result block, as `swarm wait` prints them).
+fields are swarm.results.display's result block, as `swarm wait` prints them).
 
 All of it is agent-made text (train.py, its output), so every line goes through `escape_text` before it
 reaches a widget.
@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from swarm.display import escape_text
 from swarm.errors import GitError
-from swarm.git import first_parent, git
+from swarm.repo.git import first_parent, git
+from swarm.results.display import escape_text
 
 MAX_LINES = 400
 LOG_TAIL_BYTES = 64 * 1024

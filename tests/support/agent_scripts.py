@@ -12,15 +12,15 @@ import contextlib
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from swarm.board import Board
-from swarm.fake_model import FakeModelServer, Reply, Script, ToolCall, claude_code_env, codex_env
-from swarm.records import FINAL_STATUSES
+from swarm.board.experiments import FINAL_STATUSES
+from swarm.board.store import Board
+from swarm.installation import swarm_argv
+from swarm.testing.fake_model import FakeModelServer, Reply, Script, ToolCall, claude_code_env, codex_env
+from tests.support.standins import kill_tmux_servers, make_repo
 from tests.support.swarm_run import SwarmRun
-from tests.swarm_helpers import kill_tmux_servers, make_repo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NODE_BIN = REPO_ROOT / ".node" / "node_modules" / ".bin"  # the pinned CLIs scripts/setup.sh installs
@@ -74,7 +74,7 @@ def start_api_agent(run: SwarmRun, agent: str, provider: str, server: FakeModelS
     key_env = "ANTHROPIC_API_KEY" if provider == "anthropic" else "OPENAI_API_KEY"
     env = run.runner_env() | run.agent_environ(agent) | {key_env: server.api_key}
     return subprocess.Popen(
-        [sys.executable, "-P", "-m", "swarm", "agent", "api", "--provider", provider, "--base-url", base_url]
+        swarm_argv("agent", "api", "--provider", provider, "--base-url", base_url)
         + ["--model", "fake-model", "--max-turns", "6"],
         cwd=run.worktree(agent),
         env=env,
@@ -155,7 +155,7 @@ def spawned_swarm(
         }
         try:
             spawn = subprocess.run(
-                [sys.executable, "-P", "-m", "swarm", "spawn", "--cpu", "1", "--agent", kind, "--tag", "e2e"],
+                swarm_argv("spawn", "--cpu", "1", "--agent", kind, "--tag", "e2e"),
                 cwd=repo,
                 env=env,
                 capture_output=True,

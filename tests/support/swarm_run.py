@@ -23,8 +23,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from swarm.board import Board
-from swarm.run_record import AgentSlot, RunRecord, write_run_record
+from swarm.board.run_record import AgentSlot, RunRecord, write_run_record
+from swarm.board.store import Board
+from swarm.runner.service import Runner, RunnerSettings
 
 TAG = "test"
 
@@ -290,3 +291,21 @@ def process_alive(pid: int) -> bool:
             return f.read().rsplit(") ", 1)[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def run_queued(run, slot):
+    """Run every job queued for `slot` with an in-process runner; returns their final records."""
+    runner = Runner(run.repo, run.board, slot, RunnerSettings(), log=lambda line: None)
+    done = []
+    while (record := runner.step()) is not None:
+        done.append(record)
+    return done
+
+
+def submit(run, cli, agent, source, message):
+    """Commit `source` as train.py in the agent's worktree and `swarm submit` it; returns the id."""
+    commit_train(run.worktree(agent), source, message)
+    with run.agent_env(agent):
+        code, out, err = cli("submit", "-m", message)
+    assert code == 0, err
+    return out.strip()

@@ -1,0 +1,179 @@
+"""Agent adapters: for each agent kind, a small frozen description of the command line that runs it.
+
+Claude Code and Codex run in their non-interactive modes (`claude -p`, `codex exec`): one long agentic
+turn that works through program.md's loop and exits when the model ends its turn (or its context is
+full). The coordinator then restarts it with a resume prompt (its last results, the global best), so a
+swarm never sits at an idle interactive prompt that nothing can detect without scraping the screen, and
+every restart begins with a fresh context. Both print JSON events (`stream-json` / `--json`), which carry
+token usage and cost; `output_format` is a field so that can change without touching the launcher.
+
+Kinds: claude, codex, sweep (built in, no LLM), api (`swarm agent api`), and any kind that swarm.toml
+names under `[agents.commands]`, which may also override a built-in one:
+
+    [agents.commands]
+    claude = ["claude", "-p", "{prompt}", "--model", "opus", "--dangerously-skip-permissions"]
+    mybot = ["python3", "/opt/mybot.py", "--task", "{prompt}"]
+
+Placeholders, replaced inside any argument: {prompt} {agent} {gpu} {worktree} {python}.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from swarm.config import load_section
+from swarm.errors import SwarmError
+from swarm.installation import SWARM_MODULE_ARGS
+
+PLACEHOLDERS = ("prompt", "agent", "gpu", "worktree", "python")
+
+
+@dataclass(frozen=True)
+class AgentCommand:
+    kind: str
+    args: tuple[str, ...]  # the command line, with placeholders
+    install: str = ""  # how to install the program when it is missing
+    root_env: tuple[tuple[str, str], ...] = ()  # extra variables when running as root (not secret)
+    # The JSON event stream the program prints ("claude" or "codex", see swarm.agents.relay): the launcher
+    # then relays it as readable lines and records the usage it reports on the board. None: plain output.
+    events: str | None = None
+
+    @property
+    def program(self) -> str:
+        return self.args[0]
+
+    def argv(
+        self, *, prompt: str, agent: str, gpu: str, worktree: Path, python: str = sys.executable
+    ) -> list[str]:
+        values = {"prompt": prompt, "agent": agent, "gpu": gpu, "worktree": str(worktree), "python": python}
+        argv = []
+        for arg in self.args:
+            for name in PLACEHOLDERS:
+                arg = arg.replace("{" + name + "}", values[name])
+            argv.append(arg)
+        return argv
+
+    def environment(self) -> dict[str, str]:
+        return dict(self.root_env) if os.geteuid() == 0 else {}
+
+    def check_installed(self) -> None:
+        """One clear error, saying how to install it, when the program is not there."""
+        program = self.program
+        if (
+            program == "{python}"
+            or shutil.which(program)
+            or (os.sep in program and os.access(program, os.X_OK))
+        ):
+            return
+        hint = f": install it with `{self.install}`" if self.install else ""
+        raise SwarmError(f"agent kind {self.kind!r} needs `{program}`, which is not on PATH{hint}")
+
+
+@dataclass(frozen=True)
+class ClaudeCode(AgentCommand):
+    """Claude Code in print mode; permission prompts bypassed (as root it insists on IS_SANDBOX=1)."""
+
+    kind: str = "claude"
+    output_format: str = "stream-json"  # "text", "json" or "stream-json" (stream-json needs --verbose)
+    args: tuple[str, ...] = field(init=False, default=())
+    install: str = "npm install -g @anthropic-ai/claude-code"
+    root_env: tuple[tuple[str, str], ...] = (("IS_SANDBOX", "1"),)
+
+    def __post_init__(self):
+        args = [
+            "claude",
+            "-p",
+            "{prompt}",
+            "--dangerously-skip-permissions",
+            "--output-format",
+            self.output_format,
+        ]
+        if self.output_format == "stream-json":
+            args.append("--verbose")
+        object.__setattr__(self, "args", tuple(args))
+        object.__setattr__(self, "events", "claude" if self.output_format == "stream-json" else None)
+
+
+@dataclass(frozen=True)
+class Codex(AgentCommand):
+    """Codex CLI `exec`, sandbox bypassed: its workspace-write sandbox cannot write a worktree's git
+    metadata (which lives in the main repository's .git), so it could not commit. Commands run in a
+    non-login shell (allow_login_shell=false): a login shell sources /etc/profile, which on Debian and
+    others resets PATH and loses the `swarm` command the launcher put on it."""
+
+    kind: str = "codex"
+    json_events: bool = True
+    args: tuple[str, ...] = field(init=False, default=())
+    install: str = "npm install -g @openai/codex"
+
+    def __post_init__(self):
+        args = [
+            "codex",
+            "exec",
+            "--dangerously-bypass-approvals-and-sandbox",
+            "-c",
+            "allow_login_shell=false",
+        ]
+        if self.json_events:
+            args.append("--json")
+        object.__setattr__(self, "args", (*args, "{prompt}"))
+        object.__setattr__(self, "events", "codex" if self.json_events else None)
+
+
+BUILT_IN: dict[str, AgentCommand] = {
+    "claude": ClaudeCode(),
+    "codex": Codex(),
+    "sweep": AgentCommand("sweep", ("{python}", *SWARM_MODULE_ARGS, "agent", "sweep")),
+    # The API agent takes the launcher's prompt (first start or resume) as its task.
+    "api": AgentCommand("api", ("{python}", *SWARM_MODULE_ARGS, "agent", "api", "--prompt", "{prompt}")),
+}
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """`[agents]` in swarm.toml."""
+
+    default: str = "claude"  # the kind `swarm spawn` starts when --agent is not given
+    commands: dict[str, list[str]] | None = None  # custom kinds (or overrides of built-in ones)
+
+
+def agent_commands(repo: Path) -> tuple[AgentSettings, dict[str, AgentCommand]]:
+    settings = load_section(repo, "agents", AgentSettings)
+    commands = dict(BUILT_IN)
+    for kind, args in (settings.commands or {}).items():
+        if not args:
+            raise SwarmError(f"swarm.toml [agents.commands] {kind}: empty command")
+        commands[kind] = AgentCommand(kind, tuple(args))
+    return settings, commands
+
+
+def assign_kinds(spec: str, count: int, known: dict[str, AgentCommand]) -> list[str]:
+    """The kind of each of `count` agents, from `claude`, `claude:4,codex:4` or `claude:2,codex`
+    (one kind without a count takes the agents that are left)."""
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    if not parts:
+        raise SwarmError("--agent: name a kind (claude, codex, sweep, api, or one from swarm.toml)")
+    counted: list[tuple[str, int | None]] = []
+    for part in parts:
+        kind, _, number = part.partition(":")
+        kind = kind.strip()
+        if kind not in known:
+            raise SwarmError(f"unknown agent kind {kind!r} (known: {', '.join(sorted(known))})")
+        if number and (not number.strip().isdigit() or int(number) < 1):
+            raise SwarmError(f"--agent {spec}: {part!r} needs a positive count")
+        counted.append((kind, int(number) if number else None))
+    open_ended = [kind for kind, n in counted if n is None]
+    if len(open_ended) > 1:
+        raise SwarmError(f"--agent {spec}: give counts to all kinds but one (e.g. claude:4,codex:4)")
+    fixed = sum(n for _, n in counted if n is not None)
+    rest = count - fixed
+    if rest < 0 or (rest > 0 and not open_ended) or (rest == 0 and open_ended and len(counted) > 1):
+        raise SwarmError(f"--agent {spec}: names {fixed} agent(s), but {count} worker slot(s) were asked for")
+    kinds: list[str] = []
+    for kind, n in counted:
+        kinds.extend([kind] * (n if n is not None else rest))
+    return kinds

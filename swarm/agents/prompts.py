@@ -1,0 +1,59 @@
+"""The task prompts an LLM agent starts with: the first one, and the resume prompt after a restart.
+
+Both are short and point at program.md, which holds the protocol. Board text written by agents
+(descriptions) is quoted as JSON strings and cut short: it is data for the model, not instructions.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from swarm.board.run_record import AgentSlot, RunRecord, is_cpu_slot
+
+DESCRIPTION_CHARS = 100
+LAST_RESULTS = 8
+
+
+def initial_prompt(run: RunRecord, entry: AgentSlot) -> str:
+    device = "a CPU worker" if is_cpu_slot(entry.gpu) else f"GPU {entry.gpu} ({entry.device})"
+    return (
+        f"You are {entry.name}, one of {len(run.agents)} agents of the autoresearch swarm {run.tag!r}. "
+        f"You work in the git worktree {entry.worktree} on branch {entry.branch}, with {device} to yourself "
+        "(the swarm's runner trains your commits there; never run train.py yourself). "
+        "Read program.md in this directory now and follow it: edit train.py, commit, `swarm run -m DESC`, "
+        "keep or reset by the status it reports, check `swarm best` and `swarm board` every few experiments, "
+        "`swarm adopt` when another agent is ahead, `swarm note` what you learn (negative results too). "
+        "Never edit prepare.py. NEVER STOP: keep experimenting until you are stopped."
+    )
+
+
+def resume_prompt(
+    run: RunRecord, entry: AgentSlot, head: str, mine: list[dict[str, Any]], best: dict[str, Any] | None
+) -> str:
+    """`mine`: this agent's latest experiment states, oldest first; `best`: the global best, if any."""
+    lines = [
+        initial_prompt(run, entry),
+        "",
+        "You are being resumed: your previous session ended. Your worktree and branch are as you left "
+        f"them (HEAD {head}); do not redo experiments already on the board.",
+    ]
+    if mine:
+        lines += ["", f"Your last {min(len(mine), LAST_RESULTS)} experiments (of {len(mine)}):"]
+        lines += [f"- {_describe(e)}" for e in mine[-LAST_RESULTS:]]
+    else:
+        lines += [
+            "",
+            "You have no experiments on the board yet: start with the baseline (train.py unchanged).",
+        ]
+    if best:
+        lines += ["", f"Global best: {_describe(best)} by {best.get('agent')} (commit {best.get('commit')})."]
+    lines += ["", "Go on with the loop from program.md now."]
+    return "\n".join(lines)
+
+
+def _describe(experiment: dict[str, Any]) -> str:
+    bpb = experiment.get("val_bpb")
+    value = f"val_bpb {bpb:.6f}" if isinstance(bpb, int | float) else "no val_bpb"
+    text = str(experiment.get("description") or "")[:DESCRIPTION_CHARS]
+    return f"{experiment.get('id')} {experiment.get('status')} {value} {json.dumps(text, ensure_ascii=False)}"

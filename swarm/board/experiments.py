@@ -1,0 +1,113 @@
+"""The shape of board records: experiment fields and statuses, and builders that keep records self-describing.
+
+An experiment goes through several records with the same id (queued -> running -> a final status). Each
+is written whole, with every field below (None where not known yet), so the latest record of an id is the
+experiment's complete state and any single line can be read on its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from swarm.board.store import EXPERIMENT, new_id, now
+from swarm.target.summary import SUMMARY_KEYS, TEXT_KEYS
+
+# Statuses, in the order an experiment meets them.
+QUEUED = "queued"
+RUNNING = "running"
+KEEP = "keep"
+MARGINAL = "marginal"
+DISCARD = "discard"
+CRASH = "crash"
+TIMEOUT = "timeout"
+INVALID = "invalid"
+
+PENDING_STATUSES = frozenset({QUEUED, RUNNING})
+# A measured result: the runner parsed a finite val_bpb from pristine evaluation code within the budget.
+MEASURED_STATUSES = frozenset({KEEP, MARGINAL, DISCARD})
+FAILED_STATUSES = frozenset({CRASH, TIMEOUT, INVALID})  # ended without a trustworthy number
+FINAL_STATUSES = frozenset({KEEP, MARGINAL, DISCARD, CRASH, TIMEOUT, INVALID})
+STATUSES = (QUEUED, RUNNING, KEEP, MARGINAL, DISCARD, CRASH, TIMEOUT, INVALID)
+
+# The summary block's numbers, as they land on the board (floats; num_steps and depth ints).
+METRIC_FIELDS = tuple(key for key in SUMMARY_KEYS if key not in TEXT_KEYS)
+
+EXPERIMENT_FIELDS = (
+    # who and where
+    "id",
+    "agent",
+    "gpu",  # the runner slot: "3" or "cpu0"
+    "device",  # device class results are compared within, e.g. "NVIDIA H100 80GB HBM3" or "cpu"
+    "profile",  # AUTORESEARCH_PROFILE the runner sets: "h100" | "tiny"
+    "tag",
+    # what
+    "branch",
+    "commit",
+    "parent",
+    "base",  # the run's base commit: prepare.py and the allow-list diff come from it
+    "description",  # agent text, stored verbatim
+    "status",
+    "reason",  # why a crash / timeout / invalid happened, or how a status was decided
+    *METRIC_FIELDS,
+    "train_sha256",
+    "prepare_sha256",
+    # when
+    "submitted_at",
+    "started_at",
+    "finished_at",
+    "log",  # path of the run's log, relative to the board directory
+    # bookkeeping
+    "reference",  # id of the experiment this result was compared with (the agent's best), None for a baseline
+    "band",  # the noise band used for keep / marginal / discard
+    "attempt",  # 1, or 2 when a runner died during the first attempt and reran the job
+    "exit_code",
+    "wall_seconds",  # trainer wall time as the runner measured it
+    "verify_of",  # for a verification rerun: the id being verified
+    "reused_from",  # answered from the board: ids of the runs whose mean this is
+    "requested_by",  # who asked for a verification rerun
+)
+
+
+def new_experiment(**fields: Any) -> dict[str, Any]:
+    """A complete experiment record: every field present, unknown keys refused (a typo is a bug)."""
+    unknown = set(fields) - set(EXPERIMENT_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown experiment fields: {sorted(unknown)}")
+    record: dict[str, Any] = {"type": EXPERIMENT}
+    for name in EXPERIMENT_FIELDS:
+        record[name] = fields.get(name)
+    if record["id"] is None:
+        record["id"] = new_id()
+    if record["status"] is None:
+        record["status"] = QUEUED
+    if record["submitted_at"] is None:
+        record["submitted_at"] = now()
+    if record["attempt"] is None:
+        record["attempt"] = 1
+    return record
+
+
+def evolve(record: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """The next record of the same experiment: all fields carried over, `changes` applied, a fresh `ts`."""
+    unknown = set(changes) - set(EXPERIMENT_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown experiment fields: {sorted(unknown)}")
+    following = {k: v for k, v in record.items() if k != "ts"}
+    following.update(changes)
+    return following
+
+
+def has_result(record: dict[str, Any]) -> bool:
+    """A keep / marginal / discard with a val_bpb: measured now, or answered from earlier measurements."""
+    value = record.get("val_bpb")
+    return (
+        record.get("status") in MEASURED_STATUSES
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and bool(record.get("train_sha256"))
+    )
+
+
+def is_measured(record: dict[str, Any]) -> bool:
+    """A result the noise statistics may use: measured by a runner, not answered from the board."""
+    return has_result(record) and not record.get("reused_from")

@@ -1,0 +1,96 @@
+"""The progress of a run over time, per comparison group: finished experiments and the running bests.
+
+Fed with experiment records in finishing order (`swarm plot` sorts the board's experiments; the TUI feeds
+the new records of each board refresh), it keeps, per (device class, profile) group, the steps of the
+global running best and of each agent's running best, and optionally every finished experiment as a point.
+Each record costs O(1); only the first final record of an id counts (a later correction of a value does
+not rewrite history). The running best is over individual measurements, which is what the plot shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from swarm.board.experiments import FINAL_STATUSES, is_measured
+from swarm.board.state import GroupKey, group_of
+
+
+@dataclass(frozen=True)
+class Point:
+    """A finished experiment: its place in the group's finishing order and its value (None: no result)."""
+
+    index: int
+    at: float
+    value: float | None
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Step:
+    """The running best changed to `value` at time `at` (the `index`-th finished experiment, `id`)."""
+
+    index: int
+    at: float
+    value: float
+    id: str
+
+
+@dataclass
+class GroupProgress:
+    key: GroupKey
+    finished: int = 0
+    points: list[Point] = field(default_factory=list)  # only when the tracker keeps points
+    best: list[Step] = field(default_factory=list)  # the global running best, one step per improvement
+    agent_best: dict[str, list[Step]] = field(default_factory=dict)
+
+
+def finished_at(record: dict[str, Any]) -> float:
+    return record.get("finished_at") or record.get("ts") or 0.0
+
+
+class ProgressTracker:
+    def __init__(self, keep_points: bool = False):
+        self.keep_points = keep_points
+        self.groups: dict[GroupKey, GroupProgress] = {}
+        self._seen: set[str] = set()
+
+    def add(self, record: dict[str, Any]) -> bool:
+        """Take one experiment record; anything but the first final record of an id is ignored (False)."""
+        eid = record.get("id")
+        if record.get("status") not in FINAL_STATUSES or eid in self._seen or not isinstance(eid, str):
+            return False
+        self._seen.add(eid)
+        key = group_of(record)
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = GroupProgress(key)
+        index, at = group.finished, finished_at(record)
+        group.finished += 1
+        value = float(record["val_bpb"]) if is_measured(record) else None
+        if self.keep_points:
+            group.points.append(Point(index, at, value, record))
+        if value is None:
+            return True
+        if not group.best or value < group.best[-1].value:
+            group.best.append(Step(index, at, value, eid))
+        steps = group.agent_best.setdefault(str(record.get("agent")), [])
+        if not steps or value < steps[-1].value:
+            steps.append(Step(index, at, value, eid))
+        return True
+
+    def add_all(self, records: list[dict[str, Any]]) -> ProgressTracker:
+        for record in records:
+            self.add(record)
+        return self
+
+    def main_group(self) -> GroupProgress | None:
+        """The group with the most finished experiments (what a single plot shows)."""
+        return max(self.groups.values(), key=lambda g: g.finished, default=None)
+
+
+def from_experiments(experiments: list[dict[str, Any]]) -> ProgressTracker:
+    """Progress of finished experiments (latest records), ordered by when they finished."""
+    finished = [e for e in experiments if e.get("status") in FINAL_STATUSES]
+    finished.sort(key=finished_at)
+    return ProgressTracker(keep_points=True).add_all(finished)

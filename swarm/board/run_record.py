@@ -1,0 +1,176 @@
+"""The run record: what a swarm run is (tag, base commit, profile) and which agent sits on which slot, and
+how commands find the run they are about.
+
+`swarm spawn` writes one when it creates or resumes a run; the latest run record on the board wins. The
+runner takes `prepare.py` and the allow-list diff base from `base`; agent commands find their slot and
+device class here. `swarm stop AGENT` / `swarm resume` write it again with agents' `stopped` flags changed: the
+latest one is the run's desired state, which the coordinator reconciles the tmux windows against.
+
+Words: a *run* is one swarm run (a tag); a *slot* is what a runner serves ("3" for GPU 3, "cpu0" for a CPU
+worker); an *experiment* is one training of one commit.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from swarm.board.store import RUN, Board, now
+from swarm.errors import BoardError, SwarmError
+
+PROFILES = ("h100", "tiny")
+TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")  # a branch component, a tmux session and socket name
+
+
+def is_cpu_slot(slot: str) -> bool:
+    """A runner slot that is a CPU worker ("cpu0") rather than a GPU index ("3")."""
+    return slot.startswith("cpu")
+
+
+@dataclass(frozen=True)
+class AgentSlot:
+    name: str  # "gpu3", "cpu0"
+    kind: str  # "claude", "codex", "sweep", "api", ...
+    gpu: str  # runner slot: "3" or "cpu0"
+    device: str  # device class: "NVIDIA H100 80GB HBM3", or "cpu" for a CPU worker
+    worktree: str  # absolute path
+    branch: str  # swarm/<tag>/<agent>
+    stopped: bool = False  # `swarm stop AGENT`: left down by the coordinator
+
+    @classmethod
+    def from_json(cls, entry: dict[str, Any]) -> AgentSlot:
+        """Build from a record's agent entry; keys added by newer writers are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in entry.items() if k in known})
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    tag: str
+    base: str  # full sha of the base commit
+    profile: str  # "h100" | "tiny"
+    agents: tuple[AgentSlot, ...] = ()
+    created_at: float = field(default_factory=now)
+
+    def agent(self, name: str) -> AgentSlot | None:
+        return next((a for a in self.agents if a.name == name), None)
+
+    def slot(self, gpu: str) -> AgentSlot | None:
+        return next((a for a in self.agents if a.gpu == gpu), None)
+
+    def device_for_slot(self, gpu: str) -> str:
+        """The device class of a runner slot: the run record's, else "cpu" for CPU slots, else "gpuK"."""
+        agent = self.slot(gpu)
+        if agent and agent.device:
+            return agent.device
+        return "cpu" if is_cpu_slot(gpu) else f"gpu{gpu}"
+
+    def slots(self) -> list[str]:
+        return [a.gpu for a in self.agents]
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "type": RUN,
+            "tag": self.tag,
+            "base": self.base,
+            "profile": self.profile,
+            "agents": [asdict(a) for a in self.agents],
+            "created_at": self.created_at,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> RunRecord:
+        try:
+            return cls(
+                tag=record["tag"],
+                base=record["base"],
+                profile=record["profile"],
+                agents=tuple(AgentSlot.from_json(a) for a in record.get("agents") or ()),
+                created_at=record.get("created_at") or record.get("ts") or 0.0,
+            )
+        except (KeyError, TypeError) as e:
+            raise BoardError(f"malformed run record on the board: {e}") from None
+
+
+def write_run_record(board: Board, run: RunRecord) -> dict[str, Any]:
+    """Append a run record (the latest one is the run's current definition); returns what was written."""
+    if run.profile not in PROFILES:
+        raise BoardError(f"unknown profile {run.profile!r} (known: {', '.join(PROFILES)})")
+    board.create()
+    return board.append(run.to_record())
+
+
+def validate_tag(tag: str) -> str:
+    if not TAG.match(tag):
+        raise SwarmError(f"invalid tag {tag!r}: use letters, digits, '_' or '-' (max 32, no '/' or '.')")
+    return tag
+
+
+def require_agent(run: RunRecord, name: str) -> AgentSlot:
+    slot = run.agent(name)
+    if slot is None:
+        known = ", ".join(a.name for a in run.agents)
+        raise SwarmError(f"no agent {name!r} in run {run.tag} (agents: {known})")
+    return slot
+
+
+def latest_run(records: list[dict[str, Any]], tag: str | None = None) -> RunRecord | None:
+    """The latest run record (of `tag`, when given) among board records."""
+    for record in reversed(records):
+        if record.get("type") == RUN and (tag is None or record.get("tag") == tag):
+            return RunRecord.from_record(record)
+    return None
+
+
+class RunFollower:
+    """The latest run record of a tag, following the board incrementally (cheap to ask every tick)."""
+
+    def __init__(self, board: Board, tag: str):
+        self.tag = tag
+        self.reader = board.reader()
+        self.run: RunRecord | None = None
+
+    def refresh(self) -> RunRecord | None:
+        self.run = latest_run(self.reader.read_new(), self.tag) or self.run
+        return self.run
+
+
+def choose_tag(tag: str | None, latest_tag: str | None, board_dir: Path) -> str:
+    """The one rule for which run a command is about: `tag`, else $SWARM_TAG, else the board's latest run."""
+    tag = tag or os.environ.get("SWARM_TAG") or latest_tag
+    if not tag:
+        raise SwarmError(f"no run on the board {board_dir} (start one with `swarm spawn`)")
+    return validate_tag(tag)
+
+
+def open_run(board: Board, tag: str | None, records: list[dict[str, Any]] | None = None) -> RunRecord:
+    """The run a command is about (choose_tag), from the board's records (`records`: when the caller has
+    read them already; a caller holding a BoardState asks its find_run instead)."""
+    board.require()
+    if records is None:
+        records = board.records()
+    latest = latest_run(records)
+    tag = choose_tag(tag, latest.tag if latest else None, board.directory)
+    run = latest_run(records, tag)
+    if run is None:
+        raise SwarmError(f"no run {tag!r} on the board {board.directory}")
+    return run
+
+
+def set_stopped(board: Board, tag: str, agents: set[str] | None, stopped: bool) -> RunRecord:
+    """Write the run record again with these agents' (None: all) `stopped` flag set; read and append under
+    the board lock, so two `swarm stop AGENT` at once cannot undo each other."""
+    with board.locked() as writer:
+        run = latest_run(board.records(), tag)
+        if run is None:
+            raise SwarmError(f"no run {tag!r} on the board {board.directory}")
+        names = {a.name for a in run.agents} if agents is None else agents
+        changed = replace(
+            run, agents=tuple(replace(a, stopped=stopped) if a.name in names else a for a in run.agents)
+        )
+        if changed != run:
+            writer.append(changed.to_record())
+        return changed

@@ -1,0 +1,662 @@
+"""The board folded into queryable state, updated incrementally: experiments, repeats, noise, bests, agents.
+
+    state = BoardState(board, noise)    # nothing read yet (noise: NoiseSettings, default floors)
+    state.refresh()                     # folds what was appended since the last call; cheap when idle
+    state.observers.append(fn)          # fn(record) for every record read, e.g. to build a plot series
+
+  experiments and jobs
+    state.experiments[id]               -> latest record of each experiment (dict, DESIGN.md field names)
+    state.experiment("3fa1")            -> latest record of the unique id with that prefix (or BoardError)
+    state.queue(slot) / next_queued(slot) / running(slot) / running_slots() / queued_counts()
+    state.experiments_of(agent)         -> an agent's experiments, submission order (a scan: for displays)
+    state.verify_reruns(id)             -> verification reruns of an experiment
+  groups, noise, bests (a group is (device class, profile))
+    state.groups                        -> {group: GroupStats} (contents by train_sha256, pooled_sigma)
+    state.content(group, sha)           -> ContentStats (n, mean, sigma, ids, slots, first_id) or None
+    state.band(group)                   -> max(sigmas x pooled sigma, the profile's floor)
+    state.best(group) / state.bests()   -> Best (experiment, mean, sigma, n, verified, band) / {group: Best}
+    state.top(group, n)                 -> the n best contents, each once, as Best
+    state.decide(record)                -> (keep|marginal|discard, reason, reference id, band) for a result
+  agents, run, other records
+    state.agent_summary("gpu3")         -> AgentSummary (counts by status, current, last, best, experiments)
+    state.agent_summaries()             -> all of them, by name
+    state.run                           -> the latest run record as a RunRecord (None before spawn)
+    state.notes / state.usage / state.other / state.verifications / state.adopted
+
+Folding rules:
+- experiments by id, the latest record wins (an id's earlier contribution to statistics is taken back);
+- `note`, `usage` and record types this module does not know are kept in arrival order;
+- the latest `run` record is the run's definition (`state.run`, a RunRecord);
+- `verification` records mark a content verified (or not) in its group; `adopt` records make an adopted
+  content part of the adopting agent's reference.
+
+Results are compared only within a group: (device class, profile). Within a group, measured runs of the
+same `train_sha256` are repeats; they give each content's mean and sigma and the group's pooled sigma,
+from which the noise band comes (see swarm.board.noise). Every update costs O(1) per record (plus a lazily
+recomputed best when the best content itself changes), so a TUI or coordinator can follow a board of
+100,000 experiments by calling `refresh()` on a timer.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import sys
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from swarm.board.store import ADOPT, EXPERIMENT, NOTE, RUN, USAGE, VERIFICATION, Board, BoardReader
+from swarm.config import load_section
+from swarm.errors import BoardError, SwarmError
+from swarm.repo.paths import run_paths
+from swarm.board.noise import NoiseSettings, RunningStats, decide_status
+from swarm.board.experiments import FINAL_STATUSES, KEEP, QUEUED, RUNNING, has_result
+from swarm.board.run_record import RunRecord, choose_tag
+
+GroupKey = tuple[str, str]  # (device class, profile)
+FOLD_CHUNK_BYTES = 4 << 20  # how much of the board one fold step reads
+# Values that thousands of experiments repeat: held once (a 100,000-experiment board in less memory).
+SHARED_FIELDS = (
+    "agent",
+    "gpu",
+    "device",
+    "profile",
+    "tag",
+    "branch",
+    "base",
+    "status",
+    "prepare_sha256",
+    "parent",
+)
+
+
+def group_of(record: dict[str, Any]) -> GroupKey:
+    """The comparison group of an experiment (or adopt / verification) record."""
+    return (str(record.get("device") or "unknown"), str(record.get("profile") or "unknown"))
+
+
+@dataclass(frozen=True)
+class Best:
+    """The best content of a group: the first experiment that measured it, and its repeat statistics."""
+
+    group: GroupKey
+    experiment: dict[str, Any]  # the earliest measured experiment of this content (its discoverer)
+    train_sha256: str
+    mean: float
+    sigma: float | None  # sample sigma of this content's repeats; None with one run
+    n: int
+    verified: bool
+    band: float  # the group's noise band
+
+    def as_json(self) -> dict[str, Any]:
+        e = self.experiment
+        return {
+            "device": self.group[0],
+            "profile": self.group[1],
+            "id": e["id"],
+            "agent": e.get("agent"),
+            "commit": e.get("commit"),
+            "description": e.get("description"),
+            "train_sha256": self.train_sha256,
+            "val_bpb": self.mean,
+            "mean": self.mean,
+            "sigma": self.sigma,
+            "n": self.n,
+            "verified": self.verified,
+            "band": self.band,
+        }
+
+
+class ContentStats:
+    """Repeat statistics of one train.py content (sha256) within one group."""
+
+    __slots__ = ("group", "train_sha256", "stats", "first_id", "slots")
+
+    def __init__(self, group: GroupKey, train_sha256: str):
+        self.group = group
+        self.train_sha256 = train_sha256
+        self.stats = RunningStats()  # measured val_bpb by experiment id
+        self.first_id: str | None = None  # earliest measured experiment (lowest submitted_at)
+        self.slots: dict[str, int] = {}  # runner slot -> runs of this content measured there
+
+    @property
+    def n(self) -> int:
+        return self.stats.n
+
+    @property
+    def mean(self) -> float | None:
+        return self.stats.mean
+
+    @property
+    def sigma(self) -> float | None:
+        return self.stats.sigma
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self.stats.values)
+
+
+class GroupStats:
+    """All contents of one (device class, profile) group and their pooled sigma."""
+
+    def __init__(self, key: GroupKey):
+        self.key = key
+        self.contents: dict[str, ContentStats] = {}
+        self._squared_deviations = 0.0  # sum over contents of sum (x - content mean)^2
+        self._degrees = 0  # sum over contents of (n - 1)
+        self._best_sha: str | None = None
+        self._best_dirty = False
+        self._top: list[ContentStats] | None = None  # the last top(n), kept until a change could alter it
+        self._top_shas: set[str] = set()
+
+    @property
+    def pooled_sigma(self) -> float | None:
+        """sqrt(sum SS_i / sum (n_i - 1)) over contents with repeats; None before any repeat."""
+        if self._degrees <= 0:
+            return None
+        return math.sqrt(self._squared_deviations / self._degrees)
+
+    def pooled_sigma_without(self, train_sha256: str) -> float | None:
+        """The pooled sigma leaving one content's repeats out (so a verification cannot widen its own band)."""
+        content = self.contents.get(train_sha256)
+        if content is None:
+            return self.pooled_sigma
+        degrees = self._degrees - max(content.n - 1, 0)
+        if degrees <= 0:
+            return None
+        return math.sqrt(max(self._squared_deviations - content.stats.squared_deviations, 0.0) / degrees)
+
+    @property
+    def repeats(self) -> int:
+        """Degrees of freedom behind the pooled sigma (0: no content was measured twice yet)."""
+        return self._degrees
+
+    def content(self, train_sha256: str) -> ContentStats | None:
+        return self.contents.get(train_sha256)
+
+    def add_run(self, record: dict[str, Any], experiments: dict[str, dict[str, Any]]) -> None:
+        """Count a measured run (its record is already in `experiments`)."""
+        sha = record["train_sha256"]
+        content = self.contents.get(sha)
+        if content is None:
+            content = self.contents[sha] = ContentStats(self.key, sha)
+        self._forget_spread(content)
+        content.stats.add(record["id"], float(record["val_bpb"]))
+        slot = str(record.get("gpu"))
+        content.slots[slot] = content.slots.get(slot, 0) + 1
+        first = experiments.get(content.first_id) if content.first_id else None
+        if first is None or _submitted(record) < _submitted(first):
+            content.first_id = record["id"]
+        self._count_spread(content)
+
+    def remove_run(self, record: dict[str, Any], experiments: dict[str, dict[str, Any]]) -> None:
+        """Take back a run counted by add_run (a later record of its id replaces it)."""
+        sha = record["train_sha256"]
+        content = self.contents[sha]
+        self._forget_spread(content)
+        content.stats.remove(record["id"])
+        slot = str(record.get("gpu"))
+        content.slots[slot] -= 1
+        if not content.slots[slot]:
+            del content.slots[slot]
+        if content.first_id == record["id"]:
+            content.first_id = min(
+                content.stats.values, key=lambda e: _submitted(experiments[e]), default=None
+            )
+        if not content.n:
+            del self.contents[sha]
+        self._count_spread(content)
+
+    def _forget_spread(self, content: ContentStats) -> None:
+        self._squared_deviations -= content.stats.squared_deviations
+        self._degrees -= max(content.n - 1, 0)
+
+    def _count_spread(self, content: ContentStats) -> None:
+        self._squared_deviations += content.stats.squared_deviations
+        self._degrees += max(content.n - 1, 0)
+        self._note_best_candidate(content)
+        self._note_top_candidate(content)
+
+    def _note_best_candidate(self, content: ContentStats) -> None:
+        if self._best_dirty:
+            return
+        if self._best_sha is None or content.train_sha256 == self._best_sha:
+            # the best itself changed (or none known yet): find it again when asked
+            self._best_dirty = True
+            return
+        best = self.contents[self._best_sha]
+        if content.n and content.mean < best.mean:
+            self._best_sha = content.train_sha256
+
+    def best_content(self) -> ContentStats | None:
+        if self._best_dirty:
+            self._best_sha = min(self.contents, key=lambda s: self.contents[s].mean, default=None)
+            self._best_dirty = False
+        return self.contents.get(self._best_sha) if self._best_sha else None
+
+    def _note_top_candidate(self, content: ContentStats) -> None:
+        # a content can change the top n only if it is in it, or now ranks above its last entry
+        if self._top is not None and (
+            content.train_sha256 in self._top_shas
+            or (content.n and (not self._top or content.mean < self._top[-1].mean))
+        ):
+            self._top = None
+
+    def top(self, n: int) -> list[ContentStats]:
+        """The n contents with the lowest mean val_bpb (cached: a display asks every refresh)."""
+        if self._top is None or len(self._top) != min(n, len(self.contents)):
+            self._top = heapq.nsmallest(n, self.contents.values(), key=lambda c: c.mean)
+            self._top_shas = {c.train_sha256 for c in self._top}
+        return list(self._top)
+
+
+@dataclass
+class AgentSummary:
+    """One agent's experiments: counts by status, its current and last experiment, its best."""
+
+    name: str
+    counts: Counter[str] = field(default_factory=Counter)  # status -> experiments now in that status
+    current: str | None = None  # id of its running experiment, if any
+    last: str | None = None  # id of its most recently finished experiment
+    last_group: GroupKey | None = None  # group of its most recent measured result
+    best: str | None = None  # id of the measured experiment with its lowest content mean (in last_group)
+    submitted: int = 0  # experiments ever submitted (ids)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "agent": self.name,
+            "counts": dict(self.counts),
+            "current": self.current,
+            "last": self.last,
+            "best": self.best,
+            "experiments": self.submitted,
+        }
+
+
+class BoardState:
+    """Incrementally folded view of a board. Not thread-safe: one owner calls refresh() and reads."""
+
+    def __init__(self, board: Board | Path | str, noise: NoiseSettings | None = None):
+        self.board = board if isinstance(board, Board) else Board(Path(board))
+        self.noise = noise or NoiseSettings()
+        self.reader: BoardReader = self.board.reader()
+        self.experiments: dict[str, dict[str, Any]] = {}
+        self.notes: list[dict[str, Any]] = []
+        self.usage: list[dict[str, Any]] = []
+        self.other: list[dict[str, Any]] = []  # record types this module does not know
+        self.run_record: dict[str, Any] | None = None  # the latest run record of any tag
+        self.run_records: dict[str, dict[str, Any]] = {}  # tag -> its latest run record
+        self._run_parsed: tuple[dict[str, Any], RunRecord] | None = None  # (record, its RunRecord)
+        self.groups: dict[GroupKey, GroupStats] = {}
+        self.agents: dict[str, AgentSummary] = {}
+        self.verifications: dict[tuple[GroupKey, str], dict[str, Any]] = {}
+        self.adopted: dict[str, dict[GroupKey, set[str]]] = {}  # agent -> group -> adopted contents
+        # agent -> group -> content -> number of that agent's experiments with status keep
+        self._kept: dict[str, dict[GroupKey, Counter[str]]] = {}
+        self._queued: dict[str, dict[str, None]] = {}  # slot -> ids in submission order
+        self._running: dict[str, str] = {}  # slot -> id
+        # agent -> group -> content -> ids of the agent's results (measured or reused) with that content
+        self._agent_results: dict[str, dict[GroupKey, dict[str, dict[str, None]]]] = {}
+        self._verify_reruns: dict[str, dict[str, None]] = {}  # verified id -> its rerun ids
+        # An agent's best depends on the means of the contents it measured, which anyone's repeat moves.
+        # A changed content concerns only the agents holding it: it becomes their best if it now beats it,
+        # and only an agent whose best content itself changed (or whose group changed) is recomputed.
+        self._content_agents: dict[tuple[GroupKey, str], set[str]] = {}  # (group, content) -> agents
+        self._agent_best_sha: dict[str, tuple[GroupKey, str | None]] = {}  # agent -> (group, best content)
+        self._stale_best: set[str] = set()
+        self.records_read = 0
+        # Called with each record once it is folded, whoever triggered the fold (a display's own refresh,
+        # or a command such as verify refreshing the same state): lets a display derive its own series
+        # (e.g. the progress plot) from the one read of the board.
+        self.observers: list[Callable[[dict[str, Any]], None]] = []
+
+    # ---------------------------------------------------------------------------------------------------
+    # Folding
+
+    def refresh(self) -> list[dict[str, Any]]:
+        """Fold the records appended since the last call; returns them (oldest first)."""
+        new: list[dict[str, Any]] = []
+        self._fold(new.extend)
+        return new
+
+    def follow(self) -> int:
+        """Fold the records appended since the last call, a piece at a time, keeping none of them beyond
+        what the state holds: the first read of a 100,000-experiment board never has it all in memory at
+        once (a long-lived display uses this; `observers` see every record). Returns how many were folded."""
+        return self._fold(None)
+
+    def _fold(self, keep: Callable[[list[dict[str, Any]]], None] | None) -> int:
+        folded = 0
+        while True:
+            offset = self.reader.offset
+            records = self.reader.read_new(FOLD_CHUNK_BYTES)
+            # Within one piece only the last record of an experiment id changes the final state, so earlier
+            # ones are skipped (a first read of a board is mostly queued/running records later superseded).
+            last = {r.get("id"): i for i, r in enumerate(records) if r.get("type") == EXPERIMENT}
+            for i, record in enumerate(records):
+                if record.get("type") == EXPERIMENT and last.get(record.get("id")) != i:
+                    self.records_read += 1
+                    for observe in self.observers:
+                        observe(record)
+                else:
+                    self.apply(record)
+            if keep is not None:
+                keep(records)
+            folded += len(records)
+            if self.reader.offset == offset:
+                return folded
+
+    def apply(self, record: dict[str, Any]) -> None:
+        """Fold one record (refresh() calls this; tests and writers may call it for their own appends)."""
+        self.records_read += 1
+        kind = record.get("type")
+        if kind == EXPERIMENT:
+            self._apply_experiment(record)
+        elif kind == NOTE:
+            self.notes.append(record)
+        elif kind == USAGE:
+            self.usage.append(record)
+        elif kind == RUN:
+            self.run_record = record
+            self.run_records[record.get("tag")] = record
+        elif kind == VERIFICATION:
+            self.verifications[(group_of(record), record.get("train_sha256"))] = record
+        elif kind == ADOPT:
+            agent, sha = record.get("agent"), record.get("train_sha256")
+            if agent and sha:
+                self.adopted.setdefault(agent, {}).setdefault(group_of(record), set()).add(sha)
+        else:
+            self.other.append(record)
+        for observe in self.observers:
+            observe(record)
+
+    def _apply_experiment(self, record: dict[str, Any]) -> None:
+        eid = record.get("id")
+        if not isinstance(eid, str):
+            self.other.append(record)
+            return
+        for name in SHARED_FIELDS:
+            value = record.get(name)
+            if type(value) is str:
+                record[name] = sys.intern(value)
+        old = self.experiments.get(eid)
+        if old is not None:
+            self._retract(old)
+        self.experiments[eid] = record
+        self._account(record, new_id=old is None)
+
+    def _retract(self, record: dict[str, Any]) -> None:
+        eid, status, slot, agent = record["id"], record.get("status"), record.get("gpu"), record.get("agent")
+        summary = self.agents[agent]
+        summary.counts[status] -= 1
+        if not summary.counts[status]:
+            del summary.counts[status]
+        if summary.current == eid:
+            summary.current = None
+        if status == QUEUED:
+            self._queued.get(slot, {}).pop(eid, None)
+        elif status == RUNNING and self._running.get(slot) == eid:
+            del self._running[slot]
+        elif has_result(record):
+            group = group_of(record)
+            if not record.get("reused_from"):
+                self.groups[group].remove_run(record, self.experiments)
+            ids = self._agent_results[agent][group][record["train_sha256"]]
+            del ids[eid]
+            if not ids:
+                del self._agent_results[agent][group][record["train_sha256"]]
+                self._content_agents[(group, record["train_sha256"])].discard(agent)
+            self._mark_stale(group, record["train_sha256"], agent)
+            if status == KEEP:
+                kept = self._kept[agent][group]
+                kept[record["train_sha256"]] -= 1
+                if kept[record["train_sha256"]] <= 0:
+                    del kept[record["train_sha256"]]
+
+    def _account(self, record: dict[str, Any], new_id: bool) -> None:
+        eid, status, slot, agent = record["id"], record.get("status"), record.get("gpu"), record.get("agent")
+        summary = self.agents.get(agent)
+        if summary is None:
+            summary = self.agents[agent] = AgentSummary(name=agent)
+        summary.counts[status] += 1
+        if new_id:
+            summary.submitted += 1
+            if record.get("verify_of"):
+                self._verify_reruns.setdefault(record["verify_of"], {})[eid] = None
+        if status == QUEUED:
+            self._queued.setdefault(slot, {})[eid] = None
+        elif status == RUNNING:
+            self._running[slot] = eid
+            summary.current = eid
+        elif status in FINAL_STATUSES:
+            summary.last = eid
+            if has_result(record):
+                group = group_of(record)
+                if not record.get("reused_from"):  # answered from the board: not a new measurement
+                    stats = self.groups.get(group)
+                    if stats is None:
+                        stats = self.groups[group] = GroupStats(group)
+                    stats.add_run(record, self.experiments)
+                by_group = self._agent_results.setdefault(agent, {}).setdefault(group, {})
+                by_group.setdefault(record["train_sha256"], {})[eid] = None
+                summary.last_group = group
+                self._content_agents.setdefault((group, record["train_sha256"]), set()).add(agent)
+                self._mark_stale(group, record["train_sha256"], agent)
+                if status == KEEP:
+                    kept = self._kept.setdefault(agent, {}).setdefault(group, Counter())
+                    kept[record["train_sha256"]] += 1
+
+    def _mark_stale(self, group: GroupKey, train_sha256: str, agent: str) -> None:
+        """Content `train_sha256` of `group` changed (a result of `agent` came or went): update the bests of
+        the agents holding it, or mark them for a recompute when that cannot be done in O(1)."""
+        content = self.groups[group].contents.get(train_sha256) if group in self.groups else None
+        for holder in {agent} | self._content_agents.get((group, train_sha256), set()):
+            if holder in self._stale_best:
+                continue
+            best_group, best_sha = self._agent_best_sha.get(holder, (None, None))
+            if (
+                best_group != group
+                or best_group != self.agents[holder].last_group
+                or best_sha == train_sha256
+            ):
+                self._stale_best.add(holder)
+            elif content is not None and train_sha256 in self._agent_results[holder][group]:
+                best = self.groups[group].contents.get(best_sha) if best_sha else None
+                if best is None or content.mean < best.mean:
+                    self._agent_best_sha[holder] = (group, train_sha256)
+                    self.agents[holder].best = next(iter(self._agent_results[holder][group][train_sha256]))
+
+    # ---------------------------------------------------------------------------------------------------
+    # The run
+
+    @property
+    def run(self) -> RunRecord | None:
+        """The latest run record, or None before `swarm spawn` wrote one (parsed once per record: displays
+        ask for it per agent on every refresh)."""
+        if self.run_record is None:
+            return None
+        if self._run_parsed is None or self._run_parsed[0] is not self.run_record:
+            self._run_parsed = (self.run_record, RunRecord.from_record(self.run_record))
+        return self._run_parsed[1]
+
+    def find_run(self, tag: str | None = None) -> RunRecord:
+        """The run a command is about, by the one rule of swarm.board.run_record.choose_tag."""
+        latest = self.run_record.get("tag") if self.run_record else None
+        chosen = choose_tag(tag, latest, self.board.directory)
+        record = self.run_records.get(chosen)
+        if record is None:
+            raise SwarmError(f"no run {chosen!r} on the board {self.board.directory}")
+        return RunRecord.from_record(record)
+
+    # ---------------------------------------------------------------------------------------------------
+    # Experiments and jobs
+
+    def experiment(self, prefix: str) -> dict[str, Any]:
+        """The latest record of the experiment whose id starts with `prefix` (unique), else a SwarmError."""
+        prefix = prefix.strip().lower()
+        if not prefix:
+            raise BoardError("empty experiment id")
+        if prefix in self.experiments:
+            return self.experiments[prefix]
+        matches = [eid for eid in self.experiments if eid.startswith(prefix)]
+        if not matches:
+            raise BoardError(f"unknown experiment id {prefix!r}")
+        if len(matches) > 1:
+            shown = ", ".join(sorted(matches)[:5])
+            raise BoardError(f"ambiguous experiment id prefix {prefix!r}: matches {shown}")
+        return self.experiments[matches[0]]
+
+    def queue(self, slot: str) -> list[dict[str, Any]]:
+        """Queued experiments of a runner slot, oldest submission first (a requeued job keeps its place)."""
+        return sorted((self.experiments[eid] for eid in self._queued.get(slot, {})), key=_submitted)
+
+    def next_queued(self, slot: str) -> dict[str, Any] | None:
+        """The job a runner of this slot takes next: the oldest submission queued for it."""
+        queued = self._queued.get(slot)
+        if not queued:
+            return None
+        return min((self.experiments[eid] for eid in queued), key=_submitted)
+
+    def running(self, slot: str) -> dict[str, Any] | None:
+        eid = self._running.get(slot)
+        return self.experiments[eid] if eid else None
+
+    def running_slots(self) -> dict[str, dict[str, Any]]:
+        return {slot: self.experiments[eid] for slot, eid in self._running.items()}
+
+    def queued_counts(self) -> dict[str, int]:
+        return {slot: len(ids) for slot, ids in self._queued.items() if ids}
+
+    def experiments_of(self, agent: str) -> list[dict[str, Any]]:
+        """An agent's experiments in submission order (scans all experiments: for displays, not loops)."""
+        return sorted((e for e in self.experiments.values() if e.get("agent") == agent), key=_submitted)
+
+    def verify_reruns(self, eid: str) -> list[dict[str, Any]]:
+        """The verification reruns of an experiment (latest record of each), in submission order."""
+        return [self.experiments[r] for r in self._verify_reruns.get(eid, ())]
+
+    # ---------------------------------------------------------------------------------------------------
+    # Noise, bests, decisions
+
+    def group(self, key: GroupKey) -> GroupStats | None:
+        return self.groups.get(key)
+
+    def content(self, key: GroupKey, train_sha256: str) -> ContentStats | None:
+        group = self.groups.get(key)
+        return group.content(train_sha256) if group else None
+
+    def band(self, key: GroupKey, exclude_sha256: str | None = None) -> float:
+        """The noise band of a group: max(sigmas x pooled sigma, the profile's floor); with
+        `exclude_sha256`, the sigma leaves that content's own repeats out."""
+        group = self.groups.get(key)
+        if group is None:
+            return self.noise.band(key[1], None)
+        sigma = group.pooled_sigma_without(exclude_sha256) if exclude_sha256 else group.pooled_sigma
+        return self.noise.band(key[1], sigma)
+
+    def is_verified(self, key: GroupKey, train_sha256: str) -> bool:
+        verification = self.verifications.get((key, train_sha256))
+        return bool(verification and verification.get("held"))
+
+    def best(self, key: GroupKey) -> Best | None:
+        group = self.groups.get(key)
+        content = group.best_content() if group else None
+        return self._best_of(content) if content else None
+
+    def bests(self) -> dict[GroupKey, Best]:
+        """The global best of every group, in the order groups first appeared."""
+        out = {}
+        for key in self.groups:
+            best = self.best(key)
+            if best:
+                out[key] = best
+        return out
+
+    def top(self, key: GroupKey, n: int) -> list[Best]:
+        """The n best contents of a group (each once, with its repeat statistics)."""
+        group = self.groups.get(key)
+        return [self._best_of(c) for c in group.top(n)] if group else []
+
+    def _best_of(self, content: ContentStats) -> Best:
+        return Best(
+            group=content.group,
+            experiment=self.experiments[content.first_id],
+            train_sha256=content.train_sha256,
+            mean=content.mean,
+            sigma=content.sigma,
+            n=content.n,
+            verified=self.is_verified(content.group, content.train_sha256),
+            band=self.band(content.group),
+        )
+
+    def agent_reference(
+        self, agent: str, key: GroupKey, exclude_sha256: str | None = None
+    ) -> ContentStats | None:
+        """The agent's current best in a group: the lowest-mean content among its `keep` results and the
+        contents it adopted, other than `exclude_sha256` (a result is never compared with itself)."""
+        candidates = set(self._kept.get(agent, {}).get(key, ()))
+        candidates |= self.adopted.get(agent, {}).get(key, set())
+        candidates.discard(exclude_sha256)
+        group = self.groups.get(key)
+        contents = [group.contents[s] for s in candidates if group and s in group.contents]
+        return min(contents, key=lambda c: c.mean, default=None)
+
+    def decide(self, record: dict[str, Any]) -> tuple[str, str, str | None, float]:
+        """keep / marginal / discard for a measured record about to be written.
+
+        The record's content mean (its repeats on this group, including this run) is compared with the
+        agent's current best content. Returns (status, reason, reference id, band)."""
+        key = group_of(record)
+        sha = record["train_sha256"]
+        content = self.content(key, sha)
+        stats = RunningStats()
+        for eid, value in content.stats.values.items() if content else ():
+            stats.add(eid, value)
+        if not record.get("reused_from"):  # an answer from the board is those runs' mean, not a new run
+            stats.add(record["id"], float(record["val_bpb"]))
+        band = self.band(key)
+        reference = self.agent_reference(record["agent"], key, exclude_sha256=sha)
+        status, reason = decide_status(stats.mean, reference.mean if reference else None, band)
+        if stats.n > 1:
+            reason += f" (mean of {stats.n} runs of this train.py)"
+        return status, reason, (reference.first_id if reference else None), band
+
+    # ---------------------------------------------------------------------------------------------------
+    # Agents
+
+    def agent_summary(self, agent: str) -> AgentSummary | None:
+        summary = self.agents.get(agent)
+        if summary is not None and agent in self._stale_best:
+            summary.best = self._agent_best_id(agent, summary.last_group)
+            self._stale_best.discard(agent)
+        return summary
+
+    def agent_summaries(self) -> list[AgentSummary]:
+        return [self.agent_summary(name) for name in sorted(self.agents, key=str)]
+
+    def _agent_best_id(self, agent: str, key: GroupKey | None) -> str | None:
+        """The agent's first result with its lowest-mean content in a group."""
+        group = self.groups.get(key) if key else None
+        if group is None:
+            return None
+        contents = self._agent_results.get(agent, {}).get(key, {})
+        measured = [sha for sha in contents if sha in group.contents]
+        best_sha = min(measured, key=lambda sha: group.contents[sha].mean, default=None)
+        self._agent_best_sha[agent] = (key, best_sha)
+        return next(iter(contents[best_sha])) if best_sha else None
+
+
+def _submitted(record: dict[str, Any]) -> float:
+    return record.get("submitted_at") or record.get("ts") or 0.0
+
+
+def open_board(cwd: Path | None = None, noise: NoiseSettings | None = None) -> tuple[Path, Board, BoardState]:
+    """The repository, board and freshly read state for a command run anywhere in the repository."""
+    paths = run_paths(cwd)
+    board = Board(paths.board).require()
+    state = BoardState(board, noise or load_section(paths.repo, "noise", NoiseSettings))
+    state.refresh()
+    return paths.repo, board, state

@@ -1,0 +1,158 @@
+"""The coordinator: every few seconds, make the run's tmux windows match what the board says the run is.
+
+Desired state: the latest run record of the tag (agents, slots, worktrees), less the agents it marks
+stopped (`swarm stop AGENT`). Reality: the panes of the run's tmux session. A missing window is created, a dead
+pane (its process exited or was killed) is respawned; a process that keeps dying young is restarted with
+exponential backoff, so a broken agent CLI cannot flood the board. It also has each device class's new best
+rerun once on another slot, so that a morning's best is verified (swarm.orchestration.autoverify). The coordinator keeps no state that
+matters: killed with -9 and started again, it finds the same windows and goes on, and it only ever starts
+processes, never deletes work. One coordinator per run: a second one exits at once.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+from filelock import FileLock, Timeout
+
+from swarm.board.run_record import RunFollower
+from swarm.board.store import PROCESS, Board
+from swarm.config import load_section
+from swarm.orchestration.autoverify import BestVerifier
+from swarm.orchestration.launch import WindowPlan, launcher_argv, pane_log, window_plans
+from swarm.orchestration.tmux import Pane, RunTmux, TmuxError
+from swarm.repo.paths import RunPaths, run_paths
+
+
+@dataclass(frozen=True)
+class CoordinatorSettings:
+    """`[coordinator]` in swarm.toml."""
+
+    tick_s: float = 2.0  # seconds between reconcile passes
+    healthy_s: float = 60.0  # a process that lived this long was not crash-looping: restart it at once
+    max_backoff_s: float = 300.0  # longest wait before restarting a process that keeps dying young
+    verify_best: bool = (
+        True  # rerun each new best of a device class once on another slot (swarm.orchestration.autoverify)
+    )
+    verify_repeats: int = 1  # reruns per verification
+
+
+@dataclass
+class Supervision:
+    """What the coordinator remembers about one window between ticks."""
+
+    pid: int = 0  # the live process last seen in the pane
+    seen_alive_at: float = 0.0
+    failures: int = 0  # consecutive deaths soon after starting
+    restart_at: float = 0.0
+    reported_dead_pid: int = 0
+
+
+class Coordinator:
+    def __init__(
+        self,
+        paths: RunPaths,
+        tag: str,
+        settings: CoordinatorSettings | None = None,
+        tmux: RunTmux | None = None,
+        clock=time.monotonic,
+    ):
+        self.paths = paths
+        self.settings = settings or CoordinatorSettings()
+        self.tag = tag
+        self.board = Board(paths.board)
+        self.tmux = tmux or RunTmux(paths.repo, tag)
+        self.follower = RunFollower(self.board, tag)
+        self.clock = clock
+        self.windows: dict[str, Supervision] = {}
+        self.verifier = (
+            BestVerifier(self.board, self.settings.verify_repeats) if self.settings.verify_best else None
+        )
+
+    def reconcile(self) -> list[str]:
+        """One pass; returns what it did ("start gpu3", "restart runner-gpu3"), for logs and tests."""
+        run = self.follower.refresh()
+        if run is None:
+            return []
+        panes = self.tmux.panes()
+        actions = []
+        for plan in window_plans(run, self.paths):
+            try:
+                action = self._ensure(plan, panes.get(plan.name))
+            except TmuxError as e:  # e.g. the pane was respawned by someone else meanwhile: next tick
+                action = f"failed {plan.name}: {e}"
+            if action:
+                actions.append(action)
+        return actions
+
+    def _ensure(self, plan: WindowPlan, pane: Pane | None) -> str | None:
+        now = self.clock()
+        state = self.windows.setdefault(plan.name, Supervision())
+        argv, log = launcher_argv(self.tag, plan.name), pane_log(self.paths, plan.name)
+        if pane is None:
+            self.tmux.new_window(plan.name, argv, plan.cwd, log)
+            state.seen_alive_at = now
+            return f"start {plan.name}"
+        if not pane.dead:
+            if pane.pid != state.pid:
+                state.pid, state.seen_alive_at = pane.pid, now
+            return None
+        if state.reported_dead_pid != pane.pid:
+            self._note_exit(plan.name, pane, state, now)
+        if now < state.restart_at:
+            return None
+        self.tmux.respawn(plan.name, argv, plan.cwd, log)
+        state.pid, state.seen_alive_at = 0, now
+        return f"restart {plan.name}"
+
+    def _note_exit(self, window: str, pane: Pane, state: Supervision, now: float) -> None:
+        lived = now - state.seen_alive_at if state.seen_alive_at else 0.0
+        state.failures = state.failures + 1 if lived < self.settings.healthy_s else 0
+        backoff = min(self.settings.max_backoff_s, 2.0**state.failures) if state.failures else 0.0
+        state.restart_at = now + backoff
+        state.reported_dead_pid = pane.pid
+        self.board.append(
+            {
+                "type": PROCESS,
+                "tag": self.tag,
+                "window": window,
+                "event": "exited",
+                "pid": pane.pid,
+                "exit_status": pane.exit_status,
+                "restart_in_s": round(state.restart_at - now, 1),
+            }
+        )
+
+    def run_forever(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            started = self.clock()
+            actions = self.reconcile() + (self.verifier.tick() if self.verifier else [])
+            for action in actions:
+                print(f"{time.strftime('%H:%M:%S')} {action}", flush=True)
+            stop.wait(max(0.0, self.settings.tick_s - (self.clock() - started)))
+
+
+def cmd_coordinator(args) -> int:
+    paths = run_paths()
+    board = Board(paths.board).require()
+    # One coordinator per run: the kernel drops the lock when its holder dies, even by kill -9.
+    lock = FileLock(str(board.directory / f"coordinator-{args.tag}.lock"), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        print(f"another coordinator supervises run {args.tag}; exiting", file=sys.stderr)
+        return 0
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
+    settings = load_section(paths.repo, "coordinator", CoordinatorSettings)
+    print(f"coordinator of run {args.tag}: reconciling every {settings.tick_s:g} s", flush=True)
+    try:
+        Coordinator(paths, args.tag, settings).run_forever(stop)
+    finally:
+        lock.release()
+    return 0

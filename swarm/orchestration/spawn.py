@@ -1,0 +1,221 @@
+"""`swarm spawn` and `swarm resume`: turn a repository into a running swarm, or bring a run back.
+
+Spawning a new run: pick the slots (GPUs or CPU workers), the agent kind of each, the base commit; make a
+worktree and branch per agent; write the run record; start the run's tmux server with the coordinator,
+which starts every agent and runner window; wait until every agent is running. Spawning a run that
+exists (same tag) is resuming it: the same worktrees and branches, the same board, and windows only
+for what is not already running, so nothing is duplicated.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from filelock import FileLock
+
+from swarm.agents.kinds import agent_commands, assign_kinds
+from swarm.board.run_record import (
+    AgentSlot,
+    RunRecord,
+    is_cpu_slot,
+    latest_run,
+    validate_tag,
+    write_run_record,
+)
+from swarm.board.store import Board
+from swarm.errors import SwarmError
+from swarm.orchestration.gpus import detect_gpus, select_slots
+from swarm.orchestration.launch import COORDINATOR_WINDOW, coordinator_argv, is_launch, pane_log
+from swarm.orchestration.tmux import RunTmux, require_tmux
+from swarm.repo.paths import RunPaths, agent_branch, run_paths, validate_agent_name
+from swarm.repo.worktrees import GitRepo
+
+POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class SpawnRequest:
+    gpus: str | None = None  # "8" or "0,2,5"
+    cpu: int | None = None
+    agent: str | None = None  # "claude", "claude:4,codex:4", ...
+    tag: str | None = None
+    base: str | None = None
+    profile: str | None = None  # default: h100 on GPUs, tiny on CPU workers
+    wait: bool = True
+    timeout_s: float | None = None  # default: 30 s + 1 s per agent
+
+    @property
+    def names_slots(self) -> bool:
+        return any(v is not None for v in (self.gpus, self.cpu, self.agent, self.profile))
+
+
+def default_tag() -> str:
+    return time.strftime("%b%d").lower()  # "mar5", as upstream autoresearch names its runs
+
+
+def spawn(request: SpawnRequest, cwd: Path | None = None, out=print) -> RunRecord:
+    """Create or resume a run and start its processes; returns the run record."""
+    paths = run_paths(cwd)
+    repo = GitRepo(paths.repo)
+    if not repo.has_commits():
+        raise SwarmError(f"{paths.repo} has no commits yet: commit train.py and prepare.py first")
+    require_tmux()
+    board = Board(paths.board).create()
+    with FileLock(str(board.directory / "spawn.lock")):  # two spawns at once would race on worktrees
+        run = _desired_run(request, paths, repo, board)
+        _, commands = agent_commands(paths.repo)
+        for kind in sorted({slot.kind for slot in run.agents}):
+            if kind not in commands:  # a kind swarm.toml named when the run was spawned, and no longer does
+                raise SwarmError(f"unknown agent kind {kind!r} (known: {', '.join(sorted(commands))})")
+            commands[kind].check_installed()
+        for slot in run.agents:
+            how = repo.ensure_worktree(Path(slot.worktree), slot.branch, run.base)
+            out(
+                f"  {slot.name:<6} {slot.kind:<7} {_device(slot):<32} {_short(paths, slot.worktree)}  {slot.branch}  ({how})"
+            )
+        if latest_run(board.records(), run.tag) != run:
+            write_run_record(board, run)
+        tmux = RunTmux(paths.repo, run.tag)
+        started_at = time.time()
+        _start_coordinator(tmux, paths, run.tag)
+    out(f"tmux: {tmux.socket} (session {run.tag}); coordinator started")
+    if request.wait:
+        timeout = request.timeout_s if request.timeout_s is not None else 30.0 + len(run.agents)
+        wait_for_agents(tmux, paths, board, run, timeout)
+        out(f"all {len(run.agents)} agents running ({time.time() - started_at:.1f} s)")
+    return run
+
+
+def _desired_run(request: SpawnRequest, paths: RunPaths, repo: GitRepo, board: Board) -> RunRecord:
+    """The run as it should be: the board's (every agent running again), or a new one."""
+    records = board.records()
+    latest = latest_run(records)
+    existing = latest.tag if latest else None
+    tag = validate_tag(request.tag or existing or default_tag())
+    if existing and tag != existing:
+        raise SwarmError(
+            f"the board {paths.board} holds run {existing!r}: resume it with `swarm resume`, or move the board"
+            f" away (or set SWARM_BOARD) and `swarm clean` before starting run {tag!r}"
+        )
+    run = latest_run(records, tag)
+    if run is not None:
+        if request.base and repo.resolve(request.base) != run.base:
+            raise SwarmError(f"run {tag} is based on {run.base[:12]}, not {request.base}; use a new --tag")
+        if request.names_slots:
+            wanted = _new_run(request, tag, run.base, paths)
+            if _shape(wanted) != _shape(run):
+                raise SwarmError(
+                    f"run {tag} has agents {_describe(run)}, not {_describe(wanted)}: "
+                    "`swarm resume` it as it is, or start a new run on another board"
+                )
+        return replace(run, agents=tuple(replace(a, stopped=False) for a in run.agents))
+    if request.base is None:
+        dirty = repo.dirty_tracked_files()
+        if dirty:
+            raise SwarmError(
+                f"uncommitted changes in {', '.join(dirty[:3])}: agents start from the last commit, so commit"
+                " them first (or pass --base HEAD to start from it anyway)"
+            )
+    return _new_run(request, tag, repo.resolve(request.base or "HEAD"), paths)
+
+
+def _new_run(request: SpawnRequest, tag: str, base: str, paths: RunPaths) -> RunRecord:
+    slots = select_slots(request.gpus, request.cpu, [] if request.cpu is not None else detect_gpus())
+    settings, commands = agent_commands(paths.repo)
+    kinds = assign_kinds(request.agent or settings.default, len(slots), commands)
+    profile = request.profile or ("tiny" if request.cpu is not None else "h100")
+    agents = tuple(
+        AgentSlot(
+            name=validate_agent_name(slot.agent),
+            kind=kind,
+            gpu=slot.gpu,
+            device=slot.device,
+            worktree=str(paths.worktrees / slot.agent),
+            branch=agent_branch(tag, slot.agent),
+        )
+        for slot, kind in zip(slots, kinds, strict=True)
+    )
+    return RunRecord(tag=tag, base=base, profile=profile, agents=agents)
+
+
+def _shape(run: RunRecord) -> tuple:
+    return run.profile, tuple((a.name, a.kind, a.gpu) for a in run.agents)
+
+
+def _describe(run: RunRecord) -> str:
+    kinds = Counter(a.kind for a in run.agents)
+    names = ",".join(a.name for a in run.agents)
+    return f"{names} ({', '.join(f'{k}:{n}' for k, n in kinds.items())}, profile {run.profile})"
+
+
+def _device(slot: AgentSlot) -> str:
+    return "CPU worker" if is_cpu_slot(slot.gpu) else f"GPU {slot.gpu} {slot.device}"
+
+
+def _short(paths: RunPaths, path: str) -> str:
+    p = Path(path)
+    return str(p.relative_to(paths.repo)) if p.is_relative_to(paths.repo) else str(p)
+
+
+def _start_coordinator(tmux: RunTmux, paths: RunPaths, tag: str) -> None:
+    """Start the server with the coordinator, or bring back a coordinator that died (kill -9)."""
+    argv, log = coordinator_argv(tag), pane_log(paths, COORDINATOR_WINDOW)
+    if not tmux.is_running():
+        tmux.kill_server()  # clears a socket a killed server left behind
+        env = {"SWARM_BOARD": str(paths.board), "SWARM_TAG": tag}
+        tmux.start(COORDINATOR_WINDOW, argv, paths.repo, log, env)
+        return
+    pane = tmux.panes().get(COORDINATOR_WINDOW)
+    if pane is None:
+        tmux.new_window(COORDINATOR_WINDOW, argv, paths.repo, log)
+    elif pane.dead:
+        tmux.respawn(COORDINATOR_WINDOW, argv, paths.repo, log)
+
+
+def wait_for_agents(tmux: RunTmux, paths: RunPaths, board: Board, run: RunRecord, timeout_s: float) -> None:
+    """Until every agent that should run has a live pane whose process the launcher started."""
+    reader = board.reader()
+    started: dict[str, int] = {}  # window -> pid of its latest launch
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = reader.read_new()
+        for r in records:
+            if is_launch(r, run.tag):
+                started[r["window"]] = r.get("pid")
+        panes = tmux.panes()
+        waiting = [
+            a.name
+            for a in run.agents
+            if not a.stopped
+            and not (a.name in panes and not panes[a.name].dead and started.get(a.name) == panes[a.name].pid)
+        ]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            logs = pane_log(paths, waiting[0])
+            raise SwarmError(
+                f"agents not running after {timeout_s:.0f} s: {', '.join(waiting)} (see `swarm status` and {logs})"
+            )
+        time.sleep(POLL_S)
+
+
+def cmd_spawn(args) -> int:
+    request = SpawnRequest(
+        gpus=args.gpus,
+        cpu=args.cpu,
+        agent=args.agent,
+        tag=args.tag,
+        base=args.base,
+        profile=args.profile,
+        wait=not args.no_wait,
+    )
+    spawn(request)
+    return 0
+
+
+def cmd_resume(args) -> int:
+    spawn(SpawnRequest(tag=args.tag, wait=not args.no_wait))
+    return 0

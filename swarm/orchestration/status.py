@@ -1,0 +1,175 @@
+"""`swarm status [--json]`: per agent, its kind, slot, process state, current experiment, results and best.
+
+Process states come from the run's tmux panes; results from the board, folded by swarm.board.state.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from swarm.board.ledger import USAGE_FIELDS, Totals, board_totals
+from swarm.board.state import BoardState
+from swarm.board.store import Board
+from swarm.orchestration.agent_state import Liveness, agent_state
+from swarm.orchestration.launch import COORDINATOR_WINDOW, is_launch, runner_window
+from swarm.orchestration.tmux import Pane, RunTmux
+from swarm.repo.paths import RunPaths, run_paths
+from swarm.results.display import escape_text, format_number
+
+DESCRIPTION_CHARS = 48
+
+
+@dataclass(frozen=True)
+class AgentStatus:
+    name: str
+    kind: str
+    gpu: str
+    device: str
+    state: str  # swarm.orchestration.agent_state: training | queued | thinking | crashed | dead | stopped
+    runner: str  # running | dead | down
+    restarts: int
+    experiments: int  # submitted, any status
+    counts: dict[str, int]  # status -> experiments in it
+    queued: int
+    current: dict[str, Any] | None  # {id, description, val_bpb, elapsed_s} of its running experiment
+    best: dict[str, Any] | None  # the same of its best result
+    # The cost ledger (swarm.board.ledger): model usage from its usage records, GPU time from its runs.
+    # usage: {requests, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd}
+    usage: dict[str, Any]
+    gpu_seconds: float  # started_at to finished_at, summed over its finished experiments
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    tag: str
+    base: str
+    profile: str
+    tmux: str  # running | down
+    socket: str
+    coordinator: str
+    agents: list[AgentStatus]
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _brief(experiment: dict[str, Any] | None, now: float) -> dict[str, Any] | None:
+    """The fields status shows of an experiment (elapsed: since its run started, if it did)."""
+    if experiment is None:
+        return None
+    started = experiment.get("started_at")
+    return {
+        "id": experiment["id"],
+        "description": experiment.get("description"),
+        "val_bpb": experiment.get("val_bpb"),
+        "elapsed_s": round(now - started, 1) if started else None,
+    }
+
+
+def _window_state(pane: Pane | None, server_up: bool, supervised: bool) -> str:
+    """A runner's or the coordinator's window: running, restarting (the coordinator will), dead or down."""
+    if pane is None or not server_up:
+        return "down"
+    if not pane.dead:
+        return "running"
+    return "restarting" if supervised else "dead"
+
+
+def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = None) -> RunStatus:
+    board = Board(paths.board).require()
+    if state is None:
+        state = BoardState(board)
+    state.refresh()
+    run = state.find_run(tag)
+    tmux = RunTmux(paths.repo, run.tag)
+    panes = tmux.panes()
+    server_up = bool(panes)
+    liveness = Liveness(server_up, panes)
+    coordinator = _window_state(panes.get(COORDINATOR_WINDOW), server_up, supervised=False)
+    supervised = coordinator == "running"
+    starts = Counter(r.get("window") for r in state.other if is_launch(r, run.tag))
+    now = time.time()
+    ledger = board_totals(state, tag=run.tag)
+    agents = []
+    for slot in run.agents:
+        summary = state.agent_summary(slot.name)
+        current = state.running(slot.gpu)
+        queued = len(state.queue(slot.gpu))
+        doing, _ = agent_state(slot, liveness, current is not None, queued)
+        best = state.experiments.get(summary.best) if summary and summary.best else None
+        totals = ledger.get(slot.name, Totals())
+        agents.append(
+            AgentStatus(
+                name=slot.name,
+                kind=slot.kind,
+                gpu=slot.gpu,
+                device=slot.device,
+                state=doing,
+                runner=_window_state(panes.get(runner_window(slot.name)), server_up, supervised),
+                restarts=max(0, starts[slot.name] - 1),
+                experiments=summary.submitted if summary else 0,
+                counts=dict(summary.counts) if summary else {},
+                queued=queued,
+                current=_brief(current, now),
+                best=_brief(best, now),
+                usage=totals.usage_json(),
+                gpu_seconds=round(totals.gpu_seconds, 1),
+            )
+        )
+    return RunStatus(
+        tag=run.tag,
+        base=run.base,
+        profile=run.profile,
+        tmux="running" if server_up else "down",
+        socket=str(tmux.socket),
+        coordinator=coordinator,
+        agents=agents,
+    )
+
+
+def render(status: RunStatus) -> list[str]:
+    lines = [
+        f"run {status.tag}  base {status.base[:10]}  profile {status.profile}  "
+        f"tmux {status.tmux}  coordinator {status.coordinator}",
+        f"{'AGENT':<7}{'KIND':<8}{'GPU':<6}{'STATE':<11}{'RUNNER':<9}{'EXPS':>5}{'KEEP':>5}{'QUEUE':>6}"
+        f"{'TOKENS':>8}{'COST':>9}{'GPU-H':>7}  {'BEST':<10}CURRENT",
+    ]
+    for a in status.agents:
+        best = format_number(a.best.get("val_bpb")) if a.best else "-"
+        current = (
+            f"{a.current['id']} {a.current['elapsed_s'] or 0:.0f}s {escape_text(a.current['description'], DESCRIPTION_CHARS)}"
+            if a.current
+            else "-"
+        )
+        state = a.state + (f"+{a.restarts}" if a.restarts else "")
+        lines.append(
+            f"{a.name:<7}{a.kind:<8}{a.gpu:<6}{state:<11}{a.runner:<9}{a.experiments:>5}"
+            f"{a.counts.get('keep', 0):>5}{a.queued:>6}{_tokens(a.usage):>8}{_cost(a.usage):>9}"
+            f"{a.gpu_seconds / 3600:>7.2f}  {best:<10}{current}"
+        )
+    return lines
+
+
+def _tokens(usage: dict[str, Any]) -> str:
+    """All tokens the agent's model processed, cached ones included, as 950, 12.3k or 4.56M."""
+    n = sum(usage.get(k) or 0 for k in USAGE_FIELDS)
+    if n >= 1_000_000:
+        return f"{n / 1e6:.2f}M"
+    return f"{n / 1e3:.1f}k" if n >= 1000 else str(n)
+
+
+def _cost(usage: dict[str, Any]) -> str:
+    return "-" if usage.get("cost_usd") is None else f"${usage['cost_usd']:.2f}"
+
+
+def cmd_status(args) -> int:
+    status = collect(run_paths(), args.tag)
+    if args.json:
+        print(json.dumps(status.as_json(), indent=2))
+    else:
+        print("\n".join(render(status)))
+    return 0

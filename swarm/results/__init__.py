@@ -1,0 +1,1 @@
+"""What people do with results: text output, the read-only board commands, export, plot and pick."""
