@@ -88,3 +88,23 @@ def test_the_wheel_holds_every_module_and_its_swarm_runs(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "spawn" in proc.stdout and "watch" in proc.stdout
+
+    # With the dependencies in reach (this environment's site-packages, after the venv's own), every
+    # module imports from the installed wheel, not from the source tree.
+    (site,) = (venv / "lib").glob("python*/site-packages")
+    (site / "deps.pth").write_text("\n".join(p for p in sys.path if p.endswith("site-packages")) + "\n")
+    check = (
+        "import importlib, pkgutil, swarm; "
+        "assert '/site-packages/swarm' in swarm.__file__, swarm.__file__; "
+        "[importlib.import_module(m.name) for m in pkgutil.walk_packages(swarm.__path__, 'swarm.') "
+        "if m.name != 'swarm.__main__']"
+    )
+    proc = subprocess.run(
+        [venv / "bin/python", "-P", "-c", check],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
