@@ -3,6 +3,7 @@ orthogonalisation), one real tiny-profile run on the CPU, and the fail-fast path
 
 import ast
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -140,10 +141,13 @@ def test_a_nan_inducing_config_fails_fast(tiny_cache, tmp_path):
     marker = 'if PROFILE == "tiny":\n'
     assert marker in source
     (tmp_path / "train.py").write_text(source.replace(marker, marker + "    SCALAR_LR = 1e30\n"))
-    proc, seconds = run_train(tmp_path, tiny_cache, timeout=120)
+    proc, _ = run_train(tmp_path, tiny_cache, timeout=120)
     assert proc.returncode != 0
     assert "FAIL" in proc.stdout and "val_bpb:" not in proc.stdout
-    assert seconds < load_prepare(tiny_cache).TIME_BUDGET  # it did not train out its budget first
+    # It did not train out its budget first: it stopped within a few steps (counted in steps, not seconds,
+    # so a loaded machine's slow start cannot fail the test).
+    failed_at = re.search(r"FAIL.* at step (\d+)", proc.stdout)
+    assert failed_at and int(failed_at.group(1)) <= 5, proc.stdout[-2000:]
 
 
 def test_train_without_prepared_data_says_what_to_do(tmp_path):
