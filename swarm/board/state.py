@@ -279,11 +279,19 @@ class AgentSummary:
 class BoardState:
     """Incrementally folded view of a board. Not thread-safe: one owner calls refresh() and reads."""
 
+    # What a checkpoint (swarm.board.checkpoint) leaves out: the process's own objects, and what it stores in its own
+    # way (experiments as board positions). Everything else set in __init__ is saved as it is, so a field
+    # added here is checkpointed without further work (and must be picklable plain data).
+    NOT_CHECKPOINTED = ("board", "noise", "reader", "observers", "_run_parsed", "experiments", "experiment_at")
+
     def __init__(self, board: Board | Path | str, noise: NoiseSettings | None = None):
         self.board = board if isinstance(board, Board) else Board(Path(board))
         self.noise = noise or NoiseSettings()
         self.reader: BoardReader = self.board.reader()
         self.experiments: dict[str, dict[str, Any]] = {}
+        # id -> (offset, length) of its latest record's line on the board, when it was read from there (a
+        # checkpoint stores these instead of the records: swarm.board.checkpoint)
+        self.experiment_at: dict[str, tuple[int, int]] = {}
         self.notes: list[dict[str, Any]] = []
         self.usage: list[dict[str, Any]] = []
         self.other: list[dict[str, Any]] = []  # record types this module does not know
@@ -332,7 +340,8 @@ class BoardState:
         folded = 0
         while True:
             offset = self.reader.offset
-            records = self.reader.read_new(FOLD_CHUNK_BYTES)
+            positions: list[tuple[int, int]] = []
+            records = self.reader.read_new(FOLD_CHUNK_BYTES, positions)
             # Within one piece only the last record of an experiment id changes the final state, so earlier
             # ones are skipped (a first read of a board is mostly queued/running records later superseded).
             last = {r.get("id"): i for i, r in enumerate(records) if r.get("type") == EXPERIMENT}
@@ -342,19 +351,20 @@ class BoardState:
                     for observe in self.observers:
                         observe(record)
                 else:
-                    self.apply(record)
+                    self.apply(record, positions[i])
             if keep is not None:
                 keep(records)
             folded += len(records)
             if self.reader.offset == offset:
                 return folded
 
-    def apply(self, record: dict[str, Any]) -> None:
-        """Fold one record (refresh() calls this; tests and writers may call it for their own appends)."""
+    def apply(self, record: dict[str, Any], position: tuple[int, int] | None = None) -> None:
+        """Fold one record (refresh() calls this, with the record's place on the board; tests and writers
+        may call it for their own appends, which a later refresh folds again, to the same effect)."""
         self.records_read += 1
         kind = record.get("type")
         if kind == EXPERIMENT:
-            self._apply_experiment(record)
+            self._apply_experiment(record, position)
         elif kind == NOTE:
             self.notes.append(record)
         elif kind == USAGE:
@@ -373,7 +383,7 @@ class BoardState:
         for observe in self.observers:
             observe(record)
 
-    def _apply_experiment(self, record: dict[str, Any]) -> None:
+    def _apply_experiment(self, record: dict[str, Any], position: tuple[int, int] | None) -> None:
         eid = record.get("id")
         if not isinstance(eid, str):
             self.other.append(record)
@@ -386,6 +396,10 @@ class BoardState:
         if old is not None:
             self._retract(old)
         self.experiments[eid] = record
+        if position is None:
+            self.experiment_at.pop(eid, None)
+        else:
+            self.experiment_at[eid] = position
         self._account(record, new_id=old is None)
 
     def _retract(self, record: dict[str, Any]) -> None:
@@ -654,9 +668,11 @@ def _submitted(record: dict[str, Any]) -> float:
 
 
 def open_board(cwd: Path | None = None, noise: NoiseSettings | None = None) -> tuple[Path, Board, BoardState]:
-    """The repository, board and freshly read state for a command run anywhere in the repository."""
+    """The repository, board and freshly read state for a command run anywhere in the repository (restored
+    from the board's checkpoint when it has a valid one: swarm.board.checkpoint)."""
     paths = run_paths(cwd)
+    from swarm.board.checkpoint import open_state  # it builds on this module
+
     board = Board(paths.board).require()
-    state = BoardState(board, noise or load_section(paths.repo, "noise", NoiseSettings))
-    state.refresh()
+    state = open_state(board, noise or load_section(paths.repo, "noise", NoiseSettings))
     return paths.repo, board, state
