@@ -20,6 +20,7 @@ from typing import Any
 
 from rich.text import Text
 
+from swarm.board.checkpoint import CheckpointKeeper
 from swarm.board.experiments import DISCARD, FAILED_STATUSES, FINAL_STATUSES, KEEP, MARGINAL, is_measured
 from swarm.board.ledger import Totals
 from swarm.board.progress import ProgressTracker, finished_at
@@ -29,6 +30,7 @@ from swarm.board.store import EXPERIMENT, USAGE, VERIFICATION
 from swarm.errors import SwarmError
 from swarm.orchestration.agent_state import DOWN_STATES, Liveness, agent_state
 from swarm.repo.git import file_at
+from swarm.results.lineage import CommitIndex, LineageStep, lineage
 from swarm.runner.trust import sha256_bytes
 from swarm.target.profiles import time_budget
 from swarm.tui.control import RunControl
@@ -142,6 +144,8 @@ class WatchModel:
         self._plot_text: Text | None = None
         self._usage: dict[str, Totals] = {}  # agent -> its model usage so far (the cost ledger)
         self.state.observers.append(self._observe)
+        self.keeper: CheckpointKeeper | None = None  # set by the first refresh, which restores the state
+        self._commits: CommitIndex | None = None  # commit -> experiment, for lineages (built when asked)
 
     # ---------------------------------------------------------------------------------------------------
     # Folding (worker thread)
@@ -164,10 +168,35 @@ class WatchModel:
             if is_measured(record):
                 self._baseline_sha.setdefault(group_of(record), record["train_sha256"])
 
+    def _restore(self) -> None:
+        """Start from the board's checkpoint when it has a valid one (swarm.board.checkpoint), and feed the
+        observer what the restored state folded before this process started: the usage records, then the
+        experiments (their latest records), finished ones in the order they finished."""
+        keeper = CheckpointKeeper.restore(self.state.board)
+        self.keeper = keeper
+        if not keeper.restored:
+            keeper.state = self.state  # nothing restored: go on with the state the observer is on
+            return
+        self.state = keeper.state
+        self.state.observers.append(self._observe)
+        for record in self.state.usage:
+            self._observe(record)
+        experiments = list(self.state.experiments.values())
+        for record in experiments:
+            if record.get("status") not in FINAL_STATUSES:
+                self._observe(record)
+        for record in sorted((e for e in experiments if e.get("status") in FINAL_STATUSES), key=finished_at):
+            self._observe(record)
+        self._results += 1  # the leaderboard and plot are built from the restored state
+
     def refresh(self) -> Snapshot:
         """Fold what is new on the board and build the snapshot to show (call on a worker thread)."""
         started = time.perf_counter()
         with self.lock:
+            if self.keeper is None:
+                self._restore()
+            else:
+                self.keeper.tick()  # between refreshes, never before the first screen
             self.state.follow()
             now = self.clock()
             liveness = self._liveness()
@@ -341,6 +370,15 @@ class WatchModel:
 
     # ---------------------------------------------------------------------------------------------------
     # Actions that need the state (any thread; serialised with refresh by the lock)
+
+    def lineage(self, record: dict[str, Any]) -> tuple[float | None, list[LineageStep]]:
+        """The baseline mean of the experiment's group and its lineage (swarm.results.lineage), from the
+        experiment's latest record (any thread: takes the lock)."""
+        with self.lock:
+            if self._commits is None or self._commits.state is not self.state:
+                self._commits = CommitIndex(self.state)
+            latest = self.state.experiments.get(record["id"], record)
+            return self._baseline(group_of(latest)), lineage(self.state, latest, self.repo, self._commits)
 
     def verify(self, experiment_id: str, repeats: int = 1) -> list[dict[str, Any]]:
         from swarm.board.verification import schedule_verify
