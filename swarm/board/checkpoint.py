@@ -217,24 +217,23 @@ def save(state: BoardState) -> bool:
         head, tail = _edges(board.path, offset)
     except OSError:
         return False
-    fields = {k: v for k, v in vars(state).items() if k not in BoardState.NOT_CHECKPOINTED}
-    at = state.experiment_at
-    experiments = {eid: at.get(eid, record) for eid, record in _raw_items(state.experiments)}
-    payload = pickle.dumps({"fields": fields, "experiments": experiments}, protocol=PROTOCOL)
-    header = {
-        "format": format_key(),
-        "offset": offset,
-        "device": stat.st_dev,
-        "inode": stat.st_ino,
-        "head": head,
-        "tail": tail,
-        "payload_bytes": len(payload),
-        "payload_crc32": zlib.crc32(payload),
-    }
     target = checkpoint_path(board)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}")
     try:
+        # opened before the state is pickled: a process that may not write here (a sandboxed agent whose
+        # board is mounted read-only) gives up at once instead of after the work
         with open(temporary, "xb") as f:
+            payload = _payload(state)
+            header = {
+                "format": format_key(),
+                "offset": offset,
+                "device": stat.st_dev,
+                "inode": stat.st_ino,
+                "head": head,
+                "tail": tail,
+                "payload_bytes": len(payload),
+                "payload_crc32": zlib.crc32(payload),
+            }
             f.write(MAGIC + orjson.dumps(header) + b"\n")
             f.write(payload)
         os.replace(temporary, target)  # readers see the old checkpoint or the new one, whole
@@ -242,6 +241,13 @@ def save(state: BoardState) -> bool:
         temporary.unlink(missing_ok=True)
         return False
     return True
+
+
+def _payload(state: BoardState) -> bytes:
+    fields = {k: v for k, v in vars(state).items() if k not in BoardState.NOT_CHECKPOINTED}
+    at = state.experiment_at
+    experiments = {eid: at.get(eid, record) for eid, record in _raw_items(state.experiments)}
+    return pickle.dumps({"fields": fields, "experiments": experiments}, protocol=PROTOCOL)
 
 
 def _raw_items(experiments: MutableMapping) -> Iterator[tuple[str, Any]]:
@@ -357,6 +363,7 @@ def open_state(board: Board, noise: NoiseSettings | None = None, save_after: int
     start = state.reader.offset
     state.refresh()
     if state.reader.offset - start > save_after:
+        state.bests()  # computed once here rather than in every process that restores this checkpoint
         save(state)
     return state
 
