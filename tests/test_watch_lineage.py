@@ -28,7 +28,11 @@ def test_lineage_view_and_moving_along_it(tmp_path):
             await pilot.press("g")
             await wait_for(pilot, lambda: detail.kind == "lineage", "the lineage view")
             rows = [line for line in detail.text.splitlines() if line[4:6].strip().isdigit()]
-            assert [r.replace(MARK, " ").split()[1] for r in rows[1:]] == [ids["lr"], ids["code"], ids["depth"]]
+            assert [r.replace(MARK, " ").split()[1] for r in rows[1:]] == [
+                ids["lr"],
+                ids["code"],
+                ids["depth"],
+            ]
             assert "1.001000" in rows[0] and "gpu1 < gpu0" in rows[2] and "-0.030000" in rows[2]
             assert ids["depth"] in marked(detail) and "+0.941000"[1:] in marked(detail)
 
