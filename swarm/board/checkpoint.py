@@ -244,6 +244,7 @@ def save(state: BoardState) -> bool:
 
 
 def _payload(state: BoardState) -> bytes:
+    state.bests()  # computed once here rather than in every process that restores this checkpoint
     fields = {k: v for k, v in vars(state).items() if k not in BoardState.NOT_CHECKPOINTED}
     at = state.experiment_at
     experiments = {eid: at.get(eid, record) for eid, record in _raw_items(state.experiments)}
@@ -333,8 +334,9 @@ def restore(board: Board, noise: NoiseSettings | None = None) -> BoardState | No
         return None
     vars(state).update(saved["fields"])
     table = saved["experiments"]
-    state.experiments = BoardRecords(board.path, table)
-    state.experiment_at = {eid: v for eid, v in table.items() if type(v) is tuple}
+    state.experiments = BoardRecords(board.path, dict(table))  # a copy: reading a record replaces its entry
+    # the positions to save again (an entry that is a record, not a position, is saved as it is again)
+    state.experiment_at = table
     state.reader.offset = header["offset"]
     return state
 
@@ -363,7 +365,6 @@ def open_state(board: Board, noise: NoiseSettings | None = None, save_after: int
     start = state.reader.offset
     state.refresh()
     if state.reader.offset - start > save_after:
-        state.bests()  # computed once here rather than in every process that restores this checkpoint
         save(state)
     return state
 

@@ -290,7 +290,8 @@ class BoardState:
         self.reader: BoardReader = self.board.reader()
         self.experiments: dict[str, dict[str, Any]] = {}
         # id -> (offset, length) of its latest record's line on the board, when it was read from there (a
-        # checkpoint stores these instead of the records: swarm.board.checkpoint)
+        # checkpoint stores these instead of the records: swarm.board.checkpoint; in a restored state, an id
+        # whose record was not read from the board maps to the record itself, which is what is saved again)
         self.experiment_at: dict[str, tuple[int, int]] = {}
         self.notes: list[dict[str, Any]] = []
         self.usage: list[dict[str, Any]] = []
