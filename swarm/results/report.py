@@ -62,6 +62,15 @@ def _when(at: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(at)) if at else "-"
 
 
+def _hours(hours: float) -> str:
+    """GPU-hours with the precision a small run needs too (a demo's few minutes are not 0.0)."""
+    return f"{hours:.1f}" if hours >= 10 else f"{hours:.2f}"
+
+
+def _duration(hours: float) -> str:
+    return f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
+
+
 def _signed(value: float | None) -> str:
     return f"{value:+.6f}" if value is not None else "-"
 
@@ -185,9 +194,9 @@ class Report:
         kinds = Counter(a.kind for a in agents)
         who = ", ".join(f"{n} {_md(kind)}" for kind, n in kinds.items()) or "agents"
         return (
-            f"{title}\n\n_From the board of run {_md(tag)}: {_when(started)} to {_when(ended)} ({hours:.1f} h), "
+            f"{title}\n\n_From the board of run {_md(tag)}: {_when(started)} to {_when(ended)} ({_duration(hours)}), "
             f"{len(agents) or len(self.state.agents)} agents ({who}), {len(self.finished):,} finished experiments, "
-            f"{self.gpu_hours(self.finished):.1f} GPU-hours._\n"
+            f"{_hours(self.gpu_hours(self.finished))} GPU-hours._\n"
         )
 
     def _headline(self) -> str:
@@ -208,7 +217,11 @@ class Report:
             first = best.experiment
             until = [e for e in group if finished_at(e) <= finished_at(first)]
             total_hours, hours = self.gpu_hours(group), self.gpu_hours(until)
-            share = f"{hours:.1f} of {total_hours:.1f} ({hours / total_hours:.0%})" if total_hours else "-"
+            share = (
+                f"{_hours(hours)} of {_hours(total_hours)} ({hours / total_hours:.0%})"
+                if total_hours
+                else "-"
+            )
             rows.append(
                 f"| {_md(key[0])} / {_md(key[1])} | {format_number(baseline)} | {_mean_sigma(best)} | {change} | "
                 f"{_confirmed(best)} | experiment {len(until):,} of {len(group):,} | {share} |"
@@ -325,7 +338,7 @@ class Report:
         lines = [
             "## Cost per improvement\n",
             f"The best on {_md(key[0])} / {_md(key[1])} stands on {improvements} kept improvement(s). The run "
-            f"spent {gpu:.1f} GPU-hours, {tokens:,} model tokens"
+            f"spent {_hours(gpu)} GPU-hours, {tokens:,} model tokens"
             + (f" and ${sum(costs):,.2f} of model use" if costs else "")
             + ".\n",
         ]
