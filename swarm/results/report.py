@@ -168,7 +168,11 @@ class Report:
     def markdown(self, plot: str | None) -> str:
         parts = [self._title(), self._headline()]
         if plot:
-            parts.append(f"## Progress\n\n![val_bpb of every experiment and the running best]({plot})\n")
+            parts.append(
+                f"## Progress\n\n![val_bpb of every experiment and the running best]({plot})\n\n"
+                "Each dot is one run; the step line is the best single run so far, which a lucky draw of the "
+                "noise can set. The headline and the lineage use each train.py's mean over its runs.\n"
+            )
         for key, best in self.bests.items():
             parts.append(self._lineage(key, best))
         for key in self.bests:
