@@ -1,7 +1,7 @@
 """A checkpoint of the folded board, so that a new process folds only what was appended since it was saved.
 
-Folding a long run's board costs every new process the same work: ~0.6 s at 100,000 records, paid by each
-`swarm best` an agent runs all night, and seconds by `swarm watch`. A checkpoint (`<board>/state.checkpoint`)
+Folding a long run's board costs every new process the same work: ~0.7 s at 100,000 records on an idle
+machine, paid by each `swarm best` an agent runs all night, and seconds by `swarm watch`. A checkpoint (`<board>/state.checkpoint`)
 holds a BoardState as of a board offset; `open_state()` restores it, folds the records after that offset, and
 saves a new one when it had much to fold. The coordinator saves one as the board grows (CheckpointKeeper).
 
@@ -22,18 +22,21 @@ folded from scratch (and the checkpoint replaced when this process may write it)
 - its payload is whole: its length and CRC-32 match the header (a torn or corrupted file is caught);
 - it unpickles with a restricted unpickler into exactly the fields a fresh state has, of the same types.
 
-Trust. Pickle is used because it saves any field the fold gains without code here, and restores ~10x faster
-than JSON of the same objects. Loading a pickle can run code, so two things keep a forged file harmless:
+Trust. Pickle is used because it saves any field the fold gains without code here, and restores several
+times faster than the same objects rebuilt from JSON. Loading a pickle can run code, so two things keep a
+forged file harmless:
 the checkpoint sits in the board directory, which only the runners, the coordinator and the human's commands
 may write (the agents' sandbox mounts the board read-only; an agent without a sandbox can append to the board
 itself, so a checkpoint gives it nothing new), and the unpickler refuses every global but the classes of the
-folding package and a few builtin containers, so a crafted file can build data, never call a function. A
-process that cannot write the board directory (a sandboxed agent) just restores and folds.
+folding package and a few builtin containers, so a crafted file can build data, never call a function. The
+runner, which decides every recorded status, never restores a checkpoint. A process that cannot write the
+board directory (a sandboxed agent) just restores and folds.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import gc
 import io
 import os
@@ -97,14 +100,9 @@ def _format_key() -> str:
     return digest.hexdigest()
 
 
-_FORMAT: str | None = None
-
-
+@functools.cache
 def format_key() -> str:
-    global _FORMAT
-    if _FORMAT is None:
-        _FORMAT = _format_key()
-    return _FORMAT
+    return _format_key()
 
 
 def checkpoint_path(board: Board) -> Path:
