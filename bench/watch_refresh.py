@@ -106,7 +106,7 @@ def measure(board_dir: Path, now: float, repeats: int) -> None:
                 f"board: {board.path.stat().st_size / 1e6:.0f} MB, {app.snapshot.records_read:,} records read, "
                 f"{app.snapshot.header.experiments:,} experiments, {app.snapshot.header.agents} agents"
             )
-            print(f"initial load (whole board folded once, app started): {load:.2f} s")
+            print(f"initial load (app start to the first full screen applied): {load:.2f} s")
             for name, rows in (("no new records", idle), ("64 new records", busy)):
                 total, worker, ui = (statistics.median(col) * 1000 for col in zip(*rows, strict=True))
                 print(

@@ -202,3 +202,27 @@ def test_keeper_saves_as_the_board_grows(tmp_path, records):
     again = CheckpointKeeper.restore(board)
     assert again.restored and again.state.reader.offset == board.path.stat().st_size
     assert state_view(again.state) == full_fold(board)
+
+
+def test_watch_from_a_checkpoint_shows_what_a_full_fold_shows(tmp_path, records):
+    """The watch model restores on its first refresh and replays the restored experiments into its progress
+    series: its first snapshot equals that of a model that folded the whole board."""
+    from swarm.testing.synthetic import end_of
+    from swarm.tui.model import WatchModel
+
+    now = end_of(records)
+    board = write_board(tmp_path / "board", records)
+    folded = WatchModel(board.directory, clock=lambda: now)
+    expected = folded.refresh()
+    assert folded.keeper is not None and not folded.keeper.restored
+    save(open_state(board))
+    restored = WatchModel(board.directory, clock=lambda: now)
+    snapshot = restored.refresh()
+    assert restored.keeper.restored and isinstance(restored.state.experiments, BoardRecords)
+    assert (snapshot.header, snapshot.agents, snapshot.leaders) == (
+        expected.header,
+        expected.agents,
+        expected.leaders,
+    )
+    assert restored.progress.groups == folded.progress.groups  # the plot's series
+    assert restored._usage == folded._usage and restored._finish_times == folded._finish_times

@@ -36,7 +36,6 @@ board directory (a sandboxed agent) just restores and folds.
 from __future__ import annotations
 
 import collections
-import functools
 import gc
 import io
 import os
@@ -100,9 +99,13 @@ def _format_key() -> str:
     return digest.hexdigest()
 
 
-@functools.cache
+# Computed when this module is loaded, from the source this process runs: a long-lived process whose files are
+# replaced by an upgrade keeps writing checkpoints under its own code's key, never under the new one.
+FORMAT_KEY = _format_key()
+
+
 def format_key() -> str:
-    return _format_key()
+    return FORMAT_KEY
 
 
 def checkpoint_path(board: Board) -> Path:
