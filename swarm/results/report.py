@@ -92,6 +92,7 @@ class Report:
         self.totals = board_totals(state)
         self.base = self.run.base if self.run else None
         self._sources: dict[str, str | None] = {}
+        self._baselines: dict[GroupKey, float | None] = {}
 
     # -- reading train.py ------------------------------------------------------------------------------------
 
@@ -116,12 +117,14 @@ class Report:
 
     def baseline(self, key: GroupKey) -> float | None:
         """Mean of the run's base train.py in a group, else of the group's first measured content."""
-        source = self.source(self.base)
-        content = self.state.content(key, sha256_bytes(source.encode())) if source is not None else None
-        if content is None:
-            first = next((e for e in self.finished if is_measured(e) and group_of(e) == key), None)
-            content = self.state.content(key, first["train_sha256"]) if first else None
-        return content.mean if content else None
+        if key not in self._baselines:
+            source = self.source(self.base)
+            content = self.state.content(key, sha256_bytes(source.encode())) if source is not None else None
+            if content is None:
+                first = next((e for e in self.finished if is_measured(e) and group_of(e) == key), None)
+                content = self.state.content(key, first["train_sha256"]) if first else None
+            self._baselines[key] = content.mean if content else None
+        return self._baselines[key]
 
     def parent_mean(self, record: dict[str, Any]) -> float | None:
         """The mean of what an experiment changed: its parent commit's content, or the baseline."""
