@@ -39,6 +39,7 @@ recomputed best when the best content itself changes), so a TUI or coordinator c
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 import sys
@@ -53,10 +54,10 @@ from swarm.config import load_section
 from swarm.errors import BoardError, SwarmError
 from swarm.repo.paths import run_paths
 from swarm.board.noise import NoiseSettings, RunningStats, decide_status
-from swarm.board.experiments import FINAL_STATUSES, KEEP, QUEUED, RUNNING, has_result
+from swarm.board.experiments import FINAL_STATUSES, KEEP, QUEUED, RUNNING, GroupKey, group_of, has_result
+from swarm.board.progress import ProgressTracker, finished_at
 from swarm.board.run_record import RunRecord, choose_tag
 
-GroupKey = tuple[str, str]  # (device class, profile)
 FOLD_CHUNK_BYTES = 4 << 20  # how much of the board one fold step reads
 # Values that thousands of experiments repeat: held once (a 100,000-experiment board in less memory).
 SHARED_FIELDS = (
@@ -71,11 +72,6 @@ SHARED_FIELDS = (
     "prepare_sha256",
     "parent",
 )
-
-
-def group_of(record: dict[str, Any]) -> GroupKey:
-    """The comparison group of an experiment (or adopt / verification) record."""
-    return (str(record.get("device") or "unknown"), str(record.get("profile") or "unknown"))
 
 
 @dataclass(frozen=True)
@@ -321,6 +317,11 @@ class BoardState:
         # or a command such as verify refreshing the same state): lets a display derive its own series
         # (e.g. the progress plot) from the one read of the board.
         self.observers: list[Callable[[dict[str, Any]], None]] = []
+        # The running bests over time per group, and every experiment's finishing time in order: what watch
+        # plots and counts. Folded here, so that a checkpoint carries them and a display need not read every
+        # record again to draw them (swarm.board.progress; the first final record of an id counts).
+        self.progress = ProgressTracker()
+        self.finish_times: list[float] = []
 
     # ---------------------------------------------------------------------------------------------------
     # Folding
@@ -349,6 +350,7 @@ class BoardState:
             for i, record in enumerate(records):
                 if record.get("type") == EXPERIMENT and last.get(record.get("id")) != i:
                     self.records_read += 1
+                    self._note_progress(record)
                     for observe in self.observers:
                         observe(record)
                 else:
@@ -365,6 +367,7 @@ class BoardState:
         self.records_read += 1
         kind = record.get("type")
         if kind == EXPERIMENT:
+            self._note_progress(record)
             self._apply_experiment(record, position)
         elif kind == NOTE:
             self.notes.append(record)
@@ -383,6 +386,10 @@ class BoardState:
             self.other.append(record)
         for observe in self.observers:
             observe(record)
+
+    def _note_progress(self, record: dict[str, Any]) -> None:
+        if self.progress.add(record):  # the first final record of this id
+            bisect.insort(self.finish_times, finished_at(record))
 
     def _apply_experiment(self, record: dict[str, Any], position: tuple[int, int] | None) -> None:
         eid = record.get("id")

@@ -23,7 +23,6 @@ from rich.text import Text
 from swarm.board.checkpoint import CheckpointKeeper
 from swarm.board.experiments import DISCARD, FAILED_STATUSES, FINAL_STATUSES, KEEP, MARGINAL, is_measured
 from swarm.board.ledger import Totals
-from swarm.board.progress import ProgressTracker, finished_at
 from swarm.board.run_record import AgentSlot
 from swarm.board.state import BoardState, GroupKey, group_of
 from swarm.board.store import EXPERIMENT, USAGE, VERIFICATION
@@ -128,8 +127,6 @@ class WatchModel:
         self.control: RunControl | None = None
         self._control_tag: str | None = None
         self.lock = threading.Lock()
-        self.progress = ProgressTracker()
-        self._finish_times: list[float] = []
         self._baseline_sha: dict[GroupKey, str] = {}  # first measured content per group, by arrival
         self._base_train_sha: dict[str, str | None] = {}  # run base commit -> sha256 of its train.py
         self._budgets: dict[tuple[str, str], float | None] = {}
@@ -162,16 +159,15 @@ class WatchModel:
         if agent and not record.get("verify_of") and record.get("gpu") is not None:
             self._agent_slot[str(agent)] = str(record["gpu"])
         if record.get("status") in FINAL_STATUSES:
-            if self.progress.add(record):  # the first final record of this id
-                bisect.insort(self._finish_times, finished_at(record))
             self._results += 1
             if is_measured(record):
                 self._baseline_sha.setdefault(group_of(record), record["train_sha256"])
 
     def _restore(self) -> None:
-        """Start from the board's checkpoint when it has a valid one (swarm.board.checkpoint), and feed the
-        observer what the restored state folded before this process started: the usage records, then the
-        experiments (their latest records), finished ones in the order they finished."""
+        """Start from the board's checkpoint when it has a valid one (swarm.board.checkpoint). The restored
+        state carries the progress series; what the observer derives besides is taken from it here: the usage
+        totals from its usage records, each group's first measured content from the first step of the group's
+        running best. No experiment record is read for this (at 100,000 that is most of a first screen)."""
         keeper = CheckpointKeeper.restore(self.state.board)
         self.keeper = keeper
         if not keeper.restored:
@@ -181,12 +177,14 @@ class WatchModel:
         self.state.observers.append(self._observe)
         for record in self.state.usage:
             self._observe(record)
-        experiments = list(self.state.experiments.values())
-        for record in experiments:
-            if record.get("status") not in FINAL_STATUSES:
+        for key, group in self.state.progress.groups.items():
+            if group.best:
+                first = self.state.experiments.get(group.best[0].id)
+                if first is not None:
+                    self._baseline_sha.setdefault(key, first["train_sha256"])
+        if self.state.run is None:  # agents as the board knows them: their slots come from their experiments
+            for record in self.state.experiments.values():
                 self._observe(record)
-        for record in sorted((e for e in experiments if e.get("status") in FINAL_STATUSES), key=finished_at):
-            self._observe(record)
         self._results += 1  # the leaderboard and plot are built from the restored state
 
     def refresh(self) -> Snapshot:
@@ -338,7 +336,7 @@ class WatchModel:
         return tuple(rows), tuple(bests)
 
     def _build_plot(self, now: float) -> PlotData | None:
-        group = self.progress.main_group()
+        group = self.state.progress.main_group()
         if group is None or not group.best:
             return None
         run = self.state.run
@@ -353,8 +351,9 @@ class WatchModel:
             alive = sum(1 for a in agents if a.state not in DOWN_STATES)
         slots = {a.gpu for a in agents}
         busy = sum(1 for s in self.state.running_slots() if s in slots)
-        hour_ago = bisect.bisect_left(self._finish_times, now - HOUR)
-        started = run.created_at if run else (self._finish_times[0] if self._finish_times else None)
+        finish_times = self.state.finish_times
+        hour_ago = bisect.bisect_left(finish_times, now - HOUR)
+        started = run.created_at if run else (finish_times[0] if finish_times else None)
         return Header(
             tag=run.tag if run else None,
             started_at=started,
@@ -362,7 +361,7 @@ class WatchModel:
             agents=len(agents),
             alive=alive,
             experiments=len(self.state.experiments),
-            last_hour=len(self._finish_times) - hour_ago,
+            last_hour=len(finish_times) - hour_ago,
             busy_slots=busy,
             slots=len(slots),
             bests=self._bests,
