@@ -1,11 +1,15 @@
-"""Latency of `swarm best` and `swarm board --top 20` on a board of 100,000 records.
+"""Latency of `swarm best` and `swarm board --top 20` on a board of 100,000 records, before and after the
+folded-state checkpoint (swarm.board.checkpoint), in one run on one board.
 
-    .venv/bin/python bench/board_queries.py [--records 100000] [--repeats 3]
+    .venv/bin/python bench/board_queries.py [--records 100000] [--repeats 3] [--before c585053]
 
 The board holds experiments as agents produce them: each experiment is a queued, a running and a final
 record (every field present), 8 agents, ~10% repeats of a baseline content, notes now and then. Figures:
-the CLI as an agent runs it (a new process: interpreter start, full read and fold of the board, query),
-the in-process fold, and an incremental refresh after one more record (what a TUI pays per tick).
+the CLI as an agent runs it (a new process: interpreter start, reading the board's state, the query) with
+the code of `--before` (a commit without the checkpoint: every process folds the whole board) and with this
+checkout (no checkpoint yet: fold and save one; a checkpoint 256 kB behind the board's end, the most the
+coordinator leaves; a checkpoint at the end); then, in process, the fold, a restore, a save, and an
+incremental refresh after one more record (what a TUI pays per tick).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -25,12 +30,13 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from swarm.board.checkpoint import checkpoint_path, open_state, restore, save  # noqa: E402
 from swarm.board.experiments import evolve, new_experiment  # noqa: E402
 from swarm.board.state import BoardState  # noqa: E402
 from swarm.board.store import Board  # noqa: E402
 
 
-def write_board(directory: Path, records: int) -> None:
+def board_lines(records: int) -> list[bytes]:
     rng = random.Random(0)
     lines = []
     t = 1.7e9
@@ -57,40 +63,93 @@ def write_board(directory: Path, records: int) -> None:
         if k % 50 == 0:
             lines.append(orjson.dumps({"type": "note", "agent": agent, "text": "wider helps", "ts": t}))
         t += 40
-    (directory / "board.jsonl").write_bytes(b"\n".join(lines[:records]) + b"\n")
+    return [line + b"\n" for line in lines[:records]]
 
 
-def timed(argv: list[str], env: dict[str, str], repeats: int) -> float:
-    times = []
+def timed(argv: list[str], env: dict[str, str], repeats: int, cwd: Path, before=None) -> tuple[float, float]:
+    """Median wall time and median CPU time (user + system) of the command; on a loaded machine the CPU time
+    is close to what an idle one takes."""
+    walls, cpus = [], []
     for _ in range(repeats):
+        if before:
+            before()
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
-        subprocess.run(argv, env=env, check=True, capture_output=True)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        subprocess.run(argv, env=env, check=True, capture_output=True, cwd=cwd)
+        walls.append(time.perf_counter() - started)
+        now = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(now.ru_utime + now.ru_stime - used.ru_utime - used.ru_stime)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def ms(times: tuple[float, float]) -> str:
+    return f"{times[0] * 1000:.0f} ms ({times[1] * 1000:.0f} ms CPU)"
+
+
+QUERIES = (("swarm best", ["best"]), ("swarm board --top 20", ["board", "--top", "20"]))
+
+
+def queries(code: Path, env: dict[str, str], repeats: int, before=None) -> str:
+    """Both queries in new processes running the swarm package found in `code`."""
+    argv = [sys.executable, "-P", "-m", "swarm"]  # -P and PYTHONPATH: that code, not the installed one
+    env = {**env, "PYTHONPATH": str(code)}
+    return ", ".join(  # run in this repository (commands find the run from it); -P keeps it off sys.path
+        f"{name} {ms(timed(argv + args, env, repeats, REPO, before))}" for name, args in QUERIES
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--before", default="c585053", help="a commit without the checkpoint, for 'before'")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp) / "board"
         directory.mkdir()
-        write_board(directory, args.records)
-        size = (directory / "board.jsonl").stat().st_size
-        env = {**os.environ, "SWARM_BOARD": str(directory), "PYTHONPATH": str(REPO)}
-        swarm = [sys.executable, "-m", "swarm"]
-        print(f"board: {args.records} records, {size / 1e6:.0f} MB")
-        base = timed([sys.executable, "-c", "import swarm.cli"], env, args.repeats)
-        print(f"  python start + import swarm.cli:  {base * 1000:6.0f} ms")
-        for name, argv in (("swarm best", ["best"]), ("swarm board --top 20", ["board", "--top", "20"])):
-            print(f"  {name + ':':32} {timed(swarm + argv, env, args.repeats) * 1000:6.0f} ms  (new process)")
+        lines = board_lines(args.records)
+        # the board up to 256 kB before its end, checkpointed there; then the rest appended (same file)
+        cut = len(lines)
+        while sum(len(line) for line in lines[cut:]) < 256 * 1024:
+            cut -= 1
+        (directory / "board.jsonl").write_bytes(b"".join(lines[:cut]))
         board = Board(directory)
+        save(open_state(board, save_after=1 << 40))
+        with open(board.path, "ab") as f:
+            f.write(b"".join(lines[cut:]))
+        size = board.path.stat().st_size
+        old_code = Path(tmp) / "before"
+        old_code.mkdir()
+        archive = subprocess.run(
+            ["git", "archive", args.before, "swarm"], cwd=REPO, capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", str(old_code)], input=archive.stdout, check=True)
+        env = {**os.environ, "SWARM_BOARD": str(directory), "OMP_NUM_THREADS": "1"}
+        print(f"board: {args.records} records, {size / 1e6:.0f} MB; new processes, median of {args.repeats}")
+        base = timed(
+            [sys.executable, "-P", "-c", "import swarm.cli"],
+            {**env, "PYTHONPATH": str(REPO)},
+            args.repeats,
+            REPO,
+        )
+        print(f"  python start + import swarm.cli: {ms(base)}")
+        print(f"  checkpoint 256 kB behind:        {queries(REPO, env, args.repeats)}")
+        print(f"  before ({args.before}, no checkpoint): {queries(old_code, env, args.repeats)}")
+        drop = lambda: checkpoint_path(board).unlink(missing_ok=True)  # noqa: E731
+        print(f"  no checkpoint yet (fold + save): {queries(REPO, env, args.repeats, drop)}")
+        state = open_state(board, save_after=0)
+        print(f"  checkpoint at the board's end:   {queries(REPO, env, args.repeats)}")
         started = time.perf_counter()
         state = BoardState(board)
         state.refresh()
         fold = time.perf_counter() - started
+        started = time.perf_counter()
+        assert save(state)
+        saved = time.perf_counter() - started
+        started = time.perf_counter()
+        restored = restore(board)
+        restoring = time.perf_counter() - started
+        assert restored is not None and restored.bests().keys() == state.bests().keys()
         started = time.perf_counter()
         bests = state.bests()
         top = state.top(next(iter(state.groups)), 20)
@@ -102,7 +161,9 @@ def main() -> None:
         state.bests()
         tick = time.perf_counter() - started
         assert bests and len(top) == 20 and summaries
-        print(f"  in process: read + fold {fold * 1000:.0f} ms, best + top 20 + agents {query * 1000:.1f} ms, "
+        megabytes = checkpoint_path(board).stat().st_size / 1e6
+        print(f"  in process: read + fold {fold * 1000:.0f} ms, restore {restoring * 1000:.0f} ms, save "
+              f"{saved * 1000:.0f} ms ({megabytes:.1f} MB), best + top 20 + agents {query * 1000:.1f} ms, "
               f"refresh after one append {tick * 1000:.2f} ms")  # fmt: skip
 
 

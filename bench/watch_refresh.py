@@ -5,8 +5,10 @@ memory of the TUI process in that state.
 
 Writes a synthetic board (swarm.testing.synthetic: each experiment's queued, running and final records, so about
 3 lines per experiment), then runs the real app headless in a fresh process (so the generator's memory
-is not counted) at 200x50 and measures, with ticking turned off and refreshes triggered one at a time:
-- the initial load (the whole board folded once, on the worker);
+is not counted) at 200x50, twice: without a checkpoint of the board's folded state (what every start paid
+before swarm.board.checkpoint: the whole board folded on the worker) and with one at the board's end (what
+the coordinator leaves), and measures, with ticking turned off and refreshes triggered one at a time:
+- the initial load (from app start to the first full screen applied);
 - a refresh when nothing was appended (the steady state between results);
 - a refresh after 64 new records (every agent reports a result at once), the worst ordinary case;
 each split into the worker part (read + fold + snapshot + plot drawing) and the UI part (applying it),
@@ -104,7 +106,7 @@ def measure(board_dir: Path, now: float, repeats: int) -> None:
                 f"board: {board.path.stat().st_size / 1e6:.0f} MB, {app.snapshot.records_read:,} records read, "
                 f"{app.snapshot.header.experiments:,} experiments, {app.snapshot.header.agents} agents"
             )
-            print(f"initial load (whole board folded once, app started): {load:.2f} s")
+            print(f"initial load (app start to the first full screen applied): {load:.2f} s")
             for name, rows in (("no new records", idle), ("64 new records", busy)):
                 total, worker, ui = (statistics.median(col) * 1000 for col in zip(*rows, strict=True))
                 print(
@@ -117,6 +119,9 @@ def measure(board_dir: Path, now: float, repeats: int) -> None:
 
 
 def main() -> None:
+    from swarm.board.checkpoint import checkpoint_path, open_state, save
+    from swarm.board.store import Board
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=64)
     parser.add_argument("--experiments", type=int, default=100_000)
@@ -130,14 +135,25 @@ def main() -> None:
         board_dir = Path(tmp) / "board"
         started = time.perf_counter()
         now = make_board(board_dir, args.agents, args.experiments)
+        size = (board_dir / "board.jsonl").stat().st_size
         print(
             f"wrote a board of {args.agents} agents, {args.experiments:,} experiments in "
             f"{time.perf_counter() - started:.1f} s"
         )
-        subprocess.run(
-            [sys.executable, __file__, "--repeats", str(args.repeats), "--measure", str(board_dir), str(now)],
-            check=True,
+        measure_argv = [sys.executable, __file__, "--repeats", str(args.repeats), "--measure", str(board_dir)]
+        print("without a checkpoint (before):")
+        subprocess.run([*measure_argv, str(now)], check=True)
+        # the checkpoint the coordinator would have saved; the records the first run appended are cut first
+        board = Board(board_dir)
+        with open(board.path, "r+b") as f:
+            f.truncate(size)
+        checkpoint_path(board).unlink(missing_ok=True)
+        started = time.perf_counter()
+        save(open_state(board, save_after=1 << 40))
+        print(
+            f"with a checkpoint at the board's end (after; saving it took {time.perf_counter() - started:.1f} s):"
         )
+        subprocess.run([*measure_argv, str(now)], check=True)
 
 
 if __name__ == "__main__":

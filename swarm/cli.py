@@ -249,6 +249,24 @@ def _add_watch_commands(sub) -> None:
     )
     plot.add_argument("file", nargs="?", default="progress.png", help="output PNG (default progress.png)")
 
+    report = _command(
+        sub,
+        "report",
+        "swarm.results.report:cmd_report",
+        "write the run's story as Markdown: headline, progress plot, the best's lineage, what did not work, "
+        "agents, cost, how to pick the best",
+    )
+    report.add_argument(
+        "--out", metavar="DIR", help="where report.md and progress.png go (default report-<tag>)"
+    )
+    report.add_argument(
+        "--gpu-price",
+        type=float,
+        metavar="USD",
+        help="dollars per GPU-hour, to price the cost per improvement",
+    )
+    report.add_argument("--no-plot", action="store_true", help="leave out the progress plot (no matplotlib)")
+
 
 # ---------------------------------------------------------------------------------------------------------
 # Agents that run inside the swarm (built-in and API-driven)

@@ -10,6 +10,7 @@ stays, with its board, worktrees and branches, for `swarm board` / `swarm status
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from swarm.board.experiments import MEASURED_STATUSES
 from swarm.board.state import BoardState, group_of
 from swarm.board.store import Board
 from swarm.errors import GitError, SwarmError
+from swarm.installation import swarm_command
 from swarm.orchestration.spawn import SpawnRequest, spawn
 from swarm.orchestration.status import collect, render
 from swarm.orchestration.stop import stop
@@ -130,8 +132,20 @@ def demo(minutes: float, workers: int, directory: Path | None, cwd: Path | None 
     finally:
         stop(paths, TAG, out=out)
     out("\n".join(summary(paths)))
-    out(f"board: {paths.board}  (look: cd {clone} && swarm board; go on: swarm resume)")
+    out("\n".join(closing_lines(clone)))
     return clone
+
+
+def closing_lines(clone: Path) -> list[str]:
+    """What to type next, each line a command that runs exactly as printed (tests run them)."""
+    here = f"cd {shlex.quote(str(clone))} &&"
+    return [
+        f"board: {clone / 'board'}",
+        f"  look:   {here} {swarm_command('board')}",
+        f"  watch:  {here} {swarm_command('watch')}",
+        f"  report: {here} {swarm_command('report')}",
+        f"  go on:  {here} {swarm_command('resume')}",
+    ]
 
 
 def cmd_demo(args) -> int:

@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 
+from swarm.board.state import BoardState
 from swarm.board.store import Board
 from swarm.installation import swarm_argv
 from tests.support.standins import latest_experiments
@@ -56,6 +57,33 @@ def test_demo_runs_to_completion_and_leaves_results_on_a_board(tmp_path):
     assert finished, [(e["id"], e["status"]) for e in latest.values()]
     assert any(isinstance(e["val_bpb"], float) and math.isfinite(e["val_bpb"]) for e in finished)
     assert all(e["profile"] == "tiny" and e["device"] == "cpu" for e in latest.values())
+
+    # The closing lines are commands that run exactly as printed, from anywhere (README's setup gives no PATH)
+    commands = {
+        line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip()
+        for line in proc.stdout.splitlines()
+        if line.startswith("  ") and " && " in line
+    }
+    assert set(commands) == {"look", "watch", "report", "go on"}
+    ran = {
+        name: subprocess.run(
+            ["bash", "-c", commands[name]], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+        for name in ("look", "report")
+    }
+    for name, shown in ran.items():
+        assert shown.returncode == 0, (name, commands[name], shown.stdout[-2000:], shown.stderr[-2000:])
+    assert "noise band" in ran["look"].stdout
+    # the report of this real tiny-profile run: its best, its lineage, the picture beside it
+    report = (clone / "report-demo" / "report.md").read_text()
+    state = BoardState(Board(clone / "board"))
+    state.refresh()
+    best = state.bests()[("cpu", "tiny")]
+    assert (
+        report.startswith("# Swarm run demo: val_bpb") and "## How the best came about: cpu / tiny" in report
+    )
+    assert f"swarm pick {best.experiment['id']}" in report and f"{best.mean:.6f}" in report
+    assert (clone / "report-demo" / "progress.png").read_bytes().startswith(b"\x89PNG")
 
     # Every process is gone, and the user's checkout is as it was: no new files, no moved branch.
     assert not list((tmp_path / "sock").glob("*")) or all(

@@ -254,9 +254,12 @@ def test_follow_folds_a_board_in_pieces_like_refresh(board, monkeypatch):
     pieces = BoardState(board)
     reads = []
     original = pieces.reader.read_new
-    monkeypatch.setattr(pieces.reader, "read_new", lambda n=None: reads.append(n) or original(n))
+    monkeypatch.setattr(
+        pieces.reader, "read_new", lambda n=None, positions=None: reads.append(n) or original(n, positions)
+    )
     assert pieces.follow() == 30 and len(reads) > 10
     assert pieces.experiments == whole.experiments and pieces.reader.offset == whole.reader.offset
+    assert pieces.experiment_at == whole.experiment_at  # each latest record's line, whatever the pieces
     assert [c.train_sha256 for c in pieces.top(H100, 7)] == [c.train_sha256 for c in whole.top(H100, 7)]
     assert pieces.follow() == 0
 

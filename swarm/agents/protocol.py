@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from swarm.board.checkpoint import open_state
 from swarm.board.experiments import FINAL_STATUSES, METRIC_FIELDS, new_experiment
 from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import AgentSlot, RunRecord
@@ -53,8 +54,7 @@ def agent_context(cwd: Path | None = None) -> AgentContext:
     if not board.exists():
         raise SwarmError(f"not in a worktree of a run: no board at {paths.board}")
     board.require()
-    state = BoardState(board, load_section(paths.repo, "noise", NoiseSettings))
-    state.refresh()
+    state = open_state(board, load_section(paths.repo, "noise", NoiseSettings))
     if state.run is None:
         raise SwarmError(f"not in a worktree of a run: no run record on the board at {paths.board}")
     try:

@@ -68,6 +68,14 @@ EXPERIMENT_FIELDS = (
 )
 
 
+GroupKey = tuple[str, str]  # (device class, profile): results are compared only within one
+
+
+def group_of(record: dict[str, Any]) -> GroupKey:
+    """The comparison group of an experiment (or adopt / verification) record."""
+    return (str(record.get("device") or "unknown"), str(record.get("profile") or "unknown"))
+
+
 def new_experiment(**fields: Any) -> dict[str, Any]:
     """A complete experiment record: every field present, unknown keys refused (a typo is a bug)."""
     unknown = set(fields) - set(EXPERIMENT_FIELDS)

@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from swarm.board.experiments import FINAL_STATUSES, is_measured
-from swarm.board.state import GroupKey, group_of
+from swarm.board.experiments import FINAL_STATUSES, GroupKey, group_of, is_measured
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ recomputed best when the best content itself changes), so a TUI or coordinator c
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 import sys
@@ -53,10 +54,10 @@ from swarm.config import load_section
 from swarm.errors import BoardError, SwarmError
 from swarm.repo.paths import run_paths
 from swarm.board.noise import NoiseSettings, RunningStats, decide_status
-from swarm.board.experiments import FINAL_STATUSES, KEEP, QUEUED, RUNNING, has_result
+from swarm.board.experiments import FINAL_STATUSES, KEEP, QUEUED, RUNNING, GroupKey, group_of, has_result
+from swarm.board.progress import ProgressTracker, finished_at
 from swarm.board.run_record import RunRecord, choose_tag
 
-GroupKey = tuple[str, str]  # (device class, profile)
 FOLD_CHUNK_BYTES = 4 << 20  # how much of the board one fold step reads
 # Values that thousands of experiments repeat: held once (a 100,000-experiment board in less memory).
 SHARED_FIELDS = (
@@ -71,11 +72,6 @@ SHARED_FIELDS = (
     "prepare_sha256",
     "parent",
 )
-
-
-def group_of(record: dict[str, Any]) -> GroupKey:
-    """The comparison group of an experiment (or adopt / verification) record."""
-    return (str(record.get("device") or "unknown"), str(record.get("profile") or "unknown"))
 
 
 @dataclass(frozen=True)
@@ -279,11 +275,20 @@ class AgentSummary:
 class BoardState:
     """Incrementally folded view of a board. Not thread-safe: one owner calls refresh() and reads."""
 
+    # What a checkpoint (swarm.board.checkpoint) leaves out: the process's own objects, and what it stores in its own
+    # way (experiments as board positions). Everything else set in __init__ is saved as it is, so a field
+    # added here is checkpointed without further work (and must be picklable plain data).
+    NOT_CHECKPOINTED = ("board", "noise", "reader", "observers", "_run_parsed", "experiments", "experiment_at")
+
     def __init__(self, board: Board | Path | str, noise: NoiseSettings | None = None):
         self.board = board if isinstance(board, Board) else Board(Path(board))
         self.noise = noise or NoiseSettings()
         self.reader: BoardReader = self.board.reader()
         self.experiments: dict[str, dict[str, Any]] = {}
+        # id -> (offset, length) of its latest record's line on the board, when it was read from there (a
+        # checkpoint stores these instead of the records: swarm.board.checkpoint; in a restored state, an id
+        # whose record was not read from the board maps to the record itself, which is what is saved again)
+        self.experiment_at: dict[str, tuple[int, int]] = {}
         self.notes: list[dict[str, Any]] = []
         self.usage: list[dict[str, Any]] = []
         self.other: list[dict[str, Any]] = []  # record types this module does not know
@@ -312,6 +317,11 @@ class BoardState:
         # or a command such as verify refreshing the same state): lets a display derive its own series
         # (e.g. the progress plot) from the one read of the board.
         self.observers: list[Callable[[dict[str, Any]], None]] = []
+        # The running bests over time per group, and every experiment's finishing time in order: what watch
+        # plots and counts. Folded here, so that a checkpoint carries them and a display need not read every
+        # record again to draw them (swarm.board.progress; the first final record of an id counts).
+        self.progress = ProgressTracker()
+        self.finish_times: list[float] = []
 
     # ---------------------------------------------------------------------------------------------------
     # Folding
@@ -332,29 +342,33 @@ class BoardState:
         folded = 0
         while True:
             offset = self.reader.offset
-            records = self.reader.read_new(FOLD_CHUNK_BYTES)
+            positions: list[tuple[int, int]] = []
+            records = self.reader.read_new(FOLD_CHUNK_BYTES, positions)
             # Within one piece only the last record of an experiment id changes the final state, so earlier
             # ones are skipped (a first read of a board is mostly queued/running records later superseded).
             last = {r.get("id"): i for i, r in enumerate(records) if r.get("type") == EXPERIMENT}
             for i, record in enumerate(records):
                 if record.get("type") == EXPERIMENT and last.get(record.get("id")) != i:
                     self.records_read += 1
+                    self._note_progress(record)
                     for observe in self.observers:
                         observe(record)
                 else:
-                    self.apply(record)
+                    self.apply(record, positions[i])
             if keep is not None:
                 keep(records)
             folded += len(records)
             if self.reader.offset == offset:
                 return folded
 
-    def apply(self, record: dict[str, Any]) -> None:
-        """Fold one record (refresh() calls this; tests and writers may call it for their own appends)."""
+    def apply(self, record: dict[str, Any], position: tuple[int, int] | None = None) -> None:
+        """Fold one record (refresh() calls this, with the record's place on the board; tests and writers
+        may call it for their own appends, which a later refresh folds again, to the same effect)."""
         self.records_read += 1
         kind = record.get("type")
         if kind == EXPERIMENT:
-            self._apply_experiment(record)
+            self._note_progress(record)
+            self._apply_experiment(record, position)
         elif kind == NOTE:
             self.notes.append(record)
         elif kind == USAGE:
@@ -373,7 +387,11 @@ class BoardState:
         for observe in self.observers:
             observe(record)
 
-    def _apply_experiment(self, record: dict[str, Any]) -> None:
+    def _note_progress(self, record: dict[str, Any]) -> None:
+        if self.progress.add(record):  # the first final record of this id
+            bisect.insort(self.finish_times, finished_at(record))
+
+    def _apply_experiment(self, record: dict[str, Any], position: tuple[int, int] | None) -> None:
         eid = record.get("id")
         if not isinstance(eid, str):
             self.other.append(record)
@@ -386,6 +404,10 @@ class BoardState:
         if old is not None:
             self._retract(old)
         self.experiments[eid] = record
+        if position is None:
+            self.experiment_at.pop(eid, None)
+        else:
+            self.experiment_at[eid] = position
         self._account(record, new_id=old is None)
 
     def _retract(self, record: dict[str, Any]) -> None:
@@ -654,9 +676,11 @@ def _submitted(record: dict[str, Any]) -> float:
 
 
 def open_board(cwd: Path | None = None, noise: NoiseSettings | None = None) -> tuple[Path, Board, BoardState]:
-    """The repository, board and freshly read state for a command run anywhere in the repository."""
+    """The repository, board and freshly read state for a command run anywhere in the repository (restored
+    from the board's checkpoint when it has a valid one: swarm.board.checkpoint)."""
     paths = run_paths(cwd)
+    from swarm.board.checkpoint import open_state  # it builds on this module
+
     board = Board(paths.board).require()
-    state = BoardState(board, noise or load_section(paths.repo, "noise", NoiseSettings))
-    state.refresh()
+    state = open_state(board, noise or load_section(paths.repo, "noise", NoiseSettings))
     return paths.repo, board, state

@@ -138,9 +138,13 @@ class BoardReader:
         self.offset = offset
         self.skipped = 0  # lines that did not parse (torn writes)
 
-    def read_new(self, max_bytes: int | None = None) -> list[dict[str, Any]]:
+    def read_new(
+        self, max_bytes: int | None = None, positions: list[tuple[int, int]] | None = None
+    ) -> list[dict[str, Any]]:
         """Records appended since the last call; with `max_bytes`, only about that much of them (at least
-        one whole line), so that a follower can fold a large board a piece at a time."""
+        one whole line), so that a follower can fold a large board a piece at a time. With `positions`,
+        the (byte offset, length) of each returned record's line is appended to it (a checkpoint of the
+        folded state points at records instead of copying them: swarm.board.checkpoint)."""
         try:
             with open(self.path, "rb") as f:
                 f.seek(self.offset)
@@ -157,20 +161,23 @@ class BoardReader:
         end = chunk.rfind(b"\n")
         if end < 0:
             return []  # nothing complete yet; a line in progress stays for the next call
+        at = self.offset
         self.offset += end + 1
         records = []
-        for line in chunk[: end + 1].splitlines():
+        for line in chunk[:end].split(b"\n"):
+            start, at = at, at + len(line) + 1
             if not line.strip():
                 continue
             try:
-                record = orjson.loads(
-                    line
-                )  # several times faster than json: a 100,000-record board in ~0.3 s
+                # several times faster than json: a 100,000-record board in ~0.3 s
+                record = orjson.loads(line)
             except orjson.JSONDecodeError:
                 self.skipped += 1
                 continue
             if isinstance(record, dict):
                 records.append(record)
+                if positions is not None:
+                    positions.append((start, len(line)))
             else:
                 self.skipped += 1
         return records

@@ -18,10 +18,10 @@ REQUESTED_BY = "coordinator"
 
 
 class BestVerifier:
-    def __init__(self, board: Board, repeats: int = 1):
+    def __init__(self, board: Board, repeats: int = 1, state: BoardState | None = None):
         self.board = board
         self.repeats = repeats
-        self.state = BoardState(board)
+        self.state = state or BoardState(board)  # its owner's state when it has one (the coordinator's)
 
     def tick(self) -> list[str]:
         """Queue verification of every group's best that was never verified nor is being verified;

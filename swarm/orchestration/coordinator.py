@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from filelock import FileLock, Timeout
 
+from swarm.board.checkpoint import CheckpointKeeper
 from swarm.board.run_record import RunFollower
 from swarm.board.store import PROCESS, Board
 from swarm.config import load_section
@@ -69,8 +70,13 @@ class Coordinator:
         self.follower = RunFollower(self.board, tag)
         self.clock = clock
         self.windows: dict[str, Supervision] = {}
+        # the board's folded state, checkpointed as the board grows so that every `swarm best` an agent runs
+        # (and the human's watch) folds only the last few records (swarm.board.checkpoint)
+        self.keeper = CheckpointKeeper.restore(self.board)
         self.verifier = (
-            BestVerifier(self.board, self.settings.verify_repeats) if self.settings.verify_best else None
+            BestVerifier(self.board, self.settings.verify_repeats, self.keeper.state)
+            if self.settings.verify_best
+            else None
         )
 
     def reconcile(self) -> list[str]:
@@ -131,6 +137,8 @@ class Coordinator:
         while not stop.is_set():
             started = self.clock()
             actions = self.reconcile() + (self.verifier.tick() if self.verifier else [])
+            self.keeper.state.refresh()  # nothing left to fold when the verifier just did
+            self.keeper.tick()
             for action in actions:
                 print(f"{time.strftime('%H:%M:%S')} {action}", flush=True)
             stop.wait(max(0.0, self.settings.tick_s - (self.clock() - started)))

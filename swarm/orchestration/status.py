@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from swarm.board.checkpoint import open_state
 from swarm.board.ledger import USAGE_FIELDS, Totals, board_totals
 from swarm.board.state import BoardState
 from swarm.board.store import Board
@@ -82,7 +83,7 @@ def _window_state(pane: Pane | None, server_up: bool, supervised: bool) -> str:
 def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = None) -> RunStatus:
     board = Board(paths.board).require()
     if state is None:
-        state = BoardState(board)
+        state = open_state(board)
     state.refresh()
     run = state.find_run(tag)
     tmux = RunTmux(paths.repo, run.tag)

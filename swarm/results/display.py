@@ -7,6 +7,7 @@ terminal escape sequences, no forged extra lines) and never interpreted.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,21 @@ def escape_text(text: Any, limit: int | None = None) -> str:
     if limit is not None and len(out) > limit:
         out = out[: max(limit - 1, 0)] + "…"
     return out
+
+
+# Every character CommonMark gives a meaning to (ASCII punctuation may always be backslash-escaped) ...
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+# ... and what GitHub-flavoured Markdown turns into a link without asking: a zero-width space breaks each.
+_AUTOLINK = re.compile(r"(://|www\\\.|@)", re.IGNORECASE)
+
+
+def escape_markdown(text: Any, limit: int | None = None) -> str:
+    """Agent text for a Markdown page: escape_text's one line, made literal: HTML characters as entities,
+    Markdown punctuation backslash-escaped, autolinks broken. It can neither format the page (emphasis,
+    headings, table cells) nor add a link, an image or HTML."""
+    out = escape_text(text, limit).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    out = _MARKDOWN_PUNCTUATION.sub(r"\\\1", out)
+    return _AUTOLINK.sub(lambda m: m.group(1)[0] + "&#8203;" + m.group(1)[1:], out)
 
 
 def format_number(value: Any, fmt: str = "{:.6f}") -> str:

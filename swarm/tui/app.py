@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SuspendNotSupported
@@ -24,10 +25,11 @@ from swarm.board.store import Board
 from swarm.errors import SwarmError
 from swarm.orchestration.agent_state import DEAD, STOPPED
 from swarm.repo.paths import RunPaths, run_paths
+from swarm.results.display import escape_text
 from swarm.tui import actions
 from swarm.tui.agents_table import AgentsTable
 from swarm.tui.control import TmuxRunControl
-from swarm.tui.detail import DIFF, INFO, LOG, PANE, DetailPane
+from swarm.tui.detail import DIFF, INFO, LINEAGE, LOG, PANE, DetailPane
 from swarm.tui.dialogs import ConfirmScreen, HelpScreen
 from swarm.tui.filter_bar import FilterBar
 from swarm.tui.header import RunHeader
@@ -37,11 +39,13 @@ from swarm.tui.messages import (
     AgentSelected,
     ExperimentSelected,
     FilterChanged,
+    LineageLoaded,
     PlotResized,
     SnapshotReady,
 )
 from swarm.tui.model import AgentRow, Snapshot, WatchModel
 from swarm.tui.progress_plot import ProgressPlot
+from swarm.tui.sources import lineage_text
 
 
 class WatchApp(App):
@@ -61,6 +65,9 @@ class WatchApp(App):
         Binding("d", "diff", "diff"),
         Binding("l", "log", "log"),
         Binding("i", "info", "info", show=False),
+        Binding("g", "lineage", "lineage"),
+        Binding("left_square_bracket", "lineage_step(-1)", "parent", show=False),
+        Binding("right_square_bracket", "lineage_step(1)", "child", show=False),
         Binding("p", "pick", "pick"),
         Binding("v", "verify", "verify"),
         Binding("r", "restart", "restart"),
@@ -75,6 +82,8 @@ class WatchApp(App):
         ("d", "the experiment's diff against its parent"),
         ("l", "the experiment's log"),
         ("i", "the experiment's fields"),
+        ("g", "the experiment's lineage: the kept and adopted steps it was built on, across agents"),
+        ("[ / ]", "along the lineage: select the step before / after (then d, l, i, p, v act on it)"),
         ("p", "pick: commit the experiment's train.py onto the main branch (asks first)"),
         ("v", "verify: queue a rerun on another GPU (asks first)"),
         ("r / s", "restart / stop the agent (asks first)"),
@@ -107,6 +116,8 @@ class WatchApp(App):
         self.needle = ""
         self.selected_agent: str | None = None
         self.selected_record: dict[str, Any] | None = None  # an experiment picked in the leaderboard
+        self.lineage: LineageLoaded | None = None  # the lineage last shown, and the step selected on it
+        self.lineage_at = 0
         self._last_error: str | None = None
 
     def compose(self) -> ComposeResult:
@@ -241,6 +252,47 @@ class WatchApp(App):
 
     def action_info(self) -> None:
         self._load_detail(INFO)
+
+    def action_lineage(self) -> None:
+        record = self._experiment(best=False)
+        if record is None:
+            self.notify("select an experiment (or an agent with one) to see its lineage", markup=False)
+            return
+        if self.lineage is not None:
+            ids = [step.record["id"] for step in self.lineage.steps]
+            if self.detail.kind != LINEAGE and record["id"] in ids:
+                self.lineage_at = ids.index(record["id"])  # back to the lineage the step was selected on
+                self._show_lineage()
+                return
+        self._load_lineage(record)
+
+    @work(thread=True, exclusive=True, group="lineage")
+    def _load_lineage(self, record: dict[str, Any]) -> None:
+        baseline, steps = self.model.lineage(record)
+        self.post_message(LineageLoaded(record["id"], baseline, steps))
+
+    def on_lineage_loaded(self, message: LineageLoaded) -> None:
+        self.lineage, self.lineage_at = message, len(message.steps) - 1
+        self._show_lineage()
+
+    def action_lineage_step(self, step: int) -> None:
+        if self.lineage is None or self.detail.kind != LINEAGE:
+            self.notify("press g first: the selected experiment's lineage", markup=False)
+            return
+        self.lineage_at = min(max(self.lineage_at + step, 0), len(self.lineage.steps) - 1)
+        self._show_lineage()
+
+    def _show_lineage(self) -> None:
+        lineage = self.lineage
+        step = lineage.steps[self.lineage_at]
+        self.selected_agent, self.selected_record = None, step.record
+        record = step.record
+        title = (
+            f"{lineage.subject}: lineage, at {escape_text(record['id'])} ({escape_text(record.get('agent'))})"
+        )
+        self.detail.show_lineage(
+            lineage.subject, escape(title), lineage_text(lineage.baseline, lineage.steps, self.lineage_at)
+        )
 
     def action_filter(self) -> None:
         self.query_one(FilterBar).open()

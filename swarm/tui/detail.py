@@ -22,9 +22,9 @@ from swarm.errors import SwarmError
 from swarm.results.display import result_block
 from swarm.tui.control import RunControl
 from swarm.tui.messages import DetailLoaded
-from swarm.tui.sources import escaped_lines, experiment_diff, experiment_log
+from swarm.tui.sources import MARK, escaped_lines, experiment_diff, experiment_log
 
-PANE, DIFF, LOG, INFO = "pane", "diff", "log", "info"
+PANE, DIFF, LOG, INFO, LINEAGE = "pane", "diff", "log", "info", "lineage"
 PANE_LINES = 300
 DIFF_STYLES = (
     ("+++", "bold"),
@@ -34,10 +34,15 @@ DIFF_STYLES = (
     ("@@", "cyan"),
     ("diff ", "bold"),
 )
-LABELS = {DIFF: "diff against its parent", LOG: "log", INFO: "fields"}
+LABELS = {DIFF: "diff against its parent", LOG: "log", INFO: "fields", LINEAGE: "lineage"}
 
 
 def styled(kind: str, text: str) -> Text:
+    if kind == LINEAGE:
+        out = Text(no_wrap=True)
+        for line in text.split("\n"):
+            out.append(line + "\n", style="reverse" if line.startswith(f"  {MARK}") else "")
+        return out
     if kind != DIFF:
         return Text(text, no_wrap=kind == PANE)
     out = Text(no_wrap=True)
@@ -111,6 +116,11 @@ class DetailPane(VerticalScroll):
         self._request(
             kind, record["id"], f"{record['id']} ({record.get('agent')}): {LABELS[kind]}", loaders[kind]
         )
+
+    def show_lineage(self, subject: str, title: str, text: str) -> None:
+        """Show a lineage the app computed (already escaped); `subject` is the experiment it leads to."""
+        self.wanted = (LINEAGE, subject)
+        self.show(LINEAGE, subject, title, text)
 
     def show_note(self, subject: str, text: str) -> None:
         self.wanted = (INFO, subject)

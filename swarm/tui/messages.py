@@ -54,6 +54,16 @@ class DetailLoaded(Message):
         self.text = text
 
 
+class LineageLoaded(Message):
+    """An experiment's lineage, computed on a worker: the group's baseline mean and the steps (oldest first)."""
+
+    def __init__(self, subject: str, baseline: float | None, steps: list[Any]) -> None:
+        super().__init__()
+        self.subject = subject
+        self.baseline = baseline
+        self.steps = steps
+
+
 class ActionFinished(Message):
     """A pick / verify / stop / restart finished; `error` when it failed."""
 

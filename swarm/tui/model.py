@@ -20,15 +20,16 @@ from typing import Any
 
 from rich.text import Text
 
+from swarm.board.checkpoint import CheckpointKeeper
 from swarm.board.experiments import DISCARD, FAILED_STATUSES, FINAL_STATUSES, KEEP, MARGINAL, is_measured
 from swarm.board.ledger import Totals
-from swarm.board.progress import ProgressTracker, finished_at
 from swarm.board.run_record import AgentSlot
 from swarm.board.state import BoardState, GroupKey, group_of
 from swarm.board.store import EXPERIMENT, USAGE, VERIFICATION
 from swarm.errors import SwarmError
 from swarm.orchestration.agent_state import DOWN_STATES, Liveness, agent_state
 from swarm.repo.git import file_at
+from swarm.results.lineage import CommitIndex, LineageStep, lineage
 from swarm.runner.trust import sha256_bytes
 from swarm.target.profiles import time_budget
 from swarm.tui.control import RunControl
@@ -126,8 +127,6 @@ class WatchModel:
         self.control: RunControl | None = None
         self._control_tag: str | None = None
         self.lock = threading.Lock()
-        self.progress = ProgressTracker()
-        self._finish_times: list[float] = []
         self._baseline_sha: dict[GroupKey, str] = {}  # first measured content per group, by arrival
         self._base_train_sha: dict[str, str | None] = {}  # run base commit -> sha256 of its train.py
         self._budgets: dict[tuple[str, str], float | None] = {}
@@ -142,6 +141,8 @@ class WatchModel:
         self._plot_text: Text | None = None
         self._usage: dict[str, Totals] = {}  # agent -> its model usage so far (the cost ledger)
         self.state.observers.append(self._observe)
+        self.keeper: CheckpointKeeper | None = None  # set by the first refresh, which restores the state
+        self._commits: CommitIndex | None = None  # commit -> experiment, for lineages (built when asked)
 
     # ---------------------------------------------------------------------------------------------------
     # Folding (worker thread)
@@ -158,16 +159,42 @@ class WatchModel:
         if agent and not record.get("verify_of") and record.get("gpu") is not None:
             self._agent_slot[str(agent)] = str(record["gpu"])
         if record.get("status") in FINAL_STATUSES:
-            if self.progress.add(record):  # the first final record of this id
-                bisect.insort(self._finish_times, finished_at(record))
             self._results += 1
             if is_measured(record):
                 self._baseline_sha.setdefault(group_of(record), record["train_sha256"])
+
+    def _restore(self) -> None:
+        """Start from the board's checkpoint when it has a valid one (swarm.board.checkpoint). The restored
+        state carries the progress series; what the observer derives besides is taken from it here: the usage
+        totals from its usage records, each group's first measured content from the first step of the group's
+        running best. No experiment record is read for this (at 100,000 that is most of a first screen)."""
+        keeper = CheckpointKeeper.restore(self.state.board)
+        self.keeper = keeper
+        if not keeper.restored:
+            keeper.state = self.state  # nothing restored: go on with the state the observer is on
+            return
+        self.state = keeper.state
+        self.state.observers.append(self._observe)
+        for record in self.state.usage:
+            self._observe(record)
+        for key, group in self.state.progress.groups.items():
+            if group.best:
+                first = self.state.experiments.get(group.best[0].id)
+                if first is not None:
+                    self._baseline_sha.setdefault(key, first["train_sha256"])
+        if self.state.run is None:  # agents as the board knows them: their slots come from their experiments
+            for record in self.state.experiments.values():
+                self._observe(record)
+        self._results += 1  # the leaderboard and plot are built from the restored state
 
     def refresh(self) -> Snapshot:
         """Fold what is new on the board and build the snapshot to show (call on a worker thread)."""
         started = time.perf_counter()
         with self.lock:
+            if self.keeper is None:
+                self._restore()
+            else:
+                self.keeper.tick()  # between refreshes, never before the first screen
             self.state.follow()
             now = self.clock()
             liveness = self._liveness()
@@ -309,7 +336,7 @@ class WatchModel:
         return tuple(rows), tuple(bests)
 
     def _build_plot(self, now: float) -> PlotData | None:
-        group = self.progress.main_group()
+        group = self.state.progress.main_group()
         if group is None or not group.best:
             return None
         run = self.state.run
@@ -324,8 +351,9 @@ class WatchModel:
             alive = sum(1 for a in agents if a.state not in DOWN_STATES)
         slots = {a.gpu for a in agents}
         busy = sum(1 for s in self.state.running_slots() if s in slots)
-        hour_ago = bisect.bisect_left(self._finish_times, now - HOUR)
-        started = run.created_at if run else (self._finish_times[0] if self._finish_times else None)
+        finish_times = self.state.finish_times
+        hour_ago = bisect.bisect_left(finish_times, now - HOUR)
+        started = run.created_at if run else (finish_times[0] if finish_times else None)
         return Header(
             tag=run.tag if run else None,
             started_at=started,
@@ -333,7 +361,7 @@ class WatchModel:
             agents=len(agents),
             alive=alive,
             experiments=len(self.state.experiments),
-            last_hour=len(self._finish_times) - hour_ago,
+            last_hour=len(finish_times) - hour_ago,
             busy_slots=busy,
             slots=len(slots),
             bests=self._bests,
@@ -341,6 +369,15 @@ class WatchModel:
 
     # ---------------------------------------------------------------------------------------------------
     # Actions that need the state (any thread; serialised with refresh by the lock)
+
+    def lineage(self, record: dict[str, Any]) -> tuple[float | None, list[LineageStep]]:
+        """The baseline mean of the experiment's group and its lineage (swarm.results.lineage), from the
+        experiment's latest record (any thread: takes the lock)."""
+        with self.lock:
+            if self._commits is None or self._commits.state is not self.state:
+                self._commits = CommitIndex(self.state)
+            latest = self.state.experiments.get(record["id"], record)
+            return self._baseline(group_of(latest)), lineage(self.state, latest, self.repo, self._commits)
 
     def verify(self, experiment_id: str, repeats: int = 1) -> list[dict[str, Any]]:
         from swarm.board.verification import schedule_verify

@@ -1,5 +1,5 @@
-"""What the detail pane shows, read on a worker: an experiment's diff against its parent and its log (its
-fields are swarm.results.display's result block, as `swarm wait` prints them).
+"""What the detail pane shows, read on a worker: an experiment's diff against its parent, its log and its lineage
+(its fields are swarm.results.display's result block, as `swarm wait` prints them).
 
 All of it is agent-made text (train.py, its output), so every line goes through `escape_text` before it
 reaches a widget.
@@ -12,9 +12,11 @@ from typing import Any
 
 from swarm.errors import GitError
 from swarm.repo.git import first_parent, git
-from swarm.results.display import escape_text
+from swarm.results.display import escape_text, format_number
+from swarm.results.lineage import LineageStep
 
 MAX_LINES = 400
+MARK = "▶"  # the lineage step the selection is on
 LOG_TAIL_BYTES = 64 * 1024
 
 
@@ -62,3 +64,31 @@ def experiment_log(board_dir: Path, record: dict[str, Any]) -> str:
     if size > LOG_TAIL_BYTES:
         text = text.split("\n", 1)[-1]  # drop the partial first line
     return escaped_lines(text)
+
+
+def lineage_text(baseline: float | None, steps: list[LineageStep], at: int) -> str:
+    """The lineage as a table, oldest first, from the run's base; the step at index `at` marked."""
+    head = steps[-1].record
+    lines = [
+        f"lineage of {escape_text(head['id'])}: {len(steps)} step(s) from the run's base "
+        "([ and ] move along it; d, l, i, p, v act on the marked step)",
+        "",
+        f"    {'#':>2}  {'experiment':10}  {'agent':22}  {'val_bpb':>9}  {'change':>9}  description",
+        f"    {0:>2}  {'base':10}  {'':22}  {format_number(baseline):>9}  {'':>9}  baseline",
+    ]
+    previous = baseline
+    for n, step in enumerate(steps):
+        delta = step.delta
+        if n == 0 and step.mean is not None and previous is not None:
+            delta = step.mean - previous
+        agent = escape_text(step.record.get("agent"), 10)
+        if step.adopted_from:
+            agent += f" < {escape_text(step.adopted_from, 10)}"
+        mark = MARK if n == at else " "
+        lines.append(
+            f"  {mark} {n + 1:>2}  {escape_text(step.record['id'], 10):10}  {agent:22}  "
+            f"{format_number(step.mean):>9}  {format_number(delta, '{:+.6f}'):>9}  "
+            f"{escape_text(step.record.get('description'), 80)}"
+        )
+    lines += ["", "agent < other: the step's agent adopted the other agent's commit to build on it"]
+    return "\n".join(lines)
