@@ -313,6 +313,17 @@ class BoardState:
         # (e.g. the progress plot) from the one read of the board.
         self.observers: list[Callable[[dict[str, Any]], None]] = []
 
+    @property
+    def forged(self) -> int:
+        """Lines of a signed board without a valid signature: written by no runner, coordinator or user
+        command (swarm.board.signing), so never folded. Only a reader holding the key can tell."""
+        return self.reader.forged
+
+    @property
+    def forged_lines(self) -> list[bytes]:
+        """The beginnings of the last few forged lines."""
+        return self.reader.forged_lines
+
     # ---------------------------------------------------------------------------------------------------
     # Folding
 
