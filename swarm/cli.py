@@ -145,6 +145,11 @@ def _add_swarm_commands(sub) -> None:
     spawn.add_argument(
         "--no-wait", action="store_true", help="return without waiting for the agents to start"
     )
+    spawn.add_argument(
+        "--unsealed",
+        action="store_true",
+        help="run trainers and agents without a sandbox (where bubblewrap cannot run); results say so",
+    )
 
     resume = _command(
         sub, "resume", "swarm.orchestration.spawn:cmd_resume", "bring a stopped or broken run back, as it was"

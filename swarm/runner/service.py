@@ -21,6 +21,7 @@ import fcntl
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from swarm.config import load_section
 from swarm.errors import SandboxError, SwarmError
 from swarm.repo.git import file_at
 from swarm.repo.paths import run_paths
+from swarm.runner.inbox import Ingestor
 from swarm.runner.process import end_stale_group, run_with_timeout, start_in_group
 from swarm.runner.sandbox import Sandbox, data_cache, reduced_environment, sandbox_problem, trainer_sandbox
 from swarm.runner.settings import RunnerSettings
@@ -138,6 +140,12 @@ class Runner:
         self.lock = SlotLock(board.directory, slot)
         self.say = log
         self.runs_dir = board.directory / "runs"
+        # Requests of the slot's sandboxed agents (swarm.runner.inbox), taken on a thread of their own so
+        # that an agent's `swarm submit` is answered in milliseconds also while a trainer runs.
+        self.wake = threading.Event()
+        self.ingestor = Ingestor(self.repo, board, slot, noise, on_job=self.wake.set)
+        self._stop_ingest = threading.Event()
+        self._ingest_thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -152,8 +160,15 @@ class Runner:
         self.lock.acquire()
         self.board.append({"type": RUNNER, "slot": self.slot, "pid": os.getpid(), "event": "start"})
         self.recover_orphans()
+        self._ingest_thread = threading.Thread(
+            target=self.ingestor.serve, args=(self._stop_ingest,), name=f"inbox-{self.slot}", daemon=True
+        )
+        self._ingest_thread.start()
 
     def close(self) -> None:
+        self._stop_ingest.set()
+        if self._ingest_thread is not None:
+            self._ingest_thread.join(timeout=5.0)
         if self.lock.fd is not None:
             self.board.append({"type": RUNNER, "slot": self.slot, "pid": os.getpid(), "event": "stop"})
         self.lock.release()
@@ -207,7 +222,8 @@ class Runner:
             self.say(f"runner {self.slot} ({self.device}) waiting for jobs on {self.board.directory}")
             while max_jobs is None or done < max_jobs:
                 if self.step() is None:
-                    time.sleep(self.settings.poll_interval_s)
+                    self.wake.wait(self.settings.poll_interval_s)  # set early when a job is ingested
+                    self.wake.clear()
                 else:
                     done += 1
         except (RunnerStopped, KeyboardInterrupt):
