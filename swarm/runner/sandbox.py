@@ -28,14 +28,16 @@ Why each switch:
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import functools
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 BWRAP = "bwrap"
@@ -62,6 +64,8 @@ TRAINER_ENV = (
     "NVIDIA_VISIBLE_DEVICES",
     "NVIDIA_DRIVER_CAPABILITIES",
 )
+# An environment variable that holds a secret, by its name.
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|COOKIE|AUTH", re.IGNORECASE)
 EVAL_DIR = "eval"  # <cache>/eval/: the validation shard and token byte lengths (the evaluator's alone)
 SANDBOX_TMP = "/tmp"
 PROBE_TIMEOUT_S = 10.0
@@ -142,6 +146,9 @@ def interpreter_dirs(python: str | None = None) -> list[str]:
 def system_mounts(python: str | None = None, gpu: bool = True) -> list[Mount]:
     """The read-only system, the interpreter, a private /tmp and (when present) the GPU device nodes."""
     mounts = [Mount("ro", d) for d in _existing(SYSTEM_DIRS)]
+    resolver = Path("/etc/resolv.conf")
+    if resolver.is_symlink() and not _under_any(str(resolver.resolve().parent), SYSTEM_DIRS):
+        mounts.append(Mount("ro", str(resolver.resolve().parent)))  # e.g. /run/systemd/resolve: DNS
     mounts += [Mount("ro", d) for d in interpreter_dirs(python) if not _under_any(d, SYSTEM_DIRS)]
     mounts.append(Mount("tmpfs", SANDBOX_TMP))
     if gpu:
@@ -223,25 +230,28 @@ def evaluator_sandbox(run_dir: Path, cache: Path, result_dir: Path, python: str 
 
 @dataclass(frozen=True)
 class AgentView:
-    """What an agent's sandbox is made of (paths on the host; the sandbox sees them at the same places)."""
+    """What an agent's sandbox is made of: host paths, seen at the same places inside."""
 
-    repo: Path  # the main worktree (read-only: swarm.toml, prepare.py, the board below it)
-    worktree: Path  # the agent's own worktree (writable)
-    git_writable: tuple[Path, ...]  # objects, its branch's ref dirs, its worktree's admin dir
-    board: Path
-    inbox: Path  # board/inbox/<agent>/ (writable)
-    hidden: tuple[Path, ...] = ()  # e.g. the board's key directory
-    config: tuple[Path, ...] = ()  # the CLI's configuration directories (writable)
-    readable: tuple[Path, ...] = ()  # more read-only paths (e.g. where the agent CLI is installed)
-    home: Path | None = None
-    extra: tuple[Mount, ...] = field(default=())
+    repo: Path  # the main worktree: read-only (swarm.toml, prepare.py, other worktrees, the board)
+    worktree: Path  # the agent's own worktree: writable
+    board: Path  # read-only (usually inside the repository; SWARM_BOARD may put it elsewhere)
+    git_writable: tuple[Path, ...]  # what committing needs in .git (see agent_git_dirs)
+    inbox: Path  # board/inbox/<agent>/: writable (swarm.runner.inbox)
+    hidden: tuple[Path, ...] = ()  # covered by an empty directory: the board's key
+    config: tuple[Path, ...] = ()  # the agent CLI's configuration directories: writable (made if missing)
+    config_files: tuple[Path, ...] = ()  # ... and files (e.g. ~/.claude.json): writable when they exist
+    readable: tuple[Path, ...] = ()  # more read-only paths: the CLI's installation, ~/.gitconfig, PATH
+    home: Path | None = None  # covered by an empty directory first (the user's other secrets)
 
 
 def agent_sandbox(view: AgentView, python: str | None = None) -> Sandbox:
-    mounts = system_mounts(python)
+    """An agent: network on, its worktree, git state, inbox and CLI configuration writable, the rest of
+    the repository (board included) read-only, the board's key absent."""
+    mounts: list[Mount] = []
+    if view.home is not None and str(view.home) not in ("/", ""):
+        mounts.append(Mount("tmpfs", str(view.home)))  # before any bind: binds inside it stay visible
+    mounts += system_mounts(python, gpu=False)
     mounts += [Mount("ro", d) for d in _existing(view.readable) if not _under_any(d, SYSTEM_DIRS)]
-    if view.home is not None:
-        mounts.append(Mount("tmpfs", str(view.home)))  # a home without the user's secrets
     mounts.append(Mount("ro", str(view.repo)))
     if not _under_any(str(view.board), [str(view.repo)]):
         mounts.append(Mount("ro", str(view.board)))
@@ -250,11 +260,24 @@ def agent_sandbox(view: AgentView, python: str | None = None) -> Sandbox:
         mounts.append(Mount("rw", str(path)))
     Path(view.inbox).mkdir(parents=True, exist_ok=True)
     mounts.append(Mount("rw", str(view.inbox)))
-    mounts += [Mount("rw", d) for d in _existing(view.config)]
+    for path in view.config:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        mounts.append(Mount("rw", str(path)))
+    mounts += [Mount("rw", f) for f in _existing(view.config_files)]
     mounts.append(Mount("rw", str(view.worktree)))
     mounts += [Mount("tmpfs", str(p)) for p in view.hidden if Path(p).is_dir()]
-    mounts += list(view.extra)
     return Sandbox(tuple(mounts), cwd=str(view.worktree), network=True, name="agent")
+
+
+def agent_environment(environ: Mapping[str, str], allowed_secrets: Iterable[str] = ()) -> dict[str, str]:
+    """An agent's environment without the secrets not meant for it: a variable whose name says it is a
+    secret (..._KEY, ..._TOKEN, ...) stays only when one of `allowed_secrets` (patterns) names it."""
+    allowed = tuple(allowed_secrets)
+    return {
+        k: v
+        for k, v in environ.items()
+        if not SECRET_NAME.search(k) or any(fnmatch.fnmatchcase(k, pattern) for pattern in allowed)
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------

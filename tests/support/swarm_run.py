@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from swarm.board.run_record import AgentSlot, RunRecord, write_run_record
+from swarm.board.signing import create_key
 from swarm.board.store import Board
 from swarm.runner.service import Runner, RunnerSettings
 
@@ -264,6 +265,7 @@ def make_run(
     devices: dict[str, str] | None = None,
     config: str = "",
     prepare: str = STAND_IN_PREPARE,
+    signed: bool = False,
 ) -> SwarmRun:
     """A repository with prepare.py / train.py / swarm.toml at the base commit, a board with a run record,
     and a worktree per agent (worktrees/<agent> on swarm/<TAG>/<agent>). Agent names gpuK / cpuK give
@@ -290,6 +292,8 @@ def make_run(
         device = devices.get(gpu, "cpu" if gpu.startswith("cpu") else "Test GPU")
         slots.append(AgentSlot(name, "test", gpu, device, str(worktree.resolve()), branch))
     board = Board(repo / "board").create()
+    if signed:  # as `swarm spawn` makes a board: with its key first (swarm.board.signing)
+        create_key(board.directory)
     run = RunRecord(tag=TAG, base=base, profile=profile, agents=tuple(slots))
     write_run_record(board, run)
     state_dir = tmp_path / "standin"

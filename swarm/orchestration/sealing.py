@@ -1,0 +1,105 @@
+"""What an agent's sandbox holds: the launcher's one call that confines an agent of a sealed run.
+
+    argv, env = seal_agent(run, slot, paths, command, argv, env)
+
+Every agent kind goes through here (claude, codex, api, sweep, a swarm.toml command), so none runs with
+more than its own things writable (swarm.runner.sandbox has the mechanism and the reasons):
+- writable: its worktree; in the repository's .git what committing and adopting need (objects, the
+  directory of its run's branches and their reflogs, its worktree's admin directory, its saved refs);
+  its inbox; its CLI's configuration (e.g. CLAUDE_CONFIG_DIR, CODEX_HOME); a private /tmp;
+- read-only: the system, this installation of swarm, the CLI's installation, the rest of the repository
+  (swarm.toml, .git's config, hooks, info/ and every other ref, other worktrees) and the board;
+- absent: the board's signing key, the rest of HOME, other processes (its own PID namespace), and every
+  environment variable named like a secret that its kind was not given.
+An `--unsealed` run starts agents as they are, with the same environment filter.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import swarm
+from swarm.agents.kinds import AgentCommand
+from swarm.board.run_record import AgentSlot, RunRecord
+from swarm.board.signing import key_dir
+from swarm.repo.git import git_text
+from swarm.repo.paths import RunPaths
+from swarm.runner.inbox import inbox_dir
+from swarm.runner.sandbox import AgentView, agent_environment, agent_sandbox
+
+
+def seal_agent(
+    run: RunRecord,
+    slot: AgentSlot,
+    paths: RunPaths,
+    command: AgentCommand,
+    argv: list[str],
+    env: dict[str, str],
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment an agent starts with: inside its sandbox unless the run is
+    unsealed; without the secrets that are not its own either way."""
+    env = agent_environment(env, command.secrets)
+    if run.unsealed:
+        return argv, env
+    config, config_files = command.configuration(env)
+    home = Path(env.get("HOME") or Path.home())
+    view = AgentView(
+        repo=paths.repo,
+        worktree=Path(slot.worktree),
+        board=paths.board,
+        git_writable=tuple(agent_git_dirs(Path(slot.worktree), slot)),
+        inbox=inbox_dir(paths.board, slot.name),
+        hidden=(key_dir(paths.board),),
+        config=tuple(config),
+        config_files=tuple(config_files),
+        readable=tuple(installations(argv[0], env) + [home / ".gitconfig", home / ".config" / "git"]),
+        home=home,
+    )
+    return agent_sandbox(view).wrap(argv), env
+
+
+def agent_git_dirs(worktree: Path, slot: AgentSlot) -> list[Path]:
+    """What committing (and `swarm adopt`) writes in the repository's .git, for this agent's worktree.
+
+    Git keeps a branch ref as a file in its directory and updates it with a lock file beside it, so the
+    directory of the run's branches (refs/heads/swarm/<tag>/) is writable as a whole: an agent can move a
+    branch of another agent of its run (never what was recorded: runs execute pinned commits)."""
+    common = Path(git_text(worktree, "rev-parse", "--path-format=absolute", "--git-common-dir"))
+    admin = Path(git_text(worktree, "rev-parse", "--path-format=absolute", "--git-dir"))
+    branch_dir = Path(slot.branch).parent
+    return [
+        common / "objects",
+        common / "refs" / "heads" / branch_dir,
+        common / "logs" / "refs" / "heads" / branch_dir,
+        common / "refs" / "swarm" / "saved" / slot.name,
+        admin,
+    ]
+
+
+def installations(program: str, env: dict[str, str]) -> list[Path]:
+    """Read-only places an agent's programs come from: this installation of swarm (an editable install
+    imports from its checkout), the directories on PATH, and for each program from a node_modules tree
+    (the agent CLIs) that whole tree, since its entry points are links into it."""
+    places = [Path(swarm.__file__).resolve().parents[1]]
+    for entry in env.get("PATH", "").split(os.pathsep):
+        if entry and Path(entry).is_dir():
+            places.append(_node_modules(Path(entry)) or Path(entry))
+    found = _which(program, env)
+    if found is not None:
+        resolved = found.resolve()
+        places.append(_node_modules(resolved) or resolved.parent)
+    return places
+
+
+def _node_modules(path: Path) -> Path | None:
+    parts = path.parts
+    if "node_modules" not in parts:
+        return None
+    return Path(*parts[: parts.index("node_modules") + 1])
+
+
+def _which(program: str, env: dict[str, str]) -> Path | None:
+    found = shutil.which(program, path=env.get("PATH"))
+    return Path(found) if found else None
