@@ -51,3 +51,15 @@ def test_a_reader_without_the_key_and_a_board_without_one_fold_every_line(tmp_pa
     blind = BoardState(Board(run.board.directory))
     blind.refresh()
     assert [n["text"] for n in blind.notes] == ["unsigned", "signed"] and blind.forged == 0
+
+
+def test_doctor_says_when_a_forged_line_appears_and_what_the_sandbox_is(tmp_path):
+    from swarm import doctor
+
+    run = make_run(tmp_path, signed=True)
+    assert "signed, every line" in dict(doctor.board_rows(run.repo))["board"]
+    _forge(run.board, {"type": "experiment", "id": "f0f0f0f0", "status": "keep", "val_bpb": 0.1})
+    row = dict(doctor.board_rows(run.repo))["board"]
+    assert row.startswith("WARNING: 1 line(s) without a valid signature") and "f0f0f0f0" in row
+    name, value = doctor.sandbox_row()
+    assert name == "sandbox" and (value.endswith(": works") or value.startswith("NONE: "))

@@ -107,6 +107,7 @@ class Best:
             "n": self.n,
             "verified": self.verified,
             "band": self.band,
+            "unsealed": e.get("unsealed") is True,
         }
 
 

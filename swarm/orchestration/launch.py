@@ -26,6 +26,7 @@ from swarm.installation import swarm_argv
 from swarm.orchestration.sealing import seal_agent
 from swarm.repo.git import git_text
 from swarm.repo.paths import RunPaths, run_paths
+from swarm.runner.sandbox import BWRAP
 from swarm.runner.service import runner_flags
 
 COORDINATOR_WINDOW = "coordinator"
@@ -176,6 +177,7 @@ def cmd_launch(args) -> int:
             "event": "started",
             "pid": os.getpid(),
             "resume": resumed,
+            "sandboxed": argv[0] == BWRAP,  # an agent of a sealed run (swarm.orchestration.sealing)
         }
     )
     os.chdir(cwd)

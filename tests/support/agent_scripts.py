@@ -18,7 +18,15 @@ from pathlib import Path
 from swarm.board.experiments import FINAL_STATUSES
 from swarm.board.store import Board
 from swarm.installation import swarm_argv
-from swarm.testing.fake_model import FakeModelServer, Reply, Script, ToolCall, claude_code_env, codex_env
+from swarm.testing.fake_model import (
+    CODEX_KEY_VARIABLE,
+    FakeModelServer,
+    Reply,
+    Script,
+    ToolCall,
+    claude_code_env,
+    codex_env,
+)
 from tests.support.standins import kill_tmux_servers, make_repo
 from tests.support.swarm_run import SwarmRun
 
@@ -137,7 +145,10 @@ def spawned_swarm(
     root = tmp_path / kind
     program = (REPO_ROOT / "program.md").read_text()
     repo = make_repo(root / "repo", {"train.py": train, "prepare.py": prepare, "program.md": program})
-    (repo / "swarm.toml").write_text("[coordinator]\ntick_s = 0.5\n")
+    # Codex reads its key from the variable its config.toml names (codex_env): let it into its sandbox.
+    (repo / "swarm.toml").write_text(
+        f'[coordinator]\ntick_s = 0.5\n\n[agents.secrets]\ncodex = ["{CODEX_KEY_VARIABLE}"]\n'
+    )
     worktree = repo / "worktrees" / "cpu0"
     old, new = edit or learning_rate_edit(train)
     script = claude_script(worktree, old, new) if kind == "claude" else codex_script(old, new)
