@@ -29,7 +29,7 @@ def test_api_agent_completes_two_experiments_over_each_protocol(make_swarm_run, 
     # One agent per protocol, side by side on two CPU slots (one core each), so the four real training
     # runs take the time of two.
     monkeypatch.setenv("AUTORESEARCH_CACHE_DIR", str(tiny_cache))  # the runner passes it on to train.py
-    run = make_swarm_run(agents=tuple(PROTOCOLS), train=TRAIN, prepare=PREPARE)
+    run = make_swarm_run(agents=tuple(PROTOCOLS), train=TRAIN, prepare=PREPARE, signed=True)
     for agent in PROTOCOLS:
         run.start_runner(agent)
     with contextlib.ExitStack() as stack:

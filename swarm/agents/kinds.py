@@ -162,6 +162,7 @@ class AgentSettings:
     commands: dict[str, list[str]] | None = None  # custom kinds (or overrides of built-in ones)
     # more secret variables (patterns) a kind may see in its sandbox, e.g. {mybot = ["MYBOT_TOKEN"]}
     secrets: dict[str, list[str]] | None = None
+    writable: tuple[str, ...] = ()  # more directories every agent may write in its sandbox ($VARS expanded)
 
 
 def agent_commands(repo: Path) -> tuple[AgentSettings, dict[str, AgentCommand]]:

@@ -21,9 +21,10 @@ import shutil
 from pathlib import Path
 
 import swarm
-from swarm.agents.kinds import AgentCommand
+from swarm.agents.kinds import AgentCommand, AgentSettings
 from swarm.board.run_record import AgentSlot, RunRecord
 from swarm.board.signing import key_dir
+from swarm.config import load_section
 from swarm.repo.git import git_text
 from swarm.repo.paths import RunPaths
 from swarm.runner.inbox import inbox_dir
@@ -44,6 +45,9 @@ def seal_agent(
     if run.unsealed:
         return argv, env
     config, config_files = command.configuration(env)
+    config += [
+        Path(os.path.expandvars(d)) for d in load_section(paths.repo, "agents", AgentSettings).writable
+    ]
     home = Path(env.get("HOME") or Path.home())
     view = AgentView(
         repo=paths.repo,

@@ -77,13 +77,15 @@ def research_script(old: str, new: str) -> Script:
 
 
 def start_api_agent(run: SwarmRun, agent: str, provider: str, server: FakeModelServer) -> subprocess.Popen:
-    """`swarm agent api` in the agent's worktree with the environment `swarm spawn` gives an agent."""
+    """`swarm agent api` in the agent's worktree with the environment `swarm spawn` gives an agent, in its
+    sandbox (its `swarm run` and usage then go through its inbox to its runner)."""
     base_url = server.url if provider == "anthropic" else server.url + "/v1"
     key_env = "ANTHROPIC_API_KEY" if provider == "anthropic" else "OPENAI_API_KEY"
     env = run.runner_env() | run.agent_environ(agent) | {key_env: server.api_key}
+    argv = swarm_argv("agent", "api", "--provider", provider, "--base-url", base_url)
+    argv, env = run.sealed(agent, "api", argv + ["--model", "fake-model", "--max-turns", "6"], env)
     return subprocess.Popen(
-        swarm_argv("agent", "api", "--provider", provider, "--base-url", base_url)
-        + ["--model", "fake-model", "--max-turns", "6"],
+        argv,
         cwd=run.worktree(agent),
         env=env,
         stdout=subprocess.PIPE,

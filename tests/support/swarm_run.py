@@ -216,6 +216,18 @@ class SwarmRun:
         env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
         return env
 
+    def sealed(
+        self, agent: str, kind: str, argv: list[str], env: dict[str, str]
+    ) -> tuple[list[str], dict[str, str]]:
+        """An agent's command line and environment as the launcher starts it: in its sandbox, with only
+        the secrets of its kind (swarm.orchestration.sealing)."""
+        from swarm.agents.kinds import BUILT_IN
+        from swarm.orchestration.sealing import seal_agent
+        from swarm.repo.paths import RunPaths
+
+        slot = self.run.agent(agent)
+        return seal_agent(self.run, slot, RunPaths.for_repo(self.repo), BUILT_IN[kind], argv, env)
+
     def hang_pids(self) -> tuple[int, int]:
         """Host pids of a hanging stand-in trainer and its child. The pids it writes to hang.pids are
         those of its sandbox's PID namespace, so they are found instead among the processes working in a
