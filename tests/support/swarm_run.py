@@ -278,6 +278,7 @@ def make_run(
     config: str = "",
     prepare: str = STAND_IN_PREPARE,
     signed: bool = False,
+    unsealed: bool = False,
 ) -> SwarmRun:
     """A repository with prepare.py / train.py / swarm.toml at the base commit, a board with a run record,
     and a worktree per agent (worktrees/<agent> on swarm/<TAG>/<agent>). Agent names gpuK / cpuK give
@@ -306,7 +307,7 @@ def make_run(
     board = Board(repo / "board").create()
     if signed:  # as `swarm spawn` makes a board: with its key first (swarm.board.signing)
         create_key(board.directory)
-    run = RunRecord(tag=TAG, base=base, profile=profile, agents=tuple(slots))
+    run = RunRecord(tag=TAG, base=base, profile=profile, agents=tuple(slots), unsealed=unsealed)
     write_run_record(board, run)
     state_dir = tmp_path / "standin"
     state_dir.mkdir()
