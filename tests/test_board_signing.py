@@ -1,5 +1,5 @@
 """Signed boards: a line appended by anyone without the board's key (an agent, a trainer) is never folded,
-and is counted so that doctor and watch can say so; boards without a key read as they always did."""
+and is counted, and doctor and watch say so; boards without a key read as they always did."""
 
 from __future__ import annotations
 
@@ -61,5 +61,10 @@ def test_doctor_says_when_a_forged_line_appears_and_what_the_sandbox_is(tmp_path
     _forge(run.board, {"type": "experiment", "id": "f0f0f0f0", "status": "keep", "val_bpb": 0.1})
     row = dict(doctor.board_rows(run.repo))["board"]
     assert row.startswith("WARNING: 1 line(s) without a valid signature") and "f0f0f0f0" in row
+    from swarm.tui.header import header_text
+    from swarm.tui.model import WatchModel
+
+    header = WatchModel(run.board.directory, control_for=lambda tag: None).refresh().header
+    assert header.forged == 1 and "1 board line(s) not written by a runner" in header_text(header).plain
     name, value = doctor.sandbox_row()
     assert name == "sandbox" and (value.endswith(": works") or value.startswith("NONE: "))

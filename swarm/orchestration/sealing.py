@@ -61,6 +61,9 @@ def seal_agent(
         readable=tuple(installations(argv[0], env) + [home / ".gitconfig", home / ".config" / "git"]),
         home=home,
     )
+    if "GIT_CONFIG_COUNT" not in env:
+        # git's automatic housekeeping writes where an agent may not (.git/packed-refs, gc.pid): off
+        env |= {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "gc.auto", "GIT_CONFIG_VALUE_0": "0"}
     return agent_sandbox(view).wrap(argv), env
 
 
