@@ -128,3 +128,42 @@ def test_a_killed_runner_leaves_no_process_of_its_trainer(hostile):
     runner.send_signal(signal.SIGKILL)
     runner.wait()
     wait_until(lambda: not escapees(), timeout=10)
+
+
+def test_the_evaluator_sees_the_validation_files_and_writes_only_its_result(tmp_path):
+    """The policy issue 10's evaluator starts under (start_in_group(..., sandbox=evaluator_sandbox(...)))."""
+    import subprocess
+    import sys
+
+    from swarm.runner.sandbox import evaluator_sandbox, reduced_environment
+
+    cache, run_dir = tmp_path / "cache", tmp_path / "run"
+    (cache / EVAL_DIR).mkdir(parents=True)
+    (cache / EVAL_DIR / "val.bin").write_bytes(b"validation tokens")
+    run_dir.mkdir()
+    (run_dir / "model.pt2").write_bytes(b"artifact")
+    script = textwrap.dedent(
+        f"""\
+        import socket
+        print(open({str(cache / EVAL_DIR / "val.bin")!r}, "rb").read().decode(), open("model.pt2").read())
+        open("result/score.json", "w").write("{{}}")
+        for name, action in (("run-dir", lambda: open("model.pt2", "w")), ("cache", lambda: open({str(cache)!r} + "/x", "w"))):
+            try:
+                action()
+                print(name, "DONE")
+            except OSError:
+                print(name, "blocked")
+        """
+    )
+    sandbox = evaluator_sandbox(run_dir, cache, run_dir / "result")
+    done = subprocess.run(
+        sandbox.wrap([sys.executable, "-c", script]),
+        env=reduced_environment({"PATH": "/usr/bin:/bin"}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:3] == ["validation tokens artifact", "run-dir blocked", "cache blocked"]
+    assert (run_dir / "result" / "score.json").read_text() == "{}"
+    assert (run_dir / "model.pt2").read_bytes() == b"artifact"

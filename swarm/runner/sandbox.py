@@ -46,23 +46,28 @@ BWRAP = "bwrap"
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/sys")
 # GPU device nodes: bound when present (CUDA_VISIBLE_DEVICES still pins the slot).
 GPU_DEVICES = ("/dev/nvidia*", "/dev/nvidia-caps", "/dev/dri")
-# What training needs from the runner's environment; everything else (API keys first) stays outside.
+# What training needs from the runner's environment (names, or patterns of the libraries' own knobs);
+# everything else, API keys first, stays outside. A name that looks like a secret never passes a pattern.
 TRAINER_ENV = (
     "PATH",
     "LANG",
-    "LC_ALL",
     "TZ",
     "TERM",
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "CUDA_VISIBLE_DEVICES",
-    "CUDA_DEVICE_ORDER",
     "PYTHONUNBUFFERED",
+    "PYTHONHASHSEED",
     "AUTORESEARCH_PROFILE",
     "AUTORESEARCH_CACHE_DIR",
     "LD_LIBRARY_PATH",
-    "NVIDIA_VISIBLE_DEVICES",
-    "NVIDIA_DRIVER_CAPABILITIES",
+    "LC_*",
+    "OMP_*",
+    "MKL_*",
+    "CUDA_*",
+    "NVIDIA_*",
+    "NCCL_*",
+    "PYTORCH_*",
+    "TORCH_*",
+    "TORCHINDUCTOR_*",
+    "TRITON_*",
 )
 # An environment variable that holds a secret, by its name.
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|COOKIE|AUTH", re.IGNORECASE)
@@ -166,8 +171,8 @@ def reduced_environment(
 ) -> dict[str, str]:
     """Only the allow-listed variables of `environ` (TRAINER_ENV and `extra`); in a sandbox HOME and
     TMPDIR point at its private /tmp, where caches (torch compile, matplotlib) then land."""
-    keep = {*TRAINER_ENV, *extra}
-    env = {k: v for k, v in environ.items() if k in keep}
+    names = (*TRAINER_ENV, *extra)
+    env = {k: v for k, v in environ.items() if k in names or _matches_pattern(k, TRAINER_ENV)}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     if sandboxed:
         env["HOME"] = SANDBOX_TMP
@@ -175,6 +180,12 @@ def reduced_environment(
     elif "HOME" in environ:
         env["HOME"] = environ["HOME"]
     return env
+
+
+def _matches_pattern(name: str, patterns: Iterable[str]) -> bool:
+    if SECRET_NAME.search(name):
+        return False
+    return any("*" in p and fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
 def data_cache(environ: Mapping[str, str], profile: str) -> Path:
