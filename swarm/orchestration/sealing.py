@@ -17,7 +17,6 @@ An `--unsealed` run starts agents as they are, with the same environment filter.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import swarm
@@ -108,5 +107,11 @@ def _node_modules(path: Path) -> Path | None:
 
 
 def _which(program: str, env: dict[str, str]) -> Path | None:
-    found = shutil.which(program, path=env.get("PATH"))
-    return Path(found) if found else None
+    """Where `program` is on the agent's PATH (which is not necessarily this process's)."""
+    if os.sep in program:
+        return Path(program)
+    for entry in env.get("PATH", "").split(os.pathsep):
+        candidate = Path(entry or ".") / program
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
