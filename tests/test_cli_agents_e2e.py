@@ -65,7 +65,11 @@ def test_claude_code_and_codex_each_run_an_experiment_through_the_swarm(tmp_path
         ]
         assert experiment["status"] in statuses
         # The agent ran in its sandbox (and its runner wrote what it asked for: swarm.runner.inbox).
-        starts = [r for r in board.records() if r["type"] == "process" and r["window"] == "cpu0"]
+        starts = [
+            r
+            for r in board.records()
+            if r["type"] == "process" and r["window"] == "cpu0" and r["event"] == "started"
+        ]
         assert starts and all(r["sandboxed"] for r in starts)
         [first, *_] = usage_of(board, kind)
         assert first["agent"] == "cpu0" and first["tag"] == "e2e" and first["input_tokens"] > 0
