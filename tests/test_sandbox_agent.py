@@ -52,6 +52,9 @@ def hostile_agent(run, trainer_pid: int, trainer_pgid: int) -> str:
         attempt("git-hooks", lambda: append({repo!r} + "/.git/hooks/post-commit", "#!/bin/sh\\n"))
         attempt("git-attributes", lambda: append({repo!r} + "/.git/info/attributes", "* filter=x\\n"))
         attempt("replace-refs", lambda: append({repo!r} + "/.git/refs/replace/" + "0" * 40, "1" * 40))
+        attempt("git-pointer", lambda: open(".git", "w").write("gitdir: /tmp/evil\\n"))
+        admin = subprocess.run(["git", "rev-parse", "--absolute-git-dir"], capture_output=True, text=True).stdout.strip()
+        attempt("git-commondir", lambda: open(admin + "/commondir", "w").write("/tmp/evil\\n"))
         attempt("board-key", lambda: open({str(key_path(run.board.directory))!r}).read())
         attempt("other-inbox", lambda: append({board!r} + "/inbox/cpu1/1-00000000.json", "{{}}"))
         attempt("kill-trainer", lambda: os.kill({trainer_pid}, signal.SIGKILL))
@@ -110,6 +113,8 @@ def test_a_sandboxed_agent_can_work_but_not_reach_others(make_swarm_run):
         "git-hooks",
         "git-attributes",
         "replace-refs",
+        "git-pointer",
+        "git-commondir",
         "board-key",
         "other-inbox",
         "kill-trainer",

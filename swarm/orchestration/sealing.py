@@ -8,7 +8,9 @@ more than its own things writable (swarm.runner.sandbox has the mechanism and th
   directory of its run's branches and their reflogs, its worktree's admin directory, its saved refs);
   its inbox; its CLI's configuration (e.g. CLAUDE_CONFIG_DIR, CODEX_HOME); a private /tmp;
 - read-only: the system, this installation of swarm, the CLI's installation, the rest of the repository
-  (swarm.toml, .git's config, hooks, info/ and every other ref, other worktrees) and the board;
+  (swarm.toml, .git's config, hooks, info/ and every other ref, other worktrees), the board, and the files
+  that tell git where the repository is (<worktree>/.git, the admin dir's commondir and gitdir), so that
+  git run in this worktree outside the sandbox never reads a config the agent wrote;
 - absent: the board's signing key, the rest of HOME, other processes (its own PID namespace), and every
   environment variable named like a secret that its kind was not given.
 An `--unsealed` run starts agents as they are, with the same environment filter.
@@ -43,6 +45,8 @@ def seal_agent(
     env = agent_environment(env, command.secrets)
     if run.unsealed:
         return argv, env
+    git_dirs = agent_git_dirs(Path(slot.worktree), slot)
+    admin = git_dirs[-1]
     config, config_files = command.configuration(env)
     config += [
         Path(os.path.expandvars(d)) for d in load_section(paths.repo, "agents", AgentSettings).writable
@@ -52,7 +56,8 @@ def seal_agent(
         repo=paths.repo,
         worktree=Path(slot.worktree),
         board=paths.board,
-        git_writable=tuple(agent_git_dirs(Path(slot.worktree), slot)),
+        git_writable=tuple(git_dirs),
+        pinned=(Path(slot.worktree) / ".git", admin / "commondir", admin / "gitdir"),
         inbox=inbox_dir(paths.board, slot.name),
         hidden=(key_dir(paths.board),),
         config=tuple(config),
@@ -80,7 +85,7 @@ def agent_git_dirs(worktree: Path, slot: AgentSlot) -> list[Path]:
         common / "refs" / "heads" / branch_dir,
         common / "logs" / "refs" / "heads" / branch_dir,
         common / "refs" / "swarm" / "saved" / slot.name,
-        admin,
+        admin,  # last: seal_agent pins files in it
     ]
 
 

@@ -253,6 +253,11 @@ class AgentView:
     config_files: tuple[Path, ...] = ()  # ... and files (e.g. ~/.claude.json): writable when they exist
     readable: tuple[Path, ...] = ()  # more read-only paths: the CLI's installation, ~/.gitconfig, PATH
     home: Path | None = None  # covered by an empty directory first (the user's other secrets)
+    # Files inside writable directories that stay read-only: where git finds the repository from a worktree
+    # (<worktree>/.git, the admin dir's commondir and gitdir). Rewritten, they would point git, when run in
+    # this worktree by the user or the swarm outside any sandbox, at a config of the agent's making
+    # (core.fsmonitor runs a command).
+    pinned: tuple[Path, ...] = ()
 
 
 def agent_sandbox(view: AgentView, python: str | None = None) -> Sandbox:
@@ -276,6 +281,7 @@ def agent_sandbox(view: AgentView, python: str | None = None) -> Sandbox:
         mounts.append(Mount("rw", str(path)))
     mounts += [Mount("rw", f) for f in _existing(view.config_files)]
     mounts.append(Mount("rw", str(view.worktree)))
+    mounts += [Mount("ro", f) for f in _existing(view.pinned)]
     mounts += [Mount("tmpfs", str(p)) for p in view.hidden if Path(p).is_dir()]
     return Sandbox(tuple(mounts), cwd=str(view.worktree), network=True, name="agent")
 
