@@ -9,8 +9,9 @@ exits at once. Figures (median / max over the experiments):
   trainer exit -> result recorded: the trainer's last line to the final record written (log parse, judging
       against the board, append + fsync); and -> seen by `swarm wait` (adds the waiter's poll interval).
 Trainers run in their sandbox (swarm.runner.sandbox) unless --unsealed. With --inbox the submission takes
-a sandboxed agent's path: a request in its inbox, which the runner's thread turns into the queued record,
-and "submit -> trainer start" is then measured from the moment the request is posted.
+a sandboxed agent's path: a request in its inbox, which the runner's thread turns into the queued record
+("request posted -> queued record": the ingest poll plus the checks and git calls the submission makes in
+either path); "submit -> trainer start" is measured from the queued record in both paths.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def main() -> None:
         inbox_dir(run.board.directory, "gpu0").mkdir(parents=True)  # the launcher makes it with the sandbox
         run.start_runner("0")
         try:
-            to_start, to_record, to_seen = [], [], []
+            to_start, to_record, to_seen, to_queued = [], [], [], []
             for k in range(args.experiments):
                 commit_train(
                     run.worktree("gpu0"), stand_in_train(val_bpb=1.0 - k * 1e-3, marker=str(k)), f"e{k}"
@@ -55,20 +56,21 @@ def main() -> None:
                         request = {"op": "submit", "commit": commit, "description": f"experiment {k}"}
                         posted = time.time()
                         queued = wait_answer(post(ctx.board.directory, "gpu0", request))
+                        to_queued.append(queued["ts"] - posted)
                     else:
                         queued = submit(ctx, f"experiment {k}")
-                        posted = queued["ts"]
                 final = wait_for(ctx.state, queued["id"], timeout_s=60)
                 seen = time.time()
                 events = wait_until(lambda k=k: _pair(run.events(), k))
                 start, end = events
-                to_start.append(start - posted)
+                to_start.append(start - queued["ts"])
                 to_record.append(final["ts"] - end)
                 to_seen.append(seen - end)
                 assert final["status"] in ("keep", "discard", "marginal"), final
         finally:
             run.stop_runners()
     for name, values in (
+        *((("request posted -> queued record", to_queued),) if to_queued else ()),
         ("submit -> trainer start", to_start),
         ("trainer exit -> result recorded", to_record),
         ("trainer exit -> seen by swarm wait", to_seen),
