@@ -158,6 +158,11 @@ def _add_swarm_commands(sub) -> None:
     resume.add_argument(
         "--no-wait", action="store_true", help="return without waiting for the agents to start"
     )
+    resume.add_argument(
+        "--unsealed",
+        action="store_true",
+        help="go on without sandboxes (where bubblewrap no longer runs); results from now on say so",
+    )
 
     status = _command(
         sub,

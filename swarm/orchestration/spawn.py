@@ -48,7 +48,7 @@ class SpawnRequest:
     profile: str | None = None  # default: h100 on GPUs, tiny on CPU workers
     wait: bool = True
     timeout_s: float | None = None  # default: 30 s + 1 s per agent
-    unsealed: bool = False  # run without sandboxes (a new run only; a resumed run keeps its own mode)
+    unsealed: bool = False  # run without sandboxes (a sealed run resumed with it goes on unsealed)
 
     @property
     def names_slots(self) -> bool:
@@ -90,7 +90,7 @@ def spawn(request: SpawnRequest, cwd: Path | None = None, out=print) -> RunRecor
     out(f"tmux: {tmux.socket} (session {run.tag}); coordinator started")
     if run.unsealed:
         out(
-            "unsealed: trainers and agents run without a sandbox; every result of this run is marked unsealed"
+            "unsealed: trainers and agents run without a sandbox; every result from now on is marked unsealed"
         )
     if request.wait:
         timeout = request.timeout_s if request.timeout_s is not None else 30.0 + len(run.agents)
@@ -130,7 +130,9 @@ def _desired_run(request: SpawnRequest, paths: RunPaths, repo: GitRepo, board: B
                     f"run {tag} has agents {_describe(run)}, not {_describe(wanted)}: "
                     "`swarm resume` it as it is, or start a new run on another board"
                 )
-        return replace(run, agents=tuple(replace(a, stopped=False) for a in run.agents))
+        # a sealed run goes on unsealed only when asked (its results from then on say so); never back
+        unsealed = run.unsealed or request.unsealed
+        return replace(run, agents=tuple(replace(a, stopped=False) for a in run.agents), unsealed=unsealed)
     if request.base is None:
         dirty = repo.dirty_tracked_files()
         if dirty:
@@ -237,5 +239,5 @@ def cmd_spawn(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    spawn(SpawnRequest(tag=args.tag, wait=not args.no_wait))
+    spawn(SpawnRequest(tag=args.tag, wait=not args.no_wait, unsealed=args.unsealed))
     return 0
