@@ -10,6 +10,7 @@ import os
 import subprocess
 import textwrap
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -157,3 +158,13 @@ def test_the_launcher_seals_every_agent_of_a_sealed_run_only(make_swarm_run):
     runner_argv, _, _, _ = plan_process(sealed, "runner-cpu0", paths, run.board, [])
     assert runner_argv[0] != "bwrap"  # the runner is trusted: it sandboxes its trainers itself
     assert json.dumps(env)  # plain strings only
+
+
+def test_a_path_entry_holding_home_does_not_show_home(tmp_path):
+    from swarm.orchestration.sealing import installations
+
+    home, tools = tmp_path / "home", tmp_path / "home" / "bin"
+    tools.mkdir(parents=True)
+    places = installations("git", {"PATH": f"{tmp_path}:{home}:{tools}:relative:/usr/bin", "HOME": str(home)})
+    assert tools in places and Path("/usr/bin") in places
+    assert home not in places and tmp_path not in places and Path("relative") not in places

@@ -94,9 +94,13 @@ def installations(program: str, env: dict[str, str]) -> list[Path]:
     imports from its checkout), the directories on PATH, and for each program from a node_modules tree
     (the agent CLIs) that whole tree, since its entry points are links into it."""
     places = [Path(swarm.__file__).resolve().parents[1]]
+    home = Path(env.get("HOME") or Path.home()).resolve()
     for entry in env.get("PATH", "").split(os.pathsep):
-        if entry and Path(entry).is_dir():
-            places.append(_node_modules(Path(entry)) or Path(entry))
+        path = Path(entry).resolve() if entry else None
+        # a PATH entry that is HOME or holds it (or is relative) would show all of HOME: left out
+        if path is None or not Path(entry).is_absolute() or not path.is_dir() or home.is_relative_to(path):
+            continue
+        places.append(_node_modules(path) or path)
     found = _which(program, env)
     if found is not None:
         resolved = found.resolve()
