@@ -1,6 +1,6 @@
 """Runner overhead per experiment with a stand-in trainer: submit -> trainer start, trainer exit -> result.
 
-    .venv/bin/python bench/runner_overhead.py [--experiments 20]
+    .venv/bin/python bench/runner_overhead.py [--experiments 20] [--inbox] [--unsealed]
 
 A real run (git repo, board, agent worktree, `swarm runner --gpu 0` process) and a stand-in train.py that
 exits at once. Figures (median / max over the experiments):
@@ -8,6 +8,10 @@ exits at once. Figures (median / max over the experiments):
       poll interval, claiming under the lock, allow-list diff, materialising the commit, interpreter start);
   trainer exit -> result recorded: the trainer's last line to the final record written (log parse, judging
       against the board, append + fsync); and -> seen by `swarm wait` (adds the waiter's poll interval).
+Trainers run in their sandbox (swarm.runner.sandbox) unless --unsealed. With --inbox the submission takes
+a sandboxed agent's path: a request in its inbox, which the runner's thread turns into the queued record
+("request posted -> queued record": the ingest poll plus the checks and git calls the submission makes in
+either path); "submit -> trainer start" is measured from the queued record in both paths.
 """
 
 from __future__ import annotations
@@ -23,27 +27,38 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from swarm.agents.protocol import agent_context, submit, wait_for  # noqa: E402
+from swarm.agents.protocol import agent_context, head_commit, submit, wait_for  # noqa: E402
+from swarm.runner.inbox import inbox_dir, post, wait_answer  # noqa: E402
 from tests.support.swarm_run import commit_train, make_run, stand_in_train, wait_until  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiments", type=int, default=20)
+    parser.add_argument("--inbox", action="store_true", help="submit through the agent's inbox")
+    parser.add_argument("--unsealed", action="store_true", help="trainers without a sandbox")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        run = make_run(Path(tmp), agents=("gpu0",), profile="tiny")
+        run = make_run(Path(tmp), agents=("gpu0",), profile="tiny", signed=True, unsealed=args.unsealed)
         os.environ["STANDIN_STATE_DIR"] = str(run.state_dir)
+        inbox_dir(run.board.directory, "gpu0").mkdir(parents=True)  # the launcher makes it with the sandbox
         run.start_runner("0")
         try:
-            to_start, to_record, to_seen = [], [], []
+            to_start, to_record, to_seen, to_queued = [], [], [], []
             for k in range(args.experiments):
                 commit_train(
                     run.worktree("gpu0"), stand_in_train(val_bpb=1.0 - k * 1e-3, marker=str(k)), f"e{k}"
                 )
                 with run.agent_env("gpu0"):
                     ctx = agent_context()
-                    queued = submit(ctx, f"experiment {k}")
+                    if args.inbox:  # what `swarm submit` does in a sandbox, where the board is read-only
+                        commit = head_commit(ctx.identity.worktree)
+                        request = {"op": "submit", "commit": commit, "description": f"experiment {k}"}
+                        posted = time.time()
+                        queued = wait_answer(post(ctx.board.directory, "gpu0", request))
+                        to_queued.append(queued["ts"] - posted)
+                    else:
+                        queued = submit(ctx, f"experiment {k}")
                 final = wait_for(ctx.state, queued["id"], timeout_s=60)
                 seen = time.time()
                 events = wait_until(lambda k=k: _pair(run.events(), k))
@@ -55,6 +70,7 @@ def main() -> None:
         finally:
             run.stop_runners()
     for name, values in (
+        *((("request posted -> queued record", to_queued),) if to_queued else ()),
         ("submit -> trainer start", to_start),
         ("trainer exit -> result recorded", to_record),
         ("trainer exit -> seen by swarm wait", to_seen),

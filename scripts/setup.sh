@@ -13,6 +13,16 @@ case "${1:-}" in
     *) echo "usage: bash scripts/setup.sh [--dev]" >&2; exit 2 ;;
 esac
 
+# Trainers and agents run in bubblewrap sandboxes: `swarm spawn` refuses to start a swarm without one
+# (unless --unsealed) and `swarm demo` runs unsealed. Installed here where we can (root with apt).
+if ! command -v bwrap >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null
+    else
+        echo "setup: bubblewrap (bwrap) is missing; install it with: sudo apt-get install -y bubblewrap" >&2
+    fi
+fi
+
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"

@@ -145,6 +145,11 @@ def _add_swarm_commands(sub) -> None:
     spawn.add_argument(
         "--no-wait", action="store_true", help="return without waiting for the agents to start"
     )
+    spawn.add_argument(
+        "--unsealed",
+        action="store_true",
+        help="run trainers and agents without a sandbox (where bubblewrap cannot run); results say so",
+    )
 
     resume = _command(
         sub, "resume", "swarm.orchestration.spawn:cmd_resume", "bring a stopped or broken run back, as it was"
@@ -152,6 +157,11 @@ def _add_swarm_commands(sub) -> None:
     resume.add_argument("--tag", help="the run (default: the board's latest)")
     resume.add_argument(
         "--no-wait", action="store_true", help="return without waiting for the agents to start"
+    )
+    resume.add_argument(
+        "--unsealed",
+        action="store_true",
+        help="go on without sandboxes (where bubblewrap no longer runs); results from now on say so",
     )
 
     status = _command(

@@ -29,6 +29,7 @@ from swarm.orchestration.stop import stop
 from swarm.repo.git import git
 from swarm.repo.paths import RunPaths, worktree_root
 from swarm.results.display import escape_text
+from swarm.runner.sandbox import sandbox_problem
 
 TAG = "demo"
 STATUS_EVERY_S = 15.0
@@ -122,11 +123,17 @@ def demo(minutes: float, workers: int, directory: Path | None, cwd: Path | None 
         source = worktree_root(cwd)
     except GitError:
         raise SwarmError("swarm demo runs from a clone of autoresearch-swarm: cd into one first") from None
+    problem = sandbox_problem()
+    if problem:  # README's first command works everywhere: without sandboxes the demo says so and goes on
+        out(
+            f"UNSEALED demo: {problem}; trainers and agents run without a sandbox, results are marked unsealed"
+        )
     clone = make_clone(source, directory)
     out(f"demo repository: {clone} (a clone of your HEAD; your checkout is not touched)")
     prepare_tiny(clone, out)
     paths = RunPaths.for_repo(clone)
-    spawn(SpawnRequest(cpu=workers, agent="sweep", tag=TAG, profile="tiny"), cwd=clone, out=out)
+    request = SpawnRequest(cpu=workers, agent="sweep", tag=TAG, profile="tiny", unsealed=problem is not None)
+    spawn(request, cwd=clone, out=out)
     try:
         live_view(paths, minutes * 60, out)
     finally:

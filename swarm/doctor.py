@@ -1,4 +1,5 @@
-"""`swarm doctor`: what this machine offers a swarm (python, torch, CUDA devices, tmux, git, data cache)."""
+"""`swarm doctor`: what this machine offers a swarm (python, torch, CUDA devices, tmux, git, sandbox, data
+cache), and whether the board here holds lines no runner, coordinator or user command wrote."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ import subprocess
 from pathlib import Path
 
 import swarm
+from swarm.board.state import BoardState
+from swarm.board.store import Board
 from swarm.errors import GitError
 from swarm.orchestration.gpus import detect_gpus
-from swarm.repo.paths import main_repo
+from swarm.repo.paths import main_repo, run_paths
+from swarm.results.display import escape_text
+from swarm.runner.sandbox import BWRAP, sandbox_problem
 
 
 def _version_of(command: list[str]) -> str:
@@ -47,6 +52,40 @@ def data_cache_rows(cwd: Path | None = None) -> list[tuple[str, str]]:
     return [(f"data {profile}", prepare.cache_status(profile)) for profile in prepare.PROFILES]
 
 
+def sandbox_row() -> tuple[str, str]:
+    """Whether trainers and agents can be sandboxed here (swarm.runner.sandbox)."""
+    problem = sandbox_problem()
+    if problem:
+        return ("sandbox", f"NONE: {problem} (swarm spawn needs --unsealed)")
+    return ("sandbox", f"{_version_of([BWRAP, '--version'])}: works")
+
+
+def board_rows(cwd: Path | None = None) -> list[tuple[str, str]]:
+    """The board of the run here, when there is one: signed or not, and lines no trusted writer wrote."""
+    try:
+        board = Board(run_paths(cwd).board)
+    except GitError:
+        return []
+    if not board.exists():
+        return []
+    if board.signing_key() is None:
+        return [
+            ("board", f"{board.directory}: unsigned (made before signing, or its key is not readable here)")
+        ]
+    state = BoardState(board)
+    state.refresh()
+    if not state.forged:
+        return [("board", f"{board.directory}: signed, every line from a runner, the coordinator or you")]
+    last = state.forged_lines[-1].decode(errors="replace")
+    return [
+        (
+            "board",
+            f"WARNING: {state.forged} line(s) without a valid signature ignored (not written by a runner,"
+            f" the coordinator or you); last: {escape_text(last)}",
+        )
+    ]
+
+
 def report() -> list[tuple[str, str]]:
     rows = [("python", platform.python_version())]
     try:
@@ -63,6 +102,8 @@ def report() -> list[tuple[str, str]]:
         rows.append(("cuda", "no CUDA devices (CPU workers only: swarm spawn --cpu N)"))
     rows.append(("tmux", _version_of(["tmux", "-V"])))
     rows.append(("git", _version_of(["git", "--version"])))
+    rows.append(sandbox_row())
+    rows.extend(board_rows())
     rows.extend(data_cache_rows())
     return rows
 

@@ -18,3 +18,7 @@ class BoardError(SwarmError):
 
 class GitError(SwarmError):
     """A git operation failed or the repository is not in the state a command needs."""
+
+
+class SandboxError(SwarmError):
+    """No working sandbox where a sealed run needs one (no bubblewrap, no namespaces, not Linux)."""

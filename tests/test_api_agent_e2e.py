@@ -29,7 +29,7 @@ def test_api_agent_completes_two_experiments_over_each_protocol(make_swarm_run, 
     # One agent per protocol, side by side on two CPU slots (one core each), so the four real training
     # runs take the time of two.
     monkeypatch.setenv("AUTORESEARCH_CACHE_DIR", str(tiny_cache))  # the runner passes it on to train.py
-    run = make_swarm_run(agents=tuple(PROTOCOLS), train=TRAIN, prepare=PREPARE)
+    run = make_swarm_run(agents=tuple(PROTOCOLS), train=TRAIN, prepare=PREPARE, signed=True)
     for agent in PROTOCOLS:
         run.start_runner(agent)
     with contextlib.ExitStack() as stack:
@@ -140,7 +140,9 @@ def test_spawned_api_agent_gets_the_swarm_prompt_and_is_resumed(tmp_path, monkey
 
 
 def test_a_stopped_api_agent_stops_its_command_and_records_its_usage(make_swarm_run):
-    run = make_swarm_run(agents=("cpu0",))  # no runner: `swarm run` would wait for ever
+    # No runner: `swarm run` would wait for ever. Unsealed: in a sandbox the agent's usage goes through its
+    # inbox to its runner, and a stopped sandbox ends at once with everything in it (see README, Sandboxes).
+    run = make_swarm_run(agents=("cpu0",), unsealed=True)
     with FakeModelServer(Script([Reply.calling("run", command='swarm run -m "waits"')])) as server:
         proc = start_api_agent(run, "cpu0", "anthropic", server)
         try:

@@ -15,6 +15,7 @@ from swarm.board.checkpoint import (
     MAGIC,
     BoardRecords,
     CheckpointKeeper,
+    _payload,
     checkpoint_path,
     open_state,
     restore,
@@ -230,3 +231,58 @@ def test_watch_from_a_checkpoint_shows_what_a_full_fold_shows(tmp_path, records)
     assert restored._usage == folded._usage and restored._baseline_sha == folded._baseline_sha
     # none of the experiment records had to be read for that first screen, but the few it shows
     assert sum(type(v) is dict for v in restored.state.experiments._table.values()) < 50
+
+
+def test_a_signed_boards_checkpoint_must_come_from_a_key_holder(tmp_path, records):
+    """On a signed board (swarm.board.signing), a process without the key folds unsigned lines as records,
+    so it never saves a checkpoint; and a checkpoint a key holder did not write (forged, or its payload
+    changed with the CRC fixed up) is refused by a process that holds the key."""
+    from swarm.board.signing import create_key
+
+    directory = tmp_path / "board"
+    directory.mkdir()
+    create_key(directory)
+    board = Board(directory)
+    board.create()
+    for record in records:
+        board.append(record)
+    honest = open_state(board, save_after=0)
+    assert restore(Board(directory)) is not None  # a key holder's checkpoint is used
+
+    keyless = Board(directory)
+    keyless._key = (
+        b""  # as inside an agent's sandbox, where board/keys/ is hidden (falsy: load_key not retried)
+    )
+    keyless.signing_key = lambda: None
+    checkpoint_path(board).unlink()
+    assert save(BoardState(keyless)) is False and not checkpoint_path(board).exists()
+
+    save(honest)
+    data = checkpoint_path(board).read_bytes()
+    end = data.find(b"\n", len(MAGIC))
+    header = orjson.loads(data[len(MAGIC) : end])
+    tampered = open_state(Board(directory))
+    tampered.notes.append({"type": "note", "agent": "gpu0", "text": "forged"})
+    forged = _payload(tampered)  # a well-formed state that no fold of this board gives
+    header.pop("mac")
+    assert restore_unsigned(directory, header, forged) is not None  # so only the MAC refuses it below
+    header.update(payload_bytes=len(forged), payload_crc32=zlib.crc32(forged))
+    checkpoint_path(board).write_bytes(MAGIC + orjson.dumps(header) + b"\n" + forged)
+    assert restore(Board(directory)) is None  # no MAC
+    header["mac"] = "0" * 64
+    checkpoint_path(board).write_bytes(MAGIC + orjson.dumps(header) + b"\n" + forged)
+    assert restore(Board(directory)) is None  # a wrong MAC
+    assert state_view(open_state(Board(directory))) == state_view(honest)
+
+
+def restore_unsigned(directory, header, payload):
+    """What restore() makes of this header and payload on an unsigned copy of the board."""
+    import shutil
+
+    copy = directory.parent / "unsigned"
+    shutil.copytree(directory, copy, ignore=shutil.ignore_patterns("keys", CHECKPOINT_FILE))
+    stat = (copy / "board.jsonl").stat()
+    header = {**header, "device": stat.st_dev, "inode": stat.st_ino, "payload_bytes": len(payload)}
+    header["payload_crc32"] = zlib.crc32(payload)
+    checkpoint_path(Board(copy)).write_bytes(MAGIC + orjson.dumps(header) + b"\n" + payload)
+    return restore(Board(copy))

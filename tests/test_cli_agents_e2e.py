@@ -1,7 +1,7 @@
 """End to end with the real agent CLIs: `swarm spawn --cpu 1 --agent claude` (Claude Code) and
 `--agent codex` (Codex), each pointed at a scripted fake model server, edit train.py, commit, run one
 real tiny-profile experiment through the swarm's runner, and read its status; their usage lands on the
-board. The two swarms run side by side (one CPU core each), each on its own tmux socket."""
+board. Both run in their sandboxes (swarm.orchestration.sealing), as every agent of a sealed run does. The two swarms run side by side (one CPU core each), each on its own tmux socket."""
 
 from __future__ import annotations
 
@@ -64,6 +64,13 @@ def test_claude_code_and_codex_each_run_an_experiment_through_the_swarm(tmp_path
             m.group(1) for r in requests[kind] for m in STATUS_LINE.finditer("\n".join(r.tool_results()))
         ]
         assert experiment["status"] in statuses
+        # The agent ran in its sandbox (and its runner wrote what it asked for: swarm.runner.inbox).
+        starts = [
+            r
+            for r in board.records()
+            if r["type"] == "process" and r["window"] == "cpu0" and r["event"] == "started"
+        ]
+        assert starts and all(r["sandboxed"] for r in starts)
         [first, *_] = usage_of(board, kind)
         assert first["agent"] == "cpu0" and first["tag"] == "e2e" and first["input_tokens"] > 0
         assert (first["cost_usd"] or 0) > 0 if kind == "claude" else first["cost_usd"] is None

@@ -105,7 +105,7 @@ def test_a_restarted_llm_agent_gets_its_last_results_and_the_global_best(tmp_pat
         AgentSlot(a, "claude", a[3:], "H100", str(repo), f"swarm/t/{a}", stopped=False)
         for a in ("gpu0", "gpu1")
     )
-    run = RunRecord("t", "0" * 40, "h100", slots)
+    run = RunRecord("t", "0" * 40, "h100", slots, unsealed=True)  # the command line itself, not its sandbox
     write_run_record(board, run)
     for agent, value, text in (
         ("gpu0", 1.0, "baseline"),

@@ -52,19 +52,16 @@ def test_killed_runner_loses_no_job(make_swarm_run):
     with run.agent_env("cpu0"):
         job = submit(agent_context(), "slow one")
     runner = run.start_runner("cpu0")
-    wait_until(lambda: (run.state_dir / "hang.pids").exists())
-    trainer, grandchild = (int(p) for p in (run.state_dir / "hang.pids").read_text().split())
+    trainer, grandchild = run.hang_pids()
     runner.send_signal(signal.SIGKILL)
     runner.wait()
     assert latest(run.board, job["id"])["status"] == "running"
-    # the trainer dies with its runner (parent-death signal); its child is left for the next runner
-    wait_until(lambda: not process_alive(trainer))
-    assert process_alive(grandchild)
+    # the trainer's sandbox dies with its runner (parent-death signal), every process in it with it
+    wait_until(lambda: not process_alive(trainer) and not process_alive(grandchild), timeout=10)
 
     # a fixed commit would be a new experiment; here the same job is requeued and retried on restart
     run.start_runner("cpu0")
     wait_until(lambda: latest(run.board, job["id"])["attempt"] == 2)
-    wait_until(lambda: not process_alive(grandchild), timeout=10)
     wait_until(lambda: latest(run.board, job["id"])["status"] == "running")
     retried = latest(run.board, job["id"])
     assert retried["attempt"] == 2
@@ -76,13 +73,12 @@ def test_orphan_past_max_attempts_is_a_crash(make_swarm_run):
     with run.agent_env("cpu0"):
         job = submit(agent_context(), "hangs")
     runner = run.start_runner("cpu0")
-    wait_until(lambda: (run.state_dir / "hang.pids").exists())
+    _, grandchild = run.hang_pids()
     runner.send_signal(signal.SIGKILL)
     runner.wait()
     run.start_runner("cpu0")
     final = wait_until(lambda: _final(latest(run.board, job["id"])))
     assert final["status"] == "crash" and "runner died" in final["reason"]
-    _, grandchild = (int(p) for p in (run.state_dir / "hang.pids").read_text().split())
     wait_until(lambda: not process_alive(grandchild), timeout=10)
 
 
@@ -101,13 +97,13 @@ def test_stopped_runner_requeues_its_job_and_one_runner_per_slot(make_swarm_run)
         timeout=30,
     )
     assert second.returncode == 1 and "already running" in second.stderr
-    wait_until(lambda: (run.state_dir / "hang.pids").exists())
+    pids = run.hang_pids()
     runner.send_signal(signal.SIGTERM)
     assert runner.wait(timeout=15) == 0
     requeued = latest(run.board, job["id"])
     assert requeued["status"] == "queued" and requeued["attempt"] == 1
-    for pid in (run.state_dir / "hang.pids").read_text().split():
-        wait_until(lambda pid=pid: not process_alive(int(pid)), timeout=10)
+    for pid in pids:
+        wait_until(lambda pid=pid: not process_alive(pid), timeout=10)
 
 
 def _final(record):

@@ -3,6 +3,7 @@ agent commands. Three experiments (the baseline and two proposals), about a minu
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 
@@ -21,6 +22,7 @@ def test_sweep_agent_completes_real_experiments_and_acts_on_their_status(tmp_pat
     monkeypatch.setenv("SWARM_TMUX_DIR", str(tmp_path / "sock"))
     run = make_run(
         tmp_path,
+        signed=True,
         agents=("cpu0",),
         train=(REPO_ROOT / "train.py").read_text(),
         prepare=(REPO_ROOT / "prepare.py").read_text(),
@@ -28,9 +30,17 @@ def test_sweep_agent_completes_real_experiments_and_acts_on_their_status(tmp_pat
     )
     run.start_runner("cpu0")
     worktree = run.worktree("cpu0")
+    # in its sandbox, as the launcher starts it: its submissions go through its inbox to its runner
+    argv, env = run.sealed(
+        "cpu0",
+        "sweep",
+        swarm_argv("agent", "sweep", "--max-experiments", "3"),
+        {**os.environ, **run.agent_environ("cpu0")},
+    )
     with run.agent_env("cpu0"):
         proc = subprocess.run(
-            swarm_argv("agent", "sweep", "--max-experiments", "3"),
+            argv,
+            env=env,
             cwd=worktree,
             capture_output=True,
             text=True,

@@ -11,8 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from swarm.agents.protocol import AgentContext, head_commit
-from swarm.board.store import ADOPT
+from swarm.agents.protocol import AgentContext, deliver, head_commit
 from swarm.errors import SwarmError
 from swarm.repo.git import git, is_ancestor, rev_parse, update_ref
 
@@ -43,16 +42,5 @@ def adopt(ctx: AgentContext, what: str) -> dict[str, Any]:
         saved = f"{SAVED_REF}{ctx.agent.name}/{time.strftime('%Y%m%d-%H%M%S')}-{head[:10]}"
         update_ref(worktree, saved, head)
     git(worktree, "reset", "--quiet", "--hard", commit)
-    return ctx.board.append(
-        {
-            "type": ADOPT,
-            "agent": ctx.agent.name,
-            "id": target["id"],
-            "commit": commit,
-            "train_sha256": target.get("train_sha256"),
-            "device": target.get("device"),
-            "profile": target.get("profile"),
-            "previous_head": head,
-            "saved_ref": saved,
-        }
-    )
+    # the record's fields come from the board's record of the target (swarm.runner.inbox: Handler._adopt)
+    return deliver(ctx, {"op": "adopt", "id": target["id"], "previous_head": head, "saved_ref": saved})

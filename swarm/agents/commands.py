@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from swarm.agents.adopt import adopt
-from swarm.agents.protocol import agent_context, submit, wait_for
+from swarm.agents.protocol import AgentContext, agent_context, deliver, submit, wait_for
 from swarm.board.experiments import FINAL_STATUSES
 from swarm.board.state import group_of, open_board
 from swarm.board.store import NOTE, Board, new_id
@@ -86,8 +86,11 @@ def cmd_wait(args) -> int:
 
 def cmd_verify(args) -> int:
     _, board, state = open_board()
-    requested_by = _author()
-    reruns = schedule_verify(board, state, args.id, args.repeats, requested_by)
+    ctx = _calling_agent()
+    if ctx is None:
+        reruns = schedule_verify(board, state, args.id, args.repeats, "human")
+    else:
+        reruns = deliver(ctx, {"op": "verify", "id": args.id, "repeats": args.repeats})
     original = reruns[0]["verify_of"]
     if args.wait:
         for rerun in reruns:
@@ -115,12 +118,13 @@ def cmd_verify(args) -> int:
     return 0
 
 
-def _author() -> str:
-    """Who is writing: the calling agent, or `human` outside an agent's worktree."""
+def _calling_agent() -> AgentContext | None:
+    """The calling agent, or None for the user (outside any agent's worktree)."""
     try:
-        return caller_identity().agent
+        caller_identity()
     except SwarmError:
-        return "human"
+        return None
+    return agent_context()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -128,12 +132,15 @@ def _author() -> str:
 
 
 def cmd_note(args) -> int:
-    board = Board(run_paths().board).require()  # an append: no need to read the board first
     text = " ".join(args.text)
     if not text.strip():
         raise SwarmError("empty note")
-    author = _author()
-    record = board.append({"type": NOTE, "id": new_id(), "agent": author, "text": text})
+    ctx = _calling_agent()
+    if ctx is None:
+        board = Board(run_paths().board).require()  # an append: no need to read the board first
+        record = board.append({"type": NOTE, "id": new_id(), "agent": "human", "text": text})
+    else:
+        record = deliver(ctx, {"op": "note", "text": text})
     _print_id(record, args.json)
     return 0
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from swarm.config import load_section
@@ -41,6 +41,12 @@ class AgentCommand:
     # The JSON event stream the program prints ("claude" or "codex", see swarm.agents.relay): the launcher
     # then relays it as readable lines and records the usage it reports on the board. None: plain output.
     events: str | None = None
+    # In its sandbox (swarm.runner.sandbox): the secret environment variables it may see (patterns; others
+    # named like secrets are dropped), and its configuration, writable: (variable naming the directory,
+    # default under HOME) pairs and files under HOME.
+    secrets: tuple[str, ...] = ()
+    config_dirs: tuple[tuple[str, str], ...] = ()
+    config_files: tuple[str, ...] = ()
 
     @property
     def program(self) -> str:
@@ -59,6 +65,12 @@ class AgentCommand:
 
     def environment(self) -> dict[str, str]:
         return dict(self.root_env) if os.geteuid() == 0 else {}
+
+    def configuration(self, env: dict[str, str]) -> tuple[list[Path], list[Path]]:
+        """(directories, files) of its configuration, given the environment it starts with."""
+        home = Path(env.get("HOME") or Path.home())
+        dirs = [Path(env.get(name) or home / default) for name, default in self.config_dirs]
+        return dirs, [home / name for name in self.config_files]
 
     def check_installed(self) -> None:
         """One clear error, saying how to install it, when the program is not there."""
@@ -82,6 +94,9 @@ class ClaudeCode(AgentCommand):
     args: tuple[str, ...] = field(init=False, default=())
     install: str = "npm install -g @anthropic-ai/claude-code"
     root_env: tuple[tuple[str, str], ...] = (("IS_SANDBOX", "1"),)
+    secrets: tuple[str, ...] = ("ANTHROPIC_*", "CLAUDE_*")
+    config_dirs: tuple[tuple[str, str], ...] = (("CLAUDE_CONFIG_DIR", ".claude"),)
+    config_files: tuple[str, ...] = (".claude.json",)
 
     def __post_init__(self):
         args = [
@@ -109,6 +124,8 @@ class Codex(AgentCommand):
     json_events: bool = True
     args: tuple[str, ...] = field(init=False, default=())
     install: str = "npm install -g @openai/codex"
+    secrets: tuple[str, ...] = ("OPENAI_*", "CODEX_*")
+    config_dirs: tuple[tuple[str, str], ...] = (("CODEX_HOME", ".codex"),)
 
     def __post_init__(self):
         args = [
@@ -129,7 +146,11 @@ BUILT_IN: dict[str, AgentCommand] = {
     "codex": Codex(),
     "sweep": AgentCommand("sweep", ("{python}", *SWARM_MODULE_ARGS, "agent", "sweep")),
     # The API agent takes the launcher's prompt (first start or resume) as its task.
-    "api": AgentCommand("api", ("{python}", *SWARM_MODULE_ARGS, "agent", "api", "--prompt", "{prompt}")),
+    "api": AgentCommand(
+        "api",
+        ("{python}", *SWARM_MODULE_ARGS, "agent", "api", "--prompt", "{prompt}"),
+        secrets=("ANTHROPIC_*", "OPENAI_*"),
+    ),
 }
 
 
@@ -139,6 +160,9 @@ class AgentSettings:
 
     default: str = "claude"  # the kind `swarm spawn` starts when --agent is not given
     commands: dict[str, list[str]] | None = None  # custom kinds (or overrides of built-in ones)
+    # more secret variables (patterns) a kind may see in its sandbox, e.g. {mybot = ["MYBOT_TOKEN"]}
+    secrets: dict[str, list[str]] | None = None
+    writable: tuple[str, ...] = ()  # more directories every agent may write in its sandbox ($VARS expanded)
 
 
 def agent_commands(repo: Path) -> tuple[AgentSettings, dict[str, AgentCommand]]:
@@ -148,6 +172,9 @@ def agent_commands(repo: Path) -> tuple[AgentSettings, dict[str, AgentCommand]]:
         if not args:
             raise SwarmError(f"swarm.toml [agents.commands] {kind}: empty command")
         commands[kind] = AgentCommand(kind, tuple(args))
+    for kind, patterns in (settings.secrets or {}).items():
+        if kind in commands:
+            commands[kind] = replace(commands[kind], secrets=(*commands[kind].secrets, *patterns))
     return settings, commands
 
 

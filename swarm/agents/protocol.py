@@ -2,33 +2,32 @@
 
 An agent command runs inside the agent's worktree. `agent_context()` finds the run (the latest run record
 on the board), checks the caller is one of its agents working in its own worktree, and knows its slot and
-device class. `submit()` pins the commit (refs/swarm/experiments/<id>, so a later `git reset` never lets
-git collect a commit the board points at) and either queues it for the agent's runner or, when identical
-train.py content was already measured enough times on this device class and profile, answers it from the
-board at once without using a GPU.
+device class. `submit()` asks for HEAD to be queued for the agent's runner (or, when identical train.py
+content was already measured enough times on this device class and profile, answered from the board at
+once without using a GPU); `deliver()` is how any request of an agent reaches the board: a sandboxed
+agent cannot write it, so its runner does (swarm.runner.inbox).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from swarm.board.checkpoint import open_state
-from swarm.board.experiments import FINAL_STATUSES, METRIC_FIELDS, new_experiment
+from swarm.board.experiments import FINAL_STATUSES
 from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import AgentSlot, RunRecord
 from swarm.board.state import BoardState
-from swarm.board.store import Board, now
+from swarm.board.store import Board
 from swarm.config import load_section
 from swarm.errors import BoardError, SwarmError
-from swarm.repo.git import file_at, first_parent, is_dirty, rev_parse, update_ref
-from swarm.repo.paths import Identity, caller_identity, current_branch, run_paths
-from swarm.runner.settings import RunnerSettings
-from swarm.runner.trust import disallowed_changes, sha256_bytes
+from swarm.repo.git import is_dirty, rev_parse
+from swarm.repo.paths import Identity, caller_identity, run_paths
+from swarm.runner.inbox import Handler, post, wait_answer
 
-EXPERIMENT_REF = "refs/swarm/experiments/"
 WAIT_POLL_S = 0.05
 
 
@@ -85,57 +84,20 @@ def head_commit(worktree: Path) -> str:
     return rev_parse(worktree, "HEAD")
 
 
+def deliver(ctx: AgentContext, request: dict[str, Any]) -> Any:
+    """Have the calling agent's request written on the board: in-process when this process may write the
+    board (the user, an agent of an --unsealed run), else through the agent's inbox, by its runner (from a
+    sandbox, where the board is read-only: swarm.runner.inbox). The same handler writes it either way."""
+    if os.access(ctx.board.path, os.W_OK):
+        return Handler(ctx.repo, ctx.board, ctx.state).handle(ctx.agent, request)
+    return wait_answer(post(ctx.board.directory, ctx.agent.name, request))
+
+
 def submit(ctx: AgentContext, description: str, rerun: bool = False) -> dict[str, Any]:
     """Submit HEAD of the caller's worktree; returns the queued record, or the final one when answered
     from the board (`rerun=True` always queues a run)."""
     commit = head_commit(ctx.identity.worktree)
-    train = file_at(ctx.repo, commit, "train.py")
-    job = new_experiment(
-        agent=ctx.agent.name,
-        gpu=ctx.slot,
-        device=ctx.device,
-        profile=ctx.run.profile,
-        tag=ctx.run.tag,
-        branch=current_branch(ctx.identity.worktree),
-        commit=commit,
-        parent=first_parent(ctx.repo, commit),
-        base=ctx.run.base,
-        description=description,
-        train_sha256=sha256_bytes(train) if train is not None else None,
-    )
-    update_ref(ctx.repo, EXPERIMENT_REF + job["id"], commit)
-    # only a commit the runner would accept may be answered from the board; the rest goes to the runner,
-    # which records why it is invalid
-    allowed = load_section(ctx.repo, "runner", RunnerSettings).allowed_paths
-    reusable = not rerun and not disallowed_changes(ctx.repo, ctx.run.base, commit, allowed)
-    with ctx.board.locked() as writer:
-        ctx.state.refresh()
-        answered = answer_from_board(ctx.state, job) if reusable else None
-        written = writer.append(answered or job)
-    ctx.state.apply(written)
-    return written
-
-
-def answer_from_board(state: BoardState, job: dict[str, Any]) -> dict[str, Any] | None:
-    """The final record for a job whose train.py content was measured at least `reuse_runs` times in the
-    job's group, or None. Its val_bpb is the mean of those runs; its other metrics are the latest run's."""
-    sha = job.get("train_sha256")
-    content = state.content((job["device"], job["profile"]), sha) if sha else None
-    if content is None or content.n < state.noise.reuse_runs:
-        return None
-    runs = [state.experiments[eid] for eid in content.ids]
-    latest = max(runs, key=lambda r: r.get("finished_at") or 0.0)
-    metrics = {k: latest.get(k) for k in (*METRIC_FIELDS, "prepare_sha256", "log")}
-    answered = {**job, **metrics, "val_bpb": content.mean, "reused_from": content.ids}
-    answered.update(started_at=now(), finished_at=now())
-    status, reason, reference, band = state.decide(answered)
-    answered.update(
-        status=status,
-        reason=f"answered from the board: mean of {content.n} runs of this train.py; {reason}",
-        reference=reference,
-        band=band,
-    )
-    return answered
+    return deliver(ctx, {"op": "submit", "commit": commit, "description": description, "rerun": rerun})
 
 
 def wait_for(state: BoardState, eid: str, timeout_s: float | None = None) -> dict[str, Any]:

@@ -51,6 +51,7 @@ from typing import Any
 import orjson
 
 from swarm.board.noise import NoiseSettings
+from swarm.board.signing import has_key, sign_checkpoint, signed_checkpoint
 from swarm.board.state import SHARED_FIELDS, BoardState
 from swarm.board.store import Board
 from swarm.errors import BoardError
@@ -211,6 +212,9 @@ def save(state: BoardState) -> bool:
     board directory (a sandboxed agent) or the board is gone. Call it after refresh()."""
     board = state.board
     offset = state.reader.offset
+    key = board.signing_key()
+    if key is None and has_key(board.directory):
+        return False  # this process folded unsigned lines as records: its state is not the runners' board
     try:
         stat = os.stat(board.path)
         if offset <= 0 or stat.st_size < offset:
@@ -235,6 +239,8 @@ def save(state: BoardState) -> bool:
                 "payload_bytes": len(payload),
                 "payload_crc32": zlib.crc32(payload),
             }
+            if key is not None:  # readers holding the key trust only a checkpoint a key holder wrote
+                header["mac"] = sign_checkpoint(key, orjson.dumps(header), payload)
             f.write(MAGIC + orjson.dumps(header) + b"\n")
             f.write(payload)
         os.replace(temporary, target)  # readers see the old checkpoint or the new one, whole
@@ -292,6 +298,13 @@ def _read_checkpoint(board: Board) -> tuple[dict[str, Any], bytes] | None:
         return None
     payload = data[end + 1 :]
     offset = header.get("offset")
+    key = board.signing_key()
+    if key is not None:
+        mac = header.pop("mac", None)
+        if not isinstance(mac, str) or not signed_checkpoint(key, orjson.dumps(header), payload, mac):
+            return None
+    elif has_key(board.directory) and "mac" not in header:
+        return None  # a signed board's checkpoint that no key holder wrote
     if (
         len(payload) != header.get("payload_bytes")
         or zlib.crc32(payload) != header.get("payload_crc32")

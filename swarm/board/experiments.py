@@ -65,6 +65,7 @@ EXPERIMENT_FIELDS = (
     "verify_of",  # for a verification rerun: the id being verified
     "reused_from",  # answered from the board: ids of the runs whose mean this is
     "requested_by",  # who asked for a verification rerun
+    "unsealed",  # True: measured without a sandbox (`swarm spawn --unsealed`); None for a sealed run
 )
 
 

@@ -54,6 +54,9 @@ class RunRecord:
     profile: str  # "h100" | "tiny"
     agents: tuple[AgentSlot, ...] = ()
     created_at: float = field(default_factory=now)
+    # `swarm spawn --unsealed`: trainers and agents run without a sandbox (swarm.runner.sandbox), and every
+    # result of the run says so
+    unsealed: bool = False
 
     def agent(self, name: str) -> AgentSlot | None:
         return next((a for a in self.agents if a.name == name), None)
@@ -79,6 +82,7 @@ class RunRecord:
             "profile": self.profile,
             "agents": [asdict(a) for a in self.agents],
             "created_at": self.created_at,
+            "unsealed": self.unsealed,
         }
 
     @classmethod
@@ -90,6 +94,7 @@ class RunRecord:
                 profile=record["profile"],
                 agents=tuple(AgentSlot.from_json(a) for a in record.get("agents") or ()),
                 created_at=record.get("created_at") or record.get("ts") or 0.0,
+                unsealed=record.get("unsealed") is True,
             )
         except (KeyError, TypeError) as e:
             raise BoardError(f"malformed run record on the board: {e}") from None

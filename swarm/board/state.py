@@ -103,6 +103,7 @@ class Best:
             "n": self.n,
             "verified": self.verified,
             "band": self.band,
+            "unsealed": e.get("unsealed") is True,
         }
 
 
@@ -322,6 +323,17 @@ class BoardState:
         # record again to draw them (swarm.board.progress; the first final record of an id counts).
         self.progress = ProgressTracker()
         self.finish_times: list[float] = []
+
+    @property
+    def forged(self) -> int:
+        """Lines of a signed board without a valid signature: written by no runner, coordinator or user
+        command (swarm.board.signing), so never folded. Only a reader holding the key can tell."""
+        return self.reader.forged
+
+    @property
+    def forged_lines(self) -> list[bytes]:
+        """The beginnings of the last few forged lines."""
+        return self.reader.forged_lines
 
     # ---------------------------------------------------------------------------------------------------
     # Folding

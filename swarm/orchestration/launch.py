@@ -23,8 +23,10 @@ from swarm.board.run_record import AgentSlot, RunRecord, is_cpu_slot, open_run, 
 from swarm.board.store import PROCESS, Board
 from swarm.errors import GitError, SwarmError
 from swarm.installation import swarm_argv
+from swarm.orchestration.sealing import seal_agent
 from swarm.repo.git import git_text
 from swarm.repo.paths import RunPaths, run_paths
+from swarm.runner.sandbox import BWRAP
 from swarm.runner.service import runner_flags
 
 COORDINATOR_WINDOW = "coordinator"
@@ -147,6 +149,7 @@ def plan_process(
     prompt = agent_prompt(run, slot, board, resume)
     argv = command.argv(prompt=prompt, agent=slot.name, gpu=slot.gpu, worktree=Path(slot.worktree))
     env = agent_environment(run, slot, paths) | command.environment()
+    argv, env = seal_agent(run, slot, paths, command, argv, env)  # its sandbox, its own secrets only
     return argv, Path(slot.worktree), env, resume
 
 
@@ -174,6 +177,7 @@ def cmd_launch(args) -> int:
             "event": "started",
             "pid": os.getpid(),
             "resume": resumed,
+            "sandboxed": argv[0] == BWRAP,  # an agent of a sealed run (swarm.orchestration.sealing)
         }
     )
     os.chdir(cwd)

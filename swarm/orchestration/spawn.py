@@ -25,13 +25,15 @@ from swarm.board.run_record import (
     validate_tag,
     write_run_record,
 )
+from swarm.board.signing import create_key
 from swarm.board.store import Board
-from swarm.errors import SwarmError
+from swarm.errors import SandboxError, SwarmError
 from swarm.orchestration.gpus import detect_gpus, select_slots
 from swarm.orchestration.launch import COORDINATOR_WINDOW, coordinator_argv, is_launch, pane_log
 from swarm.orchestration.tmux import RunTmux, require_tmux
 from swarm.repo.paths import RunPaths, agent_branch, run_paths, validate_agent_name
 from swarm.repo.worktrees import GitRepo
+from swarm.runner.sandbox import sandbox_problem
 
 POLL_S = 0.2
 
@@ -46,6 +48,7 @@ class SpawnRequest:
     profile: str | None = None  # default: h100 on GPUs, tiny on CPU workers
     wait: bool = True
     timeout_s: float | None = None  # default: 30 s + 1 s per agent
+    unsealed: bool = False  # run without sandboxes (a sealed run resumed with it goes on unsealed)
 
     @property
     def names_slots(self) -> bool:
@@ -64,8 +67,11 @@ def spawn(request: SpawnRequest, cwd: Path | None = None, out=print) -> RunRecor
         raise SwarmError(f"{paths.repo} has no commits yet: commit train.py and prepare.py first")
     require_tmux()
     board = Board(paths.board).create()
+    if not board.path.stat().st_size:
+        create_key(board.directory)  # a new board is signed from its first line (swarm.board.signing)
     with FileLock(str(board.directory / "spawn.lock")):  # two spawns at once would race on worktrees
         run = _desired_run(request, paths, repo, board)
+        require_sandbox(run)
         _, commands = agent_commands(paths.repo)
         for kind in sorted({slot.kind for slot in run.agents}):
             if kind not in commands:  # a kind swarm.toml named when the run was spawned, and no longer does
@@ -82,11 +88,24 @@ def spawn(request: SpawnRequest, cwd: Path | None = None, out=print) -> RunRecor
         started_at = time.time()
         _start_coordinator(tmux, paths, run.tag)
     out(f"tmux: {tmux.socket} (session {run.tag}); coordinator started")
+    if run.unsealed:
+        out(
+            "unsealed: trainers and agents run without a sandbox; every result from now on is marked unsealed"
+        )
     if request.wait:
         timeout = request.timeout_s if request.timeout_s is not None else 30.0 + len(run.agents)
         wait_for_agents(tmux, paths, board, run, timeout)
         out(f"all {len(run.agents)} agents running ({time.time() - started_at:.1f} s)")
     return run
+
+
+def require_sandbox(run: RunRecord) -> None:
+    """A sealed run needs sandboxes that work here: one line saying why not, and what to do."""
+    problem = None if run.unsealed else sandbox_problem()
+    if problem:
+        raise SandboxError(
+            f"no sandbox: {problem}. Pass --unsealed to run without one (every result is then marked unsealed)"
+        )
 
 
 def _desired_run(request: SpawnRequest, paths: RunPaths, repo: GitRepo, board: Board) -> RunRecord:
@@ -111,7 +130,9 @@ def _desired_run(request: SpawnRequest, paths: RunPaths, repo: GitRepo, board: B
                     f"run {tag} has agents {_describe(run)}, not {_describe(wanted)}: "
                     "`swarm resume` it as it is, or start a new run on another board"
                 )
-        return replace(run, agents=tuple(replace(a, stopped=False) for a in run.agents))
+        # a sealed run goes on unsealed only when asked (its results from then on say so); never back
+        unsealed = run.unsealed or request.unsealed
+        return replace(run, agents=tuple(replace(a, stopped=False) for a in run.agents), unsealed=unsealed)
     if request.base is None:
         dirty = repo.dirty_tracked_files()
         if dirty:
@@ -138,7 +159,7 @@ def _new_run(request: SpawnRequest, tag: str, base: str, paths: RunPaths) -> Run
         )
         for slot, kind in zip(slots, kinds, strict=True)
     )
-    return RunRecord(tag=tag, base=base, profile=profile, agents=agents)
+    return RunRecord(tag=tag, base=base, profile=profile, agents=agents, unsealed=request.unsealed)
 
 
 def _shape(run: RunRecord) -> tuple:
@@ -211,11 +232,12 @@ def cmd_spawn(args) -> int:
         base=args.base,
         profile=args.profile,
         wait=not args.no_wait,
+        unsealed=args.unsealed,
     )
     spawn(request)
     return 0
 
 
 def cmd_resume(args) -> int:
-    spawn(SpawnRequest(tag=args.tag, wait=not args.no_wait))
+    spawn(SpawnRequest(tag=args.tag, wait=not args.no_wait, unsealed=args.unsealed))
     return 0

@@ -65,6 +65,8 @@ def result_block(record: dict[str, Any], board_dir: Path) -> str:
         f"id:               {record['id']}",
         f"status:           {record.get('status')}",
     ]
+    if record.get("unsealed"):
+        lines.append("sealed:           no (the run was spawned --unsealed: measured without a sandbox)")
     if record.get("reason"):
         lines.append(f"reason:           {escape_text(record['reason'])}")
     if record.get("val_bpb") is not None or record.get("status") not in FAILED_STATUSES:
@@ -81,12 +83,16 @@ def result_block(record: dict[str, Any], board_dir: Path) -> str:
     return "\n".join(lines)
 
 
+UNSEALED_MARK = ", UNSEALED"  # a result measured without a sandbox (`swarm spawn --unsealed`)
+
+
 def best_line(best: Best) -> str:
     e = best.experiment
     sigma = f"±{best.sigma:.6f}" if best.sigma is not None else "±?"
     verified = "verified" if best.verified else "unverified"
     return (
-        f"{best.group[0]} / {best.group[1]}: val_bpb {best.mean:.6f} {sigma} (n={best.n}, {verified}, "
+        f"{best.group[0]} / {best.group[1]}: val_bpb {best.mean:.6f} {sigma} (n={best.n}, {verified}"
+        f"{UNSEALED_MARK if e.get('unsealed') else ''}, "
         f"band {best.band:.6f})  {e['id']} {e.get('agent')} {str(e.get('commit'))[:10]}  "
         f"{escape_text(e.get('description'), 60)}"
     )
@@ -102,6 +108,7 @@ def group_header(state: BoardState, key: GroupKey) -> str:
 
 
 def top_table(rows: list[Best]) -> list[str]:
+    """The top contents of a group; `!` after an id marks an unsealed result."""
     lines = [
         f"  {'#':>3}  {'val_bpb':>9}  {'sigma':>9}  {'n':>3}  ver  {'id':8}  {'agent':8}  {'commit':10}  description"
     ]
@@ -109,7 +116,7 @@ def top_table(rows: list[Best]) -> list[str]:
         e = best.experiment
         lines.append(
             f"  {rank:>3}  {best.mean:9.6f}  {format_number(best.sigma):>9}  {best.n:>3}  "
-            f"{'yes' if best.verified else ' no'}  {e['id']:8}  {escape_text(e.get('agent'), 8):8}  "
+            f"{'yes' if best.verified else ' no'}  {e['id']:8}{'!' if e.get('unsealed') else ' '} {escape_text(e.get('agent'), 8):8}  "
             f"{str(e.get('commit'))[:10]:10}  {escape_text(e.get('description'), 60)}"
         )
     return lines
@@ -117,7 +124,7 @@ def top_table(rows: list[Best]) -> list[str]:
 
 def experiment_line(e: dict[str, Any]) -> str:
     return (
-        f"  {e['id']:8}  {str(e.get('status')):8}  {format_number(e.get('val_bpb')):>9}  slot {str(e.get('gpu')):5}  "
+        f"  {e['id']:8}{'!' if e.get('unsealed') else ' '} {str(e.get('status')):8}  {format_number(e.get('val_bpb')):>9}  slot {str(e.get('gpu')):5}  "
         f"{str(e.get('commit'))[:10]:10}  {escape_text(e.get('description'), 60)}"
     )
 

@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from swarm.runner.sandbox import Sandbox
+
 PR_SET_PDEATHSIG = 1
 GROUP_FILE = "trainer.pgid"
 
@@ -28,11 +30,18 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def start_in_group(argv: list[str], cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
-    """Start argv in a new session with stdout and stderr going to `log`; records the group id in cwd."""
+def start_in_group(
+    argv: list[str], cwd: Path, env: dict[str, str], log: Path, sandbox: Sandbox | None = None
+) -> subprocess.Popen:
+    """Start argv (inside `sandbox` when given) in a new session with stdout and stderr going to `log`;
+    records the group id in cwd.
+
+    In a sandbox the group is bwrap's: ending it ends bwrap, whose pid 1 then takes every process of the
+    sandbox with it (a `setsid` one included), and the parent-death signal below does the same when the
+    runner is killed."""
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            argv,
+            sandbox.wrap(argv) if sandbox is not None else argv,
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -21,6 +21,7 @@ import fcntl
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,12 @@ from swarm.board.state import BoardState
 from swarm.board.store import RUNNER, Board, now
 from swarm.board.verification import verification_outcome
 from swarm.config import load_section
-from swarm.errors import SwarmError
+from swarm.errors import SandboxError, SwarmError
 from swarm.repo.git import file_at
 from swarm.repo.paths import run_paths
+from swarm.runner.inbox import Ingestor
 from swarm.runner.process import end_stale_group, run_with_timeout, start_in_group
+from swarm.runner.sandbox import Sandbox, data_cache, reduced_environment, sandbox_problem, trainer_sandbox
 from swarm.runner.settings import RunnerSettings
 from swarm.runner.snapshot import materialise, remove
 from swarm.runner.trust import budget_limit, disallowed_changes, timeout_for
@@ -137,17 +140,35 @@ class Runner:
         self.lock = SlotLock(board.directory, slot)
         self.say = log
         self.runs_dir = board.directory / "runs"
+        # Requests of the slot's sandboxed agents (swarm.runner.inbox), taken on a thread of their own so
+        # that an agent's `swarm submit` is answered in milliseconds also while a trainer runs.
+        self.wake = threading.Event()
+        self.ingestor = Ingestor(self.repo, board, slot, noise, on_job=self.wake.set)
+        self._stop_ingest = threading.Event()
+        self._ingest_thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Hold the slot, then recover any job a dead runner of this slot left `running`."""
+        """Hold the slot, then recover any job a dead runner of this slot left `running`. A sealed run
+        needs a working sandbox: without one the runner refuses to start (one line saying why)."""
         self.board.require()
+        self.state.refresh()
+        problem = sandbox_problem() if self.sealed else None
+        if problem:
+            raise SandboxError(f"{problem}; this run is sealed (spawn it with --unsealed to run without)")
         self.lock.acquire()
         self.board.append({"type": RUNNER, "slot": self.slot, "pid": os.getpid(), "event": "start"})
         self.recover_orphans()
+        self._ingest_thread = threading.Thread(
+            target=self.ingestor.serve, args=(self._stop_ingest,), name=f"inbox-{self.slot}", daemon=True
+        )
+        self._ingest_thread.start()
 
     def close(self) -> None:
+        self._stop_ingest.set()
+        if self._ingest_thread is not None:
+            self._ingest_thread.join(timeout=5.0)
         if self.lock.fd is not None:
             self.board.append({"type": RUNNER, "slot": self.slot, "pid": os.getpid(), "event": "stop"})
         self.lock.release()
@@ -201,7 +222,8 @@ class Runner:
             self.say(f"runner {self.slot} ({self.device}) waiting for jobs on {self.board.directory}")
             while max_jobs is None or done < max_jobs:
                 if self.step() is None:
-                    time.sleep(self.settings.poll_interval_s)
+                    self.wake.wait(self.settings.poll_interval_s)  # set early when a job is ingested
+                    self.wake.clear()
                 else:
                     done += 1
         except (RunnerStopped, KeyboardInterrupt):
@@ -284,7 +306,9 @@ class Runner:
                 f"# train.py sha256 {snapshot.train_sha256} prepare.py sha256 {snapshot.prepare_sha256}\n".encode()
             )
         started = time.monotonic()
-        proc = start_in_group(self._argv(), run_dir, self._environment(profile), log)
+        proc = start_in_group(
+            self._argv(), run_dir, self._environment(profile), log, self._sandbox(run_dir, profile)
+        )
         try:
             code, timed_out = run_with_timeout(proc, timeout, self.settings.kill_grace_s)
         except BaseException:
@@ -342,8 +366,23 @@ class Runner:
     def _argv(self) -> list[str]:
         return [self.settings.python or sys.executable, "train.py"]
 
+    @property
+    def sealed(self) -> bool:
+        """Trainers run sandboxed unless the run was spawned `--unsealed`."""
+        run = self.state.run
+        return not (run is not None and run.unsealed)
+
+    def _sandbox(self, run_dir: Path, profile: str) -> Sandbox | None:
+        if not self.sealed:
+            return None
+        writable = [os.path.expandvars(path) for path in self.settings.trainer_writable]
+        cache = data_cache(os.environ, profile)
+        return trainer_sandbox(run_dir, cache, self.settings.python or None, writable)
+
     def _environment(self, profile: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
+        """What training needs and nothing else: no API keys, no SWARM_* (swarm.runner.sandbox)."""
+        env = reduced_environment(os.environ, self.settings.trainer_env, sandboxed=self.sealed)
+        env["AUTORESEARCH_CACHE_DIR"] = str(data_cache(os.environ, profile))
         env["AUTORESEARCH_PROFILE"] = profile
         env["CUDA_VISIBLE_DEVICES"] = "" if is_cpu_slot(self.slot) else self.slot
         env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
@@ -357,6 +396,8 @@ class Runner:
         with self.board.locked() as writer:
             self.state.refresh()
             final = evolve(job, finished_at=now(), **result)
+            if not self.sealed:
+                final["unsealed"] = True
             if final["status"] is None:
                 status, reason, reference, band = self.state.decide(final)
                 final.update(status=status, reason=reason, reference=reference, band=band)

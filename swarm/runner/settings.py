@@ -1,4 +1,4 @@
-"""`[runner]` settings in swarm.toml: the allow-list, timeouts, budget tolerance, polling, retries."""
+"""`[runner]` settings in swarm.toml: the allow-list, timeouts, budget tolerance, polling, retries, sandbox."""
 
 from __future__ import annotations
 
@@ -19,3 +19,7 @@ class RunnerSettings:
     max_attempts: int = 2  # a job whose runner died this many times is recorded as crash
     keep_run_dirs: bool = False  # keep board/runs/<id>/ after a run (debugging)
     python: str = ""  # interpreter for train.py; "" means the runner's own
+    # The trainer's sandbox (swarm.runner.sandbox) passes only an allow-list of environment variables and
+    # lets it write only its run directory: more variables (names) and directories ($VARS expanded) here.
+    trainer_env: tuple[str, ...] = ()
+    trainer_writable: tuple[str, ...] = ()

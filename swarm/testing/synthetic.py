@@ -21,6 +21,7 @@ import orjson
 
 from swarm.board.experiments import CRASH, DISCARD, INVALID, KEEP, MARGINAL, RUNNING, TIMEOUT, new_experiment
 from swarm.board.run_record import AgentSlot, RunRecord
+from swarm.board.signing import sign_line
 from swarm.board.store import VERIFICATION, Board
 
 START = 1_767_225_600.0  # 2026-01-01 00:00 UTC: fixed, so that displays of a synthetic board are stable
@@ -274,12 +275,15 @@ def _outcome(
 
 
 def write_board(directory: Path, records: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> Board:
-    """Append many records under one hold of the lock, in the board's line format (bulk, no fsync each)."""
+    """Append many records under one hold of the lock, in the board's line format (bulk, no fsync each;
+    signed when the board has a key, as swarm.board.store writes them)."""
     board = Board(Path(directory)).create()
+    key = board.signing_key()
     with board.locked(), open(board.path, "ab") as f:
         batch: list[bytes] = []
         for record in records:
-            batch.append(orjson.dumps(record) + b"\n")
+            line = orjson.dumps(record)
+            batch.append((sign_line(key, line) if key else line) + b"\n")
             if len(batch) >= 10_000:
                 f.write(b"".join(batch))
                 batch.clear()

@@ -28,6 +28,13 @@ def header_text(header: Header) -> Text:
         "  GPUs busy ",
         (f"{header.busy_slots}/{header.slots} ({busy:.0%})", "bold"),
     )
+    if header.unsealed:
+        line.append("  UNSEALED", style="bold red")  # spawned --unsealed: no result was sandboxed
+    if header.forged:
+        line.append(
+            f"\n{header.forged} board line(s) not written by a runner ignored: see swarm doctor",
+            style="bold red",
+        )
     if not header.bests:
         line.append("\nno measured result yet", style="dim")
     for best in header.bests:

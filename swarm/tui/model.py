@@ -63,6 +63,8 @@ class Header:
     busy_slots: int
     slots: int
     bests: tuple[GroupBest, ...]
+    unsealed: bool = False  # the run was spawned --unsealed: no result of it was measured in a sandbox
+    forged: int = 0  # board lines without a valid signature, ignored (swarm.board.signing)
 
 
 @dataclass(frozen=True)
@@ -365,6 +367,8 @@ class WatchModel:
             busy_slots=busy,
             slots=len(slots),
             bests=self._bests,
+            unsealed=bool(run and run.unsealed),
+            forged=self.state.forged,
         )
 
     # ---------------------------------------------------------------------------------------------------

@@ -18,7 +18,15 @@ from pathlib import Path
 from swarm.board.experiments import FINAL_STATUSES
 from swarm.board.store import Board
 from swarm.installation import swarm_argv
-from swarm.testing.fake_model import FakeModelServer, Reply, Script, ToolCall, claude_code_env, codex_env
+from swarm.testing.fake_model import (
+    CODEX_KEY_VARIABLE,
+    FakeModelServer,
+    Reply,
+    Script,
+    ToolCall,
+    claude_code_env,
+    codex_env,
+)
 from tests.support.standins import kill_tmux_servers, make_repo
 from tests.support.swarm_run import SwarmRun
 
@@ -69,13 +77,15 @@ def research_script(old: str, new: str) -> Script:
 
 
 def start_api_agent(run: SwarmRun, agent: str, provider: str, server: FakeModelServer) -> subprocess.Popen:
-    """`swarm agent api` in the agent's worktree with the environment `swarm spawn` gives an agent."""
+    """`swarm agent api` in the agent's worktree with the environment `swarm spawn` gives an agent, in its
+    sandbox (its `swarm run` and usage then go through its inbox to its runner)."""
     base_url = server.url if provider == "anthropic" else server.url + "/v1"
     key_env = "ANTHROPIC_API_KEY" if provider == "anthropic" else "OPENAI_API_KEY"
     env = run.runner_env() | run.agent_environ(agent) | {key_env: server.api_key}
+    argv = swarm_argv("agent", "api", "--provider", provider, "--base-url", base_url)
+    argv, env = run.sealed(agent, "api", argv + ["--model", "fake-model", "--max-turns", "6"], env)
     return subprocess.Popen(
-        swarm_argv("agent", "api", "--provider", provider, "--base-url", base_url)
-        + ["--model", "fake-model", "--max-turns", "6"],
+        argv,
         cwd=run.worktree(agent),
         env=env,
         stdout=subprocess.PIPE,
@@ -137,7 +147,10 @@ def spawned_swarm(
     root = tmp_path / kind
     program = (REPO_ROOT / "program.md").read_text()
     repo = make_repo(root / "repo", {"train.py": train, "prepare.py": prepare, "program.md": program})
-    (repo / "swarm.toml").write_text("[coordinator]\ntick_s = 0.5\n")
+    # Codex reads its key from the variable its config.toml names (codex_env): let it into its sandbox.
+    (repo / "swarm.toml").write_text(
+        f'[coordinator]\ntick_s = 0.5\n\n[agents.secrets]\ncodex = ["{CODEX_KEY_VARIABLE}"]\n'
+    )
     worktree = repo / "worktrees" / "cpu0"
     old, new = edit or learning_rate_edit(train)
     script = claude_script(worktree, old, new) if kind == "claude" else codex_script(old, new)

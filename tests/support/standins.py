@@ -27,9 +27,12 @@ def latest_experiments(records: list[dict[str, Any]]) -> dict[str, dict[str, Any
 
 def write_standin_config(repo: Path, reports: Path, tick_s: float = 0.3) -> None:
     """swarm.toml naming the stand-in agent kind `standin` (not committed: untracked files may stay)."""
+    # In their sandboxes, stand-in agents may write their reports and see the test's secret.
     (repo / "swarm.toml").write_text(
+        f'[agents]\nwritable = ["{reports}"]\n'
         "[agents.commands]\n"
         f'standin = ["{sys.executable}", "{STANDIN}", "{reports}", "{{agent}}", "{{prompt}}"]\n'
+        '[agents.secrets]\nstandin = ["SWARM_TEST_SECRET"]\n'
         "[coordinator]\n"
         f"tick_s = {tick_s}\n"
         "healthy_s = 1.0\n"

@@ -24,10 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from swarm.board.run_record import AgentSlot, RunRecord, write_run_record
+from swarm.board.signing import create_key
 from swarm.board.store import Board
 from swarm.runner.service import Runner, RunnerSettings
 
 TAG = "test"
+# Stand-in trainers keep their counts and events in $STANDIN_STATE_DIR, outside their sandbox's run
+# directory: the runner lets that one variable in and that one directory be written (settings below for
+# in-process runners, the same lines in make_run's swarm.toml for `swarm runner` processes).
+STAND_IN_SETTINGS = {"trainer_env": ("STANDIN_STATE_DIR",), "trainer_writable": ("$STANDIN_STATE_DIR",)}
+STAND_IN_CONFIG = 'trainer_env = ["STANDIN_STATE_DIR"]\ntrainer_writable = ["$STANDIN_STATE_DIR"]\n'
 
 # A prepare.py with the PROFILES literal of the contract; stand-in trainers import it like train.py does.
 STAND_IN_PREPARE = textwrap.dedent(
@@ -210,6 +216,46 @@ class SwarmRun:
         env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
         return env
 
+    def sealed(
+        self, agent: str, kind: str, argv: list[str], env: dict[str, str]
+    ) -> tuple[list[str], dict[str, str]]:
+        """An agent's command line and environment as the launcher starts it: in its sandbox, with only
+        the secrets of its kind (swarm.orchestration.sealing)."""
+        from swarm.agents.kinds import BUILT_IN
+        from swarm.orchestration.sealing import seal_agent
+        from swarm.repo.paths import RunPaths
+
+        slot = self.run.agent(agent)
+        return seal_agent(self.run, slot, RunPaths.for_repo(self.repo), BUILT_IN[kind], argv, env)
+
+    def hang_pids(self) -> tuple[int, int]:
+        """Host pids of a hanging stand-in trainer and its child. The pids it writes to hang.pids are
+        those of its sandbox's PID namespace, so they are found instead among the processes working in a
+        run directory of this board (the trainer runs train.py, its child sleeps)."""
+        wait_until(lambda: (self.state_dir / "hang.pids").exists())
+        found = wait_until(
+            lambda: (lambda f: f if set(f) == {"trainer", "child"} else None)(self.run_processes())
+        )
+        return found["trainer"], found["child"]
+
+    def run_processes(self) -> dict[str, int]:
+        """Stand-in processes working in a run directory of this board: {"trainer": pid, "child": pid}."""
+        runs = str(self.board.directory / "runs") + "/"
+        found: dict[str, int] = {}
+        for entry in Path("/proc").iterdir():
+            try:
+                cwd = os.readlink(entry / "cwd") + "/"
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except (OSError, ValueError):
+                continue
+            if not cwd.startswith(runs) or b"bwrap" in argv[0] or not process_alive(int(entry.name)):
+                continue
+            if b"train.py" in argv:
+                found["trainer"] = int(entry.name)
+            elif any(b"time.sleep(600)" in arg for arg in argv):
+                found["child"] = int(entry.name)
+        return found
+
     def stop_runners(self) -> None:
         for proc in self.runners:
             if proc.poll() is None:
@@ -231,11 +277,17 @@ def make_run(
     devices: dict[str, str] | None = None,
     config: str = "",
     prepare: str = STAND_IN_PREPARE,
+    signed: bool = False,
+    unsealed: bool = False,
 ) -> SwarmRun:
     """A repository with prepare.py / train.py / swarm.toml at the base commit, a board with a run record,
     and a worktree per agent (worktrees/<agent> on swarm/<TAG>/<agent>). Agent names gpuK / cpuK give
     slots K / cpuK; `devices` maps a slot to its device class (default "cpu" and "Test GPU")."""
     repo = tmp_path / "repo"
+    if "[runner]\n" in config:
+        config = config.replace("[runner]\n", "[runner]\n" + STAND_IN_CONFIG, 1)
+    else:
+        config = f"{config}\n[runner]\n{STAND_IN_CONFIG}"
     files = {
         "prepare.py": prepare,
         "train.py": train or stand_in_train(),
@@ -253,7 +305,9 @@ def make_run(
         device = devices.get(gpu, "cpu" if gpu.startswith("cpu") else "Test GPU")
         slots.append(AgentSlot(name, "test", gpu, device, str(worktree.resolve()), branch))
     board = Board(repo / "board").create()
-    run = RunRecord(tag=TAG, base=base, profile=profile, agents=tuple(slots))
+    if signed:  # as `swarm spawn` makes a board: with its key first (swarm.board.signing)
+        create_key(board.directory)
+    run = RunRecord(tag=TAG, base=base, profile=profile, agents=tuple(slots), unsealed=unsealed)
     write_run_record(board, run)
     state_dir = tmp_path / "standin"
     state_dir.mkdir()
@@ -295,7 +349,7 @@ def process_alive(pid: int) -> bool:
 
 def run_queued(run, slot):
     """Run every job queued for `slot` with an in-process runner; returns their final records."""
-    runner = Runner(run.repo, run.board, slot, RunnerSettings(), log=lambda line: None)
+    runner = Runner(run.repo, run.board, slot, RunnerSettings(**STAND_IN_SETTINGS), log=lambda line: None)
     done = []
     while (record := runner.step()) is not None:
         done.append(record)

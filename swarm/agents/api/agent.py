@@ -53,6 +53,7 @@ from swarm.config import load_section
 from swarm.errors import SwarmError
 from swarm.repo.paths import Identity, caller_identity, run_paths
 from swarm.results.display import best_line, experiment_line, note_line
+from swarm.runner.inbox import post, wait_answer
 
 DEFAULT_MODELS = {ANTHROPIC: "claude-sonnet-4-5", OPENAI: "gpt-5"}
 DEFAULT_KEY_ENV = {
@@ -182,20 +183,22 @@ class Meter:
         if not self.pending_requests and not extra:
             return
         if self.board is not None:
-            self.board.append(
-                usage_record(
-                    agent=self.identity.agent,
-                    tag=self.identity.tag,
-                    gpu=self.identity.gpu,
-                    kind="api",
-                    model=self.settings.model,
-                    usage=self.pending,
-                    requests=self.pending_requests,
-                    cost_usd=self.settings.prices.cost(self.pending),
-                    provider=self.settings.provider,
-                    **extra,
-                )
+            record = usage_record(
+                agent=self.identity.agent,
+                tag=self.identity.tag,
+                gpu=self.identity.gpu,
+                kind="api",
+                model=self.settings.model,
+                usage=self.pending,
+                requests=self.pending_requests,
+                cost_usd=self.settings.prices.cost(self.pending),
+                provider=self.settings.provider,
+                **extra,
             )
+            if os.access(self.board.path, os.W_OK):
+                self.board.append(record)
+            else:  # in its sandbox: the runner of its slot writes it (swarm.runner.inbox)
+                wait_answer(post(self.board.directory, self.identity.agent, {**record, "op": "usage"}))
         self.pending = Usage()
         self.pending_requests = 0
 

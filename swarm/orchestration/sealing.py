@@ -1,0 +1,126 @@
+"""What an agent's sandbox holds: the launcher's one call that confines an agent of a sealed run.
+
+    argv, env = seal_agent(run, slot, paths, command, argv, env)
+
+Every agent kind goes through here (claude, codex, api, sweep, a swarm.toml command), so none runs with
+more than its own things writable (swarm.runner.sandbox has the mechanism and the reasons):
+- writable: its worktree; in the repository's .git what committing and adopting need (objects, the
+  directory of its run's branches and their reflogs, its worktree's admin directory, its saved refs);
+  its inbox; its CLI's configuration (e.g. CLAUDE_CONFIG_DIR, CODEX_HOME); a private /tmp;
+- read-only: the system, this installation of swarm, the CLI's installation, the rest of the repository
+  (swarm.toml, .git's config, hooks, info/ and every other ref, other worktrees), the board, and the files
+  that tell git where the repository is (<worktree>/.git, the admin dir's commondir and gitdir), so that
+  git run in this worktree outside the sandbox never reads a config the agent wrote;
+- absent: the board's signing key, the rest of HOME, other processes (its own PID namespace), and every
+  environment variable named like a secret that its kind was not given.
+An `--unsealed` run starts agents as they are, with the same environment filter.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import swarm
+from swarm.agents.kinds import AgentCommand, AgentSettings
+from swarm.board.run_record import AgentSlot, RunRecord
+from swarm.board.signing import key_dir
+from swarm.config import load_section
+from swarm.repo.git import git_text
+from swarm.repo.paths import RunPaths
+from swarm.runner.inbox import inbox_dir
+from swarm.runner.sandbox import AgentView, agent_environment, agent_sandbox
+
+
+def seal_agent(
+    run: RunRecord,
+    slot: AgentSlot,
+    paths: RunPaths,
+    command: AgentCommand,
+    argv: list[str],
+    env: dict[str, str],
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment an agent starts with: inside its sandbox unless the run is
+    unsealed; without the secrets that are not its own either way."""
+    env = agent_environment(env, command.secrets)
+    if run.unsealed:
+        return argv, env
+    git_dirs = agent_git_dirs(Path(slot.worktree), slot)
+    admin = git_dirs[-1]
+    config, config_files = command.configuration(env)
+    config += [
+        Path(os.path.expandvars(d)) for d in load_section(paths.repo, "agents", AgentSettings).writable
+    ]
+    home = Path(env.get("HOME") or Path.home())
+    view = AgentView(
+        repo=paths.repo,
+        worktree=Path(slot.worktree),
+        board=paths.board,
+        git_writable=tuple(git_dirs),
+        pinned=(Path(slot.worktree) / ".git", admin / "commondir", admin / "gitdir"),
+        inbox=inbox_dir(paths.board, slot.name),
+        hidden=(key_dir(paths.board),),
+        config=tuple(config),
+        config_files=tuple(config_files),
+        readable=tuple(installations(argv[0], env) + [home / ".gitconfig", home / ".config" / "git"]),
+        home=home,
+    )
+    if "GIT_CONFIG_COUNT" not in env:
+        # git's automatic housekeeping writes where an agent may not (.git/packed-refs, gc.pid): off
+        env |= {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "gc.auto", "GIT_CONFIG_VALUE_0": "0"}
+    return agent_sandbox(view).wrap(argv), env
+
+
+def agent_git_dirs(worktree: Path, slot: AgentSlot) -> list[Path]:
+    """What committing (and `swarm adopt`) writes in the repository's .git, for this agent's worktree.
+
+    Git keeps a branch ref as a file in its directory and updates it with a lock file beside it, so the
+    directory of the run's branches (refs/heads/swarm/<tag>/) is writable as a whole: an agent can move a
+    branch of another agent of its run (never what was recorded: runs execute pinned commits)."""
+    common = Path(git_text(worktree, "rev-parse", "--path-format=absolute", "--git-common-dir"))
+    admin = Path(git_text(worktree, "rev-parse", "--path-format=absolute", "--git-dir"))
+    branch_dir = Path(slot.branch).parent
+    return [
+        common / "objects",
+        common / "refs" / "heads" / branch_dir,
+        common / "logs" / "refs" / "heads" / branch_dir,
+        common / "refs" / "swarm" / "saved" / slot.name,
+        admin,  # last: seal_agent pins files in it
+    ]
+
+
+def installations(program: str, env: dict[str, str]) -> list[Path]:
+    """Read-only places an agent's programs come from: this installation of swarm (an editable install
+    imports from its checkout), the directories on PATH, and for each program from a node_modules tree
+    (the agent CLIs) that whole tree, since its entry points are links into it."""
+    places = [Path(swarm.__file__).resolve().parents[1]]
+    home = Path(env.get("HOME") or Path.home()).resolve()
+    for entry in env.get("PATH", "").split(os.pathsep):
+        path = Path(entry).resolve() if entry else None
+        # a PATH entry that is HOME or holds it (or is relative) would show all of HOME: left out
+        if path is None or not Path(entry).is_absolute() or not path.is_dir() or home.is_relative_to(path):
+            continue
+        places.append(_node_modules(path) or path)
+    found = _which(program, env)
+    if found is not None:
+        resolved = found.resolve()
+        places.append(_node_modules(resolved) or resolved.parent)
+    return places
+
+
+def _node_modules(path: Path) -> Path | None:
+    parts = path.parts
+    if "node_modules" not in parts:
+        return None
+    return Path(*parts[: parts.index("node_modules") + 1])
+
+
+def _which(program: str, env: dict[str, str]) -> Path | None:
+    """Where `program` is on the agent's PATH (which is not necessarily this process's)."""
+    if os.sep in program:
+        return Path(program)
+    for entry in env.get("PATH", "").split(os.pathsep):
+        candidate = Path(entry or ".") / program
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
