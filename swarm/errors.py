@@ -18,3 +18,7 @@ class BoardError(SwarmError):
 
 class GitError(SwarmError):
     """A git operation failed or the repository is not in the state a command needs."""
+
+
+class DataError(SwarmError):
+    """The prepared data cache is missing, predates sealed evaluation, or does not match its pinned manifest."""

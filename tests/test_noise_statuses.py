@@ -15,7 +15,9 @@ NOISE = NoiseSettings(floor={"tiny": 1e-4}, sigmas=2.0, reuse_runs=2)
 
 def test_statuses_follow_the_noise_band(make_swarm_run, cli):
     run = make_swarm_run(config="[noise]\nfloor = {tiny = 1e-4}\n")
-    runner = Runner(run.repo, run.board, "cpu0", RunnerSettings(), NOISE, log=lambda line: None)
+    runner = Runner(
+        run.repo, run.board, "cpu0", RunnerSettings(evaluation="reported"), NOISE, log=lambda line: None
+    )
     worktree = run.worktree("cpu0")
 
     def experiment(source, message, *flags):
@@ -65,7 +67,9 @@ def test_statuses_follow_the_noise_band(make_swarm_run, cli):
 
 def test_a_commit_outside_the_allow_list_is_never_answered_from_the_board(make_swarm_run, cli):
     run = make_swarm_run()
-    runner = Runner(run.repo, run.board, "cpu0", RunnerSettings(), NOISE, log=lambda line: None)
+    runner = Runner(
+        run.repo, run.board, "cpu0", RunnerSettings(evaluation="reported"), NOISE, log=lambda line: None
+    )
     worktree = run.worktree("cpu0")
     with run.agent_env("cpu0"):
         for _ in range(2):  # the base train.py, measured twice

@@ -7,7 +7,7 @@ from swarm.agents.protocol import agent_context, submit
 from swarm.runner.service import Runner, RunnerSettings
 from tests.support.swarm_run import STAND_IN_PREPARE, commit_train, git, process_alive, stand_in_train
 
-FAST = RunnerSettings(timeout_s=None, timeout_grace_s=3.0, kill_grace_s=0.5)
+FAST = RunnerSettings(evaluation="reported", overhead_default_s=3.0, kill_grace_s=0.5)
 
 
 def run_one(run, source, path="train.py", settings=FAST, agent="cpu0"):
@@ -32,7 +32,7 @@ def run_one(run, source, path="train.py", settings=FAST, agent="cpu0"):
         ("crash", "crash", "exit code 1: RuntimeError: stand-in crash"),
         ("fail", "crash", "exit code 1: FAIL"),
         ("nan", "crash", "no finite val_bpb"),
-        ("slow", "invalid", "beyond the budget"),
+        ("slow", "invalid", "clock: claims"),
         ("tamper", "invalid", "prepare.py was modified"),
     ],
 )
@@ -66,16 +66,18 @@ def test_commit_touching_prepare_is_invalid_and_never_runs(make_swarm_run):
 def test_runner_executes_base_prepare_not_the_agents(make_swarm_run):
     run = make_swarm_run()
     # even when the allow-list lets prepare.py through, the run gets the base commit's copy
-    lenient = RunnerSettings(allowed_paths=("train.py", "prepare.py"), timeout_grace_s=3.0)
+    lenient = RunnerSettings(
+        evaluation="reported", allowed_paths=("train.py", "prepare.py"), overhead_default_s=3.0
+    )
     evil = STAND_IN_PREPARE.replace('"time_budget": 2', '"time_budget": 9999')
     commit_train(run.worktree("cpu0"), evil, "evil prepare", path="prepare.py")
     record = run_one(run, stand_in_train(mode="slow"), settings=lenient)
-    assert record["status"] == "invalid" and "beyond the budget 2 s" in record["reason"]
+    assert record["status"] == "invalid" and "clock: claims" in record["reason"]
 
 
 def test_hang_is_killed_with_its_whole_process_tree(make_swarm_run):
     run = make_swarm_run()
-    settings = RunnerSettings(timeout_s=1.5, kill_grace_s=0.5)
+    settings = RunnerSettings(evaluation="reported", timeout_s=1.5, kill_grace_s=0.5)
     record = run_one(run, stand_in_train(mode="hang"), settings=settings)
     assert record["status"] == "timeout" and "timeout" in record["reason"]
     trainer, grandchild = (int(p) for p in (run.state_dir / "hang.pids").read_text().split())

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from swarm.board.experiments import FINAL_STATUSES, METRIC_FIELDS, new_experiment
+from swarm.board.experiments import FINAL_STATUSES, MAX_DESCRIPTION_CHARS, METRIC_FIELDS, new_experiment
 from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import AgentSlot, RunRecord
 from swarm.board.state import BoardState
@@ -88,6 +88,10 @@ def head_commit(worktree: Path) -> str:
 def submit(ctx: AgentContext, description: str, rerun: bool = False) -> dict[str, Any]:
     """Submit HEAD of the caller's worktree; returns the queued record, or the final one when answered
     from the board (`rerun=True` always queues a run)."""
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        raise SwarmError(
+            f"the description has {len(description)} characters; at most {MAX_DESCRIPTION_CHARS} are kept on the board"
+        )
     commit = head_commit(ctx.identity.worktree)
     train = file_at(ctx.repo, commit, "train.py")
     job = new_experiment(

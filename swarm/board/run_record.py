@@ -54,6 +54,10 @@ class RunRecord:
     profile: str  # "h100" | "tiny"
     agents: tuple[AgentSlot, ...] = ()
     created_at: float = field(default_factory=now)
+    # Pinned by `swarm spawn`: the sha256 of the base's prepare.py and of the profile's data manifest. The
+    # runner records nothing from code or data that no longer match (None: not known at spawn).
+    prepare_sha256: str | None = None
+    data_sha256: str | None = None
 
     def agent(self, name: str) -> AgentSlot | None:
         return next((a for a in self.agents if a.name == name), None)
@@ -79,6 +83,8 @@ class RunRecord:
             "profile": self.profile,
             "agents": [asdict(a) for a in self.agents],
             "created_at": self.created_at,
+            "prepare_sha256": self.prepare_sha256,
+            "data_sha256": self.data_sha256,
         }
 
     @classmethod
@@ -90,6 +96,8 @@ class RunRecord:
                 profile=record["profile"],
                 agents=tuple(AgentSlot.from_json(a) for a in record.get("agents") or ()),
                 created_at=record.get("created_at") or record.get("ts") or 0.0,
+                prepare_sha256=record.get("prepare_sha256"),
+                data_sha256=record.get("data_sha256"),
             )
         except (KeyError, TypeError) as e:
             raise BoardError(f"malformed run record on the board: {e}") from None

@@ -32,6 +32,7 @@ from swarm.orchestration.launch import COORDINATOR_WINDOW, coordinator_argv, is_
 from swarm.orchestration.tmux import RunTmux, require_tmux
 from swarm.repo.paths import RunPaths, agent_branch, run_paths, validate_agent_name
 from swarm.repo.worktrees import GitRepo
+from swarm.runner.sealed import spawn_pins
 
 POLL_S = 0.2
 
@@ -111,7 +112,15 @@ def _desired_run(request: SpawnRequest, paths: RunPaths, repo: GitRepo, board: B
                     f"run {tag} has agents {_describe(run)}, not {_describe(wanted)}: "
                     "`swarm resume` it as it is, or start a new run on another board"
                 )
-        return replace(run, agents=tuple(replace(a, stopped=False) for a in run.agents))
+        run = replace(run, agents=tuple(replace(a, stopped=False) for a in run.agents))
+        if run.prepare_sha256 is None or run.data_sha256 is None:  # a run from before the pins, or unprepared
+            prepare_sha256, data_sha256 = spawn_pins(paths.repo, run.base, run.profile)
+            run = replace(
+                run,
+                prepare_sha256=run.prepare_sha256 or prepare_sha256,
+                data_sha256=run.data_sha256 or data_sha256,
+            )
+        return run
     if request.base is None:
         dirty = repo.dirty_tracked_files()
         if dirty:
@@ -138,7 +147,15 @@ def _new_run(request: SpawnRequest, tag: str, base: str, paths: RunPaths) -> Run
         )
         for slot, kind in zip(slots, kinds, strict=True)
     )
-    return RunRecord(tag=tag, base=base, profile=profile, agents=agents)
+    prepare_sha256, data_sha256 = spawn_pins(paths.repo, base, profile)
+    return RunRecord(
+        tag=tag,
+        base=base,
+        profile=profile,
+        agents=agents,
+        prepare_sha256=prepare_sha256,
+        data_sha256=data_sha256,
+    )
 
 
 def _shape(run: RunRecord) -> tuple:

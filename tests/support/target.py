@@ -46,20 +46,37 @@ def load_prepare(cache_dir: Path, profile: str = "tiny"):
     return module
 
 
-def uniform_bpb(prep, batch_size: int = 16) -> float:
-    """val_bpb of a model that gives every token the same probability, measured by prep.evaluate_bpb.
-    train.py's model starts there (its lm_head starts near zero), so this is the untrained value."""
-    import torch
-    import torch.nn.functional as F
+def uniform_bpb(cache_dir: Path) -> float:
+    """val_bpb of a model that gives every token the same probability, from the cache's evaluation files:
+    log2(vocab) x the counted target tokens / their bytes. train.py's model starts there (its lm_head starts
+    near zero), so this is the untrained value."""
+    import math
 
-    class UniformLogits(torch.nn.Module):
-        def __init__(self, vocab_size: int):
-            super().__init__()
-            self.vocab_size = vocab_size
+    import numpy as np
 
-        def forward(self, x, y, reduction="mean"):
-            logits = torch.zeros(y.numel(), self.vocab_size)
-            return F.cross_entropy(logits, y.reshape(-1), reduction=reduction)
+    rows = np.load(Path(cache_dir) / "eval" / "val_tokens.npy")
+    token_bytes = np.load(Path(cache_dir) / "eval" / "token_bytes.npy")
+    nbytes = token_bytes[rows[:, 1:].astype(np.int64)]
+    return math.log2(len(token_bytes)) * int((nbytes > 0).sum()) / int(nbytes.sum())
 
-    tok = prep.Tokenizer.from_directory()
-    return prep.evaluate_bpb(UniformLogits(tok.get_vocab_size()), tok, batch_size)
+
+def evaluate_model(model: Path, cache_dir: Path, seed: int = 0, **limits: str) -> dict:
+    """The sealed evaluator's outcome for a model archive, as the runner starts it (`python -I -m
+    swarm.runner.evaluator`) against a tiny-profile cache."""
+    import hashlib
+    import json
+
+    prep_constants = {"--seq-len": "256", "--vocab-size": "2048", "--eval-tokens": "65536"}
+    result = Path(model).with_name(Path(model).name + ".result.json")
+    argv = [sys.executable, "-I", "-m", "swarm.runner.evaluator", str(model), "--cache", str(cache_dir)]
+    argv += [
+        "--manifest-sha256",
+        hashlib.sha256((Path(cache_dir) / "prepared.json").read_bytes()).hexdigest(),
+    ]
+    for key, value in {**prep_constants, **limits}.items():
+        argv += [key, value]
+    argv += ["--result", str(result), "--seed", str(seed)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTORESEARCH_", "PYTHON"))}
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(result.read_text())
