@@ -66,29 +66,40 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def evaluate_files(args) -> dict:
-    import numpy as np
-    import torch
-
+    """Check the data against the pinned manifest and read the model (both before torch is even imported),
+    then load, check and measure the model."""
     manifest = load_manifest(Path(args.cache), args.manifest_sha256)
-    program = load_model(Path(args.model), args.max_model_bytes, args.seq_len)
-    rows = _load_array(manifest.read_checked(VAL_TOKENS), np)
-    token_bytes = _load_array(manifest.read_checked(TOKEN_BYTES), np)
+    rows_data, token_bytes_data = manifest.read_checked(VAL_TOKENS), manifest.read_checked(TOKEN_BYTES)
+    model_data = _read_regular_file(Path(args.model), args.max_model_bytes)
+    rows, token_bytes = _load_array(rows_data), _load_array(token_bytes_data)
     needed = args.eval_tokens // args.seq_len
     if rows.ndim != 2 or rows.shape[1] != args.seq_len + 1 or rows.shape[0] < needed:
         raise DataError(f"{VAL_TOKENS} holds {rows.shape} rows, not {needed} of {args.seq_len + 1} tokens")
     if token_bytes.shape != (args.vocab_size,):
         raise DataError(f"{TOKEN_BYTES} has shape {token_bytes.shape}, not ({args.vocab_size},)")
-    device = torch.device(args.device)
-    rows = torch.from_numpy(rows[:needed].astype(np.int64)).to(device)
+    program = load_model(model_data, args.seq_len)
+    value = evaluate_program(program, rows[:needed], token_bytes, args.device, args.seed)
+    return {"val_bpb": value}
+
+
+def evaluate_program(program, rows, token_bytes, device: str = "cpu", seed: int = 0) -> float:
+    """val_bpb of a checked program over validation rows (N, T + 1) with token byte lengths (numpy arrays),
+    after the causality check; raises Invalid."""
+    import numpy as np
+    import torch
+
+    device = torch.device(device)
+    rows = torch.from_numpy(rows.astype(np.int64)).to(device)
     token_bytes = torch.from_numpy(token_bytes.astype(np.int64)).to(device)
     forward = Forward(program, device)
-    generator = torch.Generator().manual_seed(args.seed)
-    check_causality(forward, rows, generator)
-    return {"val_bpb": bits_per_byte(forward, rows, token_bytes, args.vocab_size)}
+    check_causality(forward, rows, torch.Generator().manual_seed(seed))
+    return bits_per_byte(forward, rows, token_bytes, token_bytes.numel())
 
 
-def _load_array(data: bytes, np):
+def _load_array(data: bytes):
     import io
+
+    import numpy as np
 
     try:
         return np.load(io.BytesIO(data), allow_pickle=False)
@@ -96,13 +107,12 @@ def _load_array(data: bytes, np):
         raise DataError(f"an evaluation file is not a plain array: {e}") from None
 
 
-def load_model(path: Path, max_bytes: int, seq_len: int):
-    """The checked ExportedProgram of a handed-over archive (read once: what is checked is what is loaded)."""
+def load_model(data: bytes, seq_len: int | None = None):
+    """The checked ExportedProgram of a handed-over archive's bytes (read once: what is checked is loaded)."""
     import io
 
     import torch
 
-    data = _read_regular_file(path, max_bytes)
     try:
         check_archive(data)
         program = torch.export.load(io.BytesIO(data))
@@ -221,7 +231,9 @@ def check_causality(forward: Forward, rows, generator) -> None:
         moved = torch.log_softmax(forward(swapped), dim=-1)
         change = ((base - moved).abs().amax(dim=-1)).masked_fill(after, 0.0)
         worst = change.amax().item()
-        if not math.isfinite(worst) or worst > CAUSALITY_TOLERANCE:
+        if not math.isfinite(worst):
+            raise Invalid(f"{BAD_MODEL}: its logits are not finite")
+        if worst > CAUSALITY_TOLERANCE:
             row = int(change.amax(dim=-1).argmax())
             raise Invalid(
                 f"{LOOKS_AHEAD}: its log-probabilities up to position {int(cuts[row])} changed by "
