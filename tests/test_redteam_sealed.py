@@ -83,9 +83,7 @@ importlib.reload(prepare)
 open("prepare.py", "wb").write(original)
 """
 
-LOOK_AHEAD = (
-    "return self.table[idx] + 30.0 * torch.nn.functional.one_hot(torch.roll(idx, -1, 1), VOCAB_SIZE).float()"
-)
+LOOK_AHEAD = "return self.head(self.embed(idx)) + 30.0 * torch.nn.functional.one_hot(torch.roll(idx, -1, 1), VOCAB_SIZE).float()"
 
 POISON = """\
 import os

@@ -1,5 +1,6 @@
 """The runner of one slot (a GPU, or a CPU worker): takes that slot's jobs from the board one at a time,
-trains each commit from a clean snapshot with pristine evaluation code, and records what it measured.
+trains each commit from a clean snapshot, measures the handed-over model with its own evaluator, and records
+what it measured.
 
     swarm runner --gpu 3        swarm runner --cpu 0
 
@@ -11,8 +12,11 @@ slot ends what is left of the old trainer, then requeues the job in its original
 whose runner dies again on the retry is recorded as `crash`, so one poisonous commit cannot wedge a slot.
 A runner stopped cleanly (SIGTERM, Ctrl-C) ends its trainer and requeues the job without using an attempt.
 
-This module is the seam for other executors (e.g. a SkyPilot job): `Runner.execute` turns a job into a run
-directory, a process and a log; everything before (claiming) and after (judging, recording) is shared.
+Before a job runs, the runner checks what may run (full shas only, the allow-list, seed-only changes, the
+base's prepare.py against the sha256 pinned at spawn) and the data cache against its pinned manifest; a
+changed cache requeues the job and stops the runner (DataError), so no poisoned number is recorded. The
+run itself is sealed.run_snapshot (trainer, clock, evaluator; no board): the seam for other executors
+(a Ray node runs the same function on the snapshot's bytes); claiming and recording stay here.
 """
 
 from __future__ import annotations

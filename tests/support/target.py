@@ -60,23 +60,30 @@ def uniform_bpb(cache_dir: Path) -> float:
     return math.log2(len(token_bytes)) * int((nbytes > 0).sum()) / int(nbytes.sum())
 
 
-def evaluate_model(model: Path, cache_dir: Path, seed: int = 0, **limits: str) -> dict:
+def evaluate_model(model: Path, cache_dir: Path, seed: int = 0, profile: str = "tiny", **limits: str) -> dict:
     """The sealed evaluator's outcome for a model archive, as the runner starts it (`python -I -m
-    swarm.runner.evaluator`) against a tiny-profile cache."""
+    swarm.runner.evaluator`, the profile's constants from the repository's prepare.py); `limits` adds
+    options (e.g. `**{"--max-model-bytes": "1000"}`). The device is CUDA when torch sees one."""
     import hashlib
     import json
 
-    prep_constants = {"--seq-len": "256", "--vocab-size": "2048", "--eval-tokens": "65536"}
+    import torch
+
+    from swarm.target.profiles import profile_constants
+
+    constants = profile_constants((REPO_ROOT / "prepare.py").read_text(), profile)
     result = Path(model).with_name(Path(model).name + ".result.json")
     argv = [sys.executable, "-I", "-m", "swarm.runner.evaluator", str(model), "--cache", str(cache_dir)]
     argv += [
         "--manifest-sha256",
         hashlib.sha256((Path(cache_dir) / "prepared.json").read_bytes()).hexdigest(),
     ]
-    for key, value in {**prep_constants, **limits}.items():
+    argv += ["--seq-len", str(constants["max_seq_len"]), "--vocab-size", str(constants["vocab_size"])]
+    argv += ["--eval-tokens", str(constants["eval_tokens"]), "--result", str(result), "--seed", str(seed)]
+    argv += ["--device", "cuda" if torch.cuda.is_available() else "cpu"]
+    for key, value in limits.items():
         argv += [key, value]
-    argv += ["--result", str(result), "--seed", str(seed)]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTORESEARCH_", "PYTHON"))}
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(result.read_text())
