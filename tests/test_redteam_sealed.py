@@ -17,7 +17,15 @@ import textwrap
 import pytest
 
 from swarm.agents.protocol import agent_context, submit
-from swarm.board.experiments import BAD_MODEL, CLOCK, LOOKS_AHEAD, OUTPUT_LIMIT, SEED_ONLY, evolve
+from swarm.board.experiments import (
+    BAD_MODEL,
+    CLOCK,
+    LOOKS_AHEAD,
+    OUTPUT_LIMIT,
+    PINNED_CODE,
+    SEED_ONLY,
+    evolve,
+)
 from swarm.errors import DataError, SwarmError
 from swarm.runner.service import Runner, RunnerSettings
 from tests.support.swarm_run import STAND_IN_PREPARE, commit_train, git, latest, stand_in_train
@@ -268,3 +276,28 @@ def test_trainers_cannot_read_the_validation_data(make_swarm_run, tiny_cache, mo
     queue(run, reader, "reads the validation rows")
     list(iter(stand_in_runner(run).step, None))
     assert (run.state_dir / "eval-read").read_text() == "denied"
+
+
+def test_a_base_prepare_that_is_not_the_pinned_one_is_invalid(make_swarm_run):
+    from dataclasses import replace
+
+    from swarm.board.run_record import write_run_record
+
+    run = make_swarm_run()
+    write_run_record(run.board, replace(run.run, prepare_sha256="0" * 64))  # what spawn pinned
+    queue(run, stand_in_train(marker="x"), "any")
+    (record,) = list(iter(stand_in_runner(run).step, None))
+    assert record["status"] == "invalid" and record["reason"].startswith(PINNED_CODE)
+    assert run.events() == []
+
+
+def test_spawn_pins_the_base_prepare_and_the_data_manifest(make_swarm_run, tiny_cache, tmp_path, monkeypatch):
+    from swarm.runner.sealed import spawn_pins
+
+    run = make_swarm_run()
+    monkeypatch.setenv("AUTORESEARCH_CACHE_DIR", str(tiny_cache))
+    prepare_sha, data_sha = spawn_pins(run.repo, run.base, "tiny")
+    assert prepare_sha == hashlib.sha256(STAND_IN_PREPARE.encode()).hexdigest()
+    assert data_sha == hashlib.sha256((tiny_cache / "prepared.json").read_bytes()).hexdigest()
+    monkeypatch.setenv("AUTORESEARCH_CACHE_DIR", str(tmp_path / "unprepared"))
+    assert spawn_pins(run.repo, run.base, "tiny")[1] is None

@@ -104,8 +104,15 @@ def experiment_line(e: dict[str, Any]) -> str:
     return (
         f"  {escape_text(e['id'], 8):8}  {escape_text(e.get('status'), 8):8}  {format_number(e.get('val_bpb')):>9}  "
         f"slot {escape_text(e.get('gpu'), 5):5}  {escape_text(str(e.get('commit'))[:10]):10}  "
-        f"{escape_text(e.get('description'), 60)}"
+        f"{escape_text(e.get('description'), 60)}{_why(e)}"
     )
+
+
+def _why(e: dict[str, Any]) -> str:
+    """The reason of a crash / timeout / invalid, after the description."""
+    if e.get("status") in FAILED_STATUSES and e.get("reason"):
+        return f"  [{escape_text(e['reason'], 80)}]"
+    return ""
 
 
 def note_line(note: dict[str, Any]) -> str:
