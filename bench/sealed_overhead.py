@@ -62,6 +62,7 @@ def sealed_once(work: Path, env: dict[str, str], cache: Path) -> tuple[float, fl
     wall, out = timed([sys.executable, "train.py"], work, env)
     s = parse_summary(out)
     start = time.monotonic()
+    os.environ["OMP_NUM_THREADS"] = env["OMP_NUM_THREADS"]  # the evaluator gets the trainer's threads
     outcome = evaluate_model(work / "model.pt2", cache)
     eval_wall = time.monotonic() - start
     if outcome.get("outcome") != "measured":

@@ -41,6 +41,8 @@ from swarm.target.data import TOKEN_BYTES, VAL_TOKENS, load_manifest
 os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
 os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+# As train.py: OpenMP threads that spin while waiting slow every other CPU process on the machine tenfold.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 CAUSALITY_BATCHES = 2  # forward passes of cut rows (each row cut at its own position, spread over T)
 CAUSALITY_TOLERANCE = 1e-3  # nats: the largest change of any log-probability before the cut that passes
