@@ -1,16 +1,17 @@
 """The sealed evaluator: val_bpb of a handed-over model, computed by the swarm's code in a process of its own.
 
     python -I -m swarm.runner.evaluator MODEL --cache DIR --manifest-sha256 HEX --seq-len T --vocab-size V
-        --eval-tokens N --result PATH [--device cpu|cuda] [--max-model-bytes B] [--seed S]
+        --eval-tokens N --result PATH [--device cpu|cuda] [--max-model-bytes B] [--seed S] [--wait]
 
-The runner starts this after the trainer has exited (never the commit's code: `-I` keeps the run directory
-and PYTHON* variables off the import path). It reads the model archive once, checks it (artifact.py) and
-loads it; reads the validation rows and the token byte lengths only after checking them against the data
-manifest the run pinned; then
-- spot-checks causality: rows whose tokens after a random cut are swapped for another row's must give the
-  same log-probabilities up to the cut (a model that reads its targets, or any later token, fails), in the
-  same precision and compiled form as the evaluation itself (a program could otherwise look ahead only
-  under bf16);
+The runner starts this with the trainer (never the commit's code: `-I` keeps the run directory and PYTHON*
+variables off the import path). It reads the validation rows and the token byte lengths, checked against
+the data manifest the run pinned, and imports torch and its loader; with --wait it then waits for "go" on
+stdin (sent when the trainer has ended; end of input without it: exit). It reads the model archive once,
+checks it (artifact.py) and loads it; then
+- spot-checks causality on CAUSALITY_BATCHES evaluation batches picked at random: rows whose tokens after
+  a random cut are swapped for another row's must give the same log-probabilities up to the cut (a model
+  that reads its targets, or any later token, fails), in the same precision and compiled form as the
+  evaluation itself (a program could otherwise look ahead only under bf16);
 - computes the summed next-token cross-entropy from the logits itself (the model never sees a target) over
   the profile's validation rows and divides by ln 2 times the UTF-8 bytes of the target tokens (special
   tokens count in neither sum), exactly the upstream metric.
@@ -56,7 +57,20 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     started = time.monotonic()
     try:
-        result = {"outcome": "measured", **evaluate_files(args)}
+        rows, token_bytes = read_eval_data(args)
+        import torch.export  # noqa: F401  (the slow imports, before the wait)
+        from torch._export.serde import serialize  # noqa: F401
+
+        if args.wait:
+            if sys.stdin.readline().strip() != "go":
+                return 0  # the runner gave up on this run (its trainer failed): nothing to say
+            started = time.monotonic()
+        model = _read_regular_file(Path(args.model), args.max_model_bytes)
+        program = load_model(model, args.seq_len)
+        result = {
+            "outcome": "measured",
+            "val_bpb": evaluate_program(program, rows, token_bytes, args.device, args.seed),
+        }
     except Invalid as e:
         result = {"outcome": "invalid", "reason": str(e)}
     except DataError as e:
@@ -67,21 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def evaluate_files(args) -> dict:
-    """Check the data against the pinned manifest and read the model (both before torch is even imported),
-    then load, check and measure the model."""
+def read_eval_data(args):
+    """The first eval_tokens // seq_len validation rows and the token byte lengths, as numpy arrays, from
+    bytes checked against the pinned manifest (DataError otherwise)."""
     manifest = load_manifest(Path(args.cache), args.manifest_sha256)
-    rows_data, token_bytes_data = manifest.read_checked(VAL_TOKENS), manifest.read_checked(TOKEN_BYTES)
-    model_data = _read_regular_file(Path(args.model), args.max_model_bytes)
-    rows, token_bytes = _load_array(rows_data), _load_array(token_bytes_data)
+    rows, token_bytes = (_load_array(manifest.read_checked(name)) for name in (VAL_TOKENS, TOKEN_BYTES))
     needed = args.eval_tokens // args.seq_len
     if rows.ndim != 2 or rows.shape[1] != args.seq_len + 1 or rows.shape[0] < needed:
         raise DataError(f"{VAL_TOKENS} holds {rows.shape} rows, not {needed} of {args.seq_len + 1} tokens")
     if token_bytes.shape != (args.vocab_size,):
         raise DataError(f"{TOKEN_BYTES} has shape {token_bytes.shape}, not ({args.vocab_size},)")
-    program = load_model(model_data, args.seq_len)
-    value = evaluate_program(program, rows[:needed], token_bytes, args.device, args.seed)
-    return {"val_bpb": value}
+    return rows[:needed], token_bytes
 
 
 def evaluate_program(program, rows, token_bytes, device: str = "cpu", seed: int = 0) -> float:
@@ -94,8 +104,7 @@ def evaluate_program(program, rows, token_bytes, device: str = "cpu", seed: int 
     rows = torch.from_numpy(rows.astype(np.int64)).to(device)
     token_bytes = torch.from_numpy(token_bytes.astype(np.int64)).to(device)
     forward = Forward(program, device)
-    check_causality(forward, rows, torch.Generator().manual_seed(seed))
-    return bits_per_byte(forward, rows, token_bytes, token_bytes.numel())
+    return bits_per_byte(forward, rows, token_bytes, torch.Generator().manual_seed(seed))
 
 
 def _load_array(data: bytes):
@@ -194,18 +203,24 @@ def batches(rows, batch: int):
         yield used, chunk[:, :-1], chunk[:, 1:]
 
 
-def bits_per_byte(forward: Forward, rows, token_bytes, vocab_size: int) -> float:
-    """Summed cross-entropy (nats) of every target token over ln 2 times their UTF-8 bytes."""
+def bits_per_byte(forward: Forward, rows, token_bytes, generator) -> float:
+    """Summed cross-entropy (nats) of every target token over ln 2 times their UTF-8 bytes; CAUSALITY_BATCHES
+    batches picked at random are also checked for look-ahead (check_causality), on the logits computed here."""
     import torch
     import torch.nn.functional as F
 
+    vocab_size = token_bytes.numel()
+    n_batches = -(-rows.size(0) // forward.batch)
+    checked = set(torch.randperm(n_batches, generator=generator)[:CAUSALITY_BATCHES].tolist())
     total_nats = torch.zeros((), dtype=torch.float64, device=rows.device)
     total_bytes = torch.zeros((), dtype=torch.int64, device=rows.device)
-    for used, x, y in batches(rows, forward.batch):
-        logits = forward(x)[:used]
+    for k, (used, x, y) in enumerate(batches(rows, forward.batch)):
+        logits = forward(x)
         if logits.size(-1) < vocab_size:
             raise Invalid(f"{BAD_MODEL}: {logits.size(-1)} logits per token for a vocabulary of {vocab_size}")
-        y = y[:used]
+        if k in checked:
+            check_causality(forward, x, logits, rows, generator)
+        logits, y = logits[:used], y[:used]
         nats = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
         nbytes = token_bytes[y].reshape(-1)
         total_nats += (nats.double() * (nbytes > 0)).sum()
@@ -216,31 +231,29 @@ def bits_per_byte(forward: Forward, rows, token_bytes, vocab_size: int) -> float
     return value
 
 
-def check_causality(forward: Forward, rows, generator) -> None:
-    """Spot-check that logits at position t depend on tokens <= t only (see the module docstring)."""
+def check_causality(forward: Forward, x, logits, rows, generator) -> None:
+    """Logits at position t may depend on tokens <= t only: each row of the batch `x` (whose `logits` the
+    evaluation just computed) is cut at its own position, stratified so the cuts cover the whole sequence,
+    and its tokens after the cut are replaced by those of another validation row picked at random; the
+    log-probabilities up to the cut must not move by more than CAUSALITY_TOLERANCE."""
     import torch
 
-    B, T = forward.batch, rows.size(1) - 1
-    for _ in range(CAUSALITY_BATCHES):
-        pick = torch.randint(rows.size(0), (B,), generator=generator).to(rows.device)
-        other = torch.randint(rows.size(0), (B,), generator=generator).to(rows.device)
-        x = rows[pick, :-1]
-        # one cut per row, stratified so the cuts of a batch cover the whole sequence
-        cuts = ((torch.arange(B) + torch.rand(B, generator=generator)) * (T - 1) / B).long().to(rows.device)
-        after = torch.arange(T, device=rows.device)[None, :] > cuts[:, None]
-        swapped = torch.where(after, rows[other, :-1], x)
-        base = torch.log_softmax(forward(x), dim=-1)
-        moved = torch.log_softmax(forward(swapped), dim=-1)
-        change = ((base - moved).abs().amax(dim=-1)).masked_fill(after, 0.0)
-        worst = change.amax().item()
-        if not math.isfinite(worst):
-            raise Invalid(f"{BAD_MODEL}: its logits are not finite")
-        if worst > CAUSALITY_TOLERANCE:
-            row = int(change.amax(dim=-1).argmax())
-            raise Invalid(
-                f"{LOOKS_AHEAD}: its log-probabilities up to position {int(cuts[row])} changed by "
-                f"{worst:.3g} when only later tokens changed"
-            )
+    B, T = x.shape
+    cuts = ((torch.arange(B) + torch.rand(B, generator=generator)) * (T - 1) / B).long().to(x.device)
+    other = torch.randint(rows.size(0), (B,), generator=generator).to(x.device)
+    after = torch.arange(T, device=x.device)[None, :] > cuts[:, None]
+    swapped = torch.where(after, rows[other, :-1], x)
+    change = (torch.log_softmax(logits, -1) - torch.log_softmax(forward(swapped), -1)).abs().amax(-1)
+    change = change.masked_fill(after, 0.0)
+    worst = change.amax().item()
+    if not math.isfinite(worst):
+        raise Invalid(f"{BAD_MODEL}: its logits are not finite")
+    if worst > CAUSALITY_TOLERANCE:
+        row = int(change.amax(dim=-1).argmax())
+        raise Invalid(
+            f"{LOOKS_AHEAD}: its log-probabilities up to position {int(cuts[row])} changed by "
+            f"{worst:.3g} when only later tokens changed"
+        )
 
 
 def _shape(value) -> str:
@@ -269,6 +282,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--max-model-bytes", type=int, default=4 << 30)
     parser.add_argument("--seed", type=int, default=0, help="picks the causality check's rows and cuts")
+    parser.add_argument("--wait", action="store_true", help='get ready, then wait for "go" on stdin')
     return parser
 
 

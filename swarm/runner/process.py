@@ -34,16 +34,21 @@ def _die_with_parent() -> None:
 
 
 def start_in_group(
-    argv: list[str], cwd: Path, env: dict[str, str], log: Path, limit_bytes: int | None = None
+    argv: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    log: Path,
+    limit_bytes: int | None = None,
+    stdin: int = subprocess.DEVNULL,
 ) -> subprocess.Popen:
     """Start argv in a new session with stdout and stderr going to `log` (at most `limit_bytes` more of it,
-    see LogPump); records the group id in cwd."""
+    see LogPump); records the group id in cwd. `stdin=subprocess.PIPE` lets the caller talk to it."""
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             argv,
             cwd=cwd,
             env=env,
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=out if limit_bytes is None else subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,

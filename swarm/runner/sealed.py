@@ -12,15 +12,20 @@ The trainer is `python train.py` in the run directory; it must end by handing ov
 see prepare.export_model). Only the runner's clock counts: the training time train.py claims is checked
 against the wall time measured here, and its overhead against the device class's allowance. The evaluator
 is `python -I -m swarm.runner.evaluator` (the swarm's code, never the commit's) in a directory of its own
-beside the run directory, with a minimal environment. Both processes are started by `start_trainer` and
-`start_evaluator`, through process.start_in_group (own process group, capped log, killed at their
-timeouts): the one place where a sandbox wraps their command lines.
+beside the run directory, with a minimal environment. It is started together with the trainer and gets
+ready meanwhile (imports, the checked evaluation data read into memory before the trainer could touch it),
+then waits for "go" on its stdin, sent once the trainer's group has ended: its startup is off the clock of
+the run. Both processes are started by `start_trainer` and `start_evaluator`, through
+process.start_in_group (own process group, capped log, killed at their timeouts): the one place where a
+sandbox wraps their command lines.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -148,6 +153,7 @@ def evaluator_command(plan: RunPlan, model: Path, result: Path, seed: int) -> li
         str(int(plan.settings.max_model_mb * 1e6)),
         "--seed",
         str(seed),
+        "--wait",
     ]
 
 
@@ -168,7 +174,8 @@ def evaluator_environment(plan: RunPlan, work: Path) -> dict[str, str]:
 
 
 def start_evaluator(plan: RunPlan, work: Path, argv: list[str], log: Path):
-    return start_in_group(argv, work, evaluator_environment(plan, work), log, EVALUATOR_LOG_BYTES)
+    env = evaluator_environment(plan, work)
+    return start_in_group(argv, work, env, log, EVALUATOR_LOG_BYTES, stdin=subprocess.PIPE)
 
 
 def _device_environment(slot: str) -> dict[str, str]:
@@ -189,7 +196,18 @@ def _wait(proc, timeout: float, grace: float) -> tuple[int, bool]:
 
 def run_snapshot(snapshot: RunDirectory, plan: RunPlan, log: Path) -> dict[str, Any]:
     """Train the snapshot, judge the trainer by the runner's clock, then (sealed) evaluate its model."""
-    sealed = plan.data is not None
+    evaluator = Evaluator(snapshot, plan, log) if plan.data is not None else None
+    try:
+        fields = _train(snapshot, plan, log, sealed=evaluator is not None)
+        if fields.get("status", None) is None and evaluator is not None:
+            fields.update(evaluator.evaluate())
+        return {"status": None, **fields}
+    finally:
+        if evaluator is not None:
+            evaluator.close()
+
+
+def _train(snapshot: RunDirectory, plan: RunPlan, log: Path, sealed: bool) -> dict[str, Any]:
     fields: dict[str, Any] = {"evaluation": SEALED if sealed else REPORTED}
     started = time.monotonic()
     proc = start_trainer(plan, snapshot.path, log)
@@ -209,10 +227,8 @@ def run_snapshot(snapshot: RunDirectory, plan: RunPlan, log: Path) -> dict[str, 
     if problem is None and not sealed and fields.get("val_bpb") is None:
         problem = (CRASH, "no finite val_bpb in the summary")
     if problem is not None:
-        return {**fields, "status": problem[0], "reason": problem[1]}
-    if sealed:
-        fields.update(evaluate(snapshot, plan, log))
-    return {"status": None, **fields}
+        fields.update(status=problem[0], reason=problem[1])
+    return fields
 
 
 def _trainer_problem(
@@ -236,47 +252,55 @@ def _trainer_problem(
     return None
 
 
-def evaluate(snapshot: RunDirectory, plan: RunPlan, log: Path) -> dict[str, Any]:
-    """Run the evaluator on the snapshot's model.pt2: val_bpb, or the status and reason it ends with."""
-    work = snapshot.path.with_name(snapshot.path.name + ".eval")
-    remove(work)
-    work.mkdir(parents=True)
-    try:
-        result_path = work / RESULT_FILE
+class Evaluator:
+    """The evaluator process of one run: started with the trainer, told to go once the trainer has ended."""
+
+    def __init__(self, snapshot: RunDirectory, plan: RunPlan, log: Path):
+        self.plan, self.log = plan, log
+        self.work = snapshot.path.with_name(snapshot.path.name + ".eval")
+        remove(self.work)
+        self.work.mkdir(parents=True)
+        self.result = self.work / RESULT_FILE
         seed = secrets.randbits(31)  # which rows and cuts the causality check uses: unknowable in advance
-        argv = evaluator_command(plan, snapshot.path / MODEL_FILE, result_path, seed)
+        argv = evaluator_command(plan, snapshot.path / MODEL_FILE, self.result, seed)
         with open(log, "ab") as f:
             f.write(f"# evaluator: {' '.join(argv[1:5])} ... (causality seed {seed})\n".encode())
+        self.proc = start_evaluator(plan, self.work, argv, log)
+
+    def evaluate(self) -> dict[str, Any]:
+        """Let the evaluator measure the handed-over model: val_bpb, or the status and reason it ends with."""
         started = time.monotonic()
-        proc = start_evaluator(plan, work, argv, log)
-        code, timed_out = _wait(proc, plan.settings.eval_timeout_s, plan.settings.kill_grace_s)
+        with contextlib.suppress(OSError):  # it may have stopped already (a data error found at its start)
+            self.proc.stdin.write(b"go\n")
+            self.proc.stdin.close()
+        settings = self.plan.settings
+        code, timed_out = _wait(self.proc, settings.eval_timeout_s, settings.kill_grace_s)
         fields: dict[str, Any] = {"eval_seconds": round(time.monotonic() - started, 3)}
         if timed_out:
-            return {
-                **fields,
-                "status": TIMEOUT,
-                "reason": f"evaluation past {plan.settings.eval_timeout_s:.0f} s",
-            }
-        if output_overflowed(proc):
+            return {**fields, "status": TIMEOUT, "reason": f"evaluation past {settings.eval_timeout_s:.0f} s"}
+        if output_overflowed(self.proc):
             return {**fields, "status": CRASH, "reason": "the evaluator printed more than expected"}
-        outcome = _read_result(result_path)
-    finally:
-        remove(work)
-    if outcome is None or code != 0:
-        return {
-            **fields,
-            "status": CRASH,
-            "reason": f"the evaluator failed (exit code {code}): {last_line(log)}",
-        }
-    kind = outcome.get("outcome")
-    if kind == "data_error":
-        raise DataError(str(outcome.get("reason")))
-    if kind == "invalid":
-        return {**fields, "status": INVALID, "reason": str(outcome.get("reason"))}
-    value = outcome.get("val_bpb")
-    if kind != "measured" or not is_finite(value):
-        return {**fields, "status": CRASH, "reason": f"the evaluator returned {str(outcome)[:200]}"}
-    return {**fields, "val_bpb": float(value)}
+        outcome = _read_result(self.result)
+        if outcome is None or code != 0:
+            reason = f"the evaluator failed (exit code {code}): {last_line(self.log)}"
+            return {**fields, "status": CRASH, "reason": reason}
+        kind = outcome.get("outcome")
+        if kind == "data_error":
+            raise DataError(str(outcome.get("reason")))
+        if kind == "invalid":
+            return {**fields, "status": INVALID, "reason": str(outcome.get("reason"))}
+        value = outcome.get("val_bpb")
+        if kind != "measured" or not is_finite(value):
+            return {**fields, "status": CRASH, "reason": f"the evaluator returned {str(outcome)[:200]}"}
+        return {**fields, "val_bpb": float(value)}
+
+    def close(self) -> None:
+        """End the evaluator if it is still waiting (the trainer failed, or the runner stops)."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()  # EOF without "go": it exits on its own
+            run_with_timeout(self.proc, self.plan.settings.kill_grace_s, 0.5)
+        remove(self.work)
 
 
 def _read_result(path: Path) -> dict[str, Any] | None:

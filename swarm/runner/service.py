@@ -334,7 +334,11 @@ class Runner:
                 f"# train.py sha256 {snapshot.train_sha256} prepare.py sha256 {snapshot.prepare_sha256}\n".encode()
             )
         fields = {"train_sha256": snapshot.train_sha256, "prepare_sha256": snapshot.prepare_sha256}
-        return {**fields, **run_snapshot(snapshot, plan, log)}
+        outcome = run_snapshot(snapshot, plan, log)
+        # The evaluator read its data before the trainer started, but a cache changed during this run points
+        # at this run: nothing of it is recorded (DataError requeues it and stops the runner).
+        self.data(profile)
+        return {**fields, **outcome}
 
     def _refusal(self, base: str, commit: str, parent: Any) -> dict[str, Any] | None:
         """An invalid outcome for a commit that may not run at all: changes outside the allow-list, or
