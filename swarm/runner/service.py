@@ -46,7 +46,7 @@ from swarm.board.store import RUNNER, Board, now
 from swarm.board.verification import verification_outcome
 from swarm.config import load_section
 from swarm.errors import DataError, SwarmError
-from swarm.repo.git import file_at, require_sha
+from swarm.repo.git import FULL_SHA, file_at, require_sha
 from swarm.repo.paths import run_paths
 from swarm.runner.process import end_stale_group
 from swarm.runner.sealed import RunPlan, data_manifest, run_snapshot
@@ -351,8 +351,8 @@ class Runner:
                 "reason": f"changes outside the allow-list ({allowed}): {', '.join(outside)}",
             }
         train = file_at(self.repo, commit, "train.py")
-        for before in {base, parent} - {None}:
-            if isinstance(before, str) and seed_only_change(file_at(self.repo, before, "train.py"), train):
+        for before in {base, parent if isinstance(parent, str) and FULL_SHA.fullmatch(parent) else base}:
+            if seed_only_change(file_at(self.repo, before, "train.py"), train):
                 return {
                     "status": INVALID,
                     "reason": f"{SEED_ONLY}: train.py differs from {before[:12]} only in random seeds",
