@@ -298,8 +298,8 @@ class Evaluator:
         """End the evaluator if it is still waiting (the trainer failed, or the runner stops)."""
         if self.proc.poll() is None:
             with contextlib.suppress(OSError):
-                self.proc.stdin.close()  # EOF without "go": it exits on its own
-            run_with_timeout(self.proc, self.plan.settings.kill_grace_s, 0.5)
+                self.proc.stdin.close()  # EOF without "go" (it would exit on its own once ready) ...
+            run_with_timeout(self.proc, 0.0, 0.5)  # ... but it has nothing to finish: end it now
         remove(self.work)
 
 
