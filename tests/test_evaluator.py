@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from swarm.board.experiments import BAD_MODEL, LOOKS_AHEAD
+from swarm.errors import ArtifactRejected, ModelRejected
 from swarm.runner import evaluator
-from swarm.runner.artifact import ArtifactRejected, check_archive
+from swarm.runner.artifact import check_archive
 from tests.support.target import evaluate_model, load_prepare, uniform_bpb
 
 VOCAB, T = 2048, 256
@@ -118,13 +119,13 @@ def test_a_bf16_model_passes_the_causality_check(prep, eval_data, tmp_path):
 
 def test_a_model_that_reads_its_targets_is_rejected(prep, eval_data, tmp_path):
     data = export(prep, PeeksAtTarget(), tmp_path / "m.pt2")
-    with pytest.raises(evaluator.Invalid, match=LOOKS_AHEAD):
+    with pytest.raises(ModelRejected, match=LOOKS_AHEAD):
         measure(data, eval_data)
 
 
 def test_a_stateful_program_is_rejected(prep, eval_data, tmp_path):
     data = export(prep, Counter(), tmp_path / "m.pt2")
-    with pytest.raises(evaluator.Invalid, match="changes its own state|writes outside its result"):
+    with pytest.raises(ModelRejected, match="changes its own state|writes outside its result"):
         measure(data, eval_data)
 
 
@@ -139,7 +140,7 @@ def test_wrong_output_shapes_and_non_finite_logits_are_bad_models(prep, eval_dat
 
     for model, reason in ((Narrow(), "logits per token"), (NotFinite(), "not finite")):
         data = export(prep, model, tmp_path / f"{reason}.pt2")
-        with pytest.raises(evaluator.Invalid, match=f"{BAD_MODEL}.*{reason}"):
+        with pytest.raises(ModelRejected, match=f"{BAD_MODEL}.*{reason}"):
             measure(data, eval_data)
 
 

@@ -26,6 +26,8 @@ import re
 import zipfile
 from typing import Any
 
+from swarm.errors import ArtifactRejected
+
 # Names a plain `torch.export.save` of one program writes, below the archive's root folder.
 _ALLOWED_NAMES = re.compile(
     r"(archive_format|archive_version|byteorder|\.data/version|\.data/serialization_id"
@@ -38,10 +40,6 @@ _ALLOWED_TARGET = re.compile(r"torch\.ops\.aten\.[A-Za-z0-9_]+\.[A-Za-z0-9_]+|_o
 # aten operators that reach outside the tensors they are given.
 _DENIED_OPS = frozenset({"from_file", "_make_dep_token", "save", "_print", "_assert_async"})
 MAX_UNPACKED_RATIO = 4  # an archive may unpack to at most this many times its size (no zip bombs)
-
-
-class ArtifactRejected(Exception):
-    """The handed-over model is not a plain, static, stateless aten program."""
 
 
 def check_archive(data: bytes) -> None:

@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 
 from swarm.board.experiments import BAD_MODEL, LOOKS_AHEAD
-from swarm.errors import DataError
-from swarm.runner.artifact import ArtifactRejected, check_archive, check_program
+from swarm.errors import ArtifactRejected, DataError, ModelRejected
+from swarm.runner.artifact import check_archive, check_program
 from swarm.target.data import TOKEN_BYTES, VAL_TOKENS, load_manifest
 
 # Every torch.load the archive loader makes refuses pickled code; set before torch is imported (it is read
@@ -47,10 +47,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 CAUSALITY_BATCHES = 2  # forward passes of cut rows (each row cut at its own position, spread over T)
 CAUSALITY_TOLERANCE = 1e-3  # nats: the largest change of any log-probability before the cut that passes
-
-
-class Invalid(Exception):
-    """The model breaks the contract: the run is `invalid` with this reason."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             "outcome": "measured",
             "val_bpb": evaluate_program(program, rows, token_bytes, args.device, args.seed),
         }
-    except Invalid as e:
+    except ModelRejected as e:
         result = {"outcome": "invalid", "reason": str(e)}
     except DataError as e:
         result = {"outcome": "data_error", "reason": str(e)}
@@ -96,7 +92,7 @@ def read_eval_data(args):
 
 def evaluate_program(program, rows, token_bytes, device: str = "cpu", seed: int = 0) -> float:
     """val_bpb of a checked program over validation rows (N, T + 1) with token byte lengths (numpy arrays),
-    after the causality check; raises Invalid."""
+    after the causality check; raises ModelRejected."""
     import numpy as np
     import torch
 
@@ -129,9 +125,11 @@ def load_model(data: bytes, seq_len: int | None = None):
         program = torch.export.load(io.BytesIO(data))
         batch, _ = check_program(program, seq_len=seq_len)
     except ArtifactRejected as e:
-        raise Invalid(f"{BAD_MODEL}: {e}") from None
+        raise ModelRejected(f"{BAD_MODEL}: {e}") from None
     except Exception as e:  # torch's loader on a malformed archive: the model's fault, not the runner's
-        raise Invalid(f"{BAD_MODEL}: the archive does not load: {type(e).__name__}: {str(e)[:200]}") from None
+        raise ModelRejected(
+            f"{BAD_MODEL}: the archive does not load: {type(e).__name__}: {str(e)[:200]}"
+        ) from None
     program.batch_size = batch
     return program
 
@@ -143,20 +141,20 @@ def _read_regular_file(path: Path, max_bytes: int) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise Invalid(f"{BAD_MODEL}: train.py handed over no model ({path.name} is missing)") from None
+        raise ModelRejected(f"{BAD_MODEL}: train.py handed over no model ({path.name} is missing)") from None
     except OSError as e:
-        raise Invalid(f"{BAD_MODEL}: cannot open {path.name}: {e.strerror}") from None
+        raise ModelRejected(f"{BAD_MODEL}: cannot open {path.name}: {e.strerror}") from None
     with os.fdopen(fd, "rb") as f:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise Invalid(f"{BAD_MODEL}: {path.name} is not a regular file")
+            raise ModelRejected(f"{BAD_MODEL}: {path.name} is not a regular file")
         if info.st_size > max_bytes:
-            raise Invalid(
+            raise ModelRejected(
                 f"{BAD_MODEL}: {path.name} has {info.st_size / 1e6:.0f} MB, over the {max_bytes / 1e6:.0f} MB limit"
             )
         data = f.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise Invalid(f"{BAD_MODEL}: {path.name} is over the {max_bytes / 1e6:.0f} MB limit")
+        raise ModelRejected(f"{BAD_MODEL}: {path.name} is over the {max_bytes / 1e6:.0f} MB limit")
     return data
 
 
@@ -182,13 +180,15 @@ class Forward:
             try:
                 logits = self.module(idx)
             except Exception as e:
-                raise Invalid(
+                raise ModelRejected(
                     f"{BAD_MODEL}: it fails on a batch: {type(e).__name__}: {str(e)[:200]}"
                 ) from None
         if not isinstance(logits, torch.Tensor) or logits.dim() != 3 or logits.shape[:2] != idx.shape:
-            raise Invalid(f"{BAD_MODEL}: it must return logits of shape (B, T, vocab), not {_shape(logits)}")
+            raise ModelRejected(
+                f"{BAD_MODEL}: it must return logits of shape (B, T, vocab), not {_shape(logits)}"
+            )
         if not logits.is_floating_point():
-            raise Invalid(f"{BAD_MODEL}: its logits are not floating point")
+            raise ModelRejected(f"{BAD_MODEL}: its logits are not floating point")
         return logits.float()
 
 
@@ -217,7 +217,9 @@ def bits_per_byte(forward: Forward, rows, token_bytes, generator) -> float:
     for k, (used, x, y) in enumerate(batches(rows, forward.batch)):
         logits = forward(x)
         if logits.size(-1) < vocab_size:
-            raise Invalid(f"{BAD_MODEL}: {logits.size(-1)} logits per token for a vocabulary of {vocab_size}")
+            raise ModelRejected(
+                f"{BAD_MODEL}: {logits.size(-1)} logits per token for a vocabulary of {vocab_size}"
+            )
         if k in checked:
             check_causality(forward, x, logits, rows, generator)
         logits, y = logits[:used], y[:used]
@@ -227,7 +229,7 @@ def bits_per_byte(forward: Forward, rows, token_bytes, generator) -> float:
         total_bytes += nbytes.sum()
     value = (total_nats / (math.log(2) * total_bytes)).item()
     if not math.isfinite(value):
-        raise Invalid(f"{BAD_MODEL}: val_bpb is {value} (logits that are not finite)")
+        raise ModelRejected(f"{BAD_MODEL}: val_bpb is {value} (logits that are not finite)")
     return value
 
 
@@ -247,10 +249,10 @@ def check_causality(forward: Forward, x, logits, rows, generator) -> None:
     change = change.masked_fill(after, 0.0)
     worst = change.amax().item()
     if not math.isfinite(worst):
-        raise Invalid(f"{BAD_MODEL}: its logits are not finite")
+        raise ModelRejected(f"{BAD_MODEL}: its logits are not finite")
     if worst > CAUSALITY_TOLERANCE:
         row = int(change.amax(dim=-1).argmax())
-        raise Invalid(
+        raise ModelRejected(
             f"{LOOKS_AHEAD}: its log-probabilities up to position {int(cuts[row])} changed by "
             f"{worst:.3g} when only later tokens changed"
         )
