@@ -1,7 +1,12 @@
-"""Fixed research setup for autoresearch: constants, data, tokenizer, dataloader and the val_bpb metric.
+"""Fixed research setup for autoresearch: constants, data, tokenizer, dataloader and the model hand-over.
 
 train.py imports everything it needs from here. Agents never edit this file: it defines what an experiment
 is measured against, so the runner always takes it from the run's base commit.
+
+train.py ends by handing its trained model over with `export_model` (a torch.export program of
+`forward(idx) -> logits` in the run directory); the runner's evaluator computes val_bpb from it, on the
+validation rows and token byte lengths prepared here into <cache>/eval/ and listed with their sha256 hashes
+in the cache's manifest. Trainers never read <cache>/eval/: it is the evaluator's.
 
 Usage:
     python prepare.py                          # download climbmix shards from Hugging Face, train the tokenizer
@@ -19,7 +24,6 @@ import base64
 import bisect
 import io
 import json
-import math
 import os
 import re
 import sys
@@ -82,7 +86,7 @@ EVAL_TOKENS = _SETTINGS["eval_tokens"]
 
 BASE_URL = "https://huggingface.co/datasets/karpathy/climbmix-400b-shuffle/resolve/main"
 MAX_SHARD = 6542  # the last climbmix shard is shard_06542.parquet
-VAL_SHARD = MAX_SHARD  # pinned: validation always reads this shard, training never does
+VAL_SHARD = MAX_SHARD  # pinned: validation always reads this shard (kept in eval/), training never does
 
 # Pre-tokenizer split (GPT-4 style, but digits grouped by at most two).
 SPLIT_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,2}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
@@ -99,17 +103,25 @@ def cache_dir_for(profile: str) -> Path:
 
 
 CACHE_DIR = cache_dir_for(PROFILE)
-DATA_DIR = CACHE_DIR / "data"
+DATA_DIR = CACHE_DIR / "data"  # training shards
 TOKENIZER_DIR = CACHE_DIR / "tokenizer"
-MANIFEST = "prepared.json"  # written last: its presence means the cache is complete
+EVAL_DIR = CACHE_DIR / "eval"  # the evaluator's alone: validation shard, validation rows, token byte lengths
+MANIFEST = "prepared.json"  # written last, with the sha256 of every file: its presence means complete
+LAYOUT = 2  # cache layout: eval/ apart from the training data, hashes in the manifest
+MODEL_FILE = "model.pt2"  # what train.py hands over, in its working directory (the run directory)
 
 
 def shard_name(index: int) -> str:
     return f"shard_{index:05d}.parquet"
 
 
+def shard_path(index: int) -> Path:
+    """Training shards live in data/, the validation shard in eval/."""
+    return (EVAL_DIR if index == VAL_SHARD else DATA_DIR) / shard_name(index)
+
+
 def list_parquet_files(data_dir: Path = DATA_DIR) -> list[Path]:
-    """Complete shards only: in-flight downloads end in .tmp and are never listed."""
+    """Complete shards only (in-flight downloads end in .tmp and are never listed); data/ holds training shards."""
     if not data_dir.is_dir():
         return []
     return sorted(p for p in data_dir.iterdir() if p.name.endswith(".parquet"))
@@ -177,14 +189,19 @@ def download_data(
 ) -> list[int]:
     """Download training shards 0..N-1 and the pinned validation shard in parallel; returns the failed indices."""
     DATA_DIR.mkdir(parents=True, exist_ok=True)
+    EVAL_DIR.mkdir(parents=True, exist_ok=True)
     indices = list(range(min(num_train_shards, MAX_SHARD)))
     indices.append(VAL_SHARD)
-    missing = [i for i in indices if not (DATA_DIR / shard_name(i)).exists()]
+    missing = [i for i in indices if not shard_path(i).exists()]
     print(f"Data: {len(indices) - len(missing)} of {len(indices)} shards present, downloading {len(missing)}")
     if not missing:
         return []
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(missing)))) as pool:
-        ok = list(pool.map(lambda i: download_shard(i, base_url, DATA_DIR, attempts, retry_wait), missing))
+        ok = list(
+            pool.map(
+                lambda i: download_shard(i, base_url, shard_path(i).parent, attempts, retry_wait), missing
+            )
+        )
     return [i for i, good in zip(missing, ok, strict=True) if not good]
 
 
@@ -291,13 +308,14 @@ def build_local_data(text_dir: Path | None) -> None:
     """Write training shards 0..N-1 and the validation shard from --text-dir or the built-in corpus.
     Every tenth document goes to validation; the rest is dealt round-robin to the training shards."""
     DATA_DIR.mkdir(parents=True, exist_ok=True)
+    EVAL_DIR.mkdir(parents=True, exist_ok=True)
     n_train = _SETTINGS["local_train_shards"]
     docs = _read_text_dir(text_dir) if text_dir else _python_reference_docs()
     val_docs = docs[9::10] or docs[-1:]
     train_docs = [d for i, d in enumerate(docs) if i % 10 != 9] if docs[9::10] else docs[:-1]
     n_train = max(1, min(n_train, len(train_docs)))
     plan = {VAL_SHARD: val_docs} | {s: train_docs[s::n_train] for s in range(n_train)}
-    todo = [s for s in sorted(plan) if not (DATA_DIR / shard_name(s)).exists()]
+    todo = [s for s in sorted(plan) if not shard_path(s).exists()]
     print(f"Data: {len(plan) - len(todo)} of {len(plan)} local shards present, building {len(todo)}")
     if not todo:
         return
@@ -306,7 +324,7 @@ def build_local_data(text_dir: Path | None) -> None:
         shard_docs = plan[s]
         if chain is not None:  # the built-in corpus tops each shard up with generated text
             shard_docs = builtin_corpus_shard(shard_docs, chain, s, _SETTINGS["local_shard_chars"])
-        _write_shard(DATA_DIR / shard_name(s), shard_docs)
+        _write_shard(shard_path(s), shard_docs)
         print(
             f"  built {shard_name(s)}: {len(shard_docs)} documents, {sum(map(len, shard_docs)) / 1e6:.1f}M chars"
         )
@@ -318,11 +336,9 @@ def build_local_data(text_dir: Path | None) -> None:
 
 
 def _training_texts(max_chars: int, doc_cap: int = 10000):
-    """Training shards only (never the validation shard), each document capped, until max_chars."""
+    """Training shards only (the validation shard is in eval/), each document capped, until max_chars."""
     seen = 0
     for path in list_parquet_files():
-        if path.name == shard_name(VAL_SHARD):
-            continue
         for texts in _shard_texts(path):
             for text in texts:
                 text = text[:doc_cap]
@@ -333,9 +349,8 @@ def _training_texts(max_chars: int, doc_cap: int = 10000):
 
 
 def train_tokenizer() -> None:
-    """Train BPE on the training shards, store its merges (tiktoken's text format) and the byte length of
-    every token (0 for special tokens), which evaluate_bpb needs."""
-    if (TOKENIZER_DIR / "token_bytes.pt").exists():
+    """Train BPE on the training shards and store its merges (tiktoken's text format)."""
+    if (TOKENIZER_DIR / "tokenizer.json").exists():
         print(f"Tokenizer: present at {TOKENIZER_DIR}")
         return
     TOKENIZER_DIR.mkdir(parents=True, exist_ok=True)
@@ -361,10 +376,6 @@ def train_tokenizer() -> None:
     tokenizer = Tokenizer.from_directory(TOKENIZER_DIR)
     sample = "Hello world! Numbers: 12345. Unicode: naïve café, 你好 🙂\n\tindented"
     assert tokenizer.decode(tokenizer.encode(sample)) == sample, "tokenizer round trip failed"
-    lengths = [len(token) for token in sorted(ranks, key=ranks.get)] + [0] * len(SPECIAL_TOKENS)
-    buffer = io.BytesIO()  # not a temp file: torch.save names the archive after its file, pid included
-    torch.save(torch.tensor(lengths, dtype=torch.int32), buffer)
-    _write_atomically(TOKENIZER_DIR / "token_bytes.pt", buffer.getvalue())
     print(
         f"Tokenizer: trained {tokenizer.get_vocab_size()} tokens in {time.time() - t0:.1f}s at {TOKENIZER_DIR}"
     )
@@ -416,11 +427,11 @@ class Tokenizer:
         return self.enc.decode(ids)
 
 
-def get_token_bytes(
-    device: torch.device | str = "cpu", tokenizer_dir: Path | str = TOKENIZER_DIR
-) -> torch.Tensor:
-    """UTF-8 byte length of every token id; 0 marks special tokens."""
-    return torch.load(Path(tokenizer_dir) / "token_bytes.pt", map_location=device)
+def token_byte_lengths(tokenizer: Tokenizer) -> np.ndarray:
+    """UTF-8 byte length of every token id; 0 marks special tokens (they count in no byte total)."""
+    ordinary = tokenizer.get_vocab_size() - len(SPECIAL_TOKENS)  # special tokens take the last ids
+    lengths = [len(tokenizer.enc.decode_single_token_bytes(i)) for i in range(ordinary)]
+    return np.array(lengths + [0] * len(SPECIAL_TOKENS), dtype=np.int32)
 
 
 # ---------------------------------------------------------------------------
@@ -430,13 +441,14 @@ def get_token_bytes(
 
 def _document_batches(split: str, docs_per_batch: int = 128):
     """Endless (documents, epoch) batches: the training shards in order, or the validation shard."""
-    val_path = DATA_DIR / shard_name(VAL_SHARD)
     if split == "train":
-        paths = [p for p in list_parquet_files() if p != val_path]
+        paths = list_parquet_files()
     else:
+        val_path = shard_path(VAL_SHARD)
         paths = [val_path] if val_path.exists() else []
     if not paths:
-        raise SystemExit(f"prepare.py: no {split} shards in {DATA_DIR}; run `python prepare.py` first")
+        where = DATA_DIR if split == "train" else EVAL_DIR
+        raise SystemExit(f"prepare.py: no {split} shards in {where}; run `python prepare.py` first")
     epoch = 1
     while True:
         for path in paths:
@@ -492,35 +504,49 @@ def make_dataloader(tokenizer: Tokenizer, B: int, T: int, split: str, device=Non
 
 
 # ---------------------------------------------------------------------------
-# Evaluation: the fixed metric
+# Evaluation: what the runner's evaluator reads, and what train.py hands it
 # ---------------------------------------------------------------------------
 
 
-@torch.no_grad()
-def evaluate_bpb(model, tokenizer: Tokenizer, batch_size: int, device=None) -> float:
-    """Validation bits per byte: summed next-token cross-entropy (nats) over the first EVAL_TOKENS //
-    MAX_SEQ_LEN validation rows, divided by ln 2 times the UTF-8 bytes of those target tokens. Special
-    tokens (0 bytes) count in neither sum, so the value does not depend on the vocabulary. The rows are
-    the same for every batch size; a partial last batch is run whole and its extra rows are ignored.
+def _save_array(path: Path, array: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    _write_atomically(path, buffer.getvalue())
 
-    `model(x, y, reduction="none")` must return the per-token loss in nats, shape (B*T,) or (B, T)."""
-    if device is None:
-        first = next(iter(model.parameters()), None)
-        device = first.device if first is not None else torch.device("cpu")
-    token_bytes = get_token_bytes(device)
-    rows_left = EVAL_TOKENS // MAX_SEQ_LEN
-    loader = make_dataloader(tokenizer, batch_size, MAX_SEQ_LEN, "val", device=device)
-    total_nats = torch.zeros((), dtype=torch.float64, device=device)
-    total_bytes = torch.zeros((), dtype=torch.int64, device=device)
-    while rows_left > 0:
-        x, y, _ = next(loader)
-        used = min(batch_size, rows_left)
-        loss = model(x, y, reduction="none").reshape(batch_size, -1)[:used].double()
-        nbytes = token_bytes[y[:used]]
-        total_nats += (loss * (nbytes > 0)).sum()
-        total_bytes += nbytes.sum()
-        rows_left -= used
-    return (total_nats / (math.log(2) * total_bytes)).item()
+
+def write_eval_files() -> None:
+    """The evaluator's inputs, in eval/: the first EVAL_TOKENS // MAX_SEQ_LEN validation rows (BOS-aligned,
+    MAX_SEQ_LEN + 1 tokens: inputs and targets) and the byte length of every token. The evaluator reads
+    these and nothing of this file, so the metric does not depend on code an agent's run can reach."""
+    if (EVAL_DIR / "val_tokens.npy").exists() and (EVAL_DIR / "token_bytes.npy").exists():
+        return
+    tokenizer = Tokenizer.from_directory()
+    rows = EVAL_TOKENS // MAX_SEQ_LEN
+    loader = make_dataloader(tokenizer, rows, MAX_SEQ_LEN, "val")
+    x, y, _ = next(loader)
+    tokens = torch.cat([x, y[:, -1:]], dim=1).numpy()
+    dtype = np.uint16 if VOCAB_SIZE <= 1 << 16 else np.int32
+    _save_array(EVAL_DIR / "val_tokens.npy", tokens.astype(dtype))
+    _save_array(EVAL_DIR / "token_bytes.npy", token_byte_lengths(tokenizer))
+    print(f"Eval: {rows} validation rows of {MAX_SEQ_LEN + 1} tokens and token byte lengths in {EVAL_DIR}")
+
+
+def export_model(model: torch.nn.Module, batch_size: int, path: str | Path = MODEL_FILE) -> None:
+    """Hand the trained model over for evaluation: a torch.export program of `model(idx) -> logits` for
+    (batch_size, MAX_SEQ_LEN) token ids, saved to `path` (the run directory's model.pt2).
+
+    The runner's evaluator loads it without any of train.py's Python, so the program must be plain aten
+    operators with parameters and buffers as tensors, stateless, with a static input shape, and causal: the
+    logits at position t may depend on tokens 0..t only. FlexAttention exports but does not serialise
+    (torch 2.13): switch the model to SDPA masks first."""
+    device = next(model.parameters()).device
+    idx = torch.zeros((batch_size, MAX_SEQ_LEN), dtype=torch.long, device=device)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        program = torch.export.export(model, (idx,))
+    torch.export.save(program, str(path))
+    model.train(was_training)
 
 
 # ---------------------------------------------------------------------------
@@ -572,12 +598,33 @@ def cache_status(profile: str) -> str:
     info = json.loads(manifest.read_text())
     if info.get("profile") != profile:
         return f"at {root} holds the {info.get('profile')!r} profile, not {profile!r}"
+    if info.get("layout") != LAYOUT:
+        return f"at {root} predates sealed evaluation: run AUTORESEARCH_PROFILE={profile} python prepare.py again"
     files = [root / f for f in info.get("files", [])]
     missing = [f.name for f in files if not f.exists()]
     if missing:
         return f"incomplete at {root}: missing {', '.join(missing[:3])}; run prepare.py again"
     size = sum(f.stat().st_size for f in files) / 1e6
     return f"ready at {root}: source {info['source']}, {info['train_shards']} train shards + val, vocab {info['vocab_size']}, {size:.0f} MB"
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _update_layout(info: dict) -> None:
+    """A cache from before sealed evaluation: move the validation shard into eval/ and drop the old
+    tokenizer/token_bytes.pt; the eval files and the manifest with hashes are then written as for a new one."""
+    if info.get("layout") == LAYOUT:
+        return
+    EVAL_DIR.mkdir(parents=True, exist_ok=True)
+    old_val = DATA_DIR / shard_name(VAL_SHARD)
+    if old_val.exists():
+        os.replace(old_val, shard_path(VAL_SHARD))
+    (TOKENIZER_DIR / "token_bytes.pt").unlink(missing_ok=True)
+    print(f"Cache: moved the validation data of {CACHE_DIR} into eval/ (sealed evaluation)")
 
 
 def prepare(
@@ -604,8 +651,11 @@ def prepare(
                 f"prepare.py: {CACHE_DIR} already holds data prepared as {recorded}; "
                 f"use another AUTORESEARCH_CACHE_DIR or delete it"
             )
-        if all((CACHE_DIR / f).exists() for f in info["files"]) and (
-            source != "hf" or info["train_shards"] >= num_shards
+        _update_layout(info)
+        if (
+            info.get("layout") == LAYOUT
+            and all((CACHE_DIR / f).exists() for f in info["files"])
+            and (source != "hf" or info["train_shards"] >= num_shards)
         ):
             print(f"Cache: already prepared at {CACHE_DIR} ({cache_status(PROFILE).split(': ', 1)[-1]})")
             return 0
@@ -620,13 +670,19 @@ def prepare(
     else:
         build_local_data(text_dir)
     train_tokenizer()
+    write_eval_files()
 
     shards = [p.relative_to(CACHE_DIR).as_posix() for p in list_parquet_files()]
-    tokenizer_files = [f"tokenizer/{n}" for n in ("merges.tiktoken", "tokenizer.json", "token_bytes.pt")]
+    tokenizer_files = [f"tokenizer/{n}" for n in ("merges.tiktoken", "tokenizer.json")]
+    eval_files = [f"eval/{n}" for n in (shard_name(VAL_SHARD), "val_tokens.npy", "token_bytes.npy")]
+    files = shards + tokenizer_files + eval_files
     info = requested | {
         "vocab_size": VOCAB_SIZE,
-        "train_shards": len(shards) - 1,
-        "files": shards + tokenizer_files,
+        "train_shards": len(shards),
+        "layout": LAYOUT,
+        "files": files,
+        # The runner checks these (and pins this file's own hash) before it records any result.
+        "sha256": {f: _sha256(CACHE_DIR / f) for f in files},
     }
     _write_atomically(manifest, json.dumps(info, indent=1).encode())
     print("Done: ready to train.")

@@ -1,6 +1,9 @@
-"""Pretrain a small GPT for a fixed wall-clock budget and report val_bpb. The one file agents edit.
+"""Pretrain a small GPT for a fixed wall-clock budget and hand the trained model over. The one file agents edit.
 
 Usage: python train.py   (after `python prepare.py`; AUTORESEARCH_PROFILE picks the fixed constants)
+
+The run ends with prepare.export_model: the model as a torch.export program, idx -> logits, in model.pt2.
+The runner's evaluator computes val_bpb from it (`python -m swarm.runner.evaluator model.pt2` by hand).
 
 A modern small GPT in the nanochat / autoresearch style: RoPE, QK-norm, ReLU^2 MLP, value embeddings,
 per-layer residual scalars, sliding-window attention, logit softcap, untied embeddings; Muon with NorMuon
@@ -30,7 +33,7 @@ from prepare import (  # noqa: E402
     PROFILE,
     TIME_BUDGET,
     Tokenizer,
-    evaluate_bpb,
+    export_model,
     make_dataloader,
     peak_bf16_flops,
 )
@@ -597,20 +600,18 @@ def main():
         if step > untimed_steps and training_time >= TIME_BUDGET:
             break
 
-    t_eval = time.time()
-    with autocast:
-        val_bpb = evaluate_bpb(run_model, tokenizer, DEVICE_BATCH_SIZE, device=device)
-    if not math.isfinite(val_bpb):
-        fail(f"val_bpb is {val_bpb}")
+    # Hand the model over: the runner's evaluator measures val_bpb from it, on data train.py never reads.
+    t_export = time.time()
+    model.prepare_attention(device, use_flex=False)  # FlexAttention exports but does not serialise
+    export_model(model, DEVICE_BATCH_SIZE)
     t_end = time.time()
-    print(f"startup {startup_seconds:.1f}s, evaluation {t_end - t_eval:.1f}s")
+    print(f"startup {startup_seconds:.1f}s, export {t_end - t_export:.1f}s")
 
     mfu = 0.0
     if peak_flops and training_time:
         mfu = 100 * flops_per_token * TOTAL_BATCH_SIZE * timed_steps / training_time / peak_flops
     peak_vram_mb = torch.cuda.max_memory_allocated(device) / 1024**2 if on_cuda else 0.0
     summary = [
-        ("val_bpb", f"{val_bpb:.6f}"),
         ("training_seconds", f"{training_time:.1f}"),
         ("total_seconds", f"{t_end - t_start:.1f}"),
         ("peak_vram_mb", f"{peak_vram_mb:.1f}"),

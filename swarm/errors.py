@@ -22,3 +22,15 @@ class GitError(SwarmError):
 
 class SandboxError(SwarmError):
     """No working sandbox where a sealed run needs one (no bubblewrap, no namespaces, not Linux)."""
+
+
+class DataError(SwarmError):
+    """The prepared data cache is missing, predates sealed evaluation, or does not match its pinned manifest."""
+
+
+class ModelRejected(SwarmError):
+    """A handed-over model breaks the sealed-evaluation contract: its run is `invalid` with this reason."""
+
+
+class ArtifactRejected(ModelRejected):
+    """A model archive is not a plain, static, stateless aten program (it could run code on loading)."""

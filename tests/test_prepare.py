@@ -1,10 +1,12 @@
-"""prepare.py: profiles, both data sources (local build, HTTP download with retries), tokenizer, dataloader
-and the val_bpb metric. Real prepare.py subprocesses into temporary caches; a loopback HTTP server."""
+"""prepare.py: profiles, both data sources (local build, HTTP download with retries), tokenizer, dataloader,
+the evaluation files in eval/ and the manifest of hashes. Real prepare.py subprocesses into temporary caches;
+a loopback HTTP server."""
 
 import ast
 import hashlib
 import http.server
-import math
+import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from tests.support.target import REPO_ROOT, load_prepare, run_prepare, tiny_env, uniform_bpb
+from tests.support.target import REPO_ROOT, load_prepare, run_prepare, tiny_env
 
 
 def file_digests(root: Path) -> dict[str, str]:
@@ -71,8 +73,13 @@ def test_local_source_builds_the_same_bytes_twice(tiny_cache, tmp_path):
     assert proc.returncode == 0, proc.stderr
     first, second = file_digests(tiny_cache), file_digests(tmp_path)
     shards = [name for name in first if name.startswith("data/")]
-    assert shards == ["data/shard_00000.parquet", "data/shard_00001.parquet", "data/shard_06542.parquet"]
-    assert first == second  # shards, tokenizer and manifest alike
+    assert shards == ["data/shard_00000.parquet", "data/shard_00001.parquet"]  # training only
+    evaluation = [name for name in first if name.startswith("eval/")]
+    assert evaluation == ["eval/shard_06542.parquet", "eval/token_bytes.npy", "eval/val_tokens.npy"]
+    assert first == second  # shards, tokenizer, evaluation files and manifest alike
+    manifest = json.loads((tiny_cache / "prepared.json").read_text())
+    assert manifest["layout"] == 2
+    assert manifest["sha256"] == {n: d for n, d in first.items() if n != "prepared.json"}
 
 
 def test_second_prepare_does_nothing(tiny_cache):
@@ -106,7 +113,8 @@ def test_local_source_from_a_text_dir(tmp_path):
     prep = load_prepare(cache)
     import pyarrow.parquet as pq
 
-    docs = {p.name: pq.read_table(p).column("text").to_pylist() for p in prep.list_parquet_files()}
+    shards = [*prep.list_parquet_files(), prep.shard_path(prep.VAL_SHARD)]
+    docs = {p.name: pq.read_table(p).column("text").to_pylist() for p in shards}
     assert set(docs) == {"shard_00000.parquet", "shard_00001.parquet", "shard_06542.parquet"}
     # Files in path order, cut at paragraph boundaries; every tenth document to validation, the rest dealt
     # round-robin to the training shards; the .bin file ignored.
@@ -140,8 +148,8 @@ class ShardServer:
     """Serves the files of a directory over HTTP on 127.0.0.1, with scripted misbehaviour per file:
     `fail_first[name] = n` answers 503 n times; a name in `truncate` gets half its bytes, then a hang-up."""
 
-    def __init__(self, root: Path):
-        self.root = root
+    def __init__(self, *roots: Path):
+        self.roots = roots
         self.fail_first: dict[str, int] = {}
         self.truncate: set[str] = set()
         self.requests: list[str] = []
@@ -151,7 +159,7 @@ class ShardServer:
             def do_GET(self):
                 name = self.path.rsplit("/", 1)[-1]
                 server.requests.append(name)
-                path = server.root / name
+                path = next((r / name for r in server.roots if (r / name).is_file()), server.roots[0] / name)
                 if server.fail_first.get(name, 0) > 0:
                     server.fail_first[name] -= 1
                     self.send_error(503, "try again")
@@ -184,7 +192,7 @@ class ShardServer:
 
 def test_hf_source_retries_a_failing_shard_and_trains_the_tokenizer(tiny_cache, tmp_path):
     cache = tmp_path / "cache"
-    with ShardServer(tiny_cache / "data") as server:
+    with ShardServer(tiny_cache / "data", tiny_cache / "eval") as server:
         server.fail_first["shard_00001.parquet"] = 2
         args = ("--source", "hf", "--num-shards", "2", "--retry-wait", "0.01")
         proc = run_prepare(cache, *args, env=tiny_env(cache, AUTORESEARCH_BASE_URL=server.url))
@@ -201,7 +209,7 @@ def test_hf_source_retries_a_failing_shard_and_trains_the_tokenizer(tiny_cache, 
         served = {n: d for n, d in file_digests(tiny_cache).items() if n.startswith("data/")}
         got = {n: d for n, d in file_digests(cache).items() if n.startswith("data/")}
         assert got == served
-        assert (cache / "tokenizer" / "token_bytes.pt").exists() and (cache / "prepared.json").exists()
+        assert (cache / "eval" / "token_bytes.npy").exists() and (cache / "prepared.json").exists()
 
         server.requests.clear()
         again = run_prepare(cache, *args, env=tiny_env(cache, AUTORESEARCH_BASE_URL=server.url))
@@ -211,7 +219,7 @@ def test_hf_source_retries_a_failing_shard_and_trains_the_tokenizer(tiny_cache, 
 
 def test_hf_interrupted_transfer_leaves_no_partial_shard_and_a_rerun_resumes(tiny_cache, tmp_path):
     cache = tmp_path / "cache"
-    with ShardServer(tiny_cache / "data") as server:
+    with ShardServer(tiny_cache / "data", tiny_cache / "eval") as server:
         server.truncate.add("shard_00001.parquet")
         args = (
             "--source",
@@ -228,7 +236,7 @@ def test_hf_interrupted_transfer_leaves_no_partial_shard_and_a_rerun_resumes(tin
         proc = run_prepare(cache, *args)
         assert proc.returncode == 1
         assert "shard_00001.parquet" in proc.stderr
-        left = sorted(p.name for p in (cache / "data").iterdir())
+        left = sorted(p.name for p in [*(cache / "data").iterdir(), *(cache / "eval").iterdir()])
         assert left == ["shard_00000.parquet", "shard_06542.parquet"]  # no partial shard, no .tmp file
         assert not (cache / "prepared.json").exists() and not (cache / "tokenizer").exists()
 
@@ -251,7 +259,7 @@ def test_tokenizer_round_trips_and_knows_its_byte_lengths(tiny_cache):
     prep = load_prepare(tiny_cache)
     tok = prep.Tokenizer.from_directory()
     assert tok.get_vocab_size() == prep.VOCAB_SIZE == 2048
-    token_bytes = prep.get_token_bytes()
+    token_bytes = prep.token_byte_lengths(tok)
     assert token_bytes.shape == (2048,)
     assert token_bytes[tok.get_bos_token_id()] == 0 and (token_bytes[:-4] > 0).all()
     samples = [
@@ -282,22 +290,37 @@ def test_dataloader_packs_bos_aligned_rows_without_padding(tiny_cache):
     assert torch.equal(first[0], first[1])  # validation rows are the same every time
 
 
-def test_evaluate_bpb_of_uniform_logits_is_log2_vocab_times_tokens_per_byte(tiny_cache):
+def test_eval_files_hold_the_first_validation_rows_and_the_byte_lengths(tiny_cache):
+    import numpy as np
+
     prep = load_prepare(tiny_cache)
     tok = prep.Tokenizer.from_directory()
-    token_bytes = prep.get_token_bytes()
-    rows = prep.EVAL_TOKENS // prep.MAX_SEQ_LEN
-    loader = prep.make_dataloader(tok, 1, prep.MAX_SEQ_LEN, "val")
-    counted_tokens = counted_bytes = 0
-    for _ in range(rows):
-        _, y, _ = next(loader)
-        nbytes = token_bytes[y.reshape(-1)]
-        counted_tokens += int((nbytes > 0).sum())
-        counted_bytes += int(nbytes.sum())
-    expected = math.log2(tok.get_vocab_size()) * counted_tokens / counted_bytes
-    for batch_size in (16, 7):  # 7 does not divide the rows: the metric must not depend on it
-        got = uniform_bpb(prep, batch_size)
-        assert abs(got - expected) / expected < 1e-6, (batch_size, got, expected)
+    rows = np.load(tiny_cache / "eval" / "val_tokens.npy")
+    assert rows.shape == (prep.EVAL_TOKENS // prep.MAX_SEQ_LEN, prep.MAX_SEQ_LEN + 1)
+    x, y, _ = next(prep.make_dataloader(tok, 4, prep.MAX_SEQ_LEN, "val"))
+    assert (torch.from_numpy(rows[:4, :-1].astype(np.int64)) == x).all()
+    assert (torch.from_numpy(rows[:4, 1:].astype(np.int64)) == y).all()
+    assert (np.load(tiny_cache / "eval" / "token_bytes.npy") == prep.token_byte_lengths(tok)).all()
+
+
+def test_a_cache_from_before_the_eval_split_is_updated_in_place(tiny_cache, tmp_path, monkeypatch):
+    old = tmp_path / "old"
+    shutil.copytree(tiny_cache, old)
+    # the old layout: validation shard among the training shards, token_bytes.pt beside the tokenizer
+    (old / "eval" / "shard_06542.parquet").rename(old / "data" / "shard_06542.parquet")
+    for name in ("token_bytes.npy", "val_tokens.npy"):
+        (old / "eval" / name).unlink()
+    (old / "eval").rmdir()
+    (old / "tokenizer" / "token_bytes.pt").write_bytes(b"old")
+    info = json.loads((old / "prepared.json").read_text())
+    for key in ("layout", "sha256"):
+        del info[key]
+    (old / "prepared.json").write_text(json.dumps(info))
+    monkeypatch.setenv("AUTORESEARCH_CACHE_DIR", str(old))
+    assert "predates sealed evaluation" in load_prepare(old).cache_status("tiny")
+    proc = run_prepare(old, "--source", "local")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert file_digests(old) == file_digests(tiny_cache)
 
 
 def test_cache_status_tells_ready_from_not_prepared(tiny_cache, tmp_path):

@@ -7,7 +7,7 @@ from swarm.agents.protocol import agent_context, submit
 from swarm.runner.service import Runner, RunnerSettings
 from tests.support.swarm_run import STAND_IN_PREPARE, STAND_IN_SETTINGS, commit_train, git, stand_in_train
 
-FAST = RunnerSettings(**STAND_IN_SETTINGS, timeout_s=None, timeout_grace_s=3.0, kill_grace_s=0.5)
+FAST = RunnerSettings(**STAND_IN_SETTINGS, overhead_default_s=3.0, kill_grace_s=0.5)
 
 
 def run_one(run, source, path="train.py", settings=FAST, agent="cpu0"):
@@ -32,7 +32,7 @@ def run_one(run, source, path="train.py", settings=FAST, agent="cpu0"):
         ("crash", "crash", "exit code 1: RuntimeError: stand-in crash"),
         ("fail", "crash", "exit code 1: FAIL"),
         ("nan", "crash", "no finite val_bpb"),
-        ("slow", "invalid", "beyond the budget"),
+        ("slow", "invalid", "clock: claims"),
         ("tamper", "invalid", "prepare.py was modified"),
     ],
 )
@@ -67,12 +67,12 @@ def test_runner_executes_base_prepare_not_the_agents(make_swarm_run):
     run = make_swarm_run()
     # even when the allow-list lets prepare.py through, the run gets the base commit's copy
     lenient = RunnerSettings(
-        **STAND_IN_SETTINGS, allowed_paths=("train.py", "prepare.py"), timeout_grace_s=3.0
+        **STAND_IN_SETTINGS, allowed_paths=("train.py", "prepare.py"), overhead_default_s=3.0
     )
     evil = STAND_IN_PREPARE.replace('"time_budget": 2', '"time_budget": 9999')
     commit_train(run.worktree("cpu0"), evil, "evil prepare", path="prepare.py")
     record = run_one(run, stand_in_train(mode="slow"), settings=lenient)
-    assert record["status"] == "invalid" and "beyond the budget 2 s" in record["reason"]
+    assert record["status"] == "invalid" and "clock: claims" in record["reason"]
 
 
 def test_hang_is_killed_with_its_whole_process_tree(make_swarm_run):

@@ -1,12 +1,10 @@
 """A real tiny-profile train.py run through `swarm run` end to end: an agent worktree, a CPU runner
-process, the repository's own prepare.py and train.py, and the result on the board."""
+process, the repository's own prepare.py and train.py, the sealed evaluator, and the result on the board."""
 
 import json
 import os
 import subprocess
 import sys
-
-import pytest
 
 from swarm.target.summary import is_finite
 from tests.support.swarm_run import commit_train, latest
@@ -38,6 +36,8 @@ def test_swarm_run_trains_tiny_profile_on_cpu(make_swarm_run, tiny_cache, monkey
     assert is_finite(record["val_bpb"]) and 0 < record["val_bpb"] < 10
     assert record["training_seconds"] <= 15 * 1.02 + 2 and record["num_steps"] > 0
     assert record["prepare_sha256"] and record["train_sha256"]
-    assert "val_bpb:" in log and "profile:          tiny" in log
+    assert "profile:          tiny" in log and '"outcome": "measured"' in log  # trainer, then evaluator
+    assert record["evaluation"] == "sealed" and record["eval_seconds"] > 0
     assert record["wall_seconds"] >= record["training_seconds"]
-    assert pytest.approx(record["finished_at"] - record["started_at"], abs=5) == record["wall_seconds"]
+    busy = record["wall_seconds"] + record["eval_seconds"]
+    assert busy <= record["finished_at"] - record["started_at"] <= busy + 10

@@ -1,8 +1,8 @@
 """train.py: its hyperparameter block, the pieces an agent is most likely to break (attention masks,
-orthogonalisation), one real tiny-profile run on the CPU, and the fail-fast path on a NaN config."""
+orthogonalisation), one real tiny-profile run on the CPU whose handed-over model the sealed evaluator
+measures, and the fail-fast path on a NaN config."""
 
 import ast
-import math
 import re
 import shutil
 import subprocess
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from swarm.target.summary import SUMMARY_KEYS, parse_summary
-from tests.support.target import REPO_ROOT, load_prepare, tiny_env, uniform_bpb
+from tests.support.target import REPO_ROOT, evaluate_model, load_prepare, tiny_env, uniform_bpb
 
 # Knobs FINDINGS.md says agents and the sweep agent must be able to move, one line each.
 REQUIRED_KNOBS = {
@@ -115,12 +115,15 @@ def run_train(workdir: Path, cache: Path, timeout: float) -> tuple[subprocess.Co
     return proc, time.monotonic() - start
 
 
-def test_tiny_profile_trains_on_the_cpu_and_reports_the_summary_block(tiny_cache):
+def test_tiny_profile_trains_on_the_cpu_and_hands_over_a_model_the_evaluator_measures(tiny_cache, tmp_path):
     prep = load_prepare(tiny_cache)
-    proc, _ = run_train(REPO_ROOT, tiny_cache, timeout=180)
+    for name in ("train.py", "prepare.py"):
+        shutil.copy(REPO_ROOT / name, tmp_path / name)
+    proc, _ = run_train(tmp_path, tiny_cache, timeout=180)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     block = proc.stdout[proc.stdout.rindex("\n---\n") + 5 :].splitlines()
-    assert [line.split(":")[0] for line in block] == list(SUMMARY_KEYS)
+    # the upstream block without val_bpb, which is the evaluator's to measure
+    assert [line.split(":")[0] for line in block] == [k for k in SUMMARY_KEYS if k != "val_bpb"]
     assert all(line[18:19] != " " and len(line.split(":")[0]) < 18 for line in block)  # values in column 19
     summary = parse_summary(proc.stdout)
     assert summary["profile"] == "tiny" and summary["device"].startswith("cpu")
@@ -128,9 +131,10 @@ def test_tiny_profile_trains_on_the_cpu_and_reports_the_summary_block(tiny_cache
     assert summary["depth"] == 2 and summary["num_steps"] > 5
     assert prep.TIME_BUDGET <= summary["training_seconds"] <= prep.TIME_BUDGET * 1.1
     assert summary["total_seconds"] >= summary["training_seconds"]
-    untrained = uniform_bpb(prep)
-    assert math.isfinite(summary["val_bpb"])
-    assert summary["val_bpb"] < 0.75 * untrained, (summary["val_bpb"], untrained)
+    outcome = evaluate_model(tmp_path / "model.pt2", tiny_cache)
+    untrained = uniform_bpb(tiny_cache)
+    assert outcome["outcome"] == "measured", outcome
+    assert outcome["val_bpb"] < 0.75 * untrained, (outcome, untrained)
 
 
 def test_a_nan_inducing_config_fails_fast(tiny_cache, tmp_path):
@@ -143,7 +147,7 @@ def test_a_nan_inducing_config_fails_fast(tiny_cache, tmp_path):
     (tmp_path / "train.py").write_text(source.replace(marker, marker + "    SCALAR_LR = 1e30\n"))
     proc, _ = run_train(tmp_path, tiny_cache, timeout=120)
     assert proc.returncode != 0
-    assert "FAIL" in proc.stdout and "val_bpb:" not in proc.stdout
+    assert "FAIL" in proc.stdout and "training_seconds:" not in proc.stdout
     # It did not train out its budget first: it stopped within a few steps (counted in steps, not seconds,
     # so a loaded machine's slow start cannot fail the test).
     failed_at = re.search(r"FAIL.* at step (\d+)", proc.stdout)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from swarm.board.checkpoint import open_state
-from swarm.board.experiments import FINAL_STATUSES
+from swarm.board.experiments import FINAL_STATUSES, MAX_DESCRIPTION_CHARS
 from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import AgentSlot, RunRecord
 from swarm.board.state import BoardState
@@ -96,6 +96,10 @@ def deliver(ctx: AgentContext, request: dict[str, Any]) -> Any:
 def submit(ctx: AgentContext, description: str, rerun: bool = False) -> dict[str, Any]:
     """Submit HEAD of the caller's worktree; returns the queued record, or the final one when answered
     from the board (`rerun=True` always queues a run)."""
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        raise SwarmError(
+            f"the description has {len(description)} characters; at most {MAX_DESCRIPTION_CHARS} are kept on the board"
+        )
     commit = head_commit(ctx.identity.worktree)
     return deliver(ctx, {"op": "submit", "commit": commit, "description": description, "rerun": rerun})
 

@@ -32,6 +32,23 @@ STATUSES = (QUEUED, RUNNING, KEEP, MARGINAL, DISCARD, CRASH, TIMEOUT, INVALID)
 # The summary block's numbers, as they land on the board (floats; num_steps and depth ints).
 METRIC_FIELDS = tuple(key for key in SUMMARY_KEYS if key not in TEXT_KEYS)
 
+# How val_bpb was obtained (the `evaluation` field): by the runner's evaluator from the handed-over model, or
+# read from the trainer's own summary (`[runner] evaluation = "reported"`: stand-in trainers in tests, and
+# train.py versions from before sealed evaluation; never comparable with sealed results).
+SEALED = "sealed"
+REPORTED = "reported"
+EVALUATIONS = (SEALED, REPORTED)
+
+# Why a run is `invalid` (the start of its `reason`), so tools can tell the classes apart.
+LOOKS_AHEAD = "the model looks ahead"
+OUTPUT_LIMIT = "output limit"
+SEED_ONLY = "seed-only change"
+CLOCK = "clock"  # claimed training time beyond the measured wall time, or overhead beyond the allowance
+BAD_MODEL = "bad model"  # no model handed over, or one the evaluator refuses to load or run
+PINNED_CODE = "pinned code"  # the base's prepare.py is not the one pinned when the run was spawned
+
+MAX_DESCRIPTION_CHARS = 500  # agent text on the board: longer descriptions are refused at submit
+
 EXPERIMENT_FIELDS = (
     # who and where
     "id",
@@ -62,6 +79,8 @@ EXPERIMENT_FIELDS = (
     "attempt",  # 1, or 2 when a runner died during the first attempt and reran the job
     "exit_code",
     "wall_seconds",  # trainer wall time as the runner measured it
+    "evaluation",  # "sealed" (val_bpb from the runner's evaluator) or "reported" (from the trainer's summary)
+    "eval_seconds",  # the evaluator's wall time
     "verify_of",  # for a verification rerun: the id being verified
     "reused_from",  # answered from the board: ids of the runs whose mean this is
     "requested_by",  # who asked for a verification rerun

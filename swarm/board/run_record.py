@@ -57,6 +57,10 @@ class RunRecord:
     # `swarm spawn --unsealed`: trainers and agents run without a sandbox (swarm.runner.sandbox), and every
     # result of the run says so
     unsealed: bool = False
+    # Pinned by `swarm spawn`: the sha256 of the base's prepare.py and of the profile's data manifest. The
+    # runner records nothing from code or data that no longer match (None: not known at spawn).
+    prepare_sha256: str | None = None
+    data_sha256: str | None = None
 
     def agent(self, name: str) -> AgentSlot | None:
         return next((a for a in self.agents if a.name == name), None)
@@ -83,6 +87,8 @@ class RunRecord:
             "agents": [asdict(a) for a in self.agents],
             "created_at": self.created_at,
             "unsealed": self.unsealed,
+            "prepare_sha256": self.prepare_sha256,
+            "data_sha256": self.data_sha256,
         }
 
     @classmethod
@@ -95,6 +101,8 @@ class RunRecord:
                 agents=tuple(AgentSlot.from_json(a) for a in record.get("agents") or ()),
                 created_at=record.get("created_at") or record.get("ts") or 0.0,
                 unsealed=record.get("unsealed") is True,
+                prepare_sha256=record.get("prepare_sha256"),
+                data_sha256=record.get("data_sha256"),
             )
         except (KeyError, TypeError) as e:
             raise BoardError(f"malformed run record on the board: {e}") from None

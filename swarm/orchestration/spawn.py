@@ -34,6 +34,7 @@ from swarm.orchestration.tmux import RunTmux, require_tmux
 from swarm.repo.paths import RunPaths, agent_branch, run_paths, validate_agent_name
 from swarm.repo.worktrees import GitRepo
 from swarm.runner.sandbox import sandbox_problem
+from swarm.runner.sealed import spawn_pins
 
 POLL_S = 0.2
 
@@ -132,7 +133,15 @@ def _desired_run(request: SpawnRequest, paths: RunPaths, repo: GitRepo, board: B
                 )
         # a sealed run goes on unsealed only when asked (its results from then on say so); never back
         unsealed = run.unsealed or request.unsealed
-        return replace(run, agents=tuple(replace(a, stopped=False) for a in run.agents), unsealed=unsealed)
+        run = replace(run, agents=tuple(replace(a, stopped=False) for a in run.agents), unsealed=unsealed)
+        if run.prepare_sha256 is None or run.data_sha256 is None:  # a run from before the pins, or unprepared
+            prepare_sha256, data_sha256 = spawn_pins(paths.repo, run.base, run.profile)
+            run = replace(
+                run,
+                prepare_sha256=run.prepare_sha256 or prepare_sha256,
+                data_sha256=run.data_sha256 or data_sha256,
+            )
+        return run
     if request.base is None:
         dirty = repo.dirty_tracked_files()
         if dirty:
@@ -159,7 +168,16 @@ def _new_run(request: SpawnRequest, tag: str, base: str, paths: RunPaths) -> Run
         )
         for slot, kind in zip(slots, kinds, strict=True)
     )
-    return RunRecord(tag=tag, base=base, profile=profile, agents=agents, unsealed=request.unsealed)
+    prepare_sha256, data_sha256 = spawn_pins(paths.repo, base, profile)
+    return RunRecord(
+        tag=tag,
+        base=base,
+        profile=profile,
+        agents=agents,
+        unsealed=request.unsealed,
+        prepare_sha256=prepare_sha256,
+        data_sha256=data_sha256,
+    )
 
 
 def _shape(run: RunRecord) -> tuple:

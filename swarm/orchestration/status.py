@@ -134,7 +134,7 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
 
 def render(status: RunStatus) -> list[str]:
     lines = [
-        f"run {status.tag}  base {status.base[:10]}  profile {status.profile}  "
+        f"run {escape_text(status.tag)}  base {escape_text(status.base[:10])}  profile {escape_text(status.profile)}  "
         f"tmux {status.tmux}  coordinator {status.coordinator}",
         f"{'AGENT':<7}{'KIND':<8}{'GPU':<6}{'STATE':<11}{'RUNNER':<9}{'EXPS':>5}{'KEEP':>5}{'QUEUE':>6}"
         f"{'TOKENS':>8}{'COST':>9}{'GPU-H':>7}  {'BEST':<10}CURRENT",
@@ -142,13 +142,15 @@ def render(status: RunStatus) -> list[str]:
     for a in status.agents:
         best = format_number(a.best.get("val_bpb")) if a.best else "-"
         current = (
-            f"{a.current['id']} {a.current['elapsed_s'] or 0:.0f}s {escape_text(a.current['description'], DESCRIPTION_CHARS)}"
+            f"{escape_text(a.current['id'])} {a.current['elapsed_s'] or 0:.0f}s "
+            f"{escape_text(a.current['description'], DESCRIPTION_CHARS)}"
             if a.current
             else "-"
         )
-        state = a.state + (f"+{a.restarts}" if a.restarts else "")
+        state = escape_text(a.state) + (f"+{a.restarts}" if a.restarts else "")
+        name, kind, gpu = escape_text(a.name), escape_text(a.kind), escape_text(a.gpu)
         lines.append(
-            f"{a.name:<7}{a.kind:<8}{a.gpu:<6}{state:<11}{a.runner:<9}{a.experiments:>5}"
+            f"{name:<7}{kind:<8}{gpu:<6}{state:<11}{escape_text(a.runner):<9}{a.experiments:>5}"
             f"{a.counts.get('keep', 0):>5}{a.queued:>6}{_tokens(a.usage):>8}{_cost(a.usage):>9}"
             f"{a.gpu_seconds / 3600:>7.2f}  {best:<10}{current}"
         )

@@ -88,8 +88,8 @@ def cmd_board(args) -> int:
         print("runners:")
         for slot in sorted(set(running) | set(queued)):
             now = running.get(slot)
-            doing = f"running {now['id']} ({escape_text(now.get('agent'))})" if now else "idle"
-            print(f"  slot {slot}: {doing}, {queued.get(slot, 0)} queued")
+            doing = f"running {escape_text(now['id'])} ({escape_text(now.get('agent'))})" if now else "idle"
+            print(f"  slot {escape_text(slot)}: {doing}, {queued.get(slot, 0)} queued")
     if notes:
         print("notes:")
         print("\n".join(note_line(n) for n in notes))

@@ -62,8 +62,8 @@ def result_block(record: dict[str, Any], board_dir: Path) -> str:
     """An experiment's result as `key: value` lines in the style of train.py's summary block."""
     lines = [
         "---",
-        f"id:               {record['id']}",
-        f"status:           {record.get('status')}",
+        f"id:               {escape_text(record['id'])}",
+        f"status:           {escape_text(record.get('status'))}",
     ]
     if record.get("unsealed"):
         lines.append("sealed:           no (the run was spawned --unsealed: measured without a sandbox)")
@@ -74,12 +74,12 @@ def result_block(record: dict[str, Any], board_dir: Path) -> str:
             lines.append(f"{name + ':':<18}{format_number(record.get(name), fmt)}")
     lines += [
         f"device:           {escape_text(record.get('device'))}",
-        f"profile:          {record.get('profile')}",
-        f"commit:           {record.get('commit')}",
+        f"profile:          {escape_text(record.get('profile'))}",
+        f"commit:           {escape_text(record.get('commit'))}",
         f"description:      {escape_text(record.get('description'))}",
     ]
     if record.get("log"):
-        lines.append(f"log:              {Path(board_dir) / record['log']}")
+        lines.append(f"log:              {escape_text(Path(board_dir) / str(record['log']))}")
     return "\n".join(lines)
 
 
@@ -91,9 +91,9 @@ def best_line(best: Best) -> str:
     sigma = f"±{best.sigma:.6f}" if best.sigma is not None else "±?"
     verified = "verified" if best.verified else "unverified"
     return (
-        f"{best.group[0]} / {best.group[1]}: val_bpb {best.mean:.6f} {sigma} (n={best.n}, {verified}"
-        f"{UNSEALED_MARK if e.get('unsealed') else ''}, "
-        f"band {best.band:.6f})  {e['id']} {e.get('agent')} {str(e.get('commit'))[:10]}  "
+        f"{escape_text(best.group[0])} / {escape_text(best.group[1])}: val_bpb {best.mean:.6f} {sigma} "
+        f"(n={best.n}, {verified}{UNSEALED_MARK if e.get('unsealed') else ''}, band {best.band:.6f})  "
+        f"{escape_text(e['id'])} {escape_text(e.get('agent'))} {escape_text(str(e.get('commit'))[:10])}  "
         f"{escape_text(e.get('description'), 60)}"
     )
 
@@ -104,7 +104,7 @@ def group_header(state: BoardState, key: GroupKey) -> str:
     spread = (
         f"pooled sigma {sigma:.6f} from {group.repeats} repeats" if sigma is not None else "no repeats yet"
     )
-    return f"{key[0]} / {key[1]}: noise band {state.band(key):.6f} ({spread})"
+    return f"{escape_text(key[0])} / {escape_text(key[1])}: noise band {state.band(key):.6f} ({spread})"
 
 
 def top_table(rows: list[Best]) -> list[str]:
@@ -116,17 +116,26 @@ def top_table(rows: list[Best]) -> list[str]:
         e = best.experiment
         lines.append(
             f"  {rank:>3}  {best.mean:9.6f}  {format_number(best.sigma):>9}  {best.n:>3}  "
-            f"{'yes' if best.verified else ' no'}  {e['id']:8}{'!' if e.get('unsealed') else ' '} {escape_text(e.get('agent'), 8):8}  "
-            f"{str(e.get('commit'))[:10]:10}  {escape_text(e.get('description'), 60)}"
+            f"{'yes' if best.verified else ' no'}  {escape_text(e['id'], 8):8}{'!' if e.get('unsealed') else ' '} "
+            f"{escape_text(e.get('agent'), 8):8}  {escape_text(str(e.get('commit'))[:10]):10}  "
+            f"{escape_text(e.get('description'), 60)}"
         )
     return lines
 
 
 def experiment_line(e: dict[str, Any]) -> str:
     return (
-        f"  {e['id']:8}{'!' if e.get('unsealed') else ' '} {str(e.get('status')):8}  {format_number(e.get('val_bpb')):>9}  slot {str(e.get('gpu')):5}  "
-        f"{str(e.get('commit'))[:10]:10}  {escape_text(e.get('description'), 60)}"
+        f"  {escape_text(e['id'], 8):8}{'!' if e.get('unsealed') else ' '} {escape_text(e.get('status'), 8):8}  "
+        f"{format_number(e.get('val_bpb')):>9}  slot {escape_text(e.get('gpu'), 5):5}  "
+        f"{escape_text(str(e.get('commit'))[:10]):10}  {escape_text(e.get('description'), 60)}{_why(e)}"
     )
+
+
+def _why(e: dict[str, Any]) -> str:
+    """The reason of a crash / timeout / invalid, after the description."""
+    if e.get("status") in FAILED_STATUSES and e.get("reason"):
+        return f"  [{escape_text(e['reason'], 80)}]"
+    return ""
 
 
 def note_line(note: dict[str, Any]) -> str:
@@ -136,4 +145,4 @@ def note_line(note: dict[str, Any]) -> str:
 
 def print_json(data: Any) -> None:
     """What every displaying command prints under --json: the board's field names, indented."""
-    print(json.dumps(data, indent=2, ensure_ascii=False))
+    print(json.dumps(data, indent=2))  # ASCII: control and bidi characters arrive escaped

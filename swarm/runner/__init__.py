@@ -1,2 +1,3 @@
-"""One slot's runner: claims jobs, snapshots the commit, runs the trainer in its own process group under
-a hard timeout, checks what ran, and records the measured result."""
+"""One slot's runner: claims jobs, snapshots the commit from raw blobs, runs the trainer and then the sealed
+evaluator in their own process groups under hard timeouts, judges the run by its own clock, and records the
+measured result."""

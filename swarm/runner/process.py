@@ -5,6 +5,10 @@ The trainer gets its own session (so one `killpg` reaches every descendant that 
 `setsid`, and Ctrl-C in the runner's terminal does not reach it), and on Linux a parent-death signal so
 that a runner killed with SIGKILL does not leave it training. The group id is written beside the run so a
 restarted runner can end what its predecessor left.
+
+With a size limit the output goes through a pipe that the runner copies into the log, up to the limit: a
+run that prints more is killed at once and its log holds exactly the limit, so no run can fill the board's
+disk. The trainer and the evaluator are started by the same function, so a sandbox wraps both in one place.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -31,10 +36,17 @@ def _die_with_parent() -> None:
 
 
 def start_in_group(
-    argv: list[str], cwd: Path, env: dict[str, str], log: Path, sandbox: Sandbox | None = None
+    argv: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    log: Path,
+    limit_bytes: int | None = None,
+    stdin: int = subprocess.DEVNULL,
+    sandbox: Sandbox | None = None,
 ) -> subprocess.Popen:
-    """Start argv (inside `sandbox` when given) in a new session with stdout and stderr going to `log`;
-    records the group id in cwd.
+    """Start argv (inside `sandbox` when given) in a new session with stdout and stderr going to `log` (at
+    most `limit_bytes` more of it, see LogPump); records the group id in cwd. `stdin=subprocess.PIPE` lets
+    the caller talk to it.
 
     In a sandbox the group is bwrap's: ending it ends bwrap, whose pid 1 then takes every process of the
     sandbox with it (a `setsid` one included), and the parent-death signal below does the same when the
@@ -44,14 +56,54 @@ def start_in_group(
             sandbox.wrap(argv) if sandbox is not None else argv,
             cwd=cwd,
             env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
+            stdin=stdin,
+            stdout=out if limit_bytes is None else subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
+    if limit_bytes is not None:
+        proc.log_pump = LogPump(proc, log, limit_bytes)
+        proc.log_pump.start()
     (Path(cwd) / GROUP_FILE).write_text(str(proc.pid))
     return proc
+
+
+class LogPump(threading.Thread):
+    """Copies a child's output into its log up to `limit` bytes; past that it kills the child's group and
+    drops the rest (`overflowed` tells the runner why the run ended)."""
+
+    def __init__(self, proc: subprocess.Popen, log: Path, limit: int):
+        super().__init__(daemon=True, name=f"log-pump-{proc.pid}")
+        self.proc, self.log, self.left = proc, log, limit
+        self.overflowed = False
+
+    def run(self) -> None:
+        fd = self.proc.stdout.fileno()
+        with open(self.log, "ab") as out:
+            while chunk := os.read(fd, 1 << 16):
+                if self.overflowed:
+                    continue  # drain until every writer is gone
+                out.write(chunk[: self.left])
+                out.flush()
+                if len(chunk) > self.left:
+                    self.overflowed = True
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(self.proc.pid, signal.SIGKILL)
+                self.left = max(self.left - len(chunk), 0)
+        self.proc.stdout.close()
+
+
+def output_overflowed(proc: subprocess.Popen) -> bool:
+    """Whether a child started with a log limit printed more than it (and was killed for it)."""
+    pump = getattr(proc, "log_pump", None)
+    return bool(pump and pump.overflowed)
+
+
+def _finish_log(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    pump = getattr(proc, "log_pump", None)
+    if pump is not None:
+        pump.join(timeout_s)
 
 
 def group_alive(pgid: int) -> bool:
@@ -97,6 +149,7 @@ def run_with_timeout(proc: subprocess.Popen, timeout_s: float, grace_s: float) -
     else:
         if group_alive(proc.pid):
             kill_group(proc.pid, 0.0)
+    _finish_log(proc)
     return code, timed_out
 
 

@@ -127,6 +127,9 @@ class Sandbox:
 # Pieces every policy shares
 
 
+SWARM_PACKAGE = str(Path(__file__).resolve().parents[1])  # the installed swarm/ that runs the evaluator
+
+
 def _existing(paths: Iterable[str | Path]) -> list[str]:
     seen: list[str] = []
     for path in paths:
@@ -188,15 +191,6 @@ def _matches_pattern(name: str, patterns: Iterable[str]) -> bool:
     return any("*" in p and fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
-def data_cache(environ: Mapping[str, str], profile: str) -> Path:
-    """The data cache prepare.py uses for a profile (its rule: AUTORESEARCH_CACHE_DIR, else
-    ~/.cache/autoresearch/<profile>); a trainer is given it by name, since its HOME is elsewhere."""
-    override = environ.get("AUTORESEARCH_CACHE_DIR")
-    if override:
-        return Path(override).expanduser().resolve()
-    return Path(environ.get("HOME") or Path.home()) / ".cache" / "autoresearch" / profile
-
-
 def hidden_eval_dir(cache: Path) -> Path:
     """`<cache>/eval/`, created when missing so that an empty tmpfs can cover it in a trainer's sandbox
     (a directory created after the sandbox started would otherwise show through the read-only bind)."""
@@ -233,6 +227,11 @@ def evaluator_sandbox(run_dir: Path, cache: Path, result_dir: Path, python: str 
     `result_dir` (inside or beside the run directory; created here)."""
     Path(result_dir).mkdir(parents=True, exist_ok=True)
     mounts = system_mounts(python)
+    # the evaluator is `python -I -m swarm.runner.evaluator`: the swarm package, read-only (an editable
+    # install keeps it outside the interpreter's directories)
+    mounts += [
+        Mount("ro", d) for d in _existing([SWARM_PACKAGE]) if not _under_any(d, interpreter_dirs(python))
+    ]
     mounts.append(Mount("ro", str(cache)))
     mounts.append(Mount("ro", str(run_dir)))
     mounts.append(Mount("rw", str(result_dir)))

@@ -1,5 +1,6 @@
 """The runner of one slot (a GPU, or a CPU worker): takes that slot's jobs from the board one at a time,
-trains each commit from a clean snapshot with pristine evaluation code, and records what it measured.
+trains each commit from a clean snapshot, measures the handed-over model with its own evaluator, and records
+what it measured.
 
     swarm runner --gpu 3        swarm runner --cpu 0
 
@@ -11,8 +12,11 @@ slot ends what is left of the old trainer, then requeues the job in its original
 whose runner dies again on the retry is recorded as `crash`, so one poisonous commit cannot wedge a slot.
 A runner stopped cleanly (SIGTERM, Ctrl-C) ends its trainer and requeues the job without using an attempt.
 
-This module is the seam for other executors (e.g. a SkyPilot job): `Runner.execute` turns a job into a run
-directory, a process and a log; everything before (claiming) and after (judging, recording) is shared.
+Before a job runs, the runner checks what may run (full shas only, the allow-list, seed-only changes, the
+base's prepare.py against the sha256 pinned at spawn) and the data cache against its pinned manifest; a
+changed cache requeues the job and stops the runner (DataError), so no poisoned number is recorded. The
+run itself is sealed.run_snapshot (trainer, clock, evaluator; no board): the seam for other executors
+(a Ray node runs the same function on the snapshot's bytes); claiming and recording stay here.
 """
 
 from __future__ import annotations
@@ -20,30 +24,40 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
-import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
-from swarm.board.experiments import CRASH, INVALID, METRIC_FIELDS, QUEUED, RUNNING, TIMEOUT, evolve
+from swarm.board.experiments import (
+    CRASH,
+    EVALUATIONS,
+    INVALID,
+    PINNED_CODE,
+    QUEUED,
+    REPORTED,
+    RUNNING,
+    SEED_ONLY,
+    evolve,
+)
 from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import is_cpu_slot
 from swarm.board.state import BoardState
 from swarm.board.store import RUNNER, Board, now
 from swarm.board.verification import verification_outcome
 from swarm.config import load_section
-from swarm.errors import SandboxError, SwarmError
-from swarm.repo.git import file_at
+from swarm.errors import DataError, SandboxError, SwarmError
+from swarm.repo.git import FULL_SHA, file_at, require_sha
 from swarm.repo.paths import run_paths
 from swarm.runner.inbox import Ingestor
-from swarm.runner.process import end_stale_group, run_with_timeout, start_in_group
-from swarm.runner.sandbox import Sandbox, data_cache, reduced_environment, sandbox_problem, trainer_sandbox
+from swarm.runner.process import end_stale_group
+from swarm.runner.sandbox import sandbox_problem
+from swarm.runner.sealed import RunPlan, data_manifest, run_snapshot
 from swarm.runner.settings import RunnerSettings
 from swarm.runner.snapshot import materialise, remove
-from swarm.runner.trust import budget_limit, disallowed_changes, timeout_for
-from swarm.target.profiles import time_budget
-from swarm.target.summary import is_finite, last_line, read_summary
+from swarm.runner.trust import disallowed_changes, overhead_allowance, seed_only_change, sha256_bytes
+from swarm.target.data import Manifest
+from swarm.target.profiles import profile_constants
+from swarm.target.summary import is_finite
 
 
 class RunnerStopped(Exception):
@@ -146,6 +160,13 @@ class Runner:
         self.ingestor = Ingestor(self.repo, board, slot, noise, on_job=self.wake.set)
         self._stop_ingest = threading.Event()
         self._ingest_thread: threading.Thread | None = None
+        if self.settings.evaluation not in EVALUATIONS:
+            raise SwarmError(
+                f"[runner] evaluation = {self.settings.evaluation!r}: use one of {', '.join(EVALUATIONS)}"
+            )
+        self._data_pin: str | None = (
+            None  # the data manifest this runner checked first (when spawn pinned none)
+        )
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -154,7 +175,7 @@ class Runner:
         needs a working sandbox: without one the runner refuses to start (one line saying why)."""
         self.board.require()
         self.state.refresh()
-        problem = sandbox_problem() if self.sealed else None
+        problem = sandbox_problem() if self.sandboxed else None
         if problem:
             raise SandboxError(f"{problem}; this run is sealed (spawn it with --unsealed to run without)")
         self.lock.acquire()
@@ -164,6 +185,22 @@ class Runner:
             target=self.ingestor.serve, args=(self._stop_ingest,), name=f"inbox-{self.slot}", daemon=True
         )
         self._ingest_thread.start()
+        self.state.refresh()
+        if self.state.run is not None:
+            self.data(
+                self.state.run.profile
+            )  # a changed or unprepared cache stops the runner now, not per job
+
+    def data(self, profile: str) -> Manifest | None:
+        """The profile's data manifest, checked against the pin (None with reported evaluation); DataError
+        when the cache is missing or changed: then no result may be recorded, so the runner stops."""
+        if self.settings.evaluation == REPORTED:
+            return None
+        run = self.state.run
+        pinned = (run.data_sha256 if run else None) or self._data_pin
+        manifest = data_manifest(profile, pinned)
+        self._data_pin = manifest.sha256
+        return manifest
 
     def close(self) -> None:
         self._stop_ingest.set()
@@ -188,9 +225,10 @@ class Runner:
             orphans = [job for slot, job in self.state.running_slots().items() if slot == self.slot]
             for job in orphans:
                 run_dir = self.runs_dir / job["id"]
-                if end_stale_group(run_dir, self.settings.kill_grace_s):
-                    self.say(f"ended the trainer a dead runner left for {job['id']}")
-                remove(run_dir)
+                for leftover in (run_dir, run_dir.with_name(run_dir.name + ".eval")):
+                    if end_stale_group(leftover, self.settings.kill_grace_s):
+                        self.say(f"ended the process a dead runner left for {job['id']} in {leftover.name}")
+                    remove(leftover)
                 attempt = int(job.get("attempt") or 1)
                 if attempt >= self.settings.max_attempts:
                     record = evolve(
@@ -269,6 +307,9 @@ class Runner:
         except (RunnerStopped, KeyboardInterrupt):
             self._requeue_interrupted(job)
             raise
+        except DataError as e:  # nothing may be recorded from a changed cache: requeue the job and stop
+            self._requeue_interrupted(job, f"requeued: {e}")
+            raise
         except SwarmError as e:  # the job cannot run: a missing commit, a base without prepare.py, ...
             result.update(status=CRASH, reason=str(e))
         finally:
@@ -279,7 +320,51 @@ class Runner:
         return record
 
     def _train(self, job: dict[str, Any], run_dir: Path, log: Path) -> dict[str, Any]:
-        base, commit, profile = job["base"], job["commit"], job["profile"]
+        """Check what the job may run, snapshot it, and run it sealed (sealed.run_snapshot)."""
+        base, commit = require_sha(job.get("base"), "base"), require_sha(job.get("commit"), "commit")
+        profile = job["profile"]
+        refused = self._refusal(base, commit, job.get("parent"))
+        if refused is not None:
+            return refused
+        prepare = file_at(self.repo, base, "prepare.py")
+        if prepare is None:
+            return {"status": CRASH, "reason": f"the base commit {base[:12]} has no prepare.py"}
+        pinned = self.state.run.prepare_sha256 if self.state.run else None
+        if pinned and sha256_bytes(prepare) != pinned:
+            return {
+                "status": INVALID,
+                "reason": f"{PINNED_CODE}: prepare.py of {base[:12]} is not the one pinned at spawn ({pinned[:12]})",
+            }
+        plan = RunPlan(
+            profile=profile,
+            constants=profile_constants(prepare, profile, where=f"prepare.py of {base[:12]}"),
+            slot=self.slot,
+            settings=self.settings,
+            allowance_s=self._allowance(profile, base),
+            data=self.data(profile),
+            environ=dict(os.environ),
+            sandboxed=self.sandboxed,
+        )
+        if run_dir.exists():
+            remove(run_dir)
+        snapshot = materialise(self.repo, commit, prepare, run_dir)
+        with open(log, "ab") as f:
+            f.write(
+                f"# swarm runner {self.slot} ({self.device}): experiment {job['id']} attempt {job.get('attempt')}\n"
+                f"# commit {commit} base {base} profile {profile} timeout {plan.timeout:.0f}s "
+                f"overhead allowance {plan.allowance_s:.1f}s evaluation {self.settings.evaluation}\n"
+                f"# train.py sha256 {snapshot.train_sha256} prepare.py sha256 {snapshot.prepare_sha256}\n".encode()
+            )
+        fields = {"train_sha256": snapshot.train_sha256, "prepare_sha256": snapshot.prepare_sha256}
+        outcome = run_snapshot(snapshot, plan, log)
+        # The evaluator read its data before the trainer started, but a cache changed during this run points
+        # at this run: nothing of it is recorded (DataError requeues it and stops the runner).
+        self.data(profile)
+        return {**fields, **outcome}
+
+    def _refusal(self, base: str, commit: str, parent: Any) -> dict[str, Any] | None:
+        """An invalid outcome for a commit that may not run at all: changes outside the allow-list, or
+        nothing but a new random seed relative to its base or its parent."""
         outside = disallowed_changes(self.repo, base, commit, self.settings.allowed_paths)
         if outside:
             allowed = ", ".join(self.settings.allowed_paths)
@@ -287,107 +372,38 @@ class Runner:
                 "status": INVALID,
                 "reason": f"changes outside the allow-list ({allowed}): {', '.join(outside)}",
             }
-        prepare = file_at(self.repo, base, "prepare.py")
-        if prepare is None:
-            return {"status": CRASH, "reason": f"the base commit {base[:12]} has no prepare.py"}
-        budget = time_budget(prepare, profile, where=f"prepare.py of {base[:12]}")
-        timeout = timeout_for(budget, self.settings.timeout_s, self.settings.timeout_grace_s)
-        if run_dir.exists():
-            remove(run_dir)
-        snapshot = materialise(self.repo, commit, prepare, run_dir)
-        fields: dict[str, Any] = {
-            "train_sha256": snapshot.train_sha256,
-            "prepare_sha256": snapshot.prepare_sha256,
-        }
-        with open(log, "ab") as f:
-            f.write(
-                f"# swarm runner {self.slot} ({self.device}): experiment {job['id']} attempt {job.get('attempt')}\n"
-                f"# commit {commit} base {base} profile {profile} timeout {timeout:.0f}s\n"
-                f"# train.py sha256 {snapshot.train_sha256} prepare.py sha256 {snapshot.prepare_sha256}\n".encode()
-            )
-        started = time.monotonic()
-        proc = start_in_group(
-            self._argv(), run_dir, self._environment(profile), log, self._sandbox(run_dir, profile)
-        )
-        try:
-            code, timed_out = run_with_timeout(proc, timeout, self.settings.kill_grace_s)
-        except BaseException:
-            run_with_timeout(proc, 0.0, self.settings.kill_grace_s)  # never leave a trainer behind
-            raise
-        fields["wall_seconds"] = round(time.monotonic() - started, 3)
-        fields["exit_code"] = code
-        fields.update(
-            self._judge(log, code, timed_out, timeout, budget, profile, snapshot.prepare_untouched())
-        )
-        return fields
+        train = file_at(self.repo, commit, "train.py")
+        for before in {base, parent if isinstance(parent, str) and FULL_SHA.fullmatch(parent) else base}:
+            if seed_only_change(file_at(self.repo, before, "train.py"), train):
+                return {
+                    "status": INVALID,
+                    "reason": f"{SEED_ONLY}: train.py differs from {before[:12]} only in random seeds",
+                }
+        return None
 
-    def _judge(
-        self,
-        log: Path,
-        code: int,
-        timed_out: bool,
-        timeout: float,
-        budget: float,
-        profile: str,
-        prepare_ok: bool,
-    ) -> dict[str, Any]:
-        """The status of a finished trainer (or None for a measured result, judged against the board)."""
-        summary = read_summary(log)
-        # only the contract's numbers reach the board (no NaN in JSON; text where a number belongs is missing)
-        metrics = {k: summary[k] for k in METRIC_FIELDS if is_finite(summary.get(k))}
-        if timed_out:
-            return {**metrics, "status": TIMEOUT, "reason": f"killed after the {timeout:.0f} s timeout"}
-        if not prepare_ok:
-            return {**metrics, "status": INVALID, "reason": "prepare.py was modified during the run"}
-        if code != 0:
-            return {**metrics, "status": CRASH, "reason": f"exit code {code}: {last_line(log)}"}
-        if not summary:
-            return {**metrics, "status": CRASH, "reason": "no summary block in the output"}
-        if metrics.get("val_bpb") is None:
-            return {**metrics, "status": CRASH, "reason": "no finite val_bpb in the summary"}
-        if summary.get("profile") not in (None, profile):
-            return {
-                **metrics,
-                "status": INVALID,
-                "reason": f"ran profile {summary['profile']!r}, not {profile!r}",
-            }
-        seconds = metrics.get("training_seconds")
-        limit = budget_limit(budget, self.settings.budget_tolerance, self.settings.budget_tolerance_s)
-        if not is_finite(seconds):
-            return {**metrics, "status": INVALID, "reason": "no training_seconds in the summary"}
-        if seconds > limit:
-            return {
-                **metrics,
-                "status": INVALID,
-                "reason": f"training_seconds {seconds:.1f} beyond the budget {budget:.0f} s (limit {limit:.1f})",
-            }
-        return {**metrics, "status": None}  # measured: keep / marginal / discard is decided on the board
-
-    def _argv(self) -> list[str]:
-        return [self.settings.python or sys.executable, "train.py"]
+    def _allowance(self, profile: str, base: str) -> float:
+        """The overhead allowance of this slot's device class, learned from its baseline runs (the base's
+        train.py measured there): their largest wall - training time, plus the configured slack."""
+        baseline = file_at(self.repo, base, "train.py")
+        content = self.state.content((self.device, profile), sha256_bytes(baseline)) if baseline else None
+        overheads = []
+        for eid in content.ids if content else ():
+            record = self.state.experiments.get(eid) or {}
+            wall, training = record.get("wall_seconds"), record.get("training_seconds")
+            if (
+                is_finite(wall)
+                and is_finite(training)
+                and record.get("evaluation") == self.settings.evaluation
+            ):
+                overheads.append(wall - training)
+        s = self.settings
+        return overhead_allowance(overheads, s.overhead_slack, s.overhead_slack_s, s.overhead_default_s)
 
     @property
-    def sealed(self) -> bool:
-        """Trainers run sandboxed unless the run was spawned `--unsealed`."""
+    def sandboxed(self) -> bool:
+        """Trainers and the evaluator run in sandboxes unless the run was spawned `--unsealed`."""
         run = self.state.run
         return not (run is not None and run.unsealed)
-
-    def _sandbox(self, run_dir: Path, profile: str) -> Sandbox | None:
-        if not self.sealed:
-            return None
-        writable = [os.path.expandvars(path) for path in self.settings.trainer_writable]
-        cache = data_cache(os.environ, profile)
-        return trainer_sandbox(run_dir, cache, self.settings.python or None, writable)
-
-    def _environment(self, profile: str) -> dict[str, str]:
-        """What training needs and nothing else: no API keys, no SWARM_* (swarm.runner.sandbox)."""
-        env = reduced_environment(os.environ, self.settings.trainer_env, sandboxed=self.sealed)
-        env["AUTORESEARCH_CACHE_DIR"] = str(data_cache(os.environ, profile))
-        env["AUTORESEARCH_PROFILE"] = profile
-        env["CUDA_VISIBLE_DEVICES"] = "" if is_cpu_slot(self.slot) else self.slot
-        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
-        env["PYTHONUNBUFFERED"] = "1"
-        return env
 
     # -- recording -------------------------------------------------------------------------------------------
 
@@ -396,7 +412,7 @@ class Runner:
         with self.board.locked() as writer:
             self.state.refresh()
             final = evolve(job, finished_at=now(), **result)
-            if not self.sealed:
+            if not self.sandboxed:
                 final["unsealed"] = True
             if final["status"] is None:
                 status, reason, reference, band = self.state.decide(final)
@@ -410,16 +426,11 @@ class Runner:
                     self.state.apply(writer.append(outcome))
         return written
 
-    def _requeue_interrupted(self, job: dict[str, Any]) -> None:
+    def _requeue_interrupted(
+        self, job: dict[str, Any], reason: str = "requeued: the runner was stopped during the run"
+    ) -> None:
         with self.board.locked() as writer:
-            writer.append(
-                evolve(
-                    job,
-                    status=QUEUED,
-                    started_at=None,
-                    reason="requeued: the runner was stopped during the run",
-                )
-            )
+            writer.append(evolve(job, status=QUEUED, started_at=None, reason=reason))
 
 
 def _raise_stopped(signum, frame) -> None:

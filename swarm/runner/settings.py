@@ -1,4 +1,5 @@
-"""`[runner]` settings in swarm.toml: the allow-list, timeouts, budget tolerance, polling, retries, sandbox."""
+"""`[runner]` settings in swarm.toml: the allow-list, evaluation, timeouts, the clock, limits, polling,
+retries, sandbox."""
 
 from __future__ import annotations
 
@@ -10,15 +11,26 @@ class RunnerSettings:
     """`[runner]` in swarm.toml."""
 
     allowed_paths: tuple[str, ...] = ("train.py",)  # fnmatch patterns a commit may change relative to base
-    timeout_s: float | None = None  # hard limit per run; default 2 x budget + timeout_grace_s
-    timeout_grace_s: float = 120.0
+    # "sealed": val_bpb from the runner's evaluator on the handed-over model. "reported": from the trainer's
+    # own summary (stand-in trainers in tests, train.py from before sealing); such results say so.
+    evaluation: str = "sealed"
+    timeout_s: float | None = None  # hard limit per run; default: the budget limit + the overhead allowance
+    # The trainer's overhead (wall - training_seconds: startup, compile, export) may be at most the largest
+    # overhead of the device class's baseline runs x (1 + overhead_slack) + overhead_slack_s; before the
+    # class has a baseline run, overhead_default_s.
+    overhead_slack: float = 0.5
+    overhead_slack_s: float = 10.0
+    overhead_default_s: float = 120.0
+    eval_timeout_s: float = 900.0  # the evaluator's hard limit
+    max_model_mb: float = 4096.0  # largest model.pt2 the evaluator opens
+    log_limit_mb: float = 16.0  # a run printing more is stopped as invalid; its log keeps this much
     kill_grace_s: float = 5.0  # between SIGTERM and SIGKILL of a trainer's process group
     budget_tolerance: float = 0.02  # training_seconds may exceed the budget by this fraction ...
     budget_tolerance_s: float = 2.0  # ... plus this many seconds
     poll_interval_s: float = 0.05  # how often an idle runner reads the board from its remembered offset
     max_attempts: int = 2  # a job whose runner died this many times is recorded as crash
     keep_run_dirs: bool = False  # keep board/runs/<id>/ after a run (debugging)
-    python: str = ""  # interpreter for train.py; "" means the runner's own
+    python: str = ""  # interpreter for train.py and the evaluator; "" means the runner's own
     # The trainer's sandbox (swarm.runner.sandbox) passes only an allow-list of environment variables and
     # lets it write only its run directory: more variables (names) and directories ($VARS expanded) here.
     trainer_env: tuple[str, ...] = ()

@@ -1,21 +1,20 @@
-"""Trust checks the runner enforces from outside train.py: the allow-list diff, the budget, untouched eval code.
+"""Trust checks the runner enforces from outside train.py: the allow-list diff, seed-only changes, the clock.
 
 A result counts only if it was measured on pristine evaluation code: the commit may differ from the run's
-base only in allow-listed paths (train.py by default), prepare.py comes from the base commit, and the
-reported training time stays within the profile's budget plus a small tolerance.
+base only in allow-listed paths (train.py by default) and by more than a random seed; prepare.py comes from
+the base commit; and the runner's own clock bounds the trainer: the training time it claims may not exceed
+the wall time the runner measured, nor the budget (plus a small tolerance), and what is not training
+(startup, compile, export) may not exceed an allowance learned from the device class's baseline runs.
 """
 
 from __future__ import annotations
 
+import ast
 import fnmatch
-import hashlib
 from pathlib import Path
 
 from swarm.repo.git import changed_paths
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+from swarm.target.data import sha256_bytes
 
 
 def sha256_file(path: Path) -> str | None:
@@ -39,6 +38,86 @@ def budget_limit(budget: float, tolerance: float, tolerance_s: float) -> float:
     return budget * (1.0 + tolerance) + tolerance_s
 
 
-def timeout_for(budget: float, timeout_s: float | None, grace_s: float) -> float:
-    """The hard wall-clock limit of a run: an explicit timeout, else 2 x budget + grace (startup, eval)."""
-    return timeout_s if timeout_s is not None else 2.0 * budget + grace_s
+def overhead_allowance(
+    baseline_overheads: list[float], slack: float, slack_s: float, default_s: float
+) -> float:
+    """The most non-training wall time a run may take: the largest baseline overhead x (1 + slack) + slack_s,
+    or default_s before the device class has a baseline run."""
+    if not baseline_overheads:
+        return default_s
+    return max(baseline_overheads) * (1.0 + slack) + slack_s
+
+
+def timeout_for(budget_cap: float, allowance_s: float, timeout_s: float | None) -> float:
+    """The hard wall-clock limit of a trainer: an explicit timeout, else the budget limit + the allowance."""
+    return timeout_s if timeout_s is not None else budget_cap + allowance_s
+
+
+def clock_problem(claimed_s: float, wall_s: float, budget_cap: float, allowance_s: float) -> str | None:
+    """Why a trainer's timing is not credible, or None: the runner's clock, not the trainer's, decides."""
+    if claimed_s > wall_s:
+        return f"claims {claimed_s:.1f} s of training in {wall_s:.1f} s of measured wall time"
+    if claimed_s > budget_cap:
+        return f"training_seconds {claimed_s:.1f} beyond the budget (limit {budget_cap:.1f})"
+    overhead = wall_s - claimed_s
+    if overhead > allowance_s:
+        return (
+            f"{overhead:.1f} s of wall time outside training (startup, compile, export) is beyond the "
+            f"device class's allowance of {allowance_s:.1f} s"
+        )
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Seed lotteries
+
+
+class _HideSeeds(ast.NodeTransformer):
+    """Replace every value that only picks a random seed with one marker: what is assigned to a name with
+    "seed" in it, and the arguments of calls whose function has "seed" in its name (torch.manual_seed(43))."""
+
+    MARK = "<seed>"
+
+    def visit_Assign(self, node: ast.Assign) -> ast.AST:
+        if all(isinstance(t, ast.Name) and _names_seed(t.id) for t in node.targets):
+            node.value = ast.Constant(self.MARK)
+            return node
+        return self.generic_visit(node)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.AST:
+        if isinstance(node.target, ast.Name) and _names_seed(node.target.id) and node.value is not None:
+            node.value = ast.Constant(self.MARK)
+            return node
+        return self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        func = node.func
+        if _names_seed(func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")):
+            node.args = [ast.Constant(self.MARK) for _ in node.args]
+            node.keywords = [ast.keyword(k.arg, ast.Constant(self.MARK)) for k in node.keywords]
+            return node
+        return self.generic_visit(node)
+
+
+def _names_seed(name: str) -> bool:
+    return "seed" in name.lower()
+
+
+def _code_shape(source: bytes, hide_seeds: bool) -> str | None:
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    if hide_seeds:
+        tree = _HideSeeds().visit(tree)
+    return ast.dump(tree)
+
+
+def seed_only_change(before: bytes | None, after: bytes | None) -> bool:
+    """Whether `after` differs from `before` in nothing but random seeds (comments and layout ignored)."""
+    if before is None or after is None:
+        return False
+    plain_before, plain_after = _code_shape(before, False), _code_shape(after, False)
+    if plain_before is None or plain_after is None or plain_before == plain_after:
+        return False
+    return _code_shape(before, True) == _code_shape(after, True)

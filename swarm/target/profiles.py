@@ -42,3 +42,18 @@ def time_budget(source: str | bytes, profile: str, where: str = "prepare.py") ->
     if not isinstance(budget, int | float) or budget <= 0:
         raise SwarmError(f"{where}: PROFILES[{profile!r}]['time_budget'] is not a positive number")
     return float(budget)
+
+
+def profile_constants(source: str | bytes, profile: str, where: str = "prepare.py") -> dict[str, int]:
+    """max_seq_len, vocab_size, time_budget and eval_tokens of a profile, each a positive integer (what the
+    evaluator needs to know of the profile)."""
+    profiles = read_profiles(source, where)
+    if profile not in profiles:
+        raise SwarmError(f"{where}: no profile {profile!r} in PROFILES (known: {', '.join(profiles)})")
+    constants = {}
+    for key in PROFILE_KEYS:
+        value = profiles[profile].get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise SwarmError(f"{where}: PROFILES[{profile!r}][{key!r}] is not a positive integer")
+        constants[key] = value
+    return constants

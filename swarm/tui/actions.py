@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.text import Text
 
+from swarm.results.display import escape_text
 from swarm.results.pick import default_target, pick
 from swarm.tui.cells import agent_text, value
 from swarm.tui.control import RunControl
@@ -37,7 +38,7 @@ def pick_question(repo: Path, record: dict[str, Any], onto: str | None) -> Text:
 
 def do_pick(repo: Path, record: dict[str, Any], onto: str | None) -> str:
     result = pick(repo, record, onto=onto)
-    return f"picked {record['id']} onto {result.branch}: {result.previous[:10]} -> {result.commit[:10]}"
+    return f"picked {escape_text(record['id'])} onto {result.branch}: {result.previous[:10]} -> {result.commit[:10]}"
 
 
 def verify_question(record: dict[str, Any]) -> Text:
@@ -51,7 +52,7 @@ def verify_question(record: dict[str, Any]) -> Text:
 def do_verify(model: WatchModel, record: dict[str, Any]) -> str:
     queued = model.verify(record["id"])
     slots = ", ".join(str(r.get("gpu")) for r in queued)
-    return f"queued {len(queued)} verification rerun(s) of {record['id']} on slot {slots}"
+    return f"queued {len(queued)} verification rerun(s) of {escape_text(record['id'])} on slot {slots}"
 
 
 def agent_question(verb: str, agent: str) -> Text:

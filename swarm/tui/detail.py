@@ -19,7 +19,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from swarm.errors import SwarmError
-from swarm.results.display import result_block
+from swarm.results.display import escape_text, result_block
 from swarm.tui.control import RunControl
 from swarm.tui.messages import DetailLoaded
 from swarm.tui.sources import MARK, escaped_lines, experiment_diff, experiment_log
@@ -114,7 +114,10 @@ class DetailPane(VerticalScroll):
             INFO: lambda: result_block(record, board_dir),  # escaped there, as `swarm wait` prints it
         }
         self._request(
-            kind, record["id"], f"{record['id']} ({record.get('agent')}): {LABELS[kind]}", loaders[kind]
+            kind,
+            record["id"],
+            f"{escape_text(record['id'])} ({escape_text(record.get('agent'))}): {LABELS[kind]}",
+            loaders[kind],
         )
 
     def show_lineage(self, subject: str, title: str, text: str) -> None:

@@ -50,7 +50,7 @@ class Leaderboard(FittedTable):
             "n": Text(str(row.n)),
             "verified": Text("✓", style="bold green") if row.verified else Text("·", style="dim"),
             "agent": agent_text(e.get("agent"), 6),
-            "id": Text(str(e["id"])),
+            "id": agent_text(e["id"]),
             "description": agent_text(e.get("description"), self.flex),
         }
         return tuple(cells[key] for key, _, _ in self._shown_columns())

@@ -31,9 +31,15 @@ from swarm.runner.service import Runner, RunnerSettings
 TAG = "test"
 # Stand-in trainers keep their counts and events in $STANDIN_STATE_DIR, outside their sandbox's run
 # directory: the runner lets that one variable in and that one directory be written (settings below for
-# in-process runners, the same lines in make_run's swarm.toml for `swarm runner` processes).
-STAND_IN_SETTINGS = {"trainer_env": ("STANDIN_STATE_DIR",), "trainer_writable": ("$STANDIN_STATE_DIR",)}
+# in-process runners, the same lines in make_run's swarm.toml for `swarm runner` processes). They print a
+# summary and hand over no model: runners of these runs take val_bpb from it (`evaluation = "reported"`).
+STAND_IN_SETTINGS = {
+    "trainer_env": ("STANDIN_STATE_DIR",),
+    "trainer_writable": ("$STANDIN_STATE_DIR",),
+    "evaluation": "reported",
+}
 STAND_IN_CONFIG = 'trainer_env = ["STANDIN_STATE_DIR"]\ntrainer_writable = ["$STANDIN_STATE_DIR"]\n'
+STAND_IN_RUNNER = RunnerSettings(**STAND_IN_SETTINGS)
 
 # A prepare.py with the PROFILES literal of the contract; stand-in trainers import it like train.py does.
 STAND_IN_PREPARE = textwrap.dedent(
@@ -52,12 +58,12 @@ def stand_in_train(
     val_bpb: float = 1.0,
     offsets: tuple[float, ...] = (0.0,),
     sleep_s: float = 0.0,
-    training_seconds: float = 1.0,
+    training_seconds: float = 0.0,
     marker: str = "",
 ) -> str:
     """Source of a stand-in train.py that prints the summary block (or misbehaves, per `mode`).
 
-    mode: ok | crash | hang | nan | fail (prints FAIL, exits 1) | slow (training_seconds past the budget)
+    mode: ok | crash | hang | nan | fail (prints FAIL, exits 1) | slow (claims training_seconds past the budget)
           | tamper (rewrites prepare.py in its run directory)
     offsets: known noise: run k of this exact file prints val_bpb + offsets[k % len(offsets)], counted in
              $STANDIN_STATE_DIR (so identical content gives repeatable, known spread).
@@ -294,6 +300,7 @@ def make_run(
         ".gitignore": "/board/\n/worktrees/\n",
         "swarm.toml": config,
     }
+    files["swarm.toml"] = reported_evaluation(config) if prepare == STAND_IN_PREPARE else config
     base = init_repo(repo, files)
     devices = devices or {}
     slots = []
@@ -312,6 +319,15 @@ def make_run(
     state_dir = tmp_path / "standin"
     state_dir.mkdir()
     return SwarmRun(repo=repo.resolve(), board=board, base=base, run=run, state_dir=state_dir)
+
+
+def reported_evaluation(config: str) -> str:
+    """swarm.toml text with `[runner] evaluation = "reported"` added (unless the config sets it itself)."""
+    if "evaluation" in config:
+        return config
+    if "[runner]" in config:
+        return config.replace("[runner]\n", '[runner]\nevaluation = "reported"\n', 1)
+    return '[runner]\nevaluation = "reported"\n' + config
 
 
 def wait_until(condition, timeout: float = 30.0, interval: float = 0.02):
@@ -349,7 +365,7 @@ def process_alive(pid: int) -> bool:
 
 def run_queued(run, slot):
     """Run every job queued for `slot` with an in-process runner; returns their final records."""
-    runner = Runner(run.repo, run.board, slot, RunnerSettings(**STAND_IN_SETTINGS), log=lambda line: None)
+    runner = Runner(run.repo, run.board, slot, STAND_IN_RUNNER, log=lambda line: None)
     done = []
     while (record := runner.step()) is not None:
         done.append(record)

@@ -46,20 +46,44 @@ def load_prepare(cache_dir: Path, profile: str = "tiny"):
     return module
 
 
-def uniform_bpb(prep, batch_size: int = 16) -> float:
-    """val_bpb of a model that gives every token the same probability, measured by prep.evaluate_bpb.
-    train.py's model starts there (its lm_head starts near zero), so this is the untrained value."""
+def uniform_bpb(cache_dir: Path) -> float:
+    """val_bpb of a model that gives every token the same probability, from the cache's evaluation files:
+    log2(vocab) x the counted target tokens / their bytes. train.py's model starts there (its lm_head starts
+    near zero), so this is the untrained value."""
+    import math
+
+    import numpy as np
+
+    rows = np.load(Path(cache_dir) / "eval" / "val_tokens.npy")
+    token_bytes = np.load(Path(cache_dir) / "eval" / "token_bytes.npy")
+    nbytes = token_bytes[rows[:, 1:].astype(np.int64)]
+    return math.log2(len(token_bytes)) * int((nbytes > 0).sum()) / int(nbytes.sum())
+
+
+def evaluate_model(model: Path, cache_dir: Path, seed: int = 0, profile: str = "tiny", **limits: str) -> dict:
+    """The sealed evaluator's outcome for a model archive, as the runner starts it (`python -I -m
+    swarm.runner.evaluator`, the profile's constants from the repository's prepare.py); `limits` adds
+    options (e.g. `**{"--max-model-bytes": "1000"}`). The device is CUDA when torch sees one."""
+    import hashlib
+    import json
+
     import torch
-    import torch.nn.functional as F
 
-    class UniformLogits(torch.nn.Module):
-        def __init__(self, vocab_size: int):
-            super().__init__()
-            self.vocab_size = vocab_size
+    from swarm.target.profiles import profile_constants
 
-        def forward(self, x, y, reduction="mean"):
-            logits = torch.zeros(y.numel(), self.vocab_size)
-            return F.cross_entropy(logits, y.reshape(-1), reduction=reduction)
-
-    tok = prep.Tokenizer.from_directory()
-    return prep.evaluate_bpb(UniformLogits(tok.get_vocab_size()), tok, batch_size)
+    constants = profile_constants((REPO_ROOT / "prepare.py").read_text(), profile)
+    result = Path(model).with_name(Path(model).name + ".result.json")
+    argv = [sys.executable, "-I", "-m", "swarm.runner.evaluator", str(model), "--cache", str(cache_dir)]
+    argv += [
+        "--manifest-sha256",
+        hashlib.sha256((Path(cache_dir) / "prepared.json").read_bytes()).hexdigest(),
+    ]
+    argv += ["--seq-len", str(constants["max_seq_len"]), "--vocab-size", str(constants["vocab_size"])]
+    argv += ["--eval-tokens", str(constants["eval_tokens"]), "--result", str(result), "--seed", str(seed)]
+    argv += ["--device", "cuda" if torch.cuda.is_available() else "cpu"]
+    for key, value in limits.items():
+        argv += [key, value]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTORESEARCH_", "PYTHON"))}
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(result.read_text())

@@ -1,0 +1,340 @@
+"""A sealed run of one snapshot: the trainer, then the evaluator, judged by the runner's clock. No board.
+
+    fields = run_snapshot(snapshot, plan, log)
+
+This is the unit an executor runs: the local runner calls it for its slot, and a remote node (Ray) can call
+it on a materialised snapshot with the same plan, since it touches neither the board nor the repository. It
+returns the record fields of the run: `status` None for a measured result (keep / marginal / discard is the
+board's decision), else crash / timeout / invalid with a `reason`. A data cache that no longer matches the
+pinned manifest raises DataError instead: nothing may be recorded from it.
+
+The trainer is `python train.py` in the run directory; it must end by handing over its model (model.pt2,
+see prepare.export_model). Only the runner's clock counts: the training time train.py claims is checked
+against the wall time measured here, and its overhead against the device class's allowance. The evaluator
+is `python -I -m swarm.runner.evaluator` (the swarm's code, never the commit's) in a directory of its own
+beside the run directory, with a minimal environment. It is started together with the trainer and gets
+ready meanwhile (imports, the checked evaluation data read into memory before the trainer could touch it),
+then waits for "go" on its stdin, sent once the trainer's group has ended: its startup is off the clock of
+the run. Both processes are started by `start_trainer` and `start_evaluator`, through
+process.start_in_group (own process group, capped log, killed at their timeouts): the one place where a
+sandbox wraps their command lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from swarm.board.experiments import (
+    CLOCK,
+    CRASH,
+    INVALID,
+    METRIC_FIELDS,
+    OUTPUT_LIMIT,
+    REPORTED,
+    SEALED,
+    TIMEOUT,
+)
+from swarm.board.run_record import is_cpu_slot
+from swarm.errors import DataError
+from swarm.repo.git import file_at
+from swarm.runner.process import output_overflowed, run_with_timeout, start_in_group
+from swarm.runner.sandbox import evaluator_sandbox, reduced_environment, trainer_sandbox
+from swarm.runner.settings import RunnerSettings
+from swarm.runner.snapshot import RunDirectory, remove
+from swarm.runner.trust import budget_limit, clock_problem, timeout_for
+from swarm.target.data import Manifest, cache_dir, load_manifest, sha256_bytes
+from swarm.target.summary import is_finite, last_line, read_summary
+
+MODEL_FILE = "model.pt2"  # what train.py hands over (prepare.MODEL_FILE)
+RESULT_FILE = "result.json"  # what the evaluator writes into its own directory
+EVALUATOR_LOG_BYTES = 64 * 1024  # the evaluator prints a few lines; more is a fault
+# Of the runner's environment, what the evaluator may see (it must not pick up anything an agent could set).
+EVALUATOR_ENV_KEYS = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OMP_WAIT_POLICY",
+)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything a sealed run of one snapshot needs besides the snapshot itself."""
+
+    profile: str
+    constants: dict[str, int]  # the profile's max_seq_len, vocab_size, time_budget, eval_tokens
+    slot: str  # runner slot: "3" (CUDA_VISIBLE_DEVICES=3) or "cpuK"
+    settings: RunnerSettings
+    allowance_s: float  # the device class's overhead allowance (trust.overhead_allowance)
+    data: Manifest | None  # the pinned, checked data manifest; None with reported evaluation
+    environ: dict[str, str]  # the runner's environment, the trainer's starting point
+    sandboxed: bool = (
+        True  # trainer and evaluator in bubblewrap sandboxes (not with `swarm spawn --unsealed`)
+    )
+
+    @property
+    def budget_cap(self) -> float:
+        s = self.settings
+        return budget_limit(self.constants["time_budget"], s.budget_tolerance, s.budget_tolerance_s)
+
+    @property
+    def timeout(self) -> float:
+        return timeout_for(self.budget_cap, self.allowance_s, self.settings.timeout_s)
+
+    @property
+    def python(self) -> str:
+        return self.settings.python or sys.executable
+
+
+def spawn_pins(repo: Path, base: str, profile: str) -> tuple[str | None, str | None]:
+    """What `swarm spawn` pins in the run record: the sha256 of the base's prepare.py and of the profile's
+    data manifest (None for what does not exist yet, e.g. a cache prepared after spawning)."""
+    prepare = file_at(repo, base, "prepare.py")
+    try:
+        data = load_manifest(cache_dir(profile)).sha256
+    except DataError:
+        data = None
+    return (sha256_bytes(prepare) if prepare is not None else None), data
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The two processes
+
+
+def trainer_command(plan: RunPlan) -> list[str]:
+    return [plan.python, "train.py"]
+
+
+def trainer_environment(plan: RunPlan) -> dict[str, str]:
+    """What training needs and nothing else: no API keys, no SWARM_* (swarm.runner.sandbox), the data cache
+    named explicitly (a sandboxed trainer's HOME is its private /tmp)."""
+    env = reduced_environment(plan.environ, plan.settings.trainer_env, sandboxed=plan.sandboxed)
+    env.update(_device_environment(plan.slot))
+    env["AUTORESEARCH_CACHE_DIR"] = str(cache_dir(plan.profile, plan.environ))
+    env["AUTORESEARCH_PROFILE"] = plan.profile
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def start_trainer(plan: RunPlan, run_dir: Path, log: Path):
+    sandbox = None
+    if plan.sandboxed:
+        writable = [os.path.expandvars(path) for path in plan.settings.trainer_writable]
+        cache = cache_dir(plan.profile, plan.environ)
+        sandbox = trainer_sandbox(run_dir, cache, plan.settings.python or None, writable)
+    limit = int(plan.settings.log_limit_mb * 1e6)
+    return start_in_group(
+        trainer_command(plan), run_dir, trainer_environment(plan), log, limit, sandbox=sandbox
+    )
+
+
+def evaluator_command(plan: RunPlan, model: Path, result: Path, seed: int) -> list[str]:
+    """`-I`: neither the working directory nor PYTHON* variables reach the import path."""
+    assert plan.data is not None
+    c = plan.constants
+    return [
+        plan.python,
+        "-I",
+        "-m",
+        "swarm.runner.evaluator",
+        str(model),
+        "--cache",
+        str(plan.data.root),
+        "--manifest-sha256",
+        plan.data.sha256,
+        "--seq-len",
+        str(c["max_seq_len"]),
+        "--vocab-size",
+        str(c["vocab_size"]),
+        "--eval-tokens",
+        str(c["eval_tokens"]),
+        "--result",
+        str(result),
+        "--device",
+        "cpu" if is_cpu_slot(plan.slot) else "cuda",
+        "--max-model-bytes",
+        str(int(plan.settings.max_model_mb * 1e6)),
+        "--seed",
+        str(seed),
+        "--wait",
+    ]
+
+
+def evaluator_environment(plan: RunPlan, work: Path) -> dict[str, str]:
+    """A minimal environment; compile caches in the evaluator's own directory (a cache a trainer shares
+    could hand the evaluator a poisoned kernel)."""
+    env = {k: plan.environ[k] for k in EVALUATOR_ENV_KEYS if k in plan.environ}
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    env.update(_device_environment(plan.slot))
+    env.update(
+        PYTHONUNBUFFERED="1",
+        TORCH_FORCE_WEIGHTS_ONLY_LOAD="1",
+        TMPDIR=str(work),
+        TORCHINDUCTOR_CACHE_DIR=str(work / "inductor"),
+        TRITON_CACHE_DIR=str(work / "triton"),
+    )
+    return env
+
+
+def start_evaluator(plan: RunPlan, run_dir: Path, work: Path, argv: list[str], log: Path):
+    """The evaluator reads the run directory (the model) and the cache (its eval/ files included) and
+    writes only `work`; in a sandbox nothing else of the machine is there."""
+    env = evaluator_environment(plan, work)
+    sandbox = None
+    if plan.sandboxed:
+        assert plan.data is not None
+        sandbox = evaluator_sandbox(run_dir, plan.data.root, work, plan.settings.python or None)
+    return start_in_group(argv, work, env, log, EVALUATOR_LOG_BYTES, stdin=subprocess.PIPE, sandbox=sandbox)
+
+
+def _device_environment(slot: str) -> dict[str, str]:
+    return {"CUDA_VISIBLE_DEVICES": "" if is_cpu_slot(slot) else slot, "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+
+
+def _wait(proc, timeout: float, grace: float) -> tuple[int, bool]:
+    try:
+        return run_with_timeout(proc, timeout, grace)
+    except BaseException:
+        run_with_timeout(proc, 0.0, grace)  # never leave a process behind
+        raise
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One run
+
+
+def run_snapshot(snapshot: RunDirectory, plan: RunPlan, log: Path) -> dict[str, Any]:
+    """Train the snapshot, judge the trainer by the runner's clock, then (sealed) evaluate its model."""
+    evaluator = Evaluator(snapshot, plan, log) if plan.data is not None else None
+    try:
+        fields = _train(snapshot, plan, log, sealed=evaluator is not None)
+        if fields.get("status", None) is None and evaluator is not None:
+            fields.update(evaluator.evaluate())
+        return {"status": None, **fields}
+    finally:
+        if evaluator is not None:
+            evaluator.close()
+
+
+def _train(snapshot: RunDirectory, plan: RunPlan, log: Path, sealed: bool) -> dict[str, Any]:
+    fields: dict[str, Any] = {"evaluation": SEALED if sealed else REPORTED}
+    started = time.monotonic()
+    proc = start_trainer(plan, snapshot.path, log)
+    code, timed_out = _wait(proc, plan.timeout, plan.settings.kill_grace_s)
+    fields["wall_seconds"] = wall = round(time.monotonic() - started, 3)
+    fields["exit_code"] = code
+    summary = read_summary(log)
+    # Only the contract's numbers reach the board (no NaN in JSON); a sealed run's val_bpb is the evaluator's.
+    fields.update({k: summary[k] for k in METRIC_FIELDS if is_finite(summary.get(k))})
+    if sealed:
+        fields.pop("val_bpb", None)
+    overflowed = output_overflowed(proc)
+    problem = _trainer_problem(log, code, timed_out, overflowed, summary, plan, snapshot.prepare_untouched())
+    if problem is None:
+        clock = clock_problem(fields.get("training_seconds", 0.0), wall, plan.budget_cap, plan.allowance_s)
+        problem = (INVALID, f"{CLOCK}: {clock}") if clock else None
+    if problem is None and not sealed and fields.get("val_bpb") is None:
+        problem = (CRASH, "no finite val_bpb in the summary")
+    if problem is not None:
+        fields.update(status=problem[0], reason=problem[1])
+    return fields
+
+
+def _trainer_problem(
+    log: Path, code: int, timed_out: bool, overflowed: bool, summary: dict, plan: RunPlan, prepare_ok: bool
+) -> tuple[str, str] | None:
+    """(status, reason) of a trainer whose run ends here, or None."""
+    if overflowed:
+        return INVALID, f"{OUTPUT_LIMIT}: printed more than {plan.settings.log_limit_mb:g} MB"
+    if timed_out:
+        return TIMEOUT, f"killed after the {plan.timeout:.0f} s timeout"
+    if not prepare_ok:
+        return INVALID, "prepare.py was modified during the run"
+    if code != 0:
+        return CRASH, f"exit code {code}: {last_line(log)}"
+    if not summary:
+        return CRASH, "no summary block in the output"
+    if summary.get("profile") not in (None, plan.profile):
+        return INVALID, f"ran profile {summary['profile']!r}, not {plan.profile!r}"
+    if not is_finite(summary.get("training_seconds")):
+        return INVALID, "no training_seconds in the summary"
+    return None
+
+
+class Evaluator:
+    """The evaluator process of one run: started with the trainer, told to go once the trainer has ended."""
+
+    def __init__(self, snapshot: RunDirectory, plan: RunPlan, log: Path):
+        self.plan, self.log = plan, log
+        self.work = snapshot.path.with_name(snapshot.path.name + ".eval")
+        remove(self.work)
+        self.work.mkdir(parents=True)
+        self.result = self.work / RESULT_FILE
+        seed = secrets.randbits(31)  # which rows and cuts the causality check uses: unknowable in advance
+        argv = evaluator_command(plan, snapshot.path / MODEL_FILE, self.result, seed)
+        with open(log, "ab") as f:
+            f.write(f"# evaluator: {' '.join(argv[1:5])} ... (causality seed {seed})\n".encode())
+        self.proc = start_evaluator(plan, snapshot.path, self.work, argv, log)
+
+    def evaluate(self) -> dict[str, Any]:
+        """Let the evaluator measure the handed-over model: val_bpb, or the status and reason it ends with."""
+        started = time.monotonic()
+        with contextlib.suppress(OSError):  # it may have stopped already (a data error found at its start)
+            self.proc.stdin.write(b"go\n")
+            self.proc.stdin.close()
+        settings = self.plan.settings
+        code, timed_out = _wait(self.proc, settings.eval_timeout_s, settings.kill_grace_s)
+        fields: dict[str, Any] = {"eval_seconds": round(time.monotonic() - started, 3)}
+        if timed_out:
+            return {**fields, "status": TIMEOUT, "reason": f"evaluation past {settings.eval_timeout_s:.0f} s"}
+        if output_overflowed(self.proc):
+            return {**fields, "status": CRASH, "reason": "the evaluator printed more than expected"}
+        outcome = _read_result(self.result)
+        if outcome is None or code != 0:
+            reason = f"the evaluator failed (exit code {code}): {last_line(self.log)}"
+            return {**fields, "status": CRASH, "reason": reason}
+        kind = outcome.get("outcome")
+        if kind == "data_error":
+            raise DataError(str(outcome.get("reason")))
+        if kind == "invalid":
+            return {**fields, "status": INVALID, "reason": str(outcome.get("reason"))}
+        value = outcome.get("val_bpb")
+        if kind != "measured" or not is_finite(value):
+            return {**fields, "status": CRASH, "reason": f"the evaluator returned {str(outcome)[:200]}"}
+        return {**fields, "val_bpb": float(value)}
+
+    def close(self) -> None:
+        """End the evaluator if it is still waiting (the trainer failed, or the runner stops)."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()  # EOF without "go" (it would exit on its own once ready) ...
+            run_with_timeout(self.proc, 0.0, 0.5)  # ... but it has nothing to finish: end it now
+        remove(self.work)
+
+
+def _read_result(path: Path) -> dict[str, Any] | None:
+    try:
+        outcome = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return outcome if isinstance(outcome, dict) else None
+
+
+def data_manifest(profile: str, pinned: str | None, environ: dict[str, str] | None = None) -> Manifest:
+    """The profile's data manifest, checked: it is the pinned one and every file matches its hash (DataError
+    otherwise: the runner stops rather than record numbers from a changed cache)."""
+    manifest = load_manifest(cache_dir(profile, environ), pinned)
+    manifest.check_all()
+    return manifest
