@@ -28,7 +28,14 @@ from swarm.board.experiments import (
 )
 from swarm.errors import DataError, SwarmError
 from swarm.runner.service import Runner, RunnerSettings
-from tests.support.swarm_run import STAND_IN_PREPARE, commit_train, git, latest, stand_in_train
+from tests.support.swarm_run import (
+    STAND_IN_PREPARE,
+    STAND_IN_SETTINGS,
+    commit_train,
+    git,
+    latest,
+    stand_in_train,
+)
 from tests.support.target import REPO_ROOT, uniform_bpb
 
 QUIET = dict(log=lambda line: None)
@@ -144,7 +151,25 @@ def test_claims_tampering_and_look_ahead_end_invalid_or_measured_honestly(sealed
     assert ahead["val_bpb"] is None
 
 
-def test_a_trainer_that_writes_the_cache_stops_the_runner_and_records_nothing(sealed):
+def test_a_sandboxed_trainer_cannot_write_the_cache(sealed):
+    """In its sandbox the data cache is read-only: the poisoning write fails, the run ends as a crash, and the
+    cache still matches its manifest."""
+    before = (sealed.cache / "eval" / "token_bytes.npy").read_bytes()
+    eid = queue(sealed, handwritten(attack=POISON), "poison")
+    runner = Runner(sealed.repo, sealed.board, "cpu0", RunnerSettings(kill_grace_s=0.5), **QUIET)
+    runner.step()
+    record = latest(sealed.board, eid)
+    assert record["status"] == "crash" and record["val_bpb"] is None, record["reason"]
+    assert (sealed.cache / "eval" / "token_bytes.npy").read_bytes() == before
+
+
+def test_an_unsealed_trainer_that_writes_the_cache_stops_the_runner_and_records_nothing(sealed):
+    """Without a sandbox (`swarm spawn --unsealed`) the write lands, and the manifest check catches it."""
+    from dataclasses import replace
+
+    from swarm.board.run_record import write_run_record
+
+    write_run_record(sealed.board, replace(sealed.run, unsealed=True))
     eid = queue(sealed, handwritten(attack=POISON), "poison")
     runner = Runner(sealed.repo, sealed.board, "cpu0", RunnerSettings(kill_grace_s=0.5), **QUIET)
     with pytest.raises(DataError, match="does not match its hash"):
@@ -164,7 +189,7 @@ def test_a_trainer_that_writes_the_cache_stops_the_runner_and_records_nothing(se
 
 
 def stand_in_runner(run, **settings):
-    return Runner(run.repo, run.board, "cpu0", RunnerSettings(evaluation="reported", **settings), **QUIET)
+    return Runner(run.repo, run.board, "cpu0", RunnerSettings(**{**STAND_IN_SETTINGS, **settings}), **QUIET)
 
 
 def test_the_runners_clock_bounds_claimed_training_and_overhead(make_swarm_run):
@@ -261,10 +286,8 @@ def test_agent_text_is_escaped_in_every_output_and_descriptions_are_bounded(make
             submit(agent_context(), "x" * 501)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue-11: the trainer's sandbox hides <cache>/eval (until then it can read it)"
-)
 def test_trainers_cannot_read_the_validation_data(make_swarm_run, tiny_cache, monkeypatch):
+    """The trainer's sandbox covers <cache>/eval with an empty directory (swarm.runner.sandbox)."""
     monkeypatch.setenv("AUTORESEARCH_CACHE_DIR", str(tiny_cache))
     reader = (
         "import os\n"
