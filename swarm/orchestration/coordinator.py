@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from filelock import FileLock, Timeout
 
+from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import RunFollower
 from swarm.board.store import PROCESS, Board
 from swarm.config import load_section
@@ -70,7 +71,11 @@ class Coordinator:
         self.clock = clock
         self.windows: dict[str, Supervision] = {}
         self.verifier = (
-            BestVerifier(self.board, self.settings.verify_repeats) if self.settings.verify_best else None
+            BestVerifier(
+                self.board, self.settings.verify_repeats, load_section(paths.repo, "noise", NoiseSettings)
+            )
+            if self.settings.verify_best
+            else None
         )
 
     def reconcile(self) -> list[str]:

@@ -30,12 +30,13 @@ from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import is_cpu_slot
 from swarm.board.state import BoardState
 from swarm.board.store import RUNNER, Board, now
-from swarm.board.verification import verification_outcome
+from swarm.board.verification import after_result
 from swarm.config import load_section
 from swarm.errors import SwarmError
 from swarm.repo.git import file_at
 from swarm.repo.paths import run_paths
 from swarm.runner.process import end_stale_group, run_with_timeout, start_in_group
+from swarm.runner.pruning import CurveCache, Monitor, PruningSettings, reference_curve
 from swarm.runner.settings import RunnerSettings
 from swarm.runner.snapshot import materialise, remove
 from swarm.runner.trust import budget_limit, disallowed_changes, timeout_for
@@ -128,6 +129,7 @@ class Runner:
         settings: RunnerSettings | None = None,
         noise: NoiseSettings | None = None,
         log=print,
+        pruning: PruningSettings | None = None,
     ):
         self.repo = Path(repo)
         self.board = board
@@ -137,6 +139,8 @@ class Runner:
         self.lock = SlotLock(board.directory, slot)
         self.say = log
         self.runs_dir = board.directory / "runs"
+        self.pruning = pruning or PruningSettings()
+        self.curves = CurveCache(board.directory)  # loss curves of finished runs, for early stopping
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -283,10 +287,14 @@ class Runner:
                 f"# commit {commit} base {base} profile {profile} timeout {timeout:.0f}s\n"
                 f"# train.py sha256 {snapshot.train_sha256} prepare.py sha256 {snapshot.prepare_sha256}\n".encode()
             )
+        monitor = self._monitor(job, log)
         started = time.monotonic()
         proc = start_in_group(self._argv(), run_dir, self._environment(profile), log)
         try:
-            code, timed_out = run_with_timeout(proc, timeout, self.settings.kill_grace_s)
+            if monitor is None:
+                code, timed_out = run_with_timeout(proc, timeout, self.settings.kill_grace_s)
+            else:
+                code, timed_out = monitor.wait(proc, timeout, self.settings.kill_grace_s)
         except BaseException:
             run_with_timeout(proc, 0.0, self.settings.kill_grace_s)  # never leave a trainer behind
             raise
@@ -295,7 +303,17 @@ class Runner:
         fields.update(
             self._judge(log, code, timed_out, timeout, budget, profile, snapshot.prepare_untouched())
         )
+        if monitor is not None and monitor.stopped_at is not None:
+            fields.update(monitor.outcome(budget))
         return fields
+
+    def _monitor(self, job: dict[str, Any], log: Path) -> Monitor | None:
+        """The early-stop watch of a job (swarm.runner.pruning), or None: off, a rerun (its number is
+        wanted whatever it is), or no trusted reference curve in its group yet."""
+        if not self.pruning.enabled or job.get("verify_of"):
+            return None
+        reference = reference_curve(self.state, (self.device, job["profile"]), self.curves, self.pruning)
+        return Monitor(log, reference, self.pruning) if reference else None
 
     def _judge(
         self,
@@ -362,11 +380,8 @@ class Runner:
                 final.update(status=status, reason=reason, reference=reference, band=band)
             written = writer.append(final)
             self.state.apply(written)
-            verify_of = job.get("verify_of")
-            if verify_of:
-                outcome = verification_outcome(self.state, verify_of)
-                if outcome is not None:
-                    self.state.apply(writer.append(outcome))
+            for follow in after_result(writer, self.state, written):  # confirmation, calibration, verdicts
+                self.say(f"{follow.get('id')}: {follow.get('type')} {follow.get('status') or ''}".rstrip())
         return written
 
     def _requeue_interrupted(self, job: dict[str, Any]) -> None:
@@ -401,7 +416,10 @@ def cmd_runner(args) -> int:
     board = Board(paths.board)
     settings = load_section(paths.repo, "runner", RunnerSettings)
     noise = load_section(paths.repo, "noise", NoiseSettings)
-    runner = Runner(paths.repo, board, slot, settings, noise, log=lambda line: print(line, flush=True))
+    pruning = load_section(paths.repo, "pruning", PruningSettings)
+    runner = Runner(
+        paths.repo, board, slot, settings, noise, log=lambda line: print(line, flush=True), pruning=pruning
+    )
     runner.start()
     try:
         runner.serve(max_jobs=args.max_jobs)
