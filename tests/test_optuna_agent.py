@@ -51,11 +51,18 @@ def test_search_space_follows_the_block_and_swarm_toml():
     assert space["FINAL_LR_FRAC"] == FloatDistribution(0.0, 1.0)
     assert space["TOTAL_BATCH_SIZE"] == CategoricalDistribution(tuple(2**k for k in range(17, 22)))
     assert space["DEPTH"] == IntDistribution(4, 16, log=True)
-    assert space["ADAM_BETAS[0]"].low == pytest.approx(0.4) and space["ADAM_BETAS[1]"].high == pytest.approx(1 - 0.05 / 3)
-    assert space["WINDOW_PATTERN"].choices[0] == "SSSL" and space["QK_NORM_BEFORE_ROPE"].choices == (False, True)
+    assert space["ADAM_BETAS[0]"].low == pytest.approx(0.4) and space["ADAM_BETAS[1]"].high == pytest.approx(
+        1 - 0.05 / 3
+    )
+    assert space["WINDOW_PATTERN"].choices[0] == "SSSL" and space["QK_NORM_BEFORE_ROPE"].choices == (
+        False,
+        True,
+    )
     assert not {"SEED", "DEVICE_BATCH_SIZE", "EVAL_TOKENS"} & set(space)
     # the base itself is a point of the space
-    assert to_knobs(to_params(config, space), config) == {k: v for k, v in config.items() if k in {p.split("[")[0] for p in space}}
+    assert to_knobs(to_params(config, space), config) == {
+        k: v for k, v in config.items() if k in {p.split("[")[0] for p in space}
+    }
     narrowed = search_space(config, knobs=["MATRIX_LR", "ADAM_BETAS"], ranges={"MATRIX_LR": [0.02, 0.05]})
     assert set(narrowed) == {"MATRIX_LR", "ADAM_BETAS[0]", "ADAM_BETAS[1]"}
     assert narrowed["MATRIX_LR"] == FloatDistribution(0.02, 0.05, log=True)
@@ -107,7 +114,9 @@ def test_two_optuna_agents_share_one_study_told_the_runners_numbers(tmp_path, mo
         record = experiments[trial.user_attrs["experiment"]]
         assert trial.value == pytest.approx(record["val_bpb"])  # the runner's number, from the board
         assert record["agent"] == trial.user_attrs["agent"]
-    searched = [e for e in experiments.values() if "optuna #" in str(e["description"]) and not e.get("verify_of")]
+    searched = [
+        e for e in experiments.values() if "optuna #" in str(e["description"]) and not e.get("verify_of")
+    ]
     assert len(searched) == 6  # 4 each, less the baseline
     assert len({e["train_sha256"] for e in searched}) == len(searched)  # never the same config twice
     assert all(e["status"] not in ("queued", "running", "promising") for e in experiments.values())

@@ -160,7 +160,7 @@ def test_adopted_content_becomes_the_reference(board):
 
 
 def test_agent_summary_and_prefix_lookup(board):
-    state = BoardState(board)
+    state = BoardState(board, SINGLE)
     a = board.append(result("gpu0", "base", 1.0, status="keep", id="abc12345"))
     board.append(result("gpu0", "w", 0.98, status="keep", id="abd00000"))
     board.append(result("gpu0", "c", None, status="crash", id="ffff0000"))

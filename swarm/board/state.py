@@ -472,7 +472,7 @@ class BoardState:
                 self._stale_best.add(holder)
             elif content is not None and train_sha256 in self._agent_results[holder][group]:
                 best = self.groups[group].contents.get(best_sha) if best_sha else None
-                if best is None or content.mean < best.mean:
+                if content.n >= self.noise.best_runs and (best is None or content.mean < best.mean):
                     self._agent_best_sha[holder] = (group, train_sha256)
                     self.agents[holder].best = next(iter(self._agent_results[holder][group][train_sha256]))
 
@@ -666,12 +666,14 @@ class BoardState:
         return [self.agent_summary(name) for name in sorted(self.agents, key=str)]
 
     def _agent_best_id(self, agent: str, key: GroupKey | None) -> str | None:
-        """The agent's first result with its lowest-mean content in a group."""
+        """The agent's first result with its lowest-mean content in a group, among contents measured at
+        least noise.best_runs times (a confirmed mean, not one lucky run)."""
         group = self.groups.get(key) if key else None
         if group is None:
             return None
         contents = self._agent_results.get(agent, {}).get(key, {})
-        measured = [sha for sha in contents if sha in group.contents]
+        least = self.noise.best_runs
+        measured = [sha for sha in contents if sha in group.contents and group.contents[sha].n >= least]
         best_sha = min(measured, key=lambda sha: group.contents[sha].mean, default=None)
         self._agent_best_sha[agent] = (key, best_sha)
         return next(iter(contents[best_sha])) if best_sha else None

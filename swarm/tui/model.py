@@ -20,12 +20,23 @@ from typing import Any
 
 from rich.text import Text
 
-from swarm.board.experiments import DISCARD, FAILED_STATUSES, FINAL_STATUSES, KEEP, MARGINAL, is_measured
+from swarm.board.experiments import (
+    DISCARD,
+    FAILED_STATUSES,
+    FINAL_STATUSES,
+    KEEP,
+    MARGINAL,
+    PROMISING,
+    PRUNED,
+    is_measured,
+)
 from swarm.board.ledger import Totals
+from swarm.board.noise import NoiseSettings
 from swarm.board.progress import ProgressTracker, finished_at
 from swarm.board.run_record import AgentSlot
 from swarm.board.state import BoardState, GroupKey, group_of
 from swarm.board.store import EXPERIMENT, USAGE, VERIFICATION
+from swarm.config import load_section
 from swarm.errors import SwarmError
 from swarm.orchestration.agent_state import DOWN_STATES, Liveness, agent_state
 from swarm.repo.git import file_at
@@ -62,6 +73,8 @@ class Header:
     busy_slots: int
     slots: int
     bests: tuple[GroupBest, ...]
+    pruned: int = 0  # runs stopped early (swarm.runner.pruning)
+    saved_seconds: float = 0.0  # the training time they did not spend
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,8 @@ class AgentRow:
     latest_record: dict[str, Any] | None  # running, else last finished
     tokens: int = 0  # model tokens its usage records report (swarm.board.ledger); 0: none on the board
     cost: float | None = None  # dollars, when its usage records know them
+    promising: int = 0  # results waiting for their confirmation reruns
+    pruned: int = 0  # runs stopped early
 
     @property
     def description(self) -> str | None:
@@ -117,8 +132,12 @@ class WatchModel:
         repo: Path | None = None,
         control_for: Callable[[str], RunControl | None] | None = None,
         clock: Callable[[], float] = time.time,
+        noise: NoiseSettings | None = None,
     ):
-        self.state = BoardState(board_dir)
+        # the noise rule decides what a best is (a confirmed mean under `confirm`): swarm.toml's, by default
+        if noise is None and repo is not None:
+            noise = load_section(repo, "noise", NoiseSettings)
+        self.state = BoardState(board_dir, noise)
         self.repo = repo
         self.clock = clock
         # the run's processes are reached through its tag, known once the run record has been read
@@ -141,6 +160,7 @@ class WatchModel:
         self._plot_drawn: tuple[PlotData | None, tuple[int, int] | None] = (None, None)
         self._plot_text: Text | None = None
         self._usage: dict[str, Totals] = {}  # agent -> its model usage so far (the cost ledger)
+        self._saved: dict[str, float] = {}  # pruned experiment id -> training seconds it saved
         self.state.observers.append(self._observe)
 
     # ---------------------------------------------------------------------------------------------------
@@ -157,6 +177,8 @@ class WatchModel:
         agent = record.get("agent")
         if agent and not record.get("verify_of") and record.get("gpu") is not None:
             self._agent_slot[str(agent)] = str(record["gpu"])
+        if record.get("status") == PRUNED:
+            self._saved[str(record.get("id"))] = float(record.get("saved_seconds") or 0.0)
         if record.get("status") in FINAL_STATUSES:
             if self.progress.add(record):  # the first final record of this id
                 bisect.insort(self._finish_times, finished_at(record))
@@ -271,6 +293,8 @@ class WatchModel:
                 latest_record=latest,
                 tokens=self._usage[slot.name].tokens if slot.name in self._usage else 0,
                 cost=self._usage[slot.name].cost_usd if slot.name in self._usage else None,
+                promising=counts.get(PROMISING, 0),
+                pruned=counts.get(PRUNED, 0),
             )
 
     def _baseline(self, key: GroupKey) -> float | None:
@@ -337,6 +361,8 @@ class WatchModel:
             busy_slots=busy,
             slots=len(slots),
             bests=self._bests,
+            pruned=len(self._saved),
+            saved_seconds=sum(self._saved.values()),
         )
 
     # ---------------------------------------------------------------------------------------------------
