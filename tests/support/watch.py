@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from swarm.board.experiments import evolve, new_experiment
+from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import RunRecord, write_run_record
 from swarm.board.store import Board
-from swarm.board.noise import NoiseSettings
 from swarm.testing.synthetic import H100, agent_slots
 from swarm.tui.app import WatchApp
 from swarm.tui.model import WatchModel
