@@ -147,9 +147,10 @@ class Monitor:
         data = self.pending + data
         cut = data.rfind(b"\n") + 1
         self.pending = data[cut:]
-        return any(self._judge(fraction, loss) for fraction, loss in parse_curve(data[:cut]))
+        return any(self.observe(fraction, loss) for fraction, loss in parse_curve(data[:cut]))
 
-    def _judge(self, fraction: float, loss: float) -> bool:
+    def observe(self, fraction: float, loss: float) -> bool:
+        """Take one progress point; True when the run should stop now."""
         reference = loss_at(self.reference, fraction)
         if fraction < self.settings.min_fraction or reference is None:
             return False
