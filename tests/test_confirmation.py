@@ -152,3 +152,21 @@ def test_a_crashed_confirmation_rerun_still_ends_in_a_verdict(make_swarm_run, cl
     run_queued(run, "2")
     verdict = latest(run.board, better)
     assert verdict["status"] == KEEP and "mean of 2 runs" in verdict["reason"]
+
+
+def test_calibration_reruns_count_baselines_on_their_way_and_go_first(make_swarm_run, cli):
+    run = make_swarm_run(config=FLOOR, agents=("gpu0", "gpu1"), train=BASELINE)
+    for agent in ("gpu0", "gpu1"):
+        with run.agent_env(agent):
+            cli("submit", "-m", "baseline")
+    later = submit(run, cli, "gpu0", stand_in_train(val_bpb=1.5, marker="later"), "queued before")
+    assert one_job(run, "0")["status"] == KEEP  # gpu0's baseline; gpu1's is still queued
+    state = state_of(run)
+    (calibration,) = [e for e in state.experiments.values() if e.get("requested_by") == "calibration"]
+    assert calibration["gpu"] == "1"  # the other slot
+    assert [e["id"] for e in state.queue("1")][0] == calibration["id"]  # ahead of gpu1's baseline
+    run_queued(run, "1")
+    run_queued(run, "0")
+    state = state_of(run)
+    assert state.calibrated(GROUP) and state.content(GROUP, calibration["train_sha256"]).n == 3
+    assert state.experiment(later)["status"] == DISCARD

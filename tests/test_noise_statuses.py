@@ -15,7 +15,7 @@ NOISE = NoiseSettings(floor={"tiny": 1e-4}, sigmas=2.0, reuse_runs=2, rule="sing
 
 
 def test_statuses_follow_the_noise_band(make_swarm_run, cli):
-    run = make_swarm_run(config="[noise]\nfloor = {tiny = 1e-4}\n")
+    run = make_swarm_run(config='[noise]\nfloor = {tiny = 1e-4}\nrule = "single"\nreuse_runs = 2\n')
     runner = Runner(run.repo, run.board, "cpu0", RunnerSettings(), NOISE, log=lambda line: None)
     worktree = run.worktree("cpu0")
 

@@ -24,6 +24,12 @@ TIMEOUT = "timeout"
 INVALID = "invalid"
 PRUNED = "pruned"  # stopped early: its training curve was clearly behind the best's (swarm.runner.pruning)
 
+# Who asked for a rerun (`requested_by`) when it was not an agent or the user: the runner, for a promising
+# result's confirmation, and for the calibration of a device class (swarm.board.verification). Calibration
+# reruns go first in their slot's queue: no keep is decided on a class before they ran.
+CONFIRMATION = "confirmation"
+CALIBRATION = "calibration"
+
 PENDING_STATUSES = frozenset({QUEUED, RUNNING})
 # A measured result: the runner parsed a finite val_bpb from pristine evaluation code within the budget.
 MEASURED_STATUSES = frozenset({PROMISING, KEEP, MARGINAL, DISCARD})

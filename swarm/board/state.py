@@ -55,7 +55,7 @@ from swarm.config import load_section
 from swarm.errors import BoardError, SwarmError
 from swarm.repo.paths import run_paths
 from swarm.board.noise import Evidence, NoiseSettings, RunningStats, decide
-from swarm.board.experiments import FINAL_STATUSES, KEEP, PROMISING, QUEUED, RUNNING, has_result
+from swarm.board.experiments import CALIBRATION, FINAL_STATUSES, KEEP, PROMISING, QUEUED, RUNNING, has_result
 from swarm.board.run_record import RunRecord, choose_tag
 
 GroupKey = tuple[str, str]  # (device class, profile)
@@ -517,15 +517,16 @@ class BoardState:
         return self.experiments[matches[0]]
 
     def queue(self, slot: str) -> list[dict[str, Any]]:
-        """Queued experiments of a runner slot, oldest submission first (a requeued job keeps its place)."""
-        return sorted((self.experiments[eid] for eid in self._queued.get(slot, {})), key=_submitted)
+        """Queued experiments of a runner slot in the order they run: calibration reruns first, then the
+        oldest submission first (a requeued job keeps its place)."""
+        return sorted((self.experiments[eid] for eid in self._queued.get(slot, {})), key=_queue_order)
 
     def next_queued(self, slot: str) -> dict[str, Any] | None:
-        """The job a runner of this slot takes next: the oldest submission queued for it."""
+        """The job a runner of this slot takes next (the head of `queue(slot)`)."""
         queued = self._queued.get(slot)
         if not queued:
             return None
-        return min((self.experiments[eid] for eid in queued), key=_submitted)
+        return min((self.experiments[eid] for eid in queued), key=_queue_order)
 
     def running(self, slot: str) -> dict[str, Any] | None:
         eid = self._running.get(slot)
@@ -677,6 +678,10 @@ class BoardState:
         best_sha = min(measured, key=lambda sha: group.contents[sha].mean, default=None)
         self._agent_best_sha[agent] = (key, best_sha)
         return next(iter(contents[best_sha])) if best_sha else None
+
+
+def _queue_order(record: dict[str, Any]) -> tuple[bool, float]:
+    return (record.get("requested_by") != CALIBRATION, _submitted(record))
 
 
 def _submitted(record: dict[str, Any]) -> float:

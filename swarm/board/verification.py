@@ -25,6 +25,8 @@ from typing import Any
 from swarm.board.store import VERIFICATION, Board, now
 from swarm.errors import SwarmError
 from swarm.board.experiments import (
+    CALIBRATION,
+    CONFIRMATION,
     KEEP,
     PENDING_STATUSES,
     PROMISING,
@@ -36,8 +38,6 @@ from swarm.board.experiments import (
 from swarm.board.state import BoardState, group_of
 from swarm.board.store import BoardWriter
 
-CONFIRMATION = "confirmation"  # requested_by of the reruns the runner queues for a promising result
-CALIBRATION = "calibration"  # requested_by of the reruns of a baseline on a class with few slots
 
 
 def class_slots(state: BoardState, device: str | None) -> list[str]:
@@ -144,7 +144,13 @@ def after_result(writer: BoardWriter, state: BoardState, record: dict[str, Any])
         written += queue_reruns(writer, state, record, slots, CONFIRMATION)
     elif _needs_calibration(state, record):
         content = state.content(group_of(record), record["train_sha256"])
-        missing = state.noise.calibration_runs - (content.n if content else 1)
+        pending = sum(  # other runs of the same train.py already on their way (another agent's baseline)
+            1
+            for slot in class_slots(state, record.get("device"))
+            for job in [*state.queue(slot), state.running(slot)]
+            if job and job.get("train_sha256") == record["train_sha256"]
+        )
+        missing = state.noise.calibration_runs - (content.n if content else 1) - pending
         if missing > 0:
             slots = rerun_slots(state, record, missing)
             written += queue_reruns(writer, state, record, slots, CALIBRATION)
