@@ -6,8 +6,9 @@ A real swarm (`swarm spawn --cpu N`, runners training the real train.py on the t
 are idle placeholders: the bench submits from their worktrees. First each agent's baseline (the class is
 calibrated: with fewer than three workers the runner reruns a baseline), then `--nulls` changes that do
 nothing (a comment line each, so each is a new train.py), then one change with a known real effect: the
-base is handicapped (the tiny profile's MATRIX_LR divided by 10) and the change puts it back. The swarm
-runs under the default `confirm` rule, which queues its own confirmation reruns.
+base is handicapped (the tiny profile's MATRIX_LR and EMBEDDING_LR divided by 10) and the change puts them
+back; it is submitted right after the baselines, so that it is measured under the same machine load. The
+swarm runs under the default `confirm` rule, which queues its own confirmation reruns.
 
 Printed: for the null changes, the keeps (goal 0) and the reruns asked for, under the `confirm` rule as it
 ran, next to what the `single` rule (the rule before issue 14) would have decided on the same first runs
@@ -49,13 +50,15 @@ IDLE = '[agents.commands]\nidle = ["sleep", "1000000"]\n'
 
 
 def handicapped(train: str) -> tuple[str, str]:
-    """(base train.py with the tiny MATRIX_LR / 10, the change that restores it)."""
-    match = re.search(r"^    MATRIX_LR = ([0-9.]+)$", train, re.MULTILINE)
-    if match is None:
-        raise SystemExit("train.py has no tiny MATRIX_LR override to handicap")
-    good = match.group(0)
-    bad = f"    MATRIX_LR = {float(match.group(1)) / 10:g}  # handicapped by bench/noise_real.py"
-    return train.replace(good, bad), train
+    """(base train.py with the tiny profile's MATRIX_LR and EMBEDDING_LR / 10, the change restoring them)."""
+    base = train
+    for name in ("MATRIX_LR", "EMBEDDING_LR"):
+        match = re.search(rf"^    {name} = ([0-9.]+)$", train, re.MULTILINE)
+        if match is None:
+            raise SystemExit(f"train.py has no tiny {name} override to handicap")
+        bad = f"    {name} = {float(match.group(1)) / 10:g}  # handicapped by bench/noise_real.py"
+        base = base.replace(match.group(0), bad)
+    return base, train
 
 
 def replay_single(board: Board, first_ids: set[str]) -> dict[str, str]:
@@ -93,13 +96,16 @@ def main() -> None:
     spawn(repo, env, args.workers, "idle", TAG)
     try:
         baselines = [commit_and_submit(repo, env, TAG, a, base + "\n", "baseline") for a in agents]
+        # early in the queue: measured in the same stretch of machine load as the baselines
+        real = commit_and_submit(
+            repo, env, TAG, agents[0], restored, "restore the learning rates (a real gain)"
+        )
         nulls = [
             commit_and_submit(
                 repo, env, TAG, agents[k % len(agents)], base + f"\n# null change {k}\n", f"null {k}"
             )
             for k in range(args.nulls)
         ]
-        real = commit_and_submit(repo, env, TAG, agents[0], restored, "restore MATRIX_LR (a real gain)")
         state = wait_idle(repo)
     finally:
         stop(repo, env, TAG)
@@ -108,7 +114,7 @@ def main() -> None:
     reruns = [x for x in e.values() if x.get("verify_of")]
     confirm_reruns = [x for x in reruns if x.get("verify_of") in nulls]
     single = replay_single(board, set(nulls) | {real})
-    null_status = [e[i]["status"] for i in nulls]
+    null_status = [e[i]["status"] for i in nulls]  # crash / invalid ones too (a loaded machine overruns)
     group = next(iter(state.groups.values()))
     print(
         f"{args.workers} CPU workers, {args.nulls} null changes, tiny profile, {time.monotonic() - started:.0f} s"
@@ -118,8 +124,8 @@ def main() -> None:
     )
     print(f"{'rule':<8} | {'null keeps':>10} | {'reruns asked':>12} | real change")
     print(
-        f"{'single':<8} | {sum(single[i] == KEEP for i in nulls):>10} | "
-        f"{sum(single[i] == MARGINAL for i in nulls):>12} | {single[real]} (one run)"
+        f"{'single':<8} | {sum(single.get(i) == KEEP for i in nulls):>10} | "
+        f"{sum(single.get(i) == MARGINAL for i in nulls):>12} | {single.get(real)} (one run)"
     )
     print(
         f"{'confirm':<8} | {null_status.count(KEEP):>10} | {len(confirm_reruns):>12} | {e[real]['status']} "
