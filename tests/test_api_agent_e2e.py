@@ -30,7 +30,9 @@ def test_api_agent_completes_two_experiments_over_each_protocol(make_swarm_run, 
     # runs take the time of two.
     monkeypatch.setenv("AUTORESEARCH_CACHE_DIR", str(tiny_cache))  # the runner passes it on to train.py
     # one run decides (the `single` noise rule): no calibration or confirmation reruns join the agents' runs
-    run = make_swarm_run(agents=tuple(PROTOCOLS), train=TRAIN, prepare=PREPARE, config='[noise]\nrule = "single"\n')
+    run = make_swarm_run(
+        agents=tuple(PROTOCOLS), train=TRAIN, prepare=PREPARE, config='[noise]\nrule = "single"\n'
+    )
     for agent in PROTOCOLS:
         run.start_runner(agent)
     with contextlib.ExitStack() as stack:
