@@ -170,3 +170,15 @@ def test_calibration_reruns_count_baselines_on_their_way_and_go_first(make_swarm
     state = state_of(run)
     assert state.calibrated(GROUP) and state.content(GROUP, calibration["train_sha256"]).n == 3
     assert state.experiment(later)["status"] == DISCARD
+
+
+def test_one_calibration_at_a_time_per_class(make_swarm_run, cli):
+    # the agents' first results differ (e.g. a baseline that overran its budget): only the first asks
+    run = make_swarm_run(config=FLOOR, agents=("gpu0", "gpu1"), train=BASELINE)
+    submit(run, cli, "gpu0", stand_in_train(val_bpb=1.0, marker="first of gpu0"), "a")
+    submit(run, cli, "gpu1", stand_in_train(val_bpb=1.0, marker="first of gpu1"), "b")
+    assert one_job(run, "0")["status"] == KEEP
+    assert one_job(run, "1")["status"] == KEEP  # a calibration rerun is first in line, not gpu1's job
+    assert one_job(run, "1")["status"] == KEEP
+    state = state_of(run)
+    assert len([e for e in state.experiments.values() if e.get("requested_by") == "calibration"]) == 2

@@ -161,8 +161,8 @@ def after_result(writer: BoardWriter, state: BoardState, record: dict[str, Any])
 
 
 def _needs_calibration(state: BoardState, record: dict[str, Any]) -> bool:
-    """A baseline (a keep without a reference) on an uncalibrated class with fewer slots than the
-    calibration needs, never rerun before."""
+    """A baseline (a keep without a reference: the agent's first measured result) on an uncalibrated class
+    with fewer slots than the calibration needs, never rerun before, with no calibration under way."""
     return (
         state.noise.confirms
         and record.get("status") == KEEP
@@ -173,6 +173,17 @@ def _needs_calibration(state: BoardState, record: dict[str, Any]) -> bool:
         and not state.calibrated(group_of(record))
         and len(class_slots(state, record.get("device"))) < state.noise.calibration_runs
         and not state.verify_reruns(record["id"])
+        and not _calibrating(state, record.get("device"))
+    )
+
+
+def _calibrating(state: BoardState, device: str | None) -> bool:
+    """Calibration reruns are queued or running on the class already (another agent's first result
+    asked for them): one calibration is enough."""
+    return any(
+        job and job.get("requested_by") == CALIBRATION
+        for slot in class_slots(state, device)
+        for job in [*state.queue(slot), state.running(slot)]
     )
 
 
