@@ -50,6 +50,7 @@ def test_search_space_follows_the_block_and_swarm_toml():
     assert space["WARMDOWN_RATIO"] == FloatDistribution(0.0, 1.0)
     assert space["FINAL_LR_FRAC"] == FloatDistribution(0.0, 1.0)
     assert space["TOTAL_BATCH_SIZE"] == CategoricalDistribution(tuple(2**k for k in range(17, 22)))
+    assert all(type(size) is int for size in space["TOTAL_BATCH_SIZE"].choices)  # never 1024.0
     assert space["DEPTH"] == IntDistribution(4, 16, log=True)
     assert space["ADAM_BETAS[0]"].low == pytest.approx(0.4) and space["ADAM_BETAS[1]"].high == pytest.approx(
         1 - 0.05 / 3
@@ -118,5 +119,6 @@ def test_two_optuna_agents_share_one_study_told_the_runners_numbers(tmp_path, mo
         e for e in experiments.values() if "optuna #" in str(e["description"]) and not e.get("verify_of")
     ]
     assert len(searched) == 6  # 4 each, less the baseline
+    assert all(str(e["description"]).startswith("optuna #") for e in searched)
     assert len({e["train_sha256"] for e in searched}) == len(searched)  # never the same config twice
     assert all(e["status"] not in ("queued", "running", "promising") for e in experiments.values())

@@ -101,7 +101,7 @@ class OptunaAgent(SweepAgent):
         )
         self._resume_trials()
         if self.best_value is None and not self.in_flight:
-            self._submit(Proposal((), kind="baseline"))
+            self._submit(Proposal((), kind="baseline", by="optuna"))
         while True:
             while len(self.in_flight) < self.queue and self._budget_left():
                 if not self._ask_and_submit():
@@ -135,7 +135,7 @@ class OptunaAgent(SweepAgent):
             trial = self.study.ask(self.space)
             knobs = to_knobs(trial.params, self.config)
             changes = tuple(Change(n, self.config[n], v) for n, v in knobs.items() if v != self.config[n])
-            proposal = self._fit(Proposal(changes, kind=f"optuna #{trial.number}"))
+            proposal = self._fit(Proposal(changes, kind=f"#{trial.number}", by="optuna"))
             if proposal is None:
                 self.study.tell(trial, state=TrialState.FAIL)  # a batch train.py would refuse
                 continue

@@ -39,11 +39,9 @@ def knob_distributions(name: str, value: Any) -> dict[str, BaseDistribution]:
         if value <= 0:
             return {}
         if "BATCH" in name and value & (value - 1) == 0:
-            return {
-                name: CategoricalDistribution(
-                    tuple(value * 2**k for k in (-2, -1, 0, 1, 2) if value * 2**k >= 1)
-                )
-            }
+            # integers: a float batch size (4096 * 2**-2 == 1024.0) is one train.py refuses
+            sizes = (value >> 2, value >> 1, value, value << 1, value << 2)
+            return {name: CategoricalDistribution(tuple(dict.fromkeys(s for s in sizes if s >= 1)))}
         low, high = max(1, value // 2), value * 2
         return {name: IntDistribution(low, high, log=True)} if high > low else {}
     if isinstance(value, float):

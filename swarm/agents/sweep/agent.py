@@ -17,7 +17,7 @@ import json
 import subprocess
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -183,7 +183,7 @@ class SweepAgent:
             return None
         if device != config["DEVICE_BATCH_SIZE"]:
             fix = Change("DEVICE_BATCH_SIZE", self.config["DEVICE_BATCH_SIZE"], device)
-            return Proposal((*proposal.changes, fix), kind=proposal.kind)
+            return replace(proposal, changes=(*proposal.changes, fix))
         return proposal
 
     def _source_of(self, proposal: Proposal) -> str:
