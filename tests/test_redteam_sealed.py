@@ -27,6 +27,7 @@ from swarm.board.experiments import (
     SEED_ONLY,
     evolve,
 )
+from swarm.board.noise import NoiseSettings
 from swarm.errors import DataError, SwarmError
 from swarm.runner.service import Runner, RunnerSettings
 from tests.support.swarm_run import (
@@ -39,7 +40,8 @@ from tests.support.swarm_run import (
 )
 from tests.support.target import REPO_ROOT, uniform_bpb
 
-QUIET = dict(log=lambda line: None)
+# These tests are about what is measured, not the keep rule: one run decides (`[noise] rule = "single"`).
+QUIET = dict(noise=NoiseSettings(rule="single"), log=lambda line: None)
 
 
 def handwritten(
