@@ -167,3 +167,20 @@ def test_the_evaluator_sees_the_validation_files_and_writes_only_its_result(tmp_
     assert done.stdout.split("\n")[:3] == ["validation tokens artifact", "run-dir blocked", "cache blocked"]
     assert (run_dir / "result" / "score.json").read_text() == "{}"
     assert (run_dir / "model.pt2").read_bytes() == b"artifact"
+
+
+def test_the_private_tmp_never_covers_a_bound_path(tmp_path):
+    """A checkout (its venv, run directories, caches) may live under /tmp, as CI's clone can: every bind
+    under /tmp must come after the private /tmp, or the sandbox would not see it."""
+    from swarm.runner.sandbox import SANDBOX_TMP, trainer_sandbox
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    python = tmp_path / "venv" / "bin" / "python"  # an interpreter of a checkout under /tmp
+    python.parent.mkdir(parents=True)
+    python.write_text("")
+    mounts = list(trainer_sandbox(run_dir, tmp_path / "cache", str(python)).mounts)
+    tmp_at = next(i for i, m in enumerate(mounts) if m.kind == "tmpfs" and m.path == SANDBOX_TMP)
+    under_tmp = {m.path: i for i, m in enumerate(mounts) if m.path.startswith(SANDBOX_TMP + "/")}
+    assert str(tmp_path / "venv") in under_tmp and str(run_dir) in under_tmp
+    assert all(i > tmp_at for i in under_tmp.values())

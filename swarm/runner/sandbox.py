@@ -152,13 +152,15 @@ def interpreter_dirs(python: str | None = None) -> list[str]:
 
 
 def system_mounts(python: str | None = None, gpu: bool = True) -> list[Mount]:
-    """The read-only system, the interpreter, a private /tmp and (when present) the GPU device nodes."""
-    mounts = [Mount("ro", d) for d in _existing(SYSTEM_DIRS)]
+    """A private /tmp, the read-only system, the interpreter and (when present) the GPU device nodes. The
+    /tmp comes first: a later bind of a path under /tmp (a checkout, its venv, a test's run directory)
+    then shows inside it instead of being covered by it."""
+    mounts = [Mount("tmpfs", SANDBOX_TMP)]
+    mounts += [Mount("ro", d) for d in _existing(SYSTEM_DIRS)]
     resolver = Path("/etc/resolv.conf")
     if resolver.is_symlink() and not _under_any(str(resolver.resolve().parent), SYSTEM_DIRS):
         mounts.append(Mount("ro", str(resolver.resolve().parent)))  # e.g. /run/systemd/resolve: DNS
     mounts += [Mount("ro", d) for d in interpreter_dirs(python) if not _under_any(d, SYSTEM_DIRS)]
-    mounts.append(Mount("tmpfs", SANDBOX_TMP))
     if gpu:
         for pattern in GPU_DEVICES:
             mounts += [Mount("dev", node) for node in sorted(glob.glob(pattern))]
@@ -262,10 +264,10 @@ class AgentView:
 def agent_sandbox(view: AgentView, python: str | None = None) -> Sandbox:
     """An agent: network on, its worktree, git state, inbox and CLI configuration writable, the rest of
     the repository (board included) read-only, the board's key absent."""
-    mounts: list[Mount] = []
+    mounts = system_mounts(python, gpu=False)
     if view.home is not None and str(view.home) not in ("/", ""):
-        mounts.append(Mount("tmpfs", str(view.home)))  # before any bind: binds inside it stay visible
-    mounts += system_mounts(python, gpu=False)
+        # before the interpreter's and CLI's binds (a venv inside HOME stays visible), after the private /tmp
+        mounts.insert(1, Mount("tmpfs", str(view.home)))
     mounts += [Mount("ro", d) for d in _existing(view.readable) if not _under_any(d, SYSTEM_DIRS)]
     mounts.append(Mount("ro", str(view.repo)))
     if not _under_any(str(view.board), [str(view.repo)]):
