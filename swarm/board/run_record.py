@@ -30,6 +30,25 @@ def is_cpu_slot(slot: str) -> bool:
     return slot.startswith("cpu")
 
 
+RAY_POOL_PREFIX = "ray:"
+
+
+def ray_pool(device: str) -> str:
+    """The queue of a Ray cluster's device class ("ray:H100"): the `gpu` of its agents and of the jobs
+    waiting for any GPU of that class; a job that runs gets the GPU it ran on instead (swarm.runner.ray)."""
+    return RAY_POOL_PREFIX + device
+
+
+def is_ray_pool(slot: str) -> bool:
+    return slot.startswith(RAY_POOL_PREFIX)
+
+
+def local_gpu(slot: str) -> str:
+    """CUDA_VISIBLE_DEVICES for an agent of this slot: its GPU index, or none (a CPU worker; a Ray agent,
+    which runs on the head and trains on the cluster)."""
+    return "" if is_cpu_slot(slot) or is_ray_pool(slot) else slot
+
+
 @dataclass(frozen=True)
 class AgentSlot:
     name: str  # "gpu3", "cpu0"
@@ -54,6 +73,8 @@ class RunRecord:
     profile: str  # "h100" | "tiny"
     agents: tuple[AgentSlot, ...] = ()
     created_at: float = field(default_factory=now)
+    cluster: str | None = None  # Ray address ("auto", "10.0.0.5:6379") when the GPUs are a Ray cluster's
+    validate_on: str | None = None  # device class that confirms each screening class's new best
 
     def agent(self, name: str) -> AgentSlot | None:
         return next((a for a in self.agents if a.name == name), None)
@@ -66,13 +87,15 @@ class RunRecord:
         agent = self.slot(gpu)
         if agent and agent.device:
             return agent.device
+        if is_ray_pool(gpu):
+            return gpu.removeprefix(RAY_POOL_PREFIX)
         return "cpu" if is_cpu_slot(gpu) else f"gpu{gpu}"
 
     def slots(self) -> list[str]:
         return [a.gpu for a in self.agents]
 
     def to_record(self) -> dict[str, Any]:
-        return {
+        record = {
             "type": RUN,
             "tag": self.tag,
             "base": self.base,
@@ -80,6 +103,9 @@ class RunRecord:
             "agents": [asdict(a) for a in self.agents],
             "created_at": self.created_at,
         }
+        if self.cluster:  # only a cluster run says so: a one-box run's record is as it always was
+            record.update(cluster=self.cluster, validate_on=self.validate_on)
+        return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> RunRecord:
@@ -90,6 +116,8 @@ class RunRecord:
                 profile=record["profile"],
                 agents=tuple(AgentSlot.from_json(a) for a in record.get("agents") or ()),
                 created_at=record.get("created_at") or record.get("ts") or 0.0,
+                cluster=record.get("cluster"),
+                validate_on=record.get("validate_on"),
             )
         except (KeyError, TypeError) as e:
             raise BoardError(f"malformed run record on the board: {e}") from None

@@ -67,6 +67,8 @@ def _brief(experiment: dict[str, Any] | None, now: float) -> dict[str, Any] | No
         "description": experiment.get("description"),
         "val_bpb": experiment.get("val_bpb"),
         "elapsed_s": round(now - started, 1) if started else None,
+        "gpu": experiment.get("gpu"),  # where it runs or ran (on a cluster: node id / slot)
+        "node": experiment.get("node"),
     }
 
 
@@ -98,6 +100,8 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
     for slot in run.agents:
         summary = state.agent_summary(slot.name)
         current = state.running(slot.gpu)
+        if current is None and summary is not None and summary.current and run.cluster:
+            current = state.experiments.get(summary.current)  # on whichever GPU of the cluster took it
         queued = len(state.queue(slot.gpu))
         doing, _ = agent_state(slot, liveness, current is not None, queued)
         best = state.experiments.get(summary.best) if summary and summary.best else None
@@ -109,7 +113,7 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
                 gpu=slot.gpu,
                 device=slot.device,
                 state=doing,
-                runner=_window_state(panes.get(runner_window(slot.name)), server_up, supervised),
+                runner=_window_state(panes.get(runner_window(slot.name, run)), server_up, supervised),
                 restarts=max(0, starts[slot.name] - 1),
                 experiments=summary.submitted if summary else 0,
                 counts=dict(summary.counts) if summary else {},
@@ -141,7 +145,9 @@ def render(status: RunStatus) -> list[str]:
     for a in status.agents:
         best = format_number(a.best.get("val_bpb")) if a.best else "-"
         current = (
-            f"{a.current['id']} {a.current['elapsed_s'] or 0:.0f}s {escape_text(a.current['description'], DESCRIPTION_CHARS)}"
+            f"{a.current['id']} {a.current['elapsed_s'] or 0:.0f}s"
+            + (f" on {a.current['node']} slot {a.current['gpu']}" if a.current.get("node") else "")
+            + f" {escape_text(a.current['description'], DESCRIPTION_CHARS)}"
             if a.current
             else "-"
         )

@@ -102,7 +102,8 @@ def top_table(rows: list[Best]) -> list[str]:
 def experiment_line(e: dict[str, Any]) -> str:
     return (
         f"  {e['id']:8}  {str(e.get('status')):8}  {format_number(e.get('val_bpb')):>9}  slot {str(e.get('gpu')):5}  "
-        f"{str(e.get('commit'))[:10]:10}  {escape_text(e.get('description'), 60)}"
+        + (f"on {escape_text(e.get('node'), 40)}  " if e.get("node") else "")
+        + f"{str(e.get('commit'))[:10]:10}  {escape_text(e.get('description'), 60)}"
     )
 
 

@@ -11,8 +11,9 @@ slot ends what is left of the old trainer, then requeues the job in its original
 whose runner dies again on the retry is recorded as `crash`, so one poisonous commit cannot wedge a slot.
 A runner stopped cleanly (SIGTERM, Ctrl-C) ends its trainer and requeues the job without using an attempt.
 
-This module is the seam for other executors (e.g. a SkyPilot job): `Runner.execute` turns a job into a run
-directory, a process and a log; everything before (claiming) and after (judging, recording) is shared.
+The runner claims, plans (`Runner.plan`), judges and records; an executor (swarm.runner.executor) trains the
+plan: the local one here, pinned to this slot, or a Ray node's for the GPUs of a cluster (swarm.runner.ray,
+which reuses this class on the head).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,9 @@ from swarm.config import load_section
 from swarm.errors import SwarmError
 from swarm.repo.git import file_at
 from swarm.repo.paths import run_paths
-from swarm.runner.process import end_stale_group, run_with_timeout, start_in_group
+from swarm.runner.executor import Executor, TrainerOutcome, TrainingPlan
+from swarm.runner.local import LocalExecutor
+from swarm.runner.process import end_stale_group
 from swarm.runner.settings import RunnerSettings
 from swarm.runner.snapshot import materialise, remove
 from swarm.runner.trust import budget_limit, disallowed_changes, timeout_for
@@ -128,10 +130,13 @@ class Runner:
         settings: RunnerSettings | None = None,
         noise: NoiseSettings | None = None,
         log=print,
+        executor: Executor | None = None,
     ):
         self.repo = Path(repo)
         self.board = board
         self.slot = slot
+        # the local executor pins a trainer to this slot's GPU (none for a CPU worker)
+        self.executor = executor or LocalExecutor("" if is_cpu_slot(slot) else slot)
         self.settings = settings or RunnerSettings()
         self.state = BoardState(board, noise)
         self.lock = SlotLock(board.directory, slot)
@@ -170,22 +175,7 @@ class Runner:
                 if end_stale_group(run_dir, self.settings.kill_grace_s):
                     self.say(f"ended the trainer a dead runner left for {job['id']}")
                 remove(run_dir)
-                attempt = int(job.get("attempt") or 1)
-                if attempt >= self.settings.max_attempts:
-                    record = evolve(
-                        job,
-                        status=CRASH,
-                        finished_at=now(),
-                        reason=f"the runner died during this job {attempt} times",
-                    )
-                else:
-                    record = evolve(
-                        job,
-                        status=QUEUED,
-                        started_at=None,
-                        attempt=attempt + 1,
-                        reason=f"requeued: the runner died during attempt {attempt}",
-                    )
+                record = retry_or_crash(job, self.settings.max_attempts, "the runner died")
                 recovered.append(writer.append(record))
         for record in recovered:
             self.say(f"{record['id']}: {record['reason']}")
@@ -235,10 +225,7 @@ class Runner:
 
     def execute(self, job: dict[str, Any]) -> dict[str, Any]:
         """Train a claimed job and record the outcome; a stop request requeues it and re-raises."""
-        attempt = int(job.get("attempt") or 1)
-        log_rel = f"logs/{job['id']}.log" if attempt == 1 else f"logs/{job['id']}.{attempt}.log"
-        log = self.board.directory / log_rel
-        log.parent.mkdir(parents=True, exist_ok=True)
+        log_rel, log = self.log_for(job)
         run_dir = self.runs_dir / job["id"]
         result: dict[str, Any] = {"log": log_rel}
         self.say(f"{job['id']} {job.get('agent')} {str(job.get('commit'))[:10]}: running")
@@ -256,18 +243,37 @@ class Runner:
         self.say(f"{record['id']}: {record['status']} {_val(record)} {record.get('reason') or ''}".rstrip())
         return record
 
+    def log_for(self, job: dict[str, Any]) -> tuple[str, Path]:
+        """(path relative to the board, absolute path) of a job's log for its current attempt."""
+        attempt = int(job.get("attempt") or 1)
+        log_rel = f"logs/{job['id']}.log" if attempt == 1 else f"logs/{job['id']}.{attempt}.log"
+        log = self.board.directory / log_rel
+        log.parent.mkdir(parents=True, exist_ok=True)
+        return log_rel, log
+
     def _train(self, job: dict[str, Any], run_dir: Path, log: Path) -> dict[str, Any]:
+        plan, fields = self.plan(job, run_dir, log)
+        if plan is None:
+            return fields  # refused before training (allow-list, no prepare.py)
+        outcome = self.executor.train(plan, run_dir, log)
+        return fields | self.outcome_fields(plan, outcome, log)
+
+    def plan(
+        self, job: dict[str, Any], run_dir: Path, log: Path
+    ) -> tuple[TrainingPlan | None, dict[str, Any]]:
+        """Decide how a claimed job trains and materialise it in `run_dir`: (plan, fields for its record),
+        or (None, its final status) when it must not train. Any executor trains the plan."""
         base, commit, profile = job["base"], job["commit"], job["profile"]
         outside = disallowed_changes(self.repo, base, commit, self.settings.allowed_paths)
         if outside:
             allowed = ", ".join(self.settings.allowed_paths)
-            return {
+            return None, {
                 "status": INVALID,
                 "reason": f"changes outside the allow-list ({allowed}): {', '.join(outside)}",
             }
         prepare = file_at(self.repo, base, "prepare.py")
         if prepare is None:
-            return {"status": CRASH, "reason": f"the base commit {base[:12]} has no prepare.py"}
+            return None, {"status": CRASH, "reason": f"the base commit {base[:12]} has no prepare.py"}
         budget = time_budget(prepare, profile, where=f"prepare.py of {base[:12]}")
         timeout = timeout_for(budget, self.settings.timeout_s, self.settings.timeout_grace_s)
         if run_dir.exists():
@@ -279,23 +285,34 @@ class Runner:
         }
         with open(log, "ab") as f:
             f.write(
-                f"# swarm runner {self.slot} ({self.device}): experiment {job['id']} attempt {job.get('attempt')}\n"
+                f"# swarm runner {job.get('gpu') or self.slot} ({job.get('device') or self.device}): experiment {job['id']} attempt {job.get('attempt')}\n"
                 f"# commit {commit} base {base} profile {profile} timeout {timeout:.0f}s\n"
                 f"# train.py sha256 {snapshot.train_sha256} prepare.py sha256 {snapshot.prepare_sha256}\n".encode()
             )
-        started = time.monotonic()
-        proc = start_in_group(self._argv(), run_dir, self._environment(profile), log)
-        try:
-            code, timed_out = run_with_timeout(proc, timeout, self.settings.kill_grace_s)
-        except BaseException:
-            run_with_timeout(proc, 0.0, self.settings.kill_grace_s)  # never leave a trainer behind
-            raise
-        fields["wall_seconds"] = round(time.monotonic() - started, 3)
-        fields["exit_code"] = code
-        fields.update(
-            self._judge(log, code, timed_out, timeout, budget, profile, snapshot.prepare_untouched())
+        plan = TrainingPlan(
+            job_id=job["id"],
+            attempt=int(job.get("attempt") or 1),
+            profile=profile,
+            budget_s=budget,
+            timeout_s=timeout,
+            kill_grace_s=self.settings.kill_grace_s,
+            prepare_sha256=snapshot.prepare_sha256,
+            python=self.settings.python,
         )
-        return fields
+        return plan, fields
+
+    def outcome_fields(self, plan: TrainingPlan, outcome: TrainerOutcome, log: Path) -> dict[str, Any]:
+        """The record fields of a trained plan: what the runner measured, and the status it earned."""
+        judged = self._judge(
+            log,
+            outcome.exit_code,
+            outcome.timed_out,
+            plan.timeout_s,
+            plan.budget_s,
+            plan.profile,
+            outcome.prepare_untouched,
+        )
+        return {"wall_seconds": outcome.wall_seconds, "exit_code": outcome.exit_code, **judged}
 
     def _judge(
         self,
@@ -339,17 +356,6 @@ class Runner:
             }
         return {**metrics, "status": None}  # measured: keep / marginal / discard is decided on the board
 
-    def _argv(self) -> list[str]:
-        return [self.settings.python or sys.executable, "train.py"]
-
-    def _environment(self, profile: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
-        env["AUTORESEARCH_PROFILE"] = profile
-        env["CUDA_VISIBLE_DEVICES"] = "" if is_cpu_slot(self.slot) else self.slot
-        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
-        env["PYTHONUNBUFFERED"] = "1"
-        return env
-
     # -- recording -------------------------------------------------------------------------------------------
 
     def record(self, job: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
@@ -369,7 +375,7 @@ class Runner:
                     self.state.apply(writer.append(outcome))
         return written
 
-    def _requeue_interrupted(self, job: dict[str, Any]) -> None:
+    def _requeue_interrupted(self, job: dict[str, Any], **requeue: Any) -> None:
         with self.board.locked() as writer:
             writer.append(
                 evolve(
@@ -377,8 +383,26 @@ class Runner:
                     status=QUEUED,
                     started_at=None,
                     reason="requeued: the runner was stopped during the run",
+                    **requeue,
                 )
             )
+
+
+def retry_or_crash(job: dict[str, Any], max_attempts: int, what: str, **requeue: Any) -> dict[str, Any]:
+    """The next record of a job whose attempt ended without an outcome (`what`: "the runner died"): queued
+    again in its original place with the next attempt, or `crash` once `max_attempts` were used, so one
+    poisonous commit cannot wedge a slot. `requeue`: fields the queued record changes (e.g. its queue)."""
+    attempt = int(job.get("attempt") or 1)
+    if attempt >= max_attempts:
+        return evolve(job, status=CRASH, finished_at=now(), reason=f"{what} during this job {attempt} times")
+    return evolve(
+        job,
+        status=QUEUED,
+        started_at=None,
+        attempt=attempt + 1,
+        reason=f"requeued: {what} during attempt {attempt}",
+        **requeue,
+    )
 
 
 def _raise_stopped(signum, frame) -> None:
@@ -395,7 +419,12 @@ def _val(record: dict[str, Any]) -> str:
 
 
 def cmd_runner(args) -> int:
-    """`swarm runner --gpu K | --cpu K`: serve one slot in the foreground."""
+    """`swarm runner --gpu K | --cpu K | --ray ADDRESS`: serve one slot (or a Ray cluster's GPUs) in the
+    foreground."""
+    if getattr(args, "ray", None):
+        from swarm.runner.ray import serve_cluster  # imports ray: only a cluster run pays for it
+
+        return serve_cluster(args.ray, max_jobs=args.max_jobs)
     slot = slot_from_args(args.gpu, args.cpu)
     paths = run_paths()
     board = Board(paths.board)
