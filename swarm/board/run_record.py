@@ -31,6 +31,7 @@ def is_cpu_slot(slot: str) -> bool:
 
 
 RAY_POOL_PREFIX = "ray:"
+CLUSTER_RUNNER_SLOT = "ray"  # the one runner of a cluster run (its lock and records), on the head
 
 
 def ray_pool(device: str) -> str:
@@ -41,6 +42,11 @@ def ray_pool(device: str) -> str:
 
 def is_ray_pool(slot: str) -> bool:
     return slot.startswith(RAY_POOL_PREFIX)
+
+
+def runner_slot(slot: str) -> str:
+    """The runner that serves jobs queued for `slot`: its own, or for a Ray class the cluster's runner."""
+    return CLUSTER_RUNNER_SLOT if is_ray_pool(slot) else slot
 
 
 def local_gpu(slot: str) -> str:

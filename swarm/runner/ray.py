@@ -44,7 +44,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from swarm.board.experiments import CRASH, QUEUED, RUNNING, evolve
 from swarm.board.noise import NoiseSettings
-from swarm.board.run_record import ray_pool
+from swarm.board.run_record import CLUSTER_RUNNER_SLOT, ray_pool
 from swarm.board.store import Board, now
 from swarm.config import load_section
 from swarm.errors import SwarmError
@@ -56,7 +56,6 @@ from swarm.runner.service import Runner, RunnerStopped, _raise_stopped, _val, re
 from swarm.runner.settings import RunnerSettings
 from swarm.runner.snapshot import PREPARE, remove
 
-RAY_SLOT = "ray"  # the runner's slot name: its lock, its start/stop records, its window `runner-ray`
 ACCELERATOR_RESOURCE = "accelerator_type:"
 UNNAMED_CLASS = "GPU"  # a node whose GPUs have no accelerator type
 
@@ -258,7 +257,7 @@ class RayRunner(Runner):
         ray_settings: RaySettings | None = None,
         log=print,
     ):
-        super().__init__(repo, board, RAY_SLOT, settings, noise, log)
+        super().__init__(repo, board, CLUSTER_RUNNER_SLOT, settings, noise, log)
         self.address = address
         self.ray_settings = ray_settings or RaySettings()
         self.nodes = Nodes()
