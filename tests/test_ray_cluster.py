@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.skipif(
 
 WAITING_TRAIN = textwrap.dedent(
     '''\
-    """A trainer that trains until the test says so ($STANDIN_STATE_DIR/release), then reports."""
+    """A trainer that trains until the test says so ($STANDIN_STATE_DIR/RELEASE), then reports."""
     import os, time
     from prepare import PROFILES
 
@@ -40,7 +41,7 @@ WAITING_TRAIN = textwrap.dedent(
     with open(os.path.join(state, "events"), "a") as f:
         f.write(f"start {os.getpid()}\\n")
     deadline = time.time() + 60
-    while not os.path.exists(os.path.join(state, "release")) and time.time() < deadline:
+    while not os.path.exists(os.path.join(state, "RELEASE")) and time.time() < deadline:
         time.sleep(0.05)
     print("---")
     print("val_bpb:          2.500000")
@@ -48,6 +49,11 @@ WAITING_TRAIN = textwrap.dedent(
     print(f"profile:          {os.environ['AUTORESEARCH_PROFILE']}")
     '''
 )
+
+
+def waiting(release: str) -> str:
+    """A trainer that waits for $STANDIN_STATE_DIR/<release>."""
+    return WAITING_TRAIN.replace("RELEASE", release)
 
 
 class LocalCluster:
@@ -64,9 +70,11 @@ class LocalCluster:
             stdout=subprocess.PIPE,
             text=True,
         )
-        self.namespace = os.readlink(f"/proc/{self.proc.pid}/ns/net")
         wait_until(lambda: (directory / "cluster.json").exists() or self.proc.poll() is not None, timeout=90)
         assert self.proc.poll() is None, "the cluster did not come up"
+        # read once the holder is in its namespace (unshare has run): the namespace every Ray process shares
+        self.namespace = os.readlink(f"/proc/{self.proc.pid}/ns/net")
+        assert self.namespace != os.readlink("/proc/self/ns/net")
         info = json.loads((directory / "cluster.json").read_text())
         self.address = info["address"]
         self.nodes: dict[str, str] = info["nodes"]  # node id -> device class
@@ -211,13 +219,13 @@ def _drill(cluster: LocalCluster, repo: Path, env: dict[str, str]) -> None:
 
     # a node joins; then a job's node dies while it trains: it is requeued once and trains elsewhere
     joined = cluster.command("add H100")
-    second = submit(worktree, env, WAITING_TRAIN, "waits for the test")
-    running = poll(lambda: started(board, second, env))
+    second = submit(worktree, env, waiting("second"), "waits for the test")
+    running = poll(lambda: started(board, second, env, 1))
     lost = running["node"].split("@")[0]
     assert cluster.command(f"remove {lost}") == "removed"
     retried = poll(lambda: attempt_running(board, second, 2), timeout=60)
     assert not retried["node"].startswith(lost) and retried["device"] == "H100"
-    Path(env["STANDIN_STATE_DIR"], "release").touch()
+    Path(env["STANDIN_STATE_DIR"], "second").touch()
     final = wait_final(board, second, timeout=60)
     assert final["status"] in ("keep", "discard", "marginal") and final["attempt"] == 2, final
     assert {joined[:8], h100[:8]} >= {running["node"][:8], final["node"][:8]}
@@ -227,8 +235,32 @@ def _drill(cluster: LocalCluster, repo: Path, env: dict[str, str]) -> None:
         r["reason"] for r in history if r.get("attempt") == 2 and r["status"] == "queued"
     )
 
+    # the head's runner dies (kill -9) mid-run: the coordinator restarts it, it reattaches to the cluster
+    # and requeues what was running; the job is recorded once
+    third = submit(worktree, env, waiting("third"), "survives a head restart")
+    poll(lambda: started(board, third, env, 3))
+    head_runner = [r["pid"] for r in board.records() if r["type"] == "runner" and r["event"] == "start"][-1]
+    os.kill(head_runner, signal.SIGKILL)
+    poll(lambda: attempt_running(board, third, 2), timeout=90)
+    Path(env["STANDIN_STATE_DIR"], "third").touch()
+    final = wait_final(board, third, timeout=60)
+    history = [r["status"] for r in board.records() if r.get("id") == third["id"]]
+    assert final["attempt"] == 2 and history.count(final["status"]) == 1, history
+    assert "the Ray runner died" in next(
+        r["reason"]
+        for r in board.records()
+        if r.get("id") == third["id"] and r["status"] == "queued" and r.get("attempt") == 2
+    )
+
     confirmation = wait_final(board, confirmations[0], timeout=240)
     assert confirmation["node"].startswith(h200[:8]) and confirmation["status"] != "crash", confirmation
+    best = subprocess.run(
+        [sys.executable, "-m", "swarm", "best", "--json"], cwd=repo, env=env, capture_output=True, text=True
+    )
+    screened = next(b for b in json.loads(best.stdout) if b["device"] == "H100")
+    assert (
+        screened["id"] == first["id"] and screened["other_classes"]["H200"]["n"] == 1
+    )  # both numbers, apart
 
     status = subprocess.run(
         [sys.executable, "-m", "swarm", "status", "--json"], cwd=repo, env=env, capture_output=True, text=True

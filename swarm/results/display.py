@@ -60,6 +60,10 @@ def result_block(record: dict[str, Any], board_dir: Path) -> str:
         f"commit:           {record.get('commit')}",
         f"description:      {escape_text(record.get('description'))}",
     ]
+    if record.get("node"):  # trained on a Ray cluster: which node, and which of its GPU slots
+        lines.append(
+            f"node:             {escape_text(record['node'])} (slot {escape_text(record.get('gpu'))})"
+        )
     if record.get("log"):
         lines.append(f"log:              {Path(board_dir) / record['log']}")
     return "\n".join(lines)
