@@ -235,6 +235,16 @@ def _drill(cluster: LocalCluster, repo: Path, env: dict[str, str]) -> None:
         r["reason"] for r in history if r.get("attempt") == 2 and r["status"] == "queued"
     )
 
+    confirmation = wait_final(board, confirmations[0], timeout=240)
+    assert confirmation["node"].startswith(h200[:8]) and confirmation["status"] != "crash", confirmation
+    best = subprocess.run(
+        [sys.executable, "-m", "swarm", "best", "--json"], cwd=repo, env=env, capture_output=True, text=True
+    )
+    screened = next(b for b in json.loads(best.stdout) if b["device"] == "H100")
+    assert (
+        screened["id"] == first["id"] and screened["other_classes"]["H200"]["n"] == 1
+    )  # both numbers, apart
+
     # the head's runner dies (kill -9) mid-run: the coordinator restarts it, it reattaches to the cluster
     # and requeues what was running; the job is recorded once
     third = submit(worktree, env, waiting("third"), "survives a head restart")
@@ -251,16 +261,6 @@ def _drill(cluster: LocalCluster, repo: Path, env: dict[str, str]) -> None:
         for r in board.records()
         if r.get("id") == third["id"] and r["status"] == "queued" and r.get("attempt") == 2
     )
-
-    confirmation = wait_final(board, confirmations[0], timeout=240)
-    assert confirmation["node"].startswith(h200[:8]) and confirmation["status"] != "crash", confirmation
-    best = subprocess.run(
-        [sys.executable, "-m", "swarm", "best", "--json"], cwd=repo, env=env, capture_output=True, text=True
-    )
-    screened = next(b for b in json.loads(best.stdout) if b["device"] == "H100")
-    assert (
-        screened["id"] == first["id"] and screened["other_classes"]["H200"]["n"] == 1
-    )  # both numbers, apart
 
     status = subprocess.run(
         [sys.executable, "-m", "swarm", "status", "--json"], cwd=repo, env=env, capture_output=True, text=True
@@ -312,13 +312,12 @@ def wait_final(board: Board, job: dict, timeout: float) -> dict:
     return poll(lambda: (e := latest_of(board, job))["status"] in final and e, timeout=timeout)
 
 
-def started(board: Board, job: dict, env: dict[str, str]) -> dict | None:
-    """The job's running record once its trainer has started on the node."""
+def started(board: Board, job: dict, env: dict[str, str], trainers: int) -> dict | None:
+    """The job's running record once the test's `trainers`-th waiting trainer has started on a node."""
     events = Path(env["STANDIN_STATE_DIR"], "events")
+    count = events.read_text().count("start") if events.exists() else 0
     e = latest_of(board, job)
-    return (
-        e if e["status"] == "running" and events.exists() and events.read_text().count("start") >= 1 else None
-    )
+    return e if e["status"] == "running" and count >= trainers else None
 
 
 def attempt_running(board: Board, job: dict, attempt: int) -> dict | None:
