@@ -10,8 +10,8 @@ a time, by
          one fake GPU), the snapshot shipped as a task, the log shipped back.
 Figures (median / max): submit -> trainer start (the queued record on disk to the trainer's first line),
 trainer exit -> recorded (its last line to the final record on the board), and the runner process's CPU
-seconds per experiment (utime + stime of the runner, from /proc), which is what the head pays per
-experiment; plus the Ray runner's idle CPU (no jobs) per second. From these, the head at 100 and 1,000
+time per experiment (utime + stime of the runner and its reaped children, from /proc): on Ray, what the
+head pays per experiment; plus the Ray runner's idle CPU (no jobs) per second. From these, the head at 100 and 1,000
 GPUs with the h100 profile's 5-minute experiments (the README's "More than one machine" note).
 """
 
@@ -41,7 +41,8 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+    # utime, stime, and the same of its reaped children (the git processes that materialise a commit)
+    return sum(int(f) for f in fields[11:15]) / TICKS
 
 
 def measure(run, agent: str, runner_pid: int, n: int, tag: str) -> dict[str, list[float]]:
@@ -59,7 +60,7 @@ def measure(run, agent: str, runner_pid: int, n: int, tag: str) -> dict[str, lis
         to_start.append(start - queued["ts"])
         to_record.append(final["ts"] - end)
         assert final["status"] in ("keep", "discard", "marginal"), final
-    return {"submit -> trainer start": to_start, "trainer exit -> recorded": to_record, "runner CPU s": cpu}
+    return {"submit -> trainer start": to_start, "trainer exit -> recorded": to_record, "runner CPU": cpu}
 
 
 def local(tmp: Path, n: int) -> dict[str, list[float]]:
@@ -154,8 +155,10 @@ def main() -> None:
             values = results[kind][name]
             row += f"{statistics.median(values) * 1000:>11.0f} ms{max(values) * 1000:>6.0f}  "
         print(row)
+    print("(runner CPU: the runner process and the children it reaped: git, and locally the trainer itself;")
+    print(" on Ray the trainer is the node's, so the ray column is what the head pays per experiment)")
     print(f"ray runner idle CPU: {idle * 100:.1f}% of a core")
-    cpu = statistics.median(results["ray"]["runner CPU s"])
+    cpu = statistics.median(results["ray"]["runner CPU"])
     for gpus in (100, 1000):
         rate = gpus / 300.0  # h100 profile: 5-minute experiments, every GPU busy
         print(
