@@ -136,10 +136,11 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
 
 
 def render(status: RunStatus) -> list[str]:
+    gw = max([5] + [len(a.gpu) for a in status.agents]) + 1  # a cluster's class queue: "ray:H100"
     lines = [
         f"run {status.tag}  base {status.base[:10]}  profile {status.profile}  "
         f"tmux {status.tmux}  coordinator {status.coordinator}",
-        f"{'AGENT':<7}{'KIND':<8}{'GPU':<6}{'STATE':<11}{'RUNNER':<9}{'EXPS':>5}{'KEEP':>5}{'QUEUE':>6}"
+        f"{'AGENT':<7}{'KIND':<8}{'GPU':<{gw}}{'STATE':<11}{'RUNNER':<9}{'EXPS':>5}{'KEEP':>5}{'QUEUE':>6}"
         f"{'TOKENS':>8}{'COST':>9}{'GPU-H':>7}  {'BEST':<10}CURRENT",
     ]
     for a in status.agents:
@@ -153,7 +154,7 @@ def render(status: RunStatus) -> list[str]:
         )
         state = a.state + (f"+{a.restarts}" if a.restarts else "")
         lines.append(
-            f"{a.name:<7}{a.kind:<8}{a.gpu:<6}{state:<11}{a.runner:<9}{a.experiments:>5}"
+            f"{a.name:<7}{a.kind:<8}{a.gpu:<{gw}}{state:<11}{a.runner:<9}{a.experiments:>5}"
             f"{a.counts.get('keep', 0):>5}{a.queued:>6}{_tokens(a.usage):>8}{_cost(a.usage):>9}"
             f"{a.gpu_seconds / 3600:>7.2f}  {best:<10}{current}"
         )
