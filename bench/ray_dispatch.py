@@ -86,9 +86,10 @@ def on_ray(tmp: Path, n: int) -> tuple[dict[str, list[float]], float]:
     agent = replace(run.run.agents[0], gpu=ray_pool("Fake"), device="Fake")
     run.run = replace(run.run, agents=(agent,), cluster=cluster.address)
     write_run_record(run.board, run.run)
-    (run.repo / "swarm.toml").write_text(
-        "[ray]\nnode_poll_s = 0.5\n"
-    )  # (the stand-in prepare.py prepares nothing)
+    # make_run's swarm.toml (the stand-in prepares no data, so val_bpb is the trainer's: evaluation =
+    # "reported"; its trainer's state directory in the sandbox) plus the head's node polling
+    with open(run.repo / "swarm.toml", "a") as f:
+        f.write("[ray]\nnode_poll_s = 0.5\n")
     proc = subprocess.Popen(
         [sys.executable, "-m", "swarm", "runner", "--ray", cluster.address],
         cwd=run.repo,
@@ -99,7 +100,10 @@ def on_ray(tmp: Path, n: int) -> tuple[dict[str, list[float]], float]:
     )
     run.runners.append(proc)
     try:
-        wait_until(lambda: _ready(proc), 120)
+        try:
+            wait_until(lambda: _ready(proc), 120)
+        except AssertionError:
+            raise SystemExit("the Ray runner's node never became ready:\n" + "".join(_lines[-20:])) from None
         figures = measure(run, "gpu0", proc.pid, n, "r")
         before = cpu_seconds(proc.pid)
         time.sleep(5.0)
