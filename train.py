@@ -589,7 +589,13 @@ def main():
             gc.freeze()
             gc.disable()
         smooth_loss = 0.9 * smooth_loss + 0.1 * train_loss
-        if step <= 3 or training_time - last_report >= 5.0 or training_time >= TIME_BUDGET:
+        # a progress line every 5 s of training (every 1/20 of a shorter budget): the runner's early stop
+        # compares these curves (swarm.runner.pruning)
+        if (
+            step <= 3
+            or training_time - last_report >= min(5.0, TIME_BUDGET / 20)
+            or training_time >= TIME_BUDGET
+        ):
             last_report = training_time
             shown = smooth_loss / (1 - 0.9**step)
             print(

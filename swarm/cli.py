@@ -56,6 +56,9 @@ def _add_board_commands(sub) -> None:
     wait = _command(sub, "wait", agent_side + "cmd_wait", "wait for an experiment's result and print it")
     wait.add_argument("id", help="experiment id or unique prefix")
     wait.add_argument("--timeout", type=float, help="give up after this many seconds")
+    wait.add_argument(
+        "--verdict", action="store_true", help="wait past `promising` until confirmation reruns decided it"
+    )
     wait.add_argument("--json", action="store_true")
     best = _command(
         sub,
@@ -147,7 +150,7 @@ def _add_swarm_commands(sub) -> None:
     spawn.add_argument(
         "--agent",
         metavar="KIND[:N],..",
-        help="claude, codex, sweep, api, a swarm.toml kind, or a mix like claude:4,codex:4",
+        help="claude, codex, sweep, optuna, api, a swarm.toml kind, or a mix like claude:6,optuna:2",
     )
     spawn.add_argument(
         "--tag", help="run name: branches swarm/<tag>/<agent> (default: the board's run, or today)"
@@ -312,6 +315,15 @@ def _add_agent_commands(sub) -> None:
     )
     sweep.add_argument("--max-experiments", type=int, help="stop after submitting this many (default: never)")
     sweep.add_argument("--queue", type=int, default=2, help="experiments kept in flight (default 2)")
+    # `swarm agent optuna`: Bayesian optimisation of the same block, one study shared by a run's optuna agents.
+    bayes = _command(
+        kinds,
+        "optuna",
+        "swarm.agents.optuna.agent:cmd_optuna",
+        "Optuna agent: TPE (or random) search of train.py's hyperparameters, one study per run",
+    )
+    bayes.add_argument("--max-experiments", type=int, help="stop after submitting this many (default: never)")
+    bayes.add_argument("--queue", type=int, default=2, help="experiments kept in flight (default 2)")
     # `swarm agent api`: a tool-use loop against an Anthropic or OpenAI(-compatible) model endpoint.
     api = _command(
         kinds,

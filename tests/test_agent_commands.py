@@ -7,9 +7,13 @@ import pytest
 
 from tests.support.swarm_run import commit_train, git, latest, run_queued, stand_in_train, submit
 
+# These tests are about the commands, with the `single` noise rule (one run decides, bests from single runs);
+# screen-then-confirm, the default, is tested in test_confirmation.py.
+SINGLE = '[noise]\nrule = "single"\n'
+
 
 def test_errors_are_one_line(make_swarm_run, cli, tmp_path, monkeypatch):
-    run = make_swarm_run()
+    run = make_swarm_run(config=SINGLE)
     monkeypatch.chdir(run.repo)  # the main worktree is no agent's
     code, _, err = cli("submit", "-m", "x")
     assert code == 1 and err.startswith("swarm: not in an agent's worktree") and err.count("\n") == 1
@@ -41,7 +45,7 @@ def test_errors_are_one_line(make_swarm_run, cli, tmp_path, monkeypatch):
 
 
 def test_ambiguous_prefix(make_swarm_run, cli):
-    run = make_swarm_run()
+    run = make_swarm_run(config=SINGLE)
     run.board.append(
         {"type": "experiment", "id": "abc00001", "agent": "cpu0", "status": "queued", "gpu": "cpu9"}
     )
@@ -54,7 +58,7 @@ def test_ambiguous_prefix(make_swarm_run, cli):
 
 
 def test_best_board_note_export(make_swarm_run, cli, tmp_path):
-    run = make_swarm_run(agents=("cpu0", "cpu1"))
+    run = make_swarm_run(config=SINGLE, agents=("cpu0", "cpu1"))
     submit(run, cli, "cpu0", stand_in_train(val_bpb=1.0), "baseline")
     submit(run, cli, "cpu1", stand_in_train(val_bpb=1.0), "baseline")
     wide = submit(run, cli, "cpu1", stand_in_train(val_bpb=0.95), "wider\x1b[31m model\nFAKE LINE")
@@ -94,7 +98,7 @@ def test_best_board_note_export(make_swarm_run, cli, tmp_path):
 
 
 def test_adopt_moves_the_branch_and_keeps_unique_commits(make_swarm_run, cli):
-    run = make_swarm_run(agents=("cpu0", "cpu1"))
+    run = make_swarm_run(config=SINGLE, agents=("cpu0", "cpu1"))
     submit(run, cli, "cpu0", stand_in_train(val_bpb=1.0), "baseline")
     great = submit(run, cli, "cpu1", stand_in_train(val_bpb=0.9), "great")
     run_queued(run, "cpu0")
@@ -119,7 +123,7 @@ def test_adopt_moves_the_branch_and_keeps_unique_commits(make_swarm_run, cli):
 
 
 def test_submitted_commits_stay_reachable(make_swarm_run, cli):
-    run = make_swarm_run()
+    run = make_swarm_run(config=SINGLE)
     eid = submit(run, cli, "cpu0", stand_in_train(val_bpb=0.99), "to be reset away")
     commit = latest(run.board, eid)["commit"]
     git(run.worktree("cpu0"), "reset", "-q", "--hard", "HEAD~1")
@@ -129,7 +133,7 @@ def test_submitted_commits_stay_reachable(make_swarm_run, cli):
 
 
 def test_verify_reruns_on_another_slot_and_marks_verified(make_swarm_run, cli):
-    run = make_swarm_run(agents=("gpu0", "gpu1", "gpu2"), devices={"2": "Other GPU"})
+    run = make_swarm_run(config=SINGLE, agents=("gpu0", "gpu1", "gpu2"), devices={"2": "Other GPU"})
     eid = submit(run, cli, "gpu0", stand_in_train(val_bpb=0.97, offsets=(0.0, 0.0001)), "good")
     run_queued(run, "0")
     with run.agent_env("gpu1"):
@@ -147,7 +151,7 @@ def test_verify_reruns_on_another_slot_and_marks_verified(make_swarm_run, cli):
 
 
 def test_verify_that_does_not_hold(make_swarm_run, cli):
-    run = make_swarm_run(agents=("gpu0", "gpu1"))
+    run = make_swarm_run(config=SINGLE, agents=("gpu0", "gpu1"))
     eid = submit(run, cli, "gpu0", stand_in_train(val_bpb=0.90, offsets=(0.0, 0.05)), "lucky")
     run_queued(run, "0")
     with run.agent_env("gpu0"):
@@ -161,7 +165,7 @@ def test_verify_that_does_not_hold(make_swarm_run, cli):
 
 
 def test_verify_wait_with_a_runner_process(make_swarm_run, cli):
-    run = make_swarm_run(agents=("gpu0", "gpu1"))
+    run = make_swarm_run(config=SINGLE, agents=("gpu0", "gpu1"))
     eid = submit(run, cli, "gpu0", stand_in_train(val_bpb=0.97), "good")
     run_queued(run, "0")
     run.start_runner("1")

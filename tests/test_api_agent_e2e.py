@@ -29,7 +29,14 @@ def test_api_agent_completes_two_experiments_over_each_protocol(make_swarm_run, 
     # One agent per protocol, side by side on two CPU slots (one core each), so the four real training
     # runs take the time of two.
     monkeypatch.setenv("AUTORESEARCH_CACHE_DIR", str(tiny_cache))  # the runner passes it on to train.py
-    run = make_swarm_run(agents=tuple(PROTOCOLS), train=TRAIN, prepare=PREPARE, signed=True)
+    # one run decides (the `single` noise rule): no calibration or confirmation reruns join the agents' runs
+    run = make_swarm_run(
+        agents=tuple(PROTOCOLS),
+        train=TRAIN,
+        prepare=PREPARE,
+        signed=True,
+        config='[noise]\nrule = "single"\n',
+    )
     for agent in PROTOCOLS:
         run.start_runner(agent)
     with contextlib.ExitStack() as stack:
@@ -97,6 +104,7 @@ def test_spawned_api_agent_gets_the_swarm_prompt_and_is_resumed(tmp_path, monkey
         (repo / "swarm.toml").write_text(
             f'[api]\nprovider = "anthropic"\nbase_url = "{server.url}"\nmodel = "fake-model"\nmax_turns = 4\n'
             "[coordinator]\ntick_s = 0.3\n"
+            '[noise]\nrule = "single"\n'  # one experiment, no calibration reruns of it
         )
         try:
             spawn = subprocess.run(

@@ -99,6 +99,7 @@ def test_a_restarted_llm_agent_gets_its_last_results_and_the_global_best(tmp_pat
     from tests.support.standins import make_repo
 
     repo = make_repo(tmp_path / "repo")
+    (repo / "swarm.toml").write_text('[noise]\nrule = "single"\n')  # single runs are bests here
     paths = RunPaths.for_repo(repo)
     board = Board(paths.board).create()
     slots = tuple(

@@ -1,4 +1,4 @@
-"""keep / marginal / discard with a stand-in trainer whose val_bpb has known noise; identical content
+"""keep / marginal / discard under the `single` rule with a stand-in trainer whose val_bpb has known noise; identical content
 measured twice is answered from the board without a run, unless --rerun."""
 
 import json
@@ -10,11 +10,12 @@ from swarm.board.noise import NoiseSettings
 from swarm.runner.service import Runner, RunnerSettings
 from tests.support.swarm_run import STAND_IN_SETTINGS, commit_train, stand_in_train
 
-NOISE = NoiseSettings(floor={"tiny": 1e-4}, sigmas=2.0, reuse_runs=2)
+# the `single` rule (one run decides); screen-then-confirm is tested in test_confirmation.py
+NOISE = NoiseSettings(floor={"tiny": 1e-4}, sigmas=2.0, reuse_runs=2, rule="single")
 
 
 def test_statuses_follow_the_noise_band(make_swarm_run, cli):
-    run = make_swarm_run(config="[noise]\nfloor = {tiny = 1e-4}\n")
+    run = make_swarm_run(config='[noise]\nfloor = {tiny = 1e-4}\nrule = "single"\nreuse_runs = 2\n')
     runner = Runner(
         run.repo, run.board, "cpu0", RunnerSettings(**STAND_IN_SETTINGS), NOISE, log=lambda line: None
     )

@@ -173,6 +173,9 @@ def test_swarm_on_a_ray_cluster(tmp_path, swarm_env):
         # a loaded 2-core machine can overshoot by a slow step; the waiting trainers write the test's state
         # directory from inside their sandboxes
         f.write("[runner]\nbudget_tolerance_s = 30.0\n" + STAND_IN_CONFIG)
+        # one run decides (no calibration or confirmation reruns: each would be another real run here;
+        # the screen -> confirm path is the board's, the same on a cluster, tested in test_confirmation.py)
+        f.write('[noise]\nrule = "single"\n')
     cluster = LocalCluster(tmp_path, ["H100", "H200"], swarm_env)
     try:
         _drill(cluster, repo, swarm_env)

@@ -13,6 +13,7 @@ import hashlib
 import shutil
 import subprocess
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -251,6 +252,29 @@ def test_replace_refs_filters_and_hooks_in_the_shared_git_change_nothing(make_sw
     assert record["train_sha256"] == hashlib.sha256(honest).hexdigest()
     assert record["prepare_sha256"] == hashlib.sha256(STAND_IN_PREPARE.encode()).hexdigest()
     assert not marker.exists()
+
+
+def test_an_object_rewritten_in_the_shared_store_is_never_run(make_swarm_run):
+    """Agents may write .git/objects (committing needs it) and git does not re-hash what it reads: an agent
+    overwrites the loose object of its committed train.py after submitting. The runner hashes every object
+    it reads, so the rewritten content never runs and nothing is measured."""
+    import zlib
+
+    run = make_swarm_run(train=stand_in_train(val_bpb=1.0))
+    worktree = run.worktree("cpu0")
+    eid = queue(run, stand_in_train(val_bpb=0.9, marker="honest"), "honest")
+    blob = git(worktree, "rev-parse", "HEAD:train.py")
+    loose = Path(git(worktree, "rev-parse", "--git-common-dir"))
+    loose = (loose if loose.is_absolute() else worktree / loose) / "objects" / blob[:2] / blob[2:]
+    evil = stand_in_train(val_bpb=0.1, marker="honest").encode()
+    loose.chmod(0o644)
+    loose.write_bytes(zlib.compress(b"blob %d\0" % len(evil) + evil))
+    assert "0.1" in git(worktree, "cat-file", "blob", blob)  # plain git reads the rewritten object
+
+    (record,) = list(iter(stand_in_runner(run).step, None))
+    assert record["id"] == eid and record["status"] == "crash" and record["val_bpb"] is None
+    assert "does not match its content" in record["reason"], record["reason"]
+    assert run.events() == []  # the trainer never started
 
 
 def test_a_seed_only_change_is_invalid_and_never_runs(make_swarm_run):

@@ -13,7 +13,8 @@ FINAL = {"keep", "marginal", "discard", "crash", "timeout", "invalid"}
 
 
 def test_queue_ahead_runs_in_order_one_at_a_time(make_swarm_run, cli):
-    run = make_swarm_run(agents=("gpu0",))
+    # one run decides (the `single` rule): no calibration or confirmation reruns join the queue
+    run = make_swarm_run(agents=("gpu0",), config='[noise]\nrule = "single"\n')
     worktree = run.worktree("gpu0")
     ids = []
     with run.agent_env("gpu0"):

@@ -10,6 +10,8 @@ from swarm.board.store import ADOPT, NOTE, USAGE, VERIFICATION, Board
 from swarm.errors import BoardError
 
 H100 = ("NVIDIA H100 80GB HBM3", "h100")
+# The `single` rule: one run is a best and decides (screen-then-confirm: tests/test_confirmation.py)
+SINGLE = NoiseSettings(rule="single")
 
 
 def result(agent, sha, val, status="discard", gpu="0", group=H100, **fields):
@@ -31,7 +33,7 @@ def board(tmp_path):
 
 
 def test_latest_record_of_an_id_wins_and_statistics_follow(board):
-    state = BoardState(board)
+    state = BoardState(board, SINGLE)
     queued = board.append(new_experiment(agent="gpu0", gpu="0", device=H100[0], profile="h100"))
     state.refresh()
     assert [e["id"] for e in state.queue("0")] == [queued["id"]]
@@ -66,7 +68,7 @@ def test_refresh_reads_only_what_was_appended(board):
 
 
 def test_repeats_give_content_sigma_pooled_sigma_and_band(board):
-    state = BoardState(board, NoiseSettings(floor={"h100": 1e-4}))
+    state = BoardState(board, NoiseSettings(floor={"h100": 1e-4}, rule="single"))
     for val in (1.0, 1.002, 1.004):  # sigma 0.002
         board.append(result("gpu0", "base", val))
     for val in (0.99, 0.994):  # squared deviations 8e-6, one degree of freedom
@@ -95,7 +97,7 @@ def test_floor_wins_when_repeats_agree(board):
 
 
 def test_best_moves_when_its_own_repeats_get_worse(board):
-    state = BoardState(board)
+    state = BoardState(board, SINGLE)
     board.append(result("gpu0", "lucky", 0.990))
     board.append(result("gpu1", "steady", 0.995, gpu="1"))
     state.refresh()
@@ -106,7 +108,7 @@ def test_best_moves_when_its_own_repeats_get_worse(board):
 
 
 def test_verification_and_discoverer(board):
-    state = BoardState(board)
+    state = BoardState(board, SINGLE)
     first = board.append(result("gpu0", "wide", 0.99, submitted_at=100.0))
     board.append(result("gpu1", "wide", 0.991, gpu="1", submitted_at=200.0))
     state.refresh()
@@ -128,7 +130,7 @@ def test_verification_and_discoverer(board):
 
 
 def test_decide_compares_with_the_agents_current_best(board):
-    state = BoardState(board, NoiseSettings(floor={"h100": 1e-3}))
+    state = BoardState(board, NoiseSettings(floor={"h100": 1e-3}, rule="single"))
     probe = result("gpu0", "x", 1.0, status=None)
     assert state.decide(probe)[0] == "keep"  # first result: the baseline
     board.append(result("gpu0", "base", 1.0, status="keep"))
@@ -158,7 +160,7 @@ def test_adopted_content_becomes_the_reference(board):
 
 
 def test_agent_summary_and_prefix_lookup(board):
-    state = BoardState(board)
+    state = BoardState(board, SINGLE)
     a = board.append(result("gpu0", "base", 1.0, status="keep", id="abc12345"))
     board.append(result("gpu0", "w", 0.98, status="keep", id="abd00000"))
     board.append(result("gpu0", "c", None, status="crash", id="ffff0000"))

@@ -27,6 +27,8 @@ def test_sweep_agent_completes_real_experiments_and_acts_on_their_status(tmp_pat
         train=(REPO_ROOT / "train.py").read_text(),
         prepare=(REPO_ROOT / "prepare.py").read_text(),
         profile="tiny",
+        # one run decides (the `single` noise rule): three real runs, no calibration or confirmation reruns
+        config='[noise]\nrule = "single"\n',
     )
     run.start_runner("cpu0")
     worktree = run.worktree("cpu0")

@@ -12,7 +12,7 @@ from typing import Any
 
 from swarm.agents.adopt import adopt
 from swarm.agents.protocol import AgentContext, agent_context, deliver, submit, wait_for
-from swarm.board.experiments import FINAL_STATUSES
+from swarm.board.experiments import FINAL_STATUSES, PROMISING
 from swarm.board.run_record import is_ray_pool, runner_slot
 from swarm.board.state import group_of, open_board
 from swarm.board.store import NOTE, Board, new_id
@@ -50,6 +50,11 @@ def _show_result(record: dict[str, Any], board_dir: Path, as_json: bool) -> None
         print_json(record)
     else:
         print(result_block(record, board_dir))
+        if record.get("status") == PROMISING:
+            print(
+                f"promising: not a keep yet. The swarm reruns it on other slots; build on it if you like, and "
+                f"`swarm wait {record['id']} --verdict` tells keep / marginal / discard (the mean of its runs)."
+            )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -80,7 +85,7 @@ def cmd_run(args) -> int:
 def cmd_wait(args) -> int:
     _, board, state = open_board()
     eid = state.experiment(args.id)["id"]
-    record = wait_for(state, eid, timeout_s=args.timeout)
+    record = wait_for(state, eid, timeout_s=args.timeout, verdict=args.verdict)
     _show_result(record, board.directory, args.json)
     return 0
 

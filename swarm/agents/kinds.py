@@ -7,7 +7,7 @@ swarm never sits at an idle interactive prompt that nothing can detect without s
 every restart begins with a fresh context. Both print JSON events (`stream-json` / `--json`), which carry
 token usage and cost; `output_format` is a field so that can change without touching the launcher.
 
-Kinds: claude, codex, sweep (built in, no LLM), api (`swarm agent api`), and any kind that swarm.toml
+Kinds: claude, codex, sweep and optuna (built in, no LLM), api (`swarm agent api`), and any kind that swarm.toml
 names under `[agents.commands]`, which may also override a built-in one:
 
     [agents.commands]
@@ -47,6 +47,9 @@ class AgentCommand:
     secrets: tuple[str, ...] = ()
     config_dirs: tuple[tuple[str, str], ...] = ()
     config_files: tuple[str, ...] = ()
+    # Directories under the board the kind itself writes (the Optuna agents' shared study); the rest of
+    # the board stays read-only in its sandbox.
+    board_dirs: tuple[str, ...] = ()
 
     @property
     def program(self) -> str:
@@ -145,6 +148,10 @@ BUILT_IN: dict[str, AgentCommand] = {
     "claude": ClaudeCode(),
     "codex": Codex(),
     "sweep": AgentCommand("sweep", ("{python}", *SWARM_MODULE_ARGS, "agent", "sweep")),
+    # Bayesian optimisation of the hyperparameter block; all optuna agents of a run share one study.
+    "optuna": AgentCommand(
+        "optuna", ("{python}", *SWARM_MODULE_ARGS, "agent", "optuna"), board_dirs=("optuna",)
+    ),
     # The API agent takes the launcher's prompt (first start or resume) as its task.
     "api": AgentCommand(
         "api",
@@ -183,7 +190,7 @@ def assign_kinds(spec: str, count: int, known: dict[str, AgentCommand]) -> list[
     (one kind without a count takes the agents that are left)."""
     parts = [p.strip() for p in spec.split(",") if p.strip()]
     if not parts:
-        raise SwarmError("--agent: name a kind (claude, codex, sweep, api, or one from swarm.toml)")
+        raise SwarmError("--agent: name a kind (claude, codex, sweep, optuna, api, or one from swarm.toml)")
     counted: list[tuple[str, int | None]] = []
     for part in parts:
         kind, _, number = part.partition(":")

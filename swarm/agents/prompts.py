@@ -46,6 +46,12 @@ def resume_prompt(
             "",
             "You have no experiments on the board yet: start with the baseline (train.py unchanged).",
         ]
+    if any(e.get("status") == "promising" for e in mine[-LAST_RESULTS:]):
+        lines += [
+            "",
+            "`promising` experiments are being confirmed by reruns on other slots: "
+            "`swarm wait ID --verdict` gives their keep / marginal / discard.",
+        ]
     if best:
         lines += ["", f"Global best: {_describe(best)} by {best.get('agent')} (commit {best.get('commit')})."]
     lines += ["", "Go on with the loop from program.md now."]

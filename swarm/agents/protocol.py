@@ -17,7 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from swarm.board.checkpoint import open_state
-from swarm.board.experiments import FINAL_STATUSES, MAX_DESCRIPTION_CHARS
+from swarm.board.experiments import (
+    DECIDED_STATUSES,
+    FINAL_STATUSES,
+    MAX_DESCRIPTION_CHARS,
+)
 from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import AgentSlot, RunRecord
 from swarm.board.state import BoardState
@@ -104,8 +108,11 @@ def submit(ctx: AgentContext, description: str, rerun: bool = False) -> dict[str
     return deliver(ctx, {"op": "submit", "commit": commit, "description": description, "rerun": rerun})
 
 
-def wait_for(state: BoardState, eid: str, timeout_s: float | None = None) -> dict[str, Any]:
-    """Block until experiment `eid` (a full id) has a final status; returns its final record.
+def wait_for(
+    state: BoardState, eid: str, timeout_s: float | None = None, verdict: bool = False
+) -> dict[str, Any]:
+    """Block until experiment `eid` (a full id) has a final status; returns its final record. A
+    `promising` result is final for its run; with `verdict`, wait on until its confirmation decided it.
 
     Follows the board with the command's state, which has read it already: each poll folds only what
     was appended since."""
@@ -113,7 +120,7 @@ def wait_for(state: BoardState, eid: str, timeout_s: float | None = None) -> dic
     while True:
         state.refresh()
         latest = state.experiments.get(eid)
-        if latest is not None and latest.get("status") in FINAL_STATUSES:
+        if latest is not None and latest.get("status") in (DECIDED_STATUSES if verdict else FINAL_STATUSES):
             return latest
         if deadline is not None and time.monotonic() > deadline:
             status = latest.get("status") if latest else "unknown"

@@ -238,6 +238,7 @@ def save(state: BoardState) -> bool:
                 "tail": tail,
                 "payload_bytes": len(payload),
                 "payload_crc32": zlib.crc32(payload),
+                "noise": noise_key(state.noise),
             }
             if key is not None:  # readers holding the key trust only a checkpoint a key holder wrote
                 header["mac"] = sign_checkpoint(key, orjson.dumps(header), payload)
@@ -321,14 +322,23 @@ def _read_checkpoint(board: Board) -> tuple[dict[str, Any], bytes] | None:
     return header, payload
 
 
+def noise_key(noise: NoiseSettings) -> str:
+    """The noise settings a state was folded with ([noise] in swarm.toml): statuses, bands and bests follow
+    from them, so a checkpoint is only restored under the same ones."""
+    return sha256(repr(noise).encode()).hexdigest()[:16]
+
+
 def restore(board: Board, noise: NoiseSettings | None = None) -> BoardState | None:
     """The state saved in the board's checkpoint, its reader at the checkpoint's offset (call refresh() to
-    fold what came after), or None when there is no checkpoint this process can trust to be this board's."""
+    fold what came after), or None when there is no checkpoint this process can trust to be this board's
+    (or one folded under other noise settings)."""
     found = _read_checkpoint(board)
     if found is None:
         return None
     header, payload = found
     state = BoardState(board, noise)
+    if header.get("noise") != noise_key(state.noise):
+        return None
     # a restored state is a few hundred thousand small objects: collecting while building them costs more
     # than building them, and none of them is garbage yet
     enabled = gc.isenabled()

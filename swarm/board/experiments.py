@@ -15,19 +15,29 @@ from swarm.target.summary import SUMMARY_KEYS, TEXT_KEYS
 # Statuses, in the order an experiment meets them.
 QUEUED = "queued"
 RUNNING = "running"
+PROMISING = "promising"  # beyond the screening band: confirmation reruns are queued (swarm.board.noise)
 KEEP = "keep"
 MARGINAL = "marginal"
 DISCARD = "discard"
 CRASH = "crash"
 TIMEOUT = "timeout"
 INVALID = "invalid"
+PRUNED = "pruned"  # stopped early: its training curve was clearly behind the best's (swarm.runner.pruning)
+
+# Who asked for a rerun (`requested_by`) when it was not an agent or the user: the runner, for a promising
+# result's confirmation, and for the calibration of a device class (swarm.board.verification). Calibration
+# reruns go first in their slot's queue: no keep is decided on a class before they ran.
+CONFIRMATION = "confirmation"
+CALIBRATION = "calibration"
 
 PENDING_STATUSES = frozenset({QUEUED, RUNNING})
 # A measured result: the runner parsed a finite val_bpb from pristine evaluation code within the budget.
-MEASURED_STATUSES = frozenset({KEEP, MARGINAL, DISCARD})
+MEASURED_STATUSES = frozenset({PROMISING, KEEP, MARGINAL, DISCARD})
 FAILED_STATUSES = frozenset({CRASH, TIMEOUT, INVALID})  # ended without a trustworthy number
-FINAL_STATUSES = frozenset({KEEP, MARGINAL, DISCARD, CRASH, TIMEOUT, INVALID})
-STATUSES = (QUEUED, RUNNING, KEEP, MARGINAL, DISCARD, CRASH, TIMEOUT, INVALID)
+# The run is over. A `promising` result is final for its run (`swarm wait` returns) but not yet decided.
+FINAL_STATUSES = frozenset({PROMISING, KEEP, MARGINAL, DISCARD, PRUNED, CRASH, TIMEOUT, INVALID})
+DECIDED_STATUSES = FINAL_STATUSES - {PROMISING}
+STATUSES = (QUEUED, RUNNING, PROMISING, KEEP, MARGINAL, DISCARD, PRUNED, CRASH, TIMEOUT, INVALID)
 
 # The summary block's numbers, as they land on the board (floats; num_steps and depth ints).
 METRIC_FIELDS = tuple(key for key in SUMMARY_KEYS if key not in TEXT_KEYS)
@@ -85,9 +95,10 @@ EXPERIMENT_FIELDS = (
     "eval_seconds",  # the evaluator's wall time
     "verify_of",  # for a verification rerun: the id being verified
     "reused_from",  # answered from the board: ids of the runs whose mean this is
-    "requested_by",  # who asked for a verification rerun
+    "requested_by",  # who asked for a verification rerun ("confirmation", "calibration": the runner)
     "unsealed",  # True: measured without a sandbox (`swarm spawn --unsealed`); None for a sealed run
     "validate_of",  # for a confirmation run on the validator device class: the screening experiment's id
+    "saved_seconds",  # pruned: the training time left in the budget when the runner stopped it
 )
 
 

@@ -1,10 +1,24 @@
-"""Noise rules: repeat statistics of identical train.py content, the noise band, and keep / marginal / discard.
+"""Noise rules: repeat statistics of identical train.py content, the noise bands, and the decision of a result.
 
 val_bpb from a fixed wall-clock budget varies run to run. Results are compared only within one device class
-and profile. Runs of identical `train.py` content (same sha256) measure the noise; the band is
-max(SIGMAS x pooled sigma, a per-profile floor). A result whose improvement over the agent's current best
-exceeds the band is `keep`; an improvement inside the band is `marginal` (worth a rerun); no improvement is
-`discard`.
+and profile (a group). Runs of identical `train.py` content (same sha256) measure the noise: the group's
+pooled single-run sigma. Two rules are implemented, chosen by `[noise] rule` in swarm.toml:
+
+- `confirm` (the default): screen, then confirm. A group is *calibrated* once its repeats give the pooled
+  sigma `calibration_runs - 1` degrees of freedom (every agent's first experiment is the baseline, so three
+  slots of one class calibrate it for free; the runner reruns a baseline where a class has fewer slots).
+  The band is the sigma of a *difference* of means, sigma x sqrt(1/n + 1/n_ref), for the n runs of the
+  result's content and the n_ref runs of the agent's reference. A first run beyond `screen_sigmas` of it is
+  `promising`: the runner queues `confirm_runs` reruns on other slots of the class, and the mean over all
+  its runs decides: beyond `sigmas` of the band (calibrated group only) is `keep`, an improvement inside it
+  `marginal`, none `discard`. A first run inside the screening band is `marginal` or `discard` at once:
+  the swarm does not ask anyone to rerun it.
+- `single` (the rule before issue 14): one run beyond max(sigmas x pooled single-run sigma, floor) is
+  `keep`; an improvement inside is `marginal`, which asks the agent for a rerun.
+
+bench/noise_decisions.py measures both rules' false-keep rate and power on a synthetic objective of known
+truth, through this code. The per-profile `floor` keeps the band from collapsing when few repeats happen to
+agree: under `confirm` it bounds the single-run sigma from below by floor / sigmas.
 """
 
 from __future__ import annotations
@@ -12,7 +26,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from swarm.board.experiments import DISCARD, KEEP, MARGINAL
+from swarm.board.experiments import DISCARD, KEEP, MARGINAL, PROMISING
+from swarm.errors import SwarmError
 
 # Floors by profile. h100: observed run-to-run differences of a few 1e-4 in the published swarms.
 # tiny: bench/noise_tiny.py measured sigma 0.039 over 6 runs of the same train.py on a shared 2-core CPU
@@ -20,6 +35,7 @@ from swarm.board.experiments import DISCARD, KEEP, MARGINAL
 # quiet machine varies less, and the pooled sigma of real repeats takes over as soon as there are some.
 DEFAULT_FLOORS = {"h100": 3e-4, "tiny": 0.02}
 FALLBACK_FLOOR = 3e-4
+RULES = ("confirm", "single")
 
 
 @dataclass(frozen=True)
@@ -27,17 +43,98 @@ class NoiseSettings:
     """`[noise]` in swarm.toml."""
 
     floor: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FLOORS))
-    sigmas: float = 2.0  # keep needs an improvement beyond this many sigma
-    reuse_runs: int = 2  # content measured this many times on a device class is answered from the board
+    sigmas: float = 2.0  # keep needs an improvement beyond this many sigma (of a difference, under confirm)
+    reuse_runs: int = 3  # content measured this many times on a device class is answered from the board
+    rule: str = "confirm"  # "confirm": screen, then confirm; "single": one run decides (the old rule)
+    screen_sigmas: float = 1.5  # a first run beyond this many sigma of a difference is promising
+    confirm_runs: int = 2  # reruns of a promising result on other slots of its class
+    calibration_runs: int = 3  # runs of one content a class needs before a keep (pooled sigma: n - 1 df)
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise SwarmError(f"swarm.toml [noise]: rule = {self.rule!r} (known: {', '.join(RULES)})")
+        if self.confirm_runs < 1 or self.calibration_runs < 2 or self.reuse_runs < 1:
+            raise SwarmError(
+                "swarm.toml [noise]: confirm_runs >= 1, calibration_runs >= 2 and reuse_runs >= 1 please"
+            )
+
+    @property
+    def confirms(self) -> bool:
+        return self.rule == "confirm"
+
+    @property
+    def best_runs(self) -> int:
+        """Runs a content needs to be a best: a confirmed mean (1 + confirm_runs) under `confirm`."""
+        return 1 + self.confirm_runs if self.confirms else 1
 
     def floor_for(self, profile: str) -> float:
         return self.floor.get(profile, DEFAULT_FLOORS.get(profile, FALLBACK_FLOOR))
 
     def band(self, profile: str, pooled_sigma: float | None) -> float:
+        """The single-run band, max(sigmas x pooled sigma, floor): the `single` rule's, and the tolerance a
+        verification of a result is allowed."""
         floor = self.floor_for(profile)
         if pooled_sigma is None:
             return floor
         return max(self.sigmas * pooled_sigma, floor)
+
+    def sigma_for(self, profile: str, pooled_sigma: float | None) -> float:
+        """The single-run sigma the `confirm` rule uses: the pooled one, bounded below by floor / sigmas."""
+        least = self.floor_for(profile) / self.sigmas
+        return least if pooled_sigma is None else max(pooled_sigma, least)
+
+    def difference_band(
+        self, profile: str, pooled_sigma: float | None, n: int, n_ref: int, sigmas: float
+    ) -> float:
+        """`sigmas` sigma of the difference of a mean of n runs and a mean of n_ref runs."""
+        return sigmas * self.sigma_for(profile, pooled_sigma) * math.sqrt(1 / n + 1 / max(n_ref, 1))
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a decision about one content in one group looks at."""
+
+    mean: float  # mean val_bpb of the content's runs (this one included)
+    n: int
+    reference_mean: float | None  # the agent's reference content (None: this is its baseline)
+    reference_n: int
+    pooled_sigma: float | None  # the group's pooled single-run sigma (None before any repeat)
+    calibrated: bool  # the group's repeats reach calibration_runs - 1 degrees of freedom
+    final: bool  # a verdict (confirmation done, a rerun, an answer from the board), not a first screen
+
+
+def decide(settings: NoiseSettings, profile: str, ev: Evidence) -> tuple[str, str, float]:
+    """(status, reason, band) of a result; lower val_bpb is better."""
+    runs = f" (mean of {ev.n} runs of this train.py)" if ev.n > 1 else ""
+    if ev.reference_mean is None:
+        band = settings.band(profile, ev.pooled_sigma)
+        return KEEP, "baseline: the agent's first result on this device class and profile" + runs, band
+    improvement = ev.reference_mean - ev.mean
+    if not settings.confirms:
+        band = settings.band(profile, ev.pooled_sigma)
+        status, reason = decide_status(ev.mean, ev.reference_mean, band)
+        return status, reason + runs, band
+    if not ev.final and ev.n < settings.best_runs:
+        band = settings.difference_band(profile, ev.pooled_sigma, ev.n, ev.reference_n, settings.screen_sigmas)
+        if improvement > band:
+            return (
+                PROMISING,
+                f"improved by {improvement:.6f}, beyond the screening band {band:.6f}: "
+                f"{settings.confirm_runs} confirmation reruns decide keep",
+                band,
+            )
+        if improvement > 0:
+            return MARGINAL, f"improved by {improvement:.6f}, inside the screening band {band:.6f}", band
+        return DISCARD, f"no improvement ({-improvement:+.6f} vs the agent's best)", band
+    band = settings.difference_band(profile, ev.pooled_sigma, ev.n, ev.reference_n, settings.sigmas)
+    if improvement > band and not ev.calibrated:
+        return MARGINAL, f"improved by {improvement:.6f}, but the device class is not calibrated yet{runs}", band
+    status, reason = decide_status(ev.mean, ev.reference_mean, band)
+    if status == KEEP:
+        reason = "confirmed: " + reason
+    elif status == MARGINAL:
+        reason = f"improved by {improvement:.6f}, inside the noise band {band:.6f}"
+    return status, reason + runs, band
 
 
 class RunningStats:

@@ -13,10 +13,12 @@
   groups, noise, bests (a group is (device class, profile))
     state.groups                        -> {group: GroupStats} (contents by train_sha256, pooled_sigma)
     state.content(group, sha)           -> ContentStats (n, mean, sigma, ids, slots, first_id) or None
-    state.band(group)                   -> max(sigmas x pooled sigma, the profile's floor)
-    state.best(group) / state.bests()   -> Best (experiment, mean, sigma, n, verified, band) / {group: Best}
+    state.band(group)                   -> max(sigmas x pooled sigma, the profile's floor) (one run's band)
+    state.calibrated(group)             -> enough repeats for a keep decision (swarm.board.noise)
+    state.best(group) / state.bests()   -> Best (experiment, mean, sigma, n, verified, band) / {group: Best}:
+                                           the lowest mean among contents with at least noise.best_runs runs
     state.top(group, n)                 -> the n best contents, each once, as Best
-    state.decide(record)                -> (keep|marginal|discard, reason, reference id, band) for a result
+    state.decide(record)                -> (promising|keep|marginal|discard, reason, reference id, band)
   agents, run, other records
     state.agent_summary("gpu3")         -> AgentSummary (counts by status, current, last, best, experiments)
     state.agent_summaries()             -> all of them, by name
@@ -53,8 +55,8 @@ from swarm.board.store import ADOPT, EXPERIMENT, NOTE, RUN, USAGE, VERIFICATION,
 from swarm.config import load_section
 from swarm.errors import BoardError, SwarmError
 from swarm.repo.paths import run_paths
-from swarm.board.noise import NoiseSettings, RunningStats, decide_status
-from swarm.board.experiments import FINAL_STATUSES, KEEP, QUEUED, RUNNING, GroupKey, group_of, has_result
+from swarm.board.noise import Evidence, NoiseSettings, RunningStats, decide
+from swarm.board.experiments import CALIBRATION, FINAL_STATUSES, KEEP, PROMISING, QUEUED, RUNNING, GroupKey, group_of, has_result
 from swarm.board.progress import ProgressTracker, finished_at
 from swarm.board.run_record import RunRecord, choose_tag
 
@@ -139,8 +141,9 @@ class ContentStats:
 class GroupStats:
     """All contents of one (device class, profile) group and their pooled sigma."""
 
-    def __init__(self, key: GroupKey):
+    def __init__(self, key: GroupKey, best_runs: int = 1):
         self.key = key
+        self.best_runs = best_runs  # runs a content needs to be the best (a confirmed mean, not one lucky run)
         self.contents: dict[str, ContentStats] = {}
         self._squared_deviations = 0.0  # sum over contents of sum (x - content mean)^2
         self._degrees = 0  # sum over contents of (n - 1)
@@ -220,17 +223,21 @@ class GroupStats:
     def _note_best_candidate(self, content: ContentStats) -> None:
         if self._best_dirty:
             return
+        if content.n < self.best_runs and content.train_sha256 != self._best_sha:
+            return  # not a best candidate yet: one lucky run is not a best
         if self._best_sha is None or content.train_sha256 == self._best_sha:
             # the best itself changed (or none known yet): find it again when asked
             self._best_dirty = True
             return
         best = self.contents[self._best_sha]
-        if content.n and content.mean < best.mean:
+        if content.n >= self.best_runs and content.mean < best.mean:
             self._best_sha = content.train_sha256
 
     def best_content(self) -> ContentStats | None:
+        """The lowest-mean content among those measured at least `best_runs` times."""
         if self._best_dirty:
-            self._best_sha = min(self.contents, key=lambda s: self.contents[s].mean, default=None)
+            eligible = [s for s, c in self.contents.items() if c.n >= self.best_runs]
+            self._best_sha = min(eligible, key=lambda s: self.contents[s].mean, default=None)
             self._best_dirty = False
         return self.contents.get(self._best_sha) if self._best_sha else None
 
@@ -444,7 +451,7 @@ class BoardState:
                 del self._agent_results[agent][group][record["train_sha256"]]
                 self._content_agents[(group, record["train_sha256"])].discard(agent)
             self._mark_stale(group, record["train_sha256"], agent)
-            if status == KEEP:
+            if status == KEEP and not record.get("verify_of"):
                 kept = self._kept[agent][group]
                 kept[record["train_sha256"]] -= 1
                 if kept[record["train_sha256"]] <= 0:
@@ -472,14 +479,14 @@ class BoardState:
                 if not record.get("reused_from"):  # answered from the board: not a new measurement
                     stats = self.groups.get(group)
                     if stats is None:
-                        stats = self.groups[group] = GroupStats(group)
+                        stats = self.groups[group] = GroupStats(group, self.noise.best_runs)
                     stats.add_run(record, self.experiments)
                 by_group = self._agent_results.setdefault(agent, {}).setdefault(group, {})
                 by_group.setdefault(record["train_sha256"], {})[eid] = None
                 summary.last_group = group
                 self._content_agents.setdefault((group, record["train_sha256"]), set()).add(agent)
                 self._mark_stale(group, record["train_sha256"], agent)
-                if status == KEEP:
+                if status == KEEP and not record.get("verify_of"):  # a rerun is evidence, not a decision
                     kept = self._kept.setdefault(agent, {}).setdefault(group, Counter())
                     kept[record["train_sha256"]] += 1
 
@@ -499,7 +506,7 @@ class BoardState:
                 self._stale_best.add(holder)
             elif content is not None and train_sha256 in self._agent_results[holder][group]:
                 best = self.groups[group].contents.get(best_sha) if best_sha else None
-                if best is None or content.mean < best.mean:
+                if content.n >= self.noise.best_runs and (best is None or content.mean < best.mean):
                     self._agent_best_sha[holder] = (group, train_sha256)
                     self.agents[holder].best = next(iter(self._agent_results[holder][group][train_sha256]))
 
@@ -544,15 +551,16 @@ class BoardState:
         return self.experiments[matches[0]]
 
     def queue(self, slot: str) -> list[dict[str, Any]]:
-        """Queued experiments of a runner slot, oldest submission first (a requeued job keeps its place)."""
-        return sorted((self.experiments[eid] for eid in self._queued.get(slot, {})), key=_submitted)
+        """Queued experiments of a runner slot in the order they run: calibration reruns first, then the
+        oldest submission first (a requeued job keeps its place)."""
+        return sorted((self.experiments[eid] for eid in self._queued.get(slot, {})), key=_queue_order)
 
     def next_queued(self, slot: str) -> dict[str, Any] | None:
-        """The job a runner of this slot takes next: the oldest submission queued for it."""
+        """The job a runner of this slot takes next (the head of `queue(slot)`)."""
         queued = self._queued.get(slot)
         if not queued:
             return None
-        return min((self.experiments[eid] for eid in queued), key=_submitted)
+        return min((self.experiments[eid] for eid in queued), key=_queue_order)
 
     def running(self, slot: str) -> dict[str, Any] | None:
         eid = self._running.get(slot)
@@ -638,11 +646,18 @@ class BoardState:
         contents = [group.contents[s] for s in candidates if group and s in group.contents]
         return min(contents, key=lambda c: c.mean, default=None)
 
-    def decide(self, record: dict[str, Any]) -> tuple[str, str, str | None, float]:
-        """keep / marginal / discard for a measured record about to be written.
+    def calibrated(self, key: GroupKey) -> bool:
+        """The group's repeats give its pooled sigma at least calibration_runs - 1 degrees of freedom."""
+        group = self.groups.get(key)
+        return bool(group) and group.repeats >= self.noise.calibration_runs - 1
+
+    def decide(self, record: dict[str, Any], final: bool | None = None) -> tuple[str, str, str | None, float]:
+        """The status of a measured record about to be written (swarm.board.noise.decide).
 
         The record's content mean (its repeats on this group, including this run) is compared with the
-        agent's current best content. Returns (status, reason, reference id, band)."""
+        agent's current best content. A rerun, an answer from the board, or `final=True` (a confirmation's
+        verdict) is judged as final evidence; a first run is screened. Returns (status, reason, reference
+        id, band)."""
         key = group_of(record)
         sha = record["train_sha256"]
         content = self.content(key, sha)
@@ -651,11 +666,25 @@ class BoardState:
             stats.add(eid, value)
         if not record.get("reused_from"):  # an answer from the board is those runs' mean, not a new run
             stats.add(record["id"], float(record["val_bpb"]))
-        band = self.band(key)
+        group = self.groups.get(key)
         reference = self.agent_reference(record["agent"], key, exclude_sha256=sha)
-        status, reason = decide_status(stats.mean, reference.mean if reference else None, band)
-        if stats.n > 1:
-            reason += f" (mean of {stats.n} runs of this train.py)"
+        final_verdict = bool(final)
+        if final is None:
+            final = bool(record.get("verify_of") or record.get("reused_from"))
+        evidence = Evidence(
+            mean=stats.mean,
+            n=stats.n,
+            reference_mean=reference.mean if reference else None,
+            reference_n=reference.n if reference else 0,
+            pooled_sigma=group.pooled_sigma if group else None,
+            calibrated=self.calibrated(key),
+            final=final,
+        )
+        status, reason, band = decide(self.noise, key[1], evidence)
+        origin = self.experiments.get(record.get("verify_of") or "")
+        if origin is not None and origin.get("status") == PROMISING and not final_verdict:
+            status = PROMISING  # a confirmation rerun: the mean of all the runs decides with the last one
+            reason = f"confirmation rerun of {origin['id']}; so far: {reason}"
         return status, reason, (reference.first_id if reference else None), band
 
     # ---------------------------------------------------------------------------------------------------
@@ -672,15 +701,21 @@ class BoardState:
         return [self.agent_summary(name) for name in sorted(self.agents, key=str)]
 
     def _agent_best_id(self, agent: str, key: GroupKey | None) -> str | None:
-        """The agent's first result with its lowest-mean content in a group."""
+        """The agent's first result with its lowest-mean content in a group, among contents measured at
+        least noise.best_runs times (a confirmed mean, not one lucky run)."""
         group = self.groups.get(key) if key else None
         if group is None:
             return None
         contents = self._agent_results.get(agent, {}).get(key, {})
-        measured = [sha for sha in contents if sha in group.contents]
+        least = self.noise.best_runs
+        measured = [sha for sha in contents if sha in group.contents and group.contents[sha].n >= least]
         best_sha = min(measured, key=lambda sha: group.contents[sha].mean, default=None)
         self._agent_best_sha[agent] = (key, best_sha)
         return next(iter(contents[best_sha])) if best_sha else None
+
+
+def _queue_order(record: dict[str, Any]) -> tuple[bool, float]:
+    return (record.get("requested_by") != CALIBRATION, _submitted(record))
 
 
 def _submitted(record: dict[str, Any]) -> float:

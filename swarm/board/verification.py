@@ -1,11 +1,21 @@
-"""Verification: rerun a result on other slots of the same device class and mark it verified when it holds.
+"""Verification and confirmation: rerun a result on other slots of its device class, and judge the reruns.
 
-`swarm verify ID [--repeats K]` queues K reruns of the experiment's commit, spread over the other slots
-with the same device class (fewest pending jobs first), falling back to the experiment's own slot. When
-the last rerun finishes, the runner that recorded it writes a `verification` record: the result holds
-when the mean of the reruns is not worse than the original val_bpb by more than the group's noise band
-(its sigma from the other contents' repeats, so a rerun far off cannot widen its own tolerance).
-A content is verified in its group while its latest verification held.
+One mechanism serves three askers (the rerun's `requested_by`):
+- `swarm verify ID [--repeats K]` (an agent or the user) and the coordinator's verification of a new best
+  (swarm.orchestration.autoverify): K reruns spread over the other slots with the same device class
+  (fewest pending jobs first), falling back to the experiment's own slot. When the last rerun finishes,
+  the runner that recorded it writes a `verification` record: the result holds when the mean of the reruns
+  is not worse than the original val_bpb by more than the group's noise band (its sigma from the other
+  contents' repeats, so a rerun far off cannot widen its own tolerance). A content is verified in its
+  group while its latest verification held.
+- "confirmation": a `promising` result (swarm.board.noise) gets `confirm_runs` reruns at once, on other
+  slots of its class that are free, else on its agent's own slot after the work queued there. Its reruns
+  are `promising` too until the last one lands; then the mean over all its runs decides, and the original
+  and its reruns are recorded again with the verdict (keep / marginal / discard), with a verification
+  record (held when kept).
+- "calibration": an agent's baseline on a class with fewer slots than `calibration_runs` is rerun until
+  the class has that many runs of it, so that a keep is never decided on an unmeasured noise.
+`after_result` is what a runner calls, under the board lock, once it has written a result.
 """
 
 from __future__ import annotations
@@ -14,19 +24,49 @@ from typing import Any
 
 from swarm.board.store import VERIFICATION, Board, now
 from swarm.errors import SwarmError
-from swarm.board.experiments import PENDING_STATUSES, has_result, is_measured, new_experiment
+from swarm.board.experiments import (
+    CALIBRATION,
+    CONFIRMATION,
+    KEEP,
+    PENDING_STATUSES,
+    PROMISING,
+    evolve,
+    has_result,
+    is_measured,
+    new_experiment,
+)
+from swarm.board.run_record import ray_pool
 from swarm.board.state import BoardState, group_of
+from swarm.board.store import BoardWriter
 
 
-def rerun_slots(state: BoardState, original: dict[str, Any], repeats: int) -> list[str]:
-    """Where the K reruns go: other slots of the same device class, least busy first, round robin."""
+
+def class_slots(state: BoardState, device: str | None) -> list[str]:
+    """The run's slots of one device class."""
     run = state.run
-    own = str(original.get("gpu"))
-    same_class = [s for s in (run.slots() if run else []) if run.device_for_slot(s) == original.get("device")]
-    others = [s for s in same_class if s != own] or [own]
+    return [s for s in (run.slots() if run else []) if run.device_for_slot(s) == device]
+
+
+def home_slot(record: dict[str, Any]) -> str:
+    """The queue an experiment's reruns may wait in beside its class's other slots: its own slot, or for a
+    job that ran on a Ray cluster's node (its `gpu` is then that node's slot) its class's queue."""
+    return ray_pool(str(record.get("device"))) if record.get("node") else str(record.get("gpu"))
+
+
+def rerun_slots(
+    state: BoardState, original: dict[str, Any], repeats: int, free_only: bool = False
+) -> list[str]:
+    """Where the K reruns go: other slots of the same device class, least busy first, round robin.
+    `free_only`: only other slots with nothing running or queued, the rest on the experiment's own slot
+    (where they queue after its agent's work)."""
+    own = home_slot(original)
+    others = [s for s in class_slots(state, original.get("device")) if s != own] or [own]
     pending = state.queued_counts()
     busy = {s: pending.get(s, 0) + (1 if state.running(s) else 0) for s in others}
     ordered = sorted(others, key=lambda s: (busy[s], others.index(s)))
+    if free_only:
+        free = [s for s in ordered if busy[s] == 0 and s != own][:repeats]
+        return free + [own] * (repeats - len(free))
     return [ordered[i % len(ordered)] for i in range(repeats)]
 
 
@@ -45,21 +85,27 @@ def schedule_verify(
             )
         if original.get("verify_of"):
             raise SwarmError(f"experiment {original['id']} is itself a rerun of {original['verify_of']}")
-        queued = []
-        for slot in rerun_slots(state, original, repeats):
-            rerun = new_experiment(
-                **{
-                    k: original.get(k)
-                    for k in ("agent", "profile", "tag", "branch", "commit", "parent", "base")
-                },
-                description=original.get("description"),
-                gpu=slot,
-                device=state.run.device_for_slot(slot) if state.run else original.get("device"),
-                train_sha256=original.get("train_sha256"),
-                verify_of=original["id"],
-                requested_by=requested_by,
-            )
-            queued.append(writer.append(rerun))
+        return queue_reruns(writer, state, original, rerun_slots(state, original, repeats), requested_by)
+
+
+def queue_reruns(
+    writer: BoardWriter, state: BoardState, original: dict[str, Any], slots: list[str], requested_by: str
+) -> list[dict[str, Any]]:
+    """Append a queued rerun of `original` for each slot (the caller holds the board lock)."""
+    queued = []
+    for slot in slots:
+        rerun = new_experiment(
+            **{k: original.get(k) for k in ("agent", "profile", "tag", "branch", "commit", "parent", "base")},
+            description=original.get("description"),
+            gpu=slot,
+            device=state.run.device_for_slot(slot) if state.run else original.get("device"),
+            train_sha256=original.get("train_sha256"),
+            verify_of=original["id"],
+            requested_by=requested_by,
+        )
+        written = writer.append(rerun)
+        state.apply(written)
+        queued.append(written)
     return queued
 
 
@@ -88,3 +134,84 @@ def verification_outcome(state: BoardState, original_id: str) -> dict[str, Any] 
         "slots": sorted({str(r.get("gpu")) for r in measured}),
         "finished_at": now(),
     }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# After a result: confirmation, calibration, verdicts
+
+
+def after_result(writer: BoardWriter, state: BoardState, record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records a newly written result calls for (already appended and folded into `state`): the
+    confirmation reruns of a promising result, the calibration reruns of a baseline, or, when it was the
+    last pending rerun of an experiment, the verification (and a confirmation's verdict)."""
+    written: list[dict[str, Any]] = []
+    status = record.get("status")
+    if status == PROMISING and not record.get("verify_of"):
+        slots = rerun_slots(state, record, state.noise.confirm_runs, free_only=True)
+        written += queue_reruns(writer, state, record, slots, CONFIRMATION)
+    elif _needs_calibration(state, record):
+        content = state.content(group_of(record), record["train_sha256"])
+        pending = sum(  # other runs of the same train.py already on their way (another agent's baseline)
+            1
+            for slot in class_slots(state, record.get("device"))
+            for job in [*state.queue(slot), state.running(slot)]
+            if job and job.get("train_sha256") == record["train_sha256"]
+        )
+        missing = state.noise.calibration_runs - (content.n if content else 1) - pending
+        if missing > 0:
+            slots = rerun_slots(state, record, missing)
+            written += queue_reruns(writer, state, record, slots, CALIBRATION)
+    original_id = record.get("verify_of")
+    if original_id:
+        written += _settle(writer, state, original_id)
+    return written
+
+
+def _needs_calibration(state: BoardState, record: dict[str, Any]) -> bool:
+    """A baseline (a keep without a reference: the agent's first measured result) on an uncalibrated class
+    with fewer slots than the calibration needs, never rerun before, with no calibration under way."""
+    return (
+        state.noise.confirms
+        and record.get("status") == KEEP
+        and record.get("reference") is None
+        and not record.get("verify_of")
+        and not record.get("reused_from")
+        and has_result(record)
+        and not state.calibrated(group_of(record))
+        and len(class_slots(state, record.get("device"))) < state.noise.calibration_runs
+        and not state.verify_reruns(record["id"])
+        and not _calibrating(state, record.get("device"))
+    )
+
+
+def _calibrating(state: BoardState, device: str | None) -> bool:
+    """Calibration reruns are queued or running on the class already (another agent's first result
+    asked for them): one calibration is enough."""
+    return any(
+        job and job.get("requested_by") == CALIBRATION
+        for slot in class_slots(state, device)
+        for job in [*state.queue(slot), state.running(slot)]
+    )
+
+
+def _settle(writer: BoardWriter, state: BoardState, original_id: str) -> list[dict[str, Any]]:
+    outcome = verification_outcome(state, original_id)
+    if outcome is None:
+        return []
+    written = []
+    original = state.experiments[original_id]
+    if original.get("status") == PROMISING:
+        status, reason, reference, band = state.decide(original, final=True)
+        verdict = evolve(original, status=status, reason=reason, reference=reference, band=band)
+        written.append(writer.append(verdict))
+        state.apply(written[-1])
+        for rerun in state.verify_reruns(original_id):
+            if rerun.get("status") == PROMISING:
+                note = f"confirmation of {original_id}: {reason}"
+                written.append(writer.append(evolve(rerun, status=status, reason=note, band=band)))
+                state.apply(written[-1])
+        outcome["held"] = status == KEEP
+        outcome["verdict"] = status
+    written.append(writer.append(outcome))
+    state.apply(written[-1])
+    return written

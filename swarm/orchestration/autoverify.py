@@ -5,6 +5,10 @@ A best found once may be a lucky draw of the noise; the morning question is whet
 once on another slot of the same class (none when the class has one slot only: `swarm verify` by hand),
 and `swarm best` / `swarm watch` show it verified when the rerun holds. A content is verified at most once: a failed verification is an
 answer too, and its reruns already count as repeats of that content.
+
+Under the `confirm` noise rule (the default, swarm.board.noise) a best is already a mean of confirmed runs
+(its confirmation reruns were queued by the runner, through the same verification records), so the
+verifier only acts under the `single` rule.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ class BestVerifier:
     def tick(self) -> list[str]:
         """Queue verification of every group's best that was never verified nor is being verified;
         returns what it queued ("verify 3fa1c2d0 on 1"), for logs and tests."""
+        if self.state.noise.confirms:
+            return []  # bests are confirmed means already
         self.state.refresh()
         actions = []
         for key, best in self.state.bests().items():

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from filelock import FileLock, Timeout
 
 from swarm.board.checkpoint import CheckpointKeeper
+from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import RunFollower
 from swarm.board.store import PROCESS, Board
 from swarm.config import load_section
@@ -73,7 +74,7 @@ class Coordinator:
         self.windows: dict[str, Supervision] = {}
         # the board's folded state, checkpointed as the board grows so that every `swarm best` an agent runs
         # (and the human's watch) folds only the last few records (swarm.board.checkpoint)
-        self.keeper = CheckpointKeeper.restore(self.board)
+        self.keeper = CheckpointKeeper.restore(self.board, load_section(paths.repo, "noise", NoiseSettings))
         self.verifier = (
             BestVerifier(self.board, self.settings.verify_repeats, self.keeper.state)
             if self.settings.verify_best
@@ -141,7 +142,9 @@ class Coordinator:
         if run is None or not run.validate_on:
             return []
         if self.validator is None or self.validator.validator != run.validate_on:
-            self.validator = ClassValidator(self.board, run.validate_on, self.settings.verify_repeats)
+            self.validator = ClassValidator(
+                self.board, run.validate_on, self.settings.verify_repeats, self.keeper.state.noise
+            )
         return self.validator.tick()
 
     def run_forever(self, stop: threading.Event) -> None:

@@ -119,12 +119,17 @@ def worktree_head(worktree: Path) -> str:
         return "unknown"
 
 
-def agent_prompt(run: RunRecord, slot: AgentSlot, board: Board, resume: bool) -> str:
+def agent_prompt(
+    run: RunRecord, slot: AgentSlot, board: Board, resume: bool, repo: Path | None = None
+) -> str:
     if not resume:
         return initial_prompt(run, slot)
+    from swarm.board.noise import NoiseSettings
     from swarm.board.state import BoardState
+    from swarm.config import load_section
 
-    state = BoardState(board)
+    # the global best by the run's noise rule (a confirmed mean under `confirm`)
+    state = BoardState(board, load_section(repo, "noise", NoiseSettings) if repo else None)
     state.refresh()
     best = state.best((slot.device, run.profile))
     return resume_prompt(
@@ -153,7 +158,7 @@ def plan_process(
     command = commands[slot.kind]
     command.check_installed()  # uninstalled since spawn: say how to install it, in the pane and its log
     resume = has_started_before(records, run.tag, window)
-    prompt = agent_prompt(run, slot, board, resume)
+    prompt = agent_prompt(run, slot, board, resume, paths.repo)
     argv = command.argv(prompt=prompt, agent=slot.name, gpu=slot.gpu, worktree=Path(slot.worktree))
     env = agent_environment(run, slot, paths) | command.environment()
     argv, env = seal_agent(run, slot, paths, command, argv, env)  # its sandbox, its own secrets only

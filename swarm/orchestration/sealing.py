@@ -51,6 +51,7 @@ def seal_agent(
     config += [
         Path(os.path.expandvars(d)) for d in load_section(paths.repo, "agents", AgentSettings).writable
     ]
+    config += [paths.board / d for d in command.board_dirs]  # e.g. the Optuna agents' shared study
     home = Path(env.get("HOME") or Path.home())
     view = AgentView(
         repo=paths.repo,

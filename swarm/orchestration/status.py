@@ -12,9 +12,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from swarm.board.checkpoint import open_state
+from swarm.board.experiments import PROMISING, PRUNED
 from swarm.board.ledger import USAGE_FIELDS, Totals, board_totals
+from swarm.board.noise import NoiseSettings
 from swarm.board.state import BoardState
 from swarm.board.store import Board
+from swarm.config import load_section
 from swarm.orchestration.agent_state import Liveness, agent_state
 from swarm.orchestration.launch import COORDINATOR_WINDOW, is_launch, runner_window
 from swarm.orchestration.tmux import Pane, RunTmux
@@ -42,6 +45,7 @@ class AgentStatus:
     # usage: {requests, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd}
     usage: dict[str, Any]
     gpu_seconds: float  # started_at to finished_at, summed over its finished experiments
+    saved_seconds: float  # training time its pruned runs did not spend (swarm.runner.pruning)
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class RunStatus:
     socket: str
     coordinator: str
     agents: list[AgentStatus]
+    noise_rule: str  # "confirm" (screen, then confirmation reruns) or "single" (swarm.board.noise)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,7 +90,7 @@ def _window_state(pane: Pane | None, server_up: bool, supervised: bool) -> str:
 def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = None) -> RunStatus:
     board = Board(paths.board).require()
     if state is None:
-        state = open_state(board)
+        state = open_state(board, load_section(paths.repo, "noise", NoiseSettings))
     state.refresh()
     run = state.find_run(tag)
     tmux = RunTmux(paths.repo, run.tag)
@@ -97,6 +102,7 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
     starts = Counter(r.get("window") for r in state.other if is_launch(r, run.tag))
     now = time.time()
     ledger = board_totals(state, tag=run.tag)
+    saved = saved_seconds(state, run.tag)
     agents = []
     for slot in run.agents:
         summary = state.agent_summary(slot.name)
@@ -123,6 +129,7 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
                 best=_brief(best, now),
                 usage=totals.usage_json(),
                 gpu_seconds=round(totals.gpu_seconds, 1),
+                saved_seconds=round(saved.get(slot.name, 0.0), 1),
             )
         )
     return RunStatus(
@@ -133,7 +140,17 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
         socket=str(tmux.socket),
         coordinator=coordinator,
         agents=agents,
+        noise_rule=state.noise.rule,
     )
+
+
+def saved_seconds(state: BoardState, tag: str | None = None) -> dict[str, float]:
+    """Training seconds that early stopping saved, by agent (the `saved_seconds` of pruned runs)."""
+    out: dict[str, float] = {}
+    for e in state.experiments.values():
+        if e.get("status") == PRUNED and (tag is None or e.get("tag") in (None, tag)):
+            out[e.get("agent")] = out.get(e.get("agent"), 0.0) + float(e.get("saved_seconds") or 0.0)
+    return out
 
 
 def render(status: RunStatus) -> list[str]:
@@ -141,7 +158,7 @@ def render(status: RunStatus) -> list[str]:
     lines = [
         f"run {escape_text(status.tag)}  base {escape_text(status.base[:10])}  profile {escape_text(status.profile)}  "
         f"tmux {status.tmux}  coordinator {status.coordinator}",
-        f"{'AGENT':<7}{'KIND':<8}{'GPU':<{gw}}{'STATE':<11}{'RUNNER':<9}{'EXPS':>5}{'KEEP':>5}{'QUEUE':>6}"
+        f"{'AGENT':<7}{'KIND':<8}{'GPU':<{gw}}{'STATE':<11}{'RUNNER':<9}{'EXPS':>5}{'KEEP':>5}{'PROM':>5}{'QUEUE':>6}"
         f"{'TOKENS':>8}{'COST':>9}{'GPU-H':>7}  {'BEST':<10}CURRENT",
     ]
     for a in status.agents:
@@ -161,9 +178,13 @@ def render(status: RunStatus) -> list[str]:
         name, kind, gpu = escape_text(a.name), escape_text(a.kind), escape_text(a.gpu)
         lines.append(
             f"{name:<7}{kind:<8}{gpu:<{gw}}{state:<11}{escape_text(a.runner):<9}{a.experiments:>5}"
-            f"{a.counts.get('keep', 0):>5}{a.queued:>6}{_tokens(a.usage):>8}{_cost(a.usage):>9}"
+            f"{a.counts.get('keep', 0):>5}{a.counts.get(PROMISING, 0):>5}{a.queued:>6}{_tokens(a.usage):>8}{_cost(a.usage):>9}"
             f"{a.gpu_seconds / 3600:>7.2f}  {best:<10}{current}"
         )
+    pruned = sum(a.counts.get(PRUNED, 0) for a in status.agents)
+    if pruned:
+        saved = sum(a.saved_seconds for a in status.agents)
+        lines.append(f"early stop: {pruned} runs pruned, {saved / 3600:.2f} GPU-h of training saved")
     return lines
 
 

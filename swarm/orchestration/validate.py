@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from swarm.board.experiments import new_experiment
+from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import ray_pool
 from swarm.board.state import BoardState
 from swarm.board.store import Board
@@ -21,11 +22,11 @@ REQUESTED_BY = "validate-on"
 
 
 class ClassValidator:
-    def __init__(self, board: Board, validator: str, repeats: int = 1):
+    def __init__(self, board: Board, validator: str, repeats: int = 1, noise: NoiseSettings | None = None):
         self.board = board
         self.validator = validator
         self.repeats = repeats
-        self.state = BoardState(board)
+        self.state = BoardState(board, noise)  # the run's [noise]: what a best is (a confirmed mean)
         self.confirmed: set[tuple[str, str]] = set()  # (profile, train.py sha) with confirmation runs
         self.state.observers.append(self._note)
 

@@ -9,6 +9,7 @@ read no attributes and no system config, and switch the program-running settings
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -53,35 +54,76 @@ def require_sha(value: object, what: str) -> str:
     return value
 
 
+def read_objects(cwd: Path, names: list[str]) -> dict[str, tuple[str, bytes]]:
+    """(type, content) of many objects in one raw `git cat-file --batch`, each checked against its name.
+
+    git does not re-hash an object it reads, and agents may write the shared object store (committing needs
+    it): an object rewritten in place would otherwise be read under the old name. Hashing what came back
+    makes a name mean its content: a mismatch raises GitError."""
+    if not names:
+        return {}
+    out = raw_git(cwd, "cat-file", "--batch", input="".join(f"{n}\n" for n in names).encode())
+    objects, at = {}, 0
+    for name in names:
+        header_end = out.index(b"\n", at)
+        header = out[at:header_end].decode(errors="replace").split()
+        if len(header) != 3:
+            raise GitError(f"object {name} is missing ({' '.join(header)[:80]})")
+        kind, size = header[1], int(header[2])
+        start = header_end + 1
+        content = out[start : start + size]
+        digest = (hashlib.sha1 if len(name) == 40 else hashlib.sha256)(
+            f"{kind} {size}\0".encode() + content
+        ).hexdigest()
+        if digest != name:
+            raise GitError(f"object {name} does not match its content (rewritten in the object store)")
+        objects[name] = (kind, content)
+        at = start + size + 1  # the content is followed by a newline
+    return objects
+
+
+def _tree_entries(tree: bytes, oid_bytes: int):
+    """(mode, name, oid) of a raw tree object: `mode SP name NUL oid` repeated."""
+    at = 0
+    while at < len(tree):
+        space, nul = tree.index(b" ", at), tree.index(b"\0", at)
+        yield tree[at:space].decode(), tree[space + 1 : nul], tree[nul + 1 : nul + 1 + oid_bytes].hex()
+        at = nul + 1 + oid_bytes
+
+
 def tree_blobs(cwd: Path, commit: str) -> list[tuple[str, str, str]]:
-    """(mode, blob sha, path) of every file and symbolic link in a commit's tree, read raw (submodules,
-    which are commits of other repositories, left out)."""
-    out = raw_git(cwd, "ls-tree", "-r", "-z", "--full-tree", f"{commit}^{{tree}}")
-    entries = []
-    for line in out.decode(errors="surrogateescape").split("\0"):
-        if not line:
-            continue
-        meta, path = line.split("\t", 1)
-        mode, kind, sha = meta.split()
-        if kind == "blob":
-            entries.append((mode, sha, path))
-    return entries
+    """(mode, blob sha, path) of every file and symbolic link of a commit, read raw and verified (every tree
+    hashed against its name; submodules, which are commits of other repositories, left out)."""
+    kind, body = read_objects(cwd, [commit])[commit]
+    if kind != "commit" or not body.startswith(b"tree "):
+        raise GitError(f"{commit} is a {kind}, not a commit")
+    oid_bytes = len(commit) // 2
+    entries: list[tuple[str, str, str]] = []
+    pending = [(body[5 : body.index(b"\n")].decode(), "")]
+    while pending:
+        trees = read_objects(cwd, [sha for sha, _ in pending])
+        prefixes = pending
+        pending = []
+        for sha, prefix in prefixes:
+            kind, tree = trees[sha]
+            if kind != "tree":
+                raise GitError(f"object {sha} is a {kind}, not a tree")
+            for mode, raw_name, oid in _tree_entries(tree, oid_bytes):
+                path = prefix + raw_name.decode(errors="surrogateescape")
+                if mode == "40000":
+                    pending.append((oid, path + "/"))
+                elif mode != "160000":
+                    entries.append((mode, oid, path))
+    return sorted(entries, key=lambda entry: entry[2])
 
 
 def read_blobs(cwd: Path, shas: list[str]) -> dict[str, bytes]:
-    """The contents of many blobs in one `git cat-file --batch` (raw)."""
-    if not shas:
-        return {}
-    out = raw_git(cwd, "cat-file", "--batch", input="".join(f"{s}\n" for s in shas).encode())
-    blobs, at = {}, 0
-    for sha in shas:
-        header_end = out.index(b"\n", at)
-        name, kind, size = out[at:header_end].decode().split()
+    """The verified contents of many blobs (read_objects)."""
+    blobs = {}
+    for sha, (kind, content) in read_objects(cwd, shas).items():
         if kind != "blob":
-            raise GitError(f"object {name} is a {kind}, not a blob")
-        start = header_end + 1
-        blobs[sha] = out[start : start + int(size)]
-        at = start + int(size) + 1  # the content is followed by a newline
+            raise GitError(f"object {sha} is a {kind}, not a blob")
+        blobs[sha] = content
     return blobs
 
 
@@ -114,19 +156,21 @@ def first_parent(cwd: Path, commit: str) -> str | None:
 
 
 def file_at(cwd: Path, commit: str, path: str) -> bytes | None:
-    """The bytes of `path` in `commit` (read raw), or None when the commit has no such file."""
+    """The bytes of `path` in `commit` (read raw, every object on the way verified), or None when the commit
+    has no such file (or there is no such commit)."""
     try:
-        return raw_git(cwd, "cat-file", "blob", f"{commit}:{path}")
+        found = [sha for mode, sha, name in tree_blobs(cwd, rev_parse(cwd, commit)) if name == path]
+        return read_blobs(cwd, found)[found[0]] if found else None
     except GitError:
         return None
 
 
 def changed_paths(cwd: Path, base: str, commit: str) -> list[str]:
-    """Paths that differ between two commits; a rename lists both names (so neither side escapes a check)."""
-    out = raw_git(
-        cwd, "diff", "--name-only", "--no-renames", "--no-ext-diff", "--no-textconv", "-z", base, commit
-    )
-    return [p for p in out.decode(errors="surrogateescape").split("\0") if p]
+    """Paths that differ between two commits, from their verified trees; a rename lists both names (so
+    neither side escapes a check)."""
+    before = {path: (mode, sha) for mode, sha, path in tree_blobs(cwd, rev_parse(cwd, base))}
+    after = {path: (mode, sha) for mode, sha, path in tree_blobs(cwd, rev_parse(cwd, commit))}
+    return sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
 
 
 def is_dirty(worktree: Path) -> bool:

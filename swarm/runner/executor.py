@@ -20,19 +20,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
+from swarm.runner.pruning import Monitor
 from swarm.runner.sealed import RunPlan, run_snapshot
 from swarm.runner.snapshot import RunDirectory
 
 
 class Executor(Protocol):
-    def run(self, snapshot: RunDirectory, plan: RunPlan, log: Path) -> dict[str, Any]:
-        """Run the snapshot sealed, appending its output to `log`; the record fields of the run (DataError
-        when the data cache no longer matches the pin: nothing may be recorded)."""
+    def run(
+        self, snapshot: RunDirectory, plan: RunPlan, log: Path, monitor: Monitor | None = None
+    ) -> dict[str, Any]:
+        """Run the snapshot sealed, appending its output to `log`, stopped early by `monitor` when hopeless
+        (swarm.runner.pruning); the record fields of the run (DataError when the data cache no longer
+        matches the pin: nothing may be recorded)."""
         ...
 
 
 class LocalExecutor:
     """Runs on this machine, on the slot the plan names."""
 
-    def run(self, snapshot: RunDirectory, plan: RunPlan, log: Path) -> dict[str, Any]:
-        return run_snapshot(snapshot, plan, log)
+    def run(
+        self, snapshot: RunDirectory, plan: RunPlan, log: Path, monitor: Monitor | None = None
+    ) -> dict[str, Any]:
+        return run_snapshot(snapshot, plan, log, monitor)

@@ -58,6 +58,7 @@ from swarm.config import load_section
 from swarm.errors import DataError, SwarmError
 from swarm.repo.git import file_at
 from swarm.repo.paths import run_paths
+from swarm.runner.pruning import Curve, Monitor, PruningSettings
 from swarm.runner.sandbox import sandbox_problem
 from swarm.runner.sealed import RunPlan, data_manifest, run_snapshot
 from swarm.runner.service import Runner, RunnerStopped, _raise_stopped, _val, retry_or_crash
@@ -198,10 +199,16 @@ def node_plan(plan: RunPlan, data_pin: str | None, slot: str) -> RunPlan:
 
 
 def train_on_node(
-    snapshot: bytes, hashes: tuple[str | None, str], plan: RunPlan, data_pin: str | None, log_cap: int
+    snapshot: bytes,
+    hashes: tuple[str | None, str],
+    plan: RunPlan,
+    data_pin: str | None,
+    log_cap: int,
+    pruning: tuple[Curve, PruningSettings] | None = None,
 ) -> NodeResult:
     """The body of a training task: unpack the snapshot in a scratch directory of this node and run it
-    sealed (sealed.run_snapshot) on the GPU Ray gave the task; the cache is checked before and after."""
+    sealed (sealed.run_snapshot) on the GPU Ray gave the task; the cache is checked before and after.
+    `pruning`: the reference curve and settings of the head's early-stop watch, kept here on the log."""
     gpus = ",".join(str(g) for g in ray.get_gpu_ids())
     work = Path(tempfile.mkdtemp(prefix="swarm-run-"))
     log = work / "run.log"
@@ -210,7 +217,8 @@ def train_on_node(
         unpack(snapshot, run_dir)
         train_sha256, prepare_sha256 = hashes
         local = node_plan(plan, data_pin, node_slot(ray.get_gpu_ids()))
-        fields = run_snapshot(RunDirectory(run_dir, train_sha256, prepare_sha256), local, log)
+        monitor = Monitor(log, *pruning) if pruning is not None else None
+        fields = run_snapshot(RunDirectory(run_dir, train_sha256, prepare_sha256), local, log, monitor)
         if local.data is not None:
             data_manifest(plan.profile, data_pin, local.environ)  # changed during the run: not recorded
         return NodeResult(fields, capped(log, log_cap), gpus, socket.gethostname())
@@ -314,8 +322,9 @@ class RayRunner(Runner):
         noise: NoiseSettings | None = None,
         ray_settings: RaySettings | None = None,
         log=print,
+        pruning: PruningSettings | None = None,
     ):
-        super().__init__(repo, board, CLUSTER_RUNNER_SLOT, settings, noise, log)
+        super().__init__(repo, board, CLUSTER_RUNNER_SLOT, settings, noise, log, pruning)
         self.address = address
         self.ray_settings = ray_settings or RaySettings()
         self.nodes = Nodes()
@@ -458,8 +467,10 @@ class RayRunner(Runner):
         # the head's environment (API keys, the board's paths) never travels: the node uses its own
         shipped = dataclasses.replace(plan, environ={}, data=None)
         hashes = (snapshot.train_sha256, snapshot.prepare_sha256)
+        monitor = self._monitor(job, log)  # early stop: decided on the head, watched on the node's log
+        pruning = (monitor.reference, monitor.settings) if monitor is not None else None
         ref = _train_task.options(**_on(gpu.node_id, num_gpus=1)).remote(
-            packed, hashes, shipped, self.data_pin, self.ray_settings.log_cap_bytes
+            packed, hashes, shipped, self.data_pin, self.ray_settings.log_cap_bytes, pruning
         )
         self.flights[ref] = Flight(job, gpu, fields, log)
         self.busy.add(gpu.slot)
@@ -574,6 +585,7 @@ def serve_cluster(address: str, max_jobs: int | None = None) -> int:
         load_section(paths.repo, "noise", NoiseSettings),
         load_section(paths.repo, "ray", RaySettings),
         log=lambda line: print(line, flush=True),
+        pruning=load_section(paths.repo, "pruning", PruningSettings),
     )
     runner.start()
     try:

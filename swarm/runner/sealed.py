@@ -47,6 +47,7 @@ from swarm.board.run_record import is_cpu_slot
 from swarm.errors import DataError
 from swarm.repo.git import file_at
 from swarm.runner.process import output_overflowed, run_with_timeout, start_in_group
+from swarm.runner.pruning import Monitor
 from swarm.runner.sandbox import evaluator_sandbox, reduced_environment, trainer_sandbox
 from swarm.runner.settings import RunnerSettings
 from swarm.runner.snapshot import RunDirectory, remove
@@ -215,11 +216,14 @@ def _wait(proc, timeout: float, grace: float) -> tuple[int, bool]:
 # One run
 
 
-def run_snapshot(snapshot: RunDirectory, plan: RunPlan, log: Path) -> dict[str, Any]:
-    """Train the snapshot, judge the trainer by the runner's clock, then (sealed) evaluate its model."""
+def run_snapshot(
+    snapshot: RunDirectory, plan: RunPlan, log: Path, monitor: Monitor | None = None
+) -> dict[str, Any]:
+    """Train the snapshot, judge the trainer by the runner's clock, then (sealed) evaluate its model. With
+    a `monitor` (swarm.runner.pruning) a hopeless run is stopped early and ends `pruned`, never evaluated."""
     evaluator = Evaluator(snapshot, plan, log) if plan.data is not None else None
     try:
-        fields = _train(snapshot, plan, log, sealed=evaluator is not None)
+        fields = _train(snapshot, plan, log, sealed=evaluator is not None, monitor=monitor)
         if fields.get("status", None) is None and evaluator is not None:
             fields.update(evaluator.evaluate())
         return {"status": None, **fields}
@@ -228,11 +232,20 @@ def run_snapshot(snapshot: RunDirectory, plan: RunPlan, log: Path) -> dict[str, 
             evaluator.close()
 
 
-def _train(snapshot: RunDirectory, plan: RunPlan, log: Path, sealed: bool) -> dict[str, Any]:
+def _train(
+    snapshot: RunDirectory, plan: RunPlan, log: Path, sealed: bool, monitor: Monitor | None = None
+) -> dict[str, Any]:
     fields: dict[str, Any] = {"evaluation": SEALED if sealed else REPORTED}
     started = time.monotonic()
     proc = start_trainer(plan, snapshot.path, log)
-    code, timed_out = _wait(proc, plan.timeout, plan.settings.kill_grace_s)
+    if monitor is None:
+        code, timed_out = _wait(proc, plan.timeout, plan.settings.kill_grace_s)
+    else:
+        try:
+            code, timed_out = monitor.wait(proc, plan.timeout, plan.settings.kill_grace_s)
+        except BaseException:
+            run_with_timeout(proc, 0.0, plan.settings.kill_grace_s)  # never leave a trainer behind
+            raise
     fields["wall_seconds"] = wall = round(time.monotonic() - started, 3)
     fields["exit_code"] = code
     summary = read_summary(log)
@@ -249,6 +262,8 @@ def _train(snapshot: RunDirectory, plan: RunPlan, log: Path, sealed: bool) -> di
         problem = (CRASH, "no finite val_bpb in the summary")
     if problem is not None:
         fields.update(status=problem[0], reason=problem[1])
+    if monitor is not None and monitor.stopped_at is not None:
+        fields.update(monitor.outcome(plan.constants["time_budget"]))  # pruned: what the runner stopped
     return fields
 
 

@@ -44,7 +44,7 @@ from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import is_cpu_slot
 from swarm.board.state import BoardState
 from swarm.board.store import RUNNER, Board, now
-from swarm.board.verification import verification_outcome
+from swarm.board.verification import after_result
 from swarm.config import load_section
 from swarm.errors import DataError, SandboxError, SwarmError
 from swarm.repo.git import FULL_SHA, file_at, require_sha
@@ -52,6 +52,7 @@ from swarm.repo.paths import run_paths
 from swarm.runner.executor import Executor, LocalExecutor
 from swarm.runner.inbox import Ingestor
 from swarm.runner.process import end_stale_group
+from swarm.runner.pruning import CurveCache, Monitor, PruningSettings, reference_curve
 from swarm.runner.sandbox import sandbox_problem
 from swarm.runner.sealed import RunPlan, data_manifest
 from swarm.runner.settings import RunnerSettings
@@ -147,6 +148,7 @@ class Runner:
         settings: RunnerSettings | None = None,
         noise: NoiseSettings | None = None,
         log=print,
+        pruning: PruningSettings | None = None,
         executor: Executor | None = None,
     ):
         self.repo = Path(repo)
@@ -171,6 +173,8 @@ class Runner:
         self._data_pin: str | None = (
             None  # the data manifest this runner checked first (when spawn pinned none)
         )
+        self.pruning = pruning or PruningSettings()
+        self.curves = CurveCache(board.directory)  # loss curves of finished runs, for early stopping
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -318,7 +322,7 @@ class Runner:
         snapshot, plan, fields = self.plan(job, run_dir, log)
         if snapshot is None or plan is None:
             return fields  # refused before training
-        outcome = self.executor.run(snapshot, plan, log)
+        outcome = self.executor.run(snapshot, plan, log, self._monitor(job, log))
         # The evaluator read its data before the trainer started, but a cache changed during this run points
         # at this run: nothing of it is recorded (DataError requeues it and stops the runner).
         self.data(plan.profile)
@@ -409,6 +413,15 @@ class Runner:
         s = self.settings
         return overhead_allowance(overheads, s.overhead_slack, s.overhead_slack_s, s.overhead_default_s)
 
+    def _monitor(self, job: dict[str, Any], log: Path) -> Monitor | None:
+        """The early-stop watch of a job (swarm.runner.pruning), or None: off, a rerun (its number is
+        wanted whatever it is), or no trusted reference curve in its group yet."""
+        if not self.pruning.enabled or job.get("verify_of") or job.get("validate_of"):
+            return None
+        device = job.get("device") or self.device  # a cluster's job: its class
+        reference = reference_curve(self.state, (device, job["profile"]), self.curves, self.pruning)
+        return Monitor(log, reference, self.pruning) if reference else None
+
     @property
     def sandboxed(self) -> bool:
         """Trainers and the evaluator run in sandboxes unless the run was spawned `--unsealed`."""
@@ -429,11 +442,8 @@ class Runner:
                 final.update(status=status, reason=reason, reference=reference, band=band)
             written = writer.append(final)
             self.state.apply(written)
-            verify_of = job.get("verify_of")
-            if verify_of:
-                outcome = verification_outcome(self.state, verify_of)
-                if outcome is not None:
-                    self.state.apply(writer.append(outcome))
+            for follow in after_result(writer, self.state, written):  # confirmation, calibration, verdicts
+                self.say(f"{follow.get('id')}: {follow.get('type')} {follow.get('status') or ''}".rstrip())
         return written
 
     def _requeue_interrupted(
@@ -489,7 +499,10 @@ def cmd_runner(args) -> int:
     board = Board(paths.board)
     settings = load_section(paths.repo, "runner", RunnerSettings)
     noise = load_section(paths.repo, "noise", NoiseSettings)
-    runner = Runner(paths.repo, board, slot, settings, noise, log=lambda line: print(line, flush=True))
+    pruning = load_section(paths.repo, "pruning", PruningSettings)
+    runner = Runner(
+        paths.repo, board, slot, settings, noise, log=lambda line: print(line, flush=True), pruning=pruning
+    )
     runner.start()
     try:
         runner.serve(max_jobs=args.max_jobs)

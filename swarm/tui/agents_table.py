@@ -92,7 +92,7 @@ class AgentsTable(FittedTable):
             "kind": agent_text(row.kind, 6),
             "gpu": gpu_cell(row),
             "state": state_cell(row),
-            "exps": Text(f"{row.keep}/{row.discard}/{row.crash}"),
+            "exps": exps_cell(row),
             "best": Text(value(row.best), style="green" if row.best is not None else "dim"),
             "cost": cost_cell(row),
             "doing": agent_text(row.description, self.flex),
@@ -142,3 +142,13 @@ class AgentsTable(FittedTable):
         # only the focused table drives the selection (rows added to the other one highlight too)
         if self.has_focus and event.row_key is not None and event.row_key.value is not None:
             self.post_message(AgentSelected(event.row_key.value))
+
+
+def exps_cell(row: AgentRow) -> Text:
+    """keep/discard/crash, then `N?` results awaiting confirmation and `Np` runs pruned, when there are any."""
+    text = Text(f"{row.keep}/{row.discard}/{row.crash}")
+    if row.promising:
+        text.append(f" {row.promising}?", style="yellow")
+    if row.pruned:
+        text.append(f" {row.pruned}p", style="dim")
+    return text

@@ -28,6 +28,8 @@ def header_text(header: Header) -> Text:
         "  GPUs busy ",
         (f"{header.busy_slots}/{header.slots} ({busy:.0%})", "bold"),
     )
+    if header.pruned:
+        line.append(f"  pruned {header.pruned} (saved {duration(header.saved_seconds)})")
     if header.unsealed:
         line.append("  UNSEALED", style="bold red")  # spawned --unsealed: no result was sandboxed
     if header.forged:

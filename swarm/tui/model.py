@@ -21,11 +21,22 @@ from typing import Any
 from rich.text import Text
 
 from swarm.board.checkpoint import CheckpointKeeper
-from swarm.board.experiments import DISCARD, FAILED_STATUSES, FINAL_STATUSES, KEEP, MARGINAL, is_measured
+from swarm.board.experiments import (
+    DISCARD,
+    FAILED_STATUSES,
+    FINAL_STATUSES,
+    KEEP,
+    MARGINAL,
+    PROMISING,
+    PRUNED,
+    is_measured,
+)
 from swarm.board.ledger import Totals
+from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import AgentSlot
 from swarm.board.state import BoardState, GroupKey, group_of
 from swarm.board.store import EXPERIMENT, USAGE, VERIFICATION
+from swarm.config import load_section
 from swarm.errors import SwarmError
 from swarm.orchestration.agent_state import DOWN_STATES, Liveness, agent_state
 from swarm.repo.git import file_at
@@ -65,6 +76,8 @@ class Header:
     bests: tuple[GroupBest, ...]
     unsealed: bool = False  # the run was spawned --unsealed: no result of it was measured in a sandbox
     forged: int = 0  # board lines without a valid signature, ignored (swarm.board.signing)
+    pruned: int = 0  # runs stopped early (swarm.runner.pruning)
+    saved_seconds: float = 0.0  # the training time they did not spend
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,8 @@ class AgentRow:
     latest_record: dict[str, Any] | None  # running, else last finished
     tokens: int = 0  # model tokens its usage records report (swarm.board.ledger); 0: none on the board
     cost: float | None = None  # dollars, when its usage records know them
+    promising: int = 0  # results waiting for their confirmation reruns
+    pruned: int = 0  # runs stopped early
 
     @property
     def description(self) -> str | None:
@@ -120,8 +135,12 @@ class WatchModel:
         repo: Path | None = None,
         control_for: Callable[[str], RunControl | None] | None = None,
         clock: Callable[[], float] = time.time,
+        noise: NoiseSettings | None = None,
     ):
-        self.state = BoardState(board_dir)
+        # the noise rule decides what a best is (a confirmed mean under `confirm`): swarm.toml's, by default
+        if noise is None and repo is not None:
+            noise = load_section(repo, "noise", NoiseSettings)
+        self.state = BoardState(board_dir, noise)
         self.repo = repo
         self.clock = clock
         # the run's processes are reached through its tag, known once the run record has been read
@@ -142,6 +161,7 @@ class WatchModel:
         self._plot_drawn: tuple[PlotData | None, tuple[int, int] | None] = (None, None)
         self._plot_text: Text | None = None
         self._usage: dict[str, Totals] = {}  # agent -> its model usage so far (the cost ledger)
+        self._saved: dict[str, float] = {}  # pruned experiment id -> training seconds it saved
         self.state.observers.append(self._observe)
         self.keeper: CheckpointKeeper | None = None  # set by the first refresh, which restores the state
         self._commits: CommitIndex | None = None  # commit -> experiment, for lineages (built when asked)
@@ -160,6 +180,8 @@ class WatchModel:
         agent = record.get("agent")
         if agent and not record.get("verify_of") and record.get("gpu") is not None:
             self._agent_slot[str(agent)] = str(record["gpu"])
+        if record.get("status") == PRUNED:
+            self._saved[str(record.get("id"))] = float(record.get("saved_seconds") or 0.0)
         if record.get("status") in FINAL_STATUSES:
             self._results += 1
             if is_measured(record):
@@ -170,7 +192,7 @@ class WatchModel:
         state carries the progress series; what the observer derives besides is taken from it here: the usage
         totals from its usage records, each group's first measured content from the first step of the group's
         running best. No experiment record is read for this (at 100,000 that is most of a first screen)."""
-        keeper = CheckpointKeeper.restore(self.state.board)
+        keeper = CheckpointKeeper.restore(self.state.board, self.state.noise)
         self.keeper = keeper
         if not keeper.restored:
             keeper.state = self.state  # nothing restored: go on with the state the observer is on
@@ -300,6 +322,8 @@ class WatchModel:
                 latest_record=latest,
                 tokens=self._usage[slot.name].tokens if slot.name in self._usage else 0,
                 cost=self._usage[slot.name].cost_usd if slot.name in self._usage else None,
+                promising=counts.get(PROMISING, 0),
+                pruned=counts.get(PRUNED, 0),
             )
 
     def _baseline(self, key: GroupKey) -> float | None:
@@ -369,6 +393,8 @@ class WatchModel:
             bests=self._bests,
             unsealed=bool(run and run.unsealed),
             forged=self.state.forged,
+            pruned=len(self._saved),
+            saved_seconds=sum(self._saved.values()),
         )
 
     # ---------------------------------------------------------------------------------------------------

@@ -23,9 +23,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import AgentSlot, RunRecord, write_run_record
 from swarm.board.signing import create_key
 from swarm.board.store import Board
+from swarm.config import load_section
 from swarm.runner.service import Runner, RunnerSettings
 
 TAG = "test"
@@ -363,9 +365,11 @@ def process_alive(pid: int) -> bool:
         return False
 
 
-def run_queued(run, slot):
-    """Run every job queued for `slot` with an in-process runner; returns their final records."""
-    runner = Runner(run.repo, run.board, slot, STAND_IN_RUNNER, log=lambda line: None)
+def run_queued(run, slot, noise=None):
+    """Run every job queued for `slot` with an in-process runner, with the noise rule of the run's swarm.toml
+    (or `noise`); returns their final records."""
+    noise = noise or load_section(run.repo, "noise", NoiseSettings)
+    runner = Runner(run.repo, run.board, slot, STAND_IN_RUNNER, noise, log=lambda line: None)
     done = []
     while (record := runner.step()) is not None:
         done.append(record)

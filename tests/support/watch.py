@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from swarm.board.experiments import evolve, new_experiment
+from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import RunRecord, write_run_record
 from swarm.board.store import Board
 from swarm.testing.synthetic import H100, agent_slots
@@ -60,7 +61,9 @@ def start(record: dict[str, Any], at: float | None = None):
 def app_for(
     board: Board, repo: Path | None = None, now: float = T0 + 3600, control_for=None, **kwargs
 ) -> WatchApp:
-    model = WatchModel(board.directory, repo, control_for=control_for, clock=lambda: now)
+    # the synthetic boards hold single runs: bests by the `single` noise rule (one run is a best)
+    noise = kwargs.pop("noise", NoiseSettings(rule="single"))
+    model = WatchModel(board.directory, repo, control_for=control_for, clock=lambda: now, noise=noise)
     return WatchApp(model, repo, board.directory, interval=kwargs.pop("interval", 0.05), **kwargs)
 
 

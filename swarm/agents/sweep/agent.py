@@ -4,7 +4,8 @@ It works like any other agent, in its own worktree and only through the agent co
 `swarm wait`, `swarm best`, `swarm board`, `swarm adopt`, `swarm note`, all with --json): its branch
 always points at its best commit; a proposal (swarm.agents.sweep.proposals) is one commit on top of it, submitted and
 then reset away (the board pins every submitted commit), with up to `--queue` proposals in flight so its
-runner never waits for it. A `keep` moves the branch to that commit; `marginal` is run once more; every
+runner never waits for it. A `keep` moves the branch to that commit; a `promising` one is waited on again
+for its confirmation's verdict; `marginal` is run once more under the `single` noise rule only; every
 few results it writes a note of what it learned (negative results too) and adopts the global best when
 that is ahead by more than the noise band. Restarted, it picks up from its branch and the board.
 """
@@ -16,12 +17,12 @@ import json
 import subprocess
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from swarm.agents.sweep.proposals import Change, Planner, Proposal
-from swarm.board.experiments import KEEP, MARGINAL, MEASURED_STATUSES, PENDING_STATUSES
+from swarm.board.experiments import KEEP, MARGINAL, MEASURED_STATUSES, PENDING_STATUSES, PROMISING
 from swarm.errors import SwarmError
 from swarm.installation import swarm_argv
 from swarm.repo.git import git, rev_parse
@@ -38,6 +39,7 @@ class InFlight:
     proposal: Proposal
     commit: str
     rerun: bool = False
+    verdict: bool = False  # it was `promising`: wait for its confirmation's verdict
 
 
 class SweepAgent:
@@ -90,6 +92,8 @@ class SweepAgent:
         if me is None:
             raise SwarmError(f"agent {self.name!r} is not part of run {status['tag']}")
         self.profile = status["profile"]
+        # under `confirm` the swarm reruns what deserves it; under `single` a marginal result asks for a rerun
+        self.noise_rule = status.get("noise_rule", "single")
         self.group = (me["device"], self.profile)
         # Drop an edit a killed predecessor left half done.
         git(self.worktree, "reset", "--quiet", "--hard", "HEAD")
@@ -145,7 +149,7 @@ class SweepAgent:
             if not self.in_flight:
                 break
             job = self.in_flight.popleft()
-            self._finish(job, self.swarm("wait", job.id))
+            self._finish(job, self.swarm("wait", job.id, *(["--verdict"] if job.verdict else [])))
         self._write_note()
         self.log(
             f"sweep {self.name}: done after {self.finished} results; best {self._value(self.best_value)}"
@@ -179,7 +183,7 @@ class SweepAgent:
             return None
         if device != config["DEVICE_BATCH_SIZE"]:
             fix = Change("DEVICE_BATCH_SIZE", self.config["DEVICE_BATCH_SIZE"], device)
-            return Proposal((*proposal.changes, fix), kind=proposal.kind)
+            return replace(proposal, changes=(*proposal.changes, fix))
         return proposal
 
     def _source_of(self, proposal: Proposal) -> str:
@@ -208,8 +212,13 @@ class SweepAgent:
         self.log(f"submitted {record['id']}: {description}")
 
     def _finish(self, job: InFlight, result: dict[str, Any]) -> None:
-        self.finished += 1
         status, value = result.get("status"), result.get("val_bpb")
+        if status == PROMISING:  # confirmation reruns decide: wait for the verdict after the other jobs
+            job.verdict = True
+            self.in_flight.append(job)
+            self.log(f"{job.id} promising {self._value(value)}: waiting for its confirmation")
+            return
+        self.finished += 1
         if isinstance(result.get("train_sha256"), str):
             self.seen.add(result["train_sha256"])
         gain = (
@@ -222,7 +231,7 @@ class SweepAgent:
         elif status == KEEP:
             git(self.worktree, "reset", "--quiet", "--hard", job.commit)
             self._load_best(job.commit, value)
-        elif status == MARGINAL and not job.rerun and self._budget_left():
+        elif status == MARGINAL and self.noise_rule == "single" and not job.rerun and self._budget_left():
             self._submit(job.proposal, commit=job.commit)  # inside the noise band: measure it again
         if job.proposal.changes:
             delta = f"{-gain:+.5f}" if gain is not None else "no result"

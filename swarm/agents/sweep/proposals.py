@@ -44,12 +44,13 @@ class Change:
 class Proposal:
     changes: tuple[Change, ...]
     kind: str = "one-factor"  # "baseline", "one-factor", "push", "wave"
+    by: str = "sweep"  # the agent kind proposing it (the optuna agent reuses this class)
 
     @property
     def description(self) -> str:
         if not self.changes:
-            return "sweep: baseline (train.py unchanged)"
-        return f"sweep {self.kind}: " + ", ".join(str(c) for c in self.changes)
+            return f"{self.by}: baseline (train.py unchanged)"
+        return f"{self.by} {self.kind}: " + ", ".join(str(c) for c in self.changes)
 
     def apply(self, config: dict[str, Any]) -> dict[str, Any]:
         return {**config, **{c.name: c.new for c in self.changes}}

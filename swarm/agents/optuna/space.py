@@ -1,0 +1,125 @@
+"""The search space of the Optuna agent: one Optuna distribution per knob of train.py's hyperparameter block.
+
+Ranges come from each knob's value at the run's base (swarm.target.hparams), by the same kind of rule the
+sweep agent moves knobs by (FINDINGS.md): learning rates, weight decay and other positive floats over
+[value / 4, value x 4] on a log scale; schedule fractions (`*_RATIO`, `*_FRAC`) over [0, 1]; batch sizes
+over powers of two from a quarter to four times; other integers over [value / 2, value x 2] on a log
+scale; betas and momenta (tuples of floats in (0, 1)) per element with 1 - beta over a third to three
+times; booleans both ways; the attention window pattern over its known patterns. Knobs the sweep never
+moves (seed, device batch, evaluation, paths) are left alone.
+
+`[optuna]` in swarm.toml narrows it: `knobs = [...]` picks the knobs to search, `ranges = {NAME = [lo, hi]}`
+overrides a numeric range (a tuple knob's elements are NAME[0], NAME[1], ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from swarm.agents.sweep.proposals import SKIP, WINDOW_PATTERNS
+from swarm.errors import SwarmError
+
+FRACTION = ("_RATIO", "_FRAC")
+
+
+def knob_distributions(name: str, value: Any) -> dict[str, BaseDistribution]:
+    """The distributions of one knob (one per element for a tuple); {} for a knob not searched."""
+    if SKIP.search(name):
+        return {}
+    if isinstance(value, bool):
+        return {name: CategoricalDistribution((False, True))}
+    if isinstance(value, int):
+        if value <= 0:
+            return {}
+        if "BATCH" in name and value & (value - 1) == 0:
+            # integers: a float batch size (4096 * 2**-2 == 1024.0) is one train.py refuses
+            sizes = (value >> 2, value >> 1, value, value << 1, value << 2)
+            return {name: CategoricalDistribution(tuple(dict.fromkeys(s for s in sizes if s >= 1)))}
+        low, high = max(1, value // 2), value * 2
+        return {name: IntDistribution(low, high, log=True)} if high > low else {}
+    if isinstance(value, float):
+        if name.endswith(FRACTION) and 0.0 <= value <= 1.0:
+            return {name: FloatDistribution(0.0, 1.0)}
+        if value > 0:
+            return {name: FloatDistribution(value / 4, value * 4, log=True)}
+        return {}
+    if isinstance(value, str) and "WINDOW" in name and set(value) <= {"S", "L"}:
+        return {name: CategoricalDistribution(tuple(dict.fromkeys((value, *WINDOW_PATTERNS))))}
+    if isinstance(value, tuple) and value and all(isinstance(v, float) and 0 < v < 1 for v in value):
+        out = {}
+        for i, v in enumerate(value):
+            gap = 1.0 - v
+            out[f"{name}[{i}]"] = FloatDistribution(max(0.0, 1.0 - 3 * gap), 1.0 - gap / 3)
+        return out
+    return {}
+
+
+def search_space(
+    config: dict[str, Any],
+    knobs: list[str] | tuple[str, ...] | None = None,
+    ranges: dict[str, list[float]] | None = None,
+) -> dict[str, BaseDistribution]:
+    """Distributions for the knobs of `config` (knob -> value at the base), narrowed by swarm.toml."""
+    if knobs:
+        unknown = sorted(set(knobs) - set(config))
+        if unknown:
+            raise SwarmError(f"swarm.toml [optuna] knobs: train.py has no hyperparameter {unknown[0]}")
+    space: dict[str, BaseDistribution] = {}
+    for name, value in config.items():
+        if not knobs or name in knobs:
+            space.update(knob_distributions(name, value))
+    for param, bounds in (ranges or {}).items():
+        space[param] = _override(param, bounds, space.get(param), config)
+    return space
+
+
+def _override(
+    param: str, bounds: list[float], current: BaseDistribution | None, config: dict
+) -> BaseDistribution:
+    where = f"swarm.toml [optuna] ranges {param}"
+    if len(bounds) != 2 or not bounds[0] < bounds[1]:
+        raise SwarmError(f"{where}: give [low, high] with low < high")
+    name = param.split("[")[0]
+    if name not in config:
+        raise SwarmError(f"{where}: train.py has no hyperparameter {name}")
+    if isinstance(current, IntDistribution) or (current is None and type(config[name]) is int):
+        return IntDistribution(int(bounds[0]), int(bounds[1]), log=bounds[0] > 0)
+    log = isinstance(current, FloatDistribution) and current.log and bounds[0] > 0
+    return FloatDistribution(float(bounds[0]), float(bounds[1]), log=log)
+
+
+def to_knobs(params: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """Knob values from a trial's parameters (tuple elements put back in place; floats rounded as train.py
+    would show them, so equal configs give equal files)."""
+    out: dict[str, Any] = {}
+    for param, value in params.items():
+        name, _, index = param.partition("[")
+        if index:
+            current = list(out.get(name, config[name]))
+            current[int(index.rstrip("]"))] = round(float(value), 4)
+            out[name] = tuple(current)
+        else:
+            out[name] = float(f"{value:.4g}") if isinstance(value, float) else value
+    return out
+
+
+def to_params(config: dict[str, Any], space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    """The parameters of the base config itself, for the study (clamped into each distribution)."""
+    params = {}
+    for param, dist in space.items():
+        name, _, index = param.partition("[")
+        value = config[name][int(index.rstrip("]"))] if index else config[name]
+        if isinstance(dist, CategoricalDistribution):
+            if value not in dist.choices:
+                continue
+        elif isinstance(dist, FloatDistribution | IntDistribution):
+            value = min(max(value, dist.low), dist.high)
+        params[param] = value
+    return params

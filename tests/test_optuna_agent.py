@@ -1,0 +1,124 @@
+"""The optuna agent: its search space, and two agents sharing one study through real runners."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import textwrap
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from swarm.agents.optuna.agent import OptunaSettings, study_path
+from swarm.agents.optuna.space import search_space, to_knobs, to_params
+from swarm.errors import SwarmError
+from swarm.installation import swarm_argv
+from tests.support.standins import latest_experiments
+from tests.support.swarm_run import make_run
+
+# A trainer whose val_bpb is a known function of its knobs (best at MATRIX_LR 0.02, WARMDOWN_RATIO 0.3).
+KNOB_TRAINER = textwrap.dedent(
+    '''\
+    """Stand-in trainer with a hyperparameter block"""
+    import os
+    from prepare import PROFILES
+
+    MATRIX_LR = 0.04  # Muon
+    WARMDOWN_RATIO = 0.5  # schedule
+    DEPTH = 4  # blocks
+    SEED = 1  # never searched
+
+    profile = os.environ.get("AUTORESEARCH_PROFILE", "h100")
+    value = 1.0 + 10 * abs(MATRIX_LR - 0.02) + 5 * abs(WARMDOWN_RATIO - 0.3) + 0.01 * abs(DEPTH - 4)
+    print("---")
+    print(f"val_bpb:          {value:.6f}")
+    print("training_seconds: 1.0")
+    print(f"profile:          {profile}")
+    '''
+)
+
+
+def test_search_space_follows_the_block_and_swarm_toml():
+    config = {
+        "MATRIX_LR": 0.04, "WARMDOWN_RATIO": 0.5, "FINAL_LR_FRAC": 0.0, "TOTAL_BATCH_SIZE": 2**19,
+        "DEPTH": 8, "ADAM_BETAS": (0.8, 0.95), "WINDOW_PATTERN": "SSSL", "QK_NORM_BEFORE_ROPE": False,
+        "SEED": 42, "DEVICE_BATCH_SIZE": 128, "EVAL_TOKENS": 100,
+    }  # fmt: skip
+    space = search_space(config)
+    assert space["MATRIX_LR"] == FloatDistribution(0.01, 0.16, log=True)
+    assert space["WARMDOWN_RATIO"] == FloatDistribution(0.0, 1.0)
+    assert space["FINAL_LR_FRAC"] == FloatDistribution(0.0, 1.0)
+    assert space["TOTAL_BATCH_SIZE"] == CategoricalDistribution(tuple(2**k for k in range(17, 22)))
+    assert all(type(size) is int for size in space["TOTAL_BATCH_SIZE"].choices)  # never 1024.0
+    assert space["DEPTH"] == IntDistribution(4, 16, log=True)
+    assert space["ADAM_BETAS[0]"].low == pytest.approx(0.4) and space["ADAM_BETAS[1]"].high == pytest.approx(
+        1 - 0.05 / 3
+    )
+    assert space["WINDOW_PATTERN"].choices[0] == "SSSL" and space["QK_NORM_BEFORE_ROPE"].choices == (
+        False,
+        True,
+    )
+    assert not {"SEED", "DEVICE_BATCH_SIZE", "EVAL_TOKENS"} & set(space)
+    # the base itself is a point of the space
+    assert to_knobs(to_params(config, space), config) == {
+        k: v for k, v in config.items() if k in {p.split("[")[0] for p in space}
+    }
+    narrowed = search_space(config, knobs=["MATRIX_LR", "ADAM_BETAS"], ranges={"MATRIX_LR": [0.02, 0.05]})
+    assert set(narrowed) == {"MATRIX_LR", "ADAM_BETAS[0]", "ADAM_BETAS[1]"}
+    assert narrowed["MATRIX_LR"] == FloatDistribution(0.02, 0.05, log=True)
+    assert to_knobs({"ADAM_BETAS[1]": 0.97123}, config) == {"ADAM_BETAS": (0.8, 0.9712)}
+    with pytest.raises(SwarmError, match="NOPE"):
+        search_space(config, knobs=["NOPE"])
+    with pytest.raises(SwarmError, match="low < high"):
+        search_space(config, ranges={"MATRIX_LR": [0.05, 0.01]})
+    with pytest.raises(SwarmError, match="sampler"):
+        OptunaSettings(sampler="grid")
+
+
+def test_two_optuna_agents_share_one_study_told_the_runners_numbers(tmp_path, monkeypatch):
+    monkeypatch.setenv("SWARM_TMUX_DIR", str(tmp_path / "sock"))
+    config = (
+        "[noise]\nfloor = {tiny = 1e-4}\n"
+        '[optuna]\nseed = 3\nstartup_trials = 2\nknobs = ["MATRIX_LR", "WARMDOWN_RATIO"]\n'
+    )
+    run = make_run(tmp_path, agents=("cpu0", "cpu1"), train=KNOB_TRAINER, config=config)
+    monkeypatch.setenv("STANDIN_STATE_DIR", str(run.state_dir))
+    for slot in ("cpu0", "cpu1"):
+        run.start_runner(slot)
+    agents = [
+        subprocess.Popen(
+            swarm_argv("agent", "optuna", "--max-experiments", "4"),
+            cwd=run.worktree(name),
+            env={**os.environ, **run.agent_environ(name)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for name in ("cpu0", "cpu1")
+    ]
+    outputs = [proc.communicate(timeout=240)[0] for proc in agents]
+    run.stop_runners()
+    assert [proc.returncode for proc in agents] == [0, 0], outputs
+
+    experiments = latest_experiments(run.board.records())
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(study_path(run.board.directory, run.run.tag)))
+    )
+    (summary,) = optuna.get_all_study_summaries(storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    trials = study.get_trials(deepcopy=False)
+    assert {t.user_attrs.get("agent") for t in trials} == {"cpu0", "cpu1"}
+    told = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and "experiment" in t.user_attrs]
+    assert len(told) >= 6  # 2 baselines + 4 searched trials at least
+    for trial in told:
+        record = experiments[trial.user_attrs["experiment"]]
+        assert trial.value == pytest.approx(record["val_bpb"])  # the runner's number, from the board
+        assert record["agent"] == trial.user_attrs["agent"]
+    searched = [
+        e for e in experiments.values() if "optuna #" in str(e["description"]) and not e.get("verify_of")
+    ]
+    assert len(searched) == 6  # 4 each, less the baseline
+    assert all(str(e["description"]).startswith("optuna #") for e in searched)
+    assert len({e["train_sha256"] for e in searched}) == len(searched)  # never the same config twice
+    assert all(e["status"] not in ("queued", "running", "promising") for e in experiments.values())
