@@ -136,7 +136,9 @@ def test_claims_tampering_and_look_ahead_end_invalid_or_measured_honestly(sealed
     }
     runner = Runner(sealed.repo, sealed.board, "cpu0", RunnerSettings(kill_grace_s=0.5), **QUIET)
     done = {r["id"]: r for r in iter(runner.step, None)}
-    assert set(done) == set(ids.values())
+    # beside them, the calibration reruns the class's first keep asks for (issue 14's noise rule)
+    assert set(done) >= set(ids.values())
+    assert all(r.get("verify_of") for i, r in done.items() if i not in ids.values())
     fake, nothing, tamper, ahead = (
         done[ids[k]] for k in ("fake summary", "no model", "tamper", "look ahead")
     )
@@ -245,7 +247,8 @@ def test_replace_refs_filters_and_hooks_in_the_shared_git_change_nothing(make_sw
     (common / "info" / "attributes").write_text("train.py filter=evil\n")
     assert "0.1" in git(worktree, "show", f"{commit}:train.py")  # the replace ref is live for plain git
 
-    (record,) = list(iter(stand_in_runner(run).step, None))
+    record, *reruns = list(iter(stand_in_runner(run).step, None))  # + calibration reruns of a first keep
+    assert all(r.get("verify_of") == eid for r in reruns)
     assert record["id"] == eid and record["status"] == "keep"
     assert record["val_bpb"] == pytest.approx(0.9)  # not 0.1 (replaced) nor 0.05 (smudged)
     honest = stand_in_train(val_bpb=0.9, marker="honest").encode()
