@@ -20,7 +20,7 @@ from tests.support.agent_scripts import (
     start_api_agent,
 )
 from tests.support.standins import kill_tmux_servers, make_repo
-from tests.support.swarm_run import STAND_IN_PREPARE, git, stand_in_train, wait_until
+from tests.support.swarm_run import STAND_IN_CONFIG, STAND_IN_PREPARE, git, stand_in_train, wait_until
 
 PROTOCOLS = {"cpu0": "anthropic", "cpu1": "openai"}  # agent -> provider (openai: the Responses API)
 
@@ -105,6 +105,9 @@ def test_spawned_api_agent_gets_the_swarm_prompt_and_is_resumed(tmp_path, monkey
             f'[api]\nprovider = "anthropic"\nbase_url = "{server.url}"\nmodel = "fake-model"\nmax_turns = 4\n'
             "[coordinator]\ntick_s = 0.3\n"
             '[noise]\nrule = "single"\n'  # one experiment, no calibration reruns of it
+            # a stand-in trainer hands over no model (its summary's val_bpb is taken) and keeps its state in
+            # STANDIN_STATE_DIR, outside its sandbox's run directory
+            f'[runner]\nevaluation = "reported"\n{STAND_IN_CONFIG}'
         )
         try:
             spawn = subprocess.run(

@@ -10,8 +10,8 @@ from swarm.board.noise import Evidence, NoiseSettings, decide
 from swarm.board.state import BoardState
 from swarm.config import load_section
 from swarm.errors import SwarmError
-from swarm.runner.service import Runner
-from tests.support.swarm_run import STAND_IN_RUNNER, latest, run_queued, stand_in_train, submit
+from swarm.runner.service import Runner, RunnerSettings
+from tests.support.swarm_run import STAND_IN_SETTINGS, latest, run_queued, stand_in_train, submit
 
 FLOOR = "[noise]\nfloor = {tiny = 1e-4}\n"
 # the baseline's three runs print 1.001, 0.999, 1.0: sigma 0.001
@@ -34,7 +34,11 @@ def calibrated_run(make_swarm_run, cli, agents=("gpu0", "gpu1", "gpu2")):
 def one_job(run, slot):
     """Run the next queued job of a slot, with the run's noise settings."""
     runner = Runner(
-        run.repo, run.board, slot, STAND_IN_RUNNER, load_section(run.repo, "noise", NoiseSettings)
+        run.repo,
+        run.board,
+        slot,
+        RunnerSettings(**STAND_IN_SETTINGS),
+        load_section(run.repo, "noise", NoiseSettings),
     )
     return runner.step()
 

@@ -33,7 +33,7 @@ KNOB_TRAINER = textwrap.dedent(
     value = 1.0 + 10 * abs(MATRIX_LR - 0.02) + 5 * abs(WARMDOWN_RATIO - 0.3) + 0.01 * abs(DEPTH - 4)
     print("---")
     print(f"val_bpb:          {value:.6f}")
-    print("training_seconds: 1.0")
+    print("training_seconds: 0.0")
     print(f"profile:          {profile}")
     '''
 )
@@ -110,7 +110,9 @@ def test_two_optuna_agents_share_one_study_told_the_runners_numbers(tmp_path, mo
     trials = study.get_trials(deepcopy=False)
     assert {t.user_attrs.get("agent") for t in trials} == {"cpu0", "cpu1"}
     told = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and "experiment" in t.user_attrs]
-    assert len(told) >= 6  # 2 baselines + 4 searched trials at least
+    assert len(told) >= 6, [
+        (e["status"], e.get("reason")) for e in experiments.values()
+    ]  # 2 baselines + 4 searched
     for trial in told:
         record = experiments[trial.user_attrs["experiment"]]
         assert trial.value == pytest.approx(record["val_bpb"])  # the runner's number, from the board

@@ -9,8 +9,8 @@ from swarm.board.noise import NoiseSettings
 from swarm.board.state import BoardState
 from swarm.config import load_section
 from swarm.runner.pruning import CurveCache, PruningSettings, loss_at, parse_curve, reference_curve
-from swarm.runner.service import Runner
-from tests.support.swarm_run import STAND_IN_RUNNER, latest, stand_in_train, submit
+from swarm.runner.service import Runner, RunnerSettings
+from tests.support.swarm_run import STAND_IN_SETTINGS, latest, stand_in_train, submit
 
 PRUNING = PruningSettings(enabled=True, poll_s=0.05, min_fraction=0.3, margin=0.05, patience=2)
 GOOD = [4.0, 3.5, 3.0, 2.8, 2.6, 2.5, 2.4, 2.3, 2.2, 2.1]  # ends at 2.1 for a val_bpb of 1.05: ratio 0.5
@@ -33,7 +33,15 @@ def curve_train(losses, val_bpb, marker, step_s=0.05):
 
 def runner(run, slot, pruning=PRUNING):
     noise = load_section(run.repo, "noise", NoiseSettings)
-    return Runner(run.repo, run.board, slot, STAND_IN_RUNNER, noise, log=lambda line: None, pruning=pruning)
+    return Runner(
+        run.repo,
+        run.board,
+        slot,
+        RunnerSettings(**STAND_IN_SETTINGS),
+        noise,
+        log=lambda line: None,
+        pruning=pruning,
+    )
 
 
 def test_progress_lines_make_a_curve():

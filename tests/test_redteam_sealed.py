@@ -27,6 +27,7 @@ from swarm.board.experiments import (
     SEED_ONLY,
     evolve,
 )
+from swarm.board.noise import NoiseSettings
 from swarm.errors import DataError, SwarmError
 from swarm.runner.service import Runner, RunnerSettings
 from tests.support.swarm_run import (
@@ -39,7 +40,8 @@ from tests.support.swarm_run import (
 )
 from tests.support.target import REPO_ROOT, uniform_bpb
 
-QUIET = dict(log=lambda line: None)
+# These tests are about what is measured, not the keep rule: one run decides (`[noise] rule = "single"`).
+QUIET = dict(noise=NoiseSettings(rule="single"), log=lambda line: None)
 
 
 def handwritten(
@@ -136,9 +138,7 @@ def test_claims_tampering_and_look_ahead_end_invalid_or_measured_honestly(sealed
     }
     runner = Runner(sealed.repo, sealed.board, "cpu0", RunnerSettings(kill_grace_s=0.5), **QUIET)
     done = {r["id"]: r for r in iter(runner.step, None)}
-    # beside them, the calibration reruns the class's first keep asks for (issue 14's noise rule)
-    assert set(done) >= set(ids.values())
-    assert all(r.get("verify_of") for i, r in done.items() if i not in ids.values())
+    assert set(done) == set(ids.values())
     fake, nothing, tamper, ahead = (
         done[ids[k]] for k in ("fake summary", "no model", "tamper", "look ahead")
     )
@@ -247,8 +247,7 @@ def test_replace_refs_filters_and_hooks_in_the_shared_git_change_nothing(make_sw
     (common / "info" / "attributes").write_text("train.py filter=evil\n")
     assert "0.1" in git(worktree, "show", f"{commit}:train.py")  # the replace ref is live for plain git
 
-    record, *reruns = list(iter(stand_in_runner(run).step, None))  # + calibration reruns of a first keep
-    assert all(r.get("verify_of") == eid for r in reruns)
+    (record,) = list(iter(stand_in_runner(run).step, None))
     assert record["id"] == eid and record["status"] == "keep"
     assert record["val_bpb"] == pytest.approx(0.9)  # not 0.1 (replaced) nor 0.05 (smudged)
     honest = stand_in_train(val_bpb=0.9, marker="honest").encode()

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from swarm.board.noise import NoiseSettings
 from swarm.board.state import BoardState
 from swarm.results.display import escape_markdown
 from swarm.results.lineage import lineage
@@ -21,7 +22,8 @@ def run(tmp_path):
 
 
 def folded(run) -> BoardState:
-    state = BoardState(run.board)
+    """The lineage board's results were each decided by one run (the `single` rule): fold it so."""
+    state = BoardState(run.board, NoiseSettings(rule="single"))
     state.refresh()
     return state
 

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from swarm.agents.protocol import agent_context, submit
+from swarm.board.noise import NoiseSettings
 from swarm.errors import SandboxError
 from swarm.orchestration.spawn import SpawnRequest, spawn
 from swarm.results.display import UNSEALED_MARK, result_block
@@ -28,6 +29,11 @@ def no_bubblewrap(monkeypatch):
     sandbox.sandbox_problem.cache_clear()
 
 
+# one run decides (`swarm best` reads the rule from swarm.toml): these tests are about the unsealed marks
+SINGLE = NoiseSettings(rule="single")
+SINGLE_CONFIG = '[noise]\nrule = "single"\n'
+
+
 def test_spawn_without_a_sandbox_refuses_in_one_line(no_bubblewrap, tmp_path, monkeypatch):
     repo = make_repo(tmp_path / "repo")
     write_standin_config(repo, tmp_path / "reports")
@@ -41,9 +47,11 @@ def test_spawn_without_a_sandbox_refuses_in_one_line(no_bubblewrap, tmp_path, mo
 
 
 def test_an_unsealed_run_marks_every_result(make_swarm_run, cli, no_bubblewrap):
-    run = make_swarm_run(unsealed=True, signed=True)
+    run = make_swarm_run(unsealed=True, signed=True, config=SINGLE_CONFIG)
     commit_train(run.worktree("cpu0"), stand_in_train(val_bpb=0.95), "unsealed try")
-    runner = Runner(run.repo, run.board, "cpu0", RunnerSettings(**STAND_IN_SETTINGS), log=lambda line: None)
+    runner = Runner(
+        run.repo, run.board, "cpu0", RunnerSettings(**STAND_IN_SETTINGS), SINGLE, log=lambda line: None
+    )
     runner.start()  # no sandbox here, and none needed: the run is unsealed
     try:
         with run.agent_env("cpu0"):
@@ -67,8 +75,10 @@ def test_an_unsealed_run_marks_every_result(make_swarm_run, cli, no_bubblewrap):
 
 
 def test_a_sealed_runner_without_a_sandbox_refuses_to_start(make_swarm_run, no_bubblewrap):
-    run = make_swarm_run()
-    runner = Runner(run.repo, run.board, "cpu0", RunnerSettings(**STAND_IN_SETTINGS), log=lambda line: None)
+    run = make_swarm_run(config=SINGLE_CONFIG)
+    runner = Runner(
+        run.repo, run.board, "cpu0", RunnerSettings(**STAND_IN_SETTINGS), SINGLE, log=lambda line: None
+    )
     with pytest.raises(SandboxError, match="this run is sealed"):
         runner.start()
     assert runner.lock.fd is None  # it took no slot: a runner of a sealed run never trains unsandboxed

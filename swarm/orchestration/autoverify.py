@@ -13,6 +13,7 @@ verifier only acts under the `single` rule.
 
 from __future__ import annotations
 
+from swarm.board.noise import NoiseSettings
 from swarm.board.state import BoardState
 from swarm.board.store import Board
 from swarm.board.verification import rerun_slots, schedule_verify
@@ -22,10 +23,17 @@ REQUESTED_BY = "coordinator"
 
 
 class BestVerifier:
-    def __init__(self, board: Board, repeats: int = 1, state: BoardState | None = None):
+    def __init__(
+        self,
+        board: Board,
+        repeats: int = 1,
+        state: BoardState | None = None,
+        noise: NoiseSettings | None = None,
+    ):
         self.board = board
         self.repeats = repeats
-        self.state = state or BoardState(board)  # its owner's state when it has one (the coordinator's)
+        # its owner's state when it has one (the coordinator's), else its own, folded with `noise`
+        self.state = state or BoardState(board, noise)
 
     def tick(self) -> list[str]:
         """Queue verification of every group's best that was never verified nor is being verified;
