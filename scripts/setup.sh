@@ -27,7 +27,8 @@ python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"
 if [ "$dev" = 1 ]; then
-    .venv/bin/python -m pip install -q -e '.[dev]'
+    # ray and skypilot: the cluster tests (a local Ray cluster, the SkyPilot YAML read offline); ~75 s, ~600 MB
+    .venv/bin/python -m pip install -q -e '.[dev,ray,sky]'
 else
     .venv/bin/python -m pip install -q -e .
     exit 0

@@ -114,6 +114,9 @@ def _add_board_commands(sub) -> None:
     slot = runner.add_mutually_exclusive_group(required=True)
     slot.add_argument("--gpu", metavar="K", help="serve GPU K (CUDA_VISIBLE_DEVICES=K)")
     slot.add_argument("--cpu", metavar="K", help="serve CPU worker K (slot cpuK, no GPU)")
+    slot.add_argument(
+        "--ray", metavar="ADDRESS", help="serve every GPU of a Ray cluster from its head (auto: this one's)"
+    )
     runner.add_argument("--max-jobs", type=int, help="exit after this many jobs")
 
 
@@ -131,6 +134,19 @@ def _add_swarm_commands(sub) -> None:
     where = spawn.add_mutually_exclusive_group()
     where.add_argument("--gpus", metavar="N|I,J,..", help="the first N GPUs, or these indices (default: all)")
     where.add_argument("--cpu", type=int, metavar="N", help="N CPU workers instead of GPUs (profile tiny)")
+    where.add_argument(
+        "--ray",
+        metavar="ADDRESS|auto",
+        help="the GPUs of a Ray cluster (this machine is its head): an agent per GPU here, runs on the nodes",
+    )
+    spawn.add_argument(
+        "--agents", type=int, metavar="N", help="with --ray: N agents (default: one per screening GPU)"
+    )
+    spawn.add_argument(
+        "--validate-on",
+        metavar="CLASS",
+        help="with --ray: this device class (e.g. H200) confirms each other class's new best",
+    )
     spawn.add_argument(
         "--agent",
         metavar="KIND[:N],..",

@@ -13,6 +13,7 @@ from typing import Any
 from swarm.agents.adopt import adopt
 from swarm.agents.protocol import AgentContext, agent_context, deliver, submit, wait_for
 from swarm.board.experiments import FINAL_STATUSES, PROMISING
+from swarm.board.run_record import is_ray_pool, runner_slot
 from swarm.board.state import group_of, open_board
 from swarm.board.store import NOTE, Board, new_id
 from swarm.board.verification import schedule_verify
@@ -28,8 +29,8 @@ from swarm.runner.service import runner_flags, runner_pid
 
 
 def _warn_without_runner(board_dir: Path, slot: str) -> None:
-    if runner_pid(board_dir, slot) is None:
-        kind = " ".join(runner_flags(slot))
+    if runner_pid(board_dir, runner_slot(slot)) is None:
+        kind = "--ray ADDRESS" if is_ray_pool(slot) else " ".join(runner_flags(slot))
         print(
             f"swarm: note: no runner serves slot {slot} yet; the job waits for `swarm runner {kind}`",
             file=sys.stderr,

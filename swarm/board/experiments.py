@@ -63,7 +63,9 @@ EXPERIMENT_FIELDS = (
     # who and where
     "id",
     "agent",
-    "gpu",  # the runner slot: "3" or "cpu0"
+    "gpu",  # the runner slot: "3" or "cpu0"; on a Ray cluster the class's queue ("ray:H100") until a GPU
+    # of it takes the job, then that GPU ("a1b2c3d4/0": node id and the node's slot)
+    "node",  # the Ray node that trained it ("a1b2c3d4@10.0.0.5"); None on one box
     "device",  # device class results are compared within, e.g. "NVIDIA H100 80GB HBM3" or "cpu"
     "profile",  # AUTORESEARCH_PROFILE the runner sets: "h100" | "tiny"
     "tag",
@@ -95,6 +97,7 @@ EXPERIMENT_FIELDS = (
     "reused_from",  # answered from the board: ids of the runs whose mean this is
     "requested_by",  # who asked for a verification rerun ("confirmation", "calibration": the runner)
     "unsealed",  # True: measured without a sandbox (`swarm spawn --unsealed`); None for a sealed run
+    "validate_of",  # for a confirmation run on the validator device class: the screening experiment's id
     "saved_seconds",  # pruned: the training time left in the budget when the runner stopped it
 )
 

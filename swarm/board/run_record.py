@@ -30,6 +30,31 @@ def is_cpu_slot(slot: str) -> bool:
     return slot.startswith("cpu")
 
 
+RAY_POOL_PREFIX = "ray:"
+CLUSTER_RUNNER_SLOT = "ray"  # the one runner of a cluster run (its lock and records), on the head
+
+
+def ray_pool(device: str) -> str:
+    """The queue of a Ray cluster's device class ("ray:H100"): the `gpu` of its agents and of the jobs
+    waiting for any GPU of that class; a job that runs gets the GPU it ran on instead (swarm.runner.ray)."""
+    return RAY_POOL_PREFIX + device
+
+
+def is_ray_pool(slot: str) -> bool:
+    return slot.startswith(RAY_POOL_PREFIX)
+
+
+def runner_slot(slot: str) -> str:
+    """The runner that serves jobs queued for `slot`: its own, or for a Ray class the cluster's runner."""
+    return CLUSTER_RUNNER_SLOT if is_ray_pool(slot) else slot
+
+
+def local_gpu(slot: str) -> str:
+    """CUDA_VISIBLE_DEVICES for an agent of this slot: its GPU index, or none (a CPU worker; a Ray agent,
+    which runs on the head and trains on the cluster)."""
+    return "" if is_cpu_slot(slot) or is_ray_pool(slot) else slot
+
+
 @dataclass(frozen=True)
 class AgentSlot:
     name: str  # "gpu3", "cpu0"
@@ -61,6 +86,8 @@ class RunRecord:
     # runner records nothing from code or data that no longer match (None: not known at spawn).
     prepare_sha256: str | None = None
     data_sha256: str | None = None
+    cluster: str | None = None  # Ray address ("auto", "10.0.0.5:6379") when the GPUs are a Ray cluster's
+    validate_on: str | None = None  # device class that confirms each screening class's new best
 
     def agent(self, name: str) -> AgentSlot | None:
         return next((a for a in self.agents if a.name == name), None)
@@ -73,13 +100,15 @@ class RunRecord:
         agent = self.slot(gpu)
         if agent and agent.device:
             return agent.device
+        if is_ray_pool(gpu):
+            return gpu.removeprefix(RAY_POOL_PREFIX)
         return "cpu" if is_cpu_slot(gpu) else f"gpu{gpu}"
 
     def slots(self) -> list[str]:
         return [a.gpu for a in self.agents]
 
     def to_record(self) -> dict[str, Any]:
-        return {
+        record = {
             "type": RUN,
             "tag": self.tag,
             "base": self.base,
@@ -90,6 +119,9 @@ class RunRecord:
             "prepare_sha256": self.prepare_sha256,
             "data_sha256": self.data_sha256,
         }
+        if self.cluster:  # only a cluster run says so: a one-box run's record is as it always was
+            record.update(cluster=self.cluster, validate_on=self.validate_on)
+        return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> RunRecord:
@@ -103,6 +135,8 @@ class RunRecord:
                 unsealed=record.get("unsealed") is True,
                 prepare_sha256=record.get("prepare_sha256"),
                 data_sha256=record.get("data_sha256"),
+                cluster=record.get("cluster"),
+                validate_on=record.get("validate_on"),
             )
         except (KeyError, TypeError) as e:
             raise BoardError(f"malformed run record on the board: {e}") from None

@@ -35,6 +35,7 @@ from swarm.board.experiments import (
     is_measured,
     new_experiment,
 )
+from swarm.board.run_record import ray_pool
 from swarm.board.state import BoardState, group_of
 from swarm.board.store import BoardWriter
 
@@ -46,13 +47,19 @@ def class_slots(state: BoardState, device: str | None) -> list[str]:
     return [s for s in (run.slots() if run else []) if run.device_for_slot(s) == device]
 
 
+def home_slot(record: dict[str, Any]) -> str:
+    """The queue an experiment's reruns may wait in beside its class's other slots: its own slot, or for a
+    job that ran on a Ray cluster's node (its `gpu` is then that node's slot) its class's queue."""
+    return ray_pool(str(record.get("device"))) if record.get("node") else str(record.get("gpu"))
+
+
 def rerun_slots(
     state: BoardState, original: dict[str, Any], repeats: int, free_only: bool = False
 ) -> list[str]:
     """Where the K reruns go: other slots of the same device class, least busy first, round robin.
     `free_only`: only other slots with nothing running or queued, the rest on the experiment's own slot
     (where they queue after its agent's work)."""
-    own = str(original.get("gpu"))
+    own = home_slot(original)
     others = [s for s in class_slots(state, original.get("device")) if s != own] or [own]
     pending = state.queued_counts()
     busy = {s: pending.get(s, 0) + (1 if state.running(s) else 0) for s in others}

@@ -27,6 +27,7 @@ from swarm.config import load_section
 from swarm.orchestration.autoverify import BestVerifier
 from swarm.orchestration.launch import WindowPlan, launcher_argv, pane_log, window_plans
 from swarm.orchestration.tmux import Pane, RunTmux, TmuxError
+from swarm.orchestration.validate import ClassValidator
 from swarm.repo.paths import RunPaths, run_paths
 
 
@@ -79,6 +80,7 @@ class Coordinator:
             if self.settings.verify_best
             else None
         )
+        self.validator: ClassValidator | None = None
 
     def reconcile(self) -> list[str]:
         """One pass; returns what it did ("start gpu3", "restart runner-gpu3"), for logs and tests."""
@@ -134,10 +136,21 @@ class Coordinator:
             }
         )
 
+    def _validate(self) -> list[str]:
+        """A cluster run spawned with --validate-on: confirm each screening class's new best there."""
+        run = self.follower.run
+        if run is None or not run.validate_on:
+            return []
+        if self.validator is None or self.validator.validator != run.validate_on:
+            self.validator = ClassValidator(
+                self.board, run.validate_on, self.settings.verify_repeats, self.keeper.state.noise
+            )
+        return self.validator.tick()
+
     def run_forever(self, stop: threading.Event) -> None:
         while not stop.is_set():
             started = self.clock()
-            actions = self.reconcile() + (self.verifier.tick() if self.verifier else [])
+            actions = self.reconcile() + (self.verifier.tick() if self.verifier else []) + self._validate()
             self.keeper.state.refresh()  # nothing left to fold when the verifier just did
             self.keeper.tick()
             for action in actions:

@@ -19,7 +19,7 @@ from typing import Any
 from swarm.agents.kinds import agent_commands
 from swarm.agents.prompts import initial_prompt, resume_prompt
 from swarm.agents.relay import relay_to_board
-from swarm.board.run_record import AgentSlot, RunRecord, is_cpu_slot, open_run, require_agent
+from swarm.board.run_record import AgentSlot, RunRecord, is_cpu_slot, local_gpu, open_run, require_agent
 from swarm.board.store import PROCESS, Board
 from swarm.errors import GitError, SwarmError
 from swarm.installation import swarm_argv
@@ -30,11 +30,14 @@ from swarm.runner.sandbox import BWRAP
 from swarm.runner.service import runner_flags
 
 COORDINATOR_WINDOW = "coordinator"
+CLUSTER_RUNNER_WINDOW = (
+    "runner-ray"  # a cluster run's one runner, on the head, for every GPU (swarm.runner.ray)
+)
 
 
-def runner_window(agent: str) -> str:
-    """The tmux window of the runner serving an agent's slot."""
-    return f"runner-{agent}"
+def runner_window(agent: str, run: RunRecord | None = None) -> str:
+    """The tmux window of the runner serving an agent's slot (in a cluster run: the cluster's runner)."""
+    return CLUSTER_RUNNER_WINDOW if run is not None and run.cluster else f"runner-{agent}"
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,9 @@ def window_plans(run: RunRecord, paths: RunPaths) -> list[WindowPlan]:
     """The windows a run should have: each agent not stopped, in its worktree, and a runner per slot.
     A stopped agent's runner stays, so that the jobs it already queued still run."""
     agents = [WindowPlan(s.name, Path(s.worktree)) for s in run.agents if not s.stopped]
-    runners = [WindowPlan(runner_window(s.name), paths.repo) for s in run.agents]
+    runners = [
+        WindowPlan(name, paths.repo) for name in dict.fromkeys(runner_window(s.name, run) for s in run.agents)
+    ]
     return agents + runners  # agents first: they are what `swarm spawn` waits for
 
 
@@ -94,7 +99,7 @@ def agent_environment(run: RunRecord, slot: AgentSlot, paths: RunPaths) -> dict[
     env = base_environment(run, paths)
     env["SWARM_AGENT"] = slot.name
     env["SWARM_GPU"] = slot.gpu
-    env["CUDA_VISIBLE_DEVICES"] = "" if is_cpu_slot(slot.gpu) else slot.gpu
+    env["CUDA_VISIBLE_DEVICES"] = local_gpu(slot.gpu)
     return env
 
 
@@ -140,6 +145,8 @@ def plan_process(
     run: RunRecord, window: str, paths: RunPaths, board: Board, records: list[dict[str, Any]]
 ) -> tuple[list[str], Path, dict[str, str], bool]:
     """(argv, cwd, environment, resumed) of the program a window runs."""
+    if window == CLUSTER_RUNNER_WINDOW and run.cluster:
+        return swarm_argv("runner", "--ray", run.cluster), paths.repo, base_environment(run, paths), False
     if window.startswith("runner-"):
         slot = require_agent(run, window.removeprefix("runner-"))
         argv = swarm_argv("runner", *runner_flags(slot.gpu))

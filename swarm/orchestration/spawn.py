@@ -21,6 +21,7 @@ from swarm.board.run_record import (
     AgentSlot,
     RunRecord,
     is_cpu_slot,
+    is_ray_pool,
     latest_run,
     validate_tag,
     write_run_record,
@@ -28,6 +29,7 @@ from swarm.board.run_record import (
 from swarm.board.signing import create_key
 from swarm.board.store import Board
 from swarm.errors import SandboxError, SwarmError
+from swarm.orchestration.cluster import cluster_slots
 from swarm.orchestration.gpus import detect_gpus, select_slots
 from swarm.orchestration.launch import COORDINATOR_WINDOW, coordinator_argv, is_launch, pane_log
 from swarm.orchestration.tmux import RunTmux, require_tmux
@@ -47,13 +49,19 @@ class SpawnRequest:
     tag: str | None = None
     base: str | None = None
     profile: str | None = None  # default: h100 on GPUs, tiny on CPU workers
+    ray: str | None = None  # a Ray cluster's address ("auto"): its GPUs are the slots, the agents run here
+    agents: int | None = None  # with ray: fewer agents than screening GPUs (they submit ahead)
+    validate_on: str | None = None  # with ray: the device class that confirms new bests
     wait: bool = True
     timeout_s: float | None = None  # default: 30 s + 1 s per agent
     unsealed: bool = False  # run without sandboxes (a sealed run resumed with it goes on unsealed)
 
     @property
     def names_slots(self) -> bool:
-        return any(v is not None for v in (self.gpus, self.cpu, self.agent, self.profile))
+        return any(
+            v is not None
+            for v in (self.gpus, self.cpu, self.agent, self.profile, self.ray, self.agents, self.validate_on)
+        )
 
 
 def default_tag() -> str:
@@ -153,7 +161,12 @@ def _desired_run(request: SpawnRequest, paths: RunPaths, repo: GitRepo, board: B
 
 
 def _new_run(request: SpawnRequest, tag: str, base: str, paths: RunPaths) -> RunRecord:
-    slots = select_slots(request.gpus, request.cpu, [] if request.cpu is not None else detect_gpus())
+    if request.ray is not None:
+        slots = cluster_slots(request.ray, request.agents, request.validate_on)
+    elif request.agents is not None or request.validate_on is not None:
+        raise SwarmError("--agents and --validate-on go with --ray (one box has an agent per GPU)")
+    else:
+        slots = select_slots(request.gpus, request.cpu, [] if request.cpu is not None else detect_gpus())
     settings, commands = agent_commands(paths.repo)
     kinds = assign_kinds(request.agent or settings.default, len(slots), commands)
     profile = request.profile or ("tiny" if request.cpu is not None else "h100")
@@ -177,11 +190,13 @@ def _new_run(request: SpawnRequest, tag: str, base: str, paths: RunPaths) -> Run
         unsealed=request.unsealed,
         prepare_sha256=prepare_sha256,
         data_sha256=data_sha256,
+        cluster=request.ray,
+        validate_on=request.validate_on,
     )
 
 
 def _shape(run: RunRecord) -> tuple:
-    return run.profile, tuple((a.name, a.kind, a.gpu) for a in run.agents)
+    return run.profile, run.validate_on, tuple((a.name, a.kind, a.gpu) for a in run.agents)
 
 
 def _describe(run: RunRecord) -> str:
@@ -191,6 +206,8 @@ def _describe(run: RunRecord) -> str:
 
 
 def _device(slot: AgentSlot) -> str:
+    if is_ray_pool(slot.gpu):
+        return f"any {slot.device} GPU of the cluster"
     return "CPU worker" if is_cpu_slot(slot.gpu) else f"GPU {slot.gpu} {slot.device}"
 
 
@@ -249,6 +266,9 @@ def cmd_spawn(args) -> int:
         tag=args.tag,
         base=args.base,
         profile=args.profile,
+        ray=args.ray,
+        agents=args.agents,
+        validate_on=args.validate_on,
         wait=not args.no_wait,
         unsealed=args.unsealed,
     )

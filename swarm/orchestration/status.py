@@ -73,6 +73,8 @@ def _brief(experiment: dict[str, Any] | None, now: float) -> dict[str, Any] | No
         "description": experiment.get("description"),
         "val_bpb": experiment.get("val_bpb"),
         "elapsed_s": round(now - started, 1) if started else None,
+        "gpu": experiment.get("gpu"),  # where it runs or ran (on a cluster: node id / slot)
+        "node": experiment.get("node"),
     }
 
 
@@ -105,6 +107,8 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
     for slot in run.agents:
         summary = state.agent_summary(slot.name)
         current = state.running(slot.gpu)
+        if current is None and summary is not None and summary.current and run.cluster:
+            current = state.experiments.get(summary.current)  # on whichever GPU of the cluster took it
         queued = len(state.queue(slot.gpu))
         doing, _ = agent_state(slot, liveness, current is not None, queued)
         best = state.experiments.get(summary.best) if summary and summary.best else None
@@ -116,7 +120,7 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
                 gpu=slot.gpu,
                 device=slot.device,
                 state=doing,
-                runner=_window_state(panes.get(runner_window(slot.name)), server_up, supervised),
+                runner=_window_state(panes.get(runner_window(slot.name, run)), server_up, supervised),
                 restarts=max(0, starts[slot.name] - 1),
                 experiments=summary.submitted if summary else 0,
                 counts=dict(summary.counts) if summary else {},
@@ -150,24 +154,30 @@ def saved_seconds(state: BoardState, tag: str | None = None) -> dict[str, float]
 
 
 def render(status: RunStatus) -> list[str]:
+    gw = max([5] + [len(a.gpu) for a in status.agents]) + 1  # a cluster's class queue: "ray:H100"
     lines = [
         f"run {escape_text(status.tag)}  base {escape_text(status.base[:10])}  profile {escape_text(status.profile)}  "
         f"tmux {status.tmux}  coordinator {status.coordinator}",
-        f"{'AGENT':<7}{'KIND':<8}{'GPU':<6}{'STATE':<11}{'RUNNER':<9}{'EXPS':>5}{'KEEP':>5}{'PROM':>5}{'QUEUE':>6}"
+        f"{'AGENT':<7}{'KIND':<8}{'GPU':<{gw}}{'STATE':<11}{'RUNNER':<9}{'EXPS':>5}{'KEEP':>5}{'PROM':>5}{'QUEUE':>6}"
         f"{'TOKENS':>8}{'COST':>9}{'GPU-H':>7}  {'BEST':<10}CURRENT",
     ]
     for a in status.agents:
         best = format_number(a.best.get("val_bpb")) if a.best else "-"
         current = (
-            f"{escape_text(a.current['id'])} {a.current['elapsed_s'] or 0:.0f}s "
-            f"{escape_text(a.current['description'], DESCRIPTION_CHARS)}"
+            f"{escape_text(a.current['id'])} {a.current['elapsed_s'] or 0:.0f}s"
+            + (
+                f" on {escape_text(a.current['node'])} slot {escape_text(a.current['gpu'])}"
+                if a.current.get("node")
+                else ""
+            )
+            + f" {escape_text(a.current['description'], DESCRIPTION_CHARS)}"
             if a.current
             else "-"
         )
         state = escape_text(a.state) + (f"+{a.restarts}" if a.restarts else "")
         name, kind, gpu = escape_text(a.name), escape_text(a.kind), escape_text(a.gpu)
         lines.append(
-            f"{name:<7}{kind:<8}{gpu:<6}{state:<11}{escape_text(a.runner):<9}{a.experiments:>5}"
+            f"{name:<7}{kind:<8}{gpu:<{gw}}{state:<11}{escape_text(a.runner):<9}{a.experiments:>5}"
             f"{a.counts.get('keep', 0):>5}{a.counts.get(PROMISING, 0):>5}{a.queued:>6}{_tokens(a.usage):>8}{_cost(a.usage):>9}"
             f"{a.gpu_seconds / 3600:>7.2f}  {best:<10}{current}"
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from swarm.board.state import open_board
 from swarm.results.display import (
@@ -33,13 +34,29 @@ def cmd_best(args) -> int:
     _, _, state = open_board()
     bests = state.bests()
     if args.json:
-        print_json([b.as_json() for b in bests.values()])
+        print_json([{**b.as_json(), "other_classes": _other_classes(state, b)} for b in bests.values()])
         return 0
     if not bests:
         print("no results yet")
     for best in bests.values():
         print(best_line(best))
+        for device, seen in _other_classes(state, best).items():
+            print(
+                f"    the same train.py on {escape_text(device)}: val_bpb {seen['mean']:.6f} (n={seen['n']})"
+            )
     return 0
+
+
+def _other_classes(state, best) -> dict[str, dict[str, Any]]:
+    """The best's train.py as measured on the other device classes of its profile (e.g. its confirmation
+    runs on the validator class, `swarm spawn --validate-on`): each class's own number, never pooled."""
+    device, profile = best.group
+    seen = {}
+    for key in state.groups:
+        content = state.content(key, best.train_sha256) if key[1] == profile and key[0] != device else None
+        if content is not None:
+            seen[key[0]] = {"mean": content.mean, "sigma": content.sigma, "n": content.n}
+    return seen
 
 
 def cmd_board(args) -> int:

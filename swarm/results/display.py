@@ -78,6 +78,10 @@ def result_block(record: dict[str, Any], board_dir: Path) -> str:
         f"commit:           {escape_text(record.get('commit'))}",
         f"description:      {escape_text(record.get('description'))}",
     ]
+    if record.get("node"):  # trained on a Ray cluster: which node, and which of its GPU slots
+        lines.append(
+            f"node:             {escape_text(record['node'])} (slot {escape_text(record.get('gpu'))})"
+        )
     if record.get("log"):
         lines.append(f"log:              {escape_text(Path(board_dir) / str(record['log']))}")
     return "\n".join(lines)
@@ -127,7 +131,8 @@ def experiment_line(e: dict[str, Any]) -> str:
     return (
         f"  {escape_text(e['id'], 8):8}{'!' if e.get('unsealed') else ' '} {escape_text(e.get('status'), 8):8}  "
         f"{format_number(e.get('val_bpb')):>9}  slot {escape_text(e.get('gpu'), 5):5}  "
-        f"{escape_text(str(e.get('commit'))[:10]):10}  {escape_text(e.get('description'), 60)}{_why(e)}"
+        + (f"on {escape_text(e.get('node'), 40)}  " if e.get("node") else "")
+        + f"{escape_text(str(e.get('commit'))[:10]):10}  {escape_text(e.get('description'), 60)}{_why(e)}"
     )
 
 

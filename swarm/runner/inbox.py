@@ -34,7 +34,7 @@ from typing import Any
 from swarm.board.experiments import METRIC_FIELDS, new_experiment
 from swarm.board.ledger import USAGE_FIELDS, Usage, usage_record
 from swarm.board.noise import NoiseSettings
-from swarm.board.run_record import AgentSlot, RunRecord
+from swarm.board.run_record import AgentSlot, RunRecord, runner_slot
 from swarm.board.state import BoardState
 from swarm.board.store import ADOPT, NOTE, Board, new_id, now
 from swarm.board.verification import schedule_verify
@@ -320,7 +320,8 @@ class Ingestor:
     def agents(self) -> list[AgentSlot]:
         self.state.refresh()
         run = self.state.run
-        return [a for a in run.agents if a.gpu == self.slot] if run else []
+        # a cluster's agents queue for their class (ray:H100), all served by the head's one runner
+        return [a for a in run.agents if runner_slot(a.gpu) == self.slot] if run else []
 
     def ingest(self) -> int:
         """Handle every request waiting now, oldest first; returns how many."""

@@ -15,8 +15,9 @@ A runner stopped cleanly (SIGTERM, Ctrl-C) ends its trainer and requeues the job
 Before a job runs, the runner checks what may run (full shas only, the allow-list, seed-only changes, the
 base's prepare.py against the sha256 pinned at spawn) and the data cache against its pinned manifest; a
 changed cache requeues the job and stops the runner (DataError), so no poisoned number is recorded. The
-run itself is sealed.run_snapshot (trainer, clock, evaluator; no board): the seam for other executors
-(a Ray node runs the same function on the snapshot's bytes); claiming and recording stay here.
+run itself is sealed.run_snapshot (trainer, clock, evaluator; no board), called by an executor
+(swarm.runner.executor): in this process for a local slot, on a node for a Ray cluster's GPUs
+(swarm.runner.ray, whose head runner reuses this class); claiming, planning and recording stay here.
 """
 
 from __future__ import annotations
@@ -48,13 +49,14 @@ from swarm.config import load_section
 from swarm.errors import DataError, SandboxError, SwarmError
 from swarm.repo.git import FULL_SHA, file_at, require_sha
 from swarm.repo.paths import run_paths
+from swarm.runner.executor import Executor, LocalExecutor
 from swarm.runner.inbox import Ingestor
 from swarm.runner.process import end_stale_group
 from swarm.runner.pruning import CurveCache, Monitor, PruningSettings, reference_curve
 from swarm.runner.sandbox import sandbox_problem
-from swarm.runner.sealed import RunPlan, data_manifest, run_snapshot
+from swarm.runner.sealed import RunPlan, data_manifest
 from swarm.runner.settings import RunnerSettings
-from swarm.runner.snapshot import materialise, remove
+from swarm.runner.snapshot import RunDirectory, materialise, remove
 from swarm.runner.trust import disallowed_changes, overhead_allowance, seed_only_change, sha256_bytes
 from swarm.target.data import Manifest
 from swarm.target.profiles import profile_constants
@@ -147,8 +149,10 @@ class Runner:
         noise: NoiseSettings | None = None,
         log=print,
         pruning: PruningSettings | None = None,
+        executor: Executor | None = None,
     ):
         self.repo = Path(repo)
+        self.executor = executor or LocalExecutor()
         self.board = board
         self.slot = slot
         self.settings = settings or RunnerSettings()
@@ -233,22 +237,7 @@ class Runner:
                     if end_stale_group(leftover, self.settings.kill_grace_s):
                         self.say(f"ended the process a dead runner left for {job['id']} in {leftover.name}")
                     remove(leftover)
-                attempt = int(job.get("attempt") or 1)
-                if attempt >= self.settings.max_attempts:
-                    record = evolve(
-                        job,
-                        status=CRASH,
-                        finished_at=now(),
-                        reason=f"the runner died during this job {attempt} times",
-                    )
-                else:
-                    record = evolve(
-                        job,
-                        status=QUEUED,
-                        started_at=None,
-                        attempt=attempt + 1,
-                        reason=f"requeued: the runner died during attempt {attempt}",
-                    )
+                record = retry_or_crash(job, self.settings.max_attempts, "the runner died")
                 recovered.append(writer.append(record))
         for record in recovered:
             self.say(f"{record['id']}: {record['reason']}")
@@ -299,10 +288,7 @@ class Runner:
 
     def execute(self, job: dict[str, Any]) -> dict[str, Any]:
         """Train a claimed job and record the outcome; a stop request requeues it and re-raises."""
-        attempt = int(job.get("attempt") or 1)
-        log_rel = f"logs/{job['id']}.log" if attempt == 1 else f"logs/{job['id']}.{attempt}.log"
-        log = self.board.directory / log_rel
-        log.parent.mkdir(parents=True, exist_ok=True)
+        log_rel, log = self.log_for(job)
         run_dir = self.runs_dir / job["id"]
         result: dict[str, Any] = {"log": log_rel}
         self.say(f"{job['id']} {job.get('agent')} {str(job.get('commit'))[:10]}: running")
@@ -323,28 +309,56 @@ class Runner:
         self.say(f"{record['id']}: {record['status']} {_val(record)} {record.get('reason') or ''}".rstrip())
         return record
 
+    def log_for(self, job: dict[str, Any]) -> tuple[str, Path]:
+        """(path relative to the board, absolute path) of a job's log for its current attempt."""
+        attempt = int(job.get("attempt") or 1)
+        log_rel = f"logs/{job['id']}.log" if attempt == 1 else f"logs/{job['id']}.{attempt}.log"
+        log = self.board.directory / log_rel
+        log.parent.mkdir(parents=True, exist_ok=True)
+        return log_rel, log
+
     def _train(self, job: dict[str, Any], run_dir: Path, log: Path) -> dict[str, Any]:
-        """Check what the job may run, snapshot it, and run it sealed (sealed.run_snapshot)."""
+        """Plan and snapshot the job, run it sealed with this runner's executor, recheck the cache."""
+        snapshot, plan, fields = self.plan(job, run_dir, log)
+        if snapshot is None or plan is None:
+            return fields  # refused before training
+        outcome = self.executor.run(snapshot, plan, log, self._monitor(job, log))
+        # The evaluator read its data before the trainer started, but a cache changed during this run points
+        # at this run: nothing of it is recorded (DataError requeues it and stops the runner).
+        self.data(plan.profile)
+        return {**fields, **outcome}
+
+    def plan(
+        self, job: dict[str, Any], run_dir: Path, log: Path
+    ) -> tuple[RunDirectory | None, RunPlan | None, dict[str, Any]]:
+        """Check what a claimed job may run, decide how it runs and materialise it in `run_dir`: (snapshot,
+        plan, fields for its record), or (None, None, its final status) when it must not run. Any executor
+        runs the plan (sealed.run_snapshot); a Ray node adapts it to itself first (swarm.runner.ray)."""
         base, commit = require_sha(job.get("base"), "base"), require_sha(job.get("commit"), "commit")
         profile = job["profile"]
         refused = self._refusal(base, commit, job.get("parent"))
         if refused is not None:
-            return refused
+            return None, None, refused
         prepare = file_at(self.repo, base, "prepare.py")
         if prepare is None:
-            return {"status": CRASH, "reason": f"the base commit {base[:12]} has no prepare.py"}
+            return None, None, {"status": CRASH, "reason": f"the base commit {base[:12]} has no prepare.py"}
         pinned = self.state.run.prepare_sha256 if self.state.run else None
         if pinned and sha256_bytes(prepare) != pinned:
-            return {
-                "status": INVALID,
-                "reason": f"{PINNED_CODE}: prepare.py of {base[:12]} is not the one pinned at spawn ({pinned[:12]})",
-            }
+            return (
+                None,
+                None,
+                {
+                    "status": INVALID,
+                    "reason": f"{PINNED_CODE}: prepare.py of {base[:12]} is not the one pinned at spawn ({pinned[:12]})",
+                },
+            )
+        device = job.get("device") or self.device  # a cluster's job: its node's device class
         plan = RunPlan(
             profile=profile,
             constants=profile_constants(prepare, profile, where=f"prepare.py of {base[:12]}"),
             slot=self.slot,
             settings=self.settings,
-            allowance_s=self._allowance(profile, base),
+            allowance_s=self._allowance(profile, base, device),
             data=self.data(profile),
             environ=dict(os.environ),
             sandboxed=self.sandboxed,
@@ -354,17 +368,13 @@ class Runner:
         snapshot = materialise(self.repo, commit, prepare, run_dir)
         with open(log, "ab") as f:
             f.write(
-                f"# swarm runner {self.slot} ({self.device}): experiment {job['id']} attempt {job.get('attempt')}\n"
+                f"# swarm runner {job.get('gpu') or self.slot} ({device}): experiment {job['id']} attempt {job.get('attempt')}\n"
                 f"# commit {commit} base {base} profile {profile} timeout {plan.timeout:.0f}s "
                 f"overhead allowance {plan.allowance_s:.1f}s evaluation {self.settings.evaluation}\n"
                 f"# train.py sha256 {snapshot.train_sha256} prepare.py sha256 {snapshot.prepare_sha256}\n".encode()
             )
         fields = {"train_sha256": snapshot.train_sha256, "prepare_sha256": snapshot.prepare_sha256}
-        outcome = run_snapshot(snapshot, plan, log, self._monitor(job, log))
-        # The evaluator read its data before the trainer started, but a cache changed during this run points
-        # at this run: nothing of it is recorded (DataError requeues it and stops the runner).
-        self.data(profile)
-        return {**fields, **outcome}
+        return snapshot, plan, fields
 
     def _refusal(self, base: str, commit: str, parent: Any) -> dict[str, Any] | None:
         """An invalid outcome for a commit that may not run at all: changes outside the allow-list, or
@@ -385,11 +395,11 @@ class Runner:
                 }
         return None
 
-    def _allowance(self, profile: str, base: str) -> float:
+    def _allowance(self, profile: str, base: str, device: str) -> float:
         """The overhead allowance of this slot's device class, learned from its baseline runs (the base's
         train.py measured there): their largest wall - training time, plus the configured slack."""
         baseline = file_at(self.repo, base, "train.py")
-        content = self.state.content((self.device, profile), sha256_bytes(baseline)) if baseline else None
+        content = self.state.content((device, profile), sha256_bytes(baseline)) if baseline else None
         overheads = []
         for eid in content.ids if content else ():
             record = self.state.experiments.get(eid) or {}
@@ -406,9 +416,10 @@ class Runner:
     def _monitor(self, job: dict[str, Any], log: Path) -> Monitor | None:
         """The early-stop watch of a job (swarm.runner.pruning), or None: off, a rerun (its number is
         wanted whatever it is), or no trusted reference curve in its group yet."""
-        if not self.pruning.enabled or job.get("verify_of"):
+        if not self.pruning.enabled or job.get("verify_of") or job.get("validate_of"):
             return None
-        reference = reference_curve(self.state, (self.device, job["profile"]), self.curves, self.pruning)
+        device = job.get("device") or self.device  # a cluster's job: its class
+        reference = reference_curve(self.state, (device, job["profile"]), self.curves, self.pruning)
         return Monitor(log, reference, self.pruning) if reference else None
 
     @property
@@ -436,10 +447,31 @@ class Runner:
         return written
 
     def _requeue_interrupted(
-        self, job: dict[str, Any], reason: str = "requeued: the runner was stopped during the run"
+        self,
+        job: dict[str, Any],
+        reason: str = "requeued: the runner was stopped during the run",
+        **requeue: Any,
     ) -> None:
+        """Queue a job again without using an attempt; `requeue`: fields the queued record changes."""
         with self.board.locked() as writer:
-            writer.append(evolve(job, status=QUEUED, started_at=None, reason=reason))
+            writer.append(evolve(job, status=QUEUED, started_at=None, reason=reason, **requeue))
+
+
+def retry_or_crash(job: dict[str, Any], max_attempts: int, what: str, **requeue: Any) -> dict[str, Any]:
+    """The next record of a job whose attempt ended without an outcome (`what`: "the runner died"): queued
+    again in its original place with the next attempt, or `crash` once `max_attempts` were used, so one
+    poisonous commit cannot wedge a slot. `requeue`: fields the queued record changes (e.g. its queue)."""
+    attempt = int(job.get("attempt") or 1)
+    if attempt >= max_attempts:
+        return evolve(job, status=CRASH, finished_at=now(), reason=f"{what} during this job {attempt} times")
+    return evolve(
+        job,
+        status=QUEUED,
+        started_at=None,
+        attempt=attempt + 1,
+        reason=f"requeued: {what} during attempt {attempt}",
+        **requeue,
+    )
 
 
 def _raise_stopped(signum, frame) -> None:
@@ -456,7 +488,12 @@ def _val(record: dict[str, Any]) -> str:
 
 
 def cmd_runner(args) -> int:
-    """`swarm runner --gpu K | --cpu K`: serve one slot in the foreground."""
+    """`swarm runner --gpu K | --cpu K | --ray ADDRESS`: serve one slot (or a Ray cluster's GPUs) in the
+    foreground."""
+    if getattr(args, "ray", None):
+        from swarm.runner.ray import serve_cluster  # imports ray: only a cluster run pays for it
+
+        return serve_cluster(args.ray, max_jobs=args.max_jobs)
     slot = slot_from_args(args.gpu, args.cpu)
     paths = run_paths()
     board = Board(paths.board)
