@@ -6,7 +6,7 @@ import math
 import pytest
 
 from swarm.board.experiments import DISCARD, KEEP, MARGINAL, PROMISING
-from swarm.board.noise import Evidence, NoiseSettings, decide
+from swarm.board.noise import Evidence, NoiseSettings, decide, decide_paired
 from swarm.board.state import BoardState
 from swarm.config import load_section
 from swarm.errors import SwarmError
@@ -14,14 +14,15 @@ from swarm.runner.service import Runner, RunnerSettings
 from tests.support.swarm_run import STAND_IN_SETTINGS, latest, run_queued, stand_in_train, submit
 
 FLOOR = "[noise]\nfloor = {tiny = 1e-4}\n"
+UNPAIRED = FLOOR + "paired = false\n"  # confirmation reruns without control runs of the reference
 # the baseline's three runs print 1.001, 0.999, 1.0: sigma 0.001
 BASELINE = stand_in_train(val_bpb=1.0, offsets=(0.001, -0.001, 0.0), marker="baseline")
 GROUP = ("Test GPU", "tiny")
 
 
-def calibrated_run(make_swarm_run, cli, agents=("gpu0", "gpu1", "gpu2")):
+def calibrated_run(make_swarm_run, cli, agents=("gpu0", "gpu1", "gpu2"), config=FLOOR):
     """A run whose agents each measured the baseline once (the class is calibrated with three slots)."""
-    run = make_swarm_run(config=FLOOR, agents=agents, train=BASELINE)
+    run = make_swarm_run(config=config, agents=agents, train=BASELINE)
     for agent in agents:
         with run.agent_env(agent):
             code, out, err = cli("submit", "-m", "baseline")
@@ -44,7 +45,7 @@ def one_job(run, slot):
 
 
 def state_of(run):
-    state = BoardState(run.board, NoiseSettings(floor={"tiny": 1e-4}))
+    state = BoardState(run.board, load_section(run.repo, "noise", NoiseSettings))
     state.refresh()
     return state
 
@@ -74,8 +75,78 @@ def test_decisions_use_the_sigma_of_a_difference():
         NoiseSettings(rule="sometimes")
 
 
-def test_a_promising_result_is_confirmed_on_other_slots_then_kept(make_swarm_run, cli):
+def test_a_paired_verdict_judges_the_reruns_against_their_controls():
+    noise = NoiseSettings(floor={"h100": 0.0})
+    # two reruns against two controls: 1.3 sigma x sqrt(1/2 + 1/2) = 0.0013
+    status, reason, band = decide_paired(noise, "h100", [0.998, 0.998], [1.0, 1.0], 0.001, calibrated=True)
+    assert status == KEEP and band == pytest.approx(1.3 * 0.001) and "control runs" in reason
+    assert decide_paired(noise, "h100", [0.999, 0.9995], [1.0, 1.0], 0.001, True)[0] == MARGINAL
+    assert decide_paired(noise, "h100", [0.99, 0.99], [0.99, 0.989], 0.001, True)[0] == DISCARD
+    status, reason, _ = decide_paired(noise, "h100", [0.9, 0.9], [1.0, 1.0], 0.001, calibrated=False)
+    assert status == MARGINAL and "not calibrated" in reason
+
+
+def test_a_promising_result_is_confirmed_beside_control_runs_then_kept(make_swarm_run, cli):
     run = calibrated_run(make_swarm_run, cli)
+    baseline_sha = state_of(run).best(GROUP).train_sha256
+    better = submit(run, cli, "gpu0", stand_in_train(val_bpb=0.99, offsets=(0.0, 0.001, -0.001)), "better")
+    first = one_job(run, "0")
+    assert first["id"] == better and first["status"] == PROMISING
+    queued = [r for r in run.board.records() if r.get("verify_of") == better and r["status"] == "queued"]
+    # two free slots: a rerun and a control on each, back to back, the control first on the second slot
+    assert [(r["gpu"], bool(r["control"])) for r in queued] == [("1", False), ("1", True), ("2", True), ("2", False)]
+    controls = [r for r in queued if r["control"]]
+    assert {r["train_sha256"] for r in controls} == {baseline_sha}
+    assert {r["agent"] for r in controls} == {"gpu0"} and {r["requested_by"] for r in queued} == {"confirmation"}
+    assert [bool(r["control"]) for r in state_of(run).queue("2")] == [True, False]  # FIFO: the pair runs in order
+
+    run_queued(run, "1")
+    assert latest(run.board, better)["status"] == PROMISING  # one pair of two: still open
+    control = latest(run.board, controls[0]["id"])
+    assert control["status"] != PROMISING and "control run for the confirmation" in control["reason"]
+    run_queued(run, "2")
+    verdict = latest(run.board, better)
+    assert verdict["status"] == KEEP and "2 reruns beside 2 control runs" in verdict["reason"]
+    assert verdict["reference"] == first["reference"]
+    (verification,) = [r for r in run.board.records() if r["type"] == "verification"]
+    assert verification["verdict"] == KEEP and sorted(verification["controls"]) == sorted(c["id"] for c in controls)
+    assert verification["control_mean"] == pytest.approx(1.0, abs=0.0011)
+    state = state_of(run)
+    assert state.best(GROUP).train_sha256 == first["train_sha256"] and state.best(GROUP).n == 3
+    assert state.content(GROUP, baseline_sha).n == 5  # the controls are runs of the baseline too
+
+
+@pytest.mark.parametrize("config, expected", [(FLOOR, {MARGINAL, DISCARD}), (UNPAIRED, {KEEP})])
+def test_a_machine_that_got_faster_does_not_make_a_change_that_does_nothing_a_keep(
+    make_swarm_run, cli, config, expected
+):
+    """The baselines ran while the machine was slow; the change, which does nothing, runs once it is fast:
+    every run after that is 0.01 lower. Unpaired, its reruns agree with its lucky first run and it is
+    kept; paired, its reruns are no better than the reference rerun beside them."""
+    run = calibrated_run(make_swarm_run, cli, config=config)
+    (run.state_dir / "drift").write_text("-0.01")
+    null = submit(run, cli, "gpu0", BASELINE.replace("Stand-in trainer baseline", "a comment only"), "no-op")
+    assert run_queued(run, "0")[0]["status"] == PROMISING
+    run_queued(run, "1")
+    run_queued(run, "2")
+    run_queued(run, "0")
+    assert latest(run.board, null)["status"] in expected
+
+
+def test_when_the_confirmation_runs_fail_the_runs_there_are_decide(make_swarm_run, cli):
+    run = calibrated_run(make_swarm_run, cli)
+    better = submit(run, cli, "gpu0", stand_in_train(val_bpb=0.99, offsets=(0.0, 0.001, -0.001)), "better")
+    run_queued(run, "0")
+    # the reference's commit can no longer be trained here: its controls crash
+    (run.state_dir / "drift").write_text("not a number")  # every stand-in now fails, reruns included
+    run_queued(run, "1")
+    run_queued(run, "2")
+    verdict = latest(run.board, better)
+    assert verdict["status"] in {KEEP, MARGINAL, DISCARD} and "control runs" not in verdict["reason"]
+
+
+def test_unpaired_a_promising_result_is_confirmed_on_other_slots_then_kept(make_swarm_run, cli):
+    run = calibrated_run(make_swarm_run, cli, config=UNPAIRED)
     state = state_of(run)
     assert state.calibrated(GROUP) and state.best(GROUP).n == 3
     # gpu2 has work queued: the confirmation goes to the free slot 1 and to gpu0's own slot
@@ -114,8 +185,8 @@ def test_a_promising_result_is_confirmed_on_other_slots_then_kept(make_swarm_run
     assert best["verified"] and best["sigma"] == pytest.approx(0.001)
 
 
-def test_a_lucky_first_run_is_not_kept(make_swarm_run, cli):
-    run = calibrated_run(make_swarm_run, cli)
+def test_unpaired_a_lucky_first_run_is_not_kept(make_swarm_run, cli):
+    run = calibrated_run(make_swarm_run, cli, config=UNPAIRED)
     lucky = submit(run, cli, "gpu0", stand_in_train(val_bpb=0.99, offsets=(0.0, 0.02, 0.02)), "lucky")
     assert run_queued(run, "0")[0]["status"] == PROMISING
     run_queued(run, "1")
@@ -143,8 +214,8 @@ def test_a_class_with_one_slot_is_calibrated_by_baseline_reruns(make_swarm_run, 
     assert len(state.experiments) == 3  # asked once: the reruns asked for no more
 
 
-def test_a_crashed_confirmation_rerun_still_ends_in_a_verdict(make_swarm_run, cli):
-    run = calibrated_run(make_swarm_run, cli)
+def test_unpaired_a_crashed_confirmation_rerun_still_ends_in_a_verdict(make_swarm_run, cli):
+    run = calibrated_run(make_swarm_run, cli, config=UNPAIRED)
     # the second run of this exact file exits 3: one confirmation rerun crashes
     flaky = stand_in_train(val_bpb=0.99, marker="flaky")
     flaky = flaky.replace("time.sleep(0.0)\n", "time.sleep(0.0)\nif runs == 1:\n    sys.exit(3)\n", 1)

@@ -96,6 +96,7 @@ EXPERIMENT_FIELDS = (
     "verify_of",  # for a verification rerun: the id being verified
     "reused_from",  # answered from the board: ids of the runs whose mean this is
     "requested_by",  # who asked for a verification rerun ("confirmation", "calibration": the runner)
+    "control",  # True: a confirmation's control run, the agent's reference rerun beside a rerun of verify_of
     "unsealed",  # True: measured without a sandbox (`swarm spawn --unsealed`); None for a sealed run
     "validate_of",  # for a confirmation run on the validator device class: the screening experiment's id
     "saved_seconds",  # pruned: the training time left in the budget when the runner stopped it
@@ -153,3 +154,9 @@ def has_result(record: dict[str, Any]) -> bool:
 def is_measured(record: dict[str, Any]) -> bool:
     """A result the noise statistics may use: measured by a runner, not answered from the board."""
     return has_result(record) and not record.get("reused_from")
+
+
+def is_control(record: dict[str, Any]) -> bool:
+    """A confirmation's control run: the agent's reference, rerun beside a rerun of the result on trial
+    (swarm.board.verification); its val_bpb measures the reference, not the result in `verify_of`."""
+    return bool(record.get("control"))

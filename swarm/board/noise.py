@@ -9,10 +9,15 @@ pooled single-run sigma. Two rules are implemented, chosen by `[noise] rule` in 
   slots of one class calibrate it for free; the runner reruns a baseline where a class has fewer slots).
   The band is the sigma of a *difference* of means, sigma x sqrt(1/n + 1/n_ref), for the n runs of the
   result's content and the n_ref runs of the agent's reference. A first run beyond `screen_sigmas` of it is
-  `promising`: the runner queues `confirm_runs` reruns on other slots of the class, and the mean over all
-  its runs decides: beyond `sigmas` of the band (calibrated group only) is `keep`, an improvement inside it
-  `marginal`, none `discard`. A first run inside the screening band is `marginal` or `discard` at once:
-  the swarm does not ask anyone to rerun it.
+  `promising`: the runner queues `confirm_runs` reruns on other slots of the class. A first run inside the
+  screening band is `marginal` or `discard` at once: the swarm does not ask anyone to rerun it.
+  With `paired` (the default) each confirmation rerun has a *control* beside it: the agent's reference
+  rerun on the same slot, just before or after it. The verdict compares the reruns with their controls
+  only: a machine whose speed drifts (load, clocks, a neighbour's job) moves both sides alike, and the
+  screening run, selected for being lucky, is left out of the evidence. Beyond `confirm_sigmas` sigma of
+  that difference (calibrated group only) is `keep`, an improvement inside it `marginal`, none `discard`.
+  Unpaired (`paired = false`, or when every control failed), the mean over all the result's runs is
+  judged against the reference's mean at `sigmas`.
 - `single` (the rule before issue 14): one run beyond max(sigmas x pooled single-run sigma, floor) is
   `keep`; an improvement inside is `marginal`, which asks the agent for a rerun.
 
@@ -48,6 +53,8 @@ class NoiseSettings:
     rule: str = "confirm"  # "confirm": screen, then confirm; "single": one run decides (the old rule)
     screen_sigmas: float = 1.5  # a first run beyond this many sigma of a difference is promising
     confirm_runs: int = 2  # reruns of a promising result on other slots of its class
+    paired: bool = True  # each confirmation rerun runs beside a control: the agent's reference, rerun
+    confirm_sigmas: float = 1.3  # a paired verdict's keep band, in sigma of the reruns - controls difference
     calibration_runs: int = 3  # runs of one content a class needs before a keep (pooled sigma: n - 1 df)
 
     def __post_init__(self) -> None:
@@ -120,7 +127,8 @@ def decide(settings: NoiseSettings, profile: str, ev: Evidence) -> tuple[str, st
             return (
                 PROMISING,
                 f"improved by {improvement:.6f}, beyond the screening band {band:.6f}: "
-                f"{settings.confirm_runs} confirmation reruns decide keep",
+                f"{settings.confirm_runs} confirmation reruns"
+                f"{' beside control runs of the reference' if settings.paired else ''} decide keep",
                 band,
             )
         if improvement > 0:
@@ -135,6 +143,28 @@ def decide(settings: NoiseSettings, profile: str, ev: Evidence) -> tuple[str, st
     elif status == MARGINAL:
         reason = f"improved by {improvement:.6f}, inside the noise band {band:.6f}"
     return status, reason + runs, band
+
+
+def decide_paired(
+    settings: NoiseSettings,
+    profile: str,
+    reruns: list[float],
+    controls: list[float],
+    pooled_sigma: float | None,
+    calibrated: bool,
+) -> tuple[str, str, float]:
+    """(status, reason, band) of a promising result from its confirmation reruns and the control runs of
+    its reference beside them: the difference of the two means, judged at `confirm_sigmas`."""
+    improvement = sum(controls) / len(controls) - sum(reruns) / len(reruns)
+    band = settings.difference_band(profile, pooled_sigma, len(reruns), len(controls), settings.confirm_sigmas)
+    runs = f" ({len(reruns)} reruns beside {len(controls)} control runs of the reference)"
+    if improvement > band and not calibrated:
+        return MARGINAL, f"improved by {improvement:.6f}, but the device class is not calibrated yet{runs}", band
+    if improvement > band:
+        return KEEP, f"confirmed: improved by {improvement:.6f}, beyond the paired band {band:.6f}{runs}", band
+    if improvement > 0:
+        return MARGINAL, f"improved by {improvement:.6f}, inside the paired band {band:.6f}{runs}", band
+    return DISCARD, f"not confirmed: {-improvement:+.6f} against the control runs{runs}", band
 
 
 class RunningStats:

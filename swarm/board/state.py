@@ -55,8 +55,8 @@ from swarm.board.store import ADOPT, EXPERIMENT, NOTE, RUN, USAGE, VERIFICATION,
 from swarm.config import load_section
 from swarm.errors import BoardError, SwarmError
 from swarm.repo.paths import run_paths
-from swarm.board.noise import Evidence, NoiseSettings, RunningStats, decide
-from swarm.board.experiments import CALIBRATION, FINAL_STATUSES, KEEP, PROMISING, QUEUED, RUNNING, GroupKey, group_of, has_result
+from swarm.board.noise import Evidence, NoiseSettings, RunningStats, decide, decide_paired
+from swarm.board.experiments import CALIBRATION, FINAL_STATUSES, KEEP, PROMISING, QUEUED, RUNNING, GroupKey, group_of, has_result, is_control, is_measured
 from swarm.board.progress import ProgressTracker, finished_at
 from swarm.board.run_record import RunRecord, choose_tag
 
@@ -682,10 +682,25 @@ class BoardState:
         )
         status, reason, band = decide(self.noise, key[1], evidence)
         origin = self.experiments.get(record.get("verify_of") or "")
-        if origin is not None and origin.get("status") == PROMISING and not final_verdict:
-            status = PROMISING  # a confirmation rerun: the mean of all the runs decides with the last one
+        if is_control(record):  # a measurement of the reference, decided like any rerun of it
+            reason = f"control run for the confirmation of {record.get('verify_of')}; {reason}"
+        elif origin is not None and origin.get("status") == PROMISING and not final_verdict:
+            status = PROMISING  # a confirmation rerun: the verdict comes with the last run
             reason = f"confirmation rerun of {origin['id']}; so far: {reason}"
         return status, reason, (reference.first_id if reference else None), band
+
+    def decide_paired(self, original: dict[str, Any], outcome: dict[str, Any]) -> tuple[str, str, float]:
+        """The verdict on a promising result from its confirmation's verification outcome: the mean of its
+        reruns against the mean of the control runs beside them (swarm.board.noise.decide_paired)."""
+        key = group_of(original)
+        values = [
+            [self.experiments[eid]["val_bpb"] for eid in outcome[side] if is_measured(self.experiments[eid])]
+            for side in ("reruns", "controls")
+        ]
+        group = self.groups.get(key)
+        return decide_paired(
+            self.noise, key[1], *values, group.pooled_sigma if group else None, self.calibrated(key)
+        )
 
     # ---------------------------------------------------------------------------------------------------
     # Agents

@@ -9,10 +9,14 @@ One mechanism serves three askers (the rerun's `requested_by`):
   contents' repeats, so a rerun far off cannot widen its own tolerance). A content is verified in its
   group while its latest verification held.
 - "confirmation": a `promising` result (swarm.board.noise) gets `confirm_runs` reruns at once, on other
-  slots of its class that are free, else on its agent's own slot after the work queued there. Its reruns
-  are `promising` too until the last one lands; then the mean over all its runs decides, and the original
-  and its reruns are recorded again with the verdict (keep / marginal / discard), with a verification
-  record (held when kept).
+  slots of its class that are free, else on its agent's own slot after the work queued there. Under
+  `[noise] paired`, each rerun gets a control queued next to it on the same slot (before it for every
+  other pair, so that a slot slowing down over the pair does not favour one side): a rerun of the
+  agent's reference, marked `control`. The reruns are `promising` too until the last run lands; then the
+  reruns are judged against their controls (or, without controls, the mean over all the result's runs
+  against the reference), and the original and its reruns are recorded again with the verdict
+  (keep / marginal / discard), with a verification record (held when kept). A control is a measurement of
+  the reference like any rerun: it is decided at once and adds to that train.py's runs.
 - "calibration": an agent's baseline on a class with fewer slots than `calibration_runs` is rerun until
   the class has that many runs of it, so that a keep is never decided on an unmeasured noise.
 `after_result` is what a runner calls, under the board lock, once it has written a result.
@@ -32,6 +36,7 @@ from swarm.board.experiments import (
     PROMISING,
     evolve,
     has_result,
+    is_control,
     is_measured,
     new_experiment,
 )
@@ -92,34 +97,63 @@ def queue_reruns(
     writer: BoardWriter, state: BoardState, original: dict[str, Any], slots: list[str], requested_by: str
 ) -> list[dict[str, Any]]:
     """Append a queued rerun of `original` for each slot (the caller holds the board lock)."""
+    return [_queue(writer, state, original, original, slot, requested_by) for slot in slots]
+
+
+def queue_paired_reruns(
+    writer: BoardWriter, state: BoardState, original: dict[str, Any], reference: dict[str, Any], slots: list[str]
+) -> list[dict[str, Any]]:
+    """The confirmation of `original` under `[noise] paired`: for each slot a rerun of it and a control
+    (a rerun of the agent's `reference` experiment) next to each other, the control first in every other
+    pair; slots are FIFO, so each pair runs back to back on one slot."""
     queued = []
-    for slot in slots:
-        rerun = new_experiment(
-            **{k: original.get(k) for k in ("agent", "profile", "tag", "branch", "commit", "parent", "base")},
-            description=original.get("description"),
-            gpu=slot,
-            device=state.run.device_for_slot(slot) if state.run else original.get("device"),
-            train_sha256=original.get("train_sha256"),
-            verify_of=original["id"],
-            requested_by=requested_by,
-        )
-        written = writer.append(rerun)
-        state.apply(written)
-        queued.append(written)
+    for i, slot in enumerate(slots):
+        pair = [(original, False), (reference, True)]
+        for source, control in reversed(pair) if i % 2 else pair:
+            queued.append(_queue(writer, state, source, original, slot, CONFIRMATION, control=control))
     return queued
+
+
+def _queue(
+    writer: BoardWriter,
+    state: BoardState,
+    source: dict[str, Any],
+    original: dict[str, Any],
+    slot: str,
+    requested_by: str,
+    control: bool = False,
+) -> dict[str, Any]:
+    """A queued run of `source`'s commit on `slot`, counted among the reruns of `original`."""
+    rerun = new_experiment(
+        **{k: source.get(k) for k in ("agent", "profile", "tag", "branch", "commit", "parent", "base")},
+        description=source.get("description"),
+        gpu=slot,
+        device=state.run.device_for_slot(slot) if state.run else source.get("device"),
+        train_sha256=source.get("train_sha256"),
+        verify_of=original["id"],
+        requested_by=requested_by,
+        control=control or None,
+    )
+    if control:  # the reference's runs count for the agent whose confirmation asked for them
+        rerun["agent"] = original.get("agent")
+    written = writer.append(rerun)
+    state.apply(written)
+    return written
 
 
 def verification_outcome(state: BoardState, original_id: str) -> dict[str, Any] | None:
     """The verification record for an experiment once none of its reruns is pending, else None."""
-    reruns = state.verify_reruns(original_id)
-    if not reruns or any(r.get("status") in PENDING_STATUSES for r in reruns):
+    everything = state.verify_reruns(original_id)
+    if not everything or any(r.get("status") in PENDING_STATUSES for r in everything):
         return None
     original = state.experiments[original_id]
     key = group_of(original)
     band = state.band(key, exclude_sha256=original.get("train_sha256"))  # the reruns' spread is on trial
+    reruns = [r for r in everything if not is_control(r)]
     measured = [r for r in reruns if is_measured(r) and group_of(r) == key]
     mean = sum(r["val_bpb"] for r in measured) / len(measured) if measured else None
     held = mean is not None and mean <= original["val_bpb"] + band
+    controls = [r for r in everything if is_control(r) and is_measured(r) and group_of(r) == key]
     return {
         "type": VERIFICATION,
         "id": original_id,
@@ -132,6 +166,8 @@ def verification_outcome(state: BoardState, original_id: str) -> dict[str, Any] 
         "band": band,
         "reruns": [r["id"] for r in reruns],
         "slots": sorted({str(r.get("gpu")) for r in measured}),
+        "controls": [r["id"] for r in controls],
+        "control_mean": sum(r["val_bpb"] for r in controls) / len(controls) if controls else None,
         "finished_at": now(),
     }
 
@@ -148,7 +184,11 @@ def after_result(writer: BoardWriter, state: BoardState, record: dict[str, Any])
     status = record.get("status")
     if status == PROMISING and not record.get("verify_of"):
         slots = rerun_slots(state, record, state.noise.confirm_runs, free_only=True)
-        written += queue_reruns(writer, state, record, slots, CONFIRMATION)
+        reference = state.experiments.get(record.get("reference") or "")
+        if state.noise.paired and reference is not None and has_result(reference):
+            written += queue_paired_reruns(writer, state, record, reference, slots)
+        else:
+            written += queue_reruns(writer, state, record, slots, CONFIRMATION)
     elif _needs_calibration(state, record):
         content = state.content(group_of(record), record["train_sha256"])
         pending = sum(  # other runs of the same train.py already on their way (another agent's baseline)
@@ -201,12 +241,16 @@ def _settle(writer: BoardWriter, state: BoardState, original_id: str) -> list[di
     written = []
     original = state.experiments[original_id]
     if original.get("status") == PROMISING:
-        status, reason, reference, band = state.decide(original, final=True)
+        if outcome["controls"] and outcome["mean"] is not None:
+            status, reason, band = state.decide_paired(original, outcome)
+            reference = original.get("reference")
+        else:  # unpaired, or every control (or every rerun) failed: all of the result's runs decide
+            status, reason, reference, band = state.decide(original, final=True)
         verdict = evolve(original, status=status, reason=reason, reference=reference, band=band)
         written.append(writer.append(verdict))
         state.apply(written[-1])
         for rerun in state.verify_reruns(original_id):
-            if rerun.get("status") == PROMISING:
+            if rerun.get("status") == PROMISING and not is_control(rerun):
                 note = f"confirmation of {original_id}: {reason}"
                 written.append(writer.append(evolve(rerun, status=status, reason=note, band=band)))
                 state.apply(written[-1])

@@ -69,6 +69,8 @@ def stand_in_train(
           | tamper (rewrites prepare.py in its run directory)
     offsets: known noise: run k of this exact file prints val_bpb + offsets[k % len(offsets)], counted in
              $STANDIN_STATE_DIR (so identical content gives repeatable, known spread).
+    A number in $STANDIN_STATE_DIR/drift is added to every value printed while it is there: a machine whose
+    speed drifts moves every train.py's result alike.
     The trainer appends `start <time> <pid> <cwd>` / `end <time> <pid>` lines to $STANDIN_STATE_DIR/events,
     writes the environment variables the runner sets to $STANDIN_STATE_DIR/trainer.env (JSON), and a hang
     writes its own and its child's pid to $STANDIN_STATE_DIR/hang.pids.
@@ -106,6 +108,8 @@ def stand_in_train(
         if MODE == "tamper":
             open("prepare.py", "a").write("\\nTAMPERED = True\\n")
         value = float("nan") if MODE == "nan" else VAL_BPB + OFFSETS[runs % len(OFFSETS)]
+        drift = os.path.join(state, "drift")  # the machine's speed now, the same for every train.py
+        value += float(open(drift).read()) if os.path.exists(drift) else 0.0
         seconds = PROFILES[profile]["time_budget"] + 60 if MODE == "slow" else {training_seconds!r}
         print("---")
         print(f"val_bpb:          {{value:.6f}}")
