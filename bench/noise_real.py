@@ -8,7 +8,8 @@ calibrated: with fewer than three workers the runner reruns a baseline), then `-
 nothing (a comment line each, so each is a new train.py), then one change with a known real effect: the
 base is handicapped (the tiny profile's MATRIX_LR and EMBEDDING_LR divided by 10) and the change puts them
 back; it is submitted right after the baselines, so that it is measured under the same machine load. The
-swarm runs under the default `confirm` rule, which queues its own confirmation reruns.
+swarm runs under the default rule (`confirm`, paired), which queues its own confirmation reruns, each beside
+a control run of the reference; the reruns asked for count both.
 
 Printed: for the null changes, the keeps (goal 0) and the reruns asked for, under the `confirm` rule as it
 ran, next to what the `single` rule (the rule before issue 14) would have decided on the same first runs
@@ -128,7 +129,7 @@ def main() -> None:
         f"{sum(single.get(i) == MARGINAL for i in nulls):>12} | {single.get(real)} (one run)"
     )
     print(
-        f"{'confirm':<8} | {null_status.count(KEEP):>10} | {len(confirm_reruns):>12} | {e[real]['status']} "
+        f"{'paired':<8} | {null_status.count(KEEP):>10} | {len(confirm_reruns):>12} | {e[real]['status']} "
         f"({e[real].get('reason')})"
     )
     print(f"confirm: null statuses {dict((s, null_status.count(s)) for s in sorted(set(null_status)))}; "

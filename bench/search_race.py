@@ -8,7 +8,10 @@ the default `confirm` noise rule) runs for the same wall time; random search is 
 `[optuna] sampler = "random"`. The board is then read back: the best confirmed val_bpb (swarm.board.state's
 best: a mean over at least 1 + confirm_runs runs) at each quarter of the wall time, and what early stopping
 would have saved on that board (bench/pruning_replay.py: GPU-seconds, and eventual winners it would have
-stopped). Kinds and seeds run one after another, so each has the workers to itself.
+stopped). Racers run one after another, so each has the workers to itself, seed by seed with the kinds
+interleaved (sweep 1, optuna 1, random 1, sweep 2, ...), so that a machine whose speed drifts over the hour
+does not favour the kind that ran first. The mean row averages the racers that had a confirmed best by
+then, and says how many did.
 """
 
 from __future__ import annotations
@@ -111,8 +114,8 @@ def main() -> None:
     )
     print(f"{'kind':<7} {'seed':>4}  {quarters}  runs  prune: stopped saved_s/spent_s lost_winners")
     results = []
-    for kind in args.kinds.split(","):
-        for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in (int(s) for s in args.seeds.split(",")):
+        for kind in args.kinds.split(","):
             r = race(kind, seed, args.minutes, args.workers, cache)
             results.append(r)
             p = r["pruning"]
@@ -126,8 +129,15 @@ def main() -> None:
         means = []
         for i in range(len(QUARTERS)):
             values = [r["curve"][i] for r in mine if r["curve"][i] is not None]
-            means.append(statistics.mean(values) if values else None)
-        print(f"{kind:<7} mean  {'  '.join(f'{show(v):>6}' for v in means)}")
+            means.append(f"{show(statistics.mean(values) if values else None)} ({len(values)}/{len(mine)})")
+        stopped = sum(r["pruning"]["stopped"] for r in mine)
+        saved = sum(r["pruning"]["saved_s"] for r in mine)
+        spent = sum(r["pruning"]["spent_s"] for r in mine)
+        lost = sum(r["pruning"]["lost_winners"] for r in mine)
+        print(
+            f"{kind:<7} mean  {'  '.join(means)}  {sum(r['runs'] for r in mine):>4} runs; "
+            f"early stop would stop {stopped}, save {saved:.0f} of {spent:.0f} training s, lose {lost} winners"
+        )
 
 
 if __name__ == "__main__":

@@ -350,23 +350,50 @@ def _add_agent_commands(sub) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Dropped:
+    """The parser of a command that is not being run: every call is accepted and nothing is built."""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: self
+
+
+class _OnlyCommand:
+    """The subcommand table, building only the parser of `command`: agents run `swarm best` and `swarm
+    board` all night, and building all 28 parsers would cost them more than answering."""
+
+    def __init__(self, sub, command: str):
+        self.sub, self.command, self.found = sub, command, False
+
+    def add_parser(self, name: str, **kwargs):
+        if name != self.command:
+            return _Dropped()
+        self.found = True
+        return self.sub.add_parser(name, **kwargs)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser | None:
+    """The command line; with `command`, only that command's parser (None when there is no such command)."""
     parser = argparse.ArgumentParser(
         prog="swarm",
         description="Run many autoresearch agents at once on one multi-GPU machine, sharing a discovery board.",
     )
     parser.add_argument("--version", action="version", version=f"swarm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _add_machine_commands(sub)
-    _add_board_commands(sub)
-    _add_swarm_commands(sub)
-    _add_watch_commands(sub)
-    _add_agent_commands(sub)
+    table = _OnlyCommand(sub, command) if command else sub
+    _add_machine_commands(table)
+    _add_board_commands(table)
+    _add_swarm_commands(table)
+    _add_watch_commands(table)
+    _add_agent_commands(table)
+    if command and not table.found:
+        return None
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    command = argv[0] if argv and not argv[0].startswith("-") else None
+    parser = (build_parser(command) if command else None) or build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()

@@ -50,16 +50,17 @@ from typing import Any
 
 import orjson
 
+from swarm.board.identity import mark, matches, source_key
 from swarm.board.noise import NoiseSettings
 from swarm.board.signing import has_key, sign_checkpoint, signed_checkpoint
-from swarm.board.state import SHARED_FIELDS, BoardState
+from swarm.board.state import SHARED_FIELDS, BoardState, PackedTable
 from swarm.board.store import Board
 from swarm.errors import BoardError
 
 CHECKPOINT_FILE = "state.checkpoint"
 MAGIC = b"swarm board checkpoint\n"
 SAVE_AFTER_BYTES = 1 << 20  # a process that folded this much board past the checkpoint saves a new one
-EDGE_BYTES = 4096  # the bytes at the start of the board and just before the offset that identify it
+SAVED_TOP = 100  # contents of each group ranked before saving: `swarm board --top`, watch's leaderboard
 READ_WINDOW_BYTES = 16 << 20  # how much board one sequential read of many records takes at once
 PROTOCOL = 5
 FOLDING_PACKAGE = __name__.rpartition(".")[0]  # the package whose classes a checkpoint may contain
@@ -93,11 +94,7 @@ UNPICKLE_ERRORS = (
 
 def _format_key() -> str:
     """Changes whenever the folding code, the Python version or the pickle protocol does."""
-    digest = sha256(f"{sys.version_info[:2]}/{PROTOCOL}".encode())
-    package = Path(sys.modules[FOLDING_PACKAGE].__file__).parent
-    for source in sorted(package.glob("*.py")):
-        digest.update(source.name.encode() + b"\0" + source.read_bytes())
-    return digest.hexdigest()
+    return source_key([Path(sys.modules[FOLDING_PACKAGE].__file__).parent], salt=f"pickle {PROTOCOL}")
 
 
 # Computed when this module is loaded, from the source this process runs: a long-lived process whose files are
@@ -198,15 +195,6 @@ def _parse(eid: str, line: bytes | memoryview) -> dict[str, Any]:
 # Saving and restoring
 
 
-def _edges(path: Path, offset: int) -> tuple[str, str]:
-    """Hashes of the board's first bytes and of the bytes just before `offset`."""
-    with open(path, "rb") as f:
-        head = f.read(min(EDGE_BYTES, offset))
-        f.seek(max(0, offset - EDGE_BYTES))
-        tail = f.read(offset - max(0, offset - EDGE_BYTES))
-    return sha256(head).hexdigest(), sha256(tail).hexdigest()
-
-
 def save(state: BoardState) -> bool:
     """Write a checkpoint of `state` as of its reader's offset; False when this process may not write the
     board directory (a sandboxed agent) or the board is gone. Call it after refresh()."""
@@ -215,12 +203,8 @@ def save(state: BoardState) -> bool:
     key = board.signing_key()
     if key is None and has_key(board.directory):
         return False  # this process folded unsigned lines as records: its state is not the runners' board
-    try:
-        stat = os.stat(board.path)
-        if offset <= 0 or stat.st_size < offset:
-            return False
-        head, tail = _edges(board.path, offset)
-    except OSError:
+    where = mark(board.path, offset)
+    if where is None:
         return False
     target = checkpoint_path(board)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}")
@@ -231,11 +215,7 @@ def save(state: BoardState) -> bool:
             payload = _payload(state)
             header = {
                 "format": format_key(),
-                "offset": offset,
-                "device": stat.st_dev,
-                "inode": stat.st_ino,
-                "head": head,
-                "tail": tail,
+                **where,
                 "payload_bytes": len(payload),
                 "payload_crc32": zlib.crc32(payload),
                 "noise": noise_key(state.noise),
@@ -252,8 +232,19 @@ def save(state: BoardState) -> bool:
 
 
 def _payload(state: BoardState) -> bytes:
-    state.bests()  # computed once here rather than in every process that restores this checkpoint
+    # computed once here rather than in every process that restores this checkpoint: the bests, each
+    # agent's best (at 100,000 experiments a scan of its results) and a top long enough for any display
+    state.bests()
+    state.agent_summaries()
+    for group in state.groups.values():
+        group.top(SAVED_TOP)
     fields = {k: v for k, v in vars(state).items() if k not in BoardState.NOT_CHECKPOINTED}
+    # the two per-content tables, packed (as the groups pack their contents): see state.PackedTable
+    fields["_content_agents"] = PackedTable.of("set", state._content_agents)
+    fields["_agent_results"] = {
+        agent: {group: PackedTable.of("ids", table) for group, table in groups.items()}
+        for agent, groups in state._agent_results.items()
+    }
     at = state.experiment_at
     experiments = {eid: at.get(eid, record) for eid, record in _raw_items(state.experiments)}
     return pickle.dumps({"fields": fields, "experiments": experiments}, protocol=PROTOCOL)
@@ -285,7 +276,6 @@ def _read_checkpoint(board: Board) -> tuple[dict[str, Any], bytes] | None:
     board's (device, inode, length, edge bytes) or not this code's format."""
     try:
         data = checkpoint_path(board).read_bytes()
-        stat = os.stat(board.path)
     except OSError:
         return None
     if not data.startswith(MAGIC):
@@ -298,7 +288,6 @@ def _read_checkpoint(board: Board) -> tuple[dict[str, Any], bytes] | None:
     if not isinstance(header, dict) or header.get("format") != format_key():
         return None
     payload = data[end + 1 :]
-    offset = header.get("offset")
     key = board.signing_key()
     if key is not None:
         mac = header.pop("mac", None)
@@ -306,18 +295,9 @@ def _read_checkpoint(board: Board) -> tuple[dict[str, Any], bytes] | None:
             return None
     elif has_key(board.directory) and "mac" not in header:
         return None  # a signed board's checkpoint that no key holder wrote
-    if (
-        len(payload) != header.get("payload_bytes")
-        or zlib.crc32(payload) != header.get("payload_crc32")
-        or type(offset) is not int
-        or (stat.st_dev, stat.st_ino) != (header.get("device"), header.get("inode"))
-        or not 0 < offset <= stat.st_size
-    ):
+    if len(payload) != header.get("payload_bytes") or zlib.crc32(payload) != header.get("payload_crc32"):
         return None
-    try:
-        if _edges(board.path, offset) != (header.get("head"), header.get("tail")):
-            return None
-    except OSError:
+    if not matches(board.path, header, exact=False):
         return None
     return header, payload
 
@@ -374,9 +354,14 @@ def _fits(state: BoardState, saved: Any) -> bool:
     fresh = {k: v for k, v in vars(state).items() if k not in BoardState.NOT_CHECKPOINTED}
     if not isinstance(fields, dict) or set(fields) != set(fresh):
         return False
-    if any(v is not None and type(fields[k]) is not type(v) for k, v in fresh.items()):
+    if any(v is not None and not _same_type(fields[k], v) for k, v in fresh.items()):
         return False
     return isinstance(table, dict)
+
+
+def _same_type(saved: Any, fresh: Any) -> bool:
+    """A saved field has the type of the fresh one; a packed table stands for a dict."""
+    return type(saved) is type(fresh) or (type(fresh) is dict and type(saved) is PackedTable)
 
 
 def open_state(board: Board, noise: NoiseSettings | None = None, save_after: int = SAVE_AFTER_BYTES) -> BoardState:

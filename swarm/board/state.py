@@ -46,7 +46,7 @@ import heapq
 import math
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,8 +138,108 @@ class ContentStats:
         return list(self.stats.values)
 
 
+def _pack_content(content: ContentStats) -> tuple:
+    stats = content.stats
+    return (
+        content.first_id,
+        tuple(stats.values),
+        tuple(stats.values.values()),
+        stats._origin,
+        stats._sum,
+        stats._sumsq,
+        tuple(content.slots.items()),
+    )
+
+
+def _unpack_content(group: GroupKey, train_sha256: str, packed: tuple) -> ContentStats:
+    first_id, ids, values, origin, total, squares, slots = packed
+    content = ContentStats(group, train_sha256)
+    content.first_id = first_id
+    content.stats.values = dict(zip(ids, values, strict=True))
+    content.stats._origin, content.stats._sum, content.stats._sumsq = origin, total, squares
+    content.slots = dict(slots)
+    return content
+
+
+# How a PackedTable of each kind packs a value into a plain tuple and builds it back (context, key, tuple).
+PACKERS: dict[str, Callable[[Any], tuple]] = {"content": _pack_content, "set": tuple, "ids": tuple}
+BUILDERS: dict[str, Callable[[Any, Any, tuple], Any]] = {
+    "content": _unpack_content,  # a group's contents: sha256 -> ContentStats
+    "set": lambda context, key, packed: set(packed),  # (group, sha256) -> the agents that measured it
+    "ids": lambda context, key, packed: dict.fromkeys(packed),  # sha256 -> an agent's experiment ids
+}
+
+
+class PackedTable(MutableMapping):
+    """A dict of the folded state as a checkpoint restores it (swarm.board.checkpoint): a value nobody
+    asked for yet is still the plain tuple the checkpoint held, built the first time it is asked for.
+    Restoring a 100,000-experiment board then builds 100,000 tuples instead of half a million objects, and
+    a display that shows the top ten contents builds ten. Pickling packs whatever was built."""
+
+    def __init__(self, kind: str, table: dict[Any, Any], context: Any = None):
+        self.kind = kind
+        self.context = context  # what building a value needs besides its key (a content: its group)
+        self._table = table
+
+    @classmethod
+    def of(cls, kind: str, table: dict[Any, Any] | PackedTable, context: Any = None) -> PackedTable:
+        return table if isinstance(table, PackedTable) else cls(kind, table, context)
+
+    def __getitem__(self, key: Any) -> Any:
+        value = self._table[key]
+        if type(value) is tuple:
+            value = self._table[key] = BUILDERS[self.kind](self.context, key, value)
+        return value
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self[key] if key in self._table else default
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._table[key] = value
+
+    def __delitem__(self, key: Any) -> None:
+        del self._table[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._table
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def values(self):
+        return [self[key] for key in self._table]
+
+    def items(self):
+        return [(key, self[key]) for key in self._table]
+
+    def __getstate__(self) -> dict[str, Any]:
+        pack = PACKERS[self.kind]
+        table = {k: v if type(v) is tuple else pack(v) for k, v in self._table.items()}
+        return {"kind": self.kind, "context": self.context, "_table": table}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if state.get("kind") not in BUILDERS or not isinstance(state.get("_table"), dict):
+            raise TypeError("not a packed table")  # a forged checkpoint: folded from scratch instead
+        self.__dict__.update(state)
+
+
 class GroupStats:
     """All contents of one (device class, profile) group and their pooled sigma."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (a checkpoint: swarm.board.checkpoint) with its contents packed as plain tuples."""
+        return {**self.__dict__, "contents": PackedTable.of("content", self.contents, self.key)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        contents = state["contents"]
+        if not isinstance(contents, PackedTable):
+            raise TypeError("not a packed table")
+        for content in state.get("_top") or ():  # objects already: the table hands out these very ones
+            contents[content.train_sha256] = content
+        self.__dict__.update(state)
 
     def __init__(self, key: GroupKey, best_runs: int = 1):
         self.key = key
@@ -250,11 +350,12 @@ class GroupStats:
             self._top = None
 
     def top(self, n: int) -> list[ContentStats]:
-        """The n contents with the lowest mean val_bpb (cached: a display asks every refresh)."""
-        if self._top is None or len(self._top) != min(n, len(self.contents)):
+        """The n contents with the lowest mean val_bpb (cached: a display asks every refresh; a longer cached
+        top answers a shorter one, as a checkpoint saves one for every display: SAVED_TOP)."""
+        if self._top is None or len(self._top) < min(n, len(self.contents)):
             self._top = heapq.nsmallest(n, self.contents.values(), key=lambda c: c.mean)
             self._top_shas = {c.train_sha256 for c in self._top}
-        return list(self._top)
+        return self._top[:n]
 
 
 @dataclass

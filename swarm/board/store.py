@@ -19,10 +19,10 @@ from typing import Any
 import orjson
 from filelock import FileLock, Timeout
 
+from swarm.board.identity import RECORDS_FILE
 from swarm.board.signing import SIG, is_signed, load_key, sign_line
 from swarm.errors import BoardError
 
-RECORDS_FILE = "board.jsonl"
 LOCK_FILE = "board.lock"
 LOCK_TIMEOUT_S = 60.0
 FORGED_KEPT = 3  # unsigned lines a reader keeps (their beginnings), to show where they came from

@@ -29,6 +29,8 @@ from swarm.orchestration.launch import WindowPlan, launcher_argv, pane_log, wind
 from swarm.orchestration.tmux import Pane, RunTmux, TmuxError
 from swarm.orchestration.validate import ClassValidator
 from swarm.repo.paths import RunPaths, run_paths
+from swarm.results.answers import context_key
+from swarm.results.queries import AnswerKeeper
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,10 @@ class Coordinator:
         self.windows: dict[str, Supervision] = {}
         # the board's folded state, checkpointed as the board grows so that every `swarm best` an agent runs
         # (and the human's watch) folds only the last few records (swarm.board.checkpoint)
+        context = context_key(paths.repo)  # of the swarm.toml the noise settings are read from
         self.keeper = CheckpointKeeper.restore(self.board, load_section(paths.repo, "noise", NoiseSettings))
+        # and the answers agents ask for all night, saved after every change (swarm.results.answers)
+        self.answers = AnswerKeeper(self.keeper.state, context)
         self.verifier = (
             BestVerifier(self.board, self.settings.verify_repeats, self.keeper.state)
             if self.settings.verify_best
@@ -153,6 +158,7 @@ class Coordinator:
             actions = self.reconcile() + (self.verifier.tick() if self.verifier else []) + self._validate()
             self.keeper.state.refresh()  # nothing left to fold when the verifier just did
             self.keeper.tick()
+            self.answers.tick()
             for action in actions:
                 print(f"{time.strftime('%H:%M:%S')} {action}", flush=True)
             stop.wait(max(0.0, self.settings.tick_s - (self.clock() - started)))

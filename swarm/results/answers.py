@@ -1,0 +1,148 @@
+"""Saved answers of the read-only queries agents repeat all night (`swarm best`, `swarm board`), so that a
+new process answers them without restoring or folding the board.
+
+The checkpoint (swarm.board.checkpoint) spares a new process the fold, but restoring a 100,000-record
+state still costs a few hundred ms, plus the imports, for every `swarm best` an agent runs. Yet between
+two results the answer does not change. So the exact text a query printed is saved beside the board,
+keyed by:
+- the query: the command and the arguments that change its output;
+- the board: its file (device, inode, the bytes at its start and just before the end) and its exact
+  length: one more line on the board and the saved answer is not used;
+- the code: a hash of the source of the board and results packages, which fold and render it;
+- the context: swarm.toml (its [noise] table decides statuses, bands and bests) and the time zone.
+
+`swarm best` and `swarm board` look here first (`lookup`) and import the board state only on a miss; a
+miss computes the answer and saves it (`remember`) when this process may write the board directory. The
+coordinator saves the common ones after every change of the board (`AnswerKeeper`), so agents rarely miss.
+
+Trust is the checkpoint's: the file sits in the board directory, which agents' sandboxes mount read-only;
+on a signed board it carries a MAC made with the board key, and a reader holding the key checks it, while
+a reader without the key (a sandboxed agent) accepts only a file that has one. An answer is text to print,
+never data to act on: no recorded result depends on it. This module imports nothing heavy: the point is
+that a hit costs the interpreter's start and a few file reads.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from hashlib import sha256
+from pathlib import Path
+
+import orjson
+
+from swarm.board.identity import RECORDS_FILE, mark, matches, source_key
+from swarm.board.signing import has_key, load_key, sign_checkpoint, signed_checkpoint
+from swarm.config import CONFIG_FILE
+
+ANSWERS_FILE = "state.answers"
+MAGIC = b"swarm board answers\n"
+MAX_ANSWERS = 64  # distinct queries saved for one board length; more are dropped, oldest first
+
+_code_key: str | None = None
+
+
+def code_key() -> str:
+    """The hash of the code that folds the board and renders answers (computed once per process)."""
+    global _code_key
+    if _code_key is None:
+        package = Path(__file__).resolve().parent.parent
+        _code_key = source_key([package / "board", package / "results"], salt="answers")
+    return _code_key
+
+
+def context_key(repo: Path) -> str:
+    """What an answer depends on besides the board and the code: swarm.toml's bytes and the time zone."""
+    try:
+        config = (Path(repo) / CONFIG_FILE).read_bytes()
+    except OSError:
+        config = b""
+    return sha256(config + b"\0" + os.environ.get("TZ", "").encode()).hexdigest()[:32]
+
+
+def answers_path(board_dir: Path) -> Path:
+    return Path(board_dir) / ANSWERS_FILE
+
+
+def _read(board_dir: Path, context: str) -> tuple[dict, dict[str, str]] | None:
+    """(header, answers) of the saved answers when they are this board's, as long as it is now, and of this
+    code and context; else None."""
+    try:
+        data = answers_path(board_dir).read_bytes()
+    except OSError:
+        return None
+    if not data.startswith(MAGIC):
+        return None
+    end = data.find(b"\n", len(MAGIC))
+    try:
+        header = orjson.loads(data[len(MAGIC) : end])
+        body = data[end + 1 :]
+        answers = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(header, dict) or not isinstance(answers, dict):
+        return None
+    if header.get("format") != code_key() or header.get("context") != context:
+        return None
+    key = load_key(board_dir)
+    mac = header.pop("mac", None)
+    if key is not None:
+        if not isinstance(mac, str) or not signed_checkpoint(key, orjson.dumps(header), body, mac):
+            return None
+    elif mac is None and has_key(board_dir):
+        return None  # a signed board's answers that no key holder wrote
+    if not matches(Path(board_dir) / RECORDS_FILE, header, exact=True):
+        return None
+    return header, answers
+
+
+def lookup(board_dir: Path, query: str, context: str) -> str | None:
+    """The saved answer to `query` on the board as it is now, or None."""
+    found = _read(board_dir, context)
+    answer = found[1].get(query) if found else None
+    return answer if isinstance(answer, str) else None
+
+
+def remember(board_dir: Path, offset: int, context: str, answers: dict[str, str]) -> bool:
+    """Save `answers` (query -> text), computed from the board folded up to `offset`, keeping the answers
+    already saved for that same offset; False when this process may not (or could not) write them."""
+    board_dir = Path(board_dir)
+    key = load_key(board_dir)
+    if key is None and has_key(board_dir):
+        return False  # folded without the key: unsigned lines counted, not the runners' board
+    where = mark(board_dir / RECORDS_FILE, offset)
+    if where is None:
+        return False
+    found = _read(board_dir, context)
+    if found is not None and found[0].get("offset") == offset:
+        answers = {**found[1], **answers}
+    answers = dict(list(answers.items())[-MAX_ANSWERS:])
+    header = {"format": code_key(), "context": context, **where}
+    body = orjson.dumps(answers)
+    if key is not None:
+        header["mac"] = sign_checkpoint(key, orjson.dumps(header), body)
+    target = answers_path(board_dir)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        with open(temporary, "xb") as f:
+            f.write(MAGIC + orjson.dumps(header) + b"\n" + body)
+        os.replace(temporary, target)  # readers see the old answers or the new ones, whole
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        return False
+    return True
+
+
+# The queries a process that keeps the board's state saves after every change (the coordinator): what agents
+# run all night, with the command line's defaults (`swarm board` shows the top 10).
+COMMON_QUERIES = (
+    ("best", {"json": False}),
+    ("best", {"json": True}),
+    ("board", {"top": 10, "agent": None, "json": False}),
+    ("board", {"top": 10, "agent": None, "json": True}),
+)
+
+
+def query_key(command: str, options: dict) -> str:
+    """The key of a query's answer: the command and the options that change its output."""
+    return command + " " + orjson.dumps(options, option=orjson.OPT_SORT_KEYS).decode()
