@@ -19,7 +19,13 @@ from swarm.results.queries import AnswerKeeper
 from swarm.testing.synthetic import synthetic_run, write_board
 from tests.support.swarm_run import TAG
 
-QUERIES = (["best"], ["best", "--json"], ["board"], ["board", "--top", "3", "--json"], ["board", "--agent", "gpu1"])
+QUERIES = (
+    ["best"],
+    ["best", "--json"],
+    ["board"],
+    ["board", "--top", "3", "--json"],
+    ["board", "--agent", "gpu1"],
+)
 
 
 def swarm(run, *argv: str) -> tuple[str, bool]:
@@ -31,7 +37,12 @@ def swarm(run, *argv: str) -> tuple[str, bool]:
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
     done = subprocess.run(
-        [sys.executable, "-c", probe, *argv], cwd=run.repo, env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", probe, *argv],
+        cwd=run.repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return done.stdout, done.stderr.strip().endswith("NO STATE") is False
 

@@ -94,11 +94,21 @@ def test_a_promising_result_is_confirmed_beside_control_runs_then_kept(make_swar
     assert first["id"] == better and first["status"] == PROMISING
     queued = [r for r in run.board.records() if r.get("verify_of") == better and r["status"] == "queued"]
     # two free slots: a rerun and a control on each, back to back, the control first on the second slot
-    assert [(r["gpu"], bool(r["control"])) for r in queued] == [("1", False), ("1", True), ("2", True), ("2", False)]
+    assert [(r["gpu"], bool(r["control"])) for r in queued] == [
+        ("1", False),
+        ("1", True),
+        ("2", True),
+        ("2", False),
+    ]
     controls = [r for r in queued if r["control"]]
     assert {r["train_sha256"] for r in controls} == {baseline_sha}
-    assert {r["agent"] for r in controls} == {"gpu0"} and {r["requested_by"] for r in queued} == {"confirmation"}
-    assert [bool(r["control"]) for r in state_of(run).queue("2")] == [True, False]  # FIFO: the pair runs in order
+    assert {r["agent"] for r in controls} == {"gpu0"} and {r["requested_by"] for r in queued} == {
+        "confirmation"
+    }
+    assert [bool(r["control"]) for r in state_of(run).queue("2")] == [
+        True,
+        False,
+    ]  # FIFO: the pair runs in order
 
     run_queued(run, "1")
     assert latest(run.board, better)["status"] == PROMISING  # one pair of two: still open
@@ -109,7 +119,9 @@ def test_a_promising_result_is_confirmed_beside_control_runs_then_kept(make_swar
     assert verdict["status"] == KEEP and "2 reruns beside 2 control runs" in verdict["reason"]
     assert verdict["reference"] == first["reference"]
     (verification,) = [r for r in run.board.records() if r["type"] == "verification"]
-    assert verification["verdict"] == KEEP and sorted(verification["controls"]) == sorted(c["id"] for c in controls)
+    assert verification["verdict"] == KEEP and sorted(verification["controls"]) == sorted(
+        c["id"] for c in controls
+    )
     assert verification["control_mean"] == pytest.approx(1.0, abs=0.0011)
     state = state_of(run)
     assert state.best(GROUP).train_sha256 == first["train_sha256"] and state.best(GROUP).n == 3
