@@ -1,15 +1,19 @@
 """Latency of `swarm best` and `swarm board --top 20` on a board of 100,000 records, before and after the
-folded-state checkpoint (swarm.board.checkpoint), in one run on one board.
+folded-state checkpoint (swarm.board.checkpoint) and the saved answers (swarm.results.answers), in one run
+on one board.
 
     .venv/bin/python bench/board_queries.py [--records 100000] [--repeats 3] [--before c585053]
 
 The board holds experiments as agents produce them: each experiment is a queued, a running and a final
-record (every field present), 8 agents, ~10% repeats of a baseline content, notes now and then. Figures:
-the CLI as an agent runs it (a new process: interpreter start, reading the board's state, the query) with
-the code of `--before` (a commit without the checkpoint: every process folds the whole board) and with this
-checkout (no checkpoint yet: fold and save one; a checkpoint 256 kB behind the board's end, the most the
-coordinator leaves; a checkpoint at the end); then, in process, the fold, a restore, a save, and an
-incremental refresh after one more record (what a TUI pays per tick).
+record (every field present), 8 agents, ~10% repeats of a baseline content, notes now and then; it lies in
+a git repository's board/, as `swarm spawn` makes it. Figures: the CLI as an agent runs it (a new process:
+interpreter start, finding the run, the query) with the code of `--before` (a commit without the
+checkpoint: every process folds the whole board) and with this checkout: with no saved answer (the board
+changed since the last one): no checkpoint yet (fold and save one), a checkpoint 256 kB behind the board's
+end (the most the coordinator leaves), a checkpoint at the end; then with the answer saved (what the
+coordinator leaves after every change): as an agent runs it (SWARM_BOARD set by spawn) and as the human
+does (the run found with git). Then, in process, the fold, a restore, a save, and an incremental refresh
+after one more record (what a TUI pays per tick).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from swarm.board.checkpoint import checkpoint_path, open_state, restore, save  #
 from swarm.board.experiments import evolve, new_experiment  # noqa: E402
 from swarm.board.state import BoardState  # noqa: E402
 from swarm.board.store import Board  # noqa: E402
+from swarm.results.answers import answers_path  # noqa: E402
 
 
 def board_lines(records: int) -> list[bytes]:
@@ -89,13 +94,11 @@ def ms(times: tuple[float, float]) -> str:
 QUERIES = (("swarm best", ["best"]), ("swarm board --top 20", ["board", "--top", "20"]))
 
 
-def queries(code: Path, env: dict[str, str], repeats: int, before=None) -> str:
+def queries(code: Path, env: dict[str, str], repeats: int, cwd: Path, before=None) -> str:
     """Both queries in new processes running the swarm package found in `code`."""
     argv = [sys.executable, "-P", "-m", "swarm"]  # -P and PYTHONPATH: that code, not the installed one
     env = {**env, "PYTHONPATH": str(code)}
-    return ", ".join(  # run in this repository (commands find the run from it); -P keeps it off sys.path
-        f"{name} {ms(timed(argv + args, env, repeats, REPO, before))}" for name, args in QUERIES
-    )
+    return ", ".join(f"{name} {ms(timed(argv + args, env, repeats, cwd, before))}" for name, args in QUERIES)
 
 
 def main() -> None:
@@ -105,7 +108,10 @@ def main() -> None:
     parser.add_argument("--before", default="c585053", help="a commit without the checkpoint, for 'before'")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp) / "board"
+        project = Path(tmp) / "project"
+        subprocess.run(["git", "init", "-q", str(project)], check=True)
+        subprocess.run(["git", "-C", str(project), "commit", "-q", "--allow-empty", "-m", "base"], check=True)
+        directory = project / "board"
         directory.mkdir()
         lines = board_lines(args.records)
         # the board up to 256 kB before its end, checkpointed there; then the rest appended (same file)
@@ -124,21 +130,34 @@ def main() -> None:
             ["git", "archive", args.before, "swarm"], cwd=REPO, capture_output=True, check=True
         )
         subprocess.run(["tar", "-x", "-C", str(old_code)], input=archive.stdout, check=True)
-        env = {**os.environ, "SWARM_BOARD": str(directory), "OMP_NUM_THREADS": "1"}
+        human = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
+        human["OMP_NUM_THREADS"] = "1"
+        agent = {**human, "SWARM_BOARD": str(directory)}
         print(f"board: {args.records} records, {size / 1e6:.0f} MB; new processes, median of {args.repeats}")
         base = timed(
             [sys.executable, "-P", "-c", "import swarm.cli"],
-            {**env, "PYTHONPATH": str(REPO)},
+            {**human, "PYTHONPATH": str(REPO)},
             args.repeats,
-            REPO,
+            project,
         )
         print(f"  python start + import swarm.cli: {ms(base)}")
-        print(f"  checkpoint 256 kB behind:        {queries(REPO, env, args.repeats)}")
-        print(f"  before ({args.before}, no checkpoint): {queries(old_code, env, args.repeats)}")
-        drop = lambda: checkpoint_path(board).unlink(missing_ok=True)  # noqa: E731
-        print(f"  no checkpoint yet (fold + save): {queries(REPO, env, args.repeats, drop)}")
+        print(f"  before ({args.before}, no checkpoint): {queries(old_code, agent, args.repeats, project)}")
+        forget = lambda: answers_path(directory).unlink(missing_ok=True)  # noqa: E731
+        print("  no saved answer (the board changed since the last one):")
+        print(f"    checkpoint 256 kB behind:      {queries(REPO, agent, args.repeats, project, forget)}")
+
+        def nothing_saved():
+            forget()
+            checkpoint_path(board).unlink(missing_ok=True)
+
+        print(
+            f"    no checkpoint yet (fold + save): {queries(REPO, agent, args.repeats, project, nothing_saved)}"
+        )
         state = open_state(board, save_after=0)
-        print(f"  checkpoint at the board's end:   {queries(REPO, env, args.repeats)}")
+        print(f"    checkpoint at the board's end:  {queries(REPO, agent, args.repeats, project, forget)}")
+        print("  the answer saved (as the coordinator leaves it):")
+        print(f"    an agent (SWARM_BOARD set):    {queries(REPO, agent, args.repeats, project)}")
+        print(f"    the human (run found by git):  {queries(REPO, human, args.repeats, project)}")
         started = time.perf_counter()
         state = BoardState(board)
         state.refresh()

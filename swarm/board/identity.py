@@ -3,32 +3,32 @@ on (the state checkpoint, swarm.board.checkpoint; the saved answers of queries, 
 
 A board is only ever appended to, so a cache taken at offset N is valid for the same file (device and
 inode) as long as the bytes at its start and just before N are those it saw: a board truncated, replaced
-or rewritten in place is caught. This module imports nothing of the board's own, so that a command that
-only checks a cache starts fast.
+or rewritten in place is caught. These marks catch accidents, not forgers (whoever may rewrite the board
+may rewrite its caches), so CRC-32 serves: this module imports nothing heavy (no hashlib, which loads
+OpenSSL), so that a command that only checks a cache starts fast.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from hashlib import sha256
+import zlib
 from pathlib import Path
-from typing import Any
 
 RECORDS_FILE = "board.jsonl"
 EDGE_BYTES = 4096  # the bytes at the start of the board and just before the offset that identify it
 
 
-def edges(path: Path, offset: int) -> tuple[str, str]:
-    """Hashes of the board's first bytes and of the bytes just before `offset`."""
+def edges(path: Path, offset: int) -> tuple[int, int]:
+    """Checksums of the board's first bytes and of the bytes just before `offset`."""
     with open(path, "rb") as f:
         head = f.read(min(EDGE_BYTES, offset))
         f.seek(max(0, offset - EDGE_BYTES))
         tail = f.read(offset - max(0, offset - EDGE_BYTES))
-    return sha256(head).hexdigest(), sha256(tail).hexdigest()
+    return zlib.crc32(head), zlib.crc32(tail)
 
 
-def mark(path: Path, offset: int) -> dict[str, Any] | None:
+def mark(path: Path, offset: int) -> dict | None:
     """The identity of the board file at `offset`, or None when it is gone or shorter."""
     try:
         stat = os.stat(path)
@@ -40,7 +40,7 @@ def mark(path: Path, offset: int) -> dict[str, Any] | None:
     return {"offset": offset, "device": stat.st_dev, "inode": stat.st_ino, "head": head, "tail": tail}
 
 
-def matches(path: Path, saved: dict[str, Any], exact: bool) -> bool:
+def matches(path: Path, saved: dict, exact: bool) -> bool:
     """Whether the board file is still the one `saved` (a `mark`) was taken of; `exact`: and ends there."""
     offset = saved.get("offset")
     try:
@@ -60,8 +60,9 @@ def matches(path: Path, saved: dict[str, Any], exact: bool) -> bool:
 def source_key(directories: list[Path], salt: str = "") -> str:
     """A hash of the Python version and the source of every module in `directories`: it changes whenever
     the code that wrote a cache does, so no format version has to be remembered and bumped."""
-    digest = sha256(f"{sys.version_info[:2]}/{salt}".encode())
+    key = f"{sys.version_info[:2]}/{salt}"
     for directory in directories:
         for source in sorted(Path(directory).glob("*.py")):
-            digest.update(f"{directory.name}/{source.name}".encode() + b"\0" + source.read_bytes())
-    return digest.hexdigest()
+            data = source.read_bytes()
+            key += f" {directory.name}/{source.name}:{len(data)}:{zlib.crc32(data):08x}"
+    return f"{zlib.crc32(key.encode()):08x}-{len(key)}"

@@ -15,52 +15,14 @@ A board without a key (before this existed, or made by a test) is read as it alw
 from __future__ import annotations
 
 import hmac
-import os
-import secrets
 from hashlib import blake2b
-from pathlib import Path
 
-KEY_DIR = "keys"
-KEY_FILE = "board.key"
+from swarm.board.keys import KEY_DIR, KEY_FILE, create_key, has_key, key_dir, key_path, load_key  # noqa: F401
+
 SIG = "sig"
 SIG_FIELD = b',"sig":"'
 SIG_HEX = 32  # a 128-bit MAC, hex
 _SUFFIX = len(SIG_FIELD) + SIG_HEX + 2  # ,"sig":"<hex>"}
-
-
-def key_dir(board_dir: Path) -> Path:
-    return Path(board_dir) / KEY_DIR
-
-
-def key_path(board_dir: Path) -> Path:
-    return key_dir(board_dir) / KEY_FILE
-
-
-def create_key(board_dir: Path) -> Path:
-    """Give a board its signing key (kept when it has one): from now on only signed lines count."""
-    path = key_path(board_dir)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not path.exists():
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
-        os.replace(tmp, path)
-    return path
-
-
-def load_key(board_dir: Path) -> bytes | None:
-    """The board's key, or None: no key (an unsigned board), or none visible (inside an agent's sandbox)."""
-    try:
-        text = key_path(board_dir).read_text().strip()
-    except OSError:
-        return None
-    return bytes.fromhex(text) if text else None
-
-
-def has_key(board_dir: Path) -> bool:
-    """Whether the board is signed at all (the key exists, readable here or not)."""
-    return key_dir(board_dir).is_dir() and any(key_dir(board_dir).iterdir())
 
 
 def _mac(key: bytes, data: bytes | memoryview) -> bytes:

@@ -180,6 +180,7 @@ class PackedTable(MutableMapping):
         self.kind = kind
         self.context = context  # what building a value needs besides its key (a content: its group)
         self._table = table
+        self._all_built = False  # after values() / items(): the table is a plain dict again, at C speed
 
     @classmethod
     def of(cls, kind: str, table: dict[Any, Any] | PackedTable, context: Any = None) -> PackedTable:
@@ -210,10 +211,18 @@ class PackedTable(MutableMapping):
         return len(self._table)
 
     def values(self):
-        return [self[key] for key in self._table]
+        self._build_all()
+        return self._table.values()
 
     def items(self):
-        return [(key, self[key]) for key in self._table]
+        self._build_all()
+        return self._table.items()
+
+    def _build_all(self) -> None:
+        if not self._all_built:
+            for key in self._table:
+                self[key]
+            self._all_built = True
 
     def __getstate__(self) -> dict[str, Any]:
         pack = PACKERS[self.kind]
@@ -223,7 +232,7 @@ class PackedTable(MutableMapping):
     def __setstate__(self, state: dict[str, Any]) -> None:
         if state.get("kind") not in BUILDERS or not isinstance(state.get("_table"), dict):
             raise TypeError("not a packed table")  # a forged checkpoint: folded from scratch instead
-        self.__dict__.update(state)
+        self.__dict__.update(state, _all_built=False)
 
 
 class GroupStats:

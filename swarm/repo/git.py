@@ -9,7 +9,6 @@ read no attributes and no system config, and switch the program-running settings
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import subprocess
@@ -62,6 +61,9 @@ def read_objects(cwd: Path, names: list[str]) -> dict[str, tuple[str, bytes]]:
     makes a name mean its content: a mismatch raises GitError."""
     if not names:
         return {}
+    # imported here: `swarm best` finds its run with this module, and hashlib (OpenSSL) is slow to load
+    from hashlib import sha1, sha256
+
     out = raw_git(cwd, "cat-file", "--batch", input="".join(f"{n}\n" for n in names).encode())
     objects, at = {}, 0
     for name in names:
@@ -72,9 +74,7 @@ def read_objects(cwd: Path, names: list[str]) -> dict[str, tuple[str, bytes]]:
         kind, size = header[1], int(header[2])
         start = header_end + 1
         content = out[start : start + size]
-        digest = (hashlib.sha1 if len(name) == 40 else hashlib.sha256)(
-            f"{kind} {size}\0".encode() + content
-        ).hexdigest()
+        digest = (sha1 if len(name) == 40 else sha256)(f"{kind} {size}\0".encode() + content).hexdigest()
         if digest != name:
             raise GitError(f"object {name} does not match its content (rewritten in the object store)")
         objects[name] = (kind, content)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from collections import namedtuple
 from pathlib import Path
 
 from swarm.errors import GitError
@@ -16,11 +16,12 @@ AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 BRANCH_PREFIX = "swarm/"
 
 
-@dataclass(frozen=True)
-class RunPaths:
-    repo: Path  # the main worktree: where board/ and worktrees/ live
-    board: Path
-    worktrees: Path
+# Named tuples here, not dataclasses: `swarm best` finds its run with this module, and loading dataclasses
+# (or typing) costs an agent's query a tenth of its time.
+class RunPaths(namedtuple("RunPaths", ("repo", "board", "worktrees"))):
+    """repo: the main worktree, where board/ and worktrees/ live; board; worktrees."""
+
+    __slots__ = ()
 
     @classmethod
     def for_repo(cls, repo: Path) -> RunPaths:
@@ -79,14 +80,11 @@ def validate_agent_name(name: str) -> str:
     return name
 
 
-@dataclass(frozen=True)
-class Identity:
-    """Who is calling an agent command: its name, its worktree, and the GPU it is pinned to."""
+class Identity(namedtuple("Identity", ("agent", "worktree", "tag", "gpu"))):
+    """Who is calling an agent command: its name, its worktree, its run's tag, and the GPU it is pinned to
+    ("3", or "cpu0" for a CPU worker; None when unknown)."""
 
-    agent: str
-    worktree: Path
-    tag: str | None
-    gpu: str | None  # "3", or "cpu0" for a CPU worker; None when unknown
+    __slots__ = ()
 
 
 def caller_identity(cwd: Path | None = None) -> Identity:

@@ -24,17 +24,15 @@ that a hit costs the interpreter's start and a few file reads.
 
 from __future__ import annotations
 
+import json
 import os
-import secrets
-from hashlib import sha256
+import zlib
 from pathlib import Path
 
-import orjson
-
 from swarm.board.identity import RECORDS_FILE, mark, matches, source_key
-from swarm.board.signing import has_key, load_key, sign_checkpoint, signed_checkpoint
-from swarm.config import CONFIG_FILE
+from swarm.board.keys import has_key, load_key
 
+CONFIG_FILE = "swarm.toml"  # swarm.config's (a test keeps them equal): that module is too slow to load here
 ANSWERS_FILE = "state.answers"
 MAGIC = b"swarm board answers\n"
 MAX_ANSWERS = 64  # distinct queries saved for one board length; more are dropped, oldest first
@@ -52,21 +50,34 @@ def code_key() -> str:
 
 
 def context_key(repo: Path) -> str:
-    """What an answer depends on besides the board and the code: swarm.toml's bytes and the time zone."""
+    """What an answer depends on besides the board and the code: the repository's swarm.toml (its path and
+    bytes) and the time zone. A reader checks the file named in the saved answers (`_context_holds`), so a
+    hit needs no repository lookup when SWARM_BOARD names the board, as it does for every agent."""
+    path = Path(repo).resolve() / CONFIG_FILE
+    return f"{path}\0{_checksum(path)}\0{os.environ.get('TZ', '')}"
+
+
+def _checksum(path: Path) -> str:
     try:
-        config = (Path(repo) / CONFIG_FILE).read_bytes()
+        data = path.read_bytes()
     except OSError:
-        config = b""
-    return sha256(config + b"\0" + os.environ.get("TZ", "").encode()).hexdigest()[:32]
+        return "none"
+    return f"{zlib.crc32(data):08x}:{len(data)}"
+
+
+def _context_holds(context: str) -> bool:
+    """The swarm.toml and time zone a saved context names are those this process would read."""
+    path, checksum, zone = (context.split("\0") + ["", "", ""])[:3]
+    return bool(path) and _checksum(Path(path)) == checksum and zone == os.environ.get("TZ", "")
 
 
 def answers_path(board_dir: Path) -> Path:
     return Path(board_dir) / ANSWERS_FILE
 
 
-def _read(board_dir: Path, context: str) -> tuple[dict, dict[str, str]] | None:
+def _read(board_dir: Path, context: str | None) -> tuple[dict, dict[str, str]] | None:
     """(header, answers) of the saved answers when they are this board's, as long as it is now, and of this
-    code and context; else None."""
+    code and context (None: the one they name, if it still holds); else None."""
     try:
         data = answers_path(board_dir).read_bytes()
     except OSError:
@@ -74,20 +85,23 @@ def _read(board_dir: Path, context: str) -> tuple[dict, dict[str, str]] | None:
     if not data.startswith(MAGIC):
         return None
     end = data.find(b"\n", len(MAGIC))
+    body = data[end + 1 :]
     try:
-        header = orjson.loads(data[len(MAGIC) : end])
-        body = data[end + 1 :]
-        answers = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        header = json.loads(data[len(MAGIC) : end])
+        answers = json.loads(body)
+    except ValueError:
         return None
-    if not isinstance(header, dict) or not isinstance(answers, dict):
+    if not isinstance(header, dict) or not isinstance(answers, dict) or header.get("format") != code_key():
         return None
-    if header.get("format") != code_key() or header.get("context") != context:
+    saved = header.get("context")
+    if not isinstance(saved, str) or (saved != context if context is not None else not _context_holds(saved)):
         return None
     key = load_key(board_dir)
     mac = header.pop("mac", None)
     if key is not None:
-        if not isinstance(mac, str) or not signed_checkpoint(key, orjson.dumps(header), body, mac):
+        from swarm.board.signing import signed_checkpoint  # only where the key is: hashlib is slow to load
+
+        if not isinstance(mac, str) or not signed_checkpoint(key, _header_bytes(header), body, mac):
             return None
     elif mac is None and has_key(board_dir):
         return None  # a signed board's answers that no key holder wrote
@@ -96,8 +110,13 @@ def _read(board_dir: Path, context: str) -> tuple[dict, dict[str, str]] | None:
     return header, answers
 
 
-def lookup(board_dir: Path, query: str, context: str) -> str | None:
-    """The saved answer to `query` on the board as it is now, or None."""
+def _header_bytes(header: dict) -> bytes:
+    return json.dumps(header, sort_keys=True).encode()
+
+
+def lookup(board_dir: Path, query: str, context: str | None = None) -> str | None:
+    """The saved answer to `query` on the board as it is now, or None. `context`: this process's
+    (context_key); None checks the one the answers were saved under against the files it names."""
     found = _read(board_dir, context)
     answer = found[1].get(query) if found else None
     return answer if isinstance(answer, str) else None
@@ -118,14 +137,16 @@ def remember(board_dir: Path, offset: int, context: str, answers: dict[str, str]
         answers = {**found[1], **answers}
     answers = dict(list(answers.items())[-MAX_ANSWERS:])
     header = {"format": code_key(), "context": context, **where}
-    body = orjson.dumps(answers)
+    body = json.dumps(answers).encode()
     if key is not None:
-        header["mac"] = sign_checkpoint(key, orjson.dumps(header), body)
+        from swarm.board.signing import sign_checkpoint
+
+        header["mac"] = sign_checkpoint(key, _header_bytes(header), body)
     target = answers_path(board_dir)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}")
     try:
         with open(temporary, "xb") as f:
-            f.write(MAGIC + orjson.dumps(header) + b"\n" + body)
+            f.write(MAGIC + json.dumps(header).encode() + b"\n" + body)
         os.replace(temporary, target)  # readers see the old answers or the new ones, whole
     except OSError:
         temporary.unlink(missing_ok=True)
@@ -145,4 +166,4 @@ COMMON_QUERIES = (
 
 def query_key(command: str, options: dict) -> str:
     """The key of a query's answer: the command and the options that change its output."""
-    return command + " " + orjson.dumps(options, option=orjson.OPT_SORT_KEYS).decode()
+    return command + " " + json.dumps(options, sort_keys=True)

@@ -8,10 +8,10 @@ state only when it has to compute an answer.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-from swarm.repo.paths import run_paths
 from swarm.results import answers
 
 # ---------------------------------------------------------------------------------------------------------
@@ -29,14 +29,20 @@ def cmd_board(args) -> int:
 def _answer(command: str, **options) -> int:
     """Print the answer to a query: the saved one when the board has not changed since it was saved, else
     computed from the board's state (and saved for the next process)."""
-    paths = run_paths()
     query = answers.query_key(command, options)
-    context = answers.context_key(paths.repo)
-    text = answers.lookup(paths.board, query, context)
+    named = os.environ.get("SWARM_BOARD")
+    # an agent's environment names its board: a saved answer is found without looking up the repository
+    text = answers.lookup(Path(named), query) if named else None
     if text is None:
-        from swarm.results.queries import compute  # restores or folds the board: only on a miss
+        from swarm.repo.paths import run_paths  # runs git: not needed for an agent's saved answer
 
-        text = compute(command, options, context)
+        paths = run_paths()
+        context = answers.context_key(paths.repo)
+        text = None if named else answers.lookup(paths.board, query, context)
+        if text is None:
+            from swarm.results.queries import compute  # restores or folds the board: only on a miss
+
+            text = compute(command, options, context)
     sys.stdout.write(text)
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import heapq
 import threading
 import time
 from collections.abc import Callable
@@ -47,6 +48,7 @@ from swarm.tui.control import RunControl
 from swarm.tui.plot_text import PlotData, plot_text
 
 LEADERS_PER_GROUP = 10
+PLOTTED_AGENTS = 8  # the progress plot draws the running best of this many agents: those leading now
 HOUR = 3600.0
 
 
@@ -367,8 +369,11 @@ class WatchModel:
             return None
         run = self.state.run
         start = run.created_at if run else group.best[0].at
-        agents = tuple(sorted((a, tuple(s)) for a, s in group.agent_best.items()))
-        return PlotData(group.key, start, now, tuple(group.best), agents)
+        # the agents whose running best is lowest now: 64 step lines in a terminal are one grey smear, and
+        # drawing them would cost the first screen of a long run a third of a second
+        leading = heapq.nsmallest(PLOTTED_AGENTS, group.agent_best.items(), key=lambda a: a[1][-1].value)
+        agents = tuple(sorted((a, tuple(s)) for a, s in leading))
+        return PlotData(group.key, start, now, tuple(group.best), agents, len(group.agent_best))
 
     def _header(self, now: float, agents: tuple[AgentRow, ...], liveness: Liveness | None) -> Header:
         run = self.state.run

@@ -28,7 +28,8 @@ class PlotData:
     start: float
     now: float
     best: tuple[Step, ...]
-    agents: tuple[tuple[str, tuple[Step, ...]], ...]
+    agents: tuple[tuple[str, tuple[Step, ...]], ...]  # the agents drawn: those leading now
+    of_agents: int = 0  # how many agents have a running best (0: as many as drawn)
 
 
 def step_line(steps: tuple[Step, ...], start: float, end: float) -> tuple[list[float], list[float]]:
@@ -55,8 +56,13 @@ def plot_text(plot: PlotData, width: int, height: int) -> Text:
     figure.ylim(low - margin, high + margin)
     figure.xlim(0, max((end - plot.start) / HOUR, 1 / 60))  # from the run's start to now
     figure.xlabel("hours")
+    shown = (
+        f", the {len(plot.agents)} leading agents of {plot.of_agents}"
+        if plot.of_agents > len(plot.agents)
+        else ""
+    )
     figure.title(
-        f"{short_device(plot.group[0])} {plot.group[1]}: lowest single run {plot.best[-1].value:.6f}"
+        f"{short_device(plot.group[0])} {plot.group[1]}: lowest single run {plot.best[-1].value:.6f}{shown}"
     )
     figure.theme("clear")  # the widget's own colours show through
     figure.plotsize(width, height)
