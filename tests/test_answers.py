@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -145,3 +146,21 @@ def test_the_common_queries_are_the_command_lines_defaults():
     for command, options in answers.COMMON_QUERIES:
         args = parser.parse_args([command] + (["--json"] if options["json"] else []))
         assert {name: getattr(args, name) for name in options} == options
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+def test_a_process_that_may_not_write_the_board_still_answers(run):
+    """An agent's sandbox mounts the board read-only: its miss computes and prints, and saves nothing."""
+    expected, _ = swarm(run, "best")
+    answers.answers_path(run.board.directory).unlink()
+    board = str(run.board.directory)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
+    done = subprocess.run(
+        ["bwrap", "--dev-bind", "/", "/", "--ro-bind", board, board, sys.executable, "-m", "swarm", "best"],
+        cwd=run.repo,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == expected and not answers.answers_path(run.board.directory).exists()

@@ -77,10 +77,10 @@ def test_decisions_use_the_sigma_of_a_difference():
 
 def test_a_paired_verdict_judges_the_reruns_against_their_controls():
     noise = NoiseSettings(floor={"h100": 0.0})
-    # two reruns against two controls: 1.3 sigma x sqrt(1/2 + 1/2) = 0.0013
+    # two reruns against two controls: 1.2 sigma x sqrt(1/2 + 1/2) = 0.0012
     status, reason, band = decide_paired(noise, "h100", [0.998, 0.998], [1.0, 1.0], 0.001, calibrated=True)
-    assert status == KEEP and band == pytest.approx(1.3 * 0.001) and "control runs" in reason
-    assert decide_paired(noise, "h100", [0.999, 0.9995], [1.0, 1.0], 0.001, True)[0] == MARGINAL
+    assert status == KEEP and band == pytest.approx(1.2 * 0.001) and "control runs" in reason
+    assert decide_paired(noise, "h100", [0.999, 0.9992], [1.0, 1.0], 0.001, True)[0] == MARGINAL
     assert decide_paired(noise, "h100", [0.99, 0.99], [0.99, 0.989], 0.001, True)[0] == DISCARD
     status, reason, _ = decide_paired(noise, "h100", [0.9, 0.9], [1.0, 1.0], 0.001, calibrated=False)
     assert status == MARGINAL and "not calibrated" in reason

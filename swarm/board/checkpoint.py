@@ -38,9 +38,7 @@ from __future__ import annotations
 import collections
 import gc
 import io
-import os
 import pickle
-import secrets
 import sys
 import zlib
 from collections.abc import Iterator, MutableMapping
@@ -50,7 +48,7 @@ from typing import Any
 
 import orjson
 
-from swarm.board.identity import mark, matches, source_key
+from swarm.board.identity import mark, matches, source_key, write_whole
 from swarm.board.noise import NoiseSettings
 from swarm.board.signing import has_key, sign_checkpoint, signed_checkpoint
 from swarm.board.state import SHARED_FIELDS, BoardState, PackedTable
@@ -206,29 +204,21 @@ def save(state: BoardState) -> bool:
     where = mark(board.path, offset)
     if where is None:
         return False
-    target = checkpoint_path(board)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    try:
-        # opened before the state is pickled: a process that may not write here (a sandboxed agent whose
-        # board is mounted read-only) gives up at once instead of after the work
-        with open(temporary, "xb") as f:
-            payload = _payload(state)
-            header = {
-                "format": format_key(),
-                **where,
-                "payload_bytes": len(payload),
-                "payload_crc32": zlib.crc32(payload),
-                "noise": noise_key(state.noise),
-            }
-            if key is not None:  # readers holding the key trust only a checkpoint a key holder wrote
-                header["mac"] = sign_checkpoint(key, orjson.dumps(header), payload)
-            f.write(MAGIC + orjson.dumps(header) + b"\n")
-            f.write(payload)
-        os.replace(temporary, target)  # readers see the old checkpoint or the new one, whole
-    except OSError:
-        temporary.unlink(missing_ok=True)
-        return False
-    return True
+
+    def produce() -> bytes:
+        payload = _payload(state)
+        header = {
+            "format": format_key(),
+            **where,
+            "payload_bytes": len(payload),
+            "payload_crc32": zlib.crc32(payload),
+            "noise": noise_key(state.noise),
+        }
+        if key is not None:  # readers holding the key trust only a checkpoint a key holder wrote
+            header["mac"] = sign_checkpoint(key, orjson.dumps(header), payload)
+        return MAGIC + orjson.dumps(header) + b"\n" + payload
+
+    return write_whole(checkpoint_path(board), produce)
 
 
 def _payload(state: BoardState) -> bytes:
@@ -364,7 +354,9 @@ def _same_type(saved: Any, fresh: Any) -> bool:
     return type(saved) is type(fresh) or (type(fresh) is dict and type(saved) is PackedTable)
 
 
-def open_state(board: Board, noise: NoiseSettings | None = None, save_after: int = SAVE_AFTER_BYTES) -> BoardState:
+def open_state(
+    board: Board, noise: NoiseSettings | None = None, save_after: int = SAVE_AFTER_BYTES
+) -> BoardState:
     """The board's state, refreshed: restored from its checkpoint when one is valid, else folded from the
     start; a new checkpoint is saved when more than `save_after` bytes of board had to be folded (and this
     process may write one)."""

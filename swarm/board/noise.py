@@ -54,7 +54,7 @@ class NoiseSettings:
     screen_sigmas: float = 1.5  # a first run beyond this many sigma of a difference is promising
     confirm_runs: int = 2  # reruns of a promising result on other slots of its class
     paired: bool = True  # each confirmation rerun runs beside a control: the agent's reference, rerun
-    confirm_sigmas: float = 1.3  # a paired verdict's keep band, in sigma of the reruns - controls difference
+    confirm_sigmas: float = 1.2  # a paired verdict's keep band, in sigma of the reruns - controls difference
     calibration_runs: int = 3  # runs of one content a class needs before a keep (pooled sigma: n - 1 df)
 
     def __post_init__(self) -> None:
@@ -122,7 +122,9 @@ def decide(settings: NoiseSettings, profile: str, ev: Evidence) -> tuple[str, st
         status, reason = decide_status(ev.mean, ev.reference_mean, band)
         return status, reason + runs, band
     if not ev.final and ev.n < settings.best_runs:
-        band = settings.difference_band(profile, ev.pooled_sigma, ev.n, ev.reference_n, settings.screen_sigmas)
+        band = settings.difference_band(
+            profile, ev.pooled_sigma, ev.n, ev.reference_n, settings.screen_sigmas
+        )
         if improvement > band:
             return (
                 PROMISING,
@@ -136,7 +138,11 @@ def decide(settings: NoiseSettings, profile: str, ev: Evidence) -> tuple[str, st
         return DISCARD, f"no improvement ({-improvement:+.6f} vs the agent's best)", band
     band = settings.difference_band(profile, ev.pooled_sigma, ev.n, ev.reference_n, settings.sigmas)
     if improvement > band and not ev.calibrated:
-        return MARGINAL, f"improved by {improvement:.6f}, but the device class is not calibrated yet{runs}", band
+        return (
+            MARGINAL,
+            f"improved by {improvement:.6f}, but the device class is not calibrated yet{runs}",
+            band,
+        )
     status, reason = decide_status(ev.mean, ev.reference_mean, band)
     if status == KEEP:
         reason = "confirmed: " + reason
@@ -156,12 +162,22 @@ def decide_paired(
     """(status, reason, band) of a promising result from its confirmation reruns and the control runs of
     its reference beside them: the difference of the two means, judged at `confirm_sigmas`."""
     improvement = sum(controls) / len(controls) - sum(reruns) / len(reruns)
-    band = settings.difference_band(profile, pooled_sigma, len(reruns), len(controls), settings.confirm_sigmas)
+    band = settings.difference_band(
+        profile, pooled_sigma, len(reruns), len(controls), settings.confirm_sigmas
+    )
     runs = f" ({len(reruns)} reruns beside {len(controls)} control runs of the reference)"
     if improvement > band and not calibrated:
-        return MARGINAL, f"improved by {improvement:.6f}, but the device class is not calibrated yet{runs}", band
+        return (
+            MARGINAL,
+            f"improved by {improvement:.6f}, but the device class is not calibrated yet{runs}",
+            band,
+        )
     if improvement > band:
-        return KEEP, f"confirmed: improved by {improvement:.6f}, beyond the paired band {band:.6f}{runs}", band
+        return (
+            KEEP,
+            f"confirmed: improved by {improvement:.6f}, beyond the paired band {band:.6f}{runs}",
+            band,
+        )
     if improvement > 0:
         return MARGINAL, f"improved by {improvement:.6f}, inside the paired band {band:.6f}{runs}", band
     return DISCARD, f"not confirmed: {-improvement:+.6f} against the control runs{runs}", band

@@ -42,7 +42,6 @@ def is_signed(key: bytes, line: bytes) -> bool:
     return hmac.compare_digest(line[-SIG_HEX - 2 : -2], _mac(key, memoryview(line)[:-_SUFFIX]))
 
 
-
 def sign_checkpoint(key: bytes, header: bytes, payload: bytes) -> str:
     """The MAC of a folded-state checkpoint (swarm.board.checkpoint): header fields and payload together."""
     return blake2b(header + b"\0" + payload, key=key, digest_size=32).hexdigest()

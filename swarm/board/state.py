@@ -51,14 +51,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from swarm.board.experiments import (
+    CALIBRATION,
+    FINAL_STATUSES,
+    KEEP,
+    PROMISING,
+    QUEUED,
+    RUNNING,
+    GroupKey,
+    group_of,
+    has_result,
+    is_control,
+    is_measured,
+)
+from swarm.board.noise import Evidence, NoiseSettings, RunningStats, decide, decide_paired
+from swarm.board.progress import ProgressTracker, finished_at
+from swarm.board.run_record import RunRecord, choose_tag
 from swarm.board.store import ADOPT, EXPERIMENT, NOTE, RUN, USAGE, VERIFICATION, Board, BoardReader
 from swarm.config import load_section
 from swarm.errors import BoardError, SwarmError
 from swarm.repo.paths import run_paths
-from swarm.board.noise import Evidence, NoiseSettings, RunningStats, decide, decide_paired
-from swarm.board.experiments import CALIBRATION, FINAL_STATUSES, KEEP, PROMISING, QUEUED, RUNNING, GroupKey, group_of, has_result, is_control, is_measured
-from swarm.board.progress import ProgressTracker, finished_at
-from swarm.board.run_record import RunRecord, choose_tag
 
 FOLD_CHUNK_BYTES = 4 << 20  # how much of the board one fold step reads
 # Values that thousands of experiments repeat: held once (a 100,000-experiment board in less memory).
@@ -252,7 +264,9 @@ class GroupStats:
 
     def __init__(self, key: GroupKey, best_runs: int = 1):
         self.key = key
-        self.best_runs = best_runs  # runs a content needs to be the best (a confirmed mean, not one lucky run)
+        self.best_runs = (
+            best_runs  # runs a content needs to be the best (a confirmed mean, not one lucky run)
+        )
         self.contents: dict[str, ContentStats] = {}
         self._squared_deviations = 0.0  # sum over contents of sum (x - content mean)^2
         self._degrees = 0  # sum over contents of (n - 1)
@@ -396,7 +410,15 @@ class BoardState:
     # What a checkpoint (swarm.board.checkpoint) leaves out: the process's own objects, and what it stores in its own
     # way (experiments as board positions). Everything else set in __init__ is saved as it is, so a field
     # added here is checkpointed without further work (and must be picklable plain data).
-    NOT_CHECKPOINTED = ("board", "noise", "reader", "observers", "_run_parsed", "experiments", "experiment_at")
+    NOT_CHECKPOINTED = (
+        "board",
+        "noise",
+        "reader",
+        "observers",
+        "_run_parsed",
+        "experiments",
+        "experiment_at",
+    )
 
     def __init__(self, board: Board | Path | str, noise: NoiseSettings | None = None):
         self.board = board if isinstance(board, Board) else Board(Path(board))

@@ -38,9 +38,7 @@ USAGE = "usage"  # {agent, tag, kind, model, requests, *_tokens, cost_usd}: usag
 VERIFICATION = "verification"  # {id, device, profile, train_sha256, held, mean, band, reruns}: verify outcome
 ADOPT = "adopt"  # {agent, id, commit, train_sha256, device, profile}: an agent moved its branch to a commit
 RUNNER = "runner"  # {slot, pid, event: start | stop}: a runner's lifecycle, for status displays
-PROCESS = (
-    "process"  # {tag, window, event: started | exited, pid, ...}: a supervised tmux window (swarm.orchestration.launch)
-)
+PROCESS = "process"  # {tag, window, event: started | exited, pid, ...}: a supervised tmux window (swarm.orchestration.launch)
 
 
 def new_id() -> str:

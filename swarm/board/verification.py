@@ -26,8 +26,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from swarm.board.store import VERIFICATION, Board, now
-from swarm.errors import SwarmError
 from swarm.board.experiments import (
     CALIBRATION,
     CONFIRMATION,
@@ -42,8 +40,8 @@ from swarm.board.experiments import (
 )
 from swarm.board.run_record import ray_pool
 from swarm.board.state import BoardState, group_of
-from swarm.board.store import BoardWriter
-
+from swarm.board.store import VERIFICATION, Board, BoardWriter, now
+from swarm.errors import SwarmError
 
 
 def class_slots(state: BoardState, device: str | None) -> list[str]:
@@ -101,7 +99,11 @@ def queue_reruns(
 
 
 def queue_paired_reruns(
-    writer: BoardWriter, state: BoardState, original: dict[str, Any], reference: dict[str, Any], slots: list[str]
+    writer: BoardWriter,
+    state: BoardState,
+    original: dict[str, Any],
+    reference: dict[str, Any],
+    slots: list[str],
 ) -> list[dict[str, Any]]:
     """The confirmation of `original` under `[noise] paired`: for each slot a rerun of it and a control
     (a rerun of the agent's `reference` experiment) next to each other, the control first in every other

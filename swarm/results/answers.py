@@ -29,7 +29,7 @@ import os
 import zlib
 from pathlib import Path
 
-from swarm.board.identity import RECORDS_FILE, mark, matches, source_key
+from swarm.board.identity import RECORDS_FILE, mark, matches, source_key, write_whole
 from swarm.board.keys import has_key, load_key
 
 CONFIG_FILE = "swarm.toml"  # swarm.config's (a test keeps them equal): that module is too slow to load here
@@ -142,16 +142,8 @@ def remember(board_dir: Path, offset: int, context: str, answers: dict[str, str]
         from swarm.board.signing import sign_checkpoint
 
         header["mac"] = sign_checkpoint(key, _header_bytes(header), body)
-    target = answers_path(board_dir)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}")
-    try:
-        with open(temporary, "xb") as f:
-            f.write(MAGIC + json.dumps(header).encode() + b"\n" + body)
-        os.replace(temporary, target)  # readers see the old answers or the new ones, whole
-    except OSError:
-        temporary.unlink(missing_ok=True)
-        return False
-    return True
+    record = MAGIC + json.dumps(header).encode() + b"\n" + body
+    return write_whole(answers_path(board_dir), lambda: record)
 
 
 # The queries a process that keeps the board's state saves after every change (the coordinator): what agents
