@@ -6,7 +6,8 @@ A real swarm (`swarm spawn --cpu N`, runners training the real train.py on the t
 are idle placeholders: the bench submits from their worktrees. First each agent's baseline (the class is
 calibrated: with fewer than three workers the runner reruns a baseline), then `--nulls` changes that do
 nothing (a comment line each, so each is a new train.py), then one change with a known real effect: the
-base is handicapped (the tiny profile's MATRIX_LR and EMBEDDING_LR divided by 10) and the change puts them
+base is handicapped (the tiny profile's MATRIX_LR and EMBEDDING_LR divided by `--handicap`, 100: divided
+by 10 the gain was about one sigma of this box's noise, too small to call "known") and the change puts them
 back; it is submitted right after the baselines, so that it is measured under the same machine load. The
 swarm runs under the default rule (`confirm`, paired), which queues its own confirmation reruns, each beside
 a control run of the reference; the reruns asked for count both.
@@ -50,14 +51,14 @@ TAG = "noise"
 IDLE = '[agents.commands]\nidle = ["sleep", "1000000"]\n'
 
 
-def handicapped(train: str) -> tuple[str, str]:
-    """(base train.py with the tiny profile's MATRIX_LR and EMBEDDING_LR / 10, the change restoring them)."""
+def handicapped(train: str, factor: float) -> tuple[str, str]:
+    """(base train.py with the tiny profile's MATRIX_LR and EMBEDDING_LR / factor, the change restoring them)."""
     base = train
     for name in ("MATRIX_LR", "EMBEDDING_LR"):
         match = re.search(rf"^    {name} = ([0-9.]+)$", train, re.MULTILINE)
         if match is None:
             raise SystemExit(f"train.py has no tiny {name} override to handicap")
-        bad = f"    {name} = {float(match.group(1)) / 10:g}  # handicapped by bench/noise_real.py"
+        bad = f"    {name} = {float(match.group(1)) / factor:g}  # handicapped by bench/noise_real.py"
         base = base.replace(match.group(0), bad)
     return base, train
 
@@ -84,13 +85,19 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--nulls", type=int, default=20)
     parser.add_argument("--cache", help="tiny data cache (prepared there when missing)")
+    parser.add_argument(
+        "--handicap",
+        type=float,
+        default=100.0,
+        help="the base's learning rates are divided by this (default 100)",
+    )
     parser.add_argument("--keep-dir", action="store_true", help="leave the scratch project for inspection")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="noise-real-"))
     cache = Path(args.cache) if args.cache else scratch / "cache"
     prepare_cache(cache)
     env = environment(cache, scratch / "tmux")
-    base, restored = handicapped((REPO_ROOT / "train.py").read_text())
+    base, restored = handicapped((REPO_ROOT / "train.py").read_text(), args.handicap)
     repo = make_project(scratch / "project", config=IDLE, train=base)
     started = time.monotonic()
     agents = [f"cpu{k}" for k in range(args.workers)]
