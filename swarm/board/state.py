@@ -152,6 +152,11 @@ class ContentStats:
 
 def _pack_content(content: ContentStats) -> tuple:
     stats = content.stats
+    if stats.n == 1 and stats._sum == 0.0 and stats._sumsq == 0.0 and len(content.slots) == 1:
+        # most contents were measured once: (its id, its value, its slot), a third of the objects
+        ((eid, value),), ((slot, runs),) = stats.values.items(), content.slots.items()
+        if value == stats._origin and runs == 1 and eid == content.first_id:
+            return (eid, value, slot)
     return (
         content.first_id,
         tuple(stats.values),
@@ -164,6 +169,9 @@ def _pack_content(content: ContentStats) -> tuple:
 
 
 def _unpack_content(group: GroupKey, train_sha256: str, packed: tuple) -> ContentStats:
+    if len(packed) == 3:  # measured once
+        eid, value, slot = packed
+        packed = (eid, (eid,), (value,), value, 0.0, 0.0, ((slot, 1),))
     first_id, ids, values, origin, total, squares, slots = packed
     content = ContentStats(group, train_sha256)
     content.first_id = first_id
