@@ -164,3 +164,9 @@ def test_a_process_that_may_not_write_the_board_still_answers(run):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == expected and not answers.answers_path(run.board.directory).exists()
+
+
+def test_the_answers_read_the_config_file_the_settings_come_from():
+    from swarm.config import CONFIG_FILE
+
+    assert answers.CONFIG_FILE == CONFIG_FILE  # kept apart only because swarm.config is slow to import
