@@ -311,3 +311,56 @@ def test_a_program_of_another_batch_size_than_the_evaluators_is_a_bad_model(prep
         evaluator.load_model((tmp_path / "m.pt2").read_bytes(), T, batch=16)
     prep.export_model(Bigram(), 3, tmp_path / "m.pt2")  # export_model exports for the evaluator's batch
     assert evaluator.load_model((tmp_path / "m.pt2").read_bytes(), T, batch=16).batch_size == 16
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Look-ahead where the model cannot see the check (issue 23): batches of the evaluator's size, rows shuffled
+# with a secret seed, cuts drawn independently of position and row
+
+
+class Peeks(Bigram):
+    """Reads its target (the next token) only where `where` holds: every position, 1 position in 16 or in
+    64, the rows whose first text token has a property, or the positions whose token has one (about 1 in
+    50 of either)."""
+
+    def __init__(self, where: str):
+        super().__init__()
+        self.where = where
+
+    def forward(self, idx):
+        pos = torch.arange(idx.size(1), device=idx.device)[None, :].expand(idx.size(0), -1)
+        mask = {
+            "all": pos >= 0,
+            "1 in 16": pos % 16 == 0,
+            "1 in 64": pos % 64 == 0,
+            "rows": (idx[:, 1:2] % 32 == 0).expand(-1, idx.size(1)),
+            "tokens": idx % 32 == 0,
+        }[self.where]
+        nxt = torch.roll(idx, -1, dims=1)
+        return self.table[idx] + 20.0 * F.one_hot(nxt, VOCAB).float() * mask[..., None].float()
+
+
+def test_enough_rows_are_cut_that_a_peek_at_1_position_in_64_passes_at_most_1_in_1000_runs():
+    for batch in (16, 32):  # the profiles' evaluation batch sizes: whole batches are cut
+        cut_rows = -(-evaluator.CAUSALITY_ROWS // batch) * batch
+        assert (1 - 1 / 64) ** cut_rows <= 1e-3
+
+
+@pytest.mark.parametrize("where", ["all", "1 in 16", "1 in 64", "rows", "tokens"])
+def test_sparse_and_conditional_peeks_are_caught_on_every_seed(prep, eval_data, tmp_path, where):
+    rows, _ = eval_data
+    if where == "rows":  # the peeking rows (row 0 is the BOS token): a few, but some
+        assert 0 < int((rows[:, 1] % 32 == 0).sum()) < len(rows) // 16
+    data = export(prep, Peeks(where), tmp_path / "m.pt2")
+    for seed in (1, 7, 42, 1234, 99991):
+        with pytest.raises(ModelRejected, match=LOOKS_AHEAD):
+            measure(data, eval_data, seed=seed)
+
+
+@pytest.mark.parametrize("model", [Bigram, Bf16Attention])
+def test_honest_models_pass_on_every_seed_and_the_shuffle_does_not_change_val_bpb(
+    prep, eval_data, tmp_path, model
+):
+    data = export(prep, model(), tmp_path / "m.pt2")
+    values = [measure(data, eval_data, seed=seed) for seed in (1, 7, 42)]
+    assert max(values) - min(values) < 1e-6 * values[0]  # the order of the batches: summation noise only
