@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from swarm.board.experiments import BAD_MODEL, LOOKS_AHEAD
-from swarm.errors import ArtifactRejected, ModelRejected
+from swarm.errors import ArtifactRejected, DeviceFault, ModelRejected
 from swarm.runner import evaluator
 from swarm.runner.artifact import check_archive
 from tests.support.target import evaluate_model, load_prepare, uniform_bpb
@@ -364,3 +364,49 @@ def test_honest_models_pass_on_every_seed_and_the_shuffle_does_not_change_val_bp
     data = export(prep, model(), tmp_path / "m.pt2")
     values = [measure(data, eval_data, seed=seed) for seed in (1, 7, 42)]
     assert max(values) - min(values) < 1e-6 * values[0]  # the order of the batches: summation noise only
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Faults of the machine are the runner's, never the model's
+
+
+def test_a_compiler_that_fails_is_a_device_error_before_any_model_is_read(
+    honest, tiny_cache, tmp_path, monkeypatch
+):
+    """The evaluator as the runner starts it, compiling as on CUDA (--mirror) with a C++ compiler that fails:
+    its device check reports the machine's fault (`device_error`: the runner requeues and stops), not the
+    model's."""
+    monkeypatch.setenv("CXX", "/bin/false")
+    model = tmp_path / "model.pt2"
+    model.write_bytes(honest)
+    outcome = evaluate_model(model, tiny_cache, flags=("--mirror",))
+    assert outcome["outcome"] == "device_error", outcome
+    assert "device (cpu) fails its check" in outcome["reason"]
+
+
+def test_a_compiled_forward_that_fails_where_the_eager_one_works_is_a_device_fault(honest, eval_data):
+    program = evaluator.load_model(honest, T)
+    forward = evaluator.Forward(program, torch.device("cpu"), compiled=False)
+
+    def broken_compile(idx):
+        raise RuntimeError("InductorError: CppCompileError: C++ compile error")
+
+    forward.module = broken_compile  # as a miscompiled forward would: the eager program still runs
+    rows, token_bytes = eval_data
+    with pytest.raises(DeviceFault, match="compiled forward fails where the eager one works"):
+        evaluator.bits_per_byte(
+            forward,
+            torch.from_numpy(rows.astype(np.int64)),
+            torch.from_numpy(token_bytes.astype(np.int64)),
+            torch.Generator().manual_seed(0),
+        )
+    forward.eager = broken_compile  # both fail: the model's fault
+    with pytest.raises(ModelRejected, match=f"{BAD_MODEL}: it fails on a batch"):
+        forward(torch.zeros((16, T), dtype=torch.long))
+
+
+def test_no_cuda_on_a_gpu_slot_is_a_device_fault():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(DeviceFault, match="no usable CUDA device"):
+        evaluator.check_device("cuda", compiled=False, logits_shape=(16, T, VOCAB))

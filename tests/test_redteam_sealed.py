@@ -350,3 +350,33 @@ def test_spawn_pins_the_base_prepare_and_the_data_manifest(make_swarm_run, tiny_
     assert data_sha == hashlib.sha256((tiny_cache / "prepared.json").read_bytes()).hexdigest()
     monkeypatch.setenv("AUTORESEARCH_CACHE_DIR", str(tmp_path / "unprepared"))
     assert spawn_pins(run.repo, run.base, "tiny")[1] is None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The machine's faults are the runner's: requeued, the runner stops, nothing recorded
+
+
+def test_a_compiler_that_fails_stops_the_runner_and_requeues_the_job(sealed, tmp_path, monkeypatch):
+    """The runner evaluates as on CUDA (`cuda_mirror`) on a machine whose C++ compiler fails (first on PATH;
+    unsealed, so the evaluator runs with the runner's PATH): the evaluator's device check fails before the
+    model is read, the job is queued again and the runner stops with the cause; no result is recorded."""
+    from dataclasses import replace
+
+    from swarm.board.run_record import write_run_record
+    from swarm.errors import DeviceFault
+
+    bin_dir = tmp_path / "broken-bin"
+    bin_dir.mkdir()
+    for name in ("g++", "c++", "gcc", "cc", "clang++"):
+        (bin_dir / name).write_text("#!/bin/sh\nexit 1\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    write_run_record(sealed.board, replace(sealed.run, unsealed=True))
+    eid = queue(sealed, handwritten(), "honest")
+    settings = RunnerSettings(kill_grace_s=0.5, cuda_mirror=True)
+    runner = Runner(sealed.repo, sealed.board, "cpu0", settings, **QUIET)
+    with pytest.raises(DeviceFault, match="device \\(cpu\\) fails its check"):
+        runner.step()
+    record = latest(sealed.board, eid)
+    assert record["status"] == "queued" and record["val_bpb"] is None, record
+    assert record["reason"].startswith("requeued: ") and "fails its check" in record["reason"]

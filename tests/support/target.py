@@ -60,10 +60,17 @@ def uniform_bpb(cache_dir: Path) -> float:
     return math.log2(len(token_bytes)) * int((nbytes > 0).sum()) / int(nbytes.sum())
 
 
-def evaluate_model(model: Path, cache_dir: Path, seed: int = 0, profile: str = "tiny", **limits: str) -> dict:
+def evaluate_model(
+    model: Path,
+    cache_dir: Path,
+    seed: int = 0,
+    profile: str = "tiny",
+    flags: tuple[str, ...] = (),
+    **limits: str,
+) -> dict:
     """The sealed evaluator's outcome for a model archive, as the runner starts it (`python -I -m
     swarm.runner.evaluator`, the profile's constants from the repository's prepare.py); `limits` adds
-    options (e.g. `**{"--max-model-bytes": "1000"}`). The device is CUDA when torch sees one."""
+    options (e.g. `**{"--max-model-bytes": "1000"}`), `flags` options without a value. The device is CUDA when torch sees one."""
     import hashlib
     import json
 
@@ -83,6 +90,7 @@ def evaluate_model(model: Path, cache_dir: Path, seed: int = 0, profile: str = "
     argv += ["--device", "cuda" if torch.cuda.is_available() else "cpu"]
     for key, value in limits.items():
         argv += [key, value]
+    argv += list(flags)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTORESEARCH_", "PYTHON"))}
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
