@@ -35,3 +35,6 @@ class RunnerSettings:
     # lets it write only its run directory: more variables (names) and directories ($VARS expanded) here.
     trainer_env: tuple[str, ...] = ()
     trainer_writable: tuple[str, ...] = ()
+    # On a CPU slot, run as on CUDA: compiled under bf16 autocast (the evaluator's --mirror; train.py's
+    # AUTORESEARCH_CUDA_MIRROR=1), so the GPU path is exercised without a GPU.
+    cuda_mirror: bool = False
