@@ -52,6 +52,7 @@ PROFILES = {
         "vocab_size": 8192,  # tokenizer vocabulary, special tokens included
         "time_budget": 300,  # seconds of training (startup and evaluation excluded)
         "eval_tokens": 20971520,  # 40 * 524288 validation tokens
+        "eval_batch_size": 32,  # rows per forward of the sealed evaluator (export_model exports for it)
         "hf_train_shards": 10,  # training shards `--source hf` downloads by default
         "tokenizer_chars": 1000000000,  # training text the tokenizer sees at most
         "local_train_shards": 8,  # shards `--source local` builds (plus the validation shard)
@@ -64,6 +65,7 @@ PROFILES = {
         "vocab_size": 2048,
         "time_budget": 15,
         "eval_tokens": 65536,
+        "eval_batch_size": 16,
         "hf_train_shards": 1,
         "tokenizer_chars": 3000000,
         "local_train_shards": 2,
@@ -83,6 +85,7 @@ MAX_SEQ_LEN = _SETTINGS["max_seq_len"]
 VOCAB_SIZE = _SETTINGS["vocab_size"]
 TIME_BUDGET = _SETTINGS["time_budget"]
 EVAL_TOKENS = _SETTINGS["eval_tokens"]
+EVAL_BATCH_SIZE = _SETTINGS["eval_batch_size"]
 
 BASE_URL = "https://huggingface.co/datasets/karpathy/climbmix-400b-shuffle/resolve/main"
 MAX_SHARD = 6542  # the last climbmix shard is shard_06542.parquet
@@ -531,16 +534,20 @@ def write_eval_files() -> None:
     print(f"Eval: {rows} validation rows of {MAX_SEQ_LEN + 1} tokens and token byte lengths in {EVAL_DIR}")
 
 
-def export_model(model: torch.nn.Module, batch_size: int, path: str | Path = MODEL_FILE) -> None:
+def export_model(
+    model: torch.nn.Module, batch_size: int | None = None, path: str | Path = MODEL_FILE
+) -> None:
     """Hand the trained model over for evaluation: a torch.export program of `model(idx) -> logits` for
-    (batch_size, MAX_SEQ_LEN) token ids, saved to `path` (the run directory's model.pt2).
+    (EVAL_BATCH_SIZE, MAX_SEQ_LEN) token ids, saved to `path` (the run directory's model.pt2). The batch
+    size is the evaluator's, fixed here and not by train.py (so a model cannot pick the batches its
+    causality check sees); `batch_size` is ignored and kept so that every train.py's call still works.
 
     The runner's evaluator loads it without any of train.py's Python, so the program must be plain aten
     operators with parameters and buffers as tensors, stateless, with a static input shape, and causal: the
     logits at position t may depend on tokens 0..t only. FlexAttention exports but does not serialise
     (torch 2.13): switch the model to SDPA masks first."""
     device = next(model.parameters()).device
-    idx = torch.zeros((batch_size, MAX_SEQ_LEN), dtype=torch.long, device=device)
+    idx = torch.zeros((EVAL_BATCH_SIZE, MAX_SEQ_LEN), dtype=torch.long, device=device)
     was_training = model.training
     model.eval()
     with torch.no_grad():

@@ -28,6 +28,13 @@ class DataError(SwarmError):
     """The prepared data cache is missing, predates sealed evaluation, or does not match its pinned manifest."""
 
 
+class DeviceFault(DataError):
+    """The machine, not the model, failed the evaluation: no CUDA, a compiler that fails, out of memory on a
+    known-good shape, a compiled forward that fails where the eager one works. Like a changed data cache
+    (hence the subclass: every path that stops on one stops on this), nothing is recorded: the job is
+    requeued and the runner stops with this line."""
+
+
 class ModelRejected(SwarmError):
     """A handed-over model breaks the sealed-evaluation contract: its run is `invalid` with this reason."""
 

@@ -12,6 +12,10 @@ when the program becomes a module, and a call target may name any attribute of t
   nothing the program mutates between calls (a stateful program could tell a check from the real
   evaluation), and one integer input of a static shape.
 
+Once checked, strip_metadata_asserts removes the `aten._assert_tensor_metadata` nodes torch.export puts
+before every `.to()` / `.float()`: they pin the dtype seen when tracing (fp32), so under the evaluator's bf16
+autocast the first one fails an honest model. They compute nothing (no result, no use); the casts stay.
+
 `TORCH_FORCE_WEIGHTS_ONLY_LOAD=1` (set by the evaluator before torch loads anything) makes every torch.load
 inside the loader refuse pickled code as a second line. Whatever fails is `ArtifactRejected`: the run is
 `invalid`, never the runner's crash.
@@ -138,3 +142,24 @@ def _check_target(target, torch) -> None:
     schema = target._schema
     if schema.is_mutable or target._opname in _DENIED_OPS or any(a.is_out for a in schema.arguments):
         raise ArtifactRejected(f"the program calls {target}, which writes outside its result")
+
+
+def strip_metadata_asserts(program) -> int:
+    """Remove the traced-dtype asserts from a checked program's graphs (see the module docstring); returns
+    how many were removed. Only that one operator, and only nodes nothing reads, so what check_program
+    accepted is what runs, less the asserts."""
+    import torch
+
+    target = torch.ops.aten._assert_tensor_metadata.default
+    removed = 0
+    for module in program.graph_module.modules():
+        graph = getattr(module, "graph", None)
+        if graph is None:
+            continue
+        asserts = [n for n in graph.nodes if n.op == "call_function" and n.target is target and not n.users]
+        for node in asserts:
+            graph.erase_node(node)
+        if asserts:
+            module.recompile()
+            removed += len(asserts)
+    return removed

@@ -44,7 +44,7 @@ from swarm.board.experiments import (
     TIMEOUT,
 )
 from swarm.board.run_record import is_cpu_slot
-from swarm.errors import DataError
+from swarm.errors import DataError, DeviceFault
 from swarm.repo.git import file_at
 from swarm.runner.caches import cache_environment, without_cache_locations
 from swarm.runner.devices import gpu_mounts, library_path_targets, library_paths, slot_gpu, uvm_problem
@@ -196,6 +196,8 @@ def evaluator_command(plan: RunPlan, model: Path, result: Path, seed: int) -> li
         "--seed",
         str(seed),
         "--wait",
+        *(["--batch-size", str(c["eval_batch_size"])] if "eval_batch_size" in c else []),
+        *(["--mirror"] if plan.settings.cuda_mirror and is_cpu_slot(plan.slot) else []),
     ]
 
 
@@ -380,6 +382,8 @@ class Evaluator:
         kind = outcome.get("outcome")
         if kind == "data_error":
             raise DataError(str(outcome.get("reason")))
+        if kind == "device_error":  # the machine failed, not the model: requeued, the runner stops
+            raise DeviceFault(str(outcome.get("reason")))
         if kind == "invalid":
             return {**fields, "status": INVALID, "reason": str(outcome.get("reason"))}
         value = outcome.get("val_bpb")

@@ -12,6 +12,9 @@ from typing import Any
 from swarm.errors import SwarmError
 
 PROFILE_KEYS = ("max_seq_len", "vocab_size", "time_budget", "eval_tokens")
+# Read when present: a prepare.py from before the evaluator fixed its batch size has none (the evaluator
+# then takes the program's own batch size).
+OPTIONAL_KEYS = ("eval_batch_size",)
 
 
 def read_profiles(source: str | bytes, where: str = "prepare.py") -> dict[str, dict[str, Any]]:
@@ -45,14 +48,16 @@ def time_budget(source: str | bytes, profile: str, where: str = "prepare.py") ->
 
 
 def profile_constants(source: str | bytes, profile: str, where: str = "prepare.py") -> dict[str, int]:
-    """max_seq_len, vocab_size, time_budget and eval_tokens of a profile, each a positive integer (what the
-    evaluator needs to know of the profile)."""
+    """max_seq_len, vocab_size, time_budget and eval_tokens of a profile, and eval_batch_size where it has
+    one, each a positive integer (what the evaluator needs to know of the profile)."""
     profiles = read_profiles(source, where)
     if profile not in profiles:
         raise SwarmError(f"{where}: no profile {profile!r} in PROFILES (known: {', '.join(profiles)})")
     constants = {}
-    for key in PROFILE_KEYS:
+    for key in PROFILE_KEYS + OPTIONAL_KEYS:
         value = profiles[profile].get(key)
+        if key in OPTIONAL_KEYS and value is None:
+            continue
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise SwarmError(f"{where}: PROFILES[{profile!r}][{key!r}] is not a positive integer")
         constants[key] = value
