@@ -560,7 +560,8 @@ def main():
     x, y, epoch = next(train_loader)
 
     name = device_name(device)
-    print(f"profile {PROFILE} on {name}: {num_params / 1e6:.2f}M params, width {width}, depth {DEPTH}")
+    how = " (compiled, bf16 autocast)" if compiled else ""
+    print(f"profile {PROFILE} on {name}{how}: {num_params / 1e6:.2f}M params, width {width}, depth {DEPTH}")
     print(
         f"time budget {TIME_BUDGET}s, {TOTAL_BATCH_SIZE} tokens per step = {grad_accum} x {tokens_per_pass}"
     )
