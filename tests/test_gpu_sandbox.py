@@ -176,7 +176,9 @@ def test_caches_are_per_agent_and_a_control_compiles_cold(tmp_path):
     caches = CompileCaches(tmp_path / "compile-cache")
     a, b = caches.trainer({"agent": "gpu0"}), caches.trainer({"agent": "gpu1"})
     assert a is not None and b is not None and a != b and a.is_dir()
-    assert caches.trainer({"agent": "gpu0", "control": True}) is None
+    assert caches.trainer({"agent": "gpu0", "control": True, "verify_of": "e1"}) is None  # a control
+    assert caches.trainer({"agent": "gpu0", "verify_of": "e1", "requested_by": "calibration"}) is None
+    assert caches.trainer({"agent": "gpu0", "validate_of": "e1"}) is None
     assert caches.trainer({"agent": "../gpu1"}) is None and caches.trainer({}) is None
     assert caches.evaluator() not in (a, b)
 

@@ -9,10 +9,12 @@ compiled kernels that later runs load and execute, so whoever can write one can 
 that reads it. Hence:
 - a trainer's cache is its agent's own: only runs of that agent's commits bind it writable, so what an
   agent's train.py writes there can only ever slow that agent's own later runs;
-- a control run (the reference rerun beside a confirmation rerun, swarm.board.verification) gets none: the
-  reference may be the agent's own earlier commit, and the runs a result is judged against must not read
-  anything the agent's code could have written. It compiles cold in its sandbox's private /tmp, which the
-  clock's allowance fits (only what runs in the training window counts);
+- a verification rerun (swarm.board.verification: a confirmation rerun, its control, a calibration rerun of a
+  baseline, a rerun anyone asked for) gets none. A control reruns the agent's reference, which may be the
+  agent's own earlier commit, and the runs a result is judged against must not read anything the agent's
+  code could have written; calibration and confirmation reruns measure the class's noise, which every
+  agent's keep depends on. Each compiles cold in its sandbox's private /tmp, which the clock's allowance
+  fits (the compile is outside the training window), and a cold compile makes the same kernels;
 - the evaluator's cache is bound only into evaluator sandboxes, which compile the checked program, never a
   trainer's code; no trainer sandbox binds it.
 Cache-location variables the operator has set (TORCHINDUCTOR_CACHE_DIR, ...) never reach a sandbox: their
@@ -64,9 +66,11 @@ class CompileCaches:
         self.root = Path(root)
 
     def trainer(self, job: dict[str, Any]) -> Path | None:
-        """The job's trainer cache (made here), or None for a control run or a job no agent can be named for."""
+        """The job's trainer cache (made here), or None for a verification rerun (a control included) or a
+        job no agent can be named for."""
         agent = job.get("agent")
-        if is_control(job) or not isinstance(agent, str) or not _SAFE_NAME.fullmatch(agent):
+        rerun = is_control(job) or job.get("verify_of") or job.get("validate_of")
+        if rerun or not isinstance(agent, str) or not _SAFE_NAME.fullmatch(agent):
             return None
         return self._made(self.root / "agents" / agent)
 
