@@ -29,7 +29,7 @@ def _add_machine_commands(sub) -> None:
         sub,
         "doctor",
         "swarm.doctor:cmd_doctor",
-        "report python, torch, CUDA devices, tmux, git and the data cache",
+        "check this machine: python, torch and CUDA, the driver, compiler, tmux, git, sandbox, data cache",
     )
     doctor.add_argument(
         "--smoke",

@@ -17,7 +17,7 @@ from pathlib import Path
 import swarm
 from swarm.board.state import BoardState
 from swarm.board.store import Board
-from swarm.errors import GitError
+from swarm.errors import GitError, SwarmError
 from swarm.orchestration.gpus import detect_gpus
 from swarm.repo.paths import main_repo, run_paths
 from swarm.results.display import escape_text
@@ -214,6 +214,8 @@ def cmd_smoke(profile: str | None) -> int:
 def cmd_doctor(args) -> int:
     if getattr(args, "smoke", False):
         return cmd_smoke(getattr(args, "profile", None))
+    if getattr(args, "profile", None):
+        raise SwarmError("--profile goes with --smoke (swarm doctor --smoke --profile tiny)")
     rows = report()
     width = max(len(name) for name, _ in rows) + 1
     for name, value in rows:
