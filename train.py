@@ -8,7 +8,8 @@ The runner's evaluator computes val_bpb from it (`python -m swarm.runner.evaluat
 A modern small GPT in the nanochat / autoresearch style: RoPE, QK-norm, ReLU^2 MLP, value embeddings,
 per-layer residual scalars, sliding-window attention, logit softcap, untied embeddings; Muon with NorMuon
 variance normalisation for the matrices and AdamW for the rest; the schedule follows elapsed training time.
-On a CUDA GPU it trains in bf16 autocast under torch.compile; on a CPU in fp32, eagerly (the tiny profile).
+On a CUDA GPU it trains in bf16 autocast under torch.compile; on a CPU in fp32, eagerly (the tiny profile), or
+as on CUDA when the runner sets AUTORESEARCH_CUDA_MIRROR=1 (its CPU mirror of the CUDA path).
 """
 
 import gc
@@ -477,10 +478,23 @@ def muon_momentum(step):
 # ---------------------------------------------------------------------------
 
 
+# Set by the runner, never by an agent: "cuda" on a GPU slot, the CPU mirror of the CUDA path (compiled, bf16
+# autocast on the CPU), and a step limit for `swarm doctor --smoke`.
+SLOT_DEVICE = os.environ.get("AUTORESEARCH_DEVICE", "")
+CUDA_MIRROR = os.environ.get("AUTORESEARCH_CUDA_MIRROR") == "1"
+SMOKE_STEPS = int(os.environ.get("AUTORESEARCH_SMOKE_STEPS") or 0)
+
+
 def pick_device():
-    """The accelerator torch finds (CUDA_VISIBLE_DEVICES decides which GPU), else the CPU."""
+    """The accelerator torch finds (CUDA_VISIBLE_DEVICES decides which GPU), else the CPU; on a GPU slot
+    without one, fail at once (a machine fault) rather than train the GPU profile on the CPU until the timeout."""
     if torch.accelerator.is_available():
         return torch.accelerator.current_accelerator()
+    if SLOT_DEVICE == "cuda":
+        fail(
+            "this is a GPU slot but torch finds no CUDA device "
+            f"(torch {torch.__version__}, CUDA build {torch.version.cuda}; run `swarm doctor`)"
+        )
     return torch.device("cpu")
 
 
@@ -515,7 +529,8 @@ def main():
     on_cuda = device.type == "cuda"
     if on_cuda:
         torch.set_float32_matmul_precision("high")
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if on_cuda else nullcontext()
+    compiled = on_cuda or CUDA_MIRROR
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if compiled else nullcontext()
 
     tokenizer = Tokenizer.from_directory()
     vocab_size = tokenizer.get_vocab_size()
@@ -539,13 +554,14 @@ def main():
     if TOTAL_BATCH_SIZE % tokens_per_pass:
         fail(f"TOTAL_BATCH_SIZE {TOTAL_BATCH_SIZE} is not a multiple of DEVICE_BATCH_SIZE x MAX_SEQ_LEN")
     grad_accum = TOTAL_BATCH_SIZE // tokens_per_pass
-    optimizer = MuonAdamW(model.param_groups(), compile_steps=on_cuda)
-    run_model = torch.compile(model, dynamic=False) if on_cuda else model
+    optimizer = MuonAdamW(model.param_groups(), compile_steps=compiled)
+    run_model = torch.compile(model, dynamic=False) if compiled else model
     train_loader = make_dataloader(tokenizer, DEVICE_BATCH_SIZE, MAX_SEQ_LEN, "train", device=device)
     x, y, epoch = next(train_loader)
 
     name = device_name(device)
-    print(f"profile {PROFILE} on {name}: {num_params / 1e6:.2f}M params, width {width}, depth {DEPTH}")
+    how = " (compiled, bf16 autocast)" if compiled else ""
+    print(f"profile {PROFILE} on {name}{how}: {num_params / 1e6:.2f}M params, width {width}, depth {DEPTH}")
     print(
         f"time budget {TIME_BUDGET}s, {TOTAL_BATCH_SIZE} tokens per step = {grad_accum} x {tokens_per_pass}"
     )
@@ -553,7 +569,7 @@ def main():
     if on_cuda and peak_flops is None:
         print(f"no peak bf16 FLOP/s known for {name}: mfu_percent will read 0")
     # A compiled model spends its first steps compiling: those are not counted as training time.
-    untimed_steps = 10 if on_cuda else 1
+    untimed_steps = 10 if compiled and not SMOKE_STEPS else 1
     explode_at = 3 * math.log(vocab_size)  # three times the loss of a uniform guess
     training_time = 0.0
     timed_steps = 0
@@ -604,6 +620,8 @@ def main():
                 flush=True,
             )
         if step > untimed_steps and training_time >= TIME_BUDGET:
+            break
+        if SMOKE_STEPS and step >= SMOKE_STEPS:
             break
 
     # Hand the model over: the runner's evaluator measures val_bpb from it, on data train.py never reads.

@@ -25,11 +25,19 @@ def _command(sub, name: str, handler: str, help: str, **kwargs) -> argparse.Argu
 
 
 def _add_machine_commands(sub) -> None:
-    _command(
+    doctor = _command(
         sub,
         "doctor",
         "swarm.doctor:cmd_doctor",
-        "report python, torch, CUDA devices, tmux, git and the data cache",
+        "check this machine: python, torch and CUDA, the driver, compiler, tmux, git, sandbox, data cache",
+    )
+    doctor.add_argument(
+        "--smoke",
+        action="store_true",
+        help="run a few sealed, compiled steps on every GPU (or a CPU worker): trainer, export, evaluator",
+    )
+    doctor.add_argument(
+        "--profile", help="with --smoke: the profile (default: AUTORESEARCH_PROFILE, else h100)"
     )
 
 

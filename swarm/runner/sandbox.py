@@ -211,9 +211,13 @@ def trainer_sandbox(
     cache: Path | None,
     python: str | None = None,
     writable: Iterable[str | Path] = (),
+    devices: Iterable[Mount] | None = None,
+    readable: Iterable[str | Path] = (),
 ) -> Sandbox:
-    """A trainer: writes its run directory (and `writable`, from [runner] trainer_writable) only."""
-    mounts = system_mounts(python)
+    """A trainer: writes its run directory (and `writable`: [runner] trainer_writable, its compile cache)
+    only. `devices`: the slot's device nodes (swarm.runner.devices), else every GPU's; `readable`: more
+    read-only paths (the libraries the library-path variables name)."""
+    mounts = _with_devices(system_mounts(python, gpu=devices is None), devices, readable)
     if cache is not None and Path(cache).is_dir():
         mounts.append(Mount("ro", str(cache)))
         eval_dir = hidden_eval_dir(cache)
@@ -224,11 +228,20 @@ def trainer_sandbox(
     return Sandbox(tuple(mounts), cwd=str(run_dir), name="trainer")
 
 
-def evaluator_sandbox(run_dir: Path, cache: Path, result_dir: Path, python: str | None = None) -> Sandbox:
+def evaluator_sandbox(
+    run_dir: Path,
+    cache: Path,
+    result_dir: Path,
+    python: str | None = None,
+    devices: Iterable[Mount] | None = None,
+    readable: Iterable[str | Path] = (),
+    writable: Iterable[str | Path] = (),
+) -> Sandbox:
     """The evaluator: reads the run directory and the whole cache (validation files included), writes only
-    `result_dir` (inside or beside the run directory; created here)."""
+    `result_dir` (inside or beside the run directory; created here) and `writable` (its compile cache);
+    `devices` and `readable` as for a trainer."""
     Path(result_dir).mkdir(parents=True, exist_ok=True)
-    mounts = system_mounts(python)
+    mounts = _with_devices(system_mounts(python, gpu=devices is None), devices, readable)
     # the evaluator is `python -I -m swarm.runner.evaluator`: the swarm package, read-only (an editable
     # install keeps it outside the interpreter's directories)
     mounts += [
@@ -236,8 +249,17 @@ def evaluator_sandbox(run_dir: Path, cache: Path, result_dir: Path, python: str 
     ]
     mounts.append(Mount("ro", str(cache)))
     mounts.append(Mount("ro", str(run_dir)))
+    mounts += [Mount("rw", d) for d in _existing(writable)]
     mounts.append(Mount("rw", str(result_dir)))
     return Sandbox(tuple(mounts), cwd=str(run_dir), name="evaluator")
+
+
+def _with_devices(
+    mounts: list[Mount], devices: Iterable[Mount] | None, readable: Iterable[str | Path]
+) -> list[Mount]:
+    bound = [m.path for m in mounts if m.kind == "ro"]
+    mounts = mounts + [Mount("ro", p) for p in _existing(readable) if not _under_any(p, bound)]
+    return mounts + list(devices or ())
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,8 @@ from swarm.board.experiments import (
 from swarm.board.run_record import is_cpu_slot
 from swarm.errors import DataError, DeviceFault
 from swarm.repo.git import file_at
+from swarm.runner.caches import cache_environment, without_cache_locations
+from swarm.runner.devices import gpu_mounts, library_path_targets, library_paths, slot_gpu, uvm_problem
 from swarm.runner.process import output_overflowed, run_with_timeout, start_in_group
 from swarm.runner.pruning import Monitor
 from swarm.runner.sandbox import evaluator_sandbox, reduced_environment, trainer_sandbox
@@ -84,6 +86,11 @@ class RunPlan:
     sandboxed: bool = (
         True  # trainer and evaluator in bubblewrap sandboxes (not with `swarm spawn --unsealed`)
     )
+    # Persistent compile caches (swarm.runner.caches): the trainer's (its agent's; None: cold, private) and
+    # the evaluator's. One that is not a directory here (a Ray node) is not used.
+    compile_cache: Path | None = None
+    eval_cache: Path | None = None
+    smoke_steps: int = 0  # `swarm doctor --smoke`: train.py stops after this many steps
 
     @property
     def budget_cap(self) -> float:
@@ -122,23 +129,42 @@ def trainer_environment(plan: RunPlan) -> dict[str, str]:
     """What training needs and nothing else: no API keys, no SWARM_* (swarm.runner.sandbox), the data cache
     named explicitly (a sandboxed trainer's HOME is its private /tmp)."""
     env = reduced_environment(plan.environ, plan.settings.trainer_env, sandboxed=plan.sandboxed)
-    env.update(_device_environment(plan.slot))
+    if plan.sandboxed:  # the operator's cache paths are not mounted in a sandbox (swarm.runner.caches)
+        env = without_cache_locations(env)
+    env.update(cache_environment(_usable(plan.compile_cache)))
+    env.update(_device_environment(plan))
     env["AUTORESEARCH_CACHE_DIR"] = str(cache_dir(plan.profile, plan.environ))
     env["AUTORESEARCH_PROFILE"] = plan.profile
     env["PYTHONUNBUFFERED"] = "1"
+    # train.py's switches are the runner's alone: the slot's device, the CPU mirror, the smoke's step limit
+    env["AUTORESEARCH_DEVICE"] = "cpu" if is_cpu_slot(plan.slot) else "cuda"
+    for name, on in (
+        ("AUTORESEARCH_CUDA_MIRROR", "1" if plan.settings.cuda_mirror and is_cpu_slot(plan.slot) else ""),
+        ("AUTORESEARCH_SMOKE_STEPS", str(plan.smoke_steps) if plan.smoke_steps else ""),
+    ):
+        env.pop(name, None)
+        if on:
+            env[name] = on
     return env
 
 
 def start_trainer(plan: RunPlan, run_dir: Path, log: Path):
+    env = trainer_environment(plan)
     sandbox = None
     if plan.sandboxed:
         writable = [os.path.expandvars(path) for path in plan.settings.trainer_writable]
+        writable += [p for p in [_usable(plan.compile_cache)] if p is not None]
         cache = cache_dir(plan.profile, plan.environ)
-        sandbox = trainer_sandbox(run_dir, cache, plan.settings.python or None, writable)
+        sandbox = trainer_sandbox(
+            run_dir,
+            cache,
+            plan.settings.python or None,
+            writable,
+            devices=_slot_devices(plan, log),
+            readable=library_path_targets(env),
+        )
     limit = int(plan.settings.log_limit_mb * 1e6)
-    return start_in_group(
-        trainer_command(plan), run_dir, trainer_environment(plan), log, limit, sandbox=sandbox
-    )
+    return start_in_group(trainer_command(plan), run_dir, env, log, limit, sandbox=sandbox)
 
 
 def evaluator_command(plan: RunPlan, model: Path, result: Path, seed: int) -> list[str]:
@@ -180,14 +206,10 @@ def evaluator_environment(plan: RunPlan, work: Path) -> dict[str, str]:
     could hand the evaluator a poisoned kernel)."""
     env = {k: plan.environ[k] for k in EVALUATOR_ENV_KEYS if k in plan.environ}
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    env.update(_device_environment(plan.slot))
-    env.update(
-        PYTHONUNBUFFERED="1",
-        TORCH_FORCE_WEIGHTS_ONLY_LOAD="1",
-        TMPDIR=str(work),
-        TORCHINDUCTOR_CACHE_DIR=str(work / "inductor"),
-        TRITON_CACHE_DIR=str(work / "triton"),
-    )
+    env.update(_device_environment(plan))
+    env.update(library_paths(plan.environ))  # where CUDA's and Triton's libraries are, as the trainer has
+    env.update(PYTHONUNBUFFERED="1", TORCH_FORCE_WEIGHTS_ONLY_LOAD="1", TMPDIR=str(work))
+    env.update(cache_environment(_usable(plan.eval_cache) or work))
     return env
 
 
@@ -198,12 +220,47 @@ def start_evaluator(plan: RunPlan, run_dir: Path, work: Path, argv: list[str], l
     sandbox = None
     if plan.sandboxed:
         assert plan.data is not None
-        sandbox = evaluator_sandbox(run_dir, plan.data.root, work, plan.settings.python or None)
+        sandbox = evaluator_sandbox(
+            run_dir,
+            plan.data.root,
+            work,
+            plan.settings.python or None,
+            devices=_slot_devices(plan, log),
+            readable=library_path_targets(plan.environ),
+            writable=[p for p in [_usable(plan.eval_cache)] if p is not None],
+        )
     return start_in_group(argv, work, env, log, EVALUATOR_LOG_BYTES, stdin=subprocess.PIPE, sandbox=sandbox)
 
 
-def _device_environment(slot: str) -> dict[str, str]:
-    return {"CUDA_VISIBLE_DEVICES": "" if is_cpu_slot(slot) else slot, "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+def _device_environment(plan: RunPlan) -> dict[str, str]:
+    """The slot's GPU for CUDA: none on a CPU slot; in a sandbox that holds only its node, named by its UUID
+    (swarm.runner.devices)."""
+    slot = plan.slot
+    visible = slot
+    if is_cpu_slot(slot):
+        visible = ""
+    elif plan.sandboxed and slot.isdigit():
+        visible = slot_gpu(slot).visible
+    return {"CUDA_VISIBLE_DEVICES": visible, "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+
+
+def _slot_devices(plan: RunPlan, log: Path):
+    """The device nodes of the slot's sandboxes (no GPU's on a CPU slot; every GPU's for a slot that is not
+    a GPU index). Before the first GPU sandbox, /dev/nvidia-uvm is made if missing; when it cannot be, the
+    run's log says why (CUDA will not start in the sandbox)."""
+    if is_cpu_slot(plan.slot):
+        return []
+    if not plan.slot.isdigit():
+        return None
+    problem = uvm_problem()
+    if problem:
+        with open(log, "ab") as f:
+            f.write(f"# runner: {problem}\n".encode())
+    return gpu_mounts(plan.slot)
+
+
+def _usable(path: Path | None) -> Path | None:
+    return path if path is not None and Path(path).is_dir() else None
 
 
 def _wait(proc, timeout: float, grace: float) -> tuple[int, bool]:

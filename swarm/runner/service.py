@@ -49,6 +49,8 @@ from swarm.config import load_section
 from swarm.errors import DataError, SandboxError, SwarmError
 from swarm.repo.git import FULL_SHA, file_at, require_sha
 from swarm.repo.paths import run_paths
+from swarm.runner.caches import CACHE_DIR as COMPILE_CACHE_DIR
+from swarm.runner.caches import CompileCaches
 from swarm.runner.executor import Executor, LocalExecutor
 from swarm.runner.inbox import Ingestor
 from swarm.runner.process import end_stale_group
@@ -359,6 +361,8 @@ class Runner:
             slot=self.slot,
             settings=self.settings,
             allowance_s=self._allowance(profile, base, device),
+            compile_cache=CompileCaches(self.board.directory / COMPILE_CACHE_DIR).trainer(job),
+            eval_cache=CompileCaches(self.board.directory / COMPILE_CACHE_DIR).evaluator(),
             data=self.data(profile),
             environ=dict(os.environ),
             sandboxed=self.sandboxed,
