@@ -16,7 +16,8 @@ checks it (artifact.py) and loads it; then
   the profile's validation rows and divides by ln 2 times the UTF-8 bytes of the target tokens (special
   tokens count in neither sum), exactly the upstream metric.
 
-It writes one JSON object to --result: {"outcome": "measured", "val_bpb": ..., "eval_seconds": ...},
+It writes one JSON object to --result: {"outcome": "measured", "val_bpb": ..., "weights_sha256": ...,
+"eval_seconds": ...} (the digest of the program's tensors, which the runner compares with the trainer's commit),
 {"outcome": "invalid", "reason": ...} for a model that breaks the contract, or {"outcome": "data_error",
 "reason": ...} when the cache does not match its manifest (the runner then stops: nothing is recorded).
 On CUDA it evaluates under bf16 autocast with the program compiled; on a CPU in fp32, eagerly.
@@ -35,6 +36,7 @@ from pathlib import Path
 from swarm.board.experiments import BAD_MODEL, LOOKS_AHEAD
 from swarm.errors import ArtifactRejected, DataError, ModelRejected
 from swarm.runner.artifact import check_archive, check_program
+from swarm.runner.clock import program_digest
 from swarm.target.data import TOKEN_BYTES, VAL_TOKENS, load_manifest
 
 # Every torch.load the archive loader makes refuses pickled code; set before torch is imported (it is read
@@ -63,9 +65,11 @@ def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
         model = _read_regular_file(Path(args.model), args.max_model_bytes)
         program = load_model(model, args.seq_len)
+        weights = program_digest(program)  # as loaded, before anything moves it: the runner's clock compares
         result = {
             "outcome": "measured",
             "val_bpb": evaluate_program(program, rows, token_bytes, args.device, args.seed),
+            "weights_sha256": weights,
         }
     except ModelRejected as e:
         result = {"outcome": "invalid", "reason": str(e)}

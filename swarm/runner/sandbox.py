@@ -71,6 +71,7 @@ TRAINER_ENV = (
 )
 # An environment variable that holds a secret, by its name.
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|COOKIE|AUTH", re.IGNORECASE)
+DATA_DIR = "data"  # <cache>/data/: the training shards (handed out by the runner's clock in sealed runs)
 EVAL_DIR = "eval"  # <cache>/eval/: the validation shard and token byte lengths (the evaluator's alone)
 SANDBOX_TMP = "/tmp"
 PROBE_TIMEOUT_S = 10.0
@@ -211,14 +212,20 @@ def trainer_sandbox(
     cache: Path | None,
     python: str | None = None,
     writable: Iterable[str | Path] = (),
+    hide_data: bool = False,
 ) -> Sandbox:
-    """A trainer: writes its run directory (and `writable`, from [runner] trainer_writable) only."""
+    """A trainer: writes its run directory (and `writable`, from [runner] trainer_writable) only. With
+    `hide_data` its training shards (<cache>/data) are not there either: the runner's clock hands them out
+    (swarm.runner.clock)."""
     mounts = system_mounts(python)
     if cache is not None and Path(cache).is_dir():
         mounts.append(Mount("ro", str(cache)))
         eval_dir = hidden_eval_dir(cache)
         if eval_dir.is_dir():
             mounts.append(Mount("tmpfs", str(eval_dir)))
+        data_dir = Path(cache) / DATA_DIR
+        if hide_data and data_dir.is_dir():
+            mounts.append(Mount("tmpfs", str(data_dir)))
     mounts += [Mount("rw", d) for d in _existing(writable)]
     mounts.append(Mount("rw", str(run_dir)))
     return Sandbox(tuple(mounts), cwd=str(run_dir), name="trainer")
