@@ -129,7 +129,8 @@ def test_tiny_profile_trains_on_the_cpu_and_hands_over_a_model_the_evaluator_mea
     assert summary["profile"] == "tiny" and summary["device"].startswith("cpu")
     assert summary["peak_vram_mb"] == 0.0 and summary["mfu_percent"] == 0.0
     assert summary["depth"] == 2 and summary["num_steps"] > 5
-    assert prep.TIME_BUDGET <= summary["training_seconds"] <= prep.TIME_BUDGET * 1.1
+    # it stops before a step that would end past the budget: at most one step short, over only by slowness
+    assert prep.TIME_BUDGET / 2 <= summary["training_seconds"] <= prep.TIME_BUDGET + 3
     assert summary["total_seconds"] >= summary["training_seconds"]
     outcome = evaluate_model(tmp_path / "model.pt2", tiny_cache)
     untrained = uniform_bpb(tiny_cache)
