@@ -496,3 +496,18 @@ def test_real_train_py_untimed_steps_are_invalid_and_one_slow_step_is_not(sealed
         "reason"
     )
     assert untimed_run["window_seconds"] > 18.0
+
+
+def test_a_baseline_that_overran_the_allowance_still_teaches_it(make_swarm_run):
+    """Issue 18: the allowance before a class's first baseline may be too small for it (a cold compile);
+    the baseline run that overran it still teaches it, so the next one fits."""
+    run = make_swarm_run(train=stand_in_train(sleep_s=1.0))  # 1 s of start-up, no training
+    first = queue(run, stand_in_train(sleep_s=1.0), "baseline")
+    again = queue(run, stand_in_train(sleep_s=1.0), "baseline again")
+    runner = stand_in_runner(run, overhead_default_s=0.5, overhead_slack=0.5, overhead_slack_s=1.0)
+    done = {r["id"]: r for r in iter(runner.step, None)}
+    assert done[first]["status"] == "invalid" and "allowance of 0.5 s" in done[first]["reason"]
+    assert done[again]["status"] == "keep", done[again].get("reason")
+    log = (run.board.directory / done[again]["log"]).read_text()
+    taught = float(log.split("overhead allowance ")[1].split("s")[0])
+    assert taught == pytest.approx(done[first]["wall_seconds"] * 1.5 + 1.0, abs=0.06)  # logged to 0.1 s
