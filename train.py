@@ -510,11 +510,11 @@ def compile_warmup(model, run_model, optimizer, grad_accum, autocast, device, st
     weights and the optimizer back as they were: the compile happens before the training window opens (the
     runner hands out training data only then), and trains nothing."""
     saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    generator = torch.Generator(device=device).manual_seed(0)
-    idx = torch.randint(
-        0, model.config.vocab_size, (DEVICE_BATCH_SIZE, MAX_SEQ_LEN + 1), device=device, generator=generator
-    )
-    x, y = idx[:, :-1], idx[:, 1:]
+    # laid out as the dataloader's batches (contiguous halves of one tensor): a different stride would
+    # compile again at the first real step, inside the window
+    shape = (2, DEVICE_BATCH_SIZE, MAX_SEQ_LEN)
+    pair = torch.randint(0, model.config.vocab_size, shape, generator=torch.Generator().manual_seed(0))
+    x, y = pair.to(device)
     for _ in range(steps):
         for _ in range(grad_accum):
             with autocast:
@@ -578,17 +578,18 @@ def main():
         print(f"no peak bf16 FLOP/s known for {name}: mfu_percent will read 0")
     startup_seconds = time.time() - t_start
 
-    # Before the training window (swarm.runner.clock): compile on dummy batches, and trace the program to hand
-    # over (its tensors are the model's, so it holds the trained weights at the end).
-    t_compile = time.time()
-    if compiled:
-        compile_warmup(model, run_model, optimizer, grad_accum, autocast, device)
-    compile_seconds = time.time() - t_compile
+    # Before the training window (swarm.runner.clock): trace the program to hand over (its tensors are the
+    # model's, so it holds the trained weights at the end), then compile on dummy batches (after the trace,
+    # so that the attention masks compiled against are the ones training uses).
     t_trace = time.time()
     model.prepare_attention(device, use_flex=False)  # FlexAttention exports but does not serialise
     program = trace_model(model, DEVICE_BATCH_SIZE)
     model.prepare_attention(device, use_flex=on_cuda)
     trace_seconds = time.time() - t_trace
+    t_compile = time.time()
+    if compiled:
+        compile_warmup(model, run_model, optimizer, grad_accum, autocast, device)
+    compile_seconds = time.time() - t_compile
 
     # The first batch opens the training window: from here on the runner's clock counts every second.
     train_loader = make_dataloader(tokenizer, DEVICE_BATCH_SIZE, MAX_SEQ_LEN, "train", device=device)
