@@ -20,12 +20,16 @@ and tokenizer live in ~/.cache/autoresearch/<profile>, or in AUTORESEARCH_CACHE_
 from __future__ import annotations
 
 import argparse
+import array
 import base64
 import bisect
+import functools
+import hashlib
 import io
 import json
 import os
 import re
+import socket
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -130,8 +134,11 @@ def list_parquet_files(data_dir: Path = DATA_DIR) -> list[Path]:
     return sorted(p for p in data_dir.iterdir() if p.name.endswith(".parquet"))
 
 
-def _shard_texts(path: Path):
-    """The documents of a shard, a row group (a list of strings) at a time."""
+def _shard_texts(path):
+    """The documents of a shard (a path, or a file the runner's clock handed out), a row group (a list of
+    strings) at a time."""
+    if not isinstance(path, Path):
+        path.seek(0)  # read again in every epoch
     pf = pq.ParquetFile(path)
     for rg in range(pf.num_row_groups):
         yield pf.read_row_group(rg, columns=["text"]).column("text").to_pylist()
@@ -445,7 +452,7 @@ def token_byte_lengths(tokenizer: Tokenizer) -> np.ndarray:
 def _document_batches(split: str, docs_per_batch: int = 128):
     """Endless (documents, epoch) batches: the training shards in order, or the validation shard."""
     if split == "train":
-        paths = list_parquet_files()
+        paths = training_shards()
     else:
         val_path = shard_path(VAL_SHARD)
         paths = [val_path] if val_path.exists() else []
@@ -507,6 +514,77 @@ def make_dataloader(tokenizer: Tokenizer, B: int, T: int, split: str, device=Non
 
 
 # ---------------------------------------------------------------------------
+# The runner's clock (swarm.runner.clock): training time is what lies between the data and the commit
+# ---------------------------------------------------------------------------
+
+# Under the runner, the training shards are hidden from train.py and handed out on request over a socket
+# the runner time-stamps: the training window opens when the data is asked for and closes when the model's
+# weights are committed (hand_over). Time before and after is free but cannot train: there is no data before,
+# and weights changed after their commit are rejected by the evaluator. Run by hand, there is no clock.
+CLOCK_FD_ENV = "AUTORESEARCH_CLOCK_FD"
+WINDOW_OPENED_AT: float | None = None  # time.time() when the training data arrived (the window opened)
+
+
+@functools.cache
+def _clock() -> socket.socket | None:
+    fd = os.environ.get(CLOCK_FD_ENV)
+    return socket.socket(fileno=int(fd)) if fd else None
+
+
+def training_shards() -> list:
+    """The training shards: under the runner, files it hands out (opening the training window), else the
+    paths in DATA_DIR. Cached, so the window opens once."""
+    return list(_training_shards())
+
+
+@functools.cache
+def _training_shards() -> tuple:
+    global WINDOW_OPENED_AT
+    clock = _clock()
+    if clock is None:
+        WINDOW_OPENED_AT = time.time()
+        return tuple(list_parquet_files())
+    clock.send(b"start")
+    shards = []
+    while True:
+        names, fds = _receive(clock)
+        if not names:
+            break
+        shards += [(name, os.fdopen(fd, "rb")) for name, fd in zip(names, fds, strict=True)]
+    WINDOW_OPENED_AT = time.time()
+    return tuple(f for _, f in sorted(shards, key=lambda shard: shard[0]))
+
+
+def _receive(clock: socket.socket) -> tuple[list[str], list[int]]:
+    fds = array.array("i")
+    message, ancillary, _, _ = clock.recvmsg(1 << 16, socket.CMSG_SPACE(256 * fds.itemsize))
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+    if not message:
+        raise SystemExit("prepare.py: the runner's clock closed before handing out the training data")
+    return json.loads(message), list(fds)
+
+
+def training_elapsed() -> float:
+    """Seconds since the training window opened (the first training batch was asked for), 0 before."""
+    return 0.0 if WINDOW_OPENED_AT is None else time.time() - WINDOW_OPENED_AT
+
+
+def weights_digest(program: torch.export.ExportedProgram) -> str:
+    """sha256 of every tensor of an exported program (parameters, buffers, constants): names, dtypes,
+    shapes and bytes. The runner's evaluator computes the same of what it loads (swarm.runner.clock)."""
+    digest = hashlib.sha256()
+    tensors = {f"state:{k}": v for k, v in program.state_dict.items()}
+    tensors.update({f"constant:{k}": v for k, v in program.constants.items() if isinstance(v, torch.Tensor)})
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------
 # Evaluation: what the runner's evaluator reads, and what train.py hands it
 # ---------------------------------------------------------------------------
 
@@ -546,14 +624,29 @@ def export_model(
     operators with parameters and buffers as tensors, stateless, with a static input shape, and causal: the
     logits at position t may depend on tokens 0..t only. FlexAttention exports but does not serialise
     (torch 2.13): switch the model to SDPA masks first."""
+    hand_over(trace_model(model, batch_size), path)
+
+
+def trace_model(model: torch.nn.Module, batch_size: int) -> torch.export.ExportedProgram:
+    """The torch.export program export_model hands over. Its tensors are the model's own (not copies), so a
+    program traced before training holds the trained weights after it: tracing costs no training time."""
     device = next(model.parameters()).device
     idx = torch.zeros((EVAL_BATCH_SIZE, MAX_SEQ_LEN), dtype=torch.long, device=device)
     was_training = model.training
     model.eval()
     with torch.no_grad():
         program = torch.export.export(model, (idx,))
-    torch.export.save(program, str(path))
     model.train(was_training)
+    return program
+
+
+def hand_over(program: torch.export.ExportedProgram, path: str | Path = MODEL_FILE) -> None:
+    """End training: commit the digest of the program's tensors to the runner's clock (closing the training
+    window), then save the program to `path`. Nothing may change the weights after this."""
+    clock = _clock()
+    if clock is not None:
+        clock.send(f"commit {weights_digest(program)}".encode())
+    torch.export.save(program, str(path))
 
 
 # ---------------------------------------------------------------------------

@@ -380,3 +380,164 @@ def test_a_compiler_that_fails_stops_the_runner_and_requeues_the_job(sealed, tmp
     record = latest(sealed.board, eid)
     assert record["status"] == "queued" and record["val_bpb"] is None, record
     assert record["reason"].startswith("requeued: ") and "fails its check" in record["reason"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The clock buys no training (swarm.runner.clock): what lies outside the timed loop is on the runner's clock
+
+
+def data_trainer(
+    before_s: float = 0.0,
+    loop_s: float = 10.0,
+    after_s: float = 0.0,
+    after_commit: int = 0,
+    commit: bool = True,
+) -> str:
+    """A trainer that really trains (a bigram on prepare's batches): `before_s` seconds of untimed steps
+    before its timed loop of `loop_s` (the training_seconds it reports), `after_s` after it, then it hands
+    its model over; with `after_commit` it takes that many steps after the commit and saves the model
+    again; without `commit` it saves its own export, never committing."""
+    return textwrap.dedent(
+        f"""\
+        import time
+        import torch
+        import prepare
+        from prepare import MAX_SEQ_LEN, VOCAB_SIZE, Tokenizer, hand_over, make_dataloader, trace_model
+
+        print("shards visible before asking:", len(prepare.list_parquet_files()), flush=True)
+
+
+        class Model(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.embed = torch.nn.Embedding(VOCAB_SIZE, 16)
+                self.head = torch.nn.Linear(16, VOCAB_SIZE)
+
+            def forward(self, idx):
+                return self.head(self.embed(idx))
+
+
+        model = Model()
+        opt = torch.optim.Adam(model.parameters(), lr=0.01)
+        loader = make_dataloader(Tokenizer.from_directory(), 4, MAX_SEQ_LEN, "train")
+        steps = 0
+
+
+        def step():
+            global steps
+            x, y, _ = next(loader)
+            loss = torch.nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten())
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            steps += 1
+
+
+        def train_for(seconds):
+            end = time.time() + seconds
+            while time.time() < end:
+                step()
+
+
+        train_for({before_s!r})  # untimed, before the loop
+        train_for({loop_s!r})  # the timed loop
+        train_for({after_s!r})  # untimed, after the loop
+        program = trace_model(model, 4)
+        if {commit!r}:
+            hand_over(program)
+        else:
+            torch.export.save(program, "model.pt2")
+        for _ in range({after_commit!r}):
+            step()
+        if {after_commit!r}:
+            torch.export.save(program, "model.pt2")  # the same program: its tensors are the trained weights
+        print("---")
+        print("training_seconds: {loop_s}")
+        print("num_steps:        " + str(steps))
+        print("profile:          tiny")
+        """
+    )
+
+
+def test_training_outside_the_timed_loop_is_on_the_runners_clock_or_rejected(sealed):
+    """The issue's untimed steps before and after the loop, steps after the hand-over, a hand-over that
+    skips the commit; the tiny budget is 15 s (limit 18 s)."""
+    ids = {
+        "honest": queue(sealed, data_trainer(loop_s=8.0), "honest"),
+        "before": queue(sealed, data_trainer(before_s=6.0, loop_s=14.0), "6 s of steps before the loop"),
+        "after": queue(sealed, data_trainer(loop_s=14.0, after_s=6.0), "6 s of steps after the loop"),
+        "after commit": queue(sealed, data_trainer(loop_s=1.0, after_commit=50), "steps after the commit"),
+        "no commit": queue(sealed, data_trainer(loop_s=1.0, commit=False), "its own export, no commit"),
+    }
+    runner = Runner(sealed.repo, sealed.board, "cpu0", RunnerSettings(kill_grace_s=0.5), **QUIET)
+    done = {r["id"]: r for r in iter(runner.step, None)}
+    honest, before, after, late, uncommitted = (done[ids[k]] for k in ids)
+    log = (sealed.board.directory / honest["log"]).read_text()
+    assert "shards visible before asking: 0" in log  # nothing to train on before the runner's clock starts
+    assert honest["status"] in MEASURED and 8.0 <= honest["window_seconds"] < 18.0, honest.get("reason")
+    for record in (before, after):
+        assert record["status"] == "invalid" and record["reason"].startswith(CLOCK), record.get("reason")
+        assert "by the runner's clock" in record["reason"] and record["window_seconds"] > 18.0
+    assert late["status"] == "invalid" and "not the ones committed" in late["reason"], late.get("reason")
+    assert uncommitted["status"] == "invalid" and "without committing" in uncommitted["reason"]
+
+
+def real_train(*edits: tuple[str, str]) -> str:
+    """The repository's train.py with each (old, new) edit made once."""
+    source = (REPO_ROOT / "train.py").read_text()
+    for old, new in edits:
+        assert old in source, old
+        source = source.replace(old, new, 1)
+    return source
+
+
+MEASURED = ("keep", "discard", "marginal")
+
+
+def test_real_train_py_untimed_steps_are_invalid_and_one_slow_step_is_not(sealed):
+    """`untimed_steps = 10` as an agent writes it into train.py (its first 10 steps off its clock) against
+    the runner's clock; and an honest run whose last step is 2 s slower than the others (a loaded machine)
+    stays measured."""
+    untimed = real_train(
+        ("    step = 0\n    while True:", "    step = 0\n    untimed = 0.0\n    while True:"),
+        (
+            "        training_time = training_elapsed()\n",
+            "        untimed += dt if step <= 10 else 0.0\n        training_time = training_elapsed() - untimed\n",
+        ),
+    )
+    slow = real_train(
+        (
+            "    training_time = training_elapsed()\n    t_export",
+            "    time.sleep(2.0)  # a slow last step\n    training_time = training_elapsed()\n    t_export",
+        )
+    )
+    ids = {
+        "slow": queue(sealed, slow, "honest, one slow step"),
+        "untimed": queue(sealed, untimed, "untimed_steps = 10"),
+    }
+    runner = Runner(sealed.repo, sealed.board, "cpu0", RunnerSettings(kill_grace_s=0.5), **QUIET)
+    done = {r["id"]: r for r in iter(runner.step, None)}
+    slow_run, untimed_run = done[ids["slow"]], done[ids["untimed"]]
+    assert slow_run["status"] in MEASURED, (
+        slow_run.get("reason"),
+        (sealed.board.directory / slow_run["log"]).read_text()[-2000:],
+    )
+    assert untimed_run["status"] == "invalid" and untimed_run["reason"].startswith(CLOCK), untimed_run.get(
+        "reason"
+    )
+    assert untimed_run["window_seconds"] > 18.0
+
+
+def test_a_baseline_that_overran_the_allowance_still_teaches_it(make_swarm_run):
+    """Issue 18: the allowance before a class's first baseline may be too small for it (a cold compile);
+    the baseline run that overran it still teaches it, so the next one fits."""
+    run = make_swarm_run(train=stand_in_train(sleep_s=1.0))  # 1 s of start-up, no training
+    first = queue(run, stand_in_train(sleep_s=1.0), "baseline")
+    again = queue(run, stand_in_train(sleep_s=1.0), "baseline again")
+    runner = stand_in_runner(run, overhead_default_s=0.5, overhead_slack=0.5, overhead_slack_s=1.0)
+    done = {r["id"]: r for r in iter(runner.step, None)}
+    assert done[first]["status"] == "invalid" and "allowance of 0.5 s" in done[first]["reason"]
+    assert done[again]["status"] == "keep", done[again].get("reason")
+    log = (run.board.directory / done[again]["log"]).read_text()
+    taught = float(log.split("overhead allowance ")[1].split("s")[0])
+    assert taught == pytest.approx(done[first]["wall_seconds"] * 1.5 + 1.0, abs=0.06)  # logged to 0.1 s

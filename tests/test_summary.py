@@ -9,6 +9,8 @@ BLOCK = """step 00953 (100.0%) loss 2.9 ...
 val_bpb:          0.997900
 training_seconds: 300.1
 total_seconds:    325.9
+startup_seconds:  9.6
+compile_seconds:  41.3
 peak_vram_mb:     45060.2
 mfu_percent:      39.80
 total_tokens_M:   499.6

@@ -34,7 +34,7 @@ def test_swarm_run_trains_tiny_profile_on_cpu(make_swarm_run, tiny_cache, monkey
     assert record["status"] == "keep", (record["reason"], log[-2000:])
     assert record["profile"] == "tiny" and record["device"] == "cpu" and record["gpu"] == "cpu0"
     assert is_finite(record["val_bpb"]) and 0 < record["val_bpb"] < 10
-    assert record["training_seconds"] <= 15 * 1.02 + 2 and record["num_steps"] > 0
+    assert record["window_seconds"] <= 15 + 3 and record["num_steps"] > 0  # the runner's clock, its limit
     assert record["prepare_sha256"] and record["train_sha256"]
     assert "profile:          tiny" in log and '"outcome": "measured"' in log  # trainer, then evaluator
     assert record["evaluation"] == "sealed" and record["eval_seconds"] > 0

@@ -53,7 +53,7 @@ EVALUATIONS = (SEALED, REPORTED)
 LOOKS_AHEAD = "the model looks ahead"
 OUTPUT_LIMIT = "output limit"
 SEED_ONLY = "seed-only change"
-CLOCK = "clock"  # claimed training time beyond the measured wall time, or overhead beyond the allowance
+CLOCK = "clock"  # a training window beyond the budget, weights changed after their commit, or a claimed time beyond the wall time
 BAD_MODEL = "bad model"  # no model handed over, or one the evaluator refuses to load or run
 PINNED_CODE = "pinned code"  # the base's prepare.py is not the one pinned when the run was spawned
 
@@ -91,6 +91,7 @@ EXPERIMENT_FIELDS = (
     "attempt",  # 1, or 2 when a runner died during the first attempt and reran the job
     "exit_code",
     "wall_seconds",  # trainer wall time as the runner measured it
+    "window_seconds",  # the training window by the runner's clock: training data handed out -> weights committed
     "evaluation",  # "sealed" (val_bpb from the runner's evaluator) or "reported" (from the trainer's summary)
     "eval_seconds",  # the evaluator's wall time
     "verify_of",  # for a verification rerun: the id being verified

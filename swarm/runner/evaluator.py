@@ -21,7 +21,8 @@ secret --seed,
 Log-softmax, the causality differences and the cross-entropy are computed a few rows at a time, so the
 evaluator's own memory stays bounded whatever the batch size.
 
-It writes one JSON object to --result: {"outcome": "measured", "val_bpb": ..., "eval_seconds": ...},
+It writes one JSON object to --result: {"outcome": "measured", "val_bpb": ..., "weights_sha256": ...,
+"eval_seconds": ...} (the digest of the program's tensors, which the runner compares with the trainer's commit),
 {"outcome": "invalid", "reason": ...} for a model that breaks the contract, {"outcome": "data_error",
 "reason": ...} when the cache does not match its manifest, or {"outcome": "device_error", "reason": ...}
 when the machine failed (DeviceFault); on both the runner requeues the job and stops: nothing is recorded.
@@ -43,6 +44,7 @@ from pathlib import Path
 from swarm.board.experiments import BAD_MODEL, LOOKS_AHEAD
 from swarm.errors import ArtifactRejected, DataError, DeviceFault, ModelRejected
 from swarm.runner.artifact import check_archive, check_program, strip_metadata_asserts
+from swarm.runner.clock import program_digest
 from swarm.target.data import TOKEN_BYTES, VAL_TOKENS, load_manifest
 
 # Every torch.load the archive loader makes refuses pickled code; set before torch is imported (it is read
@@ -86,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
         model = _read_regular_file(Path(args.model), args.max_model_bytes)
         program = load_model(model, args.seq_len, args.batch_size)
+        weights = program_digest(program)  # as loaded, before anything moves it: the runner's clock compares
         value = evaluate_program(program, rows, token_bytes, args.device, args.seed, mirror=args.mirror)
-        result = {"outcome": "measured", "val_bpb": value}
+        result = {"outcome": "measured", "val_bpb": value, "weights_sha256": weights}
     except ModelRejected as e:
         result = {"outcome": "invalid", "reason": str(e)}
     except DeviceFault as e:  # before DataError, its base: the machine failed, not the data

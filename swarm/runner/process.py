@@ -43,10 +43,11 @@ def start_in_group(
     limit_bytes: int | None = None,
     stdin: int = subprocess.DEVNULL,
     sandbox: Sandbox | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> subprocess.Popen:
     """Start argv (inside `sandbox` when given) in a new session with stdout and stderr going to `log` (at
     most `limit_bytes` more of it, see LogPump); records the group id in cwd. `stdin=subprocess.PIPE` lets
-    the caller talk to it.
+    the caller talk to it; `pass_fds` stay open in it (the runner's clock).
 
     In a sandbox the group is bwrap's: ending it ends bwrap, whose pid 1 then takes every process of the
     sandbox with it (a `setsid` one included), and the parent-death signal below does the same when the
@@ -61,6 +62,7 @@ def start_in_group(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=_die_with_parent,
+            pass_fds=pass_fds,
         )
     if limit_bytes is not None:
         proc.log_pump = LogPump(proc, log, limit_bytes)

@@ -71,6 +71,7 @@ TRAINER_ENV = (
 )
 # An environment variable that holds a secret, by its name.
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|COOKIE|AUTH", re.IGNORECASE)
+DATA_DIR = "data"  # <cache>/data/: the training shards (handed out by the runner's clock in sealed runs)
 EVAL_DIR = "eval"  # <cache>/eval/: the validation shard and token byte lengths (the evaluator's alone)
 SANDBOX_TMP = "/tmp"
 PROBE_TIMEOUT_S = 10.0
@@ -213,16 +214,21 @@ def trainer_sandbox(
     writable: Iterable[str | Path] = (),
     devices: Iterable[Mount] | None = None,
     readable: Iterable[str | Path] = (),
+    hide_data: bool = False,
 ) -> Sandbox:
     """A trainer: writes its run directory (and `writable`: [runner] trainer_writable, its compile cache)
     only. `devices`: the slot's device nodes (swarm.runner.devices), else every GPU's; `readable`: more
-    read-only paths (the libraries the library-path variables name)."""
+    read-only paths (the libraries the library-path variables name). With `hide_data` its training shards
+    (<cache>/data) are not there either: the runner's clock hands them out (swarm.runner.clock)."""
     mounts = _with_devices(system_mounts(python, gpu=devices is None), devices, readable)
     if cache is not None and Path(cache).is_dir():
         mounts.append(Mount("ro", str(cache)))
         eval_dir = hidden_eval_dir(cache)
         if eval_dir.is_dir():
             mounts.append(Mount("tmpfs", str(eval_dir)))
+        data_dir = Path(cache) / DATA_DIR
+        if hide_data and data_dir.is_dir():
+            mounts.append(Mount("tmpfs", str(data_dir)))
     mounts += [Mount("rw", d) for d in _existing(writable)]
     mounts.append(Mount("rw", str(run_dir)))
     return Sandbox(tuple(mounts), cwd=str(run_dir), name="trainer")

@@ -9,8 +9,13 @@ board's decision), else crash / timeout / invalid with a `reason`. A data cache 
 pinned manifest raises DataError instead: nothing may be recorded from it.
 
 The trainer is `python train.py` in the run directory; it must end by handing over its model (model.pt2,
-see prepare.export_model). Only the runner's clock counts: the training time train.py claims is checked
-against the wall time measured here, and its overhead against the device class's allowance. The evaluator
+see prepare.export_model). Only the runner's clock counts (swarm.runner.clock): the training window is
+timed here, from the moment the trainer is handed its training data to the moment it commits its weights,
+and must fit the budget; time outside it (start-up, compile, export) cannot train and costs only slot time,
+bounded by the timeout (the budget limit + the device class's allowance); the evaluator's digest of the
+handed-over weights must be the committed one. Trainers that never talk to the clock (stand-ins with
+reported evaluation) are judged by the older rule: claimed training time against wall time and the
+allowance. The evaluator
 is `python -I -m swarm.runner.evaluator` (the swarm's code, never the commit's) in a directory of its own
 beside the run directory, with a minimal environment. It is started together with the trainer and gets
 ready meanwhile (imports, the checked evaluation data read into memory before the trainer could touch it),
@@ -47,13 +52,20 @@ from swarm.board.run_record import is_cpu_slot
 from swarm.errors import DataError, DeviceFault
 from swarm.repo.git import file_at
 from swarm.runner.caches import cache_environment, without_cache_locations
+from swarm.runner.clock import TrainingClock, training_shards
 from swarm.runner.devices import gpu_mounts, library_path_targets, library_paths, slot_gpu, uvm_problem
 from swarm.runner.process import output_overflowed, run_with_timeout, start_in_group
 from swarm.runner.pruning import Monitor
 from swarm.runner.sandbox import evaluator_sandbox, reduced_environment, trainer_sandbox
 from swarm.runner.settings import RunnerSettings
 from swarm.runner.snapshot import RunDirectory, remove
-from swarm.runner.trust import budget_limit, clock_problem, timeout_for
+from swarm.runner.trust import (
+    budget_limit,
+    claim_problem,
+    clock_problem,
+    timeout_for,
+    window_problem,
+)
 from swarm.target.data import Manifest, cache_dir, load_manifest, sha256_bytes
 from swarm.target.summary import is_finite, last_line, read_summary
 
@@ -148,8 +160,11 @@ def trainer_environment(plan: RunPlan) -> dict[str, str]:
     return env
 
 
-def start_trainer(plan: RunPlan, run_dir: Path, log: Path):
+def start_trainer(plan: RunPlan, run_dir: Path, log: Path, clock: TrainingClock | None = None):
+    """The trainer's process; with a `clock`, its training shards hidden and handed out by the clock."""
     env = trainer_environment(plan)
+    if clock is not None:
+        env.update(clock.environment)
     sandbox = None
     if plan.sandboxed:
         writable = [os.path.expandvars(path) for path in plan.settings.trainer_writable]
@@ -162,9 +177,11 @@ def start_trainer(plan: RunPlan, run_dir: Path, log: Path):
             writable,
             devices=_slot_devices(plan, log),
             readable=library_path_targets(env),
+            hide_data=clock is not None,
         )
     limit = int(plan.settings.log_limit_mb * 1e6)
-    return start_in_group(trainer_command(plan), run_dir, env, log, limit, sandbox=sandbox)
+    fds = (clock.child_fd,) if clock is not None else ()
+    return start_in_group(trainer_command(plan), run_dir, env, log, limit, sandbox=sandbox, pass_fds=fds)
 
 
 def evaluator_command(plan: RunPlan, model: Path, result: Path, seed: int) -> list[str]:
@@ -282,9 +299,14 @@ def run_snapshot(
     a `monitor` (swarm.runner.pruning) a hopeless run is stopped early and ends `pruned`, never evaluated."""
     evaluator = Evaluator(snapshot, plan, log) if plan.data is not None else None
     try:
-        fields = _train(snapshot, plan, log, sealed=evaluator is not None, monitor=monitor)
+        clock = TrainingClock(training_shards(cache_dir(plan.profile, plan.environ)))
+        fields = _train(snapshot, plan, log, clock, sealed=evaluator is not None, monitor=monitor)
         if fields.get("status", None) is None and evaluator is not None:
             fields.update(evaluator.evaluate())
+            weights = fields.pop("weights_sha256", None)
+            if fields.get("status") is None and weights != clock.digest:
+                reason = f"{CLOCK}: the handed-over weights are not the ones committed when training ended"
+                fields.update(status=INVALID, reason=reason)
         return {"status": None, **fields}
     finally:
         if evaluator is not None:
@@ -292,20 +314,31 @@ def run_snapshot(
 
 
 def _train(
-    snapshot: RunDirectory, plan: RunPlan, log: Path, sealed: bool, monitor: Monitor | None = None
+    snapshot: RunDirectory,
+    plan: RunPlan,
+    log: Path,
+    clock: TrainingClock,
+    sealed: bool,
+    monitor: Monitor | None = None,
 ) -> dict[str, Any]:
     fields: dict[str, Any] = {"evaluation": SEALED if sealed else REPORTED}
     started = time.monotonic()
-    proc = start_trainer(plan, snapshot.path, log)
-    if monitor is None:
-        code, timed_out = _wait(proc, plan.timeout, plan.settings.kill_grace_s)
-    else:
-        try:
-            code, timed_out = monitor.wait(proc, plan.timeout, plan.settings.kill_grace_s)
-        except BaseException:
-            run_with_timeout(proc, 0.0, plan.settings.kill_grace_s)  # never leave a trainer behind
-            raise
-    fields["wall_seconds"] = wall = round(time.monotonic() - started, 3)
+    try:
+        proc = start_trainer(plan, snapshot.path, log, clock)
+        clock.listen()
+        if monitor is None:
+            code, timed_out = _wait(proc, plan.timeout, plan.settings.kill_grace_s)
+        else:
+            try:
+                code, timed_out = monitor.wait(proc, plan.timeout, plan.settings.kill_grace_s)
+            except BaseException:
+                run_with_timeout(proc, 0.0, plan.settings.kill_grace_s)  # never leave a trainer behind
+                raise
+    finally:
+        clock.close()
+    fields["wall_seconds"] = round(time.monotonic() - started, 3)
+    if clock.window_s is not None:
+        fields["window_seconds"] = round(clock.window_s, 3)
     fields["exit_code"] = code
     summary = read_summary(log)
     # Only the contract's numbers reach the board (no NaN in JSON); a sealed run's val_bpb is the evaluator's.
@@ -315,8 +348,8 @@ def _train(
     overflowed = output_overflowed(proc)
     problem = _trainer_problem(log, code, timed_out, overflowed, summary, plan, snapshot.prepare_untouched())
     if problem is None:
-        clock = clock_problem(fields.get("training_seconds", 0.0), wall, plan.budget_cap, plan.allowance_s)
-        problem = (INVALID, f"{CLOCK}: {clock}") if clock else None
+        late = _clock_problem(fields, clock, plan, sealed, (snapshot.path / MODEL_FILE).exists())
+        problem = (INVALID, f"{CLOCK}: {late}") if late else None
     if problem is None and not sealed and fields.get("val_bpb") is None:
         problem = (CRASH, "no finite val_bpb in the summary")
     if problem is not None:
@@ -324,6 +357,24 @@ def _train(
     if monitor is not None and monitor.stopped_at is not None:
         fields.update(monitor.outcome(plan.constants["time_budget"]))  # pruned: what the runner stopped
     return fields
+
+
+def _clock_problem(
+    fields: dict[str, Any], clock: TrainingClock, plan: RunPlan, sealed: bool, handed_over: bool
+) -> str | None:
+    """What is wrong with a finished trainer's time, or None. A trainer that committed its weights is judged
+    by its training window; a sealed one that handed a model over without committing cannot be judged (its
+    model could have trained at any time); one that never talked to the clock (a stand-in with reported
+    evaluation) by its claim against the wall time and the allowance."""
+    claimed, wall = fields.get("training_seconds", 0.0), fields["wall_seconds"]
+    if clock.window_s is None and not sealed:
+        return clock_problem(claimed, wall, plan.budget_cap, plan.allowance_s)
+    lie = claim_problem(claimed, wall)
+    if lie or clock.window_s is not None:
+        return lie or window_problem(clock.window_s, plan.budget_cap)
+    if handed_over:  # without a model the evaluator says so
+        return f"{MODEL_FILE} was handed over without committing its weights (prepare.export_model)"
+    return None
 
 
 def _trainer_problem(
@@ -389,7 +440,12 @@ class Evaluator:
         value = outcome.get("val_bpb")
         if kind != "measured" or not is_finite(value):
             return {**fields, "status": CRASH, "reason": f"the evaluator returned {str(outcome)[:200]}"}
-        return {**fields, "val_bpb": float(value)}
+        weights = outcome.get("weights_sha256")
+        return {
+            **fields,
+            "val_bpb": float(value),
+            "weights_sha256": weights if isinstance(weights, str) else None,
+        }
 
     def close(self) -> None:
         """End the evaluator if it is still waiting (the trainer failed, or the runner stops)."""

@@ -39,6 +39,7 @@ from swarm.board.experiments import (
     RUNNING,
     SEED_ONLY,
     evolve,
+    group_of,
 )
 from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import is_cpu_slot
@@ -59,7 +60,14 @@ from swarm.runner.sandbox import sandbox_problem
 from swarm.runner.sealed import RunPlan, data_manifest
 from swarm.runner.settings import RunnerSettings
 from swarm.runner.snapshot import RunDirectory, materialise, remove
-from swarm.runner.trust import disallowed_changes, overhead_allowance, seed_only_change, sha256_bytes
+from swarm.runner.trust import (
+    budget_limit,
+    disallowed_changes,
+    overhead_allowance,
+    run_overhead,
+    seed_only_change,
+    sha256_bytes,
+)
 from swarm.target.data import Manifest
 from swarm.target.profiles import profile_constants
 from swarm.target.summary import is_finite
@@ -355,12 +363,13 @@ class Runner:
                 },
             )
         device = job.get("device") or self.device  # a cluster's job: its node's device class
+        constants = profile_constants(prepare, profile, where=f"prepare.py of {base[:12]}")
         plan = RunPlan(
             profile=profile,
-            constants=profile_constants(prepare, profile, where=f"prepare.py of {base[:12]}"),
+            constants=constants,
             slot=self.slot,
             settings=self.settings,
-            allowance_s=self._allowance(profile, base, device),
+            allowance_s=self._allowance(profile, base, device, constants["time_budget"]),
             compile_cache=CompileCaches(self.board.directory / COMPILE_CACHE_DIR).trainer(job),
             eval_cache=CompileCaches(self.board.directory / COMPILE_CACHE_DIR).evaluator(),
             data=self.data(profile),
@@ -399,22 +408,24 @@ class Runner:
                 }
         return None
 
-    def _allowance(self, profile: str, base: str, device: str) -> float:
+    def _allowance(self, profile: str, base: str, device: str, budget: float) -> float:
         """The overhead allowance of this slot's device class, learned from its baseline runs (the base's
-        train.py measured there): their largest wall - training time, plus the configured slack."""
-        baseline = file_at(self.repo, base, "train.py")
-        content = self.state.content((device, profile), sha256_bytes(baseline)) if baseline else None
-        overheads = []
-        for eid in content.ids if content else ():
-            record = self.state.experiments.get(eid) or {}
-            wall, training = record.get("wall_seconds"), record.get("training_seconds")
-            if (
-                is_finite(wall)
-                and is_finite(training)
-                and record.get("evaluation") == self.settings.evaluation
-            ):
-                overheads.append(wall - training)
+        train.py run there, finished in any way: one that overran the allowance teaches it too): their
+        largest wall time outside training, plus the configured slack."""
         s = self.settings
+        baseline = file_at(self.repo, base, "train.py")
+        sha = sha256_bytes(baseline) if baseline else None
+        cap = budget_limit(budget, s.budget_tolerance, s.budget_tolerance_s)
+        overheads = [
+            overhead
+            for record in self.state.experiments.values()
+            if sha is not None
+            and record.get("train_sha256") == sha
+            and record.get("evaluation") == s.evaluation
+            and record.get("status") not in (QUEUED, RUNNING)
+            and group_of(record) == (device, profile)
+            and (overhead := run_overhead(record, cap)) is not None
+        ]
         return overhead_allowance(overheads, s.overhead_slack, s.overhead_slack_s, s.overhead_default_s)
 
     def _monitor(self, job: dict[str, Any], log: Path) -> Monitor | None:

@@ -2,9 +2,11 @@
 
 A result counts only if it was measured on pristine evaluation code: the commit may differ from the run's
 base only in allow-listed paths (train.py by default) and by more than a random seed; prepare.py comes from
-the base commit; and the runner's own clock bounds the trainer: the training time it claims may not exceed
-the wall time the runner measured, nor the budget (plus a small tolerance), and what is not training
-(startup, compile, export) may not exceed an allowance learned from the device class's baseline runs.
+the base commit; and the runner's own clock bounds the trainer: its training window (swarm.runner.clock)
+may not exceed the budget (plus a small tolerance). A trainer that never talks to the clock (a stand-in with
+reported evaluation) is held to its claim: the training time it claims may not exceed the wall time the
+runner measured, nor the budget limit, and what is not training (startup, compile, export) may not exceed
+an allowance learned from the device class's baseline runs, which otherwise only sets the timeout.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from swarm.repo.git import changed_paths
 from swarm.target.data import sha256_bytes
+from swarm.target.summary import is_finite
 
 
 def sha256_file(path: Path) -> str | None:
@@ -32,10 +35,11 @@ def disallowed_changes(repo: Path, base: str, commit: str, allowed: tuple[str, .
 
 
 def budget_limit(budget: float, tolerance: float, tolerance_s: float) -> float:
-    """The most training_seconds a run may report: budget x (1 + tolerance) + tolerance_s.
+    """The longest training a run may take: budget + max(budget x tolerance, tolerance_s).
 
-    Upstream's loop stops at the first step past the budget, so honest runs overshoot by one step."""
-    return budget * (1.0 + tolerance) + tolerance_s
+    An honest loop stops at the step boundary nearest the budget, so it overshoots by at most the excess of
+    a slow last step; whatever the limit allows beyond the budget, a stretched loop gains."""
+    return budget + max(budget * tolerance, tolerance_s)
 
 
 def overhead_allowance(
@@ -48,15 +52,35 @@ def overhead_allowance(
     return max(baseline_overheads) * (1.0 + slack) + slack_s
 
 
+def run_overhead(record: dict, budget_cap: float) -> float | None:
+    """A finished run's wall time outside training, or None: wall - its training window by the runner's
+    clock, else - the training time it claimed, else (killed or stopped before either) - the budget limit,
+    so that a baseline that overran the allowance still teaches it (the most it can have trained)."""
+    wall = record.get("wall_seconds")
+    if not is_finite(wall):
+        return None
+    for key in ("window_seconds", "training_seconds"):
+        if is_finite(record.get(key)):
+            return max(0.0, wall - record[key])
+    return max(0.0, wall - budget_cap)
+
+
 def timeout_for(budget_cap: float, allowance_s: float, timeout_s: float | None) -> float:
     """The hard wall-clock limit of a trainer: an explicit timeout, else the budget limit + the allowance."""
     return timeout_s if timeout_s is not None else budget_cap + allowance_s
 
 
-def clock_problem(claimed_s: float, wall_s: float, budget_cap: float, allowance_s: float) -> str | None:
-    """Why a trainer's timing is not credible, or None: the runner's clock, not the trainer's, decides."""
+def claim_problem(claimed_s: float, wall_s: float) -> str | None:
+    """A trainer claiming more training time than the runner measured in all, or None."""
     if claimed_s > wall_s:
         return f"claims {claimed_s:.1f} s of training in {wall_s:.1f} s of measured wall time"
+    return None
+
+
+def clock_problem(claimed_s: float, wall_s: float, budget_cap: float, allowance_s: float) -> str | None:
+    """Why the timing of a trainer that never talked to the runner's clock is not credible, or None."""
+    if claimed_s > wall_s:
+        return claim_problem(claimed_s, wall_s)
     if claimed_s > budget_cap:
         return f"training_seconds {claimed_s:.1f} beyond the budget (limit {budget_cap:.1f})"
     overhead = wall_s - claimed_s
@@ -64,6 +88,17 @@ def clock_problem(claimed_s: float, wall_s: float, budget_cap: float, allowance_
         return (
             f"{overhead:.1f} s of wall time outside training (startup, compile, export) is beyond the "
             f"device class's allowance of {allowance_s:.1f} s"
+        )
+    return None
+
+
+def window_problem(window_s: float, budget_cap: float) -> str | None:
+    """Why a trainer's training window (the runner's clock, from its data to its committed weights) is
+    beyond the budget, or None. Its time outside the window cannot train: only the timeout bounds it."""
+    if window_s > budget_cap:
+        return (
+            f"trained {window_s:.1f} s by the runner's clock (from its training data to its committed "
+            f"weights), beyond the budget (limit {budget_cap:.1f})"
         )
     return None
 

@@ -10,6 +10,8 @@ SUMMARY_KEYS = (
     "val_bpb",
     "training_seconds",
     "total_seconds",
+    "startup_seconds",  # before the model is built and ready (imports, data, model)
+    "compile_seconds",  # the compile warm-up before the training window (0 when nothing compiles)
     "peak_vram_mb",
     "mfu_percent",
     "total_tokens_M",
