@@ -55,7 +55,7 @@ from swarm.runner.process import end_stale_group
 from swarm.runner.pruning import CurveCache, Monitor, PruningSettings, reference_curve
 from swarm.runner.sandbox import sandbox_problem
 from swarm.runner.sealed import RunPlan, data_manifest
-from swarm.runner.settings import RunnerSettings
+from swarm.runner.settings import RunnerSettings, eval_timeout
 from swarm.runner.snapshot import RunDirectory, materialise, remove
 from swarm.runner.trust import disallowed_changes, overhead_allowance, seed_only_change, sha256_bytes
 from swarm.target.data import Manifest
@@ -362,6 +362,14 @@ class Runner:
             data=self.data(profile),
             environ=dict(os.environ),
             sandboxed=self.sandboxed,
+            eval_timeout_s=eval_timeout(
+                self.settings,
+                [
+                    r["eval_seconds"]
+                    for r in self._baselines(profile, base, device)
+                    if is_finite(r.get("eval_seconds"))
+                ],
+            ),
         )
         if run_dir.exists():
             remove(run_dir)
@@ -370,7 +378,8 @@ class Runner:
             f.write(
                 f"# swarm runner {job.get('gpu') or self.slot} ({device}): experiment {job['id']} attempt {job.get('attempt')}\n"
                 f"# commit {commit} base {base} profile {profile} timeout {plan.timeout:.0f}s "
-                f"overhead allowance {plan.allowance_s:.1f}s evaluation {self.settings.evaluation}\n"
+                f"overhead allowance {plan.allowance_s:.1f}s evaluation {self.settings.evaluation} "
+                f"(limit {plan.eval_limit:.0f}s)\n"
                 f"# train.py sha256 {snapshot.train_sha256} prepare.py sha256 {snapshot.prepare_sha256}\n".encode()
             )
         fields = {"train_sha256": snapshot.train_sha256, "prepare_sha256": snapshot.prepare_sha256}
@@ -398,11 +407,8 @@ class Runner:
     def _allowance(self, profile: str, base: str, device: str) -> float:
         """The overhead allowance of this slot's device class, learned from its baseline runs (the base's
         train.py measured there): their largest wall - training time, plus the configured slack."""
-        baseline = file_at(self.repo, base, "train.py")
-        content = self.state.content((device, profile), sha256_bytes(baseline)) if baseline else None
         overheads = []
-        for eid in content.ids if content else ():
-            record = self.state.experiments.get(eid) or {}
+        for record in self._baselines(profile, base, device):
             wall, training = record.get("wall_seconds"), record.get("training_seconds")
             if (
                 is_finite(wall)
@@ -412,6 +418,12 @@ class Runner:
                 overheads.append(wall - training)
         s = self.settings
         return overhead_allowance(overheads, s.overhead_slack, s.overhead_slack_s, s.overhead_default_s)
+
+    def _baselines(self, profile: str, base: str, device: str) -> list[dict[str, Any]]:
+        """The measured runs of the base's train.py on this device class and profile."""
+        baseline = file_at(self.repo, base, "train.py")
+        content = self.state.content((device, profile), sha256_bytes(baseline)) if baseline else None
+        return [self.state.experiments.get(eid) or {} for eid in (content.ids if content else ())]
 
     def _monitor(self, job: dict[str, Any], log: Path) -> Monitor | None:
         """The early-stop watch of a job (swarm.runner.pruning), or None: off, a rerun (its number is
