@@ -23,6 +23,8 @@ from swarm.board.store import Board
 from swarm.orchestration.sealing import seal_agent
 from swarm.repo.paths import RunPaths
 from swarm.repo.stores import agent_git_env, agent_objects, common_dir
+from swarm.repo.worktrees import GitRepo
+from swarm.results.pick import pick
 from swarm.runner.inbox import inbox_dir
 from swarm.runner.sandbox import sandbox_problem
 from swarm.runner.service import Runner
@@ -168,6 +170,12 @@ def test_another_agents_objects_branch_and_pins_survive_every_git_command(make_s
     for sha in commits:
         assert git(run.repo, "cat-file", "-t", sha) == "commit"
         assert git(run.repo, "rev-parse", f"refs/swarm/experiments/{honest_id}") == job["commit"]
+    # `swarm pick` finds every board commit, `swarm clean`'s check reads the unsubmitted one
+    git(run.repo, "branch", "picked", run.base)
+    for record in _experiments(run):
+        if record.get("commit") and record.get("status") == "keep":
+            assert pick(run.repo, record, onto="picked").commit
+    assert honest_head in GitRepo(run.repo).unique_commits("swarm/test/cpu0")
     # the honest agent's next job still runs
     after = in_sandbox(
         run,
@@ -176,6 +184,30 @@ def test_another_agents_objects_branch_and_pins_survive_every_git_command(make_s
         + 'print("next:", subprocess.run(swarm + ["run", "-m", "honest 2"], capture_output=True, text=True).stdout.strip())\n',
     )
     assert "next:" in after and "crash" not in after, after
+
+
+def test_a_fifo_in_an_agents_own_objects_fails_its_submit_at_once(make_swarm_run):
+    run = make_swarm_run(agents=("cpu0",), signed=True, config=SINGLE)
+    run.start_runner("cpu0")
+    objects = agent_objects(common_dir(run.repo), "cpu0")
+    out = in_sandbox(
+        run,
+        "cpu0",
+        PRELUDE
+        + textwrap.dedent(
+            f"""\
+            import time
+            commit("# mine\\n")
+            os.mkfifo({str(objects)!r} + "/info-stall")
+            started = time.monotonic()
+            done = subprocess.run(swarm + ["submit", "-m", "mine"], capture_output=True, text=True)
+            print("submit:", done.returncode, round(time.monotonic() - started), done.stderr.strip())
+            """
+        ),
+    )
+    code, seconds = out.split("submit:", 1)[1].split()[:2]
+    assert code != "0" and "not a file: info-stall" in out, out
+    assert int(seconds) < 30, out
 
 
 def _experiments(run) -> list[dict]:

@@ -19,6 +19,7 @@ the shared store, except for the one bounded copy of a submitted commit.
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import threading
 from pathlib import Path
@@ -66,6 +67,19 @@ def in_shared_store(repo: Path, commit: str) -> bool:
     return git_or_none(repo, *RAW_CONFIG, "cat-file", "-e", f"{commit}^{{commit}}") is not None
 
 
+def _not_plain(directory: Path) -> str | None:
+    """The first entry under `directory` that is neither a plain file nor a directory, or None."""
+    for root, dirs, files in os.walk(directory):
+        for name in dirs + files:
+            try:
+                mode = os.lstat(os.path.join(root, name)).st_mode
+            except OSError:
+                continue  # gone meanwhile: git will not read it either
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                return os.path.relpath(os.path.join(root, name), directory)
+    return None
+
+
 def import_commit(repo: Path, agent: str, commit: str) -> bool:
     """Copy `commit` and what it reaches from `agent`'s object directory into the shared store; True when
     something was copied, False when it was there already or the agent has no directory of its own (an
@@ -76,6 +90,9 @@ def import_commit(repo: Path, agent: str, commit: str) -> bool:
     own = agent_objects(common, agent)
     if not own.is_dir() or own.is_symlink():
         return False
+    strange = _not_plain(own)
+    if strange:  # a fifo would stall git, a link point it at any file of the machine
+        raise GitError(f"{commit[:12]}: its object directory holds something that is not a file: {strange}")
     # what the shared store has already: the pins of submitted commits and the main worktree's HEAD
     pins = git_text(repo, "for-each-ref", "--format=%(objectname)", EXPERIMENT_REFS).split()
     head = git_or_none(repo, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
