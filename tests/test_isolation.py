@@ -21,7 +21,7 @@ from swarm.board.noise import NoiseSettings
 from swarm.board.state import BoardState
 from swarm.board.store import Board
 from swarm.orchestration.sealing import seal_agent
-from swarm.repo.paths import RunPaths
+from swarm.repo.paths import RunPaths, agent_branch
 from swarm.repo.stores import agent_git_env, agent_objects, common_dir
 from swarm.repo.worktrees import GitRepo
 from swarm.results.pick import pick
@@ -34,6 +34,8 @@ pytestmark = pytest.mark.skipif(sandbox_problem() is not None, reason=f"{sandbox
 
 SINGLE = '[noise]\nrule = "single"\n'  # one run decides: no confirmation or calibration reruns
 ONE_RUN = NoiseSettings(rule="single")  # the same, for runners in this process
+HONEST_BRANCH = agent_branch("test", "cpu0")
+HONEST_REF = f"refs/heads/{HONEST_BRANCH}"
 
 
 def in_sandbox(run, agent: str, script: str, timeout: float = 180) -> str:
@@ -103,7 +105,7 @@ def test_another_agents_objects_branch_and_pins_survive_every_git_command(make_s
     assert (agent_objects(common, "cpu0")).is_dir()
     assert git(run.repo, "cat-file", "-t", job["commit"]) == "commit"
     assert subprocess.run(["git", "cat-file", "-e", honest_head], cwd=run.repo).returncode != 0
-    branch_before = (common / "refs/heads/swarm/test/cpu0").read_text()
+    branch_before = (common / HONEST_REF).read_text()
 
     shared = str(common / "objects")
     loose = next(p for p in (common / "objects").rglob("*") if p.is_file() and len(p.parent.name) == 2)
@@ -119,11 +121,13 @@ def test_another_agents_objects_branch_and_pins_survive_every_git_command(make_s
             attempt("rewrite-object", lambda: open({str(loose)!r}, "wb").write(b"x"))
             attempt("delete-their-objects", lambda: shutil.rmtree({str(agent_objects(common, "cpu0"))!r}))
             attempt("plant-their-object", lambda: open({str(agent_objects(common, "cpu0"))!r} + "/planted", "w").write("/tmp"))
-            attempt("move-branch", lambda: sh("git", "update-ref", "refs/heads/swarm/test/cpu0", "HEAD"))
-            attempt("force-branch", lambda: sh("git", "branch", "-f", "swarm/test/cpu0", "HEAD"))
-            attempt("delete-branch", lambda: sh("git", "branch", "-D", "swarm/test/cpu0"))
-            attempt("rewrite-branch-file", lambda: open({str(common / "refs/heads/swarm/test/cpu0")!r}, "w").write("0" * 40))
-            attempt("rename-over-branch", lambda: os.replace("train.py", {str(common / "refs/heads/swarm/test/cpu0")!r}))
+            attempt("move-branch", lambda: sh("git", "update-ref", {HONEST_REF!r}, "HEAD"))
+            attempt("force-branch", lambda: sh("git", "branch", "-f", {HONEST_BRANCH!r}, "HEAD"))
+            attempt("delete-branch", lambda: sh("git", "branch", "-D", {HONEST_BRANCH!r}))
+            attempt("lock-branch", lambda: open({str(common / HONEST_REF)!r} + ".lock", "x"))
+            attempt("future-branch", lambda: sh("git", "branch", "swarm/test/cpu9/work", "HEAD"))
+            attempt("rewrite-branch-file", lambda: open({str(common / HONEST_REF)!r}, "w").write("0" * 40))
+            attempt("rename-over-branch", lambda: os.replace("train.py", {str(common / HONEST_REF)!r}))
             attempt("delete-pins", lambda: sh("git", "update-ref", "-d", "refs/swarm/experiments/{honest_id}"))
             attempt("delete-saved", lambda: sh("git", "update-ref", "refs/swarm/saved/cpu0/x", "HEAD"))
             attempt("pack-refs", lambda: sh("git", "pack-refs", "--all"))
@@ -147,6 +151,8 @@ def test_another_agents_objects_branch_and_pins_survive_every_git_command(make_s
         "move-branch",
         "force-branch",
         "delete-branch",
+        "lock-branch",
+        "future-branch",
         "rewrite-branch-file",
         "rename-over-branch",
         "delete-pins",
@@ -158,7 +164,7 @@ def test_another_agents_objects_branch_and_pins_survive_every_git_command(make_s
 
     # The honest agent's branch is where it left it, its unsubmitted commit still readable by its git,
     # and every commit the board names is readable from the shared store alone.
-    assert (common / "refs/heads/swarm/test/cpu0").read_text() == branch_before
+    assert (common / HONEST_REF).read_text() == branch_before
     env = {**os.environ, **agent_git_env(common, "cpu0")}
     assert (
         subprocess.run(["git", "cat-file", "-e", honest_head], cwd=run.worktree("cpu0"), env=env).returncode
@@ -175,7 +181,7 @@ def test_another_agents_objects_branch_and_pins_survive_every_git_command(make_s
     for record in _experiments(run):
         if record.get("commit") and record.get("status") == "keep":
             assert pick(run.repo, record, onto="picked").commit
-    assert honest_head in GitRepo(run.repo).unique_commits("swarm/test/cpu0")
+    assert honest_head in GitRepo(run.repo).unique_commits(HONEST_BRANCH)
     # the honest agent's next job still runs
     after = in_sandbox(
         run,

@@ -5,15 +5,13 @@
 Every agent kind goes through here (claude, codex, api, sweep, a swarm.toml command), so none runs with
 more than its own things writable (swarm.runner.sandbox has the mechanism and the reasons):
 - writable: its worktree; in the repository's .git what committing and adopting need (its own object
-  directory, swarm.repo.stores: the shared objects are read as an alternate; the directory of its run's
-  branches and their reflogs, its worktree's admin directory, its saved refs);
+  directory, swarm.repo.stores: the shared objects are read as an alternate; the directory of its own
+  branch `swarm/<tag>/<agent>/` and of its reflog, its worktree's admin directory, its saved refs);
   its inbox; its CLI's configuration (e.g. CLAUDE_CONFIG_DIR, CODEX_HOME); a private /tmp;
 - read-only: the system, this installation of swarm, the CLI's installation, the rest of the repository
   (swarm.toml, .git's config, hooks, info/ and every other ref, other worktrees), the board, and the files
   that tell git where the repository is (<worktree>/.git, the admin dir's commondir and gitdir), so that
-  git run in this worktree outside the sandbox never reads a config the agent wrote, and every other
-  agent's branch and reflog (bound read-only over their files: git can neither rewrite, rename onto nor
-  delete a mount point), so an agent moves no branch but its own;
+  git run in this worktree outside the sandbox never reads a config the agent wrote;
 - absent: the board's signing key, the rest of HOME, other processes (its own PID namespace), and every
   environment variable named like a secret that its kind was not given.
 An `--unsealed` run starts agents as they are, with the same environment filter.
@@ -29,7 +27,7 @@ from swarm.agents.kinds import AgentCommand, AgentSettings
 from swarm.board.run_record import AgentSlot, RunRecord
 from swarm.board.signing import key_dir
 from swarm.config import load_section
-from swarm.repo.git import git_or_none, git_text
+from swarm.repo.git import git_text
 from swarm.repo.paths import RunPaths
 from swarm.repo.stores import agent_git_env, agent_objects, common_dir
 from swarm.runner.inbox import inbox_dir
@@ -66,7 +64,6 @@ def seal_agent(
             Path(slot.worktree) / ".git",
             admin / "commondir",
             admin / "gitdir",
-            *other_branch_files(common, run, slot),
         ),
         inbox=inbox_dir(paths.board, slot.name),
         hidden=(key_dir(paths.board),),
@@ -85,9 +82,12 @@ def seal_agent(
 def agent_git_dirs(worktree: Path, slot: AgentSlot) -> list[Path]:
     """What committing (and `swarm adopt`) writes in the repository's .git, for this agent's worktree.
 
-    Git keeps a branch ref as a file in its directory and updates it with a lock file beside it, so the
-    directory of the run's branches (refs/heads/swarm/<tag>/) is writable as a whole; the other agents'
-    branch files in it are pinned read-only (other_branch_files)."""
+    Git keeps a branch ref as a file in its directory and updates it by renaming a lock file beside it,
+    so that directory is writable: an agent's branch `swarm/<tag>/<agent>/work` is alone in its own, and
+    no other agent's branch can be moved, deleted or locked. (A run spawned before that layout has every
+    branch in `swarm/<tag>/`, which its agents can all write: spawn a new run to have them apart. Binding
+    the other branch files read-only would not do: the owner's next commit renames a new file over its
+    path, which takes the binding away.)"""
     common = common_dir(worktree)
     admin = Path(git_text(worktree, "rev-parse", "--path-format=absolute", "--git-dir"))
     branch_dir = Path(slot.branch).parent
@@ -98,30 +98,6 @@ def agent_git_dirs(worktree: Path, slot: AgentSlot) -> list[Path]:
         common / "refs" / "swarm" / "saved" / slot.name,
         admin,  # last: seal_agent pins files in it
     ]
-
-
-def other_branch_files(common: Path, run: RunRecord, slot: AgentSlot) -> list[Path]:
-    """The loose ref and reflog files of every other agent's branch of the run, made to exist so that they
-    can be bound read-only: a branch kept only in packed-refs would otherwise be shadowed by a loose file
-    an agent writes, and a missing reflog be written by another agent first."""
-    files = []
-    for other in run.agents:
-        if other.name == slot.name:
-            continue
-        ref = common / "refs" / "heads" / other.branch
-        log = common / "logs" / "refs" / "heads" / other.branch
-        if not ref.is_file():
-            # for-each-ref reads the ref without its object (which may be in the other agent's directory)
-            out = git_or_none(common, "for-each-ref", "--format=%(objectname)", f"refs/heads/{other.branch}")
-            sha = out.decode().strip() if out else ""
-            if not sha:
-                continue  # no such branch (yet): nothing of the other agent's to protect
-            ref.parent.mkdir(parents=True, exist_ok=True)
-            ref.write_text(sha + "\n")  # the same value, now a loose ref
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.touch(exist_ok=True)
-        files += [ref, log]
-    return files
 
 
 def installations(program: str, env: dict[str, str]) -> list[Path]:
