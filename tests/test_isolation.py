@@ -22,7 +22,7 @@ from swarm.board.state import BoardState
 from swarm.board.store import Board
 from swarm.orchestration.sealing import seal_agent
 from swarm.repo.paths import RunPaths, agent_branch
-from swarm.repo.stores import agent_git_env, agent_objects, common_dir
+from swarm.repo.stores import agent_git_env, agent_objects, common_dir, in_shared_store
 from swarm.repo.worktrees import GitRepo
 from swarm.results.pick import pick
 from swarm.runner.inbox import inbox_dir
@@ -104,7 +104,8 @@ def test_another_agents_objects_branch_and_pins_survive_every_git_command(make_s
     # its commits were written to its own object directory, the submitted one copied to the shared store
     assert (agent_objects(common, "cpu0")).is_dir()
     assert git(run.repo, "cat-file", "-t", job["commit"]) == "commit"
-    assert subprocess.run(["git", "cat-file", "-e", honest_head], cwd=run.repo).returncode != 0
+    # its runner copies the tip of its branch too, so that every agent's `git log --all` reads it
+    wait_until(lambda: in_shared_store(run.repo, honest_head), timeout=60)
     branch_before = (common / HONEST_REF).read_text()
 
     shared = str(common / "objects")
@@ -134,6 +135,7 @@ def test_another_agents_objects_branch_and_pins_survive_every_git_command(make_s
             sh("git", "reflog", "expire", "--expire=now", "--all")
             sh("git", "gc", "--prune=now")
             sh("git", "prune", "--expire=now")
+            print("log-all:", sh("git", "log", "--all", "--oneline").returncode)
             # still its own work: submit, and adopt the honest agent's commit
             done = subprocess.run(swarm + ["submit", "-m", "attacker"], capture_output=True, text=True)
             print("attacker-submit:", done.returncode, done.stdout.strip(), done.stderr.strip())
@@ -159,7 +161,7 @@ def test_another_agents_objects_branch_and_pins_survive_every_git_command(make_s
         "delete-saved",
     ):
         assert f"{attack}: blocked" in attacker, attacker
-    assert "attacker-submit: 0" in attacker and "adopt: 0" in attacker, attacker
+    assert "attacker-submit: 0" in attacker and "adopt: 0" in attacker and "log-all: 0" in attacker, attacker
     assert attacker.split("adopted-head:", 1)[1].split()[0] == job["commit"]
 
     # The honest agent's branch is where it left it, its unsubmitted commit still readable by its git,

@@ -10,10 +10,12 @@ received, so an object rewritten in the agent's directory arrives under its real
 name the board records. From then on the commit is readable by every agent (`swarm adopt`), every runner
 and `swarm pick`, whatever its agent does to its own directory.
 
-Commits an agent never submitted stay in its directory only. Tools that work on the agents' branches
-outside any sandbox (`swarm spawn` re-attaching a worktree, `swarm clean` checking what a branch holds)
-read every agent's directory as an alternate (`branch_reader_env`); the runner never does: it reads only
-the shared store, except for the one bounded copy of a submitted commit.
+The tip of each agent's branch is copied the same way every few seconds (with its saved refs: `keep_refs`, by its runner),
+so that another agent's `git log --all` reads every branch. Until then it is in its agent's directory
+only: tools that work on the agents' branches outside any sandbox (`swarm spawn` re-attaching a
+worktree, `swarm clean` checking what a branch holds) read every agent's directory as an alternate
+(`branch_reader_env`); the runner never does: it reads only the shared store, except for these bounded
+copies.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import threading
 from pathlib import Path
 
 from swarm.errors import GitError
-from swarm.repo.git import RAW_CONFIG, RAW_ENV, git_or_none, git_text
+from swarm.repo.git import FULL_SHA, RAW_CONFIG, RAW_ENV, git_or_none, git_text
 
 AGENT_OBJECTS = "swarm-objects"  # .git/swarm-objects/<agent>/: an agent's own objects
 IMPORT_TIMEOUT_S = 60.0  # copying a submitted commit: an agent's directory that stalls git gets this long
@@ -156,3 +158,15 @@ def import_commit(repo: Path, agent: str, commit: str) -> bool:
     if problem:
         raise GitError(f"{commit[:12]}: {problem}")
     return True
+
+
+def keep_refs(repo: Path, agent: str, branch: str) -> int:
+    """Copy the tip of an agent's branch and of its saved refs (`swarm adopt` keeps the work it left there)
+    into the shared store when they are not there (its runner does so every few seconds): other agents'
+    `git log --all` then reads every branch, a user's `git gc` finds every object its refs name, and a
+    commit never submitted outlives its agent's own directory. Returns how many tips were copied."""
+    out = git_or_none(
+        repo, "for-each-ref", "--format=%(objectname)", f"refs/heads/{branch}", f"refs/swarm/saved/{agent}/"
+    )
+    tips = {tip for tip in (out.decode().split() if out else []) if FULL_SHA.fullmatch(tip)}
+    return sum(import_commit(repo, agent, tip) for tip in sorted(tips))

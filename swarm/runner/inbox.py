@@ -46,7 +46,7 @@ from swarm.board.verification import schedule_verify
 from swarm.config import load_section
 from swarm.errors import BoardError, GitError, SwarmError
 from swarm.repo.git import file_at, first_parent, rev_parse, update_ref
-from swarm.repo.stores import import_commit
+from swarm.repo.stores import import_commit, keep_refs
 from swarm.runner.settings import RunnerSettings
 from swarm.runner.trust import disallowed_changes, sha256_bytes
 
@@ -356,6 +356,8 @@ class Ingestor:
             self._swept = time.monotonic()
             for agent in agents:
                 remove_unread_answers(inbox_dir(self.board.directory, agent.name))
+                with contextlib.suppress(GitError):  # a tip that cannot be copied stays the agent's
+                    keep_refs(self.handler.repo, agent.name, agent.branch)
         for agent in agents:
             directory = inbox_dir(self.board.directory, agent.name)
             try:
