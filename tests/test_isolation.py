@@ -382,3 +382,38 @@ def test_a_slow_model_times_out_at_the_classes_scaled_evaluation_limit(
     assert record["status"] == TIMEOUT and f"evaluation past {limit:.0f} s" in record["reason"], record
     assert record["eval_seconds"] < limit + settings.kill_grace_s + 5
     assert time.monotonic() - started < 120
+
+
+def test_turns_charge_the_asker_and_keep_a_confirmation_back_to_back():
+    from swarm.board.charges import admit_verify, fair_order, payer
+    from swarm.errors import SwarmError
+
+    agents = ["a", "b"]
+    rerun_for_b = {"id": "r", "agent": "a", "requested_by": "b", "verify_of": "x", "status": "queued"}
+    assert payer(rerun_for_b, agents) == "b"
+    assert payer({**rerun_for_b, "requested_by": "human"}, agents) == "a"
+    # a's confirmation started on this slot: its other runs stay together although b was served longer ago
+    pair = [
+        {
+            "id": f"c{i}",
+            "agent": "a",
+            "requested_by": "confirmation",
+            "verify_of": "x",
+            "submitted_at": 2.0 + i,
+        }
+        for i in range(3)
+    ]
+    other = {"id": "o", "agent": "b", "submitted_at": 1.0}
+    order = fair_order([*pair[1:], other], agents, served={"a": 9.0, "b": 5.0}, last=pair[0])
+    assert [j["id"] for j in order] == ["c1", "c2", "o"]
+    # otherwise the payer served longest ago goes first, each payer's jobs oldest first
+    order = fair_order(
+        [other, {"id": "n", "agent": "a", "submitted_at": 0.5}], agents, served={"a": 9.0, "b": 5.0}
+    )
+    assert [j["id"] for j in order] == ["o", "n"]
+    # b's pending rerun counts against its quota; a second verification of x waits for the first
+    with pytest.raises(SwarmError, match="quota"):
+        admit_verify([rerun_for_b], {"id": "y"}, "b", VERIFY_QUOTA)
+    admit_verify([rerun_for_b], {"id": "y"}, "b", VERIFY_QUOTA - 1)
+    with pytest.raises(SwarmError, match="pending already"):
+        admit_verify([rerun_for_b], {"id": "x"}, "a", 1)
