@@ -116,7 +116,7 @@ def queue_paired_reruns(
 ) -> list[dict[str, Any]]:
     """The confirmation of `original` under `[noise] paired`: for each slot a rerun of it and a control
     (a rerun of the agent's `reference` experiment) next to each other, the control first in every other
-    pair; slots are FIFO, so each pair runs back to back on one slot."""
+    pair; a slot runs a confirmation's runs back to back once one started (swarm.board.charges)."""
     queued = []
     for i, slot in enumerate(slots):
         pair = [(original, False), (reference, True)]
