@@ -60,11 +60,7 @@ def seal_agent(
         worktree=Path(slot.worktree),
         board=paths.board,
         git_writable=tuple(git_dirs),
-        pinned=(
-            Path(slot.worktree) / ".git",
-            admin / "commondir",
-            admin / "gitdir",
-        ),
+        pinned=(Path(slot.worktree) / ".git", admin / "commondir", admin / "gitdir"),
         inbox=inbox_dir(paths.board, slot.name),
         hidden=(key_dir(paths.board),),
         config=tuple(config),

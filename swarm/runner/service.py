@@ -362,14 +362,7 @@ class Runner:
             data=self.data(profile),
             environ=dict(os.environ),
             sandboxed=self.sandboxed,
-            eval_timeout_s=eval_timeout(
-                self.settings,
-                [
-                    r["eval_seconds"]
-                    for r in self._baselines(profile, base, device)
-                    if is_finite(r.get("eval_seconds"))
-                ],
-            ),
+            eval_timeout_s=self._eval_timeout(profile, base, device),
         )
         if run_dir.exists():
             remove(run_dir)
@@ -378,8 +371,7 @@ class Runner:
             f.write(
                 f"# swarm runner {job.get('gpu') or self.slot} ({device}): experiment {job['id']} attempt {job.get('attempt')}\n"
                 f"# commit {commit} base {base} profile {profile} timeout {plan.timeout:.0f}s "
-                f"overhead allowance {plan.allowance_s:.1f}s evaluation {self.settings.evaluation} "
-                f"(limit {plan.eval_limit:.0f}s)\n"
+                f"overhead allowance {plan.allowance_s:.1f}s evaluation {self.settings.evaluation}\n"
                 f"# train.py sha256 {snapshot.train_sha256} prepare.py sha256 {snapshot.prepare_sha256}\n".encode()
             )
         fields = {"train_sha256": snapshot.train_sha256, "prepare_sha256": snapshot.prepare_sha256}
@@ -418,6 +410,15 @@ class Runner:
                 overheads.append(wall - training)
         s = self.settings
         return overhead_allowance(overheads, s.overhead_slack, s.overhead_slack_s, s.overhead_default_s)
+
+    def _eval_timeout(self, profile: str, base: str, device: str) -> float:
+        """The evaluator's limit on this slot's device class: a multiple of its baselines' evaluation time."""
+        evals = [
+            r["eval_seconds"]
+            for r in self._baselines(profile, base, device)
+            if is_finite(r.get("eval_seconds"))
+        ]
+        return eval_timeout(self.settings, evals)
 
     def _baselines(self, profile: str, base: str, device: str) -> list[dict[str, Any]]:
         """The measured runs of the base's train.py on this device class and profile."""
