@@ -102,7 +102,7 @@ def test_another_agents_objects_branch_and_pins_survive_every_git_command(make_s
         )
     )
     # its commits were written to its own object directory, the submitted one copied to the shared store
-    assert (agent_objects(common, "cpu0")).is_dir()
+    assert (agent_objects(common, "cpu0") / honest_head[:2] / honest_head[2:]).is_file()
     assert git(run.repo, "cat-file", "-t", job["commit"]) == "commit"
     # its runner copies the tip of its branch too, so that every agent's `git log --all` reads it
     wait_until(lambda: in_shared_store(run.repo, honest_head), timeout=60)
