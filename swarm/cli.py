@@ -161,7 +161,7 @@ def _add_swarm_commands(sub) -> None:
         help="claude, codex, sweep, optuna, api, a swarm.toml kind, or a mix like claude:6,optuna:2",
     )
     spawn.add_argument(
-        "--tag", help="run name: branches swarm/<tag>/<agent> (default: the board's run, or today)"
+        "--tag", help="run name: branches swarm/<tag>/<agent>/work (default: the board's run, or today)"
     )
     spawn.add_argument(
         "--base", metavar="REF", help="commit the agents start from (default: HEAD, which must be clean)"

@@ -115,7 +115,7 @@ def test_adopt_moves_the_branch_and_keeps_unique_commits(make_swarm_run, cli):
     record = json.loads(out)
     assert record["id"] == great and record["previous_head"] == unsubmitted
     assert git(worktree, "rev-parse", "HEAD") == latest(run.board, great)["commit"]
-    assert git(worktree, "rev-parse", "swarm/test/cpu0") == latest(run.board, great)["commit"]
+    assert git(worktree, "rev-parse", run.run.agent("cpu0").branch) == latest(run.board, great)["commit"]
     assert git(run.repo, "rev-parse", record["saved_ref"]) == unsubmitted  # nothing lost
     # the adopted content is now cpu0's reference: 0.95 would have been a keep against its own 1.0
     submit(run, cli, "cpu0", stand_in_train(val_bpb=0.95, marker="after adopt"), "after adopt")

@@ -19,7 +19,7 @@ from swarm.orchestration.spawn import SpawnRequest, spawn
 from swarm.orchestration.status import collect
 from swarm.orchestration.stop import cmd_attach, stop
 from swarm.orchestration.tmux import RunTmux
-from swarm.repo.paths import RunPaths
+from swarm.repo.paths import RunPaths, agent_branch
 from tests.support.standins import (
     git,
     kill_tmux_servers,
@@ -68,7 +68,7 @@ def test_spawn_four_agents_in_worktrees_with_their_gpu_identity_and_secret(
     worktrees = git(repo, "worktree", "list", "--porcelain")
     for i, agent in enumerate(agents):
         assert f"worktree {repo / 'worktrees' / agent}\n" in worktrees + "\n"
-        assert f"branch refs/heads/swarm/t4/{agent}" in worktrees
+        assert f"branch refs/heads/{agent_branch('t4', agent)}" in worktrees
         assert run.agents[i].gpu == str(i) and run.agents[i].device == "NVIDIA H100 80GB HBM3"
     assert window_names(repo, "t4") == sorted(["coordinator", *agents, *(f"runner-{a}" for a in agents)])
 
@@ -121,7 +121,7 @@ def test_spawn_four_agents_in_worktrees_with_their_gpu_identity_and_secret(
         "gpu": "2",
         "device": "NVIDIA H100 80GB HBM3",
         "worktree": str(repo / "worktrees" / "gpu2"),
-        "branch": "swarm/t4/gpu2",
+        "branch": agent_branch("t4", "gpu2"),
         "stopped": False,
     }
 
@@ -153,7 +153,7 @@ def test_killed_agent_restarts_and_killed_coordinator_and_server_resume_without_
     # Work in a worktree, then kill -9 the coordinator and the whole tmux server.
     (repo / "worktrees" / "gpu0" / "train.py").write_text("DEPTH = 9\n")
     git(repo / "worktrees" / "gpu0", "commit", "-q", "-am", "deeper")
-    work = git(repo, "rev-parse", "swarm/r/gpu0")
+    work = git(repo, "rev-parse", agent_branch("r", "gpu0"))
     tmux = RunTmux(repo, "r")
     last = wait_until(lambda: running_agents(repo, "r", ["gpu0"]).get("gpu0"))
     os.kill(tmux.panes()["coordinator"].pid, signal.SIGKILL)
@@ -170,7 +170,7 @@ def test_killed_agent_restarts_and_killed_coordinator_and_server_resume_without_
         latest = latest_reports[agent]
         assert pids[agent] and "You are being resumed" in latest["prompt"]
         assert latest["cwd"] == str(repo / "worktrees" / agent)
-    assert git(repo, "rev-parse", "swarm/r/gpu0") == work
+    assert git(repo, "rev-parse", agent_branch("r", "gpu0")) == work
     records = Board(repo / "board").records()
     runs = [r for r in records if r["type"] == "run"]  # spawned, gpu1 stopped, resumed
     assert [[a["stopped"] for a in r["agents"]] for r in runs] == [
@@ -199,7 +199,7 @@ def test_stop_ends_every_process_and_clean_keeps_branches_with_unique_commits(re
     # gpu1 commits work of its own; gpu2 moves to gpu1's commit (so each of them holds the other's commit).
     (repo / "worktrees" / "gpu1" / "train.py").write_text("DEPTH = 10\n")
     git(repo / "worktrees" / "gpu1", "commit", "-q", "-am", "unique work")
-    git(repo / "worktrees" / "gpu2", "reset", "-q", "--hard", "swarm/c/gpu1")
+    git(repo / "worktrees" / "gpu2", "reset", "-q", "--hard", agent_branch("c", "gpu1"))
 
     stop(paths, "c", out=lambda line: None, grace_s=5)
     assert not RunTmux(repo, "c").is_running()
@@ -211,10 +211,17 @@ def test_stop_ends_every_process_and_clean_keeps_branches_with_unique_commits(re
     assert {a.state for a in collect(paths, "c").agents} == {"stopped"}
 
     removals = {r.branch: r for r in clean(paths, "c", out=lambda line: None)}
-    assert removals["swarm/c/gpu0"].removed  # nothing but the base: nothing to lose
-    assert removals["swarm/c/gpu1"].removed != removals["swarm/c/gpu2"].removed  # exactly one goes
+    assert removals[agent_branch("c", "gpu0")].removed  # nothing but the base: nothing to lose
+    assert (
+        removals[agent_branch("c", "gpu1")].removed != removals[agent_branch("c", "gpu2")].removed
+    )  # exactly one goes
     branches = git(repo, "branch", "--list", "swarm/*")
-    assert git(repo, "branch", "--contains", "swarm/c/gpu1" if "gpu1" in branches else "swarm/c/gpu2")
+    assert git(
+        repo,
+        "branch",
+        "--contains",
+        agent_branch("c", "gpu1") if agent_branch("c", "gpu1") in branches else agent_branch("c", "gpu2"),
+    )
     unique = git(repo, "log", "--all", "--format=%s")
     assert "unique work" in unique
     assert not (repo / "worktrees" / "gpu0").exists()

@@ -62,7 +62,7 @@ class AgentSlot:
     gpu: str  # runner slot: "3" or "cpu0"
     device: str  # device class: "NVIDIA H100 80GB HBM3", or "cpu" for a CPU worker
     worktree: str  # absolute path
-    branch: str  # swarm/<tag>/<agent>
+    branch: str  # swarm/<tag>/<agent>/work (runs from before: swarm/<tag>/<agent>)
     stopped: bool = False  # `swarm stop AGENT`: left down by the coordinator
 
     @classmethod

@@ -51,8 +51,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from swarm.board.charges import fair_order, payer
 from swarm.board.experiments import (
-    CALIBRATION,
     FINAL_STATUSES,
     KEEP,
     PROMISING,
@@ -451,6 +451,10 @@ class BoardState:
         self._kept: dict[str, dict[GroupKey, Counter[str]]] = {}
         self._queued: dict[str, dict[str, None]] = {}  # slot -> ids in submission order
         self._running: dict[str, str] = {}  # slot -> id
+        # slot -> payer -> when its latest job there started, and the job started last there: the turns
+        # of the agents paying for a slot's jobs (swarm.board.charges)
+        self._served: dict[str, dict[str, float]] = {}
+        self._last_started: dict[str, str] = {}
         # agent -> group -> content -> ids of the agent's results (measured or reused) with that content
         self._agent_results: dict[str, dict[GroupKey, dict[str, dict[str, None]]]] = {}
         self._verify_reruns: dict[str, dict[str, None]] = {}  # verified id -> its rerun ids
@@ -611,6 +615,9 @@ class BoardState:
             self._queued.setdefault(slot, {})[eid] = None
         elif status == RUNNING:
             self._running[slot] = eid
+            charged = payer(record, [a.name for a in self.run.agents] if self.run else [])
+            self._served.setdefault(slot, {})[charged or ""] = record.get("started_at") or 0.0
+            self._last_started[slot] = eid
             summary.current = eid
         elif status in FINAL_STATUSES:
             summary.last = eid
@@ -692,15 +699,18 @@ class BoardState:
 
     def queue(self, slot: str) -> list[dict[str, Any]]:
         """Queued experiments of a runner slot in the order they run: calibration reruns first, then the
-        oldest submission first (a requeued job keeps its place)."""
-        return sorted((self.experiments[eid] for eid in self._queued.get(slot, {})), key=_queue_order)
+        agents paying for them in turn, oldest submission first within a turn (a requeued job keeps its
+        place; swarm.board.charges)."""
+        agents = [a.name for a in self.run.agents] if self.run else []
+        queued = (self.experiments[eid] for eid in self._queued.get(slot, {}))
+        last = self.experiments.get(self._last_started.get(slot, ""))
+        return fair_order(queued, agents, self._served.get(slot), last)
 
     def next_queued(self, slot: str) -> dict[str, Any] | None:
         """The job a runner of this slot takes next (the head of `queue(slot)`)."""
-        queued = self._queued.get(slot)
-        if not queued:
+        if not self._queued.get(slot):
             return None
-        return min((self.experiments[eid] for eid in queued), key=_queue_order)
+        return self.queue(slot)[0]
 
     def running(self, slot: str) -> dict[str, Any] | None:
         eid = self._running.get(slot)
@@ -867,10 +877,6 @@ class BoardState:
         best_sha = min(measured, key=lambda sha: group.contents[sha].mean, default=None)
         self._agent_best_sha[agent] = (key, best_sha)
         return next(iter(contents[best_sha])) if best_sha else None
-
-
-def _queue_order(record: dict[str, Any]) -> tuple[bool, float]:
-    return (record.get("requested_by") != CALIBRATION, _submitted(record))
 
 
 def _submitted(record: dict[str, Any]) -> float:

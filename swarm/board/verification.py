@@ -24,6 +24,7 @@ One mechanism serves three askers (the rerun's `requested_by`):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from swarm.board.experiments import (
@@ -74,9 +75,15 @@ def rerun_slots(
 
 
 def schedule_verify(
-    board: Board, state: BoardState, prefix: str, repeats: int, requested_by: str
+    board: Board,
+    state: BoardState,
+    prefix: str,
+    repeats: int,
+    requested_by: str,
+    admit: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict]:
-    """Queue the reruns of an experiment; returns their records."""
+    """Queue the reruns of an experiment; returns their records. `admit(original)`, called under the
+    board lock, may refuse the request first (an agent's quota: swarm.board.charges)."""
     if repeats < 1:
         raise SwarmError("--repeats must be at least 1")
     with board.locked() as writer:
@@ -88,6 +95,8 @@ def schedule_verify(
             )
         if original.get("verify_of"):
             raise SwarmError(f"experiment {original['id']} is itself a rerun of {original['verify_of']}")
+        if admit is not None:
+            admit(original)
         return queue_reruns(writer, state, original, rerun_slots(state, original, repeats), requested_by)
 
 
@@ -107,7 +116,7 @@ def queue_paired_reruns(
 ) -> list[dict[str, Any]]:
     """The confirmation of `original` under `[noise] paired`: for each slot a rerun of it and a control
     (a rerun of the agent's `reference` experiment) next to each other, the control first in every other
-    pair; slots are FIFO, so each pair runs back to back on one slot."""
+    pair; a slot runs a confirmation's runs back to back once one started (swarm.board.charges)."""
     queued = []
     for i, slot in enumerate(slots):
         pair = [(original, False), (reference, True)]

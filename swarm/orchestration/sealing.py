@@ -4,8 +4,9 @@
 
 Every agent kind goes through here (claude, codex, api, sweep, a swarm.toml command), so none runs with
 more than its own things writable (swarm.runner.sandbox has the mechanism and the reasons):
-- writable: its worktree; in the repository's .git what committing and adopting need (objects, the
-  directory of its run's branches and their reflogs, its worktree's admin directory, its saved refs);
+- writable: its worktree; in the repository's .git what committing and adopting need (its own object
+  directory, swarm.repo.stores: the shared objects are read as an alternate; the directory of its own
+  branch `swarm/<tag>/<agent>/` and of its reflog, its worktree's admin directory, its saved refs);
   its inbox; its CLI's configuration (e.g. CLAUDE_CONFIG_DIR, CODEX_HOME); a private /tmp;
 - read-only: the system, this installation of swarm, the CLI's installation, the rest of the repository
   (swarm.toml, .git's config, hooks, info/ and every other ref, other worktrees), the board, and the files
@@ -28,6 +29,7 @@ from swarm.board.signing import key_dir
 from swarm.config import load_section
 from swarm.repo.git import git_text
 from swarm.repo.paths import RunPaths
+from swarm.repo.stores import agent_git_env, agent_objects, common_dir
 from swarm.runner.inbox import inbox_dir
 from swarm.runner.sandbox import AgentView, agent_environment, agent_sandbox
 
@@ -46,7 +48,7 @@ def seal_agent(
     if run.unsealed:
         return argv, env
     git_dirs = agent_git_dirs(Path(slot.worktree), slot)
-    admin = git_dirs[-1]
+    admin, common = git_dirs[-1], common_dir(Path(slot.worktree))
     config, config_files = command.configuration(env)
     config += [
         Path(os.path.expandvars(d)) for d in load_section(paths.repo, "agents", AgentSettings).writable
@@ -66,6 +68,7 @@ def seal_agent(
         readable=tuple(installations(argv[0], env) + [home / ".gitconfig", home / ".config" / "git"]),
         home=home,
     )
+    env |= agent_git_env(common, slot.name)  # its objects go to its own directory (swarm.repo.stores)
     if "GIT_CONFIG_COUNT" not in env:
         # git's automatic housekeeping writes where an agent may not (.git/packed-refs, gc.pid): off
         env |= {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "gc.auto", "GIT_CONFIG_VALUE_0": "0"}
@@ -75,14 +78,17 @@ def seal_agent(
 def agent_git_dirs(worktree: Path, slot: AgentSlot) -> list[Path]:
     """What committing (and `swarm adopt`) writes in the repository's .git, for this agent's worktree.
 
-    Git keeps a branch ref as a file in its directory and updates it with a lock file beside it, so the
-    directory of the run's branches (refs/heads/swarm/<tag>/) is writable as a whole: an agent can move a
-    branch of another agent of its run (never what was recorded: runs execute pinned commits)."""
-    common = Path(git_text(worktree, "rev-parse", "--path-format=absolute", "--git-common-dir"))
+    Git keeps a branch ref as a file in its directory and updates it by renaming a lock file beside it,
+    so that directory is writable: an agent's branch `swarm/<tag>/<agent>/work` is alone in its own, and
+    no other agent's branch can be moved, deleted or locked. (A run spawned before that layout has every
+    branch in `swarm/<tag>/`, which its agents can all write: spawn a new run to have them apart. Binding
+    the other branch files read-only would not do: the owner's next commit renames a new file over its
+    path, which takes the binding away.)"""
+    common = common_dir(worktree)
     admin = Path(git_text(worktree, "rev-parse", "--path-format=absolute", "--git-dir"))
     branch_dir = Path(slot.branch).parent
     return [
-        common / "objects",
+        agent_objects(common, slot.name),
         common / "refs" / "heads" / branch_dir,
         common / "logs" / "refs" / "heads" / branch_dir,
         common / "refs" / "swarm" / "saved" / slot.name,

@@ -10,10 +10,14 @@ from pathlib import Path
 from swarm.errors import GitError
 from swarm.repo.git import git_or_none, git_text
 
-# Agent branches are `swarm/<tag>/<agent>`; the agent name is also a directory and a tmux window name,
-# so it is validated before it becomes either.
+# Agent branches are `swarm/<tag>/<agent>/work`: each agent's branch alone in a directory of its own, the
+# one directory of refs its sandbox may write (git updates a ref by renaming a lock file in its directory,
+# so an agent that could write a directory shared with other branches could move them;
+# swarm.orchestration.sealing). Runs from before have `swarm/<tag>/<agent>`, still understood. The agent
+# name is also a directory and a tmux window name, so it is validated before it becomes either.
 AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 BRANCH_PREFIX = "swarm/"
+BRANCH_LEAF = "work"
 
 
 # Named tuples here, not dataclasses: `swarm best` finds its run with this module, and loading dataclasses
@@ -59,14 +63,16 @@ def current_branch(cwd: Path) -> str | None:
 
 
 def agent_branch(tag: str, agent: str) -> str:
-    return f"{BRANCH_PREFIX}{tag}/{agent}"
+    return f"{BRANCH_PREFIX}{tag}/{agent}/{BRANCH_LEAF}"
 
 
 def parse_agent_branch(branch: str | None) -> tuple[str, str] | None:
-    """(tag, agent) for a branch named `swarm/<tag>/<agent>`, else None."""
+    """(tag, agent) for a branch named `swarm/<tag>/<agent>/work` (or `swarm/<tag>/<agent>`), else None."""
     if not branch or not branch.startswith(BRANCH_PREFIX):
         return None
     parts = branch[len(BRANCH_PREFIX) :].split("/")
+    if len(parts) == 3 and parts[2] == BRANCH_LEAF:
+        parts = parts[:2]
     if len(parts) != 2 or not all(parts):
         return None
     return parts[0], parts[1]
@@ -89,14 +95,14 @@ class Identity(namedtuple("Identity", ("agent", "worktree", "tag", "gpu"))):
 
 def caller_identity(cwd: Path | None = None) -> Identity:
     """The agent behind the current worktree: SWARM_AGENT / SWARM_GPU from the environment win,
-    else the agent name comes from the worktree's branch `swarm/<tag>/<agent>`."""
+    else the agent name comes from the worktree's branch `swarm/<tag>/<agent>/work`."""
     from swarm.errors import SwarmError
 
     root = worktree_root(cwd)
     parsed = parse_agent_branch(current_branch(root))
     agent = os.environ.get("SWARM_AGENT") or (parsed[1] if parsed else None)
     if not agent:
-        raise SwarmError(f"not in an agent's worktree: {root} (expected a branch swarm/<tag>/<agent>)")
+        raise SwarmError(f"not in an agent's worktree: {root} (expected a branch swarm/<tag>/<agent>/work)")
     validate_agent_name(agent)
     return Identity(
         agent=agent,

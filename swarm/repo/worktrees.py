@@ -14,6 +14,7 @@ from pathlib import Path
 import git
 
 from swarm.errors import GitError
+from swarm.repo.stores import branch_reader_env
 
 
 @dataclass(frozen=True)
@@ -34,11 +35,13 @@ class GitRepo:
 
     def git(self, *args: str, cwd: Path | None = None, stdin: str = "") -> str:
         runner = git.Git(str(cwd)) if cwd else self.repo.git
+        # an agent's branch may point at a commit it never submitted, kept in its own object directory
+        env = branch_reader_env(Path(self.repo.common_dir))
         try:
             with tempfile.TemporaryFile() as feed:
                 feed.write(stdin.encode())
                 feed.seek(0)
-                return runner.execute(["git", *args], istream=feed)
+                return runner.execute(["git", *args], istream=feed, env=env)
         except git.exc.GitCommandError as e:
             detail = e.stderr.strip().removeprefix("stderr:").strip().strip("'").strip()
             reason = (detail.splitlines() or ["git failed"])[-1].strip()

@@ -5,7 +5,10 @@ A sandboxed agent sees the board read-only, except its inbox `board/inbox/<agent
 written under a dot name and renamed, so it is whole when it appears. The runner of the agent's slot takes
 the requests of its agents (a thread polling every few milliseconds, also while it trains), checks every
 field, writes the record itself (signed, swarm.board.signing), and answers `<request>.done` (what it
-wrote, as JSON) or `<request>.error` (one line), which the waiting command reads and removes.
+wrote, as JSON) or `<request>.error` (one line), which the waiting command reads and removes. An answer
+nobody read within ANSWER_KEEP_S (its asker gave up waiting, or never waited) is removed by the runner, and
+anything at a request's name that is not a plain file (a directory, a fifo, a link) is answered once and
+taken away, so no inbox grows without end and no request is retried forever.
 
 Who asks is the directory, never the request: a request names no agent, slot, device, status or metric,
 only what the agent asks for (a commit and a description, a note's text, an experiment id ...), and each
@@ -23,6 +26,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import stat
 import threading
 import time
@@ -31,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from swarm.board.charges import admit_verify
 from swarm.board.experiments import METRIC_FIELDS, new_experiment
 from swarm.board.ledger import USAGE_FIELDS, Usage, usage_record
 from swarm.board.noise import NoiseSettings
@@ -41,6 +46,7 @@ from swarm.board.verification import schedule_verify
 from swarm.config import load_section
 from swarm.errors import BoardError, GitError, SwarmError
 from swarm.repo.git import file_at, first_parent, rev_parse, update_ref
+from swarm.repo.stores import import_commit, keep_refs
 from swarm.runner.settings import RunnerSettings
 from swarm.runner.trust import disallowed_changes, sha256_bytes
 
@@ -53,6 +59,9 @@ MAX_REPEATS = 16
 ANSWER_POLL_S = 0.002  # how often a waiting command looks for its answer
 INGEST_POLL_S = 0.005  # how often a runner looks into its agents' inboxes
 ANSWER_TIMEOUT_S = 120.0
+ANSWER_KEEP_S = 2 * ANSWER_TIMEOUT_S  # an answer unread this long has no reader left: removed
+SWEEP_EVERY_S = 10.0  # how often the runner looks for such answers
+ANSWER_SUFFIXES = (".done", ".error")
 SHA = re.compile(r"^[0-9a-f]{40}$")
 REQUEST_NAME = re.compile(r"^[0-9]{1,20}-[0-9a-f]{8}\.json$")
 
@@ -118,6 +127,11 @@ class Handler:
         commit = _sha(request, "commit")
         description = _text(request, "description")
         try:
+            # a sealed agent's commit is in its own object directory: copied into the shared store first
+            import_commit(self.repo, agent.name, commit)
+        except GitError as e:
+            raise SwarmError(f"request: cannot take {e}") from None
+        try:
             commit = rev_parse(self.repo, f"{commit}^{{commit}}")
         except GitError:
             raise SwarmError(f"request: {commit[:12]} is not a commit of this repository") from None
@@ -159,7 +173,17 @@ class Handler:
         repeats = _count(request, "repeats")
         if not 1 <= repeats <= MAX_REPEATS:
             raise SwarmError(f"request: repeats must be between 1 and {MAX_REPEATS}")
-        return schedule_verify(self.board, self.state, _text(request, "id"), repeats, agent.name)
+        # charged to the asker: its quota, one pending verification per experiment (swarm.board.charges)
+        return schedule_verify(
+            self.board,
+            self.state,
+            _text(request, "id"),
+            repeats,
+            agent.name,
+            admit=lambda original: admit_verify(
+                self.state.experiments.values(), original, agent.name, repeats
+            ),
+        )
 
     def _usage(self, agent: AgentSlot, request: dict[str, Any]) -> dict[str, Any]:
         """The API agent's own usage report (an agent CLI's is recorded by its launcher, outside)."""
@@ -316,6 +340,7 @@ class Ingestor:
         self.state = BoardState(board, noise)
         self.handler = Handler(repo, board, self.state)
         self.on_job = on_job or (lambda: None)  # a job was queued: wake the runner's loop
+        self._swept = 0.0  # when unread answers were last looked for (monotonic)
 
     def agents(self) -> list[AgentSlot]:
         self.state.refresh()
@@ -326,7 +351,14 @@ class Ingestor:
     def ingest(self) -> int:
         """Handle every request waiting now, oldest first; returns how many."""
         handled = 0
-        for agent in self.agents():
+        agents = self.agents()
+        if time.monotonic() - self._swept > SWEEP_EVERY_S:
+            self._swept = time.monotonic()
+            for agent in agents:
+                remove_unread_answers(inbox_dir(self.board.directory, agent.name))
+                with contextlib.suppress(GitError):  # a tip that cannot be copied stays the agent's
+                    keep_refs(self.handler.repo, agent.name, agent.branch)
+        for agent in agents:
             directory = inbox_dir(self.board.directory, agent.name)
             try:
                 names = sorted(n for n in os.listdir(directory) if n.endswith(".json"))
@@ -353,8 +385,7 @@ class Ingestor:
                 path.with_suffix(".error"), f"the runner failed on this request: {type(e).__name__}: {e}"
             )
         finally:
-            with contextlib.suppress(OSError):
-                path.unlink()
+            _take_away(path)
 
     def serve(self, stop: threading.Event) -> None:
         """Ingest until `stop` is set (the runner's thread)."""
@@ -363,9 +394,47 @@ class Ingestor:
                 stop.wait(INGEST_POLL_S)
 
 
+def _take_away(path: Path) -> None:
+    """Remove what was at a request's name, whatever it is: a directory an agent made there would
+    otherwise be taken again at every poll (and answered every time) for ever."""
+    try:
+        path.unlink()
+    except IsADirectoryError:
+        shutil.rmtree(path, ignore_errors=True)  # never follows links: only the agent's own inbox goes
+    except OSError:
+        pass
+    if path.is_dir() and not path.is_symlink():  # not removable (e.g. made read-only): set it aside
+        with contextlib.suppress(OSError):
+            path.rename(path.with_name(f".refused-{path.name}-{secrets.token_hex(4)}"))
+
+
+def remove_unread_answers(directory: Path, keep_s: float = ANSWER_KEEP_S) -> int:
+    """Remove the answers in an inbox that nobody read within `keep_s`; returns how many."""
+    removed = 0
+    cutoff = time.time() - keep_s
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return 0
+    for entry in entries:
+        if not entry.name.endswith(ANSWER_SUFFIXES):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed += 1
+    return removed
+
+
 def _read_request(path: Path) -> dict[str, Any]:
     if not REQUEST_NAME.match(path.name):
         raise SwarmError("request: not a request file name")
+    try:  # a directory opens read-only too: refused before that, as is a link or a fifo
+        regular = stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        regular = False
+    if not regular:
+        raise SwarmError("request: not a readable regular file")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:

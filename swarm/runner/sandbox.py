@@ -21,6 +21,8 @@ Why each switch:
 - `--unshare-pid` + `--die-with-parent`: bwrap's pid 1 ends the whole namespace when the command ends or
   when bwrap is killed, so a double-forked `setsid` child dies with its run, and processes of other
   sandboxes (other slots' trainers) cannot be seen or signalled;
+- an agent's sandbox starts a new session (`--new-session`): its programs have no controlling terminal,
+  so nothing it runs can push keystrokes (TIOCSTI) into the terminal or tmux pane it was started from;
 - the environment is handed to bwrap as its own (the caller passes the reduced one to Popen), never as
   `--setenv` arguments, which would put API keys in a command line every process can read.
 """
@@ -100,6 +102,7 @@ class Sandbox:
     cwd: str
     network: bool = False
     name: str = "sandbox"  # the policy's name, for messages
+    new_session: bool = False  # setsid() inside: no controlling terminal (agents, see the module's docstring)
 
     def wrap(self, argv: list[str]) -> list[str]:
         """The bwrap command line running `argv` inside this sandbox."""
@@ -115,6 +118,8 @@ class Sandbox:
         ]
         if not self.network:
             args.append("--unshare-net")
+        if self.new_session:
+            args.append("--new-session")
         args += ["--proc", "/proc", "--dev", "/dev"]
         for mount in self.mounts:
             args += mount.args()
@@ -312,7 +317,7 @@ def agent_sandbox(view: AgentView, python: str | None = None) -> Sandbox:
     mounts.append(Mount("rw", str(view.worktree)))
     mounts += [Mount("ro", f) for f in _existing(view.pinned)]
     mounts += [Mount("tmpfs", str(p)) for p in view.hidden if Path(p).is_dir()]
-    return Sandbox(tuple(mounts), cwd=str(view.worktree), network=True, name="agent")
+    return Sandbox(tuple(mounts), cwd=str(view.worktree), network=True, name="agent", new_session=True)
 
 
 def agent_environment(environ: Mapping[str, str], allowed_secrets: Iterable[str] = ()) -> dict[str, str]:

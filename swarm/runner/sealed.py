@@ -103,6 +103,11 @@ class RunPlan:
     compile_cache: Path | None = None
     eval_cache: Path | None = None
     smoke_steps: int = 0  # `swarm doctor --smoke`: train.py stops after this many steps
+    eval_timeout_s: float | None = None  # the evaluator's limit (settings.eval_timeout); None: the hard one
+
+    @property
+    def eval_limit(self) -> float:
+        return self.eval_timeout_s if self.eval_timeout_s is not None else self.settings.eval_timeout_s
 
     @property
     def budget_cap(self) -> float:
@@ -420,10 +425,10 @@ class Evaluator:
             self.proc.stdin.write(b"go\n")
             self.proc.stdin.close()
         settings = self.plan.settings
-        code, timed_out = _wait(self.proc, settings.eval_timeout_s, settings.kill_grace_s)
+        code, timed_out = _wait(self.proc, self.plan.eval_limit, settings.kill_grace_s)
         fields: dict[str, Any] = {"eval_seconds": round(time.monotonic() - started, 3)}
         if timed_out:
-            return {**fields, "status": TIMEOUT, "reason": f"evaluation past {settings.eval_timeout_s:.0f} s"}
+            return {**fields, "status": TIMEOUT, "reason": f"evaluation past {self.plan.eval_limit:.0f} s"}
         if output_overflowed(self.proc):
             return {**fields, "status": CRASH, "reason": "the evaluator printed more than expected"}
         outcome = _read_result(self.result)

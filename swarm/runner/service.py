@@ -58,7 +58,7 @@ from swarm.runner.process import end_stale_group
 from swarm.runner.pruning import CurveCache, Monitor, PruningSettings, reference_curve
 from swarm.runner.sandbox import sandbox_problem
 from swarm.runner.sealed import RunPlan, data_manifest
-from swarm.runner.settings import RunnerSettings
+from swarm.runner.settings import RunnerSettings, eval_timeout
 from swarm.runner.snapshot import RunDirectory, materialise, remove
 from swarm.runner.trust import (
     budget_limit,
@@ -375,6 +375,7 @@ class Runner:
             data=self.data(profile),
             environ=dict(os.environ),
             sandboxed=self.sandboxed,
+            eval_timeout_s=self._eval_timeout(profile, base, device),
         )
         if run_dir.exists():
             remove(run_dir)
@@ -427,6 +428,21 @@ class Runner:
             and (overhead := run_overhead(record, cap)) is not None
         ]
         return overhead_allowance(overheads, s.overhead_slack, s.overhead_slack_s, s.overhead_default_s)
+
+    def _eval_timeout(self, profile: str, base: str, device: str) -> float:
+        """The evaluator's limit on this slot's device class: a multiple of its baselines' evaluation time."""
+        evals = [
+            r["eval_seconds"]
+            for r in self._baselines(profile, base, device)
+            if is_finite(r.get("eval_seconds"))
+        ]
+        return eval_timeout(self.settings, evals)
+
+    def _baselines(self, profile: str, base: str, device: str) -> list[dict[str, Any]]:
+        """The measured runs of the base's train.py on this device class and profile."""
+        baseline = file_at(self.repo, base, "train.py")
+        content = self.state.content((device, profile), sha256_bytes(baseline)) if baseline else None
+        return [self.state.experiments.get(eid) or {} for eid in (content.ids if content else ())]
 
     def _monitor(self, job: dict[str, Any], log: Path) -> Monitor | None:
         """The early-stop watch of a job (swarm.runner.pruning), or None: off, a rerun (its number is

@@ -23,6 +23,11 @@ class RunnerSettings:
     overhead_slack_s: float = 10.0
     overhead_default_s: float = 300.0
     eval_timeout_s: float = 900.0  # the evaluator's hard limit
+    # Once the device class has baseline runs, the evaluator's limit is their largest eval_seconds x
+    # eval_timeout_multiple, at least eval_timeout_floor_s (and never above eval_timeout_s): a model made
+    # slow on purpose holds a slot minutes, not a quarter of an hour.
+    eval_timeout_multiple: float = 5.0
+    eval_timeout_floor_s: float = 120.0
     max_model_mb: float = 4096.0  # largest model.pt2 the evaluator opens
     log_limit_mb: float = 16.0  # a run printing more is stopped as invalid; its log keeps this much
     kill_grace_s: float = 5.0  # between SIGTERM and SIGKILL of a trainer's process group
@@ -42,3 +47,12 @@ class RunnerSettings:
     # On a CPU slot, run as on CUDA: compiled under bf16 autocast (the evaluator's --mirror; train.py's
     # AUTORESEARCH_CUDA_MIRROR=1), so the GPU path is exercised without a GPU.
     cuda_mirror: bool = False
+
+
+def eval_timeout(settings: RunnerSettings, baseline_evals: list[float]) -> float:
+    """The evaluator's limit for a run of a class whose baselines took `baseline_evals` seconds to evaluate
+    (none yet: the hard limit)."""
+    if not baseline_evals:
+        return settings.eval_timeout_s
+    scaled = max(baseline_evals) * settings.eval_timeout_multiple
+    return min(settings.eval_timeout_s, max(settings.eval_timeout_floor_s, scaled))

@@ -1,5 +1,5 @@
 """Test fixtures that build a real run: a git repo with a base commit, a board with a run record, agent
-worktrees on branches swarm/<tag>/<agent>, stand-in trainers, runners as real processes.
+worktrees on branches swarm/<tag>/<agent>/work, stand-in trainers, runners as real processes.
 
     run = make_run(tmp_path, agents=["cpu0"], train=stand_in_train(val_bpb=1.0))
     commit_train(run.worktree("cpu0"), stand_in_train(val_bpb=0.99), "lower lr")
@@ -28,6 +28,7 @@ from swarm.board.run_record import AgentSlot, RunRecord, write_run_record
 from swarm.board.signing import create_key
 from swarm.board.store import Board
 from swarm.config import load_section
+from swarm.repo.paths import agent_branch
 from swarm.runner.service import Runner, RunnerSettings
 
 TAG = "test"
@@ -293,7 +294,7 @@ def make_run(
     unsealed: bool = False,
 ) -> SwarmRun:
     """A repository with prepare.py / train.py / swarm.toml at the base commit, a board with a run record,
-    and a worktree per agent (worktrees/<agent> on swarm/<TAG>/<agent>). Agent names gpuK / cpuK give
+    and a worktree per agent (worktrees/<agent> on swarm/<TAG>/<agent>/work). Agent names gpuK / cpuK give
     slots K / cpuK; `devices` maps a slot to its device class (default "cpu" and "Test GPU")."""
     repo = tmp_path / "repo"
     if "[runner]\n" in config:
@@ -313,7 +314,7 @@ def make_run(
     for name in agents:
         gpu = name if name.startswith("cpu") else name.removeprefix("gpu")
         worktree = repo / "worktrees" / name
-        branch = f"swarm/{TAG}/{name}"
+        branch = agent_branch(TAG, name)
         git(repo, "worktree", "add", "-q", "-b", branch, str(worktree), base)
         device = devices.get(gpu, "cpu" if gpu.startswith("cpu") else "Test GPU")
         slots.append(AgentSlot(name, "test", gpu, device, str(worktree.resolve()), branch))
