@@ -100,7 +100,8 @@ def _add_board_commands(sub) -> None:
         sub,
         "verify",
         agent_side + "cmd_verify",
-        "rerun an experiment, preferring other slots; mark it verified if it holds",
+        "rerun an experiment, preferring other slots; mark it verified if it holds (an agent's reruns are "
+        "charged to it: at most 16 pending, one pending verification per experiment)",
     )
     verify.add_argument("id", help="experiment id or unique prefix")
     verify.add_argument("--repeats", type=int, default=1, help="number of reruns (default 1)")

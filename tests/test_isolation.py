@@ -275,8 +275,9 @@ def test_a_directory_at_a_request_name_is_refused_once_and_unread_answers_go(mak
             f"""\
             import os, json
             inbox = {str(inbox)!r}
-            os.makedirs(inbox + "/5-00000000.json/deep/er")
-            open(inbox + "/5-00000000.json/deep/file", "w").write("x")
+            os.makedirs(inbox + "/.d/deep/er")  # made whole, then put at a request's name
+            open(inbox + "/.d/deep/file", "w").write("x")
+            os.rename(inbox + "/.d", inbox + "/5-00000000.json")
             for i in range(300):  # bad requests whose answers it never reads
                 with open(inbox + "/.t", "w") as f:
                     f.write("not json")

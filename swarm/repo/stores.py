@@ -27,11 +27,12 @@ import threading
 from pathlib import Path
 
 from swarm.errors import GitError
-from swarm.repo.git import FULL_SHA, RAW_CONFIG, RAW_ENV, git_or_none, git_text
+from swarm.repo.git import FULL_SHA, RAW_CONFIG, RAW_ENV, git, git_or_none, git_text
 
 AGENT_OBJECTS = "swarm-objects"  # .git/swarm-objects/<agent>/: an agent's own objects
 IMPORT_TIMEOUT_S = 60.0  # copying a submitted commit: an agent's directory that stalls git gets this long
 IMPORT_MAX_BYTES = 256 << 20  # ... and this much: train.py and friends are kilobytes
+ANCESTORS_LOOKED_AT = 64  # of a submitted commit, for one the shared store has already
 EXPERIMENT_REFS = "refs/swarm/experiments/"  # pins of submitted commits: all in the shared store
 
 
@@ -82,6 +83,43 @@ def _not_plain(directory: Path) -> str | None:
     return None
 
 
+def _shared_ancestors(repo: Path, commit: str, env: dict[str, str]) -> list[str]:
+    """The commit's recent ancestors (ANCESTORS_LOOKED_AT, newest first) that the shared store has: what
+    the copy may leave out, usually its parent, which is cheaper for git to exclude than every pin."""
+    try:
+        done = subprocess.run(
+            ["git", *RAW_CONFIG, "rev-list", f"--max-count={ANCESTORS_LOOKED_AT}", commit],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            timeout=IMPORT_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        return []
+    ancestors = [sha for sha in done.stdout.decode().split() if FULL_SHA.fullmatch(sha)]
+    if done.returncode != 0 or not ancestors:
+        return []
+    try:  # asked of the shared store alone (no agent directory in this git's environment)
+        checked = git(
+            repo,
+            *RAW_CONFIG,
+            "cat-file",
+            "--batch-check",
+            input="".join(f"{a}\n" for a in ancestors).encode(),
+        )
+    except GitError:
+        return []
+    lines = checked.decode().splitlines()
+    return [a for a, line in zip(ancestors, lines, strict=False) if not line.endswith(" missing")]
+
+
+def _shared_tips(repo: Path) -> list[str]:
+    """What the shared store surely has: the pins of submitted commits and the main worktree's HEAD."""
+    pins = git_text(repo, "for-each-ref", "--format=%(objectname)", EXPERIMENT_REFS).split()
+    head = git_or_none(repo, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+    return [*pins, head.decode().strip()] if head else pins
+
+
 def import_commit(repo: Path, agent: str, commit: str) -> bool:
     """Copy `commit` and what it reaches from `agent`'s object directory into the shared store; True when
     something was copied, False when it was there already or the agent has no directory of its own (an
@@ -95,12 +133,9 @@ def import_commit(repo: Path, agent: str, commit: str) -> bool:
     strange = _not_plain(own)
     if strange:  # a fifo would stall git, a link point it at any file of the machine
         raise GitError(f"{commit[:12]}: its object directory holds something that is not a file: {strange}")
-    # what the shared store has already: the pins of submitted commits and the main worktree's HEAD
-    pins = git_text(repo, "for-each-ref", "--format=%(objectname)", EXPERIMENT_REFS).split()
-    head = git_or_none(repo, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
-    have = [*pins, head.decode().strip()] if head else pins
-    revs = "".join([f"{commit}\n", *(f"^{sha}\n" for sha in have)]).encode()
     env = {**os.environ, **RAW_ENV, **agent_git_env(common, agent)}
+    have = _shared_ancestors(repo, commit, env) or _shared_tips(repo)
+    revs = "".join([f"{commit}\n", *(f"^{sha}\n" for sha in have)]).encode()
     pack = subprocess.Popen(
         ["git", *RAW_CONFIG, "pack-objects", "--revs", "--stdout", "-q"],
         cwd=repo,
