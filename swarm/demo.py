@@ -18,9 +18,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from swarm.board.experiments import MEASURED_STATUSES
+from swarm.board.noise import NoiseSettings
 from swarm.board.state import BoardState, group_of
 from swarm.board.store import Board
+from swarm.config import load_section
 from swarm.errors import GitError, SwarmError
 from swarm.installation import swarm_command
 from swarm.orchestration.spawn import SpawnRequest, spawn
@@ -28,7 +29,8 @@ from swarm.orchestration.status import collect, render
 from swarm.orchestration.stop import stop
 from swarm.repo.git import git
 from swarm.repo.paths import RunPaths, worktree_root
-from swarm.results.display import escape_text
+from swarm.results.display import escape_text, mean_text
+from swarm.results.standing import standing
 from swarm.runner.sandbox import sandbox_problem
 
 TAG = "demo"
@@ -84,7 +86,9 @@ def live_view(paths: RunPaths, seconds: float, out) -> None:
 
 
 def summary(paths: RunPaths) -> list[str]:
-    state = BoardState(Board(paths.board))
+    """What the board holds when the demo ends, and in words where the run stands (swarm.results.standing:
+    the same best as `swarm best`, the report and watch)."""
+    state = BoardState(Board(paths.board), load_section(paths.repo, "noise", NoiseSettings))
     state.refresh()
     experiments = list(state.experiments.values())
     counts = Counter(e.get("status") for e in experiments)
@@ -94,23 +98,21 @@ def summary(paths: RunPaths) -> list[str]:
     ]
     for summary_ in state.agent_summaries():
         best = state.experiments.get(summary_.best) if summary_.best else None
-        value = f"{best['val_bpb']:.6f}" if best else "-"
+        content = state.content(group_of(best), best["train_sha256"]) if best else None
+        value = mean_text(content.mean, content.sigma, content.n) if content else "none confirmed yet"
         lines.append(f"  {summary_.name}: {summary_.submitted} submitted, best {value}")
-    for group, best in state.bests().items():
-        baselines = [
-            e["val_bpb"]
-            for e in experiments
-            if group_of(e) == group
-            and e.get("status") in MEASURED_STATUSES
-            and "baseline" in str(e.get("description"))
-        ]
-        baseline = min(baselines, default=None)
-        device, profile = group
-        gain = f" (baseline {baseline:.6f})" if baseline is not None else ""
-        lines.append(
-            f"best on {device}/{profile}: {best.mean:.6f}{gain} by {best.experiment.get('agent')}: "
-            f"{escape_text(best.experiment.get('description'), 80)}"
-        )
+    for key in state.groups:
+        where = standing(state, key)
+        if where.best is not None:
+            best = where.best
+            lines.append(
+                f"best on {key[0]}/{key[1]}: {mean_text(best.mean, best.sigma, best.n)} by "
+                f"{escape_text(best.experiment.get('agent'))}: {escape_text(best.experiment.get('description'), 80)}"
+            )
+        if where.baseline is not None:
+            base = where.baseline
+            lines.append(f"baseline: {mean_text(base.mean, base.sigma, base.n)}")
+        lines.append(escape_text(where.in_words()))
     lines.append(f"notes: {len(state.notes)}")
     return lines
 

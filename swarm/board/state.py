@@ -17,7 +17,8 @@
     state.calibrated(group)             -> enough repeats for a keep decision (swarm.board.noise)
     state.best(group) / state.bests()   -> Best (experiment, mean, sigma, n, verified, band) / {group: Best}:
                                            the lowest mean among contents with at least noise.best_runs runs
-    state.top(group, n)                 -> the n best contents, each once, as Best
+    state.top(group, n)                 -> the n lowest-mean contents, each once, as Best (confirmed or not)
+    state.confirmed_top(group, n)       -> the n lowest-mean confirmed contents: the first is state.best(group)
     state.decide(record)                -> (promising|keep|marginal|discard, reason, reference id, band)
   agents, run, other records
     state.agent_summary("gpu3")         -> AgentSummary (counts by status, current, last, best, experiments)
@@ -100,6 +101,7 @@ class Best:
     n: int
     verified: bool
     band: float  # the group's noise band
+    confirmed: bool = True  # measured often enough to be a best (noise.best_runs): a confirmed mean
 
     def as_json(self) -> dict[str, Any]:
         e = self.experiment
@@ -116,6 +118,7 @@ class Best:
             "sigma": self.sigma,
             "n": self.n,
             "verified": self.verified,
+            "confirmed": self.confirmed,
             "band": self.band,
             "unsealed": e.get("unsealed") is True,
         }
@@ -282,6 +285,7 @@ class GroupStats:
         self._best_dirty = False
         self._top: list[ContentStats] | None = None  # the last top(n), kept until a change could alter it
         self._top_shas: set[str] = set()
+        self._confirmed: set[str] = set()  # contents measured at least best_runs times: the best's candidates
 
     @property
     def pooled_sigma(self) -> float | None:
@@ -348,6 +352,10 @@ class GroupStats:
     def _count_spread(self, content: ContentStats) -> None:
         self._squared_deviations += content.stats.squared_deviations
         self._degrees += max(content.n - 1, 0)
+        if content.n >= self.best_runs:
+            self._confirmed.add(content.train_sha256)
+        else:
+            self._confirmed.discard(content.train_sha256)
         self._note_best_candidate(content)
         self._note_top_candidate(content)
 
@@ -367,8 +375,8 @@ class GroupStats:
     def best_content(self) -> ContentStats | None:
         """The lowest-mean content among those measured at least `best_runs` times."""
         if self._best_dirty:
-            eligible = [s for s, c in self.contents.items() if c.n >= self.best_runs]
-            self._best_sha = min(eligible, key=lambda s: self.contents[s].mean, default=None)
+            # the confirmed few, not every content: the progress line asks after each measured result
+            self._best_sha = min(self._confirmed, key=self._rank, default=None)
             self._best_dirty = False
         return self.contents.get(self._best_sha) if self._best_sha else None
 
@@ -387,6 +395,13 @@ class GroupStats:
             self._top = heapq.nsmallest(n, self.contents.values(), key=lambda c: c.mean)
             self._top_shas = {c.train_sha256 for c in self._top}
         return self._top[:n]
+
+    def confirmed_top(self, n: int) -> list[ContentStats]:
+        """The n confirmed contents (at least best_runs runs) with the lowest mean: the first is the best."""
+        return [self.contents[s] for s in heapq.nsmallest(n, self._confirmed, key=self._rank)]
+
+    def _rank(self, train_sha256: str) -> tuple[float, str]:
+        return (self.contents[train_sha256].mean, train_sha256)  # ties broken the same way every time
 
 
 @dataclass
@@ -528,6 +543,8 @@ class BoardState:
         if kind == EXPERIMENT:
             self._note_progress(record)
             self._apply_experiment(record, position)
+            if record.get("status") in FINAL_STATUSES and has_result(record):
+                self._note_best_step(record)
         elif kind == NOTE:
             self.notes.append(record)
         elif kind == USAGE:
@@ -549,6 +566,14 @@ class BoardState:
     def _note_progress(self, record: dict[str, Any]) -> None:
         if self.progress.add(record):  # the first final record of this id
             bisect.insort(self.finish_times, finished_at(record))
+
+    def _note_best_step(self, record: dict[str, Any]) -> None:
+        """A measured result may have moved its group's best (a confirmed mean): the progress line follows."""
+        key = group_of(record)
+        group = self.groups.get(key)
+        best = group.best_content() if group else None
+        if best is not None:
+            self.progress.note_best(key, best.mean, best.first_id, finished_at(record))
 
     def _apply_experiment(self, record: dict[str, Any], position: tuple[int, int] | None) -> None:
         eid = record.get("id")
@@ -758,9 +783,15 @@ class BoardState:
         return out
 
     def top(self, key: GroupKey, n: int) -> list[Best]:
-        """The n best contents of a group (each once, with its repeat statistics)."""
+        """The n lowest-mean contents of a group, confirmed or not (each once, with its repeat statistics)."""
         group = self.groups.get(key)
         return [self._best_of(c) for c in group.top(n)] if group else []
+
+    def confirmed_top(self, key: GroupKey, n: int) -> list[Best]:
+        """The n lowest-mean confirmed contents of a group (noise.best_runs runs or more): the ranking whose
+        first is `best(key)`, the one best every display shows."""
+        group = self.groups.get(key)
+        return [self._best_of(c) for c in group.confirmed_top(n)] if group else []
 
     def _best_of(self, content: ContentStats) -> Best:
         return Best(
@@ -772,6 +803,7 @@ class BoardState:
             n=content.n,
             verified=self.is_verified(content.group, content.train_sha256),
             band=self.band(content.group),
+            confirmed=content.n >= self.noise.best_runs,
         )
 
     def agent_reference(

@@ -35,7 +35,7 @@ from swarm.board.experiments import (
 from swarm.board.ledger import Totals
 from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import AgentSlot
-from swarm.board.state import BoardState, GroupKey, group_of
+from swarm.board.state import BoardState, ContentStats, GroupKey, group_of
 from swarm.board.store import EXPERIMENT, USAGE, VERIFICATION
 from swarm.config import load_section
 from swarm.errors import SwarmError
@@ -111,7 +111,7 @@ class AgentRow:
 
 @dataclass(frozen=True)
 class LeaderRow:
-    rank: int
+    rank: int  # 0: not confirmed yet (fewer runs than a best needs), shown unranked
     group: GroupKey
     mean: float
     sigma: float | None
@@ -359,7 +359,11 @@ class WatchModel:
                     self._baseline(key),
                 )
             )
-            for rank, top in enumerate(self.state.top(key, LEADERS_PER_GROUP), 1):
+            # ranked: the confirmed contents, whose #1 is the best the header shows; then, unranked (0), the
+            # lowest means that have fewer runs (a single run is never a best)
+            confirmed = self.state.confirmed_top(key, LEADERS_PER_GROUP)
+            pending = [b for b in self.state.top(key, LEADERS_PER_GROUP) if not b.confirmed]
+            for rank, top in [*enumerate(confirmed, 1), *((0, b) for b in pending)]:
                 rows.append(LeaderRow(rank, key, top.mean, top.sigma, top.n, top.verified, top.experiment))
         return tuple(rows), tuple(bests)
 
@@ -413,6 +417,11 @@ class WatchModel:
                 self._commits = CommitIndex(self.state)
             latest = self.state.experiments.get(record["id"], record)
             return self._baseline(group_of(latest)), lineage(self.state, latest, self.repo, self._commits)
+
+    def content_of(self, record: dict[str, Any]) -> ContentStats | None:
+        """The repeat statistics of an experiment's train.py (any thread: takes the lock)."""
+        with self.lock:
+            return self.state.content(group_of(record), record.get("train_sha256") or "")
 
     def verify(self, experiment_id: str, repeats: int = 1) -> list[dict[str, Any]]:
         from swarm.board.verification import schedule_verify
