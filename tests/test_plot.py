@@ -4,15 +4,12 @@ import matplotlib.image
 
 from swarm import cli
 from swarm.board.experiments import new_experiment
-from swarm.board.noise import NoiseSettings
 from swarm.board.progress import from_experiments
-from swarm.board.state import BoardState
-from swarm.board.store import Board
 from swarm.testing.synthetic import synthetic_run, write_board
 from tests.support.gitrepo import make_repo
 
 
-def test_progress_tracks_the_running_best_in_finishing_order(tmp_path):
+def test_progress_tracks_the_running_best_in_finishing_order():
     def done(eid, val, at, status="discard", agent="gpu0"):
         fields = dict(id=eid, agent=agent, device="cpu", profile="tiny", status=status, finished_at=at)
         if val is not None:
@@ -26,15 +23,9 @@ def test_progress_tracks_the_running_best_in_finishing_order(tmp_path):
         done("d", 0.97, 40.0),
         done("e", 0.90, 50.0, "keep"),
     ]
-    # the best line is the board state's best (under the `single` rule one run may be a best), placed among
-    # the points by when it changed
-    state = BoardState(Board(tmp_path / "board").create(), NoiseSettings(rule="single"))
-    for record in sorted(records, key=lambda r: r["finished_at"]):
-        state.apply(record)
-    group = from_experiments(records, state.progress).main_group()
+    group = from_experiments(records).main_group()
     assert [p.record["id"] for p in group.points] == ["a", "b", "c", "d", "e"]
     assert [(s.index, s.value, s.id) for s in group.best] == [(0, 1.0, "a"), (2, 0.95, "c"), (4, 0.90, "e")]
-    assert from_experiments(records).main_group().best == []  # without the state: points only
     assert [s.id for s in group.agent_best["gpu0"]] == ["a", "d", "e"]
     assert [s.id for s in group.agent_best["gpu1"]] == ["c"]
 

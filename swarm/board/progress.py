@@ -1,12 +1,12 @@
 """The progress of a run over time, per comparison group: finished experiments and the running bests.
 
-Fed with experiment records in finishing order (the board's state feeds each record it folds; `swarm plot`
-sorts the board's experiments), it keeps, per (device class, profile) group, every finished experiment's
-place and optionally the experiment as a point, each agent's lowest single run so far, and the steps of the
-group's best. The best is the board's one definition (swarm.board.state: the lowest confirmed mean, with n
-and sigma), so the board's state reports it (`note_best`) as it folds: a single lucky run never moves the
-line, and a best whose mean rose when re-measured moves it up. Each record costs O(1); only the first final
-record of an id counts as a finished experiment (a later correction of a value does not rewrite history).
+Fed with experiment records in finishing order (`swarm plot` sorts the board's experiments; the TUI feeds
+the new records of each board refresh), it keeps, per (device class, profile) group, the steps of the
+global running best and of each agent's running best, and optionally every finished experiment as a point.
+Each record costs O(1); only the first final record of an id counts (a later correction of a value does
+not rewrite history). The running best here is over individual measurements (each agent's lowest single
+run, as watch draws it); the board's best, a confirmed mean, comes from swarm.board.state (`best_steps`),
+which `from_experiments` places among the points when given.
 """
 
 from __future__ import annotations
@@ -30,8 +30,7 @@ class Point:
 
 @dataclass(frozen=True)
 class Step:
-    """The best changed to `value` at time `at`, when the `index`-th experiment of the group had finished;
-    `id`: the experiment that first measured the best (for the global best), or the run (an agent's)."""
+    """The running best changed to `value` at time `at` (the `index`-th finished experiment, `id`)."""
 
     index: int
     at: float
@@ -44,8 +43,8 @@ class GroupProgress:
     key: GroupKey
     finished: int = 0
     points: list[Point] = field(default_factory=list)  # only when the tracker keeps points
-    best: list[Step] = field(default_factory=list)  # the group's best (a confirmed mean), one step per change
-    agent_best: dict[str, list[Step]] = field(default_factory=dict)  # each agent's lowest single run so far
+    best: list[Step] = field(default_factory=list)  # the global running best, one step per improvement
+    agent_best: dict[str, list[Step]] = field(default_factory=dict)
 
 
 def finished_at(record: dict[str, Any]) -> float:
@@ -75,20 +74,12 @@ class ProgressTracker:
             group.points.append(Point(index, at, value, record))
         if value is None:
             return True
+        if not group.best or value < group.best[-1].value:
+            group.best.append(Step(index, at, value, eid))
         steps = group.agent_best.setdefault(str(record.get("agent")), [])
         if not steps or value < steps[-1].value:
             steps.append(Step(index, at, value, eid))
         return True
-
-    def note_best(self, key: GroupKey, value: float, best_id: str, at: float) -> None:
-        """The group's best (swarm.board.state.best) is now the mean `value` of the content that `best_id`
-        first measured, as of a result that finished at `at`: a step when that changed."""
-        group = self.groups.get(key)
-        if group is None:
-            group = self.groups[key] = GroupProgress(key)
-        last = group.best[-1] if group.best else None
-        if last is None or last.value != value or last.id != best_id:
-            group.best.append(Step(max(group.finished - 1, 0), at, value, best_id))
 
     def add_all(self, records: list[dict[str, Any]]) -> ProgressTracker:
         for record in records:
@@ -101,19 +92,17 @@ class ProgressTracker:
 
 
 def from_experiments(
-    experiments: list[dict[str, Any]], bests: ProgressTracker | None = None
+    experiments: list[dict[str, Any]], best: dict[GroupKey, list[Step]] | None = None
 ) -> ProgressTracker:
-    """Progress of finished experiments (latest records), ordered by when they finished, every one a point;
-    `bests`: the board state's own tracker, whose steps of each group's best are placed among the points by
-    the time they were taken."""
+    """Progress of finished experiments (latest records), ordered by when they finished; with `best`, each
+    group's best line is those steps (swarm.board.state.BoardState.best_steps: the confirmed mean) instead of
+    the lowest single run, each placed after the last experiment that had finished by its time."""
     finished = [e for e in experiments if e.get("status") in FINAL_STATUSES]
     finished.sort(key=finished_at)
     tracker = ProgressTracker(keep_points=True).add_all(finished)
-    for key, group in tracker.groups.items():
-        source = bests.groups.get(key) if bests is not None else None
+    for key, group in tracker.groups.items() if best is not None else ():
         times = [p.at for p in group.points]
         group.best = [
-            Step(max(bisect.bisect_right(times, s.at) - 1, 0), s.at, s.value, s.id)
-            for s in (source.best if source else ())
+            Step(max(bisect.bisect_right(times, s.at) - 1, 0), s.at, s.value, s.id) for s in best.get(key, ())
         ]
     return tracker

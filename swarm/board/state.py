@@ -66,7 +66,7 @@ from swarm.board.experiments import (
     is_measured,
 )
 from swarm.board.noise import Evidence, NoiseSettings, RunningStats, decide, decide_paired
-from swarm.board.progress import ProgressTracker, finished_at
+from swarm.board.progress import ProgressTracker, Step, finished_at
 from swarm.board.run_record import RunRecord, choose_tag
 from swarm.board.store import ADOPT, EXPERIMENT, NOTE, RUN, USAGE, VERIFICATION, Board, BoardReader
 from swarm.config import load_section
@@ -262,8 +262,11 @@ class GroupStats:
     """All contents of one (device class, profile) group and their pooled sigma."""
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickled (a checkpoint: swarm.board.checkpoint) with its contents packed as plain tuples."""
-        return {**self.__dict__, "contents": PackedTable.of("content", self.contents, self.key)}
+        """Pickled (a checkpoint: swarm.board.checkpoint) with its contents packed as plain tuples, and
+        without the heap of the best's candidates (rebuilt from the confirmed contents when first asked)."""
+        state = {**self.__dict__, "contents": PackedTable.of("content", self.contents, self.key)}
+        state["_best_heap"] = None
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         contents = state["contents"]
@@ -281,8 +284,9 @@ class GroupStats:
         self.contents: dict[str, ContentStats] = {}
         self._squared_deviations = 0.0  # sum over contents of sum (x - content mean)^2
         self._degrees = 0  # sum over contents of (n - 1)
-        self._best_sha: str | None = None
-        self._best_dirty = False
+        # (mean, sha) of confirmed contents, the lowest first; an entry whose content changed since is stale
+        # and dropped when it comes to the top: the best stays O(log n) however often its own mean moves
+        self._best_heap: list[tuple[float, str]] | None = []
         self._top: list[ContentStats] | None = None  # the last top(n), kept until a change could alter it
         self._top_shas: set[str] = set()
         self._confirmed: set[str] = set()  # contents measured at least best_runs times: the best's candidates
@@ -354,31 +358,25 @@ class GroupStats:
         self._degrees += max(content.n - 1, 0)
         if content.n >= self.best_runs:
             self._confirmed.add(content.train_sha256)
+            if self._best_heap is not None:
+                heapq.heappush(self._best_heap, (content.mean, content.train_sha256))
         else:
             self._confirmed.discard(content.train_sha256)
-        self._note_best_candidate(content)
         self._note_top_candidate(content)
-
-    def _note_best_candidate(self, content: ContentStats) -> None:
-        if self._best_dirty:
-            return
-        if content.n < self.best_runs and content.train_sha256 != self._best_sha:
-            return  # not a best candidate yet: one lucky run is not a best
-        if self._best_sha is None or content.train_sha256 == self._best_sha:
-            # the best itself changed (or none known yet): find it again when asked
-            self._best_dirty = True
-            return
-        best = self.contents[self._best_sha]
-        if content.n >= self.best_runs and content.mean < best.mean:
-            self._best_sha = content.train_sha256
 
     def best_content(self) -> ContentStats | None:
         """The lowest-mean content among those measured at least `best_runs` times."""
-        if self._best_dirty:
-            # the confirmed few, not every content: the progress line asks after each measured result
-            self._best_sha = min(self._confirmed, key=self._rank, default=None)
-            self._best_dirty = False
-        return self.contents.get(self._best_sha) if self._best_sha else None
+        heap = self._best_heap
+        if heap is None or len(heap) > 2 * len(self._confirmed) + 64:  # restored, or mostly stale entries
+            heap = self._best_heap = [(self.contents[s].mean, s) for s in self._confirmed]
+            heapq.heapify(heap)
+        while heap:
+            mean, sha = heap[0]
+            content = self.contents.get(sha) if sha in self._confirmed else None
+            if content is not None and content.mean == mean:
+                return content
+            heapq.heappop(heap)  # stale: the content changed (a newer entry holds its mean) or left
+        return None
 
     def _note_top_candidate(self, content: ContentStats) -> None:
         # a content can change the top n only if it is in it, or now ranks above its last entry
@@ -395,6 +393,9 @@ class GroupStats:
             self._top = heapq.nsmallest(n, self.contents.values(), key=lambda c: c.mean)
             self._top_shas = {c.train_sha256 for c in self._top}
         return self._top[:n]
+
+    def confirmed_shas(self) -> set[str]:
+        return self._confirmed
 
     def confirmed_top(self, n: int) -> list[ContentStats]:
         """The n confirmed contents (at least best_runs runs) with the lowest mean: the first is the best."""
@@ -543,8 +544,6 @@ class BoardState:
         if kind == EXPERIMENT:
             self._note_progress(record)
             self._apply_experiment(record, position)
-            if record.get("status") in FINAL_STATUSES and has_result(record):
-                self._note_best_step(record)
         elif kind == NOTE:
             self.notes.append(record)
         elif kind == USAGE:
@@ -566,14 +565,6 @@ class BoardState:
     def _note_progress(self, record: dict[str, Any]) -> None:
         if self.progress.add(record):  # the first final record of this id
             bisect.insort(self.finish_times, finished_at(record))
-
-    def _note_best_step(self, record: dict[str, Any]) -> None:
-        """A measured result may have moved its group's best (a confirmed mean): the progress line follows."""
-        key = group_of(record)
-        group = self.groups.get(key)
-        best = group.best_content() if group else None
-        if best is not None:
-            self.progress.note_best(key, best.mean, best.first_id, finished_at(record))
 
     def _apply_experiment(self, record: dict[str, Any], position: tuple[int, int] | None) -> None:
         eid = record.get("id")
@@ -781,6 +772,27 @@ class BoardState:
             if best:
                 out[key] = best
         return out
+
+    def best_steps(self, key: GroupKey) -> list[Step]:
+        """The group's best over time, in today's numbers: each confirmed content enters when its
+        noise.best_runs-th run finished, with its mean now, and makes a step where it lowers the best; the
+        last step is `best(key)`. (Means as they stood at the time would depend on how the board was folded:
+        a checkpoint and a fresh fold must draw the same line.) Reads the records of confirmed contents:
+        a few under the `confirm` rule."""
+        group = self.groups.get(key)
+        if group is None:
+            return []
+        entries = []
+        for sha in group.confirmed_shas():
+            content = group.contents[sha]
+            times = sorted(finished_at(self.experiments[eid]) for eid in content.ids)
+            entries.append((times[min(self.noise.best_runs, len(times)) - 1], content.mean, sha, content))
+        steps: list[Step] = []
+        for at, mean, _, content in sorted(entries, key=lambda e: e[:3]):
+            if not steps or mean < steps[-1].value:
+                index = bisect.bisect_right(self.finish_times, at) - 1
+                steps.append(Step(max(index, 0), at, mean, content.first_id))
+        return steps
 
     def top(self, key: GroupKey, n: int) -> list[Best]:
         """The n lowest-mean contents of a group, confirmed or not (each once, with its repeat statistics)."""

@@ -137,7 +137,8 @@ def cmd_plot(args) -> int:
     from swarm.board.state import open_board
 
     _, _, state = open_board()
-    progress = from_experiments(list(state.experiments.values()), state.progress)
+    steps = {key: state.best_steps(key) for key in state.groups}
+    progress = from_experiments(list(state.experiments.values()), steps)
     path = render(progress, Path(args.file), state.bests())
     print(f"wrote {path}")
     return 0

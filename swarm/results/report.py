@@ -577,7 +577,8 @@ def write_report(
     if plot and report.bests:
         from swarm.results.plot import render
 
-        render(from_experiments(report.experiments, state.progress), out / PLOT_FILE, report.bests)
+        steps = {key: state.best_steps(key) for key in state.groups}
+        render(from_experiments(report.experiments, steps), out / PLOT_FILE, report.bests)
         picture = PLOT_FILE
     path = out / REPORT_FILE
     path.write_text(report.markdown(picture))

@@ -369,15 +369,16 @@ class WatchModel:
 
     def _build_plot(self, now: float) -> PlotData | None:
         group = self.state.progress.main_group()
-        if group is None or not group.best:
-            return None
+        best = self.state.best_steps(group.key) if group is not None else []
+        if not best:
+            return None  # no confirmed best yet: the board's best line starts with one
         run = self.state.run
         start = run.created_at if run else group.best[0].at
         # the agents whose running best is lowest now: 64 step lines in a terminal are one grey smear, and
         # drawing them would cost the first screen of a long run a third of a second
         leading = heapq.nsmallest(PLOTTED_AGENTS, group.agent_best.items(), key=lambda a: a[1][-1].value)
         agents = tuple(sorted((a, tuple(s)) for a, s in leading))
-        return PlotData(group.key, start, now, tuple(group.best), agents, len(group.agent_best))
+        return PlotData(group.key, start, now, tuple(best), agents, len(group.agent_best))
 
     def _header(self, now: float, agents: tuple[AgentRow, ...], liveness: Liveness | None) -> Header:
         run = self.state.run
