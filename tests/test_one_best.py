@@ -81,6 +81,9 @@ def truth(tmp_path, monkeypatch):
         description="DEPTH 0", reason="no val_bpb in the output (exit code 1)")  # fmt: skip
     add("inv", "gpu1", lr_commit, None, "invalid", "sha-inv", description="sneaky",
         reason="changes files other than train.py: prepare.py")  # fmt: skip
+    add("badcontrol", "gpu0", base, None, "invalid", "sha-base", description="baseline", verify_of=lr["id"],
+        requested_by="confirmation", control=True, reference=b0["id"], gpu="1",
+        reason="clock: training_seconds 17.5 beyond the budget (limit 17.3)")  # fmt: skip
     clock[0] += 100
     board.append(experiment("gpu0", commit=base, base=base, at=clock[0], description="still queued"))
     monkeypatch.chdir(repo)
@@ -191,12 +194,18 @@ def test_the_report_sorts_the_board_into_what_was_decided(truth, capsys):
     failures = section("Failures")
     assert "no val\\_bpb in the output \\(exit code 1\\)" in failures and ids["crash"] in failures
     assert "changes files other than train\\.py: prepare\\.py" in failures and ids["inv"] in failures
+    # a failed run the swarm made on its own behalf is a failure too, said to be one of its own
+    bad = next(line for line in failures.splitlines() if ids["badcontrol"] in line)
+    assert "| invalid (control run) |" in bad and "clock: training\\_seconds 17\\.5" in bad
+    assert ids["badcontrol"] not in section("What did not work")
+    assert "2 failed, 1 queued or running" in report  # the agents' own: the crash and the invalid one
     # the agents' keeps are their own changes: baselines, calibration and control reruns counted apart
     agents = {
         line.split(" | ")[0]: line.split(" | ") for line in report.splitlines() if line.startswith("| gpu")
     }
-    # gpu0: lr kept; its baseline, the calibration rerun of it, lr's two reruns and their two controls
-    assert agents["| gpu0"][3:5] == ["1", "6"]
+    # gpu0: lr kept; its baseline, the calibration rerun of it, lr's two reruns, their two controls and a
+    # third control that failed
+    assert agents["| gpu0"][3:5] == ["1", "7"]
     assert agents["| gpu1"][3:5] == ["0", "2"]  # its baseline and the `swarm verify` rerun of two
     assert "a confirmed gain of 0\\.045333 ± " in report  # Markdown-escaped digits
     assert f"swarm pick {ids['lr']}" in report

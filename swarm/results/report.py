@@ -170,7 +170,7 @@ class Report:
         knobs = self.knob_names(key[1])
         ideas: dict[str, Idea] = {}
         where = self.standing(key)
-        for e in [*where.discarded, *where.failed]:
+        for e in [*where.discarded, *(e for e in where.failed if kind_of(e) == EXPERIMENT_RUN)]:
             name = idea_of(e.get("description"), knobs)
             idea = ideas.setdefault(name, Idea(name))
             idea.tried += 1
@@ -262,7 +262,8 @@ class Report:
             rows.append(
                 f"- {_md(where.in_words())}. Agents' experiments: {len(where.kept)} kept, "
                 f"{len(where.marginal)} marginal, {len(where.promising)} promising, {len(where.discarded)} "
-                f"discarded or stopped, {len(where.failed)} failed, {where.pending} queued or running; "
+                f"discarded or stopped, {sum(kind_of(e) == EXPERIMENT_RUN for e in where.failed)} failed, "
+                f"{where.pending} queued or running; "
                 f"the swarm's own runs, counted apart: {own}."
             )
         return "\n".join(rows) + "\n"
@@ -415,7 +416,7 @@ class Report:
         ]
         for e in failed[:MAX_ROWS]:
             lines.append(
-                f"| {_md(e['id'])} | {_md(e.get('agent'))} | {_md(e.get('status'))} | "
+                f"| {_md(e['id'])} | {_md(e.get('agent'))} | {_md(e.get('status'))}{_own_run(e)} | "
                 f"{_md(e.get('description'), 100)} | {_md(e.get('reason') or 'no reason recorded', 200)} |"
             )
         if len(failed) > MAX_ROWS:
@@ -519,6 +520,12 @@ class Report:
         if commands:
             lines += ["", "Run these in the repository of the run:\n", "```sh", *commands, "```"]
         return "\n".join(lines) + "\n"
+
+
+def _own_run(record: dict[str, Any]) -> str:
+    """After a failure's status: which of the swarm's own runs it was, if it was one."""
+    kind = kind_of(record)
+    return "" if kind == EXPERIMENT_RUN else f" ({kind} run)"
 
 
 def _mean_sigma(best: Best) -> str:

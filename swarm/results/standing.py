@@ -67,7 +67,8 @@ class Standing:
     marginal: list[dict[str, Any]] = field(default_factory=list)  # improved, inside the noise band
     promising: list[dict[str, Any]] = field(default_factory=list)  # awaiting confirmation reruns
     discarded: list[dict[str, Any]] = field(default_factory=list)  # no improvement, or stopped early
-    failed: list[dict[str, Any]] = field(default_factory=list)  # crash / timeout / invalid, with a reason
+    # crash / timeout / invalid, with a reason: the agents' experiments and the swarm's own runs alike
+    failed: list[dict[str, Any]] = field(default_factory=list)
     pending: int = 0  # agents' experiments queued or running
     own_runs: dict[str, int] = field(default_factory=dict)  # the swarm's own runs by kind (finished)
 
@@ -125,6 +126,8 @@ def standing(state: BoardState, key: GroupKey, baseline_sha256: str | None = Non
             first_measured = e
         if kind != EXPERIMENT_RUN:
             out.own_runs[kind] = out.own_runs.get(kind, 0) + 1
+            if status in FAILED_STATUSES:
+                out.failed.append(e)  # a failed calibration or control run is a failure all the same
             if kind == BASELINE and (first_baseline is None or _submitted(e) < _submitted(first_baseline)):
                 first_baseline = e
             continue
