@@ -80,25 +80,27 @@ def test_demo_runs_to_completion_and_leaves_results_on_a_board(tmp_path):
     report = (clone / "report-demo" / "report.md").read_text()
     state = BoardState(Board(clone / "board"))
     state.refresh()
-    # a confirmed best (at least the baseline: two agents' first runs and a calibration rerun) in 2 minutes
-    best = state.bests()[("cpu", "tiny")]
-    assert (
-        report.startswith("# Swarm run demo: val_bpb") and "## How the best came about: cpu / tiny" in report
-    )
-    assert f"{best.mean:.6f}" in report
-    # the demo's summary names the same best as `swarm best`, and says in words where the run stands
-    shown = mean_text(best.mean, best.sigma, best.n)
-    assert f"best on cpu/tiny: {shown}" in proc.stdout
+    # the demo's closing line says in words where the run stands, as the board has it
     words = next(line for line in proc.stdout.splitlines() if line.startswith("cpu / tiny: "))
     where = standing(state, ("cpu", "tiny"))
     assert words == f"cpu / tiny: {where.in_words().split(': ', 1)[1]}"
-    assert ("a confirmed gain of" in words) == (where.confirmed_gain is not None)
-    if where.confirmed_gain is None:
-        assert "no change beat the noise band yet" in words
-    if best.train_sha256 != where.baseline.train_sha256:
-        assert f"swarm pick {best.experiment['id']}" in report
-    else:
-        assert "nothing to pick" in report
+    best = state.bests().get(("cpu", "tiny"))
+    if best is None:  # a loaded machine: the baseline's three runs did not all land in 2 minutes
+        assert "no confirmed result yet" in words and "best on cpu/tiny" not in proc.stdout
+        assert report.startswith(("# Swarm run demo: no confirmed result yet", "# Swarm run demo: no measured"))
+        assert "swarm pick" not in report
+    else:  # idle: a confirmed best (at least the baseline: two agents' first runs and a calibration rerun)
+        assert report.startswith("# Swarm run demo: val_bpb")
+        assert "## How the best came about: cpu / tiny" in report and f"{best.mean:.6f}" in report
+        # the demo's summary names the same best as `swarm best`
+        assert f"best on cpu/tiny: {mean_text(best.mean, best.sigma, best.n)}" in proc.stdout
+        assert ("a confirmed gain of" in words) == (where.confirmed_gain is not None)
+        if where.confirmed_gain is None:
+            assert "no change beat the noise band yet" in words
+        if best.train_sha256 != where.baseline.train_sha256:
+            assert f"swarm pick {best.experiment['id']}" in report
+        else:
+            assert "nothing to pick" in report
     assert (clone / "report-demo" / "progress.png").read_bytes().startswith(b"\x89PNG")
 
     # Every process is gone, and the user's checkout is as it was: no new files, no moved branch.

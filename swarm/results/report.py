@@ -213,7 +213,8 @@ class Report:
             change = f"{baseline:.6f} -> {best.mean:.6f}" if baseline is not None else f"best {best.mean:.6f}"
             title = f"# Swarm run {_md(tag)}: val_bpb {change} on {_md(key[0])}"
         else:
-            title = f"# Swarm run {_md(tag)}: no measured result yet"
+            measured = any(is_measured(e) for e in self.finished)
+            title = f"# Swarm run {_md(tag)}: no {'confirmed' if measured else 'measured'} result yet"
         started = (
             self.run.created_at if self.run else (finished_at(self.finished[0]) if self.finished else None)
         )
@@ -581,7 +582,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     report = Report(state, repo, gpu_price)
     picture = None
-    if plot and report.bests:
+    if plot and any(is_measured(e) for e in report.finished):  # the dots tell even before a best does
         from swarm.results.plot import render
 
         steps = {key: state.best_steps(key) for key in state.groups}
