@@ -147,6 +147,9 @@ def test_every_command_shows_the_same_best(truth, capsys):
     assert f"best NVIDIA H100 80GB HBM3 / h100: {shown} {ids['lr']}" in status
     gpu0 = next(line for line in status.splitlines() if line.startswith("gpu0"))
     assert f"{value} n=3" in gpu0
+    # KEEP: gpu0's own changes kept (lr), not its baseline, calibration and control runs (status keep too)
+    header = next(line for line in status.splitlines() if line.startswith("AGENT"))
+    assert gpu0[header.index("KEEP") : header.index("KEEP") + 4].strip() == "1"
 
     state = BoardState(board)
     state.refresh()

@@ -23,6 +23,7 @@ from swarm.orchestration.launch import COORDINATOR_WINDOW, is_launch, runner_win
 from swarm.orchestration.tmux import Pane, RunTmux
 from swarm.repo.paths import RunPaths, run_paths
 from swarm.results.display import escape_text, format_number, mean_text
+from swarm.results.standing import kept_changes
 
 DESCRIPTION_CHARS = 48
 
@@ -38,6 +39,7 @@ class AgentStatus:
     restarts: int
     experiments: int  # submitted, any status
     counts: dict[str, int]  # status -> experiments in it
+    kept: int  # its own changes kept (its baseline, calibration and control reruns are not: standing.kind_of)
     queued: int
     current: dict[str, Any] | None  # {id, description, val_bpb, elapsed_s} of its running experiment
     best: dict[str, Any] | None  # the same of its best result, with its train.py's mean, sigma and n
@@ -104,6 +106,7 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
     now = time.time()
     ledger = board_totals(state, tag=run.tag)
     saved = saved_seconds(state, run.tag)
+    kept = kept_changes(e for e in state.experiments.values() if e.get("tag") in (None, run.tag))
     agents = []
     for slot in run.agents:
         summary = state.agent_summary(slot.name)
@@ -125,6 +128,7 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
                 restarts=max(0, starts[slot.name] - 1),
                 experiments=summary.submitted if summary else 0,
                 counts=dict(summary.counts) if summary else {},
+                kept=kept.get(slot.name, 0),
                 queued=queued,
                 current=_brief(current, now),
                 best=_best_brief(state, best, now),
@@ -193,7 +197,7 @@ def render(status: RunStatus) -> list[str]:
         name, kind, gpu = escape_text(a.name), escape_text(a.kind), escape_text(a.gpu)
         lines.append(
             f"{name:<7}{kind:<8}{gpu:<{gw}}{state:<11}{escape_text(a.runner):<9}{a.experiments:>5}"
-            f"{a.counts.get('keep', 0):>5}{a.counts.get(PROMISING, 0):>5}{a.queued:>6}{_tokens(a.usage):>8}{_cost(a.usage):>9}"
+            f"{a.kept:>5}{a.counts.get(PROMISING, 0):>5}{a.queued:>6}{_tokens(a.usage):>8}{_cost(a.usage):>9}"
             f"{a.gpu_seconds / 3600:>7.2f}  {best:<15}{current}"
         )
     for best in status.bests:

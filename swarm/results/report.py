@@ -34,7 +34,7 @@ from swarm.errors import SwarmError
 from swarm.repo.git import file_at
 from swarm.results.display import escape_markdown, format_number, mean_text
 from swarm.results.lineage import CommitIndex, lineage
-from swarm.results.standing import EXPERIMENT_RUN, Standing, kind_of, standing
+from swarm.results.standing import EXPERIMENT_RUN, Standing, kept_changes, kind_of, standing
 from swarm.runner.trust import sha256_bytes
 from swarm.target.hparams import KNOB_NAME, read_knobs
 from swarm.target.train_diff import train_diff
@@ -439,14 +439,12 @@ class Report:
 
     def _agents(self) -> str:
         kinds = {a.name: a.kind for a in self.run.agents} if self.run else {}
-        kept, own = Counter(), Counter()
-        for e in self.experiments:
-            if e.get("status") not in FINAL_STATUSES:
-                continue
-            if kind_of(e) != EXPERIMENT_RUN:
-                own[e.get("agent")] += 1
-            elif e.get("status") == KEEP:
-                kept[e.get("agent")] += 1
+        kept = kept_changes(self.experiments)
+        own = Counter(
+            e.get("agent")
+            for e in self.experiments
+            if e.get("status") in FINAL_STATUSES and kind_of(e) != EXPERIMENT_RUN
+        )
         lines = [
             "## Agents\n",
             "Keeps are the agent's own changes kept; its baseline and the calibration, confirmation and control "

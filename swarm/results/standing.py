@@ -14,6 +14,8 @@ cannot disagree with each other or with `swarm best`:
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +101,14 @@ class Standing:
                 f"({self.baseline.mean:.6f} -> {self.best.mean:.6f}, mean of {self.best.n} runs); {waiting}"
             )
         return f"{device} / {profile}: no change beat the noise band yet; {waiting}"
+
+
+def kept_changes(experiments: Iterable[dict[str, Any]]) -> Counter[str]:
+    """By agent, how many of its own changes the board kept (what `swarm status` and the report count as
+    keeps: an agent's baseline and the reruns made in its name are not among them)."""
+    return Counter(
+        e.get("agent") for e in experiments if e.get("status") == KEEP and kind_of(e) == EXPERIMENT_RUN
+    )
 
 
 FAILED_ORDER = (CRASH, TIMEOUT, INVALID)
