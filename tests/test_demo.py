@@ -87,7 +87,9 @@ def test_demo_runs_to_completion_and_leaves_results_on_a_board(tmp_path):
     best = state.bests().get(("cpu", "tiny"))
     if best is None:  # a loaded machine: the baseline's three runs did not all land in 2 minutes
         assert "no confirmed result yet" in words and "best on cpu/tiny" not in proc.stdout
-        assert report.startswith(("# Swarm run demo: no confirmed result yet", "# Swarm run demo: no measured"))
+        assert report.startswith(
+            ("# Swarm run demo: no confirmed result yet", "# Swarm run demo: no measured")
+        )
         assert "swarm pick" not in report
     else:  # idle: a confirmed best (at least the baseline: two agents' first runs and a calibration rerun)
         assert report.startswith("# Swarm run demo: val_bpb")
