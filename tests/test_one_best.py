@@ -20,10 +20,12 @@ import pytest
 from swarm import cli
 from swarm.board.checkpoint import restore, save
 from swarm.board.state import BoardState
+from swarm.results import standing as runs
 from swarm.results.display import mean_text
 from swarm.results.plot import title_of
 from swarm.results.report import write_report
 from swarm.results.standing import standing
+from swarm.testing.synthetic import synthetic_run
 from tests.support.gitrepo import commit_on, git, make_repo
 from tests.support.watch import T0, experiment, finish, make_board
 
@@ -54,8 +56,9 @@ def truth(tmp_path, monkeypatch):
     def change(name, edits):
         return commit_on(repo, f"swarm/t1/{name}", "main", edits, name)[0]
 
-    b0 = add("base0", "gpu0", base, 1.000, "keep", "sha-base", description="baseline")
-    add("base1", "gpu1", base, 1.004, "keep", "sha-base", description="baseline")
+    first = "baseline: the agent's first result on this device class and profile"  # as the runner says
+    b0 = add("base0", "gpu0", base, 1.000, "keep", "sha-base", description="baseline", reason=first)
+    add("base1", "gpu1", base, 1.004, "keep", "sha-base", description="baseline", reason=first)
     # reruns carry the original's agent (swarm.board.verification), on another slot
     add("calib", "gpu0", base, 1.002, "keep", "sha-base", description="baseline", verify_of=b0["id"],
         requested_by="calibration", reference=b0["id"], gpu="1")  # fmt: skip
@@ -220,7 +223,7 @@ def test_no_pick_is_recommended_when_the_best_is_the_baseline(tmp_path):
     board = make_board(repo / "board", agents=2, base=base, repo=str(repo))
     for i, value in enumerate((1.000, 1.004, 1.002)):
         record = experiment(f"gpu{i % 2}", commit=base, parent=base, base=base, at=T0 + 100 * i)
-        board.append(finish(record, value, status="keep", sha="sha-base"))
+        board.append({**finish(record, value, status="keep", sha="sha-base"), "reason": "baseline: first"})
     record = experiment("gpu0", commit=base, base=base, at=T0 + 400, description="lucky", reference="x")
     board.append(finish(record, 0.9, status="promising", sha="sha-lucky"))
     state = BoardState(board)
@@ -234,3 +237,16 @@ def test_no_pick_is_recommended_when_the_best_is_the_baseline(tmp_path):
         .in_words()
         .endswith("no change beat the noise band yet; 1 promising awaiting confirmation")
     )
+
+
+def test_baselines_are_told_by_what_the_runner_said_even_without_references():
+    """A board written before results carried a `reference` (the synthetic boards too): a keep is the
+    agent's baseline when the runner's reason says so, else one of its changes."""
+    records = [
+        r for r in synthetic_run(agents=3, experiments=40, lifecycle=False) if r.get("type") == "experiment"
+    ]
+    keeps = [r for r in records if r["status"] == "keep" and not r.get("verify_of")]
+    baselines = [r for r in keeps if runs.kind_of(r) == runs.BASELINE]
+    assert sorted(r["agent"] for r in baselines) == ["gpu0", "gpu1", "gpu2"]
+    assert all(r["description"] == "baseline" for r in baselines)
+    assert all(runs.kind_of(r) == runs.EXPERIMENT_RUN for r in keeps if r["description"] != "baseline")

@@ -52,8 +52,12 @@ def kind_of(record: dict[str, Any]) -> str:
         return CONTROL_RUN
     if record.get("verify_of"):
         return CALIBRATION_RUN if record.get("requested_by") == CALIBRATION else CONFIRMATION_RUN
-    if record.get("status") == KEEP and record.get("reference") is None and has_result(record):
-        return BASELINE  # decided keep against nothing: the agent's first result (swarm.board.noise.decide)
+    if (
+        record.get("status") == KEEP
+        and record.get("reference") is None
+        and str(record.get("reason") or "").startswith(BASELINE)
+    ):
+        return BASELINE  # kept against nothing: the agent's first result (swarm.board.noise.decide says so)
     return EXPERIMENT_RUN
 
 
