@@ -58,7 +58,8 @@ def main() -> None:
         text = report.markdown("progress.png")
         markdown = time.perf_counter() - started
         started = time.perf_counter()
-        render(from_experiments(report.experiments), Path(tmp) / "progress.png")
+        steps = {key: state.best_steps(key) for key in state.groups}  # as write_report draws it
+        render(from_experiments(report.experiments, steps), Path(tmp) / "progress.png", report.bests)
         plot = time.perf_counter() - started
         print(
             f"  in process: board state {read:.2f} s (restored), report text {markdown:.2f} s "

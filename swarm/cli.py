@@ -232,6 +232,13 @@ def _add_swarm_commands(sub) -> None:
     )
     demo.add_argument("--minutes", type=float, default=3.0, help="how long the swarm runs (default: 3)")
     demo.add_argument("--workers", type=int, default=2, help="CPU workers (default: 2)")
+    demo.add_argument(
+        "--settle",
+        type=float,
+        default=2.0,
+        metavar="MIN",
+        help="then wait up to this long for confirmations already under way (default: 2)",
+    )
     demo.add_argument("--dir", help="where the demo's clone goes (default: a new temporary directory)")
 
     coordinator = _command(

@@ -51,7 +51,7 @@ def test_pick_brings_train_py_onto_the_checked_out_branch_as_one_commit(repo):
     assert message.startswith(f"pick {record['id']} (gpu3): lower LR [bold]x[/]\\x1b[31m")
     for line in (
         f"experiment: {record['id']}",
-        "val_bpb: 0.991000",
+        "val_bpb: 0.991000 (single run)",
         "agent: gpu3",
         f"source commit: {commit}",
     ):
@@ -132,7 +132,8 @@ def test_cli_resolves_a_prefix_from_the_board(repo, monkeypatch, capsys):
     monkeypatch.delenv("SWARM_BOARD", raising=False)
 
     assert cli.main(["pick", record["id"][:5]]) == 0
-    assert f"picked {record['id']} (val_bpb 0.991000, gpu3) onto main" in capsys.readouterr().out
+    # a single run is labelled as one (the board's best is a confirmed mean: swarm.results.display.mean_text)
+    assert f"picked {record['id']} (val_bpb 0.991000 (single run), gpu3) onto main" in capsys.readouterr().out
 
     assert cli.main(["pick", "zzzz"]) == 1
     assert "unknown experiment id 'zzzz'" in capsys.readouterr().err

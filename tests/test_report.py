@@ -106,11 +106,13 @@ def test_report_tells_the_story(run, tmp_path):
     )
     assert "gpu1 (adopted from gpu0)" in rows[2] and "x = compute\\_loss\\(model\\)" in rows[2]
     assert "DEPTH 8 \\-&gt; 10" in rows[3] and "0.941000" in rows[3]
-    # what did not work: WEIGHT_DECAY (one discard at +0.01 against lr, one crash); DEPTH had a keep
+    # what did not work: WEIGHT_DECAY (one discard at +0.01 against lr, one crash), and DEPTH 8 -> 12 (a
+    # discard, though DEPTH 8 -> 10 was kept: the section lists what was discarded, not knobs never kept)
     section = text.split("## What did not work")[1].split("##")[0]
     wd = next(line for line in section.splitlines() if line.startswith("| WEIGHT\\_DECAY"))
     assert "| 2 | 1 | +0.010000 | +0.010000 |" in wd
-    assert "DEPTH" not in section
+    depth = next(line for line in section.splitlines() if line.startswith("| DEPTH"))
+    assert "| 1 | 0 | +0.010000 | +0.010000 |" in depth
     assert "**gpu1**" in text and "depth helps \\*\\*bold\\*\\*" in text  # the note, escaped
     agents = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| gpu")}
     assert "| 1,200 | $0.25 |" in agents["| gpu0"] and "| 3,400 | $0.75 |" in agents["| gpu1"]

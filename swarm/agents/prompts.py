@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from swarm.board.run_record import AgentSlot, RunRecord, is_cpu_slot
+from swarm.results.display import mean_text
 
 DESCRIPTION_CHARS = 100
 LAST_RESULTS = 8
@@ -53,7 +54,14 @@ def resume_prompt(
             "`swarm wait ID --verdict` gives their keep / marginal / discard.",
         ]
     if best:
-        lines += ["", f"Global best: {_describe(best)} by {best.get('agent')} (commit {best.get('commit')})."]
+        # the board's one best (swarm.board.state), with n and sigma, as `swarm best` shows it
+        value = mean_text(best["mean"], best.get("sigma"), best.get("n") or 1)
+        text = json.dumps(str(best.get("description") or "")[:DESCRIPTION_CHARS], ensure_ascii=False)
+        lines += [
+            "",
+            f"Global best: {best.get('id')} val_bpb {value} {text} by {best.get('agent')} "
+            f"(commit {best.get('commit')}).",
+        ]
     lines += ["", "Go on with the loop from program.md now."]
     return "\n".join(lines)
 

@@ -4,11 +4,14 @@ Fed with experiment records in finishing order (`swarm plot` sorts the board's e
 the new records of each board refresh), it keeps, per (device class, profile) group, the steps of the
 global running best and of each agent's running best, and optionally every finished experiment as a point.
 Each record costs O(1); only the first final record of an id counts (a later correction of a value does
-not rewrite history). The running best is over individual measurements, which is what the plot shows.
+not rewrite history). The running best here is over individual measurements (each agent's lowest single
+run, as watch draws it); the board's best, a confirmed mean, comes from swarm.board.state (`best_steps`),
+which `from_experiments` places among the points when given.
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,8 +91,18 @@ class ProgressTracker:
         return max(self.groups.values(), key=lambda g: g.finished, default=None)
 
 
-def from_experiments(experiments: list[dict[str, Any]]) -> ProgressTracker:
-    """Progress of finished experiments (latest records), ordered by when they finished."""
+def from_experiments(
+    experiments: list[dict[str, Any]], best: dict[GroupKey, list[Step]] | None = None
+) -> ProgressTracker:
+    """Progress of finished experiments (latest records), ordered by when they finished; with `best`, each
+    group's best line is those steps (swarm.board.state.BoardState.best_steps: the confirmed mean) instead of
+    the lowest single run, each placed after the last experiment that had finished by its time."""
     finished = [e for e in experiments if e.get("status") in FINAL_STATUSES]
     finished.sort(key=finished_at)
-    return ProgressTracker(keep_points=True).add_all(finished)
+    tracker = ProgressTracker(keep_points=True).add_all(finished)
+    for key, group in tracker.groups.items() if best is not None else ():
+        times = [p.at for p in group.points]
+        group.best = [
+            Step(max(bisect.bisect_right(times, s.at) - 1, 0), s.at, s.value, s.id) for s in best.get(key, ())
+        ]
+    return tracker

@@ -17,7 +17,8 @@
     state.calibrated(group)             -> enough repeats for a keep decision (swarm.board.noise)
     state.best(group) / state.bests()   -> Best (experiment, mean, sigma, n, verified, band) / {group: Best}:
                                            the lowest mean among contents with at least noise.best_runs runs
-    state.top(group, n)                 -> the n best contents, each once, as Best
+    state.top(group, n)                 -> the n lowest-mean contents, each once, as Best (confirmed or not)
+    state.confirmed_top(group, n)       -> the n lowest-mean confirmed contents: the first is state.best(group)
     state.decide(record)                -> (promising|keep|marginal|discard, reason, reference id, band)
   agents, run, other records
     state.agent_summary("gpu3")         -> AgentSummary (counts by status, current, last, best, experiments)
@@ -65,7 +66,7 @@ from swarm.board.experiments import (
     is_measured,
 )
 from swarm.board.noise import Evidence, NoiseSettings, RunningStats, decide, decide_paired
-from swarm.board.progress import ProgressTracker, finished_at
+from swarm.board.progress import ProgressTracker, Step, finished_at
 from swarm.board.run_record import RunRecord, choose_tag
 from swarm.board.store import ADOPT, EXPERIMENT, NOTE, RUN, USAGE, VERIFICATION, Board, BoardReader
 from swarm.config import load_section
@@ -100,6 +101,7 @@ class Best:
     n: int
     verified: bool
     band: float  # the group's noise band
+    confirmed: bool = True  # measured often enough to be a best (noise.best_runs): a confirmed mean
 
     def as_json(self) -> dict[str, Any]:
         e = self.experiment
@@ -116,6 +118,7 @@ class Best:
             "sigma": self.sigma,
             "n": self.n,
             "verified": self.verified,
+            "confirmed": self.confirmed,
             "band": self.band,
             "unsealed": e.get("unsealed") is True,
         }
@@ -259,8 +262,11 @@ class GroupStats:
     """All contents of one (device class, profile) group and their pooled sigma."""
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickled (a checkpoint: swarm.board.checkpoint) with its contents packed as plain tuples."""
-        return {**self.__dict__, "contents": PackedTable.of("content", self.contents, self.key)}
+        """Pickled (a checkpoint: swarm.board.checkpoint) with its contents packed as plain tuples, and
+        without the heap of the best's candidates (rebuilt from the confirmed contents when first asked)."""
+        state = {**self.__dict__, "contents": PackedTable.of("content", self.contents, self.key)}
+        state["_best_heap"] = None
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         contents = state["contents"]
@@ -278,10 +284,12 @@ class GroupStats:
         self.contents: dict[str, ContentStats] = {}
         self._squared_deviations = 0.0  # sum over contents of sum (x - content mean)^2
         self._degrees = 0  # sum over contents of (n - 1)
-        self._best_sha: str | None = None
-        self._best_dirty = False
+        # (mean, sha) of confirmed contents, the lowest first; an entry whose content changed since is stale
+        # and dropped when it comes to the top: the best stays O(log n) however often its own mean moves
+        self._best_heap: list[tuple[float, str]] | None = []
         self._top: list[ContentStats] | None = None  # the last top(n), kept until a change could alter it
         self._top_shas: set[str] = set()
+        self._confirmed: set[str] = set()  # contents measured at least best_runs times: the best's candidates
 
     @property
     def pooled_sigma(self) -> float | None:
@@ -348,29 +356,27 @@ class GroupStats:
     def _count_spread(self, content: ContentStats) -> None:
         self._squared_deviations += content.stats.squared_deviations
         self._degrees += max(content.n - 1, 0)
-        self._note_best_candidate(content)
+        if content.n >= self.best_runs:
+            self._confirmed.add(content.train_sha256)
+            if self._best_heap is not None:
+                heapq.heappush(self._best_heap, (content.mean, content.train_sha256))
+        else:
+            self._confirmed.discard(content.train_sha256)
         self._note_top_candidate(content)
-
-    def _note_best_candidate(self, content: ContentStats) -> None:
-        if self._best_dirty:
-            return
-        if content.n < self.best_runs and content.train_sha256 != self._best_sha:
-            return  # not a best candidate yet: one lucky run is not a best
-        if self._best_sha is None or content.train_sha256 == self._best_sha:
-            # the best itself changed (or none known yet): find it again when asked
-            self._best_dirty = True
-            return
-        best = self.contents[self._best_sha]
-        if content.n >= self.best_runs and content.mean < best.mean:
-            self._best_sha = content.train_sha256
 
     def best_content(self) -> ContentStats | None:
         """The lowest-mean content among those measured at least `best_runs` times."""
-        if self._best_dirty:
-            eligible = [s for s, c in self.contents.items() if c.n >= self.best_runs]
-            self._best_sha = min(eligible, key=lambda s: self.contents[s].mean, default=None)
-            self._best_dirty = False
-        return self.contents.get(self._best_sha) if self._best_sha else None
+        heap = self._best_heap
+        if heap is None or len(heap) > 2 * len(self._confirmed) + 64:  # restored, or mostly stale entries
+            heap = self._best_heap = [(self.contents[s].mean, s) for s in self._confirmed]
+            heapq.heapify(heap)
+        while heap:
+            mean, sha = heap[0]
+            content = self.contents.get(sha) if sha in self._confirmed else None
+            if content is not None and content.mean == mean:
+                return content
+            heapq.heappop(heap)  # stale: the content changed (a newer entry holds its mean) or left
+        return None
 
     def _note_top_candidate(self, content: ContentStats) -> None:
         # a content can change the top n only if it is in it, or now ranks above its last entry
@@ -387,6 +393,16 @@ class GroupStats:
             self._top = heapq.nsmallest(n, self.contents.values(), key=lambda c: c.mean)
             self._top_shas = {c.train_sha256 for c in self._top}
         return self._top[:n]
+
+    def confirmed_shas(self) -> set[str]:
+        return self._confirmed
+
+    def confirmed_top(self, n: int) -> list[ContentStats]:
+        """The n confirmed contents (at least best_runs runs) with the lowest mean: the first is the best."""
+        return [self.contents[s] for s in heapq.nsmallest(n, self._confirmed, key=self._rank)]
+
+    def _rank(self, train_sha256: str) -> tuple[float, str]:
+        return (self.contents[train_sha256].mean, train_sha256)  # ties broken the same way every time
 
 
 @dataclass
@@ -767,10 +783,37 @@ class BoardState:
                 out[key] = best
         return out
 
+    def best_steps(self, key: GroupKey) -> list[Step]:
+        """The group's best over time, in today's numbers: each confirmed content enters when its
+        noise.best_runs-th run finished, with its mean now, and makes a step where it lowers the best; the
+        last step is `best(key)`. (Means as they stood at the time would depend on how the board was folded:
+        a checkpoint and a fresh fold must draw the same line.) Reads the records of confirmed contents:
+        a few under the `confirm` rule."""
+        group = self.groups.get(key)
+        if group is None:
+            return []
+        entries = []
+        for sha in group.confirmed_shas():
+            content = group.contents[sha]
+            times = sorted(finished_at(self.experiments[eid]) for eid in content.ids)
+            entries.append((times[min(self.noise.best_runs, len(times)) - 1], content.mean, sha, content))
+        steps: list[Step] = []
+        for at, mean, _, content in sorted(entries, key=lambda e: e[:3]):
+            if not steps or mean < steps[-1].value:
+                index = bisect.bisect_right(self.finish_times, at) - 1
+                steps.append(Step(max(index, 0), at, mean, content.first_id))
+        return steps
+
     def top(self, key: GroupKey, n: int) -> list[Best]:
-        """The n best contents of a group (each once, with its repeat statistics)."""
+        """The n lowest-mean contents of a group, confirmed or not (each once, with its repeat statistics)."""
         group = self.groups.get(key)
         return [self._best_of(c) for c in group.top(n)] if group else []
+
+    def confirmed_top(self, key: GroupKey, n: int) -> list[Best]:
+        """The n lowest-mean confirmed contents of a group (noise.best_runs runs or more): the ranking whose
+        first is `best(key)`, the one best every display shows."""
+        group = self.groups.get(key)
+        return [self._best_of(c) for c in group.confirmed_top(n)] if group else []
 
     def _best_of(self, content: ContentStats) -> Best:
         return Best(
@@ -782,6 +825,7 @@ class BoardState:
             n=content.n,
             verified=self.is_verified(content.group, content.train_sha256),
             band=self.band(content.group),
+            confirmed=content.n >= self.noise.best_runs,
         )
 
     def agent_reference(

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from swarm.board.checkpoint import open_state
-from swarm.board.experiments import PROMISING, PRUNED
+from swarm.board.experiments import PROMISING, PRUNED, group_of
 from swarm.board.ledger import USAGE_FIELDS, Totals, board_totals
 from swarm.board.noise import NoiseSettings
 from swarm.board.state import BoardState
@@ -22,7 +22,8 @@ from swarm.orchestration.agent_state import Liveness, agent_state
 from swarm.orchestration.launch import COORDINATOR_WINDOW, is_launch, runner_window
 from swarm.orchestration.tmux import Pane, RunTmux
 from swarm.repo.paths import RunPaths, run_paths
-from swarm.results.display import escape_text, format_number
+from swarm.results.display import escape_text, format_number, mean_text
+from swarm.results.standing import kept_changes
 
 DESCRIPTION_CHARS = 48
 
@@ -38,9 +39,10 @@ class AgentStatus:
     restarts: int
     experiments: int  # submitted, any status
     counts: dict[str, int]  # status -> experiments in it
+    kept: int  # its own changes kept (its baseline, calibration and control reruns are not: standing.kind_of)
     queued: int
     current: dict[str, Any] | None  # {id, description, val_bpb, elapsed_s} of its running experiment
-    best: dict[str, Any] | None  # the same of its best result
+    best: dict[str, Any] | None  # the same of its best result, with its train.py's mean, sigma and n
     # The cost ledger (swarm.board.ledger): model usage from its usage records, GPU time from its runs.
     # usage: {requests, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd}
     usage: dict[str, Any]
@@ -58,6 +60,7 @@ class RunStatus:
     coordinator: str
     agents: list[AgentStatus]
     noise_rule: str  # "confirm" (screen, then confirmation reruns) or "single" (swarm.board.noise)
+    bests: list[dict[str, Any]]  # the best of each device class and profile, as `swarm best --json`
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,6 +106,7 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
     now = time.time()
     ledger = board_totals(state, tag=run.tag)
     saved = saved_seconds(state, run.tag)
+    kept = kept_changes(e for e in state.experiments.values() if e.get("tag") in (None, run.tag))
     agents = []
     for slot in run.agents:
         summary = state.agent_summary(slot.name)
@@ -124,9 +128,10 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
                 restarts=max(0, starts[slot.name] - 1),
                 experiments=summary.submitted if summary else 0,
                 counts=dict(summary.counts) if summary else {},
+                kept=kept.get(slot.name, 0),
                 queued=queued,
                 current=_brief(current, now),
-                best=_brief(best, now),
+                best=_best_brief(state, best, now),
                 usage=totals.usage_json(),
                 gpu_seconds=round(totals.gpu_seconds, 1),
                 saved_seconds=round(saved.get(slot.name, 0.0), 1),
@@ -141,7 +146,21 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
         coordinator=coordinator,
         agents=agents,
         noise_rule=state.noise.rule,
+        bests=[best.as_json() for best in state.bests().values()],
     )
+
+
+def _best_brief(state: BoardState, experiment: dict[str, Any] | None, now: float) -> dict[str, Any] | None:
+    """An agent's best: its experiment, and the mean, sigma and n of its train.py (what a best is)."""
+    brief = _brief(experiment, now)
+    if brief is not None:
+        content = state.content(group_of(experiment), experiment["train_sha256"])
+        brief.update(
+            mean=content.mean if content else experiment.get("val_bpb"),
+            sigma=content.sigma if content else None,
+            n=content.n if content else 1,
+        )
+    return brief
 
 
 def saved_seconds(state: BoardState, tag: str | None = None) -> dict[str, float]:
@@ -159,10 +178,10 @@ def render(status: RunStatus) -> list[str]:
         f"run {escape_text(status.tag)}  base {escape_text(status.base[:10])}  profile {escape_text(status.profile)}  "
         f"tmux {status.tmux}  coordinator {status.coordinator}",
         f"{'AGENT':<7}{'KIND':<8}{'GPU':<{gw}}{'STATE':<11}{'RUNNER':<9}{'EXPS':>5}{'KEEP':>5}{'PROM':>5}{'QUEUE':>6}"
-        f"{'TOKENS':>8}{'COST':>9}{'GPU-H':>7}  {'BEST':<10}CURRENT",
+        f"{'TOKENS':>8}{'COST':>9}{'GPU-H':>7}  {'BEST (n)':<15}CURRENT",
     ]
     for a in status.agents:
-        best = format_number(a.best.get("val_bpb")) if a.best else "-"
+        best = f"{format_number(a.best['mean'])} n={a.best['n']}" if a.best else "-"
         current = (
             f"{escape_text(a.current['id'])} {a.current['elapsed_s'] or 0:.0f}s"
             + (
@@ -178,9 +197,17 @@ def render(status: RunStatus) -> list[str]:
         name, kind, gpu = escape_text(a.name), escape_text(a.kind), escape_text(a.gpu)
         lines.append(
             f"{name:<7}{kind:<8}{gpu:<{gw}}{state:<11}{escape_text(a.runner):<9}{a.experiments:>5}"
-            f"{a.counts.get('keep', 0):>5}{a.counts.get(PROMISING, 0):>5}{a.queued:>6}{_tokens(a.usage):>8}{_cost(a.usage):>9}"
-            f"{a.gpu_seconds / 3600:>7.2f}  {best:<10}{current}"
+            f"{a.kept:>5}{a.counts.get(PROMISING, 0):>5}{a.queued:>6}{_tokens(a.usage):>8}{_cost(a.usage):>9}"
+            f"{a.gpu_seconds / 3600:>7.2f}  {best:<15}{current}"
         )
+    for best in status.bests:
+        lines.append(
+            f"best {escape_text(best['device'])} / {escape_text(best['profile'])}: "
+            f"{mean_text(best['mean'], best['sigma'], best['n'])} {escape_text(best['id'])} "
+            f"{escape_text(best['agent'])}  {escape_text(best['description'], DESCRIPTION_CHARS)}"
+        )
+    if not status.bests:
+        lines.append("best: none confirmed yet")
     pruned = sum(a.counts.get(PRUNED, 0) for a in status.agents)
     if pruned:
         saved = sum(a.saved_seconds for a in status.agents)

@@ -87,6 +87,14 @@ def result_block(record: dict[str, Any], board_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def mean_text(mean: float, sigma: float | None, n: int) -> str:
+    """The one way a train.py's val_bpb is shown: the mean of its runs with sigma and n, or a single run
+    labelled as one (never a best: a best is a confirmed mean, swarm.board.state.best)."""
+    if n <= 1 or sigma is None:
+        return f"{mean:.6f} (single run)"
+    return f"{mean:.6f} ±{sigma:.6f} (n={n})"
+
+
 UNSEALED_MARK = ", UNSEALED"  # a result measured without a sandbox (`swarm spawn --unsealed`)
 
 
@@ -111,15 +119,17 @@ def group_header(state: BoardState, key: GroupKey) -> str:
     return f"{escape_text(key[0])} / {escape_text(key[1])}: noise band {state.band(key):.6f} ({spread})"
 
 
-def top_table(rows: list[Best]) -> list[str]:
-    """The top contents of a group; `!` after an id marks an unsealed result."""
+def top_table(rows: list[Best], ranked: bool = True) -> list[str]:
+    """The top contents of a group; `!` after an id marks an unsealed result. Unranked rows (contents not
+    confirmed yet) show `-` for a rank, and `one run` for the sigma of a single run."""
     lines = [
         f"  {'#':>3}  {'val_bpb':>9}  {'sigma':>9}  {'n':>3}  ver  {'id':8}  {'agent':8}  {'commit':10}  description"
     ]
     for rank, best in enumerate(rows, 1):
         e = best.experiment
+        sigma = "one run" if best.n == 1 else format_number(best.sigma)
         lines.append(
-            f"  {rank:>3}  {best.mean:9.6f}  {format_number(best.sigma):>9}  {best.n:>3}  "
+            f"  {rank if ranked else '-':>3}  {best.mean:9.6f}  {sigma:>9}  {best.n:>3}  "
             f"{'yes' if best.verified else ' no'}  {escape_text(e['id'], 8):8}{'!' if e.get('unsealed') else ' '} "
             f"{escape_text(e.get('agent'), 8):8}  {escape_text(str(e.get('commit'))[:10]):10}  "
             f"{escape_text(e.get('description'), 60)}"

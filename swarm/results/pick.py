@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from swarm.board.experiments import has_result
+from swarm.board.experiments import group_of, has_result
 from swarm.errors import GitError, SwarmError
 from swarm.repo.git import first_parent, git, git_text, is_dirty, rev_parse
 from swarm.repo.paths import current_branch, main_repo
-from swarm.results.display import escape_text
+from swarm.results.display import escape_text, mean_text
 
 TRAIN_FILE = "train.py"
 MODES = ("train", "cherry-pick")
@@ -48,15 +48,24 @@ def checked_out_in(repo: Path, branch: str) -> Path | None:
     return None
 
 
-def commit_message(record: dict[str, Any], mode: str) -> str:
-    """One commit that says where it came from: experiment id, val_bpb, agent and source commit."""
-    description = escape_text(record.get("description"), 60) or "(no description)"
+def measured_text(record: dict[str, Any], content: Any = None) -> str:
+    """What a pick says of the experiment's val_bpb: the mean, sigma and n of its train.py's runs (the
+    board's one definition of a best), or its single run labelled as one."""
+    if content is not None and content.mean is not None:
+        return mean_text(content.mean, content.sigma, content.n)
     value = record.get("val_bpb")
+    return mean_text(float(value), None, 1) if isinstance(value, float | int) else "none"
+
+
+def commit_message(record: dict[str, Any], mode: str, content: Any = None) -> str:
+    """One commit that says where it came from: experiment id, val_bpb (the mean, sigma and n of its
+    train.py's runs: `content`, swarm.board.state.ContentStats), agent and source commit."""
+    description = escape_text(record.get("description"), 60) or "(no description)"
     lines = [
         f"pick {record['id']} ({escape_text(record.get('agent'))}): {description}",
         "",
         f"experiment: {record['id']}",
-        f"val_bpb: {value:.6f}" if isinstance(value, float | int) else "val_bpb: none",
+        f"val_bpb: {measured_text(record, content)}",
         f"status: {record.get('status')}",
         f"device: {escape_text(record.get('device'))} / {record.get('profile')}",
         f"agent: {escape_text(record.get('agent'))}",
@@ -83,7 +92,7 @@ def _parent_of(repo: Path, record: dict[str, Any], source: str) -> str:
     return parent
 
 
-def build_commit(repo: Path, record: dict[str, Any], target: str, mode: str) -> str:
+def build_commit(repo: Path, record: dict[str, Any], target: str, mode: str, content: Any = None) -> str:
     """Make the picked commit on top of `target` without touching any worktree, index or ref."""
     source = _commit(repo, record["commit"], "source")
     with tempfile.TemporaryDirectory(prefix="swarm-pick-") as scratch:
@@ -117,7 +126,7 @@ def build_commit(repo: Path, record: dict[str, Any], target: str, mode: str) -> 
     if tree == git_text(repo, "rev-parse", f"{target}^{{tree}}"):
         raise SwarmError(f"the target already has the train.py of experiment {record['id']}: nothing to pick")
     return (
-        git(repo, "commit-tree", tree, "-p", target, input=commit_message(record, mode).encode())
+        git(repo, "commit-tree", tree, "-p", target, input=commit_message(record, mode, content).encode())
         .decode()
         .strip()
     )
@@ -130,8 +139,11 @@ def default_target(repo: Path) -> str:
     return branch
 
 
-def pick(repo: Path, record: dict[str, Any], onto: str | None = None, mode: str = "train") -> PickResult:
-    """Commit experiment `record` onto branch `onto` (default: the main worktree's branch)."""
+def pick(
+    repo: Path, record: dict[str, Any], onto: str | None = None, mode: str = "train", content: Any = None
+) -> PickResult:
+    """Commit experiment `record` onto branch `onto` (default: the main worktree's branch); `content`: the
+    repeat statistics of its train.py (swarm.board.state.ContentStats), for the commit message."""
     if mode not in MODES:
         raise SwarmError(f"unknown pick mode {mode!r} (known: {', '.join(MODES)})")
     if not has_result(record) or not record.get("commit"):
@@ -152,7 +164,7 @@ def pick(repo: Path, record: dict[str, Any], onto: str | None = None, mode: str 
             f"{branch} is checked out in {worktree} with uncommitted changes ({shown}): "
             "commit or stash them first; nothing was changed"
         )
-    new = build_commit(repo, record, previous, mode)
+    new = build_commit(repo, record, previous, mode, content)
     if worktree is not None:
         # --ff-only: git refuses (and changes nothing) if the branch moved or local changes would be lost
         git(worktree, "merge", "--ff-only", "--quiet", new)
@@ -166,10 +178,11 @@ def cmd_pick(args) -> int:
 
     repo, _, state = open_board()
     record = state.experiment(args.id)
-    result = pick(repo, record, onto=args.onto, mode=args.mode)
-    value = record.get("val_bpb")
+    content = state.content(group_of(record), record.get("train_sha256") or "")
+    result = pick(repo, record, onto=args.onto, mode=args.mode, content=content)
     print(
-        f"picked {record['id']} (val_bpb {value:.6f}, {record.get('agent')}) onto {result.branch}: "
+        f"picked {record['id']} (val_bpb {measured_text(record, content)}, {escape_text(record.get('agent'))}) "
+        f"onto {result.branch}: "
         f"{result.previous[:10]} -> {result.commit[:10]}"
     )
     return 0

@@ -1,8 +1,9 @@
 """`swarm plot [FILE.png]`: the run's progress picture, in the manner of upstream autoresearch's progress.png.
 
 One panel per comparison group (device class, profile), largest first: every finished experiment as a
-dot coloured by status in finishing order, crashes as marks along the top, the running best as a step
-line, and the experiments that set a new best labelled with their (escaped, shortened) descriptions.
+dot coloured by status in finishing order, crashes as marks along the top, the group's best as a step line
+(the board's one best: the lowest confirmed mean, swarm.board.state; a single lucky run never moves it), and
+each new best labelled with its (escaped, shortened) description. The title gives the best with n and sigma.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from pathlib import Path
 
 from swarm.board.experiments import DISCARD, KEEP, MARGINAL
 from swarm.board.progress import GroupProgress, ProgressTracker, from_experiments
+from swarm.board.state import Best, GroupKey
 from swarm.errors import SwarmError
-from swarm.results.display import escape_text
+from swarm.results.display import escape_text, mean_text
+from swarm.results.standing import EXPERIMENT_RUN, kind_of
 
 MAX_PANELS = 4
 STATUS_STYLE = {  # status -> (colour, size, label); drawn in this order, so keeps land on top
@@ -29,12 +32,12 @@ def _value_limits(group: GroupProgress) -> tuple[float, float]:
     values = sorted(p.value for p in group.points if p.value is not None)
     low = values[0]
     # the baseline (first measurement) or the 90th percentile, whichever is higher, bounds the view
-    high = max(group.best[0].value, values[int(0.9 * (len(values) - 1))])
+    high = max([s.value for s in group.best] + [values[int(0.9 * (len(values) - 1))]])
     margin = max((high - low) * 0.08, 1e-4)
     return low - margin, high + margin
 
 
-def _draw_group(ax, group: GroupProgress) -> None:
+def _draw_group(ax, group: GroupProgress, best: Best | None) -> None:
     device, profile = group.key
     measured = [p for p in group.points if p.value is not None]
     failed = [p for p in group.points if p.value is None]
@@ -65,12 +68,16 @@ def _draw_group(ax, group: GroupProgress) -> None:
             zorder=2,
         )
     steps = group.best
-    xs = [s.index for s in steps] + [max(group.finished - 1, steps[-1].index)]
-    ys = [s.value for s in steps] + [steps[-1].value]
-    ax.step(xs, ys, where="post", color=BEST_COLOUR, linewidth=1.6, label="running best", zorder=4)
+    if steps:
+        xs = [s.index for s in steps] + [max(group.finished - 1, steps[-1].index)]
+        ys = [s.value for s in steps] + [steps[-1].value]
+        ax.step(
+            xs, ys, where="post", color=BEST_COLOUR, linewidth=1.6, label="best (confirmed mean)", zorder=4
+        )
     by_id = {p.record["id"]: p for p in measured}
     for step in steps:
-        text = escape_text(by_id[step.id].record.get("description"), 40)
+        first = by_id.get(step.id)
+        text = escape_text(first.record.get("description") if first else step.id, 40)
         ax.annotate(
             text,
             (step.index, step.value),
@@ -84,29 +91,43 @@ def _draw_group(ax, group: GroupProgress) -> None:
         )
     ax.set_ylim(*_value_limits(group))
     ax.set_xlim(-0.5, group.finished - 0.5 + max(group.finished * 0.02, 1))
-    kept = sum(1 for p in measured if p.record.get("status") == KEEP)
-    ax.set_title(
-        f"{device} / {profile}: {group.finished} experiments, {kept} kept, "
-        f"best {steps[-1].value:.6f} (from {steps[0].value:.6f})",
-        fontsize=11,
-    )
+    ax.set_title(title_of(group, best), fontsize=11)
     ax.set_xlabel("experiment # (finishing order)")
     ax.set_ylabel("val_bpb (lower is better)")
     ax.grid(True, alpha=0.25)
     ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
 
 
-def render(progress: ProgressTracker, path: Path) -> Path:
-    """Write the progress picture of every group with a measured result to `path` (PNG)."""
+def title_of(group: GroupProgress, best: Best | None) -> str:
+    """A panel's title: how many experiments, how many the agents' changes kept, and the best with n and
+    sigma (the one best of swarm.board.state, as `swarm best` shows it)."""
+    device, profile = group.key
+    kept = sum(
+        1 for p in group.points if p.record.get("status") == KEEP and kind_of(p.record) == EXPERIMENT_RUN
+    )
+    steps = group.best
+    shown = (
+        f"best {mean_text(best.mean, best.sigma, best.n)}"
+        + (f" (first confirmed best {steps[0].value:.6f})" if steps else "")
+        if best is not None
+        else "no confirmed best yet"
+    )
+    return f"{device} / {profile}: {group.finished} experiments, {kept} kept changes, {shown}"
+
+
+def render(progress: ProgressTracker, path: Path, bests: dict[GroupKey, Best] | None = None) -> Path:
+    """Write the progress picture of every group with a measured result to `path` (PNG); `bests`: each
+    group's best (swarm.board.state.bests), named in its title."""
     from matplotlib.figure import Figure  # imported here: matplotlib is slow to import and only needed here
 
-    groups = sorted((g for g in progress.groups.values() if g.best), key=lambda g: -g.finished)
+    measured = [g for g in progress.groups.values() if any(p.value is not None for p in g.points)]
+    groups = sorted(measured, key=lambda g: -g.finished)
     if not groups:
         raise SwarmError("no measured results on the board yet: nothing to plot")
     groups = groups[:MAX_PANELS]
     figure = Figure(figsize=(16, 7 * len(groups)), dpi=110, layout="constrained")
     for ax, group in zip(figure.subplots(len(groups), 1, squeeze=False)[:, 0], groups, strict=True):
-        _draw_group(ax, group)
+        _draw_group(ax, group, (bests or {}).get(group.key))
     path = Path(path)
     figure.savefig(path, format="png")
     return path
@@ -116,6 +137,8 @@ def cmd_plot(args) -> int:
     from swarm.board.state import open_board
 
     _, _, state = open_board()
-    path = render(from_experiments(list(state.experiments.values())), Path(args.file))
+    steps = {key: state.best_steps(key) for key in state.groups}
+    progress = from_experiments(list(state.experiments.values()), steps)
+    path = render(progress, Path(args.file), state.bests())
     print(f"wrote {path}")
     return 0

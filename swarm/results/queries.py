@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from swarm.board.state import BoardState, open_board
+from swarm.board.state import Best, BoardState, open_board
 from swarm.results import answers
 from swarm.results.display import best_line, escape_text, experiment_line, group_header, note_line, top_table
 
@@ -80,10 +80,13 @@ def _other_classes(state: BoardState, best) -> dict[str, dict[str, Any]]:
 def board_text(state: BoardState, top: int, agent: str | None, json: bool) -> str:
     groups = []
     for key in state.groups:
-        rows = state.top(key, top if not agent else len(state.groups[key].contents))
+        everything = len(state.groups[key].contents)
+        rows = state.top(key, top if not agent else everything)
+        confirmed = state.confirmed_top(key, top if not agent else everything)
         if agent:
             rows = [b for b in rows if _content_has_agent(state, b, agent)][:top]
-        groups.append((key, rows))
+            confirmed = [b for b in confirmed if _content_has_agent(state, b, agent)][:top]
+        groups.append((key, rows, confirmed))
     notes = [n for n in state.notes if not agent or n.get("agent") == agent][-10:]
     recent = state.experiments_of(agent)[-top:] if agent else []
     running = state.running_slots()
@@ -98,9 +101,11 @@ def board_text(state: BoardState, top: int, agent: str | None, json: bool) -> st
                         "band": state.band(key),
                         "sigma": state.groups[key].pooled_sigma,
                         "repeats": state.groups[key].repeats,
-                        "top": [b.as_json() for b in rows],
+                        "best": best.as_json() if (best := state.best(key)) else None,
+                        "top": [b.as_json() for b in rows],  # by mean, confirmed or not (see "confirmed")
+                        "confirmed_top": [b.as_json() for b in confirmed],
                     }
-                    for key, rows in groups
+                    for key, rows, confirmed in groups
                 ],
                 "experiments": recent,
                 "running": running,
@@ -109,9 +114,10 @@ def board_text(state: BoardState, top: int, agent: str | None, json: bool) -> st
             }
         )
     lines = [] if groups else ["no results yet"]
-    for key, rows in groups:
+    least = state.noise.best_runs
+    for key, rows, confirmed in groups:
         lines.append(group_header(state, key))
-        lines.extend(top_table(rows))
+        lines.extend(_ranking(confirmed, rows, least))
     if agent:
         lines.append(f"latest experiments of {escape_text(agent)}:")
         lines.extend([experiment_line(e) for e in recent] or ["  none"])
@@ -125,6 +131,20 @@ def board_text(state: BoardState, top: int, agent: str | None, json: bool) -> st
         lines.append("notes:")
         lines.extend(note_line(n) for n in notes)
     return "".join(line + "\n" for line in lines)
+
+
+def _ranking(confirmed: list[Best], rows: list[Best], least: int) -> list[str]:
+    """A group's ranking: the confirmed contents, whose #1 is the best `swarm best` shows, then those of
+    the lowest means overall that have fewer runs, unranked and labelled."""
+    if least <= 1:  # the `single` rule: every measured content may be the best
+        return top_table(confirmed)
+    lines = [f"  confirmed: mean of at least {least} runs, #1 is the best"]
+    lines += top_table(confirmed) if confirmed else ["  none yet"]
+    pending = [b for b in rows if not b.confirmed]
+    if pending:
+        lines.append(f"  not confirmed yet: fewer than {least} runs (a single run is never a best)")
+        lines += top_table(pending, ranked=False)[1:]
+    return lines
 
 
 def _content_has_agent(state: BoardState, best, agent: str) -> bool:

@@ -2,10 +2,14 @@
 
 The morning after, the human wants to know what happened, what is real and what to pick. The report says it
 in the order a blog post would: the headline per device class (baseline -> best mean ± sigma (n), and how
-much of the run it took to get there), the progress plot, how the best came about (its lineage: every step
-with its change in val_bpb, its description, its agent and what it changed in train.py), what did not work
-(grouped by the knob or idea it tried, with the measured changes), the agents' notes, per-agent figures,
-the cost per improvement, and the commands that pick the best.
+much of the run it took to get there, and where each class stands in words), the progress plot, how the
+best came about (its lineage: every step with its change in val_bpb, its description, its agent and what it
+changed in train.py), then the agents' experiments by what the board decided (swarm.results.standing): kept
+improvements, marginal gains inside the noise band (with the band), results awaiting confirmation, what did
+not work (grouped by the knob or idea it tried, with the measured changes) and failures with their reasons;
+the agents' notes, per-agent figures (the swarm's own baseline, calibration and control runs counted apart
+from the agents' keeps), the cost per improvement, and the commands that pick the best (only a best that
+is not the baseline's train.py). The best is the board's one best (swarm.board.state), everywhere.
 
 Everything comes from the board (the repository is read only for train.py's diffs along the lineage and the
 names of its knobs). Agent text (descriptions, notes, train.py lines) is escaped for Markdown: it can neither
@@ -22,14 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from swarm.board.experiments import FAILED_STATUSES, FINAL_STATUSES, KEEP, is_measured
+from swarm.board.experiments import FAILED_STATUSES, FINAL_STATUSES, KEEP, has_result, is_measured
 from swarm.board.ledger import Totals, board_totals
 from swarm.board.progress import finished_at, from_experiments
 from swarm.board.state import Best, BoardState, GroupKey, group_of
 from swarm.errors import SwarmError
 from swarm.repo.git import file_at
-from swarm.results.display import escape_markdown, format_number
+from swarm.results.display import escape_markdown, format_number, mean_text
 from swarm.results.lineage import CommitIndex, lineage
+from swarm.results.standing import EXPERIMENT_RUN, Standing, kept_changes, kind_of, standing
 from swarm.runner.trust import sha256_bytes
 from swarm.target.hparams import KNOB_NAME, read_knobs
 from swarm.target.train_diff import train_diff
@@ -40,6 +45,7 @@ HOUR = 3600.0
 MAX_DIFF_LINES = 8  # other changed lines of train.py shown per lineage step
 MAX_IDEAS = 15  # rows of "what did not work"
 MAX_NOTES = 40
+MAX_ROWS = 25  # rows of a section's table of experiments
 IDEA_WORDS = 8  # an idea without a knob name is known by the first words of its description
 
 
@@ -92,7 +98,7 @@ class Report:
         self.totals = board_totals(state)
         self.base = self.run.base if self.run else None
         self._sources: dict[str, str | None] = {}
-        self._baselines: dict[GroupKey, float | None] = {}
+        self._standings: dict[GroupKey, Standing] = {}
 
     # -- reading train.py ------------------------------------------------------------------------------------
 
@@ -115,16 +121,19 @@ class Report:
 
     # -- figures ---------------------------------------------------------------------------------------------
 
-    def baseline(self, key: GroupKey) -> float | None:
-        """Mean of the run's base train.py in a group, else of the group's first measured content."""
-        if key not in self._baselines:
+    def standing(self, key: GroupKey) -> Standing:
+        """Where a group stands (swarm.results.standing), its baseline the run's base train.py."""
+        if key not in self._standings:
             source = self.source(self.base)
-            content = self.state.content(key, sha256_bytes(source.encode())) if source is not None else None
-            if content is None:
-                first = next((e for e in self.finished if is_measured(e) and group_of(e) == key), None)
-                content = self.state.content(key, first["train_sha256"]) if first else None
-            self._baselines[key] = content.mean if content else None
-        return self._baselines[key]
+            self._standings[key] = standing(
+                self.state, key, sha256_bytes(source.encode()) if source is not None else None
+            )
+        return self._standings[key]
+
+    def baseline(self, key: GroupKey) -> float | None:
+        """Mean of the run's base train.py in a group, else of the group's first baseline or result."""
+        content = self.standing(key).baseline
+        return content.mean if content else None
 
     def parent_mean(self, record: dict[str, Any]) -> float | None:
         """The mean of what an experiment changed: its parent commit's content, or the baseline."""
@@ -146,24 +155,30 @@ class Report:
             / HOUR
         )
 
+    def reference_mean(self, record: dict[str, Any]) -> float | None:
+        """The mean of what a result was judged against (its `reference`: the agent's best then), else of
+        its parent."""
+        reference = self.state.experiments.get(record.get("reference") or "")
+        if reference is not None and has_result(reference):
+            content = self.state.content(group_of(reference), reference["train_sha256"])
+            if content is not None:
+                return content.mean
+        return self.parent_mean(record)
+
     def ideas(self, key: GroupKey) -> list[Idea]:
+        """What did not work: the agents' discarded, stopped and failed experiments, by knob or idea."""
         knobs = self.knob_names(key[1])
         ideas: dict[str, Idea] = {}
-        for e in self.finished:
-            if group_of(e) != key or e.get("verify_of") or e.get("reused_from"):
-                continue
+        where = self.standing(key)
+        for e in [*where.discarded, *(e for e in where.failed if kind_of(e) == EXPERIMENT_RUN)]:
             name = idea_of(e.get("description"), knobs)
-            if name == "baseline":
-                continue
             idea = ideas.setdefault(name, Idea(name))
             idea.tried += 1
-            if e.get("status") == KEEP:
-                idea.kept += 1
             if e.get("status") in FAILED_STATUSES:
                 idea.failed += 1
-            parent = self.parent_mean(e) if is_measured(e) else None
-            if parent is not None:
-                idea.deltas.append(float(e["val_bpb"]) - parent)
+            reference = self.reference_mean(e) if is_measured(e) else None
+            if reference is not None:
+                idea.deltas.append(float(e["val_bpb"]) - reference)
         return list(ideas.values())
 
     # -- the page --------------------------------------------------------------------------------------------
@@ -173,13 +188,20 @@ class Report:
         if plot:
             parts.append(
                 f"## Progress\n\n![val_bpb of every experiment and the running best]({plot})\n\n"
-                "Each dot is one run; the step line is the best single run so far, which a lucky draw of the "
-                "noise can set. The headline and the lineage use each train.py's mean over its runs.\n"
+                "Each dot is one run; the step line is the best as the board defines it, the lowest mean of a "
+                "train.py measured often enough to be confirmed, as it stood after each result (it can rise "
+                "when reruns pull a mean up). The headline and the lineage use the same means.\n"
             )
         for key, best in self.bests.items():
             parts.append(self._lineage(key, best))
-        for key in self.bests:
-            parts.append(self._did_not_work(key))
+        for key in self.state.groups:
+            parts += [
+                self._kept(key),
+                self._marginal(key),
+                self._promising(key),
+                self._did_not_work(key),
+                self._failures(key),
+            ]
         parts += [self._notes(), self._agents(), self._cost(), self._pick()]
         return "\n".join(p for p in parts if p)
 
@@ -191,7 +213,8 @@ class Report:
             change = f"{baseline:.6f} -> {best.mean:.6f}" if baseline is not None else f"best {best.mean:.6f}"
             title = f"# Swarm run {_md(tag)}: val_bpb {change} on {_md(key[0])}"
         else:
-            title = f"# Swarm run {_md(tag)}: no measured result yet"
+            measured = any(is_measured(e) for e in self.finished)
+            title = f"# Swarm run {_md(tag)}: no {'confirmed' if measured else 'measured'} result yet"
         started = (
             self.run.created_at if self.run else (finished_at(self.finished[0]) if self.finished else None)
         )
@@ -232,6 +255,17 @@ class Report:
             rows.append(
                 f"| {_md(key[0])} / {_md(key[1])} | {format_number(baseline)} | {_mean_sigma(best)} | {change} | "
                 f"{_confirmed(best)} | experiment {len(until):,} of {len(group):,} | {share} |"
+            )
+        rows.append("")
+        for key in self.state.groups:
+            where = self.standing(key)
+            own = ", ".join(f"{n} {kind}" for kind, n in sorted(where.own_runs.items())) or "none"
+            rows.append(
+                f"- {_md(where.in_words())}. Agents' experiments: {len(where.kept)} kept, "
+                f"{len(where.marginal)} marginal, {len(where.promising)} promising, {len(where.discarded)} "
+                f"discarded or stopped, {sum(kind_of(e) == EXPERIMENT_RUN for e in where.failed)} failed, "
+                f"{where.pending} queued or running; "
+                f"the swarm's own runs, counted apart: {own}."
             )
         return "\n".join(rows) + "\n"
 
@@ -277,15 +311,17 @@ class Report:
         return "; ".join(parts) or "no change"
 
     def _did_not_work(self, key: GroupKey) -> str:
-        ideas = [i for i in self.ideas(key) if not i.kept]
+        ideas = self.ideas(key)
         if not ideas:
             return ""
         ideas.sort(key=lambda i: (-i.tried, i.name))
         lines = [
             f"## What did not work: {_md(key[0])} / {_md(key[1])}\n",
-            "Knobs and ideas that were tried and never kept, most tried first; Δ is val_bpb against the "
-            "train.py the change was made to (positive: worse).\n",
-            "| knob or idea | tried | crashed | median Δ | best Δ |",
+            "The agents' experiments that were discarded (no improvement over the agent's best), stopped "
+            "early or failed, by the knob or idea they tried, most tried first; Δ is val_bpb against the "
+            "mean of what each was judged against (positive: worse). Failures are listed with their reasons "
+            "below.\n",
+            "| knob or idea | tried | failed | median Δ | best Δ |",
             "|---|---|---|---|---|",
         ]
         for idea in ideas[:MAX_IDEAS]:
@@ -296,6 +332,96 @@ class Report:
             )
         if len(ideas) > MAX_IDEAS:
             lines.append(f"\n{len(ideas) - MAX_IDEAS} more not shown.")
+        return "\n".join(lines) + "\n"
+
+    def _results_table(self, records: list[dict[str, Any]], with_band: bool) -> list[str]:
+        head = "| experiment | agent | val_bpb: mean ± σ (n) | Δ | " + ("band | " if with_band else "")
+        lines = [
+            head + "description | why |",
+            "|---|---|---|---|" + ("---|" if with_band else "") + "---|---|",
+        ]
+        for e in records[:MAX_ROWS]:
+            content = self.state.content(group_of(e), e["train_sha256"])
+            mean = content.mean if content else float(e["val_bpb"])
+            shown = mean_text(mean, content.sigma, content.n) if content else mean_text(mean, None, 1)
+            reference = self.reference_mean(e)
+            delta = _signed(mean - reference) if reference is not None else "-"
+            band = f"{format_number(e.get('band'))} | " if with_band else ""
+            lines.append(
+                f"| {_md(e['id'])} | {_md(e.get('agent'))} | {shown} | {delta} | {band}"
+                f"{_md(e.get('description'), 100)} | {_md(e.get('reason'), 160)} |"
+            )
+        if len(records) > MAX_ROWS:
+            lines.append(f"\n{len(records) - MAX_ROWS} more not shown.")
+        return lines
+
+    def _kept(self, key: GroupKey) -> str:
+        kept = self.standing(key).kept
+        if not kept:
+            return ""
+        return (
+            "\n".join(
+                [
+                    f"## Kept improvements: {_md(key[0])} / {_md(key[1])}\n",
+                    "The agents' changes the board kept: beyond the noise band against the agent's best, confirmed "
+                    "by reruns beside control runs where the noise rule asks for it. Baselines, calibration, "
+                    "confirmation and control runs are not counted here. Δ: the mean against what it was judged "
+                    "against.\n",
+                    *self._results_table(kept, with_band=False),
+                ]
+            )
+            + "\n"
+        )
+
+    def _marginal(self, key: GroupKey) -> str:
+        marginal = self.standing(key).marginal
+        if not marginal:
+            return ""
+        return (
+            "\n".join(
+                [
+                    f"## Marginal gains, inside the noise band: {_md(key[0])} / {_md(key[1])}\n",
+                    "Improvements smaller than the noise band (the band each was judged with is shown): they may "
+                    "be real, or a lucky draw of the noise; rerun one with `swarm verify ID --repeats 3` to tell.\n",
+                    *self._results_table(marginal, with_band=True),
+                ]
+            )
+            + "\n"
+        )
+
+    def _promising(self, key: GroupKey) -> str:
+        where = self.standing(key)
+        if not where.promising and not where.pending:
+            return ""
+        lines = [f"## Awaiting confirmation: {_md(key[0])} / {_md(key[1])}\n"]
+        if where.promising:
+            lines += [
+                "Results beyond the screening band whose confirmation reruns have not all landed: not a gain "
+                "until they do.\n",
+                *self._results_table(where.promising, with_band=True),
+                "",
+            ]
+        if where.pending:
+            lines.append(f"{where.pending} of the agents' experiments were still queued or running.\n")
+        return "\n".join(lines)
+
+    def _failures(self, key: GroupKey) -> str:
+        failed = self.standing(key).failed
+        if not failed:
+            return ""
+        lines = [
+            f"## Failures: {_md(key[0])} / {_md(key[1])}\n",
+            "Experiments that ended without a trustworthy number, and why.\n",
+            "| experiment | agent | status | description | reason |",
+            "|---|---|---|---|---|",
+        ]
+        for e in failed[:MAX_ROWS]:
+            lines.append(
+                f"| {_md(e['id'])} | {_md(e.get('agent'))} | {_md(e.get('status'))}{_own_run(e)} | "
+                f"{_md(e.get('description'), 100)} | {_md(e.get('reason') or 'no reason recorded', 200)} |"
+            )
+        if len(failed) > MAX_ROWS:
+            lines.append(f"\n{len(failed) - MAX_ROWS} more not shown.")
         return "\n".join(lines) + "\n"
 
     def _notes(self) -> str:
@@ -313,10 +439,18 @@ class Report:
 
     def _agents(self) -> str:
         kinds = {a.name: a.kind for a in self.run.agents} if self.run else {}
+        kept = kept_changes(self.experiments)
+        own = Counter(
+            e.get("agent")
+            for e in self.experiments
+            if e.get("status") in FINAL_STATUSES and kind_of(e) != EXPERIMENT_RUN
+        )
         lines = [
             "## Agents\n",
-            "| agent | kind | experiments | keeps | crash rate | GPU-hours | tokens | cost |",
-            "|---|---|---|---|---|---|---|---|",
+            "Keeps are the agent's own changes kept; its baseline and the calibration, confirmation and control "
+            "reruns made in its name are counted apart.\n",
+            "| agent | kind | experiments | keeps | baseline and reruns | crash rate | GPU-hours | tokens | cost |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for summary in self.state.agent_summaries():
             counts = summary.counts
@@ -327,7 +461,8 @@ class Report:
             cost = f"${totals.cost_usd:,.2f}" if totals.cost_usd is not None else "-"
             lines.append(
                 f"| {_md(summary.name)} | {_md(kinds.get(summary.name, '?'))} | {summary.submitted} | "
-                f"{counts.get(KEEP, 0)} | {rate} | {totals.gpu_seconds / HOUR:.2f} | {totals.tokens:,} | {cost} |"
+                f"{kept[summary.name]} | {own[summary.name]} | {rate} | {totals.gpu_seconds / HOUR:.2f} | "
+                f"{totals.tokens:,} | {cost} |"
             )
         return "\n".join(lines) + "\n"
 
@@ -361,20 +496,35 @@ class Report:
     def _pick(self) -> str:
         if not self.bests:
             return ""
-        lines = ["## Pick the best\n", "Run these in the repository of the run:\n", "```sh"]
+        lines = ["## Pick the best\n"]
+        commands = []
         for key, best in self.bests.items():
             e = best.experiment
             eid = _shell_word(e["id"])
-            lines.append(
-                f"# {_plain(key[0])} / {_plain(key[1])}: val_bpb {best.mean:.6f} ({_confirmed(best)})"
+            where = self.standing(key)
+            if where.baseline is not None and best.train_sha256 == where.baseline.train_sha256:
+                lines.append(
+                    f"On {_md(key[0])} / {_md(key[1])} the best is still the baseline's train.py: nothing to pick."
+                )
+                continue
+            commands.append(
+                f"# {_plain(key[0])} / {_plain(key[1])}: val_bpb {_plain(mean_text(best.mean, best.sigma, best.n))}"
+                f" ({_confirmed(best)}{'' if where.is_kept(best.train_sha256) else ', not kept as a gain'})"
             )
             if e.get("commit"):
-                lines.append(f"git show {_shell_word(e['commit'])}:train.py   # read it")
+                commands.append(f"git show {_shell_word(e['commit'])}:train.py   # read it")
             if not best.verified:
-                lines.append(f"swarm verify {eid} --repeats 3 --wait   # confirm it before you trust it")
-            lines.append(f"swarm pick {eid}   # commit its train.py onto your branch")
-        lines.append("```\n")
-        return "\n".join(lines)
+                commands.append(f"swarm verify {eid} --repeats 3 --wait   # confirm it before you trust it")
+            commands.append(f"swarm pick {eid}   # commit its train.py onto your branch")
+        if commands:
+            lines += ["", "Run these in the repository of the run:\n", "```sh", *commands, "```"]
+        return "\n".join(lines) + "\n"
+
+
+def _own_run(record: dict[str, Any]) -> str:
+    """After a failure's status: which of the swarm's own runs it was, if it was one."""
+    kind = kind_of(record)
+    return "" if kind == EXPERIMENT_RUN else f" ({kind} run)"
 
 
 def _mean_sigma(best: Best) -> str:
@@ -430,10 +580,11 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     report = Report(state, repo, gpu_price)
     picture = None
-    if plot and report.bests:
+    if plot and any(is_measured(e) for e in report.finished):  # the dots tell even before a best does
         from swarm.results.plot import render
 
-        render(from_experiments(report.experiments), out / PLOT_FILE)
+        steps = {key: state.best_steps(key) for key in state.groups}
+        render(from_experiments(report.experiments, steps), out / PLOT_FILE, report.bests)
         picture = PLOT_FILE
     path = out / REPORT_FILE
     path.write_text(report.markdown(picture))

@@ -36,8 +36,8 @@ def pick_question(repo: Path, record: dict[str, Any], onto: str | None) -> Text:
     )
 
 
-def do_pick(repo: Path, record: dict[str, Any], onto: str | None) -> str:
-    result = pick(repo, record, onto=onto)
+def do_pick(repo: Path, record: dict[str, Any], onto: str | None, content: Any = None) -> str:
+    result = pick(repo, record, onto=onto, content=content)
     return f"picked {escape_text(record['id'])} onto {result.branch}: {result.previous[:10]} -> {result.commit[:10]}"
 
 

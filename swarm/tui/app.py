@@ -324,8 +324,8 @@ class WatchApp(App):
         except SwarmError as e:
             self.notify(str(e), severity="error", markup=False)
             return
-        repo, onto = self.repo, self.pick_onto
-        self._confirm(question, "pick", lambda: actions.do_pick(repo, record, onto))
+        repo, onto, model = self.repo, self.pick_onto, self.model
+        self._confirm(question, "pick", lambda: actions.do_pick(repo, record, onto, model.content_of(record)))
 
     def action_verify(self) -> None:
         record = self._experiment(best=True)

@@ -38,7 +38,7 @@ def header_text(header: Header) -> Text:
             style="bold red",
         )
     if not header.bests:
-        line.append("\nno measured result yet", style="dim")
+        line.append("\nno confirmed best yet", style="dim")
     for best in header.bests:
         device, profile = best.group
         sigma = f" ±{best.sigma:.6f}" if best.sigma is not None else ""

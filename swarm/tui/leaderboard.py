@@ -43,10 +43,10 @@ class Leaderboard(FittedTable):
     def row_cells(self, row: LeaderRow) -> tuple:
         e = row.record
         cells = {
-            "rank": Text(str(row.rank), style="bold" if row.rank == 1 else "dim"),
+            "rank": Text(str(row.rank) if row.rank else "-", style="bold" if row.rank == 1 else "dim"),
             "device": agent_text(f"{short_device(row.group[0])} {row.group[1]}", 16),
             "mean": Text(value(row.mean), style="bold green" if row.rank == 1 else "green"),
-            "sigma": Text(value(row.sigma) if row.sigma is not None else "-", style="dim"),
+            "sigma": Text("single" if row.n == 1 else value(row.sigma), style="dim"),
             "n": Text(str(row.n)),
             "verified": Text("✓", style="bold green") if row.verified else Text("·", style="dim"),
             "agent": agent_text(e.get("agent"), 6),
@@ -75,7 +75,7 @@ class Leaderboard(FittedTable):
         if selected is not None and selected["id"] in ids:
             self.move_cursor(row=ids.index(selected["id"]))
         self._shown = shown
-        self.border_title = "leaderboard: best per device class (mean of repeats)"
+        self.border_title = "leaderboard: confirmed means ranked, #1 the best; - not confirmed yet"
 
     def redraw(self) -> None:
         self.reset_columns(self.hidden_columns)

@@ -35,7 +35,7 @@ from swarm.board.experiments import (
 from swarm.board.ledger import Totals
 from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import AgentSlot
-from swarm.board.state import BoardState, GroupKey, group_of
+from swarm.board.state import BoardState, ContentStats, GroupKey, group_of
 from swarm.board.store import EXPERIMENT, USAGE, VERIFICATION
 from swarm.config import load_section
 from swarm.errors import SwarmError
@@ -111,7 +111,7 @@ class AgentRow:
 
 @dataclass(frozen=True)
 class LeaderRow:
-    rank: int
+    rank: int  # 0: not confirmed yet (fewer runs than a best needs), shown unranked
     group: GroupKey
     mean: float
     sigma: float | None
@@ -359,21 +359,26 @@ class WatchModel:
                     self._baseline(key),
                 )
             )
-            for rank, top in enumerate(self.state.top(key, LEADERS_PER_GROUP), 1):
+            # ranked: the confirmed contents, whose #1 is the best the header shows; then, unranked (0), the
+            # lowest means that have fewer runs (a single run is never a best)
+            confirmed = self.state.confirmed_top(key, LEADERS_PER_GROUP)
+            pending = [b for b in self.state.top(key, LEADERS_PER_GROUP) if not b.confirmed]
+            for rank, top in [*enumerate(confirmed, 1), *((0, b) for b in pending)]:
                 rows.append(LeaderRow(rank, key, top.mean, top.sigma, top.n, top.verified, top.experiment))
         return tuple(rows), tuple(bests)
 
     def _build_plot(self, now: float) -> PlotData | None:
         group = self.state.progress.main_group()
-        if group is None or not group.best:
-            return None
+        best = self.state.best_steps(group.key) if group is not None else []
+        if not best:
+            return None  # no confirmed best yet: the board's best line starts with one
         run = self.state.run
         start = run.created_at if run else group.best[0].at
         # the agents whose running best is lowest now: 64 step lines in a terminal are one grey smear, and
         # drawing them would cost the first screen of a long run a third of a second
         leading = heapq.nsmallest(PLOTTED_AGENTS, group.agent_best.items(), key=lambda a: a[1][-1].value)
         agents = tuple(sorted((a, tuple(s)) for a, s in leading))
-        return PlotData(group.key, start, now, tuple(group.best), agents, len(group.agent_best))
+        return PlotData(group.key, start, now, tuple(best), agents, len(group.agent_best))
 
     def _header(self, now: float, agents: tuple[AgentRow, ...], liveness: Liveness | None) -> Header:
         run = self.state.run
@@ -413,6 +418,11 @@ class WatchModel:
                 self._commits = CommitIndex(self.state)
             latest = self.state.experiments.get(record["id"], record)
             return self._baseline(group_of(latest)), lineage(self.state, latest, self.repo, self._commits)
+
+    def content_of(self, record: dict[str, Any]) -> ContentStats | None:
+        """The repeat statistics of an experiment's train.py (any thread: takes the lock)."""
+        with self.lock:
+            return self.state.content(group_of(record), record.get("train_sha256") or "")
 
     def verify(self, experiment_id: str, repeats: int = 1) -> list[dict[str, Any]]:
         from swarm.board.verification import schedule_verify

@@ -1,5 +1,5 @@
-"""The progress plot drawn as text, on the board worker: global best of the main device class over time,
-and each agent's running best, with plotext (textual-plotext's Plot), at the size the widget reported.
+"""The progress plot drawn as text, on the board worker: the best of the main device class over time (the
+board's one best, a confirmed mean: swarm.board.state) and each agent's lowest single run so far, with plotext (textual-plotext's Plot), at the size the widget reported.
 
 Building a plot of 64 agents' step lines takes tens of milliseconds of Python; doing it here, once per
 new result or resize, keeps it off the UI loop, which only shows the finished Text.
@@ -50,8 +50,9 @@ def plot_text(plot: PlotData, width: int, height: int) -> Text:
         xs, ys = step_line(steps, plot.start, end)
         figure.plot(xs, ys, color=AGENT_COLOURS[i % len(AGENT_COLOURS)], marker="dot")
     xs, ys = step_line(plot.best, plot.start, end)
-    figure.plot(xs, ys, color="green+", marker="braille", label="global best")
-    low, high = plot.best[-1].value, plot.best[0].value
+    figure.plot(xs, ys, color="green+", marker="braille", label="best (confirmed mean)")
+    values = [s.value for s in plot.best] + [steps[-1].value for _, steps in plot.agents if steps]
+    low, high = min(values), max(values)
     margin = max((high - low) * 0.05, 1e-4)
     figure.ylim(low - margin, high + margin)
     figure.xlim(0, max((end - plot.start) / HOUR, 1 / 60))  # from the run's start to now
@@ -62,7 +63,8 @@ def plot_text(plot: PlotData, width: int, height: int) -> Text:
         else ""
     )
     figure.title(
-        f"{short_device(plot.group[0])} {plot.group[1]}: lowest single run {plot.best[-1].value:.6f}{shown}"
+        f"{short_device(plot.group[0])} {plot.group[1]}: best {plot.best[-1].value:.6f} (confirmed mean); "
+        f"agents' lowest single runs{shown}"
     )
     figure.theme("clear")  # the widget's own colours show through
     figure.plotsize(width, height)

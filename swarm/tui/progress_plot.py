@@ -24,7 +24,7 @@ class ProgressPlot(Static):
         self.drawn: Text | None = None  # the drawing shown, once there is one
 
     def on_mount(self) -> None:
-        self.border_title = "progress: global best (green), each agent's running best"
+        self.border_title = "progress: the best, a confirmed mean (green); each agent's lowest single run"
 
     def on_resize(self, event: Resize) -> None:
         self.post_message(PlotResized(self.size.width, self.size.height))  # inside the border

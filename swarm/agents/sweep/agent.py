@@ -97,7 +97,7 @@ class SweepAgent:
         self.group = (me["device"], self.profile)
         # Drop an edit a killed predecessor left half done.
         git(self.worktree, "reset", "--quiet", "--hard", "HEAD")
-        self.planner = Planner(self.name)
+        self.planner = Planner(self.name, self.profile)
         prepare = (self.worktree / "prepare.py").read_text()
         self.seq_len = read_profiles(prepare)[self.profile]["max_seq_len"]
         self._load_best(rev_parse(self.worktree, "HEAD"), None)
