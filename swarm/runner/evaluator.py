@@ -1,7 +1,8 @@
 """The sealed evaluator: val_bpb of a handed-over model, computed by the swarm's code in a process of its own.
 
     python -I -m swarm.runner.evaluator MODEL --cache DIR --manifest-sha256 HEX --seq-len T --vocab-size V
-        --eval-tokens N --result PATH [--device cpu|cuda] [--max-model-bytes B] [--seed S] [--wait]
+        --eval-tokens N --result PATH [--holdout-tokens H] [--device cpu|cuda] [--max-model-bytes B]
+        [--seed S] [--wait]
 
 The runner starts this with the trainer (never the commit's code: `-I` keeps the run directory and PYTHON*
 variables off the import path). It reads the validation rows and the token byte lengths, checked against
@@ -14,7 +15,10 @@ checks it (artifact.py) and loads it; then
   evaluation itself (a program could otherwise look ahead only under bf16);
 - computes the summed next-token cross-entropy from the logits itself (the model never sees a target) over
   the profile's validation rows and divides by ln 2 times the UTF-8 bytes of the target tokens (special
-  tokens count in neither sum), exactly the upstream metric.
+  tokens count in neither sum), exactly the upstream metric;
+- with --holdout-tokens, the same measurement (a second call, the same compiled program) on the holdout
+  rows: `holdout_bpb`, which the runner keeps where no agent reads it (swarm.board.holdout). It goes to
+  --result only, never to the log (agents read their runs' logs).
 
 It writes one JSON object to --result: {"outcome": "measured", "val_bpb": ..., "eval_seconds": ...},
 {"outcome": "invalid", "reason": ...} for a model that breaks the contract, or {"outcome": "data_error",
@@ -35,7 +39,7 @@ from pathlib import Path
 from swarm.board.experiments import BAD_MODEL, LOOKS_AHEAD
 from swarm.errors import ArtifactRejected, DataError, ModelRejected
 from swarm.runner.artifact import check_archive, check_program
-from swarm.target.data import TOKEN_BYTES, VAL_TOKENS, load_manifest
+from swarm.target.data import HOLDOUT_TOKENS, TOKEN_BYTES, VAL_TOKENS, load_manifest
 
 # Every torch.load the archive loader makes refuses pickled code; set before torch is imported (it is read
 # at each load). Deterministic kernels make an honest model's prefix logits identical when its future changes.
@@ -54,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         rows, token_bytes = read_eval_data(args)
+        holdout = read_holdout(args)
         import torch.export  # noqa: F401  (the slow imports, before the wait)
         from torch._export.serde import serialize  # noqa: F401
 
@@ -63,17 +68,23 @@ def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
         model = _read_regular_file(Path(args.model), args.max_model_bytes)
         program = load_model(model, args.seq_len)
+        forward = Forward(program, __import__("torch").device(args.device))
         result = {
             "outcome": "measured",
-            "val_bpb": evaluate_program(program, rows, token_bytes, args.device, args.seed),
+            "val_bpb": evaluate_program(forward, rows, token_bytes, args.device, args.seed),
         }
+        if holdout is not None:  # after val_bpb: a model rejected there is never measured here
+            result["holdout_bpb"] = evaluate_program(
+                forward, holdout, token_bytes, args.device, args.seed + 1
+            )
     except ModelRejected as e:
         result = {"outcome": "invalid", "reason": str(e)}
     except DataError as e:
         result = {"outcome": "data_error", "reason": str(e)}
     result["eval_seconds"] = round(time.monotonic() - started, 3)
     Path(args.result).write_text(json.dumps(result))
-    print(f"evaluator: {json.dumps(result)}", flush=True)
+    shown = {k: v for k, v in result.items() if k != "holdout_bpb"}
+    print(f"evaluator: {json.dumps(shown)}", flush=True)
     return 0
 
 
@@ -90,16 +101,31 @@ def read_eval_data(args):
     return rows[:needed], token_bytes
 
 
+def read_holdout(args):
+    """The first holdout_tokens // seq_len holdout rows (numpy), or None without --holdout-tokens."""
+    if not args.holdout_tokens:
+        return None
+    manifest = load_manifest(Path(args.cache), args.manifest_sha256)
+    rows = _load_array(manifest.read_checked(HOLDOUT_TOKENS))
+    needed = args.holdout_tokens // args.seq_len
+    if rows.ndim != 2 or rows.shape[1] != args.seq_len + 1 or rows.shape[0] < needed:
+        raise DataError(
+            f"{HOLDOUT_TOKENS} holds {rows.shape} rows, not {needed} of {args.seq_len + 1} tokens"
+        )
+    return rows[:needed]
+
+
 def evaluate_program(program, rows, token_bytes, device: str = "cpu", seed: int = 0) -> float:
-    """val_bpb of a checked program over validation rows (N, T + 1) with token byte lengths (numpy arrays),
-    after the causality check; raises ModelRejected."""
+    """val_bpb of a checked program (or a Forward of it, to measure a second set of rows without compiling
+    again) over validation rows (N, T + 1) with token byte lengths (numpy arrays), after the causality
+    check; raises ModelRejected."""
     import numpy as np
     import torch
 
     device = torch.device(device)
     rows = torch.from_numpy(rows.astype(np.int64)).to(device)
     token_bytes = torch.from_numpy(token_bytes.astype(np.int64)).to(device)
-    forward = Forward(program, device)
+    forward = program if isinstance(program, Forward) else Forward(program, device)
     return bits_per_byte(forward, rows, token_bytes, torch.Generator().manual_seed(seed))
 
 
@@ -281,6 +307,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--vocab-size", type=int, required=True)
     parser.add_argument("--eval-tokens", type=int, required=True)
     parser.add_argument("--result", required=True, help="where to write the JSON outcome")
+    parser.add_argument("--holdout-tokens", type=int, default=0, help="also measure this many holdout tokens")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--max-model-bytes", type=int, default=4 << 30)
     parser.add_argument("--seed", type=int, default=0, help="picks the causality check's rows and cuts")

@@ -43,6 +43,7 @@ from swarm.board.experiments import (
     SEALED,
     TIMEOUT,
 )
+from swarm.board.holdout import HOLDOUT_FIELD
 from swarm.board.run_record import is_cpu_slot
 from swarm.errors import DataError
 from swarm.repo.git import file_at
@@ -84,6 +85,12 @@ class RunPlan:
     sandboxed: bool = (
         True  # trainer and evaluator in bubblewrap sandboxes (not with `swarm spawn --unsealed`)
     )
+    # Where the evaluator's working directory goes: board/private/ (no agent sees it: its result holds the
+    # holdout value), or beside the run directory when None (a Ray node's own disk)
+    private_dir: Path | None = None
+    # A transfer check's multiple of the profile's budget (swarm.board.transfer): the clock's limit is
+    # constants["time_budget"] (already multiplied), and train.py learns it from prepare.py's TIME_BUDGET
+    budget_x: float = 1.0
 
     @property
     def budget_cap(self) -> float:
@@ -126,6 +133,8 @@ def trainer_environment(plan: RunPlan) -> dict[str, str]:
     env["AUTORESEARCH_CACHE_DIR"] = str(cache_dir(plan.profile, plan.environ))
     env["AUTORESEARCH_PROFILE"] = plan.profile
     env["PYTHONUNBUFFERED"] = "1"
+    if plan.budget_x != 1.0:  # set here only: the allow-list never lets the runner's own value through
+        env["AUTORESEARCH_BUDGET_X"] = f"{plan.budget_x:g}"
     return env
 
 
@@ -169,6 +178,8 @@ def evaluator_command(plan: RunPlan, model: Path, result: Path, seed: int) -> li
         str(int(plan.settings.max_model_mb * 1e6)),
         "--seed",
         str(seed),
+        "--holdout-tokens",
+        str(c.get("holdout_tokens", 0)),
         "--wait",
     ]
 
@@ -293,7 +304,8 @@ class Evaluator:
 
     def __init__(self, snapshot: RunDirectory, plan: RunPlan, log: Path):
         self.plan, self.log = plan, log
-        self.work = snapshot.path.with_name(snapshot.path.name + ".eval")
+        name = snapshot.path.name + ".eval"
+        self.work = plan.private_dir / name if plan.private_dir else snapshot.path.with_name(name)
         remove(self.work)
         self.work.mkdir(parents=True)
         self.result = self.work / RESULT_FILE
@@ -328,7 +340,11 @@ class Evaluator:
         value = outcome.get("val_bpb")
         if kind != "measured" or not is_finite(value):
             return {**fields, "status": CRASH, "reason": f"the evaluator returned {str(outcome)[:200]}"}
-        return {**fields, "val_bpb": float(value)}
+        fields["val_bpb"] = float(value)
+        holdout = outcome.get(HOLDOUT_FIELD)
+        if is_finite(holdout):  # the runner records it privately (swarm.board.holdout), never on the board
+            fields[HOLDOUT_FIELD] = float(holdout)
+        return fields
 
     def close(self) -> None:
         """End the evaluator if it is still waiting (the trainer failed, or the runner stops)."""

@@ -38,8 +38,10 @@ from swarm.board.experiments import (
     REPORTED,
     RUNNING,
     SEED_ONLY,
+    TRANSFER,
     evolve,
 )
+from swarm.board.holdout import HOLDOUT_FIELD, private_dir, record_holdout
 from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import is_cpu_slot
 from swarm.board.state import BoardState
@@ -353,15 +355,21 @@ class Runner:
                 },
             )
         device = job.get("device") or self.device  # a cluster's job: its node's device class
+        constants = profile_constants(prepare, profile, where=f"prepare.py of {base[:12]}")
+        budget_x = float(job.get("budget_x") or 1.0)  # a transfer check (swarm.board.transfer)
+        if budget_x != 1.0:
+            constants["time_budget"] = constants["time_budget"] * budget_x
         plan = RunPlan(
             profile=profile,
-            constants=profile_constants(prepare, profile, where=f"prepare.py of {base[:12]}"),
+            constants=constants,
             slot=self.slot,
             settings=self.settings,
             allowance_s=self._allowance(profile, base, device),
             data=self.data(profile),
             environ=dict(os.environ),
             sandboxed=self.sandboxed,
+            private_dir=private_dir(self.board.directory, create=True),
+            budget_x=budget_x,
         )
         if run_dir.exists():
             remove(run_dir)
@@ -416,7 +424,7 @@ class Runner:
     def _monitor(self, job: dict[str, Any], log: Path) -> Monitor | None:
         """The early-stop watch of a job (swarm.runner.pruning), or None: off, a rerun (its number is
         wanted whatever it is), or no trusted reference curve in its group yet."""
-        if not self.pruning.enabled or job.get("verify_of") or job.get("validate_of"):
+        if not self.pruning.enabled or job.get("verify_of") or job.get("validate_of") or job.get("budget_x"):
             return None
         device = job.get("device") or self.device  # a cluster's job: its class
         reference = reference_curve(self.state, (device, job["profile"]), self.curves, self.pruning)
@@ -434,13 +442,18 @@ class Runner:
         """Write the final record of a job; a measured result gets keep / marginal / discard from the board."""
         with self.board.locked() as writer:
             self.state.refresh()
+            holdout = result.pop(HOLDOUT_FIELD, None)  # never on the board: agents read it
             final = evolve(job, finished_at=now(), **result)
             if not self.sandboxed:
                 final["unsealed"] = True
+            if final["status"] is None and final.get("budget_x"):  # a number beside the 1x one, no decision
+                final.update(status=TRANSFER, reason=f"trained for {final['budget_x']:g}x the budget")
             if final["status"] is None:
                 status, reason, reference, band = self.state.decide(final)
                 final.update(status=status, reason=reason, reference=reference, band=band)
             written = writer.append(final)
+            if holdout is not None and written.get("val_bpb") is not None:
+                record_holdout(self.board.directory, written["id"], holdout)
             self.state.apply(written)
             for follow in after_result(writer, self.state, written):  # confirmation, calibration, verdicts
                 self.say(f"{follow.get('id')}: {follow.get('type')} {follow.get('status') or ''}".rstrip())
