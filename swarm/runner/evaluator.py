@@ -253,7 +253,8 @@ def bits_per_byte(forward: Forward, rows, token_bytes, generator) -> float:
         nbytes = token_bytes[y].reshape(-1)
         total_nats += (nats.double() * (nbytes > 0)).sum()
         total_bytes += nbytes.sum()
-    value = (total_nats / (math.log(2) * total_bytes)).item()
+    # in Python floats: ln 2 times an int64 tensor is a float32 tensor, which rounds the byte count
+    value = total_nats.item() / (math.log(2) * int(total_bytes.item()))
     if not math.isfinite(value):
         raise ModelRejected(f"{BAD_MODEL}: val_bpb is {value} (logits that are not finite)")
     return value
