@@ -235,7 +235,8 @@ class Runner:
             orphans = [job for slot, job in self.state.running_slots().items() if slot == self.slot]
             for job in orphans:
                 run_dir = self.runs_dir / job["id"]
-                for leftover in (run_dir, run_dir.with_name(run_dir.name + ".eval")):
+                evaluation = private_dir(self.board.directory) / f"{job['id']}.eval"  # sealed.Evaluator
+                for leftover in (run_dir, run_dir.with_name(run_dir.name + ".eval"), evaluation):
                     if end_stale_group(leftover, self.settings.kill_grace_s):
                         self.say(f"ended the process a dead runner left for {job['id']} in {leftover.name}")
                     remove(leftover)
