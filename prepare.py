@@ -8,6 +8,13 @@ train.py ends by handing its trained model over with `export_model` (a torch.exp
 validation rows and token byte lengths prepared here into <cache>/eval/ and listed with their sha256 hashes
 in the cache's manifest. Trainers never read <cache>/eval/: it is the evaluator's.
 
+Which rows are evaluated is a secret drawn at prepare time (os.urandom) and thrown away once the rows are
+written: it shuffles the validation documents before they are packed (every source), generates the built-in
+corpus's validation text (`--source local`) and picks the validation documents of a `--text-dir`. So no
+train.py can rebuild the evaluation rows from this file's code, its seeds or the training shards. Beside
+them, on documents of their own, a holdout set (eval/holdout_tokens.npy) that no selection ever uses: the
+runner records its bits per byte where agents cannot read it, to show the human whether gains hold.
+
 Usage:
     python prepare.py                          # download climbmix shards from Hugging Face, train the tokenizer
     python prepare.py --source local           # offline: shards from a built-in corpus (or --text-dir DIR)
@@ -29,6 +36,7 @@ import io
 import json
 import os
 import re
+import secrets
 import socket
 import sys
 import time
@@ -57,6 +65,7 @@ PROFILES = {
         "time_budget": 300,  # seconds of training (startup and evaluation excluded)
         "eval_tokens": 20971520,  # 40 * 524288 validation tokens
         "eval_batch_size": 32,  # rows per forward of the sealed evaluator (export_model exports for it)
+        "holdout_tokens": 1310720,  # eval_tokens / 16 held-out tokens: under +10% evaluation time
         "hf_train_shards": 10,  # training shards `--source hf` downloads by default
         "tokenizer_chars": 1000000000,  # training text the tokenizer sees at most
         "local_train_shards": 8,  # shards `--source local` builds (plus the validation shard)
@@ -70,6 +79,7 @@ PROFILES = {
         "time_budget": 15,
         "eval_tokens": 65536,
         "eval_batch_size": 16,
+        "holdout_tokens": 32768,
         "hf_train_shards": 1,
         "tokenizer_chars": 3000000,
         "local_train_shards": 2,
@@ -85,11 +95,27 @@ if PROFILE not in PROFILES:
     )
 _SETTINGS = PROFILES[PROFILE]
 
+
+def _budget_x() -> float:
+    """A transfer check's multiple of the budget: set by the runner (AUTORESEARCH_BUDGET_X) for a run it
+    trains longer on purpose, and enforced by its clock; 1 otherwise."""
+    text = os.environ.get("AUTORESEARCH_BUDGET_X") or "1"
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 1.0 <= value <= 20.0:
+        raise SystemExit(f"prepare.py: AUTORESEARCH_BUDGET_X={text!r} is not a number from 1 to 20")
+    return value
+
+
 MAX_SEQ_LEN = _SETTINGS["max_seq_len"]
 VOCAB_SIZE = _SETTINGS["vocab_size"]
-TIME_BUDGET = _SETTINGS["time_budget"]
+BUDGET_X = _budget_x()
+TIME_BUDGET = _SETTINGS["time_budget"] * BUDGET_X if BUDGET_X != 1.0 else _SETTINGS["time_budget"]
 EVAL_TOKENS = _SETTINGS["eval_tokens"]
 EVAL_BATCH_SIZE = _SETTINGS["eval_batch_size"]
+HOLDOUT_TOKENS = _SETTINGS["holdout_tokens"]
 
 BASE_URL = "https://huggingface.co/datasets/karpathy/climbmix-400b-shuffle/resolve/main"
 MAX_SHARD = 6542  # the last climbmix shard is shard_06542.parquet
@@ -114,7 +140,8 @@ DATA_DIR = CACHE_DIR / "data"  # training shards
 TOKENIZER_DIR = CACHE_DIR / "tokenizer"
 EVAL_DIR = CACHE_DIR / "eval"  # the evaluator's alone: validation shard, validation rows, token byte lengths
 MANIFEST = "prepared.json"  # written last, with the sha256 of every file: its presence means complete
-LAYOUT = 2  # cache layout: eval/ apart from the training data, hashes in the manifest
+LAYOUT = 3  # cache layout: eval/ apart from the training data, hashes in the manifest, secret rows + holdout
+EVAL_FILES = ("val_tokens.npy", "holdout_tokens.npy", "token_bytes.npy")  # what the evaluator reads
 MODEL_FILE = "model.pt2"  # what train.py hands over, in its working directory (the run directory)
 
 
@@ -314,26 +341,41 @@ def _read_text_dir(text_dir: Path) -> list[str]:
     return docs
 
 
-def build_local_data(text_dir: Path | None) -> None:
+def secret_split(docs: list[str], secret: int) -> tuple[list[str], list[str]]:
+    """(training, validation) documents of a --text-dir: a tenth (at least one) to validation, which tenth
+    drawn with the secret; the training documents keep their order."""
+    n_val = max(1, len(docs) // 10)
+    chosen = set(np.random.default_rng([secret, 1]).choice(len(docs), size=n_val, replace=False).tolist())
+    return [d for i, d in enumerate(docs) if i not in chosen], [d for i, d in enumerate(docs) if i in chosen]
+
+
+def build_local_data(text_dir: Path | None, secret: int) -> None:
     """Write training shards 0..N-1 and the validation shard from --text-dir or the built-in corpus.
-    Every tenth document goes to validation; the rest is dealt round-robin to the training shards."""
+
+    --text-dir: a tenth of the documents, drawn with the secret, go to validation; the rest is dealt
+    round-robin to the training shards. The built-in corpus: every reference document (public text ships
+    with Python, so none can be a secret) goes to training; the validation shard is generated text only,
+    from the secret seed. Shards are built all together or not at all (a split is only disjoint with
+    itself)."""
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     EVAL_DIR.mkdir(parents=True, exist_ok=True)
     n_train = _SETTINGS["local_train_shards"]
     docs = _read_text_dir(text_dir) if text_dir else _python_reference_docs()
-    val_docs = docs[9::10] or docs[-1:]
-    train_docs = [d for i, d in enumerate(docs) if i % 10 != 9] if docs[9::10] else docs[:-1]
+    train_docs, val_docs = secret_split(docs, secret) if text_dir else (docs, [])
     n_train = max(1, min(n_train, len(train_docs)))
     plan = {VAL_SHARD: val_docs} | {s: train_docs[s::n_train] for s in range(n_train)}
-    todo = [s for s in sorted(plan) if not shard_path(s).exists()]
-    print(f"Data: {len(plan) - len(todo)} of {len(plan)} local shards present, building {len(todo)}")
-    if not todo:
+    present = [s for s in sorted(plan) if shard_path(s).exists()]
+    print(f"Data: {len(present)} of {len(plan)} local shards present, building {len(plan) - len(present)}")
+    if len(present) == len(plan):
         return
+    for s in present:  # an interrupted build: its split is not this one's
+        shard_path(s).unlink()
     chain = None if text_dir else WordChain("\n".join(docs))
-    for s in todo:
+    for s in sorted(plan):
         shard_docs = plan[s]
         if chain is not None:  # the built-in corpus tops each shard up with generated text
-            shard_docs = builtin_corpus_shard(shard_docs, chain, s, _SETTINGS["local_shard_chars"])
+            seed = secret if s == VAL_SHARD else s
+            shard_docs = builtin_corpus_shard(shard_docs, chain, seed, _SETTINGS["local_shard_chars"])
         _write_shard(shard_path(s), shard_docs)
         print(
             f"  built {shard_name(s)}: {len(shard_docs)} documents, {sum(map(len, shard_docs)) / 1e6:.1f}M chars"
@@ -477,7 +519,17 @@ def make_dataloader(tokenizer: Tokenizer, B: int, T: int, split: str, device=Non
     assert split in ("train", "val"), split
     device = torch.device(device or "cpu")
     pin = device.type != "cpu"  # page-locked host memory lets the copy to an accelerator run asynchronously
-    batches = _document_batches(split)
+    for rows, epoch in packed_rows(tokenizer, _document_batches(split), B, T, buffer_size):
+        pair = torch.from_numpy(np.stack([rows[:, :-1], rows[:, 1:]]))
+        if pin:
+            pair = pair.pin_memory()
+        pair = pair.to(device, non_blocking=pin)
+        yield pair[0], pair[1], epoch
+
+
+def packed_rows(tokenizer: Tokenizer, batches, B: int, T: int, buffer_size: int = 1000):
+    """Endless (rows, epoch): (B, T + 1) int64 arrays of BOS-aligned documents from `batches` (an endless
+    iterator of (texts, epoch)), packed by best fit as make_dataloader describes."""
     bos = tokenizer.get_bos_token_id()
     lengths: list[int] = []  # sorted; docs[i] has lengths[i] tokens
     docs: list[np.ndarray] = []
@@ -506,11 +558,7 @@ def make_dataloader(tokenizer: Tokenizer, B: int, T: int, split: str, device=Non
                 doc = docs.pop(take)[:room]
                 rows[r, pos : pos + len(doc)] = doc
                 pos += len(doc)
-        pair = torch.from_numpy(np.stack([rows[:, :-1], rows[:, 1:]]))
-        if pin:
-            pair = pair.pin_memory()
-        pair = pair.to(device, non_blocking=pin)
-        yield pair[0], pair[1], epoch
+        yield rows, epoch
 
 
 # ---------------------------------------------------------------------------
@@ -595,21 +643,53 @@ def _save_array(path: Path, array: np.ndarray) -> None:
     _write_atomically(path, buffer.getvalue())
 
 
-def write_eval_files() -> None:
-    """The evaluator's inputs, in eval/: the first EVAL_TOKENS // MAX_SEQ_LEN validation rows (BOS-aligned,
-    MAX_SEQ_LEN + 1 tokens: inputs and targets) and the byte length of every token. The evaluator reads
-    these and nothing of this file, so the metric does not depend on code an agent's run can reach."""
-    if (EVAL_DIR / "val_tokens.npy").exists() and (EVAL_DIR / "token_bytes.npy").exists():
+def _cycled(docs: list[str], docs_per_batch: int = 16):
+    """Endless (documents, epoch) batches over one list of documents."""
+    for epoch in range(1, sys.maxsize):
+        for i in range(0, len(docs), docs_per_batch):
+            yield docs[i : i + docs_per_batch], epoch
+
+
+def secret_rows(
+    tokenizer: Tokenizer, docs: list[str], secret: int, n_eval: int, n_holdout: int, T: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(evaluation rows, holdout rows) of T + 1 tokens from the validation documents: shuffled with the
+    secret, split into two disjoint sets of documents in proportion to the rows each needs, each packed
+    like the training rows (and cycled when it is short of text)."""
+    order = np.random.default_rng([secret, 2]).permutation(len(docs))
+    shuffled = [docs[i] for i in order]
+    if len(shuffled) < 2:
+        raise SystemExit("prepare.py: the validation text holds fewer than 2 documents; give it more text")
+    cut = min(len(shuffled) - 1, max(1, round(len(shuffled) * n_holdout / (n_eval + n_holdout))))
+    sets = []
+    for part, n_rows in ((shuffled[cut:], n_eval), (shuffled[:cut], n_holdout)):
+        # a buffer of a quarter of the set, refilled 16 documents at a time: the set is used up before it
+        # repeats (a buffer holding the whole set would take its short documents again at once)
+        buffer = max(1, min(1000, len(part) // 4))
+        rows, _ = next(packed_rows(tokenizer, _cycled(part), n_rows, T, buffer))
+        sets.append(rows)
+    return sets[0], sets[1]
+
+
+def write_eval_files(secret: int) -> None:
+    """The evaluator's inputs, in eval/: EVAL_TOKENS // MAX_SEQ_LEN evaluation rows and HOLDOUT_TOKENS //
+    MAX_SEQ_LEN holdout rows (BOS-aligned, MAX_SEQ_LEN + 1 tokens: inputs and targets) chosen with the
+    secret (secret_rows), and the byte length of every token. The evaluator reads these and nothing of this
+    file, so the metric does not depend on code an agent's run can reach."""
+    if all((EVAL_DIR / name).exists() for name in EVAL_FILES):
         return
     tokenizer = Tokenizer.from_directory()
-    rows = EVAL_TOKENS // MAX_SEQ_LEN
-    loader = make_dataloader(tokenizer, rows, MAX_SEQ_LEN, "val")
-    x, y, _ = next(loader)
-    tokens = torch.cat([x, y[:, -1:]], dim=1).numpy()
+    docs = [d for texts in _shard_texts(shard_path(VAL_SHARD)) for d in texts]
+    n_eval, n_holdout = EVAL_TOKENS // MAX_SEQ_LEN, HOLDOUT_TOKENS // MAX_SEQ_LEN
+    rows, holdout = secret_rows(tokenizer, docs, secret, n_eval, n_holdout, MAX_SEQ_LEN)
     dtype = np.uint16 if VOCAB_SIZE <= 1 << 16 else np.int32
-    _save_array(EVAL_DIR / "val_tokens.npy", tokens.astype(dtype))
+    _save_array(EVAL_DIR / "val_tokens.npy", rows.astype(dtype))
+    _save_array(EVAL_DIR / "holdout_tokens.npy", holdout.astype(dtype))
     _save_array(EVAL_DIR / "token_bytes.npy", token_byte_lengths(tokenizer))
-    print(f"Eval: {rows} validation rows of {MAX_SEQ_LEN + 1} tokens and token byte lengths in {EVAL_DIR}")
+    print(
+        f"Eval: {n_eval} evaluation and {n_holdout} holdout rows of {MAX_SEQ_LEN + 1} tokens (secret choice) "
+        f"and token byte lengths in {EVAL_DIR}"
+    )
 
 
 def export_model(
@@ -715,16 +795,25 @@ def _sha256(path: Path) -> str:
 
 
 def _update_layout(info: dict) -> None:
-    """A cache from before sealed evaluation: move the validation shard into eval/ and drop the old
-    tokenizer/token_bytes.pt; the eval files and the manifest with hashes are then written as for a new one."""
-    if info.get("layout") == LAYOUT:
+    """A cache of an older layout. Before sealed evaluation: move the validation shard into eval/ and drop
+    the old tokenizer/token_bytes.pt. Before secret rows: drop the evaluation rows (and, for the local
+    source, whose split and validation text were public, every shard and the tokenizer). What is missing is
+    then written as for a new cache."""
+    layout = info.get("layout")
+    if layout == LAYOUT:
         return
     EVAL_DIR.mkdir(parents=True, exist_ok=True)
     old_val = DATA_DIR / shard_name(VAL_SHARD)
     if old_val.exists():
         os.replace(old_val, shard_path(VAL_SHARD))
+        print(f"Cache: moved the validation data of {CACHE_DIR} into eval/ (sealed evaluation)")
     (TOKENIZER_DIR / "token_bytes.pt").unlink(missing_ok=True)
-    print(f"Cache: moved the validation data of {CACHE_DIR} into eval/ (sealed evaluation)")
+    stale = [EVAL_DIR / name for name in EVAL_FILES]
+    if info.get("source") == "local":
+        stale += [*list_parquet_files(), shard_path(VAL_SHARD), *TOKENIZER_DIR.glob("*")]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    print(f"Cache: {CACHE_DIR} gets secret evaluation rows and a holdout set (layout {LAYOUT})")
 
 
 def prepare(
@@ -761,6 +850,8 @@ def prepare(
             return 0
 
     print(f"Cache: {CACHE_DIR} (profile {PROFILE}, source {source})")
+    # Drawn here, used for this preparation only and never stored: nothing can read it back.
+    secret = secrets.randbits(128)
     if source == "hf":
         failed = download_data(num_shards, base_url, workers, attempts, retry_wait)
         if failed:
@@ -768,13 +859,13 @@ def prepare(
             print(f"prepare.py: could not download {names}; run again to retry", file=sys.stderr)
             return 1
     else:
-        build_local_data(text_dir)
+        build_local_data(text_dir, secret)
     train_tokenizer()
-    write_eval_files()
+    write_eval_files(secret)
 
     shards = [p.relative_to(CACHE_DIR).as_posix() for p in list_parquet_files()]
     tokenizer_files = [f"tokenizer/{n}" for n in ("merges.tiktoken", "tokenizer.json")]
-    eval_files = [f"eval/{n}" for n in (shard_name(VAL_SHARD), "val_tokens.npy", "token_bytes.npy")]
+    eval_files = [f"eval/{n}" for n in (shard_name(VAL_SHARD), *EVAL_FILES)]
     files = shards + tokenizer_files + eval_files
     info = requested | {
         "vocab_size": VOCAB_SIZE,

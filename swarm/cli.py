@@ -110,6 +110,18 @@ def _add_board_commands(sub) -> None:
         "--timeout", type=float, help="with --wait: give up after this many seconds per rerun"
     )
     verify.add_argument("--json", action="store_true")
+    transfer = _command(
+        sub,
+        "transfer",
+        "swarm.results.transfer:cmd_transfer",
+        "train an experiment and the base at K x the budget, paired on one slot (a transfer check)",
+    )
+    transfer.add_argument("id", help="experiment id or unique prefix")
+    transfer.add_argument(
+        "--budget-x", type=float, default=2.0, metavar="K", help="times the profile's budget (default 2)"
+    )
+    transfer.add_argument("--lineage", action="store_true", help="check every step of its lineage too")
+    transfer.add_argument("--json", action="store_true")
     export = _command(
         sub, "export", results + "cmd_export", "write results.tsv (upstream columns plus agent and id)"
     )

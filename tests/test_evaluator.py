@@ -97,7 +97,8 @@ def test_a_uniform_model_measures_exactly_log2_vocab_per_token_over_bytes(
     prep, eval_data, tiny_cache, tmp_path
 ):
     value = measure(export(prep, Bigram(), tmp_path / "m.pt2"), eval_data)
-    assert value == pytest.approx(uniform_bpb(tiny_cache), rel=1e-9)
+    # each token's cross-entropy is float32's ln(2048): exact to about 3e-8, not to 1e-9
+    assert value == pytest.approx(uniform_bpb(tiny_cache), rel=1e-7)
 
 
 @pytest.mark.parametrize("pattern, depth", [("SL", 3), ("L", 1)])

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -75,10 +76,20 @@ def test_local_source_builds_the_same_bytes_twice(tiny_cache, tmp_path):
     shards = [name for name in first if name.startswith("data/")]
     assert shards == ["data/shard_00000.parquet", "data/shard_00001.parquet"]  # training only
     evaluation = [name for name in first if name.startswith("eval/")]
-    assert evaluation == ["eval/shard_06542.parquet", "eval/token_bytes.npy", "eval/val_tokens.npy"]
-    assert first == second  # shards, tokenizer, evaluation files and manifest alike
+    assert evaluation == [
+        "eval/holdout_tokens.npy",
+        "eval/shard_06542.parquet",
+        "eval/token_bytes.npy",
+        "eval/val_tokens.npy",
+    ]
+    # what trainers read is the same bytes every time; what they are measured on is drawn with a secret
+    public = {n: d for n, d in first.items() if n.startswith(("data/", "tokenizer/"))}
+    assert public == {n: d for n, d in second.items() if n.startswith(("data/", "tokenizer/"))}
+    assert first["eval/token_bytes.npy"] == second["eval/token_bytes.npy"]
+    for name in ("eval/shard_06542.parquet", "eval/val_tokens.npy", "eval/holdout_tokens.npy"):
+        assert first[name] != second[name]
     manifest = json.loads((tiny_cache / "prepared.json").read_text())
-    assert manifest["layout"] == 2
+    assert manifest["layout"] == 3
     assert manifest["sha256"] == {n: d for n, d in first.items() if n != "prepared.json"}
 
 
@@ -116,17 +127,21 @@ def test_local_source_from_a_text_dir(tmp_path):
     shards = [*prep.list_parquet_files(), prep.shard_path(prep.VAL_SHARD)]
     docs = {p.name: pq.read_table(p).column("text").to_pylist() for p in shards}
     assert set(docs) == {"shard_00000.parquet", "shard_00001.parquet", "shard_06542.parquet"}
-    # Files in path order, cut at paragraph boundaries; every tenth document to validation, the rest dealt
-    # round-robin to the training shards; the .bin file ignored.
+    # Files in path order, cut at paragraph boundaries; a tenth of the documents, drawn with the secret, to
+    # validation, the rest dealt round-robin to the training shards; the .bin file ignored.
     files = sorted(p for p in texts.rglob("*.txt"))
     expected = [
         d
         for f in files
         for d in prep.split_into_documents(f.read_text(), prep.PROFILES["tiny"]["local_doc_chars"])
     ]
-    train = [d for i, d in enumerate(expected) if i % 10 != 9]
-    assert docs["shard_06542.parquet"] == expected[9::10]
-    assert docs["shard_00000.parquet"] == train[0::2] and docs["shard_00001.parquet"] == train[1::2]
+    val = docs["shard_06542.parquet"]
+    assert len(val) == len(expected) // 10 and val != expected[9::10]
+    first, second = docs["shard_00000.parquet"], docs["shard_00001.parquet"]
+    train = [d for pair in zip(first, second, strict=False) for d in pair] + first[len(second) :]
+    assert Counter(train) + Counter(val) == Counter(expected)  # every document once
+    remaining = iter(expected)
+    assert all(d in remaining for d in train)  # dealt round-robin in path order
     assert all(len(d) <= 1000 or "\n\n" not in d for d in expected)
 
 
@@ -290,16 +305,16 @@ def test_dataloader_packs_bos_aligned_rows_without_padding(tiny_cache):
     assert torch.equal(first[0], first[1])  # validation rows are the same every time
 
 
-def test_eval_files_hold_the_first_validation_rows_and_the_byte_lengths(tiny_cache):
+def test_eval_files_hold_secret_validation_rows_and_the_byte_lengths(tiny_cache):
     import numpy as np
 
     prep = load_prepare(tiny_cache)
     tok = prep.Tokenizer.from_directory()
     rows = np.load(tiny_cache / "eval" / "val_tokens.npy")
     assert rows.shape == (prep.EVAL_TOKENS // prep.MAX_SEQ_LEN, prep.MAX_SEQ_LEN + 1)
-    x, y, _ = next(prep.make_dataloader(tok, 4, prep.MAX_SEQ_LEN, "val"))
-    assert (torch.from_numpy(rows[:4, :-1].astype(np.int64)) == x).all()
-    assert (torch.from_numpy(rows[:4, 1:].astype(np.int64)) == y).all()
+    assert (rows[:, 0] == tok.get_bos_token_id()).all()  # BOS-aligned like the training rows
+    x, _, _ = next(prep.make_dataloader(tok, 4, prep.MAX_SEQ_LEN, "val"))
+    assert not (torch.from_numpy(rows[:4, :-1].astype(np.int64)) == x).all()  # not the shard's public order
     assert (np.load(tiny_cache / "eval" / "token_bytes.npy") == prep.token_byte_lengths(tok)).all()
 
 
@@ -308,7 +323,7 @@ def test_a_cache_from_before_the_eval_split_is_updated_in_place(tiny_cache, tmp_
     shutil.copytree(tiny_cache, old)
     # the old layout: validation shard among the training shards, token_bytes.pt beside the tokenizer
     (old / "eval" / "shard_06542.parquet").rename(old / "data" / "shard_06542.parquet")
-    for name in ("token_bytes.npy", "val_tokens.npy"):
+    for name in ("token_bytes.npy", "val_tokens.npy", "holdout_tokens.npy"):
         (old / "eval" / name).unlink()
     (old / "eval").rmdir()
     (old / "tokenizer" / "token_bytes.pt").write_bytes(b"old")
@@ -320,7 +335,27 @@ def test_a_cache_from_before_the_eval_split_is_updated_in_place(tiny_cache, tmp_
     assert "predates sealed evaluation" in load_prepare(old).cache_status("tiny")
     proc = run_prepare(old, "--source", "local")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert file_digests(old) == file_digests(tiny_cache)
+    # rebuilt with a new secret: the public parts as before, new evaluation rows, a complete manifest
+    before, after = file_digests(tiny_cache), file_digests(old)
+    assert {n: d for n, d in after.items() if n.startswith(("data/", "tokenizer/"))} == {
+        n: d for n, d in before.items() if n.startswith(("data/", "tokenizer/"))
+    }
+    assert set(after) == set(before) and after["eval/val_tokens.npy"] != before["eval/val_tokens.npy"]
+    assert "ready at" in load_prepare(old).cache_status("tiny")
+
+
+def test_a_cache_with_public_evaluation_rows_is_rebuilt_with_secret_ones(tiny_cache, tmp_path):
+    """Layout 2 (rows any train.py could rebuild for --source local): prepare.py rebuilds the local data."""
+    old = tmp_path / "old"
+    shutil.copytree(tiny_cache, old)
+    info = json.loads((old / "prepared.json").read_text())
+    (old / "prepared.json").write_text(json.dumps(info | {"layout": 2}))
+    proc = run_prepare(old, "--source", "local")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "secret evaluation rows" in proc.stdout
+    after, before = file_digests(old), file_digests(tiny_cache)
+    assert after["eval/val_tokens.npy"] != before["eval/val_tokens.npy"]
+    assert json.loads((old / "prepared.json").read_text())["layout"] == 3
 
 
 def test_cache_status_tells_ready_from_not_prepared(tiny_cache, tmp_path):

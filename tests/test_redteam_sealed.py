@@ -149,7 +149,7 @@ def test_claims_tampering_and_look_ahead_end_invalid_or_measured_honestly(sealed
     assert "handed over no model" in nothing["reason"] and nothing["val_bpb"] is None
     # the claimed 0.01 is ignored: the evaluator measured the uniform model the trainer handed over
     assert tamper["status"] == "keep" and tamper["evaluation"] == "sealed", tamper["reason"]
-    assert tamper["val_bpb"] == pytest.approx(uniform_bpb(sealed.cache), rel=1e-9)
+    assert tamper["val_bpb"] == pytest.approx(uniform_bpb(sealed.cache), rel=1e-7)  # float32 ln(2048)
     assert ahead["status"] == "invalid" and ahead["reason"].startswith(LOOKS_AHEAD), ahead["reason"]
     assert ahead["val_bpb"] is None
 

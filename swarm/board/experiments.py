@@ -23,6 +23,7 @@ CRASH = "crash"
 TIMEOUT = "timeout"
 INVALID = "invalid"
 PRUNED = "pruned"  # stopped early: its training curve was clearly behind the best's (swarm.runner.pruning)
+TRANSFER = "transfer"  # measured at budget_x times the budget (swarm.board.transfer): never compared or kept
 
 # Who asked for a rerun (`requested_by`) when it was not an agent or the user: the runner, for a promising
 # result's confirmation, and for the calibration of a device class (swarm.board.verification). Calibration
@@ -35,9 +36,9 @@ PENDING_STATUSES = frozenset({QUEUED, RUNNING})
 MEASURED_STATUSES = frozenset({PROMISING, KEEP, MARGINAL, DISCARD})
 FAILED_STATUSES = frozenset({CRASH, TIMEOUT, INVALID})  # ended without a trustworthy number
 # The run is over. A `promising` result is final for its run (`swarm wait` returns) but not yet decided.
-FINAL_STATUSES = frozenset({PROMISING, KEEP, MARGINAL, DISCARD, PRUNED, CRASH, TIMEOUT, INVALID})
+FINAL_STATUSES = frozenset({PROMISING, KEEP, MARGINAL, DISCARD, PRUNED, CRASH, TIMEOUT, INVALID, TRANSFER})
 DECIDED_STATUSES = FINAL_STATUSES - {PROMISING}
-STATUSES = (QUEUED, RUNNING, PROMISING, KEEP, MARGINAL, DISCARD, PRUNED, CRASH, TIMEOUT, INVALID)
+STATUSES = (QUEUED, RUNNING, PROMISING, KEEP, MARGINAL, DISCARD, PRUNED, CRASH, TIMEOUT, INVALID, TRANSFER)
 
 # The summary block's numbers, as they land on the board (floats; num_steps and depth ints).
 METRIC_FIELDS = tuple(key for key in SUMMARY_KEYS if key not in TEXT_KEYS)
@@ -101,6 +102,9 @@ EXPERIMENT_FIELDS = (
     "unsealed",  # True: measured without a sandbox (`swarm spawn --unsealed`); None for a sealed run
     "validate_of",  # for a confirmation run on the validator device class: the screening experiment's id
     "saved_seconds",  # pruned: the training time left in the budget when the runner stopped it
+    "budget_x",  # a transfer check: trained for this many times the profile's budget (runner-set)
+    "transfer_of",  # a transfer check: the experiment whose train.py it runs ("base": the run's base)
+    "transfer_batch",  # a transfer check: the id shared by the runs queued together, paired on one slot
 )
 
 

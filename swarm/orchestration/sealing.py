@@ -24,6 +24,7 @@ from pathlib import Path
 
 import swarm
 from swarm.agents.kinds import AgentCommand, AgentSettings
+from swarm.board.holdout import private_dir
 from swarm.board.run_record import AgentSlot, RunRecord
 from swarm.board.signing import key_dir
 from swarm.config import load_section
@@ -62,7 +63,7 @@ def seal_agent(
         git_writable=tuple(git_dirs),
         pinned=(Path(slot.worktree) / ".git", admin / "commondir", admin / "gitdir"),
         inbox=inbox_dir(paths.board, slot.name),
-        hidden=(key_dir(paths.board),),
+        hidden=(key_dir(paths.board), private_dir(paths.board, create=True)),  # key, holdout
         config=tuple(config),
         config_files=tuple(config_files),
         readable=tuple(installations(argv[0], env) + [home / ".gitconfig", home / ".config" / "git"]),

@@ -19,7 +19,33 @@ from swarm.results import answers
 
 
 def cmd_best(args) -> int:
-    return _answer("best", json=args.json)
+    code = _answer("best", json=args.json)
+    if not args.json:
+        _print_holdout()
+    return code
+
+
+def _print_holdout() -> None:
+    """The bests' holdout values and selection gaps, for the human: read from board/private/ after the
+    saved answer (never part of it: agents read saved answers), so inside an agent's sandbox, where that
+    directory is covered, nothing is printed."""
+    from swarm.board.holdout import read_holdout
+
+    named = os.environ.get("SWARM_BOARD")
+    if named:
+        board_dir = Path(named)
+    else:
+        from swarm.repo.paths import run_paths
+
+        board_dir = run_paths().board
+    if not read_holdout(board_dir):
+        return
+    from swarm.board.state import open_board
+    from swarm.results.holdout import baseline_sha, best_holdout_lines
+
+    repo, board, state = open_board()
+    lines = best_holdout_lines(state, board.directory, baseline_sha(repo, state))
+    sys.stdout.write("".join(line + "\n" for line in lines))
 
 
 def cmd_board(args) -> int:

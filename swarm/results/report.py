@@ -27,14 +27,17 @@ from pathlib import Path
 from typing import Any
 
 from swarm.board.experiments import FAILED_STATUSES, FINAL_STATUSES, KEEP, has_result, is_measured
+from swarm.board.holdout import read_holdout
 from swarm.board.ledger import Totals, board_totals
 from swarm.board.progress import finished_at, from_experiments
 from swarm.board.state import Best, BoardState, GroupKey, group_of
 from swarm.errors import SwarmError
 from swarm.repo.git import file_at
 from swarm.results.display import escape_markdown, format_number, mean_text
+from swarm.results.holdout import baseline_sha, holdout_section
 from swarm.results.lineage import CommitIndex, lineage
 from swarm.results.standing import EXPERIMENT_RUN, Standing, kept_changes, kind_of, standing
+from swarm.results.transfer import transfer_section
 from swarm.runner.trust import sha256_bytes
 from swarm.target.hparams import KNOB_NAME, read_knobs
 from swarm.target.train_diff import train_diff
@@ -192,8 +195,13 @@ class Report:
                 "train.py measured often enough to be confirmed, as it stood after each result (it can rise "
                 "when reruns pull a mean up). The headline and the lineage use the same means.\n"
             )
+        holdout = read_holdout(self.state.board.directory)  # private: the human's report only
         for key, best in self.bests.items():
             parts.append(self._lineage(key, best))
+            steps = lineage(self.state, best.experiment, self.repo, self.index)
+            parts.append(
+                holdout_section(self.state, key, steps, baseline_sha(self.repo, self.state), holdout)
+            )
         for key in self.state.groups:
             parts += [
                 self._kept(key),
@@ -202,6 +210,7 @@ class Report:
                 self._did_not_work(key),
                 self._failures(key),
             ]
+        parts.append(transfer_section(self.state, self.repo))
         parts += [self._notes(), self._agents(), self._cost(), self._pick()]
         return "\n".join(p for p in parts if p)
 

@@ -1,8 +1,8 @@
 """The sealed evaluator: val_bpb of a handed-over model, computed by the swarm's code in a process of its own.
 
     python -I -m swarm.runner.evaluator MODEL --cache DIR --manifest-sha256 HEX --seq-len T --vocab-size V
-        --eval-tokens N --result PATH [--batch-size B] [--device cpu|cuda] [--mirror] [--max-model-bytes B]
-        [--seed S] [--wait]
+        --eval-tokens N --result PATH [--holdout-tokens H] [--batch-size B] [--device cpu|cuda] [--mirror]
+        [--max-model-bytes B] [--seed S] [--wait]
 
 The runner starts this with the trainer (never the commit's code: `-I` keeps the run directory and PYTHON*
 variables off the import path). It reads the validation rows and the token byte lengths, checked against
@@ -20,6 +20,9 @@ secret --seed,
   compiled form as the evaluation itself (a program could otherwise look ahead only under bf16).
 Log-softmax, the causality differences and the cross-entropy are computed a few rows at a time, so the
 evaluator's own memory stays bounded whatever the batch size.
+- with --holdout-tokens, the same measurement (a second call, the same compiled program, no second causality
+  check) on the holdout rows: `holdout_bpb`, which the runner keeps where no agent reads it
+  (swarm.board.holdout). It goes to --result only, never to the log (agents read their runs' logs).
 
 It writes one JSON object to --result: {"outcome": "measured", "val_bpb": ..., "weights_sha256": ...,
 "eval_seconds": ...} (the digest of the program's tensors, which the runner compares with the trainer's commit),
@@ -45,7 +48,7 @@ from swarm.board.experiments import BAD_MODEL, LOOKS_AHEAD
 from swarm.errors import ArtifactRejected, DataError, DeviceFault, ModelRejected
 from swarm.runner.artifact import check_archive, check_program, strip_metadata_asserts
 from swarm.runner.clock import program_digest
-from swarm.target.data import TOKEN_BYTES, VAL_TOKENS, load_manifest
+from swarm.target.data import HOLDOUT_TOKENS, TOKEN_BYTES, VAL_TOKENS, load_manifest
 
 # Every torch.load the archive loader makes refuses pickled code; set before torch is imported (it is read
 # at each load). Deterministic kernels make an honest model's prefix logits identical when its future changes.
@@ -77,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     compiled = args.device == "cuda" or args.mirror
     try:
         rows, token_bytes = read_eval_data(args)
+        holdout = read_holdout(args)
         import torch.export  # noqa: F401  (the slow imports, before the wait)
         from torch._export.serde import serialize  # noqa: F401
 
@@ -89,8 +93,13 @@ def main(argv: list[str] | None = None) -> int:
         model = _read_regular_file(Path(args.model), args.max_model_bytes)
         program = load_model(model, args.seq_len, args.batch_size)
         weights = program_digest(program)  # as loaded, before anything moves it: the runner's clock compares
-        value = evaluate_program(program, rows, token_bytes, args.device, args.seed, mirror=args.mirror)
+        forward = Forward(program, __import__("torch").device(args.device), compiled=compiled)
+        value = evaluate_program(forward, rows, token_bytes, args.device, args.seed)
         result = {"outcome": "measured", "val_bpb": value, "weights_sha256": weights}
+        if holdout is not None:  # after val_bpb: a model rejected there is never measured here
+            result["holdout_bpb"] = evaluate_program(
+                forward, holdout, token_bytes, args.device, args.seed + 1, check=False
+            )
     except ModelRejected as e:
         result = {"outcome": "invalid", "reason": str(e)}
     except DeviceFault as e:  # before DataError, its base: the machine failed, not the data
@@ -99,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         result = {"outcome": "data_error", "reason": str(e)}
     result["eval_seconds"] = round(time.monotonic() - started, 3)
     Path(args.result).write_text(json.dumps(result))
-    print(f"evaluator: {json.dumps(result)}", flush=True)
+    shown = {k: v for k, v in result.items() if k != "holdout_bpb"}
+    print(f"evaluator: {json.dumps(shown)}", flush=True)
     return 0
 
 
@@ -163,11 +173,26 @@ def read_eval_data(args):
     return rows[:needed], token_bytes
 
 
+def read_holdout(args):
+    """The first holdout_tokens // seq_len holdout rows (numpy), or None without --holdout-tokens."""
+    if not args.holdout_tokens:
+        return None
+    manifest = load_manifest(Path(args.cache), args.manifest_sha256)
+    rows = _load_array(manifest.read_checked(HOLDOUT_TOKENS))
+    needed = args.holdout_tokens // args.seq_len
+    if rows.ndim != 2 or rows.shape[1] != args.seq_len + 1 or rows.shape[0] < needed:
+        raise DataError(
+            f"{HOLDOUT_TOKENS} holds {rows.shape} rows, not {needed} of {args.seq_len + 1} tokens"
+        )
+    return rows[:needed]
+
+
 def evaluate_program(
-    program, rows, token_bytes, device: str = "cpu", seed: int = 0, mirror: bool = False
+    program, rows, token_bytes, device: str = "cpu", seed: int = 0, mirror: bool = False, check: bool = True
 ) -> float:
-    """val_bpb of a checked program over validation rows (N, T + 1) with token byte lengths (numpy arrays),
-    with the causality check; raises ModelRejected (DeviceFault when the machine fails). Compiled under bf16
+    """val_bpb of a checked program (or a Forward of it, to measure a second set of rows without compiling
+    again) over validation rows (N, T + 1) with token byte lengths (numpy arrays), with the causality check
+    unless not `check`; raises ModelRejected (DeviceFault when the machine fails). Compiled under bf16
     autocast on CUDA, or on a CPU with `mirror`; eager fp32 on a CPU otherwise."""
     import numpy as np
     import torch
@@ -175,8 +200,11 @@ def evaluate_program(
     device = torch.device(device)
     rows = torch.from_numpy(rows.astype(np.int64)).to(device)
     token_bytes = torch.from_numpy(token_bytes.astype(np.int64)).to(device)
-    forward = Forward(program, device, compiled=device.type == "cuda" or mirror)
-    return bits_per_byte(forward, rows, token_bytes, torch.Generator().manual_seed(seed))
+    if isinstance(program, Forward):
+        forward = program
+    else:
+        forward = Forward(program, device, compiled=device.type == "cuda" or mirror)
+    return bits_per_byte(forward, rows, token_bytes, torch.Generator().manual_seed(seed), check)
 
 
 def _load_array(data: bytes):
@@ -320,7 +348,7 @@ def causality_schedule(n_batches: int, batch: int, generator) -> Counter:
     return Counter(picks[:wanted])
 
 
-def bits_per_byte(forward: Forward, rows, token_bytes, generator) -> float:
+def bits_per_byte(forward: Forward, rows, token_bytes, generator, check: bool = True) -> float:
     """Summed cross-entropy (nats) of every target token over ln 2 times their UTF-8 bytes, over the rows
     shuffled into batches by `generator`; the batches causality_schedule picks are also checked for
     look-ahead (check_causality), against the logits computed here."""
@@ -330,7 +358,7 @@ def bits_per_byte(forward: Forward, rows, token_bytes, generator) -> float:
     vocab_size = token_bytes.numel()
     order = torch.randperm(rows.size(0), generator=generator)
     n_batches = -(-rows.size(0) // forward.batch)
-    checks = causality_schedule(n_batches, forward.batch, generator)
+    checks = causality_schedule(n_batches, forward.batch, generator) if check else [0] * n_batches
     total_nats = torch.zeros((), dtype=torch.float64, device=rows.device)
     total_bytes = torch.zeros((), dtype=torch.int64, device=rows.device)
     for k, (used, x, y) in enumerate(batches(rows, forward.batch, order)):
@@ -348,7 +376,8 @@ def bits_per_byte(forward: Forward, rows, token_bytes, generator) -> float:
             total_nats += (nats.double() * (nbytes > 0)).sum()
             total_bytes += nbytes.sum()
         del logits
-    value = (total_nats / (math.log(2) * total_bytes)).item()
+    # in Python floats: ln 2 times an int64 tensor is a float32 tensor, which rounds the byte count
+    value = total_nats.item() / (math.log(2) * int(total_bytes.item()))
     if not math.isfinite(value):
         raise ModelRejected(f"{BAD_MODEL}: val_bpb is {value} (logits that are not finite)")
     return value
@@ -416,6 +445,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--vocab-size", type=int, required=True)
     parser.add_argument("--eval-tokens", type=int, required=True)
     parser.add_argument("--result", required=True, help="where to write the JSON outcome")
+    parser.add_argument("--holdout-tokens", type=int, default=0, help="also measure this many holdout tokens")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument(
         "--mirror", action="store_true", help="on a CPU, evaluate as on CUDA: compiled, under bf16 autocast"

@@ -465,7 +465,7 @@ class RayRunner(Runner):
             self._finish(job, fields)
             return True
         # the head's environment (API keys, the board's paths) never travels: the node uses its own
-        shipped = dataclasses.replace(plan, environ={}, data=None)
+        shipped = dataclasses.replace(plan, environ={}, data=None, private_dir=None)
         hashes = (snapshot.train_sha256, snapshot.prepare_sha256)
         monitor = self._monitor(job, log)  # early stop: decided on the head, watched on the node's log
         pruning = (monitor.reference, monitor.settings) if monitor is not None else None

@@ -48,6 +48,7 @@ from swarm.board.experiments import (
     SEALED,
     TIMEOUT,
 )
+from swarm.board.holdout import HOLDOUT_FIELD
 from swarm.board.run_record import is_cpu_slot
 from swarm.errors import DataError, DeviceFault
 from swarm.repo.git import file_at
@@ -108,6 +109,12 @@ class RunPlan:
     @property
     def eval_limit(self) -> float:
         return self.eval_timeout_s if self.eval_timeout_s is not None else self.settings.eval_timeout_s
+    # Where the evaluator's working directory goes: board/private/ (no agent sees it: its result holds the
+    # holdout value), or beside the run directory when None (a Ray node's own disk)
+    private_dir: Path | None = None
+    # A transfer check's multiple of the profile's budget (swarm.board.transfer): the clock's limit is
+    # constants["time_budget"] (already multiplied), and train.py learns it from prepare.py's TIME_BUDGET
+    budget_x: float = 1.0
 
     @property
     def budget_cap(self) -> float:
@@ -162,6 +169,8 @@ def trainer_environment(plan: RunPlan) -> dict[str, str]:
         env.pop(name, None)
         if on:
             env[name] = on
+    if plan.budget_x != 1.0:  # set here only: the allow-list never lets the runner's own value through
+        env["AUTORESEARCH_BUDGET_X"] = f"{plan.budget_x:g}"
     return env
 
 
@@ -217,6 +226,8 @@ def evaluator_command(plan: RunPlan, model: Path, result: Path, seed: int) -> li
         str(int(plan.settings.max_model_mb * 1e6)),
         "--seed",
         str(seed),
+        "--holdout-tokens",
+        str(c.get("holdout_tokens", 0)),
         "--wait",
         *(["--batch-size", str(c["eval_batch_size"])] if "eval_batch_size" in c else []),
         *(["--mirror"] if plan.settings.cuda_mirror and is_cpu_slot(plan.slot) else []),
@@ -408,7 +419,8 @@ class Evaluator:
 
     def __init__(self, snapshot: RunDirectory, plan: RunPlan, log: Path):
         self.plan, self.log = plan, log
-        self.work = snapshot.path.with_name(snapshot.path.name + ".eval")
+        name = snapshot.path.name + ".eval"
+        self.work = plan.private_dir / name if plan.private_dir else snapshot.path.with_name(name)
         remove(self.work)
         self.work.mkdir(parents=True)
         self.result = self.work / RESULT_FILE
@@ -445,12 +457,13 @@ class Evaluator:
         value = outcome.get("val_bpb")
         if kind != "measured" or not is_finite(value):
             return {**fields, "status": CRASH, "reason": f"the evaluator returned {str(outcome)[:200]}"}
+        fields["val_bpb"] = float(value)
         weights = outcome.get("weights_sha256")
-        return {
-            **fields,
-            "val_bpb": float(value),
-            "weights_sha256": weights if isinstance(weights, str) else None,
-        }
+        fields["weights_sha256"] = weights if isinstance(weights, str) else None
+        holdout = outcome.get(HOLDOUT_FIELD)
+        if is_finite(holdout):  # the runner records it privately (swarm.board.holdout), never on the board
+            fields[HOLDOUT_FIELD] = float(holdout)
+        return fields
 
     def close(self) -> None:
         """End the evaluator if it is still waiting (the trainer failed, or the runner stops)."""

@@ -38,9 +38,11 @@ from swarm.board.experiments import (
     REPORTED,
     RUNNING,
     SEED_ONLY,
+    TRANSFER,
     evolve,
     group_of,
 )
+from swarm.board.holdout import HOLDOUT_FIELD, private_dir, record_holdout
 from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import is_cpu_slot
 from swarm.board.state import BoardState
@@ -243,7 +245,8 @@ class Runner:
             orphans = [job for slot, job in self.state.running_slots().items() if slot == self.slot]
             for job in orphans:
                 run_dir = self.runs_dir / job["id"]
-                for leftover in (run_dir, run_dir.with_name(run_dir.name + ".eval")):
+                evaluation = private_dir(self.board.directory) / f"{job['id']}.eval"  # sealed.Evaluator
+                for leftover in (run_dir, run_dir.with_name(run_dir.name + ".eval"), evaluation):
                     if end_stale_group(leftover, self.settings.kill_grace_s):
                         self.say(f"ended the process a dead runner left for {job['id']} in {leftover.name}")
                     remove(leftover)
@@ -364,6 +367,9 @@ class Runner:
             )
         device = job.get("device") or self.device  # a cluster's job: its node's device class
         constants = profile_constants(prepare, profile, where=f"prepare.py of {base[:12]}")
+        budget_x = float(job.get("budget_x") or 1.0)  # a transfer check (swarm.board.transfer)
+        if budget_x != 1.0:
+            constants["time_budget"] = constants["time_budget"] * budget_x
         plan = RunPlan(
             profile=profile,
             constants=constants,
@@ -376,6 +382,8 @@ class Runner:
             environ=dict(os.environ),
             sandboxed=self.sandboxed,
             eval_timeout_s=self._eval_timeout(profile, base, device),
+            private_dir=private_dir(self.board.directory, create=True),
+            budget_x=budget_x,
         )
         if run_dir.exists():
             remove(run_dir)
@@ -447,7 +455,7 @@ class Runner:
     def _monitor(self, job: dict[str, Any], log: Path) -> Monitor | None:
         """The early-stop watch of a job (swarm.runner.pruning), or None: off, a rerun (its number is
         wanted whatever it is), or no trusted reference curve in its group yet."""
-        if not self.pruning.enabled or job.get("verify_of") or job.get("validate_of"):
+        if not self.pruning.enabled or job.get("verify_of") or job.get("validate_of") or job.get("budget_x"):
             return None
         device = job.get("device") or self.device  # a cluster's job: its class
         reference = reference_curve(self.state, (device, job["profile"]), self.curves, self.pruning)
@@ -465,13 +473,18 @@ class Runner:
         """Write the final record of a job; a measured result gets keep / marginal / discard from the board."""
         with self.board.locked() as writer:
             self.state.refresh()
+            holdout = result.pop(HOLDOUT_FIELD, None)  # never on the board: agents read it
             final = evolve(job, finished_at=now(), **result)
             if not self.sandboxed:
                 final["unsealed"] = True
+            if final["status"] is None and final.get("budget_x"):  # a number beside the 1x one, no decision
+                final.update(status=TRANSFER, reason=f"trained for {final['budget_x']:g}x the budget")
             if final["status"] is None:
                 status, reason, reference, band = self.state.decide(final)
                 final.update(status=status, reason=reason, reference=reference, band=band)
             written = writer.append(final)
+            if holdout is not None and written.get("val_bpb") is not None:
+                record_holdout(self.board.directory, written["id"], holdout)
             self.state.apply(written)
             for follow in after_result(writer, self.state, written):  # confirmation, calibration, verdicts
                 self.say(f"{follow.get('id')}: {follow.get('type')} {follow.get('status') or ''}".rstrip())

@@ -18,9 +18,10 @@ from pathlib import Path
 from swarm.errors import DataError
 
 MANIFEST = "prepared.json"
-LAYOUT = 2  # the cache layout with eval/ kept apart and sha256 hashes in the manifest
+LAYOUT = 3  # eval/ kept apart, sha256 hashes in the manifest, secret evaluation rows and a holdout set
 EVAL_DIR = "eval"
 VAL_TOKENS = f"{EVAL_DIR}/val_tokens.npy"  # (rows, T + 1) token ids: inputs and targets of every row
+HOLDOUT_TOKENS = f"{EVAL_DIR}/holdout_tokens.npy"  # (rows, T + 1): the holdout no selection uses
 TOKEN_BYTES = f"{EVAL_DIR}/token_bytes.npy"  # UTF-8 byte length of every token id, 0 for special tokens
 
 
@@ -75,7 +76,7 @@ def load_manifest(root: Path, pinned_sha256: str | None = None) -> Manifest:
         raise DataError(f"{path} is not JSON: run prepare.py again") from None
     if not isinstance(info, dict) or info.get("layout") != LAYOUT or not isinstance(info.get("sha256"), dict):
         raise DataError(
-            f"the data cache at {root} predates sealed evaluation (no eval/ split, no hashes): "
+            f"the data cache at {root} predates secret evaluation rows (layout {LAYOUT}): "
             "run prepare.py again to update it"
         )
     digest = sha256_bytes(raw)

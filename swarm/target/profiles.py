@@ -61,4 +61,9 @@ def profile_constants(source: str | bytes, profile: str, where: str = "prepare.p
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise SwarmError(f"{where}: PROFILES[{profile!r}][{key!r}] is not a positive integer")
         constants[key] = value
+    # Optional: the holdout the evaluator also measures (prepare.py's of layout 3 has it; 0 means none).
+    holdout = profiles[profile].get("holdout_tokens", 0)
+    if not isinstance(holdout, int) or isinstance(holdout, bool) or holdout < 0:
+        raise SwarmError(f"{where}: PROFILES[{profile!r}]['holdout_tokens'] is not a non-negative integer")
+    constants["holdout_tokens"] = holdout
     return constants

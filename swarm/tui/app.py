@@ -269,7 +269,7 @@ class WatchApp(App):
     @work(thread=True, exclusive=True, group="lineage")
     def _load_lineage(self, record: dict[str, Any]) -> None:
         baseline, steps = self.model.lineage(record)
-        self.post_message(LineageLoaded(record["id"], baseline, steps))
+        self.post_message(LineageLoaded(record["id"], baseline, steps, self.model.holdout(steps)))
 
     def on_lineage_loaded(self, message: LineageLoaded) -> None:
         self.lineage, self.lineage_at = message, len(message.steps) - 1
@@ -291,7 +291,9 @@ class WatchApp(App):
             f"{lineage.subject}: lineage, at {escape_text(record['id'])} ({escape_text(record.get('agent'))})"
         )
         self.detail.show_lineage(
-            lineage.subject, escape(title), lineage_text(lineage.baseline, lineage.steps, self.lineage_at)
+            lineage.subject,
+            escape(title),
+            lineage_text(lineage.baseline, lineage.steps, self.lineage_at, lineage.holdout),
         )
 
     def action_filter(self) -> None:

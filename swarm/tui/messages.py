@@ -57,11 +57,12 @@ class DetailLoaded(Message):
 class LineageLoaded(Message):
     """An experiment's lineage, computed on a worker: the group's baseline mean and the steps (oldest first)."""
 
-    def __init__(self, subject: str, baseline: float | None, steps: list[Any]) -> None:
+    def __init__(self, subject: str, baseline: float | None, steps: list[Any], holdout: Any = None) -> None:
         super().__init__()
         self.subject = subject
         self.baseline = baseline
         self.steps = steps
+        self.holdout = holdout  # swarm.results.holdout.LineageHoldout, or None (no private values to read)
 
 
 class ActionFinished(Message):

@@ -41,6 +41,7 @@ from swarm.config import load_section
 from swarm.errors import SwarmError
 from swarm.orchestration.agent_state import DOWN_STATES, Liveness, agent_state
 from swarm.repo.git import file_at
+from swarm.results.holdout import LineageHoldout, lineage_holdout
 from swarm.results.lineage import CommitIndex, LineageStep, lineage
 from swarm.runner.trust import sha256_bytes
 from swarm.target.profiles import time_budget
@@ -423,6 +424,12 @@ class WatchModel:
         """The repeat statistics of an experiment's train.py (any thread: takes the lock)."""
         with self.lock:
             return self.state.content(group_of(record), record.get("train_sha256") or "")
+
+    def holdout(self, steps: list[LineageStep]) -> LineageHoldout | None:
+        """The private holdout values along a lineage (swarm.results.holdout), or None where they cannot
+        be read (any thread: takes the lock)."""
+        with self.lock:
+            return lineage_holdout(self.state, steps, self.repo, self.state.board.directory)
 
     def verify(self, experiment_id: str, repeats: int = 1) -> list[dict[str, Any]]:
         from swarm.board.verification import schedule_verify

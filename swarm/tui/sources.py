@@ -13,6 +13,7 @@ from typing import Any
 from swarm.errors import GitError
 from swarm.repo.git import first_parent, git
 from swarm.results.display import escape_text, format_number
+from swarm.results.holdout import LineageHoldout
 from swarm.results.lineage import LineageStep
 
 MAX_LINES = 400
@@ -66,15 +67,21 @@ def experiment_log(board_dir: Path, record: dict[str, Any]) -> str:
     return escaped_lines(text)
 
 
-def lineage_text(baseline: float | None, steps: list[LineageStep], at: int) -> str:
-    """The lineage as a table, oldest first, from the run's base; the step at index `at` marked."""
+def lineage_text(
+    baseline: float | None, steps: list[LineageStep], at: int, holdout: LineageHoldout | None = None
+) -> str:
+    """The lineage as a table, oldest first, from the run's base; the step at index `at` marked. With
+    `holdout` (the human's watch, where the private values can be read) a holdout column and the gap."""
     head = steps[-1].record
+    held = (f"  {'holdout':>9}",) if holdout else ("",)
     lines = [
         f"lineage of {escape_text(head['id'])}: {len(steps)} step(s) from the run's base "
         "([ and ] move along it; d, l, i, p, v act on the marked step)",
         "",
-        f"    {'#':>2}  {'experiment':10}  {'agent':22}  {'val_bpb':>9}  {'change':>9}  description",
-        f"    {0:>2}  {'base':10}  {'':22}  {format_number(baseline):>9}  {'':>9}  baseline",
+        f"    {'#':>2}  {'experiment':10}  {'agent':22}  {'val_bpb':>9}{held[0]}  {'change':>9}  description",
+        f"    {0:>2}  {'base':10}  {'':22}  {format_number(baseline):>9}"
+        + (f"  {format_number(holdout.baseline):>9}" if holdout else "")
+        + f"  {'':>9}  baseline",
     ]
     previous = baseline
     for n, step in enumerate(steps):
@@ -85,10 +92,13 @@ def lineage_text(baseline: float | None, steps: list[LineageStep], at: int) -> s
         if step.adopted_from:
             agent += f" < {escape_text(step.adopted_from, 10)}"
         mark = MARK if n == at else " "
+        column = f"  {format_number(holdout.steps[n]):>9}" if holdout else ""
         lines.append(
             f"  {mark} {n + 1:>2}  {escape_text(step.record['id'], 10):10}  {agent:22}  "
-            f"{format_number(step.mean):>9}  {format_number(delta, '{:+.6f}'):>9}  "
+            f"{format_number(step.mean):>9}{column}  {format_number(delta, '{:+.6f}'):>9}  "
             f"{escape_text(step.record.get('description'), 80)}"
         )
     lines += ["", "agent < other: the step's agent adopted the other agent's commit to build on it"]
+    if holdout and holdout.gap:
+        lines.append(f"holdout (private, never selected on): {holdout.gap.verdict()}")
     return "\n".join(lines)
