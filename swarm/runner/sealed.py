@@ -109,6 +109,7 @@ class RunPlan:
     @property
     def eval_limit(self) -> float:
         return self.eval_timeout_s if self.eval_timeout_s is not None else self.settings.eval_timeout_s
+
     # Where the evaluator's working directory goes: board/private/ (no agent sees it: its result holds the
     # holdout value), or beside the run directory when None (a Ray node's own disk)
     private_dir: Path | None = None
