@@ -140,7 +140,10 @@ def _add_swarm_commands(sub) -> None:
         help="the GPUs of a Ray cluster (this machine is its head): an agent per GPU here, runs on the nodes",
     )
     spawn.add_argument(
-        "--agents", type=int, metavar="N", help="with --ray: N agents (default: one per screening GPU)"
+        "--agents",
+        type=int,
+        metavar="N",
+        help="N agents sharing the GPUs (default: one per GPU or CPU worker)",
     )
     spawn.add_argument(
         "--validate-on",

@@ -13,7 +13,7 @@ from typing import Any
 from swarm.agents.adopt import adopt
 from swarm.agents.protocol import AgentContext, agent_context, deliver, submit, wait_for
 from swarm.board.experiments import FINAL_STATUSES, PROMISING
-from swarm.board.run_record import is_ray_pool, runner_slot
+from swarm.board.run_record import CLUSTER_RUNNER_SLOT
 from swarm.board.state import group_of, open_board
 from swarm.board.store import NOTE, Board, new_id
 from swarm.board.verification import schedule_verify
@@ -28,11 +28,12 @@ from swarm.results.display import (
 from swarm.runner.service import runner_flags, runner_pid
 
 
-def _warn_without_runner(board_dir: Path, slot: str) -> None:
-    if runner_pid(board_dir, runner_slot(slot)) is None:
-        kind = "--ray ADDRESS" if is_ray_pool(slot) else " ".join(runner_flags(slot))
+def _warn_without_runner(ctx: AgentContext) -> None:
+    runners = ctx.run.runners_of(ctx.slot)
+    if all(runner_pid(ctx.board.directory, r) is None for r in runners):
+        kinds = ["--ray ADDRESS" if r == CLUSTER_RUNNER_SLOT else " ".join(runner_flags(r)) for r in runners]
         print(
-            f"swarm: note: no runner serves slot {slot} yet; the job waits for `swarm runner {kind}`",
+            f"swarm: note: no runner serves {ctx.slot} yet; the job waits for `swarm runner {kinds[0] if kinds else '--gpu K'}`",
             file=sys.stderr,
         )
 
@@ -65,7 +66,7 @@ def cmd_submit(args) -> int:
     ctx = agent_context()
     record = submit(ctx, args.message, rerun=args.rerun)
     if record["status"] not in FINAL_STATUSES:
-        _warn_without_runner(ctx.board.directory, ctx.slot)
+        _warn_without_runner(ctx)
     _print_id(record, args.json)
     return 0
 
@@ -74,7 +75,7 @@ def cmd_run(args) -> int:
     ctx = agent_context()
     record = submit(ctx, args.message, rerun=args.rerun)
     if record["status"] not in FINAL_STATUSES:
-        _warn_without_runner(ctx.board.directory, ctx.slot)
+        _warn_without_runner(ctx)
         if not args.json:
             print(f"submitted {record['id']}; waiting for runner {ctx.slot}", file=sys.stderr, flush=True)
         record = wait_for(ctx.state, record["id"], timeout_s=args.timeout)

@@ -15,11 +15,12 @@ from swarm.board.checkpoint import open_state
 from swarm.board.experiments import PROMISING, PRUNED
 from swarm.board.ledger import USAGE_FIELDS, Totals, board_totals
 from swarm.board.noise import NoiseSettings
+from swarm.board.run_record import is_pool
 from swarm.board.state import BoardState
 from swarm.board.store import Board
 from swarm.config import load_section
 from swarm.orchestration.agent_state import Liveness, agent_state
-from swarm.orchestration.launch import COORDINATOR_WINDOW, is_launch, runner_window
+from swarm.orchestration.launch import COORDINATOR_WINDOW, agent_runner_windows, is_launch
 from swarm.orchestration.tmux import Pane, RunTmux
 from swarm.repo.paths import RunPaths, run_paths
 from swarm.results.display import escape_text, format_number
@@ -106,10 +107,13 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
     agents = []
     for slot in run.agents:
         summary = state.agent_summary(slot.name)
-        current = state.running(slot.gpu)
-        if current is None and summary is not None and summary.current and run.cluster:
-            current = state.experiments.get(summary.current)  # on whichever GPU of the cluster took it
-        queued = len(state.queue(slot.gpu))
+        current = None if is_pool(slot.gpu) else state.running(slot.gpu)
+        if current is None and summary is not None and summary.current and is_pool(slot.gpu):
+            current = state.experiments.get(summary.current)  # on whichever slot of its class took it
+        # a class's queue holds every agent's jobs of the class: count this agent's own
+        queued = sum(1 for j in state.queue(slot.gpu) if j.get("agent") == slot.name)
+        windows = agent_runner_windows(run, slot)
+        runners = [_window_state(panes.get(w), server_up, supervised) for w in windows]
         doing, _ = agent_state(slot, liveness, current is not None, queued)
         best = state.experiments.get(summary.best) if summary and summary.best else None
         totals = ledger.get(slot.name, Totals())
@@ -120,7 +124,7 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
                 gpu=slot.gpu,
                 device=slot.device,
                 state=doing,
-                runner=_window_state(panes.get(runner_window(slot.name, run)), server_up, supervised),
+                runner="running" if "running" in runners else (runners[0] if runners else "down"),
                 restarts=max(0, starts[slot.name] - 1),
                 experiments=summary.submitted if summary else 0,
                 counts=dict(summary.counts) if summary else {},

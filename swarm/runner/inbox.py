@@ -320,8 +320,13 @@ class Ingestor:
     def agents(self) -> list[AgentSlot]:
         self.state.refresh()
         run = self.state.run
-        # a cluster's agents queue for their class (ray:H100), all served by the head's one runner
-        return [a for a in run.agents if runner_slot(a.gpu) == self.slot] if run else []
+        if run is None:
+            return []
+        # a cluster's agents queue for their class (ray:H100), all served by the head's one runner; a box's
+        # agents for their class's queue (box:cpu), which every runner of the class serves (_take claims
+        # each request by renaming it, so exactly one runner answers it)
+        pool = run.class_queue(self.slot)
+        return [a for a in run.agents if runner_slot(a.gpu) == self.slot or (pool and a.gpu == pool)]
 
     def ingest(self) -> int:
         """Handle every request waiting now, oldest first; returns how many."""
@@ -338,8 +343,13 @@ class Ingestor:
         return handled
 
     def _take(self, agent: AgentSlot, path: Path) -> None:
+        taken = path.with_name(f".{path.name}.{os.getpid()}.taken")
         try:
-            request = _read_request(path)
+            os.rename(path, taken)  # atomic: of the runners sharing an agent's inbox, one takes a request
+        except OSError:
+            return
+        try:
+            request = _read_request(taken, path.name)
             answer = self.handler.handle(agent, request)
             _write_answer(path.with_suffix(".done"), json.dumps(answer, ensure_ascii=False))
             if request["op"] in ("submit", "verify"):
@@ -354,7 +364,7 @@ class Ingestor:
             )
         finally:
             with contextlib.suppress(OSError):
-                path.unlink()
+                taken.unlink()
 
     def serve(self, stop: threading.Event) -> None:
         """Ingest until `stop` is set (the runner's thread)."""
@@ -363,8 +373,9 @@ class Ingestor:
                 stop.wait(INGEST_POLL_S)
 
 
-def _read_request(path: Path) -> dict[str, Any]:
-    if not REQUEST_NAME.match(path.name):
+def _read_request(path: Path, name: str | None = None) -> dict[str, Any]:
+    """The request in `path` (posted under `name`, its own name unless it was renamed to be taken)."""
+    if not REQUEST_NAME.match(name or path.name):
         raise SwarmError("request: not a request file name")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)

@@ -1,0 +1,131 @@
+"""One scheduler for every slot: agents share their class's slots (a box's as a cluster's), any free slot takes
+the next job, fairly across agents; pinned pairs stay on their slot; a slot that dies mid-wave loses nothing."""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import replace
+
+from swarm.agents.protocol import agent_context, submit
+from swarm.board.experiments import new_experiment
+from swarm.board.run_record import Worker, box_pool, write_run_record
+from swarm.board.scheduling import pick
+from swarm.runner.service import Runner
+from tests.support.swarm_run import STAND_IN_RUNNER, commit_train, latest, stand_in_train, wait_until
+
+FINAL = {"keep", "marginal", "discard", "crash", "timeout", "invalid", "promising"}
+SINGLE = '[noise]\nrule = "single"\n'
+
+
+def job(agent: str, t: float, **fields) -> dict:
+    return {**new_experiment(agent=agent, gpu="box:cpu", submitted_at=t), **fields}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The decision itself (swarm.board.scheduling.pick)
+
+
+def test_a_deep_queue_does_not_starve_another_agent():
+    deep = [job("a", t) for t in range(1, 9)]  # a's wave of 8, all submitted before b's one job
+    late = job("b", 100.0)
+    running = [job("a", 0.0, status="running", started_at=50.0)]
+    assert pick((), deep + [late], running) is late  # a holds a slot already: b goes first
+    # slots free one at a time and nothing runs: round robin by who was served last
+    assert pick((), deep + [late], (), served={"a": 60.0}) is late
+    assert pick((), deep, (), served={"a": 60.0}) is deep[0]  # alone, a's oldest job first
+
+
+def test_pinned_jobs_first_and_calibration_before_the_class():
+    pooled = [job("a", 1.0), job("b", 2.0)]
+    pair = [job("a", 5.0, gpu="cpu1", control=True), job("a", 5.1, gpu="cpu1")]
+    assert pick(pair, pooled, ()) is pair[0]
+    assert pick(pair[1:], pooled, ()) is pair[1]  # nothing of the class comes between a pair's halves
+    calibration = job("b", 9.0, requested_by="calibration")
+    assert pick((), pooled + [calibration], ()) is calibration
+    charged = job("b", 0.5, charged_to="a")  # b's request charged to a's share
+    assert pick((), [charged, job("b", 3.0)], [job("a", 0.0, status="running")])["submitted_at"] == 3.0
+    assert pick((), (), ()) is None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Real runs: agents on a box's shared slots
+
+
+def share_slots(run, slots: tuple[str, ...]):
+    """Rewrite a test run as `swarm spawn` writes one now: its agents queue for the class, these slots
+    serve it."""
+    agents = tuple(replace(a, gpu=box_pool("cpu"), device="cpu") for a in run.run.agents)
+    run.run = replace(run.run, agents=agents, workers=tuple(Worker(s, s, "cpu") for s in slots))
+    write_run_record(run.board, run.run)
+    return run
+
+
+def runner(run, slot: str) -> Runner:
+    return Runner(run.repo, run.board, slot, STAND_IN_RUNNER, log=lambda line: None)
+
+
+def test_any_free_slot_takes_any_agents_job_fairly(make_swarm_run):
+    run = share_slots(make_swarm_run(agents=("cpu0", "cpu1"), config=SINGLE), ("cpu0", "cpu1"))
+    ids = {}
+    for agent, count in (("cpu0", 4), ("cpu1", 1)):
+        with run.agent_env(agent):
+            for k in range(count):
+                commit_train(run.worktree(agent), stand_in_train(val_bpb=1 - k / 100, marker=f"{agent}{k}"))
+                ids.setdefault(agent, []).append(submit(agent_context(), f"{agent} {k}")["id"])
+    queued = latest(run.board, ids["cpu0"][0])
+    assert queued["gpu"] == "box:cpu" and queued["device"] == "cpu"
+    first, second = runner(run, "cpu0"), runner(run, "cpu1")
+    taken = []
+    while len([r for r in taken if not r.get("verify_of")]) < 5:
+        taken += [r for r in (first.step(), second.step()) if r is not None]
+    # the slots take turns at the class's queue (and the baseline's calibration reruns pinned to them):
+    # b's only job runs second, ahead of a's three others
+    mine = [r for r in taken if not r.get("verify_of")]
+    assert [r["id"] for r in mine[:2]] == [ids["cpu0"][0], ids["cpu1"][0]]
+    assert {r["gpu"] for r in mine} == {"cpu0", "cpu1"}
+    assert all(r["status"] in FINAL and r["queue"] == "box:cpu" for r in mine)
+
+
+def test_a_pinned_pair_stays_on_its_slot(make_swarm_run):
+    run = share_slots(make_swarm_run(agents=("cpu0",), config=SINGLE), ("cpu0", "cpu1"))
+    with run.agent_env("cpu0"):
+        commit_train(run.worktree("cpu0"), stand_in_train(val_bpb=0.9, marker="x"))
+        pooled = submit(agent_context(), "class job")
+    # a confirmation's rerun and control, queued on slot cpu1 after the class job
+    same = ("agent", "profile", "tag", "branch", "commit", "parent", "base", "train_sha256", "device")
+    rerun, control = (
+        run.board.append(new_experiment(**{k: pooled[k] for k in same}, gpu="cpu1", control=c or None))
+        for c in (False, True)
+    )
+    other = runner(run, "cpu1")
+    # the older class job waits: nothing comes between the pair's halves on their slot
+    assert [other.step()["id"], other.step()["id"]] == [rerun["id"], control["id"]]
+    assert latest(run.board, pooled["id"])["status"] == "queued"
+    home = runner(run, "cpu0")
+    wait_until(lambda: home.step() and latest(run.board, pooled["id"])["status"] in FINAL)
+    assert latest(run.board, pooled["id"])["gpu"] == "cpu0"
+
+
+def test_a_slot_that_dies_mid_wave_loses_nothing(make_swarm_run, cli):
+    run = share_slots(make_swarm_run(agents=("cpu0",), config=SINGLE), ("cpu0", "cpu1"))
+    ids = []
+    with run.agent_env("cpu0"):
+        for k in range(4):
+            commit_train(
+                run.worktree("cpu0"), stand_in_train(val_bpb=1 - k / 100, sleep_s=0.5, marker=str(k))
+            )
+            ids.append(submit(agent_context(), f"wave {k}")["id"])
+    doomed = run.start_runner("cpu0")
+    wait_until(lambda: any(latest(run.board, e)["status"] == "running" for e in ids), timeout=60)
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait()
+    run.runners.remove(doomed)
+    run.start_runner("cpu1")  # the other slot of the class finishes the wave, the orphan included
+    wait_until(lambda: all(latest(run.board, e)["status"] in FINAL for e in ids), timeout=120)
+    run.start_runner("cpu0")  # the dead slot's runner comes back: its orphan was already requeued and run
+    records = [latest(run.board, e) for e in ids]
+    assert all(r["status"] == "keep" or r["status"] in FINAL for r in records)
+    assert sum(1 for r in records if r["gpu"] == "cpu1") >= 3
+    # each recorded once: one final record per id
+    finals = [r for r in run.board.records() if r.get("id") in ids and r.get("status") in FINAL]
+    assert sorted(r["id"] for r in finals) == sorted(ids)
