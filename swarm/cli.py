@@ -46,6 +46,29 @@ def _add_board_commands(sub) -> None:
     submit = _command(
         sub, "submit", agent_side + "cmd_submit", "submit HEAD as an experiment and print its id at once"
     )
+    submit.add_argument(
+        "commits",
+        nargs="*",
+        metavar="COMMIT",
+        help="commits of this worktree to submit as a wave (default: HEAD)",
+    )
+    grid = _command(
+        sub,
+        "grid",
+        agent_side + "cmd_grid",
+        "submit a wave: one commit per combination of train.py knobs (KNOB=a,b,c ...) from HEAD",
+    )
+    grid.add_argument("knobs", nargs="+", metavar="KNOB=a,b,c")
+    grid.add_argument("-m", "--message", help="what the wave tries (each commit adds its knob values)")
+    grid.add_argument("--rerun", action="store_true", help="run even contents already measured enough times")
+    grid.add_argument("--json", action="store_true", help="print the records as JSON")
+    queue = _command(
+        sub,
+        "queue",
+        agent_side + "cmd_queue",
+        "the class queues: slots, idle slots, depth, whose jobs; busy share",
+    )
+    queue.add_argument("--json", action="store_true")
     for parser in (run, submit):
         parser.add_argument("-m", "--message", required=True, help="what this experiment tries")
         parser.add_argument(
@@ -53,9 +76,11 @@ def _add_board_commands(sub) -> None:
         )
         parser.add_argument("--json", action="store_true", help="print the record as JSON")
     run.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
-    wait = _command(sub, "wait", agent_side + "cmd_wait", "wait for an experiment's result and print it")
-    wait.add_argument("id", help="experiment id or unique prefix")
-    wait.add_argument("--timeout", type=float, help="give up after this many seconds")
+    wait = _command(
+        sub, "wait", agent_side + "cmd_wait", "wait for experiments' results (a whole wave) and print them"
+    )
+    wait.add_argument("id", nargs="+", help="experiment ids or unique prefixes")
+    wait.add_argument("--timeout", type=float, help="give up after this many seconds (for the whole wave)")
     wait.add_argument(
         "--verdict", action="store_true", help="wait past `promising` until confirmation reruns decided it"
     )

@@ -78,7 +78,7 @@ def test_spawn_four_agents_in_worktrees_with_their_gpu_identity_and_secret(
     assert window_names(repo, "t4") == sorted(["coordinator", *agents, *(f"runner-{a}" for a in agents)])
 
     wait_for_reports(tmp_path / "reports", agents)
-    for i, agent in enumerate(agents):
+    for agent in agents:
         (report,) = reports(tmp_path / "reports", agent)
         assert report["cwd"] == str(repo / "worktrees" / agent)
         assert report["env"]["CUDA_VISIBLE_DEVICES"] == ""  # trainers get the GPU of the slot that runs them
@@ -123,7 +123,7 @@ def test_spawn_four_agents_in_worktrees_with_their_gpu_identity_and_secret(
     assert record["agents"][2] == {
         "name": "gpu2",
         "kind": "standin",
-        "gpu": "2",
+        "gpu": POOL,
         "device": "NVIDIA H100 80GB HBM3",
         "worktree": str(repo / "worktrees" / "gpu2"),
         "branch": "swarm/t4/gpu2",
