@@ -11,7 +11,9 @@ from swarm.board.experiments import new_experiment
 from swarm.board.run_record import Worker, box_pool, write_run_record
 from swarm.board.scheduling import pick
 from swarm.runner.service import Runner
+from swarm.target.summary import is_finite
 from tests.support.swarm_run import STAND_IN_RUNNER, commit_train, latest, stand_in_train, wait_until
+from tests.support.target import REPO_ROOT
 
 FINAL = {"keep", "marginal", "discard", "crash", "timeout", "invalid", "promising"}
 SINGLE = '[noise]\nrule = "single"\n'
@@ -129,3 +131,36 @@ def test_a_slot_that_dies_mid_wave_loses_nothing(make_swarm_run, cli):
     # each recorded once: one final record per id
     finals = [r for r in run.board.records() if r.get("id") in ids and r.get("status") in FINAL]
     assert sorted(r["id"] for r in finals) == sorted(ids)
+
+
+def test_two_agents_share_four_slots_on_the_real_tiny_trainer(make_swarm_run, tiny_cache, monkeypatch, cli):
+    monkeypatch.setenv("AUTORESEARCH_CACHE_DIR", str(tiny_cache))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    train = (REPO_ROOT / "train.py").read_text()
+    run = make_swarm_run(agents=("cpu0", "cpu1"), prepare=(REPO_ROOT / "prepare.py").read_text(), train=train)
+    slots = ("cpu0", "cpu1", "cpu2", "cpu3")
+    share_slots(run, slots)
+    for slot in slots:
+        run.start_runner(slot)
+    ids = []
+    for agent in ("cpu0", "cpu1"):
+        commit_train(run.worktree(agent), train + f"\n# {agent}'s baseline\n", "baseline")
+        with run.agent_env(agent):
+            code, out, err = cli("submit", "-m", "baseline")
+        assert code == 0, err
+        ids.append(out.strip())
+    records = wait_until(
+        lambda: (rs := [latest(run.board, e) for e in ids]) and all(r["status"] in FINAL for r in rs) and rs,
+        timeout=420,
+    )
+    for record in records:
+        log = (run.board.directory / record["log"]).read_text()
+        # trained and judged by the sealed path (on a loaded 2-core machine the clock may call a run invalid)
+        assert record["status"] in FINAL - {"crash", "timeout"}, (record["reason"], log[-1500:])
+        assert "profile:          tiny" in log and record["device"] == "cpu"
+        assert record["status"] == "invalid" or (
+            record["evaluation"] == "sealed" and is_finite(record["val_bpb"])
+        )
+        assert record["queue"] == "box:cpu" and record["gpu"] in slots
+    first, second = sorted(records, key=lambda r: r["started_at"])
+    assert first["gpu"] != second["gpu"] and second["started_at"] < first["finished_at"]  # side by side

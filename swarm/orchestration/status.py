@@ -1,4 +1,5 @@
-"""`swarm status [--json]`: per agent, its kind, slot, process state, current experiment, results and best.
+"""`swarm status [--json]`: per agent, its kind, slot, process state, current experiment, results and best;
+then the class queues (slots, idle, depth, whose jobs) and each slot's busy share over the run.
 
 Process states come from the run's tmux panes; results from the board, folded by swarm.board.state.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from swarm.board.checkpoint import open_state
@@ -24,6 +25,7 @@ from swarm.orchestration.launch import COORDINATOR_WINDOW, agent_runner_windows,
 from swarm.orchestration.tmux import Pane, RunTmux
 from swarm.repo.paths import RunPaths, run_paths
 from swarm.results.display import escape_text, format_number
+from swarm.results.queues import queue_json, render_queues
 
 DESCRIPTION_CHARS = 48
 
@@ -59,6 +61,10 @@ class RunStatus:
     coordinator: str
     agents: list[AgentStatus]
     noise_rule: str  # "confirm" (screen, then confirmation reruns) or "single" (swarm.board.noise)
+    # the class queues (slots, idle, depth, whose jobs) and each slot's busy share (swarm.results.queues)
+    queues: list[dict[str, Any]] = field(default_factory=list)
+    slots: list[dict[str, Any]] = field(default_factory=list)
+    queue_lines: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,6 +151,8 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
         coordinator=coordinator,
         agents=agents,
         noise_rule=state.noise.rule,
+        **queue_json(state, run),
+        queue_lines=render_queues(state, run),
     )
 
 
@@ -185,6 +193,7 @@ def render(status: RunStatus) -> list[str]:
             f"{a.counts.get('keep', 0):>5}{a.counts.get(PROMISING, 0):>5}{a.queued:>6}{_tokens(a.usage):>8}{_cost(a.usage):>9}"
             f"{a.gpu_seconds / 3600:>7.2f}  {best:<10}{current}"
         )
+    lines += [escape_text(line) for line in status.queue_lines]
     pruned = sum(a.counts.get(PRUNED, 0) for a in status.agents)
     if pruned:
         saved = sum(a.saved_seconds for a in status.agents)

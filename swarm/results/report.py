@@ -30,6 +30,7 @@ from swarm.errors import SwarmError
 from swarm.repo.git import file_at
 from swarm.results.display import escape_markdown, format_number
 from swarm.results.lineage import CommitIndex, lineage
+from swarm.results.queues import busy_fractions, render_queues
 from swarm.runner.trust import sha256_bytes
 from swarm.target.hparams import KNOB_NAME, read_knobs
 from swarm.target.train_diff import train_diff
@@ -180,7 +181,7 @@ class Report:
             parts.append(self._lineage(key, best))
         for key in self.bests:
             parts.append(self._did_not_work(key))
-        parts += [self._notes(), self._agents(), self._cost(), self._pick()]
+        parts += [self._notes(), self._agents(), self._slots(), self._cost(), self._pick()]
         return "\n".join(p for p in parts if p)
 
     def _title(self) -> str:
@@ -330,6 +331,16 @@ class Report:
                 f"{counts.get(KEEP, 0)} | {rate} | {totals.gpu_seconds / HOUR:.2f} | {totals.tokens:,} | {cost} |"
             )
         return "\n".join(lines) + "\n"
+
+    def _slots(self) -> str:
+        """Each slot's busy share of the run, and what waits in the class queues now."""
+        if self.run is None:
+            return ""
+        lines = ["## Slots\n", "| slot | device | busy |", "|---|---|---|"]
+        for slot in busy_fractions(self.state, self.run):
+            lines.append(f"| {_md(slot.slot)} | {_md(slot.device)} | {slot.busy_fraction:.0%} |")
+        waiting = [line for line in render_queues(self.state, self.run) if line.startswith("queue ")]
+        return "\n".join(lines) + "\n" + "".join(f"\n{_md(line)}\n" for line in waiting)
 
     def _cost(self) -> str:
         if not self.bests:

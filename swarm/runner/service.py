@@ -26,6 +26,7 @@ import fcntl
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,8 @@ from swarm.runner.trust import disallowed_changes, overhead_allowance, seed_only
 from swarm.target.data import Manifest
 from swarm.target.profiles import profile_constants
 from swarm.target.summary import is_finite
+
+ADOPT_EVERY_S = 1.0  # how often an idle runner looks for jobs of its class whose slot's runner died
 
 
 class RunnerStopped(Exception):
@@ -181,9 +184,9 @@ class Runner:
         )
         self.pruning = pruning or PruningSettings()
         self.curves = CurveCache(board.directory)  # loss curves of finished runs, for early stopping
-        self.flights: dict[
-            str, dict[str, Any]
-        ] = {}  # id -> fields decided here (log, hashes) of a launched job
+        self._adopt_at = 0.0  # when an idle runner next looks for its class's orphaned jobs
+        # id -> the record fields decided here (log, hashes) of each job launched and not yet landed
+        self.flights: dict[str, dict[str, Any]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -317,7 +320,8 @@ class Runner:
                 recorded += self.collect(0.0 if started else self.settings.poll_interval_s)
                 done += recorded
                 if not started and not recorded and not self.flights:
-                    if isinstance(self.executor, LocalExecutor):
+                    if isinstance(self.executor, LocalExecutor) and time.monotonic() > self._adopt_at:
+                        self._adopt_at = time.monotonic() + ADOPT_EVERY_S
                         self.state.refresh()
                         self.adopt_orphans()
                     self.wake.wait(self.settings.poll_interval_s)  # set early when a job is ingested

@@ -34,7 +34,7 @@ from swarm.board.experiments import (
 )
 from swarm.board.ledger import Totals
 from swarm.board.noise import NoiseSettings
-from swarm.board.run_record import AgentSlot
+from swarm.board.run_record import AgentSlot, is_pool
 from swarm.board.state import BoardState, GroupKey, group_of
 from swarm.board.store import EXPERIMENT, USAGE, VERIFICATION
 from swarm.config import load_section
@@ -289,8 +289,13 @@ class WatchModel:
         state = self.state
         for slot in self._slots():
             summary = state.agent_summary(slot.name)
-            running = state.running(slot.gpu)
-            waiting = state.queue(slot.gpu)
+            if is_pool(slot.gpu):  # its class's slots are shared: its own running job and queued ones
+                current = state.experiments.get(summary.current) if summary and summary.current else None
+                running = current if current and current.get("status") == "running" else None
+                waiting = [r for r in state.queue(slot.gpu) if r.get("agent") == slot.name]
+            else:
+                running = state.running(slot.gpu)
+                waiting = state.queue(slot.gpu)
             queued = len(waiting)
             state_name, exit_status = agent_state(slot, liveness, running is not None, queued)
             counts = summary.counts if summary else {}
