@@ -342,7 +342,11 @@ def _add_agent_commands(sub) -> None:
         "hyperparameter sweep agent: one-factor changes and small waves",
     )
     sweep.add_argument("--max-experiments", type=int, help="stop after submitting this many (default: never)")
-    sweep.add_argument("--queue", type=int, default=2, help="experiments kept in flight (default 2)")
+    sweep.add_argument(
+        "--queue",
+        type=int,
+        help="experiments kept in flight (default: a wave filling its share of the class's slots, at least 2)",
+    )
     # `swarm agent optuna`: Bayesian optimisation of the same block, one study shared by a run's optuna agents.
     bayes = _command(
         kinds,

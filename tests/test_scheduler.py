@@ -164,3 +164,24 @@ def test_two_agents_share_four_slots_on_the_real_tiny_trainer(make_swarm_run, ti
         assert record["queue"] == "box:cpu" and record["gpu"] in slots
     first, second = sorted(records, key=lambda r: r["started_at"])
     assert first["gpu"] != second["gpu"] and second["started_at"] < first["finished_at"]  # side by side
+
+
+def test_spawn_plans_any_number_of_agents_on_any_number_of_gpus(make_swarm_run, monkeypatch):
+    from swarm.orchestration.launch import window_plans
+    from swarm.orchestration.spawn import SpawnRequest, _new_run
+    from swarm.repo.paths import RunPaths
+
+    run = make_swarm_run()
+    paths = RunPaths.for_repo(run.repo)
+    monkeypatch.setenv("SWARM_FAKE_GPUS", "8:NVIDIA H100 80GB HBM3")
+    for agents, names in ((2, ["nvidia-h100-80gb-hbm3-0", "nvidia-h100-80gb-hbm3-1"]), (1, None), (16, None)):
+        planned = _new_run(SpawnRequest(gpus="8", agents=agents), "t", run.base, paths)
+        assert len(planned.agents) == agents and len(planned.workers) == 8
+        assert {a.gpu for a in planned.agents} == {"box:NVIDIA H100 80GB HBM3"}
+        if names:
+            assert [a.name for a in planned.agents] == names
+        windows = [w.name for w in window_plans(planned, paths)]
+        assert windows[agents:] == [f"runner-gpu{i}" for i in range(8)]  # a runner per GPU, whatever N is
+        assert planned.runners_of("box:NVIDIA H100 80GB HBM3") == [str(i) for i in range(8)]
+    default = _new_run(SpawnRequest(gpus="8"), "t", run.base, paths)  # one per GPU, named as always
+    assert [a.name for a in default.agents] == [f"gpu{i}" for i in range(8)]

@@ -89,3 +89,13 @@ def test_submit_of_several_commits_and_bad_grids(make_swarm_run, cli):
         ):
             code, _, err = cli(*argv)
             assert code != 0 and message in err and "Traceback" not in err
+
+
+def test_the_sweep_agent_sizes_its_wave_to_its_share_of_the_slots():
+    from swarm.agents.sweep.agent import wave_size
+
+    agents = [{"name": f"a{i}", "gpu": "box:H100"} for i in range(2)]
+    status = {"agents": agents, "queues": [{"queue": "box:H100", "slots": 8}]}
+    assert wave_size(status, agents[0]) == 5  # 8 GPUs shared by 2 agents: 4 each, and one ahead
+    assert wave_size({**status, "agents": agents * 8}, agents[0]) == 2
+    assert wave_size({"agents": [{"gpu": "3"}], "queues": []}, {"gpu": "3"}) == 2  # a run from before
