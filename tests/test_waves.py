@@ -99,3 +99,28 @@ def test_the_sweep_agent_sizes_its_wave_to_its_share_of_the_slots():
     assert wave_size(status, agents[0]) == 5  # 8 GPUs shared by 2 agents: 4 each, and one ahead
     assert wave_size({**status, "agents": agents * 8}, agents[0]) == 2
     assert wave_size({"agents": [{"gpu": "3"}], "queues": []}, {"gpu": "3"}) == 2  # a run from before
+
+
+def test_watch_shows_shared_slots_their_queue_and_each_agents_own_jobs(tmp_path):
+    from swarm.board.experiments import evolve, new_experiment
+    from swarm.board.run_record import AgentSlot, RunRecord
+    from swarm.board.store import Board
+    from swarm.tui.header import header_text
+    from swarm.tui.model import WatchModel
+
+    board = Board(tmp_path / "board").create()
+    pool = box_pool("H100")
+    agents = tuple(AgentSlot(n, "test", pool, "H100", f"/r/{n}", f"swarm/t/{n}") for n in ("a", "b"))
+    workers = tuple(Worker(f"gpu{i}", str(i), "H100") for i in range(4))
+    write_run_record(board, RunRecord(tag="t", base="0" * 40, profile="h100", agents=agents, workers=workers))
+    jobs = [
+        board.append(new_experiment(agent=a, gpu=pool, device="H100", profile="h100", submitted_at=float(k)))
+        for k, a in enumerate("aaab")
+    ]
+    board.append(evolve(jobs[0], status="running", gpu="2", queue=pool, started_at=10.0))
+    snapshot = WatchModel(board.directory, None, clock=lambda: 20.0).refresh()
+    rows = {row.name: row for row in snapshot.agents}
+    assert rows["a"].queued == 2 and rows["b"].queued == 1 and rows["a"].elapsed == 10.0
+    assert (snapshot.header.busy_slots, snapshot.header.slots) == (1, 4)
+    header = str(header_text(snapshot.header))
+    assert "GPUs busy 1/4" in header and "queue box:H100: 4 slot(s), 3 idle, 3 waiting (b 1, a 2)" in header

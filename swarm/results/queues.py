@@ -111,14 +111,15 @@ def queue_json(state: BoardState, run: RunRecord) -> dict[str, Any]:
     }
 
 
-def render_queues(state: BoardState, run: RunRecord) -> list[str]:
-    """Lines for `swarm queue` and `swarm status`: one per queue, then the slots' busy fractions."""
+def render_queues(state: BoardState, run: RunRecord, busy: bool = True) -> list[str]:
+    """Lines for `swarm queue` and `swarm status`: one per queue, then (`busy`) the slots' busy fractions
+    (which read every experiment: the watch, refreshing every second, leaves them out)."""
     lines = []
     for v in queue_views(state, run):
         whose = ", ".join(f"{agent} {n}" for agent, n in v.by_agent.items()) or "-"
         serves = f"{v.slots} slot(s), {v.idle} idle" if is_pool(v.queue) else "pinned to this slot"
         lines.append(f"queue {v.queue}: {serves}, {v.depth} waiting ({whose})")
-    slots = busy_fractions(state, run)
+    slots = busy_fractions(state, run) if busy else []
     if slots:
         shown = "  ".join(f"{s.slot} {100 * s.busy_fraction:.0f}%" for s in slots)
         lines.append(f"busy since the run began: {shown}")

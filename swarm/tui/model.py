@@ -42,6 +42,7 @@ from swarm.errors import SwarmError
 from swarm.orchestration.agent_state import DOWN_STATES, Liveness, agent_state
 from swarm.repo.git import file_at
 from swarm.results.lineage import CommitIndex, LineageStep, lineage
+from swarm.results.queues import render_queues
 from swarm.runner.trust import sha256_bytes
 from swarm.target.profiles import time_budget
 from swarm.tui.control import RunControl
@@ -80,6 +81,7 @@ class Header:
     forged: int = 0  # board lines without a valid signature, ignored (swarm.board.signing)
     pruned: int = 0  # runs stopped early (swarm.runner.pruning)
     saved_seconds: float = 0.0  # the training time they did not spend
+    queues: tuple[str, ...] = ()  # the class queues: slots, idle, depth, whose jobs (swarm.results.queues)
 
 
 @dataclass(frozen=True)
@@ -385,7 +387,8 @@ class WatchModel:
         alive = None
         if liveness is not None:
             alive = sum(1 for a in agents if a.state not in DOWN_STATES)
-        slots = {a.gpu for a in agents}
+        # the slots that train: a box's workers (shared by its agents), else each agent's own
+        slots = set(run.slots()) if run and run.workers else {a.gpu for a in agents}
         busy = sum(1 for s in self.state.running_slots() if s in slots)
         finish_times = self.state.finish_times
         hour_ago = bisect.bisect_left(finish_times, now - HOUR)
@@ -405,6 +408,7 @@ class WatchModel:
             forged=self.state.forged,
             pruned=len(self._saved),
             saved_seconds=sum(self._saved.values()),
+            queues=tuple(render_queues(self.state, run, busy=False)) if run and run.workers else (),
         )
 
     # ---------------------------------------------------------------------------------------------------
