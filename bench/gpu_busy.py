@@ -3,16 +3,17 @@
     .venv/bin/python bench/gpu_busy.py [--train-seconds 3] [--experiments 24] [--agents 8,2,1] [--gpus 8]
 
 Each GPU has a real `swarm runner --gpu K` process; trainers are stand-ins that sleep T seconds (no CUDA is
-touched: the GPUs are fake). Agents are threads that behave like a researcher submitting ahead: think 0.2 T
-(edit, commit), submit, and keep up to `depth` of their jobs in flight (depth = ceil(GPUs / agents) + 1: a
-wave), waiting for their oldest job when they have that many. Requests go through each agent's inbox to
+touched: the GPUs are fake). Agents are threads that behave like a researcher submitting waves: think 0.2 T,
+then commit and submit until `depth` of their jobs are in flight (depth = ceil(GPUs / agents) + 1), then
+take whichever results come and think again. Requests go through each agent's inbox to
 the runners, as a sandboxed agent's do.
 
   per-slot:  as before the scheduler: each agent owns one GPU and its queue (1 agent -> 1 GPU used)
   scheduler: agents own no GPU; every job waits in the class's queue and any free GPU takes the next one
 
-Busy fraction: the stand-in trainers' time over GPUs x the window from the first trainer start to the last
-trainer end (steady state: the agents' first thinking pause is not counted). Also printed: submit -> claimed
+Busy: the time slots held a job (claimed -> recorded, from the board) over GPUs x the window from the first
+claim to the last record (steady state: the agents' first thinking pause is not counted); training: the
+same with the trainers' own wall time (the rest is the runner's per-run work: snapshot, sandbox, recording). Also printed: submit -> claimed
 by a runner (median, p90) and, for a 1-agent wave of 8 on 8 GPUs, its wall time against 8 sequential runs.
 """
 
@@ -87,31 +88,39 @@ def wait_final(state: BoardState, eid: str) -> dict:
 
 
 def agent_loop(run, agent: AgentSlot, experiments: int, depth: int, train_s: float, submitted: dict) -> None:
+    """Think 0.2 T, then submit enough commits (a wave) to have `depth` in flight; wait for any of them."""
     state = BoardState(run.board)
     worktree = Path(agent.worktree)
     in_flight: list[str] = []
-    for k in range(experiments):
-        time.sleep(0.2 * train_s)  # thinking
-        source = stand_in_train(val_bpb=1.0 - k * 1e-4, sleep_s=train_s, marker=f"{agent.name}-{k}")
-        sha = commit(worktree, source, f"{k}")
-        record = submit(run, agent, sha, f"experiment {k}")
-        submitted[record["id"]] = time.time()
-        in_flight.append(record["id"])
-        while len(in_flight) >= depth:
-            wait_final(state, in_flight.pop(0))
-    for eid in in_flight:
-        wait_final(state, eid)
+    k = 0
+    while k < experiments or in_flight:
+        if k < experiments and len(in_flight) < depth:
+            time.sleep(0.2 * train_s)  # thinking about the next wave
+            while k < experiments and len(in_flight) < depth:
+                source = stand_in_train(val_bpb=1.0 - k * 1e-4, sleep_s=train_s, marker=f"{agent.name}-{k}")
+                record = submit(run, agent, commit(worktree, source, f"{k}"), f"experiment {k}")
+                submitted[record["id"]] = time.time()
+                in_flight.append(record["id"])
+                k += 1
+        state.refresh()
+        done = [e for e in in_flight if state.experiments[e].get("status") in FINAL_STATUSES]
+        in_flight = [e for e in in_flight if e not in done]
+        if not done:
+            time.sleep(0.02)
 
 
-def spans(run) -> list[tuple[float, float]]:
-    """(start, end) of every stand-in trainer."""
-    starts, out = {}, []
-    for kind, stamp, pid, *_ in run.events():
-        if kind == "start":
-            starts[pid] = float(stamp)
-        elif pid in starts:
-            out.append((starts.pop(pid), float(stamp)))
-    return out
+def occupied(state: BoardState) -> tuple[list[tuple[str, float, float]], float]:
+    """(slot, claimed, recorded) of every run the runners made, and the trainers' summed wall time."""
+    spans, training = [], 0.0
+    for record in state.experiments.values():
+        if (
+            record.get("status") in FINAL_STATUSES
+            and record.get("started_at")
+            and not record.get("reused_from")
+        ):
+            spans.append((str(record["gpu"]), record["started_at"], record["finished_at"]))
+            training += record.get("wall_seconds") or 0.0
+    return spans, training
 
 
 def simulate(mode: str, agents: int, gpus: int, experiments: int, train_s: float) -> dict:
@@ -131,19 +140,19 @@ def simulate(mode: str, agents: int, gpus: int, experiments: int, train_s: float
                 t.join()
         finally:
             run.stop_runners()
-        trained = spans(run)
-        busy = sum(end - start for start, end in trained)
-        window = max(e for _, e in trained) - min(s for s, _ in trained)
         state = BoardState(run.board)
         state.refresh()
+        spans, training = occupied(state)
+        window = max(end for _, _, end in spans) - min(start for _, start, _ in spans)
         latency = sorted(
             state.experiments[e]["started_at"] - t
             for e, t in submitted.items()
             if state.experiments[e].get("started_at") and not state.experiments[e].get("reused_from")
         )
         return {
-            "busy": busy / (gpus * window),
-            "runs": len(trained),
+            "busy": sum(end - start for _, start, end in spans) / (gpus * window),
+            "training": training / (gpus * window),
+            "runs": len(spans),
             "window": window,
             "latency_p50": statistics.median(latency) if latency else float("nan"),
             "latency_p90": latency[int(0.9 * (len(latency) - 1))] if latency else float("nan"),
@@ -196,7 +205,8 @@ def main() -> None:
         for mode in ("per-slot", "scheduler"):
             f = simulate(mode, agents, args.gpus, args.experiments, args.train_seconds)
             print(
-                f"{agents:2d} agent(s), {mode:9}: {100 * f['busy']:5.1f}% busy ({f['runs']} runs in "
+                f"{agents:2d} agent(s), {mode:9}: {100 * f['busy']:5.1f}% busy, {100 * f['training']:5.1f}% "
+                f"training ({f['runs']} runs in "
                 f"{f['window']:.1f} s), submit -> claimed p50 {1000 * f['latency_p50']:.0f} ms "
                 f"p90 {1000 * f['latency_p90']:.0f} ms",
                 flush=True,
