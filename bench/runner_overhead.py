@@ -71,7 +71,7 @@ def main() -> None:
                         queued = submit(ctx, f"experiment {k}")
                 final = wait_for(ctx.state, queued["id"], timeout_s=60)
                 seen = time.time()
-                events = wait_until(lambda k=k: _pair(run.events(), k))
+                events = wait_until(lambda q=queued: _pair(run.events(), q["id"]))
                 start, end = events
                 to_start.append(start - queued["ts"])
                 to_record.append(final["ts"] - end)
@@ -90,10 +90,14 @@ def main() -> None:
         )
 
 
-def _pair(events: list[list[str]], k: int):
-    starts = [float(e[1]) for e in events if e[0] == "start"]
+def _pair(events: list[list[str]], eid: str):
+    """(start, end) of the trainer of experiment `eid` (its run directory is board/runs/<eid>); trainers
+    run one at a time on the one slot, so the k-th start pairs with the k-th end (calibration reruns of
+    the baseline run in between)."""
+    starts = [e for e in events if e[0] == "start"]
     ends = [float(e[1]) for e in events if e[0] == "end"]
-    return (starts[k], ends[k]) if len(ends) > k else None
+    k = next((i for i, e in enumerate(starts) if len(e) > 3 and e[3].rstrip("/").endswith(eid)), None)
+    return (float(starts[k][1]), ends[k]) if k is not None and len(ends) > k else None
 
 
 if __name__ == "__main__":
