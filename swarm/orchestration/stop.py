@@ -92,10 +92,8 @@ def cmd_attach(args) -> int:
     paths = run_paths()
     run = open_run(Board(paths.board), args.tag)
     window = args.agent
-    if window.startswith("runner-") and window in runner_windows(run):
-        pass
-    elif window != COORDINATOR_WINDOW:
-        require_agent(run, window.removeprefix("runner-"))
+    if window != COORDINATOR_WINDOW and window not in runner_windows(run):
+        require_agent(run, window)  # an agent's window, else one clear line naming the agents
     tmux = RunTmux(paths.repo, run.tag)
     if not tmux.is_running():
         raise SwarmError(f"run {run.tag} is not running (`swarm resume` starts it)")
