@@ -1,110 +1,221 @@
-"""GPU busy fraction in a simulated run: synchronous `swarm run` vs queue-ahead with `swarm submit`.
+"""GPU busy fraction on 8 fake GPUs: the old per-slot queues against the one scheduler, side by side in one run.
 
-    .venv/bin/python bench/gpu_busy.py [--train-seconds 2] [--agents 2] [--experiments 6]
+    .venv/bin/python bench/gpu_busy.py [--train-seconds 3] [--experiments 24] [--agents 8,2,1] [--gpus 8]
 
-Each agent has its own slot and runner (`swarm runner --gpu K` processes), and a stand-in trainer that
-takes T seconds. An agent "thinks" 0.2 T before each experiment (edits, commits), then:
-  sync:        `swarm run` (blocks until the result), think again, ...
-  queue-ahead: `swarm submit` the next experiment, then `swarm wait` for the previous one, so the next job
-               is already queued when the current one ends.
-Agents call the real CLI as subprocesses (an agent pays interpreter start-up like a real one). The busy
-fraction is the trainers' time over slots x wall time, from the agents' start to the last result, and from
-the first trainer start to the last trainer end (the steady state, without the first thinking pause).
+Each GPU has a real `swarm runner --gpu K` process; trainers are stand-ins that sleep T seconds (no CUDA is
+touched: the GPUs are fake). Agents are threads that behave like a researcher submitting waves: think 0.2 T,
+then commit and submit until `depth` of their jobs are in flight (depth = ceil(GPUs / agents) + 1), then
+take whichever results come and think again. Requests go through each agent's inbox to
+the runners, as a sandboxed agent's do.
+
+  per-slot:  as before the scheduler: each agent owns one GPU and its queue (1 agent -> 1 GPU used)
+  scheduler: agents own no GPU; every job waits in the class's queue and any free GPU takes the next one
+
+Busy: the time slots held a job (claimed -> recorded, from the board) over GPUs x the window from the first
+claim to the last record (steady state: the agents' first thinking pause is not counted); training: the
+same with the trainers' own wall time (the rest is the runner's per-run work: snapshot, sandbox, recording). Also printed: submit -> claimed
+by a runner (median, p90) and, for a 1-agent wave of 8 on 8 GPUs, its wall time against 8 sequential runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
-import subprocess
+import statistics
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.support.swarm_run import commit_train, make_run, stand_in_train  # noqa: E402
+from swarm.board.experiments import FINAL_STATUSES  # noqa: E402
+from swarm.board.run_record import AgentSlot, Worker, box_pool, write_run_record  # noqa: E402
+from swarm.board.state import BoardState  # noqa: E402
+from swarm.runner.inbox import post, wait_answer  # noqa: E402
+from tests.support.swarm_run import git, make_run, stand_in_train  # noqa: E402
+
+DEVICE = "Fake GPU"
+SINGLE = '[noise]\nrule = "single"\n'
 
 
-def swarm(run, agent: str, *argv: str) -> str:
-    env = {**os.environ, **run.agent_environ(agent), "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "swarm", *argv],
-        cwd=run.worktree(agent),
-        env=env,
-        capture_output=True,
-        text=True,
+def make(tmp: Path, mode: str, agents: int, gpus: int):
+    """A run of `agents` agents on `gpus` fake GPUs, shaped as `mode` has it."""
+    names = tuple(f"gpu{i}" for i in range(agents))
+    run = make_run(
+        tmp, agents=names, profile="tiny", devices={str(i): DEVICE for i in range(gpus)}, config=SINGLE
     )
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stderr)
-    return proc.stdout.strip()
+    if mode == "scheduler":
+        slots = tuple(replace(a, gpu=box_pool(DEVICE), device=DEVICE) for a in run.run.agents)
+        workers = tuple(Worker(f"gpu{i}", str(i), DEVICE) for i in range(gpus))
+        run.run = replace(run.run, agents=slots, workers=workers)
+        write_run_record(run.board, run.run)
+        serving = [str(i) for i in range(gpus)]
+    else:  # each agent owns its GPU: only those are served
+        serving = [a.gpu for a in run.run.agents]
+    os.environ["STANDIN_STATE_DIR"] = str(run.state_dir)
+    for agent in run.run.agents:  # as `swarm spawn` makes them for a sealed agent
+        (run.board.directory / "inbox" / agent.name).mkdir(parents=True, exist_ok=True)
+    for slot in serving:
+        run.start_runner(slot)
+    return run
 
 
-def agent_loop(run, agent: str, mode: str, experiments: int, train_s: float) -> None:
-    worktree = run.worktree(agent)
-    previous = None
-    for k in range(experiments):
-        time.sleep(0.2 * train_s)  # thinking
-        commit_train(
-            worktree, stand_in_train(val_bpb=1.0 - k * 1e-3, sleep_s=train_s, marker=f"{agent}-{k}"), f"{k}"
-        )
-        if mode == "sync":
-            swarm(run, agent, "run", "-m", f"experiment {k}")
-        else:
-            eid = swarm(run, agent, "submit", "-m", f"experiment {k}")
-            if previous:
-                swarm(run, agent, "wait", previous)
-            previous = eid
-    if previous:
-        swarm(run, agent, "wait", previous)
+def commit(worktree: Path, source: str, message: str) -> str:
+    """A commit of train.py as a child of HEAD, HEAD moved to it (what an agent's `git commit` does)."""
+    (worktree / "train.py").write_text(source)
+    git(worktree, "commit", "-q", "-am", message)
+    return git(worktree, "rev-parse", "HEAD")
 
 
-def simulate(mode: str, agents: int, experiments: int, train_s: float) -> float:
+def submit(run, agent: AgentSlot, sha: str, text: str) -> dict:
+    return wait_answer(
+        post(run.board.directory, agent.name, {"op": "submit", "commit": sha, "description": text})
+    )
+
+
+def wait_final(state: BoardState, eid: str) -> dict:
+    while True:
+        state.refresh()
+        record = state.experiments.get(eid)
+        if record and record.get("status") in FINAL_STATUSES:
+            return record
+        time.sleep(0.02)
+
+
+def agent_loop(run, agent: AgentSlot, experiments: int, depth: int, train_s: float, submitted: dict) -> None:
+    """Think 0.2 T, then submit enough commits (a wave) to have `depth` in flight; wait for any of them."""
+    state = BoardState(run.board)
+    worktree = Path(agent.worktree)
+    in_flight: list[str] = []
+    k = 0
+    while k < experiments or in_flight:
+        if k < experiments and len(in_flight) < depth:
+            time.sleep(0.2 * train_s)  # thinking about the next wave
+            while k < experiments and len(in_flight) < depth:
+                source = stand_in_train(val_bpb=1.0 - k * 1e-4, sleep_s=train_s, marker=f"{agent.name}-{k}")
+                record = submit(run, agent, commit(worktree, source, f"{k}"), f"experiment {k}")
+                submitted[record["id"]] = time.time()
+                in_flight.append(record["id"])
+                k += 1
+        state.refresh()
+        done = [e for e in in_flight if state.experiments[e].get("status") in FINAL_STATUSES]
+        in_flight = [e for e in in_flight if e not in done]
+        if not done:
+            time.sleep(0.02)
+
+
+def occupied(state: BoardState) -> tuple[list[tuple[str, float, float]], float]:
+    """(slot, claimed, recorded) of every run the runners made, and the trainers' summed wall time."""
+    spans, training = [], 0.0
+    for record in state.experiments.values():
+        if (
+            record.get("status") in FINAL_STATUSES
+            and record.get("started_at")
+            and not record.get("reused_from")
+        ):
+            spans.append((str(record["gpu"]), record["started_at"], record["finished_at"]))
+            training += record.get("wall_seconds") or 0.0
+    return spans, training
+
+
+def simulate(mode: str, agents: int, gpus: int, experiments: int, train_s: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        names = tuple(f"gpu{i}" for i in range(agents))
-        run = make_run(Path(tmp), agents=names, profile="tiny")
-        os.environ["STANDIN_STATE_DIR"] = str(run.state_dir)
-        for name in names:
-            run.start_runner(name.removeprefix("gpu"))
+        run = make(Path(tmp), mode, agents, gpus)
+        submitted: dict[str, float] = {}
+        depth = math.ceil(gpus / agents) + 1
+        per_agent = max(1, experiments // agents)
         try:
-            started = time.time()
             threads = [
-                threading.Thread(target=agent_loop, args=(run, name, mode, experiments, train_s))
-                for name in names
+                threading.Thread(target=agent_loop, args=(run, a, per_agent, depth, train_s, submitted))
+                for a in run.run.agents
             ]
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
-            finished = time.time()
         finally:
             run.stop_runners()
-        busy = 0.0
-        open_starts, stamps = {}, []
-        for kind, stamp, pid, *_ in run.events():
-            stamps.append(float(stamp))
-            if kind == "start":
-                open_starts[pid] = float(stamp)
-            else:
-                busy += float(stamp) - open_starts.pop(pid)
-        # whole run (the agents' first thinking included), and steady state (first trainer start to last end)
-        return busy / (agents * (finished - started)), busy / (agents * (max(stamps) - min(stamps)))
+        state = BoardState(run.board)
+        state.refresh()
+        spans, training = occupied(state)
+        window = max(end for _, _, end in spans) - min(start for _, start, _ in spans)
+        latency = sorted(
+            state.experiments[e]["started_at"] - t
+            for e, t in submitted.items()
+            if state.experiments[e].get("started_at") and not state.experiments[e].get("reused_from")
+        )
+        return {
+            "busy": sum(end - start for _, start, end in spans) / (gpus * window),
+            "training": training / (gpus * window),
+            "runs": len(spans),
+            "window": window,
+            "latency_p50": statistics.median(latency) if latency else float("nan"),
+            "latency_p90": latency[int(0.9 * (len(latency) - 1))] if latency else float("nan"),
+        }
+
+
+def wave(gpus: int, train_s: float) -> tuple[float, float]:
+    """Wall time of one agent's wave of `gpus` jobs on `gpus` GPUs, and of the same jobs one at a time."""
+    with tempfile.TemporaryDirectory() as tmp:
+        run = make(Path(tmp), "scheduler", 1, gpus)
+        agent = run.run.agents[0]
+        state = BoardState(run.board)
+        worktree = Path(agent.worktree)
+        try:
+            shas = [
+                commit(
+                    worktree, stand_in_train(val_bpb=1.0 + k * 1e-4, sleep_s=train_s, marker=f"w{k}"), f"w{k}"
+                )
+                for k in range(2 * gpus)
+            ]
+            started = time.time()
+            ids = [submit(run, agent, sha, f"wave {k}")["id"] for k, sha in enumerate(shas[:gpus])]
+            for eid in ids:
+                wait_final(state, eid)
+            in_wave = time.time() - started
+            started = time.time()
+            for k, sha in enumerate(shas[gpus:]):
+                wait_final(state, submit(run, agent, sha, f"one {k}")["id"])
+            sequential = time.time() - started
+        finally:
+            run.stop_runners()
+        return in_wave, sequential
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train-seconds", type=float, default=2.0)
-    parser.add_argument("--agents", type=int, default=2)
-    parser.add_argument("--experiments", type=int, default=6, help="per agent")
+    parser.add_argument("--train-seconds", type=float, default=3.0)
+    parser.add_argument("--gpus", type=int, default=8)
+    parser.add_argument("--experiments", type=int, default=24, help="in all, split over the agents")
+    parser.add_argument("--agents", default="8,2,1", help="agent counts to compare (comma separated)")
+    parser.add_argument("--no-wave", action="store_true", help="skip the 1-agent wave figure")
     args = parser.parse_args()
-    for mode in ("sync", "queue-ahead"):
-        whole, steady = simulate(mode, args.agents, args.experiments, args.train_seconds)
+    print(
+        f"{args.gpus} fake GPUs, stand-in trainers T={args.train_seconds:g} s, agents think 0.2 T and keep "
+        f"ceil(GPUs/agents)+1 jobs in flight; {args.experiments} experiments per case; load: "
+        f"{os.getloadavg()[0]:.1f} (1-min load average of this machine)",
+        flush=True,
+    )
+    for agents in (int(a) for a in args.agents.split(",")):
+        for mode in ("per-slot", "scheduler"):
+            f = simulate(mode, agents, args.gpus, args.experiments, args.train_seconds)
+            print(
+                f"{agents:2d} agent(s), {mode:9}: {100 * f['busy']:5.1f}% busy, {100 * f['training']:5.1f}% "
+                f"training ({f['runs']} runs in "
+                f"{f['window']:.1f} s), submit -> claimed p50 {1000 * f['latency_p50']:.0f} ms "
+                f"p90 {1000 * f['latency_p90']:.0f} ms",
+                flush=True,
+            )
+    if not args.no_wave:
+        in_wave, sequential = wave(args.gpus, args.train_seconds)
         print(
-            f"GPU busy fraction, {mode:11}: {whole * 100:5.1f}% of the run, {steady * 100:5.1f}% from first start "
-            f"to last end  (T={args.train_seconds:g} s, think 0.2 T, {args.agents} agents x {args.experiments})",
+            f"1 agent, wave of {args.gpus} on {args.gpus} GPUs: {in_wave:.1f} s; the same {args.gpus} one at a "
+            f"time: {sequential:.1f} s ({sequential / in_wave:.1f}x faster; ideal {args.gpus}x)",
             flush=True,
         )
 

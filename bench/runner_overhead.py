@@ -1,6 +1,6 @@
 """Runner overhead per experiment with a stand-in trainer: submit -> trainer start, trainer exit -> result.
 
-    .venv/bin/python bench/runner_overhead.py [--experiments 20] [--inbox] [--unsealed]
+    .venv/bin/python bench/runner_overhead.py [--experiments 20] [--inbox] [--unsealed] [--shared]
 
 A real run (git repo, board, agent worktree, `swarm runner --gpu 0` process) and a stand-in train.py that
 exits at once. Figures (median / max over the experiments):
@@ -11,7 +11,9 @@ exits at once. Figures (median / max over the experiments):
 Trainers run in their sandbox (swarm.runner.sandbox) unless --unsealed. With --inbox the submission takes
 a sandboxed agent's path: a request in its inbox, which the runner's thread turns into the queued record
 ("request posted -> queued record": the ingest poll plus the checks and git calls the submission makes in
-either path); "submit -> trainer start" is measured from the queued record in both paths.
+either path); "submit -> trainer start" is measured from the queued record in both paths. With --shared the
+run is shaped as `swarm spawn` makes one now: the agent queues for its class (box:...), which the slot's
+runner serves through the scheduler, as against a run from before, whose agent owns slot 0's queue.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from swarm.agents.protocol import agent_context, head_commit, submit, wait_for  # noqa: E402
+from swarm.board.run_record import Worker, box_pool, write_run_record  # noqa: E402
 from swarm.runner.inbox import inbox_dir, post, wait_answer  # noqa: E402
 from tests.support.swarm_run import commit_train, make_run, stand_in_train, wait_until  # noqa: E402
 
@@ -37,9 +41,15 @@ def main() -> None:
     parser.add_argument("--experiments", type=int, default=20)
     parser.add_argument("--inbox", action="store_true", help="submit through the agent's inbox")
     parser.add_argument("--unsealed", action="store_true", help="trainers without a sandbox")
+    parser.add_argument("--shared", action="store_true", help="the agent queues for its class (box:...)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         run = make_run(Path(tmp), agents=("gpu0",), profile="tiny", signed=True, unsealed=args.unsealed)
+        if args.shared:
+            agent = replace(run.run.agents[0], gpu=box_pool("Test GPU"))
+            workers = (Worker("gpu0", "0", "Test GPU"),)
+            run.run = replace(run.run, agents=(agent,), workers=workers)
+            write_run_record(run.board, run.run)
         os.environ["STANDIN_STATE_DIR"] = str(run.state_dir)
         inbox_dir(run.board.directory, "gpu0").mkdir(parents=True)  # the launcher makes it with the sandbox
         run.start_runner("0")
@@ -61,7 +71,7 @@ def main() -> None:
                         queued = submit(ctx, f"experiment {k}")
                 final = wait_for(ctx.state, queued["id"], timeout_s=60)
                 seen = time.time()
-                events = wait_until(lambda k=k: _pair(run.events(), k))
+                events = wait_until(lambda q=queued: _pair(run.events(), q["id"]))
                 start, end = events
                 to_start.append(start - queued["ts"])
                 to_record.append(final["ts"] - end)
@@ -80,10 +90,14 @@ def main() -> None:
         )
 
 
-def _pair(events: list[list[str]], k: int):
-    starts = [float(e[1]) for e in events if e[0] == "start"]
+def _pair(events: list[list[str]], eid: str):
+    """(start, end) of the trainer of experiment `eid` (its run directory is board/runs/<eid>); trainers
+    run one at a time on the one slot, so the k-th start pairs with the k-th end (calibration reruns of
+    the baseline run in between)."""
+    starts = [e for e in events if e[0] == "start"]
     ends = [float(e[1]) for e in events if e[0] == "end"]
-    return (starts[k], ends[k]) if len(ends) > k else None
+    k = next((i for i, e in enumerate(starts) if len(e) > 3 and e[3].rstrip("/").endswith(eid)), None)
+    return (float(starts[k][1]), ends[k]) if k is not None and len(ends) > k else None
 
 
 if __name__ == "__main__":

@@ -54,6 +54,29 @@ def _add_board_commands(sub) -> None:
     submit = _command(
         sub, "submit", agent_side + "cmd_submit", "submit HEAD as an experiment and print its id at once"
     )
+    submit.add_argument(
+        "commits",
+        nargs="*",
+        metavar="COMMIT",
+        help="commits of this worktree to submit as a wave (default: HEAD)",
+    )
+    grid = _command(
+        sub,
+        "grid",
+        agent_side + "cmd_grid",
+        "submit a wave: one commit per combination of train.py knobs (KNOB=a,b,c ...) from HEAD",
+    )
+    grid.add_argument("knobs", nargs="+", metavar="KNOB=a,b,c")
+    grid.add_argument("-m", "--message", help="what the wave tries (each commit adds its knob values)")
+    grid.add_argument("--rerun", action="store_true", help="run even contents already measured enough times")
+    grid.add_argument("--json", action="store_true", help="print the records as JSON")
+    queue = _command(
+        sub,
+        "queue",
+        agent_side + "cmd_queue",
+        "the class queues: slots, idle slots, depth, whose jobs; busy share",
+    )
+    queue.add_argument("--json", action="store_true")
     for parser in (run, submit):
         parser.add_argument("-m", "--message", required=True, help="what this experiment tries")
         parser.add_argument(
@@ -61,9 +84,11 @@ def _add_board_commands(sub) -> None:
         )
         parser.add_argument("--json", action="store_true", help="print the record as JSON")
     run.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
-    wait = _command(sub, "wait", agent_side + "cmd_wait", "wait for an experiment's result and print it")
-    wait.add_argument("id", help="experiment id or unique prefix")
-    wait.add_argument("--timeout", type=float, help="give up after this many seconds")
+    wait = _command(
+        sub, "wait", agent_side + "cmd_wait", "wait for experiments' results (a whole wave) and print them"
+    )
+    wait.add_argument("id", nargs="+", help="experiment ids or unique prefixes")
+    wait.add_argument("--timeout", type=float, help="give up after this many seconds (for the whole wave)")
     wait.add_argument(
         "--verdict", action="store_true", help="wait past `promising` until confirmation reruns decided it"
     )
@@ -161,7 +186,10 @@ def _add_swarm_commands(sub) -> None:
         help="the GPUs of a Ray cluster (this machine is its head): an agent per GPU here, runs on the nodes",
     )
     spawn.add_argument(
-        "--agents", type=int, metavar="N", help="with --ray: N agents (default: one per screening GPU)"
+        "--agents",
+        type=int,
+        metavar="N",
+        help="N agents sharing the GPUs (default: one per GPU or CPU worker)",
     )
     spawn.add_argument(
         "--validate-on",
@@ -342,7 +370,11 @@ def _add_agent_commands(sub) -> None:
         "hyperparameter sweep agent: one-factor changes and small waves",
     )
     sweep.add_argument("--max-experiments", type=int, help="stop after submitting this many (default: never)")
-    sweep.add_argument("--queue", type=int, default=2, help="experiments kept in flight (default 2)")
+    sweep.add_argument(
+        "--queue",
+        type=int,
+        help="experiments kept in flight (default: a wave filling its share of the class's slots, at least 2)",
+    )
     # `swarm agent optuna`: Bayesian optimisation of the same block, one study shared by a run's optuna agents.
     bayes = _command(
         kinds,

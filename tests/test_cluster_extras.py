@@ -63,11 +63,14 @@ def test_agents_are_planned_per_device_class():
     ]
     mixed = plan_agents(["A100", "H100", "H100", "A100"], 3, None)
     assert [s.agent for s in mixed] == ["a100-0", "h100-0", "a100-1"]  # the classes take turns
+    # more agents than GPUs: each class's GPUs are shared by its agents (any number, as on one box)
+    many = plan_agents(["H100"] * 8, 16, None)
+    assert len(many) == 16 and {s.gpu for s in many} == {"ray:H100"} and many[-1].agent == "h100-15"
     for classes, agents, validate_on, message in [
         ([], None, None, "no GPUs"),
         (["H100"], None, "H200", "no H200 GPUs"),
         (["H200"], None, "H200", "no other class"),
-        (["H100"], 2, None, "between 1 and the 1 screening GPUs"),
+        (["H100"], 5, None, "between 1 and 4 per screening GPU"),
     ]:
         with pytest.raises(SwarmError, match=message):
             plan_agents(classes, agents, validate_on)

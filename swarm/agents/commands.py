@@ -7,13 +7,15 @@ commands print JSON with the board's field names under --json.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from swarm.agents.adopt import adopt
 from swarm.agents.protocol import AgentContext, agent_context, deliver, submit, wait_for
+from swarm.agents.waves import grid_commits, parse_grid, resolve_commits, submit_commits
 from swarm.board.experiments import FINAL_STATUSES, PROMISING
-from swarm.board.run_record import is_ray_pool, runner_slot
+from swarm.board.run_record import CLUSTER_RUNNER_SLOT
 from swarm.board.state import group_of, open_board
 from swarm.board.store import NOTE, Board, new_id
 from swarm.board.verification import schedule_verify
@@ -25,14 +27,16 @@ from swarm.results.display import (
     print_json,
     result_block,
 )
+from swarm.results.queues import queue_json, render_queues
 from swarm.runner.service import runner_flags, runner_pid
 
 
-def _warn_without_runner(board_dir: Path, slot: str) -> None:
-    if runner_pid(board_dir, runner_slot(slot)) is None:
-        kind = "--ray ADDRESS" if is_ray_pool(slot) else " ".join(runner_flags(slot))
+def _warn_without_runner(ctx: AgentContext) -> None:
+    runners = ctx.run.runners_of(ctx.slot)
+    if all(runner_pid(ctx.board.directory, r) is None for r in runners):
+        kinds = ["--ray ADDRESS" if r == CLUSTER_RUNNER_SLOT else " ".join(runner_flags(r)) for r in runners]
         print(
-            f"swarm: note: no runner serves slot {slot} yet; the job waits for `swarm runner {kind}`",
+            f"swarm: note: no runner serves {ctx.slot} yet; the job waits for `swarm runner {kinds[0] if kinds else '--gpu K'}`",
             file=sys.stderr,
         )
 
@@ -63,10 +67,45 @@ def _show_result(record: dict[str, Any], board_dir: Path, as_json: bool) -> None
 
 def cmd_submit(args) -> int:
     ctx = agent_context()
-    record = submit(ctx, args.message, rerun=args.rerun)
-    if record["status"] not in FINAL_STATUSES:
-        _warn_without_runner(ctx.board.directory, ctx.slot)
-    _print_id(record, args.json)
+    commits = getattr(args, "commits", None) or []
+    if len(commits) <= 1 and (not commits or commits[0] == "HEAD"):
+        records = [submit(ctx, args.message, rerun=args.rerun)]
+    else:  # a wave: several commits of this worktree in one call
+        records = submit_commits(
+            ctx, resolve_commits(ctx.identity.worktree, commits), args.message, args.rerun
+        )
+    _print_wave(ctx, records, args.json)
+    return 0
+
+
+def cmd_grid(args) -> int:
+    """`swarm grid KNOB=a,b KNOB2=x,y`: one commit per combination from HEAD, all submitted (a wave)."""
+    ctx = agent_context()
+    grid = parse_grid(args.knobs)
+    commits = grid_commits(ctx.identity.worktree, ctx.run.profile, grid)
+    records = submit_commits(ctx, commits, args.message or "grid", args.rerun)
+    _print_wave(ctx, records, args.json)
+    return 0
+
+
+def _print_wave(ctx: AgentContext, records: list[dict[str, Any]], as_json: bool) -> None:
+    if any(r["status"] not in FINAL_STATUSES for r in records):
+        _warn_without_runner(ctx)
+    if as_json:
+        print_json(records[0] if len(records) == 1 else records)
+    else:
+        for record in records:
+            print(record["id"])
+
+
+def cmd_queue(args) -> int:
+    """`swarm queue`: the run's class queues (slots, idle, depth, whose jobs) and each slot's busy share."""
+    _, _, state = open_board()
+    run = state.find_run(None)
+    if args.json:
+        print_json(queue_json(state, run))
+    else:
+        print("\n".join(render_queues(state, run)))
     return 0
 
 
@@ -74,7 +113,7 @@ def cmd_run(args) -> int:
     ctx = agent_context()
     record = submit(ctx, args.message, rerun=args.rerun)
     if record["status"] not in FINAL_STATUSES:
-        _warn_without_runner(ctx.board.directory, ctx.slot)
+        _warn_without_runner(ctx)
         if not args.json:
             print(f"submitted {record['id']}; waiting for runner {ctx.slot}", file=sys.stderr, flush=True)
         record = wait_for(ctx.state, record["id"], timeout_s=args.timeout)
@@ -83,10 +122,21 @@ def cmd_run(args) -> int:
 
 
 def cmd_wait(args) -> int:
+    """`swarm wait ID [ID ...]`: every result of a wave (one timeout for the whole wave)."""
     _, board, state = open_board()
-    eid = state.experiment(args.id)["id"]
-    record = wait_for(state, eid, timeout_s=args.timeout, verdict=args.verdict)
-    _show_result(record, board.directory, args.json)
+    ids = [state.experiment(prefix)["id"] for prefix in args.id]
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    records = []
+    for eid in ids:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        records.append(wait_for(state, eid, timeout_s=left, verdict=args.verdict))
+    if len(records) == 1:
+        _show_result(records[0], board.directory, args.json)
+    elif args.json:
+        print_json(records)
+    else:
+        for record in records:
+            print(experiment_line(record))
     return 0
 
 

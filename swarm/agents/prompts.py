@@ -9,19 +9,35 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from swarm.board.run_record import AgentSlot, RunRecord, is_cpu_slot
+from swarm.board.run_record import AgentSlot, RunRecord, is_cpu_slot, is_pool
 from swarm.results.display import mean_text
 
 DESCRIPTION_CHARS = 100
 LAST_RESULTS = 8
 
 
+def where_it_trains(run: RunRecord, entry: AgentSlot) -> str:
+    """Where an agent's commits train, said so that it can plan: its own slot (a run from before), or its
+    device class's slots, shared by the class's agents (how many of each), with where to see the queue."""
+    if not is_pool(entry.gpu):
+        device = "a CPU worker" if is_cpu_slot(entry.gpu) else f"GPU {entry.gpu} ({entry.device})"
+        return f"with {device} to yourself (the swarm's runner trains your commits there"
+    slots = len(run.runners_of(entry.gpu)) if not run.cluster else None
+    sharing = sum(1 for a in run.agents if a.gpu == entry.gpu)
+    kind = "CPU workers" if entry.device == "cpu" else f"{entry.device} GPUs"
+    count = f"the {slots} {kind}" if slots is not None else f"the {kind} of the cluster"
+    return (
+        f"and {count} of the run shared by its {sharing} agent(s) of that class: any free one trains your next"
+        " queued commit (`swarm queue` shows how many slots are idle and how deep the queue is; when slots"
+        " would idle, submit a wave of several commits: program.md says how"
+    )
+
+
 def initial_prompt(run: RunRecord, entry: AgentSlot) -> str:
-    device = "a CPU worker" if is_cpu_slot(entry.gpu) else f"GPU {entry.gpu} ({entry.device})"
     return (
         f"You are {entry.name}, one of {len(run.agents)} agents of the autoresearch swarm {run.tag!r}. "
-        f"You work in the git worktree {entry.worktree} on branch {entry.branch}, with {device} to yourself "
-        "(the swarm's runner trains your commits there; never run train.py yourself). "
+        f"You work in the git worktree {entry.worktree} on branch {entry.branch}, {where_it_trains(run, entry)}"
+        "; never run train.py yourself). "
         "Read program.md in this directory now and follow it: edit train.py, commit, `swarm run -m DESC`, "
         "keep or reset by the status it reports, check `swarm best` and `swarm board` every few experiments, "
         "`swarm adopt` when another agent is ahead, `swarm note` what you learn (negative results too). "

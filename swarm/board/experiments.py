@@ -64,8 +64,10 @@ EXPERIMENT_FIELDS = (
     # who and where
     "id",
     "agent",
-    "gpu",  # the runner slot: "3" or "cpu0"; on a Ray cluster the class's queue ("ray:H100") until a GPU
-    # of it takes the job, then that GPU ("a1b2c3d4/0": node id and the node's slot)
+    "gpu",  # where it waits, then where it runs: a class's queue ("box:cpu", "ray:H100") or one slot ("3",
+    # "cpu0") until a slot takes it (swarm.board.scheduling), then that slot ("3", or on a Ray cluster
+    # "a1b2c3d4/0": node id and the node's slot)
+    "queue",  # the queue it waited in ("box:cpu", "ray:H100", or one slot "3"): a requeue puts it back there
     "node",  # the Ray node that trained it ("a1b2c3d4@10.0.0.5"); None on one box
     "device",  # device class results are compared within, e.g. "NVIDIA H100 80GB HBM3" or "cpu"
     "profile",  # AUTORESEARCH_PROFILE the runner sets: "h100" | "tiny"

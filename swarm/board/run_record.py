@@ -30,6 +30,7 @@ def is_cpu_slot(slot: str) -> bool:
     return slot.startswith("cpu")
 
 
+BOX_POOL_PREFIX = "box:"  # the queue of a device class of one box: every local slot of the class serves it
 RAY_POOL_PREFIX = "ray:"
 CLUSTER_RUNNER_SLOT = "ray"  # the one runner of a cluster run (its lock and records), on the head
 
@@ -44,6 +45,22 @@ def is_ray_pool(slot: str) -> bool:
     return slot.startswith(RAY_POOL_PREFIX)
 
 
+def box_pool(device: str) -> str:
+    """The queue of a device class on one box ("box:cpu"): the `gpu` of its agents and of their jobs while
+    they wait; any free slot of the class takes them (swarm.board.scheduling), and a job that runs gets
+    the slot it ran on instead."""
+    return BOX_POOL_PREFIX + device
+
+
+def is_pool(slot: str) -> bool:
+    """A class queue (a box's or a cluster's) rather than one slot."""
+    return slot.startswith((BOX_POOL_PREFIX, RAY_POOL_PREFIX))
+
+
+def pool_device(pool: str) -> str:
+    return pool.removeprefix(BOX_POOL_PREFIX).removeprefix(RAY_POOL_PREFIX)
+
+
 def runner_slot(slot: str) -> str:
     """The runner that serves jobs queued for `slot`: its own, or for a Ray class the cluster's runner."""
     return CLUSTER_RUNNER_SLOT if is_ray_pool(slot) else slot
@@ -52,7 +69,7 @@ def runner_slot(slot: str) -> str:
 def local_gpu(slot: str) -> str:
     """CUDA_VISIBLE_DEVICES for an agent of this slot: its GPU index, or none (a CPU worker; a Ray agent,
     which runs on the head and trains on the cluster)."""
-    return "" if is_cpu_slot(slot) or is_ray_pool(slot) else slot
+    return "" if is_cpu_slot(slot) or is_pool(slot) else slot
 
 
 @dataclass(frozen=True)
@@ -73,6 +90,19 @@ class AgentSlot:
 
 
 @dataclass(frozen=True)
+class Worker:
+    """A slot of one box that trains: its runner window, and the device class whose queue it serves."""
+
+    name: str  # "gpu3", "cpu0": the runner's window is runner-<name>
+    slot: str  # "3", "cpu0": the runner's slot (its lock, CUDA_VISIBLE_DEVICES)
+    device: str
+
+    @classmethod
+    def from_json(cls, entry: dict[str, Any]) -> Worker:
+        return cls(str(entry["name"]), str(entry["slot"]), str(entry["device"]))
+
+
+@dataclass(frozen=True)
 class RunRecord:
     tag: str
     base: str  # full sha of the base commit
@@ -88,6 +118,9 @@ class RunRecord:
     data_sha256: str | None = None
     cluster: str | None = None  # Ray address ("auto", "10.0.0.5:6379") when the GPUs are a Ray cluster's
     validate_on: str | None = None  # device class that confirms each screening class's new best
+    # The slots of a box whose agents share them (agents queue for their class: box_pool). Empty in a run
+    # from before, where each agent's `gpu` is its own slot, and in a cluster run (the cluster's GPUs).
+    workers: tuple[Worker, ...] = ()
 
     def agent(self, name: str) -> AgentSlot | None:
         return next((a for a in self.agents if a.name == name), None)
@@ -97,6 +130,11 @@ class RunRecord:
 
     def device_for_slot(self, gpu: str) -> str:
         """The device class of a runner slot: the run record's, else "cpu" for CPU slots, else "gpuK"."""
+        worker = next((w for w in self.workers if w.slot == gpu), None)
+        if worker is not None:
+            return worker.device
+        if gpu.startswith(BOX_POOL_PREFIX):
+            return pool_device(gpu)
         agent = self.slot(gpu)
         if agent and agent.device:
             return agent.device
@@ -105,7 +143,39 @@ class RunRecord:
         return "cpu" if is_cpu_slot(gpu) else f"gpu{gpu}"
 
     def slots(self) -> list[str]:
-        return [a.gpu for a in self.agents]
+        """The slots that train: the box's workers, else (a run from before) each agent's own slot."""
+        if self.workers:
+            return [w.slot for w in self.workers]
+        return list(dict.fromkeys(a.gpu for a in self.agents))
+
+    def worker(self, name: str) -> Worker | None:
+        """A box's worker by name ("gpu3"); in a run from before, the slot of the agent of that name."""
+        found = next((w for w in self.workers if w.name == name), None)
+        if found is None and not self.workers:
+            agent = self.agent(name)
+            if agent is not None and not is_pool(agent.gpu):
+                found = Worker(agent.name, agent.gpu, agent.device)
+        return found
+
+    def worker_names(self) -> list[str]:
+        """The runner windows' names of a box run (runner-<name>)."""
+        if self.workers:
+            return [w.name for w in self.workers]
+        return [a.name for a in self.agents if not is_pool(a.gpu)]
+
+    def runners_of(self, queue: str) -> list[str]:
+        """The runner slots that take jobs from `queue`: the cluster's one runner for its classes, every
+        slot of a box's class for the class's queue, else the slot itself."""
+        if is_ray_pool(queue):
+            return [CLUSTER_RUNNER_SLOT]
+        if queue.startswith(BOX_POOL_PREFIX):
+            return [w.slot for w in self.workers if box_pool(w.device) == queue]
+        return [queue]
+
+    def class_queue(self, slot: str) -> str | None:
+        """The class queue a slot serves besides its own, or None (a run from before: its own only)."""
+        worker = next((w for w in self.workers if w.slot == slot), None)
+        return box_pool(worker.device) if worker is not None else None
 
     def to_record(self) -> dict[str, Any]:
         record = {
@@ -121,6 +191,8 @@ class RunRecord:
         }
         if self.cluster:  # only a cluster run says so: a one-box run's record is as it always was
             record.update(cluster=self.cluster, validate_on=self.validate_on)
+        if self.workers:
+            record["workers"] = [asdict(w) for w in self.workers]
         return record
 
     @classmethod
@@ -137,6 +209,7 @@ class RunRecord:
                 data_sha256=record.get("data_sha256"),
                 cluster=record.get("cluster"),
                 validate_on=record.get("validate_on"),
+                workers=tuple(Worker.from_json(w) for w in record.get("workers") or ()),
             )
         except (KeyError, TypeError) as e:
             raise BoardError(f"malformed run record on the board: {e}") from None

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 
 from swarm.board.run_record import ray_pool
 from swarm.errors import SwarmError
 from swarm.orchestration.gpus import Slot
+
+MAX_AGENTS_PER_SLOT = 4  # more agents than this per GPU would mostly wait: a wave per agent keeps GPUs busy
 
 
 def agent_name(device: str, index: int) -> str:
@@ -24,8 +27,11 @@ def agent_name(device: str, index: int) -> str:
     return f"{slug}-{index}"
 
 
-def plan_agents(classes: list[str], agents: int | None, validate_on: str | None) -> list[Slot]:
-    """The agent slots for a cluster whose GPUs have these device classes (one entry per GPU)."""
+def plan_agents(
+    classes: list[str], agents: int | None, validate_on: str | None, pool: Callable[[str], str] = ray_pool
+) -> list[Slot]:
+    """The agents for slots of these device classes (one entry per GPU), each queueing for its class's
+    `pool` (a cluster's "ray:H100"; a box's "box:...", swarm.orchestration.spawn)."""
     counts = Counter(classes)
     if not counts:
         raise SwarmError("the Ray cluster has no GPUs (no node offers a GPU resource)")
@@ -40,19 +46,22 @@ def plan_agents(classes: list[str], agents: int | None, validate_on: str | None)
         )
     total = sum(screening.values())
     wanted = total if agents is None else agents
-    if not 1 <= wanted <= total:
-        raise SwarmError(f"--agents {agents}: between 1 and the {total} screening GPUs ({_describe(counts)})")
-    order: list[str] = []  # classes in turn, each as often as it has GPUs
-    left = dict(screening)
+    if not 1 <= wanted <= MAX_AGENTS_PER_SLOT * total:
+        raise SwarmError(
+            f"--agents {agents}: between 1 and {MAX_AGENTS_PER_SLOT} per screening GPU ({_describe(counts)})"
+        )
+    order: list[str] = []  # classes in turn, each as often as it has GPUs (then again, for more agents)
     while len(order) < wanted:
-        for device in sorted(left):
-            if left[device] and len(order) < wanted:
-                order.append(device)
-                left[device] -= 1
+        left = dict(screening)
+        while len(order) < wanted and any(left.values()):
+            for device in sorted(left):
+                if left[device] and len(order) < wanted:
+                    order.append(device)
+                    left[device] -= 1
     taken: Counter[str] = Counter()
     slots = []
     for device in order:
-        slots.append(Slot(agent_name(device, taken[device]), ray_pool(device), device))
+        slots.append(Slot(agent_name(device, taken[device]), pool(device), device))
         taken[device] += 1
     return slots
 

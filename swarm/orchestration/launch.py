@@ -19,7 +19,16 @@ from typing import Any
 from swarm.agents.kinds import agent_commands
 from swarm.agents.prompts import initial_prompt, resume_prompt
 from swarm.agents.relay import relay_to_board
-from swarm.board.run_record import AgentSlot, RunRecord, is_cpu_slot, local_gpu, open_run, require_agent
+from swarm.board.run_record import (
+    AgentSlot,
+    RunRecord,
+    box_pool,
+    is_cpu_slot,
+    is_pool,
+    local_gpu,
+    open_run,
+    require_agent,
+)
 from swarm.board.store import PROCESS, Board
 from swarm.errors import GitError, SwarmError
 from swarm.installation import swarm_argv
@@ -35,9 +44,21 @@ CLUSTER_RUNNER_WINDOW = (
 )
 
 
-def runner_window(agent: str, run: RunRecord | None = None) -> str:
-    """The tmux window of the runner serving an agent's slot (in a cluster run: the cluster's runner)."""
-    return CLUSTER_RUNNER_WINDOW if run is not None and run.cluster else f"runner-{agent}"
+def runner_windows(run: RunRecord) -> list[str]:
+    """The tmux windows of a run's runners: one per slot of a box (runner-gpu3), or the cluster's one."""
+    if run.cluster:
+        return [CLUSTER_RUNNER_WINDOW]
+    return [f"runner-{name}" for name in run.worker_names()]
+
+
+def agent_runner_windows(run: RunRecord, agent: AgentSlot) -> list[str]:
+    """The runner windows that serve an agent's jobs: its class's slots (a box's agents share them), the
+    cluster's runner, or (a run from before) its own slot's."""
+    if run.cluster:
+        return [CLUSTER_RUNNER_WINDOW]
+    if is_pool(agent.gpu):
+        return [f"runner-{w.name}" for w in run.workers if box_pool(w.device) == agent.gpu]
+    return [f"runner-{agent.name}"]
 
 
 @dataclass(frozen=True)
@@ -50,11 +71,9 @@ class WindowPlan:
 
 def window_plans(run: RunRecord, paths: RunPaths) -> list[WindowPlan]:
     """The windows a run should have: each agent not stopped, in its worktree, and a runner per slot.
-    A stopped agent's runner stays, so that the jobs it already queued still run."""
+    Runners belong to slots, not agents: a stopped agent's jobs already queued still run."""
     agents = [WindowPlan(s.name, Path(s.worktree)) for s in run.agents if not s.stopped]
-    runners = [
-        WindowPlan(name, paths.repo) for name in dict.fromkeys(runner_window(s.name, run) for s in run.agents)
-    ]
+    runners = [WindowPlan(name, paths.repo) for name in runner_windows(run)]
     return agents + runners  # agents first: they are what `swarm spawn` waits for
 
 
@@ -84,13 +103,13 @@ def base_environment(run: RunRecord, paths: RunPaths) -> dict[str, str]:
     return env
 
 
-def runner_environment(run: RunRecord, slot: AgentSlot, paths: RunPaths) -> dict[str, str]:
+def runner_environment(run: RunRecord, slot: str, paths: RunPaths) -> dict[str, str]:
     """A CPU worker's trainer gets an equal share of the cores (unless OMP_NUM_THREADS is set): N
     trainers each using every core would slow each other down unevenly, and the time budget is
     measured in wall-clock seconds."""
     env = base_environment(run, paths)
-    cpu_workers = sum(1 for a in run.agents if is_cpu_slot(a.gpu))
-    if is_cpu_slot(slot.gpu) and "OMP_NUM_THREADS" not in env:
+    cpu_workers = sum(1 for s in run.slots() if is_cpu_slot(s))
+    if is_cpu_slot(slot) and "OMP_NUM_THREADS" not in env:
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // cpu_workers))
     return env
 
@@ -148,9 +167,11 @@ def plan_process(
     if window == CLUSTER_RUNNER_WINDOW and run.cluster:
         return swarm_argv("runner", "--ray", run.cluster), paths.repo, base_environment(run, paths), False
     if window.startswith("runner-"):
-        slot = require_agent(run, window.removeprefix("runner-"))
-        argv = swarm_argv("runner", *runner_flags(slot.gpu))
-        return argv, paths.repo, runner_environment(run, slot, paths), False
+        worker = run.worker(window.removeprefix("runner-"))
+        if worker is None:
+            raise SwarmError(f"run {run.tag} has no runner window {window!r}")
+        argv = swarm_argv("runner", *runner_flags(worker.slot))
+        return argv, paths.repo, runner_environment(run, worker.slot, paths), False
     slot = require_agent(run, window)
     _, commands = agent_commands(paths.repo)
     if slot.kind not in commands:

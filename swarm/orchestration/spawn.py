@@ -20,7 +20,10 @@ from swarm.agents.kinds import agent_commands, assign_kinds
 from swarm.board.run_record import (
     AgentSlot,
     RunRecord,
+    Worker,
+    box_pool,
     is_cpu_slot,
+    is_pool,
     is_ray_pool,
     latest_run,
     validate_tag,
@@ -29,8 +32,8 @@ from swarm.board.run_record import (
 from swarm.board.signing import create_key
 from swarm.board.store import Board
 from swarm.errors import SandboxError, SwarmError
-from swarm.orchestration.cluster import cluster_slots
-from swarm.orchestration.gpus import detect_gpus, select_slots
+from swarm.orchestration.cluster import cluster_slots, plan_agents
+from swarm.orchestration.gpus import Slot, detect_gpus, select_slots
 from swarm.orchestration.launch import COORDINATOR_WINDOW, coordinator_argv, is_launch, pane_log
 from swarm.orchestration.tmux import RunTmux, require_tmux
 from swarm.repo.paths import RunPaths, agent_branch, run_paths, validate_agent_name
@@ -161,12 +164,15 @@ def _desired_run(request: SpawnRequest, paths: RunPaths, repo: GitRepo, board: B
 
 
 def _new_run(request: SpawnRequest, tag: str, base: str, paths: RunPaths) -> RunRecord:
+    workers: tuple[Worker, ...] = ()
     if request.ray is not None:
         slots = cluster_slots(request.ray, request.agents, request.validate_on)
-    elif request.agents is not None or request.validate_on is not None:
-        raise SwarmError("--agents and --validate-on go with --ray (one box has an agent per GPU)")
+    elif request.validate_on is not None:
+        raise SwarmError("--validate-on goes with --ray (a cluster's class that confirms new bests)")
     else:
-        slots = select_slots(request.gpus, request.cpu, [] if request.cpu is not None else detect_gpus())
+        places = select_slots(request.gpus, request.cpu, [] if request.cpu is not None else detect_gpus())
+        workers = tuple(Worker(p.agent, p.gpu, p.device) for p in places)
+        slots = box_agents(places, request.agents)
     settings, commands = agent_commands(paths.repo)
     kinds = assign_kinds(request.agent or settings.default, len(slots), commands)
     profile = request.profile or ("tiny" if request.cpu is not None else "h100")
@@ -192,11 +198,22 @@ def _new_run(request: SpawnRequest, tag: str, base: str, paths: RunPaths) -> Run
         data_sha256=data_sha256,
         cluster=request.ray,
         validate_on=request.validate_on,
+        workers=workers,
     )
 
 
+def box_agents(places: list[Slot], agents: int | None) -> list[Slot]:
+    """The agents of a box: none owns a slot, each queues for its device class (box_pool), which every
+    slot of the class serves. One per slot by default, named after it (gpu3, cpu0) as always; `--agents N`
+    names them per class instead (fake-gpu-0, cpu-1), spread over the classes in turn."""
+    if agents is None:
+        return [Slot(p.agent, box_pool(p.device), p.device) for p in places]
+    return plan_agents([p.device for p in places], agents, None, pool=box_pool)
+
+
 def _shape(run: RunRecord) -> tuple:
-    return run.profile, run.validate_on, tuple((a.name, a.kind, a.gpu) for a in run.agents)
+    workers = tuple((w.name, w.slot) for w in run.workers)
+    return run.profile, run.validate_on, tuple((a.name, a.kind, a.gpu) for a in run.agents), workers
 
 
 def _describe(run: RunRecord) -> str:
@@ -208,6 +225,8 @@ def _describe(run: RunRecord) -> str:
 def _device(slot: AgentSlot) -> str:
     if is_ray_pool(slot.gpu):
         return f"any {slot.device} GPU of the cluster"
+    if is_pool(slot.gpu):
+        return f"any {slot.device} slot" if slot.device != "cpu" else "any CPU worker"
     return "CPU worker" if is_cpu_slot(slot.gpu) else f"GPU {slot.gpu} {slot.device}"
 
 

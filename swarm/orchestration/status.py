@@ -1,4 +1,5 @@
-"""`swarm status [--json]`: per agent, its kind, slot, process state, current experiment, results and best.
+"""`swarm status [--json]`: per agent, its kind, slot, process state, current experiment, results and best;
+then the class queues (slots, idle, depth, whose jobs) and each slot's busy share over the run.
 
 Process states come from the run's tmux panes; results from the board, folded by swarm.board.state.
 """
@@ -8,21 +9,23 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from swarm.board.checkpoint import open_state
 from swarm.board.experiments import PROMISING, PRUNED, group_of
 from swarm.board.ledger import USAGE_FIELDS, Totals, board_totals
 from swarm.board.noise import NoiseSettings
+from swarm.board.run_record import is_pool
 from swarm.board.state import BoardState
 from swarm.board.store import Board
 from swarm.config import load_section
 from swarm.orchestration.agent_state import Liveness, agent_state
-from swarm.orchestration.launch import COORDINATOR_WINDOW, is_launch, runner_window
+from swarm.orchestration.launch import COORDINATOR_WINDOW, agent_runner_windows, is_launch
 from swarm.orchestration.tmux import Pane, RunTmux
 from swarm.repo.paths import RunPaths, run_paths
 from swarm.results.display import escape_text, format_number, mean_text
+from swarm.results.queues import queue_json, render_queues
 from swarm.results.standing import kept_changes
 
 DESCRIPTION_CHARS = 48
@@ -61,6 +64,10 @@ class RunStatus:
     agents: list[AgentStatus]
     noise_rule: str  # "confirm" (screen, then confirmation reruns) or "single" (swarm.board.noise)
     bests: list[dict[str, Any]]  # the best of each device class and profile, as `swarm best --json`
+    # the class queues (slots, idle, depth, whose jobs) and each slot's busy share (swarm.results.queues)
+    queues: list[dict[str, Any]] = field(default_factory=list)
+    slots: list[dict[str, Any]] = field(default_factory=list)
+    queue_lines: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,10 +117,13 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
     agents = []
     for slot in run.agents:
         summary = state.agent_summary(slot.name)
-        current = state.running(slot.gpu)
-        if current is None and summary is not None and summary.current and run.cluster:
-            current = state.experiments.get(summary.current)  # on whichever GPU of the cluster took it
-        queued = len(state.queue(slot.gpu))
+        current = None if is_pool(slot.gpu) else state.running(slot.gpu)
+        if current is None and summary is not None and summary.current and is_pool(slot.gpu):
+            current = state.experiments.get(summary.current)  # on whichever slot of its class took it
+        # a class's queue holds every agent's jobs of the class: count this agent's own
+        queued = sum(1 for j in state.queue(slot.gpu) if j.get("agent") == slot.name)
+        windows = agent_runner_windows(run, slot)
+        runners = [_window_state(panes.get(w), server_up, supervised) for w in windows]
         doing, _ = agent_state(slot, liveness, current is not None, queued)
         best = state.experiments.get(summary.best) if summary and summary.best else None
         totals = ledger.get(slot.name, Totals())
@@ -124,7 +134,7 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
                 gpu=slot.gpu,
                 device=slot.device,
                 state=doing,
-                runner=_window_state(panes.get(runner_window(slot.name, run)), server_up, supervised),
+                runner="running" if "running" in runners else (runners[0] if runners else "down"),
                 restarts=max(0, starts[slot.name] - 1),
                 experiments=summary.submitted if summary else 0,
                 counts=dict(summary.counts) if summary else {},
@@ -147,6 +157,8 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
         agents=agents,
         noise_rule=state.noise.rule,
         bests=[best.as_json() for best in state.bests().values()],
+        **queue_json(state, run),
+        queue_lines=render_queues(state, run),
     )
 
 
@@ -208,6 +220,7 @@ def render(status: RunStatus) -> list[str]:
         )
     if not status.bests:
         lines.append("best: none confirmed yet")
+    lines += [escape_text(line) for line in status.queue_lines]
     pruned = sum(a.counts.get(PRUNED, 0) for a in status.agents)
     if pruned:
         saved = sum(a.saved_seconds for a in status.agents)

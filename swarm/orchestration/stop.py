@@ -18,7 +18,7 @@ import time
 from swarm.board.run_record import open_run, require_agent, set_stopped
 from swarm.board.store import Board
 from swarm.errors import SwarmError
-from swarm.orchestration.launch import COORDINATOR_WINDOW, runner_window
+from swarm.orchestration.launch import COORDINATOR_WINDOW, runner_windows
 from swarm.orchestration.tmux import RunTmux
 from swarm.repo.paths import RunPaths, run_paths
 
@@ -78,7 +78,7 @@ def stop(
         return
     terminate(tmux, [COORDINATOR_WINDOW], grace_s)
     terminate(tmux, [a.name for a in run.agents], grace_s)
-    terminate(tmux, [runner_window(a.name) for a in run.agents], grace_s)
+    terminate(tmux, runner_windows(run), grace_s)
     tmux.kill_server()
     out(f"stopped run {run.tag}: worktrees, branches and board kept (`swarm resume` to go on)")
 
@@ -92,8 +92,8 @@ def cmd_attach(args) -> int:
     paths = run_paths()
     run = open_run(Board(paths.board), args.tag)
     window = args.agent
-    if window != COORDINATOR_WINDOW:
-        require_agent(run, window.removeprefix("runner-"))
+    if window != COORDINATOR_WINDOW and window not in runner_windows(run):
+        require_agent(run, window)  # an agent's window, else one clear line naming the agents
     tmux = RunTmux(paths.repo, run.tag)
     if not tmux.is_running():
         raise SwarmError(f"run {run.tag} is not running (`swarm resume` starts it)")

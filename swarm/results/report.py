@@ -36,6 +36,7 @@ from swarm.repo.git import file_at
 from swarm.results.display import escape_markdown, format_number, mean_text
 from swarm.results.holdout import baseline_sha, holdout_section
 from swarm.results.lineage import CommitIndex, lineage
+from swarm.results.queues import busy_fractions, render_queues
 from swarm.results.standing import EXPERIMENT_RUN, Standing, kept_changes, kind_of, standing
 from swarm.results.transfer import transfer_section
 from swarm.runner.trust import sha256_bytes
@@ -211,7 +212,7 @@ class Report:
                 self._failures(key),
             ]
         parts.append(transfer_section(self.state, self.repo))
-        parts += [self._notes(), self._agents(), self._cost(), self._pick()]
+        parts += [self._notes(), self._agents(), self._slots(), self._cost(), self._pick()]
         return "\n".join(p for p in parts if p)
 
     def _title(self) -> str:
@@ -474,6 +475,16 @@ class Report:
                 f"{totals.tokens:,} | {cost} |"
             )
         return "\n".join(lines) + "\n"
+
+    def _slots(self) -> str:
+        """Each slot's busy share of the run, and what waits in the class queues now."""
+        if self.run is None:
+            return ""
+        lines = ["## Slots\n", "| slot | device | busy |", "|---|---|---|"]
+        for slot in busy_fractions(self.state, self.run):
+            lines.append(f"| {_md(slot.slot)} | {_md(slot.device)} | {slot.busy_fraction:.0%} |")
+        waiting = [line for line in render_queues(self.state, self.run) if line.startswith("queue ")]
+        return "\n".join(lines) + "\n" + "".join(f"\n{_md(line)}\n" for line in waiting)
 
     def _cost(self) -> str:
         if not self.bests:

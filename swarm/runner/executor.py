@@ -1,44 +1,149 @@
 """The executor seam: where a planned, materialised snapshot runs sealed, and what comes back.
 
-The runner decides everything that must not depend on where a job trains: what may run (allow-list,
-seed-only, the pinned prepare.py), the snapshot (raw blobs), the budget, timeout and overhead allowance (a
-`sealed.RunPlan`), and afterwards the status and the record. Between the two an executor runs
-`sealed.run_snapshot(snapshot, plan, log)`, which returns the record fields of the run (trainer in its
-sandbox, the runner's clock, then the evaluator in its own). Two executors exist, one family:
+One runner loop (swarm.runner.service.Runner) serves every place a job can train: it asks its executor for
+the free places, takes for each the job the scheduler picks (swarm.board.scheduling), checks and plans it
+(allow-list, seed-only, the pinned prepare.py, raw blobs, budget, timeout, overhead allowance: a
+`sealed.RunPlan`), hands it to the executor, and records what lands. Between the two an executor runs
+`sealed.run_snapshot(snapshot, plan, log)` (trainer in its sandbox, the runner's clock, then the evaluator
+in its own). Two executors exist:
 
-    LocalExecutor        this machine: run_snapshot in the runner's own process -- `swarm runner --gpu K`
-    swarm.runner.ray     a GPU of some node of a Ray cluster: the snapshot's bytes and the plan travel with a
-                         Ray task, the node adapts the plan to itself (its environment, the GPU Ray gave the
-                         task, its data cache checked against the run's pin) and runs run_snapshot there; the
+    LocalExecutor        one slot of this machine (a GPU or a CPU worker): run_snapshot in the runner's own
+                         process, one job at a time -- `swarm runner --gpu K` / `--cpu K`
+    swarm.runner.ray     every GPU of a Ray cluster: the snapshot's bytes and the plan travel with a Ray
+                         task to a node, which adapts the plan to itself and runs run_snapshot there; the
                          fields and the capped log come back to the head, which alone writes the board
 
-So a change to how a run is sealed (sandbox, evaluator, clock) is made once, in swarm.runner.sealed.
+So a change to how a run is sealed (sandbox, evaluator, clock) is made once, in swarm.runner.sealed, and a
+change to scheduling, claiming, requeueing or recording once, in the runner.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from swarm.board.state import BoardState
 from swarm.runner.pruning import Monitor
 from swarm.runner.sealed import RunPlan, run_snapshot
+from swarm.runner.settings import RunnerSettings
 from swarm.runner.snapshot import RunDirectory
 
 
+@dataclass(frozen=True)
+class Place:
+    """Where one job trains: a slot, the device class its results are compared within, and the queues it
+    takes jobs from (its own slot's, and its class's when agents share the class)."""
+
+    slot: str  # "3", "cpu0", or a cluster GPU "a1b2c3d4/0"
+    device: str
+    pool: str | None = None  # the class queue it serves ("box:cpu", "ray:H100"), None: its own slot only
+    node: str | None = None  # a cluster node ("a1b2c3d4@10.0.0.5"), None on one box
+
+
+@dataclass
+class Landing:
+    """A job whose run ended on its place. Exactly one of: `fields` (its record fields: a result to
+    record), `lost` (the place went away, e.g. a node died: not the job's fault, an attempt is used),
+    `requeue` (nothing may be recorded, e.g. the node's data cache changed: requeued, no attempt used)."""
+
+    job: dict[str, Any]
+    place: Place
+    fields: dict[str, Any] | None = None
+    lost: str | None = None
+    requeue: str | None = None
+    log_tail: bytes = field(default=b"", repr=False)  # output that came back from elsewhere, for the log
+
+
+class RunnerView(Protocol):
+    """What an executor that prepares places of its own (a cluster's nodes) may read of its runner."""
+
+    repo: Path
+    settings: RunnerSettings
+    state: BoardState
+
+    @property
+    def sandboxed(self) -> bool: ...
+
+    @property
+    def data_pin(self) -> str | None: ...
+
+    def pin_data(self, sha256: str) -> None: ...
+
+    def say(self, line: str) -> None: ...
+
+
 class Executor(Protocol):
-    def run(
-        self, snapshot: RunDirectory, plan: RunPlan, log: Path, monitor: Monitor | None = None
-    ) -> dict[str, Any]:
-        """Run the snapshot sealed, appending its output to `log`, stopped early by `monitor` when hopeless
-        (swarm.runner.pruning); the record fields of the run (DataError when the data cache no longer
-        matches the pin: nothing may be recorded)."""
+    def describe(self) -> str:
+        """What it serves, for the runner's log line ("gpu3", "Ray cluster auto")."""
+        ...
+
+    def free(self) -> list[Place]:
+        """The places ready to take a job now."""
+        ...
+
+    def launch(
+        self,
+        job: dict[str, Any],
+        place: Place,
+        snapshot: RunDirectory,
+        plan: RunPlan,
+        log: Path,
+        monitor: Monitor | None,
+    ) -> None:
+        """Start the job's sealed run on `place` (the runner already marked it running there)."""
+        ...
+
+    def wait(self, timeout_s: float) -> list[Landing]:
+        """Wait up to `timeout_s` for runs to end (and do the executor's own upkeep meanwhile)."""
+        ...
+
+    def in_flight(self) -> list[Landing]:
+        """Stopping: end the runs in flight; each comes back (no fields) for the runner to requeue."""
         ...
 
 
 class LocalExecutor:
-    """Runs on this machine, on the slot the plan names."""
+    """One slot of this machine, one job at a time, run in this process: `launch` returns when the run
+    ended, so a SIGTERM during it stops the runner right there (the runner requeues the job), and a data
+    cache that changed raises DataError through it (the runner requeues the job and stops)."""
+
+    def __init__(self, where: Callable[[], Place] | None = None):
+        self.where = where  # the slot's place, as the run record says now (set by the runner)
+        self.landed: list[Landing] = []
+        self.busy = False
+
+    def describe(self) -> str:
+        return self.where().device if self.where else "?"
+
+    def free(self) -> list[Place]:
+        return [] if self.busy or self.where is None else [self.where()]
+
+    def launch(
+        self,
+        job: dict[str, Any],
+        place: Place,
+        snapshot: RunDirectory,
+        plan: RunPlan,
+        log: Path,
+        monitor: Monitor | None,
+    ) -> None:
+        self.busy = True
+        try:
+            fields = self.run(snapshot, plan, log, monitor)
+        finally:
+            self.busy = False
+        self.landed.append(Landing(job, place, fields=fields))
 
     def run(
         self, snapshot: RunDirectory, plan: RunPlan, log: Path, monitor: Monitor | None = None
     ) -> dict[str, Any]:
         return run_snapshot(snapshot, plan, log, monitor)
+
+    def wait(self, timeout_s: float) -> list[Landing]:
+        landed, self.landed = self.landed, []
+        return landed
+
+    def in_flight(self) -> list[Landing]:
+        return []  # a local run never outlives launch()

@@ -345,8 +345,13 @@ class Ingestor:
     def agents(self) -> list[AgentSlot]:
         self.state.refresh()
         run = self.state.run
-        # a cluster's agents queue for their class (ray:H100), all served by the head's one runner
-        return [a for a in run.agents if runner_slot(a.gpu) == self.slot] if run else []
+        if run is None:
+            return []
+        # a cluster's agents queue for their class (ray:H100), all served by the head's one runner; a box's
+        # agents for their class's queue (box:cpu), which every runner of the class serves (_take claims
+        # each request by renaming it, so exactly one runner answers it)
+        pool = run.class_queue(self.slot)
+        return [a for a in run.agents if runner_slot(a.gpu) == self.slot or (pool and a.gpu == pool)]
 
     def ingest(self) -> int:
         """Handle every request waiting now, oldest first; returns how many."""
@@ -370,8 +375,13 @@ class Ingestor:
         return handled
 
     def _take(self, agent: AgentSlot, path: Path) -> None:
+        taken = path.with_name(f".{path.name}.{os.getpid()}.taken")
         try:
-            request = _read_request(path)
+            os.rename(path, taken)  # atomic: of the runners sharing an agent's inbox, one takes a request
+        except OSError:
+            return
+        try:
+            request = _read_request(taken, path.name)
             answer = self.handler.handle(agent, request)
             _write_answer(path.with_suffix(".done"), json.dumps(answer, ensure_ascii=False))
             if request["op"] in ("submit", "verify"):
@@ -385,7 +395,7 @@ class Ingestor:
                 path.with_suffix(".error"), f"the runner failed on this request: {type(e).__name__}: {e}"
             )
         finally:
-            _take_away(path)
+            _take_away(taken)
 
     def serve(self, stop: threading.Event) -> None:
         """Ingest until `stop` is set (the runner's thread)."""
@@ -426,8 +436,9 @@ def remove_unread_answers(directory: Path, keep_s: float = ANSWER_KEEP_S) -> int
     return removed
 
 
-def _read_request(path: Path) -> dict[str, Any]:
-    if not REQUEST_NAME.match(path.name):
+def _read_request(path: Path, name: str | None = None) -> dict[str, Any]:
+    """The request in `path` (posted under `name`, its own name unless it was renamed to be taken)."""
+    if not REQUEST_NAME.match(name or path.name):
         raise SwarmError("request: not a request file name")
     try:  # a directory opens read-only too: refused before that, as is a link or a fifo
         regular = stat.S_ISREG(os.lstat(path).st_mode)

@@ -2,16 +2,17 @@
 
     swarm runner --ray ADDRESS|auto        (the `runner-ray` window of a run spawned with `swarm spawn --ray`)
 
-One process on the head serves every GPU of the cluster. Agents queue jobs for their device class
-(`gpu` = "ray:H100", swarm.board.run_record.ray_pool); whenever a GPU of that class is free, this runner
-claims the oldest such job on the board, checks, plans and materialises it exactly as a local runner does
-(`Runner.plan`: allow-list, seed-only, the pinned prepare.py, raw blobs, budget, timeout, the class's
-overhead allowance), and ships the snapshot's bytes and the plan to that GPU's node as a Ray task
+One process on the head serves every GPU of the cluster: the same runner loop a box slot runs
+(swarm.runner.service.Runner), with this executor behind it. Agents queue jobs for their device class
+(`gpu` = "ray:H100", swarm.board.run_record.ray_pool); whenever a GPU of that class is free, the runner
+claims the job the scheduler picks (swarm.board.scheduling), checks, plans and materialises it as for any
+slot (allow-list, seed-only, the pinned prepare.py, raw blobs, budget, timeout, the class's overhead
+allowance), and this executor ships the snapshot's bytes and the plan to that GPU's node as a Ray task
 (`num_gpus=1`, pinned to the node). The node adapts the plan to itself (`node_plan`: its own environment,
 never the head's; the GPU Ray gave the task; its own data cache, whose manifest it loads and checks against
 the run's pinned sha256) and runs `sealed.run_snapshot` on the unpacked snapshot: the same sandboxed
 trainer, clock and sandboxed evaluator a one-box slot runs. The record fields and the trainer's log, capped,
-come back; the head records them with Runner.record (keep / marginal / discard are the board's). Nothing on a
+come back; the head's runner records them (keep / marginal / discard are the board's). Nothing on a
 node writes the board, and the board's key never leaves the head.
 
 A device class is a node's accelerator type (Ray's `accelerator_type:H100` resource; "GPU" when a node
@@ -25,8 +26,8 @@ Faults: a node that dies takes its running jobs with it; each is requeued once f
 class (`max_attempts`, as a local runner that died), then recorded as `crash`. A node that joins is seen
 within `node_poll_s` and its GPUs become slots once its cache is prepared. If this runner dies, Ray ends
 its tasks (and their trainers die with their parent); the next one (`swarm resume`) requeues the jobs it
-finds `running` the same way. Only swarm.runner.* imports this module, and only for a cluster run: the
-one-box path never imports ray.
+finds `running` the same way. Only `swarm runner --ray` and `swarm spawn --ray` import this module: the
+one-box path never imports ray, and this module imports no runner (it is handed one: RunnerView).
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ import dataclasses
 import io
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -50,20 +50,15 @@ import ray
 from ray.exceptions import RayError, RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from swarm.board.experiments import CRASH, QUEUED, REPORTED, RUNNING, evolve
-from swarm.board.noise import NoiseSettings
-from swarm.board.run_record import CLUSTER_RUNNER_SLOT, ray_pool
-from swarm.board.store import Board, now
-from swarm.config import load_section
+from swarm.board.experiments import CRASH, REPORTED
+from swarm.board.run_record import ray_pool
 from swarm.errors import DataError, SwarmError
 from swarm.repo.git import file_at
-from swarm.repo.paths import run_paths
+from swarm.runner.executor import Landing, Place, RunnerView
 from swarm.runner.pruning import Curve, Monitor, PruningSettings
 from swarm.runner.sandbox import sandbox_problem
 from swarm.runner.sealed import RunPlan, data_manifest, run_snapshot
-from swarm.runner.service import Runner, RunnerStopped, _raise_stopped, _val, retry_or_crash
-from swarm.runner.settings import RunnerSettings
-from swarm.runner.snapshot import PREPARE, RunDirectory, remove
+from swarm.runner.snapshot import PREPARE, RunDirectory
 from swarm.target.data import cache_dir
 
 ACCELERATOR_RESOURCE = "accelerator_type:"
@@ -286,7 +281,7 @@ def _on(gpu_node: str, **resources: Any) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The head
+# The head: an executor of the one runner loop (swarm.runner.service.Runner)
 
 
 @dataclass
@@ -294,9 +289,8 @@ class Flight:
     """A job training on a node."""
 
     job: dict[str, Any]  # its `running` record
+    place: Place
     gpu: RayGpu
-    fields: dict[str, Any]  # record fields decided on the head (log, hashes)
-    log: Path
 
 
 @dataclass
@@ -310,92 +304,48 @@ class Nodes:
     checked_at: float = 0.0
 
 
-class RayRunner(Runner):
-    """The head's runner for every GPU of a Ray cluster (claims, plans, judges and records as Runner)."""
+class RayExecutor:
+    """Every GPU of a Ray cluster as places of the head's runner: it prepares each node that joins, offers
+    the free GPUs of prepared nodes, ships each launched job to its node, and hands back what lands."""
 
-    def __init__(
-        self,
-        repo: Path,
-        board: Board,
-        address: str,
-        settings: RunnerSettings | None = None,
-        noise: NoiseSettings | None = None,
-        ray_settings: RaySettings | None = None,
-        log=print,
-        pruning: PruningSettings | None = None,
-    ):
-        super().__init__(repo, board, CLUSTER_RUNNER_SLOT, settings, noise, log, pruning)
+    def __init__(self, address: str, settings: RaySettings | None = None):
         self.address = address
-        self.ray_settings = ray_settings or RaySettings()
+        self.ray_settings = settings or RaySettings()
         self.nodes = Nodes()
         self.flights: dict[Any, Flight] = {}  # ObjectRef -> Flight
         self.busy: set[str] = set()  # slots with a flight
+        self.runner: RunnerView | None = None
 
-    @property
-    def device(self) -> str:
-        return f"Ray cluster {self.address}"
-
-    def start(self) -> None:
+    def bind(self, runner: RunnerView) -> None:
+        """Serve `runner` (its run record, settings, data pin and log); joins the cluster as a driver."""
+        self.runner = runner
         connect(self.address)
-        super().start()  # the slot lock, a start record, and the jobs a previous head runner left running
-
-    def data(self, profile: str) -> None:
-        """The head trains nothing: each node checks its own cache against `data_pin` (node_plan)."""
-        return None
-
-    @property
-    def data_pin(self) -> str | None:
-        """The data manifest every node's cache must match: pinned by spawn, else the first node's."""
-        run = self.state.run
-        return (run.data_sha256 if run else None) or self._data_pin
 
     def close(self) -> None:
-        super().close()
         ray.shutdown()
 
-    def recover_orphans(self) -> list[dict[str, Any]]:
-        """Ray ended the tasks of the runner that wrote these `running` records (a driver's tasks die with
-        it): requeue each for its class, or past max_attempts record it as crash."""
-        recovered = []
-        with self.board.locked() as writer:
-            self.state.refresh()
-            for job in self.state.running_slots().values():
-                if job.get("node"):
-                    record = retry_or_crash(
-                        job,
-                        self.settings.max_attempts,
-                        "the Ray runner died",
-                        gpu=ray_pool(job["device"]),
-                        node=None,
-                    )
-                    recovered.append(writer.append(record))
-        for record in recovered:
-            self.say(f"{record['id']}: {record['reason']}")
-        return recovered
+    def describe(self) -> str:
+        return f"Ray cluster {self.address}"
 
-    # -- the loop --------------------------------------------------------------------------------------------
+    def _runner(self) -> RunnerView:
+        if self.runner is None:
+            raise SwarmError("the Ray executor serves no runner (bind it first)")
+        return self.runner
 
-    def serve(self, max_jobs: int | None = None) -> int:
-        """Keep every prepared GPU busy until stopped (SIGTERM / Ctrl-C) or `max_jobs` are recorded."""
-        done = 0
-        previous = signal.signal(signal.SIGTERM, _raise_stopped)
-        try:
-            self.say(f"runner {self.slot} ({self.device}) waiting for jobs on {self.board.directory}")
-            while max_jobs is None or done < max_jobs:
-                self.watch_nodes()
-                self.dispatch()
-                done += self.collect(self.settings.poll_interval_s)
-        except (RunnerStopped, KeyboardInterrupt):
-            self.say(f"runner {self.slot} stopping")
-            self._land_flights()
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-        return done
+    def free(self) -> list[Place]:
+        """The free GPUs of prepared nodes (after taking in nodes that joined and dropping those that left)."""
+        self.watch_nodes()
+        return [
+            Place(slot, gpu.device, ray_pool(gpu.device), gpu.node)
+            for slot, gpu in list(self.nodes.gpus.items())
+            if slot not in self.busy and gpu.node_id in self.nodes.ready
+        ]
 
     def watch_nodes(self, force: bool = False) -> None:
         """Take in nodes that joined (their cache is prepared first) and drop those that left."""
         if not force and time.monotonic() < self.nodes.checked_at + self.ray_settings.node_poll_s:
             return
+        runner = self._runner()
         self.nodes.checked_at = time.monotonic()
         alive = {g.slot: g for g in cluster_gpus(ray.nodes()) if g.node_id not in self.nodes.lost}
         for slot in set(self.nodes.gpus) - set(alive):
@@ -403,140 +353,107 @@ class RayRunner(Runner):
             self.nodes.ready.discard(gone.node_id)
         fresh = {g.node_id: g for g in alive.values() if g.slot not in self.nodes.gpus}
         self.nodes.gpus.update(alive)
-        run = self.state.run
+        run = runner.state.run
         if not fresh or run is None:
             return
-        prepare = file_at(self.repo, run.base, PREPARE)
+        prepare = file_at(runner.repo, run.base, PREPARE)
         if prepare is None:
             raise SwarmError(f"the base commit {run.base[:12]} has no prepare.py")
         for node_id, gpu in fresh.items():
             if node_id in self.nodes.preparing.values():
                 continue
-            self.say(f"node {gpu.node}: {gpu.device}, preparing its data cache")
+            runner.say(f"node {gpu.node}: {gpu.device}, preparing its data cache")
             ref = _prepare_task.options(**_on(node_id)).remote(
                 prepare,
                 run.profile,
                 self.ray_settings.prepare_args,
                 self.ray_settings.prepare_timeout_s,
-                self.sandboxed,
-                self.settings.evaluation != REPORTED,
-                self.data_pin,
+                runner.sandboxed,
+                runner.settings.evaluation != REPORTED,
+                runner.data_pin,
             )
             self.nodes.preparing[ref] = node_id
 
-    def dispatch(self) -> int:
-        """Start a queued job of its class on every free, prepared GPU; returns how many started."""
-        self.state.refresh()
-        started = 0
-        for slot, gpu in list(self.nodes.gpus.items()):
-            if slot in self.busy or gpu.node_id not in self.nodes.ready:
-                continue
-            job = self.state.next_queued(ray_pool(gpu.device))
-            if job is not None and self._launch(job, gpu):
-                started += 1
-        return started
-
-    def _launch(self, queued: dict[str, Any], gpu: RayGpu) -> bool:
-        with self.board.locked() as writer:
-            self.state.refresh()
-            latest = self.state.experiments.get(queued["id"])
-            if latest is None or latest.get("status") != QUEUED:
-                return False
-            job = writer.append(
-                evolve(
-                    latest, status=RUNNING, started_at=now(), gpu=gpu.slot, node=gpu.node, finished_at=None
-                )
-            )
-            self.state.apply(job)
-        log_rel, log = self.log_for(job)
-        run_dir = self.runs_dir / job["id"]
-        self.say(
-            f"{job['id']} {job.get('agent')} {str(job.get('commit'))[:10]}: running on {gpu.node} GPU slot {gpu.index}"
-        )
-        try:
-            snapshot, plan, fields = self.plan(job, run_dir, log)
-            packed = pack(run_dir) if snapshot is not None else b""
-        except SwarmError as e:  # the job cannot run: a missing commit, a base without prepare.py, ...
-            snapshot, plan, fields = None, None, {"status": CRASH, "reason": str(e)}
-        finally:
-            remove(run_dir)
-        fields["log"] = log_rel
-        if snapshot is None or plan is None:
-            self._finish(job, fields)
-            return True
+    def launch(
+        self,
+        job: dict[str, Any],
+        place: Place,
+        snapshot: RunDirectory,
+        plan: RunPlan,
+        log: Path,
+        monitor: Monitor | None,
+    ) -> None:
+        gpu = self.nodes.gpus[place.slot]
+        packed = pack(snapshot.path)
         # the head's environment (API keys, the board's paths) never travels: the node uses its own
         shipped = dataclasses.replace(plan, environ={}, data=None, private_dir=None)
         hashes = (snapshot.train_sha256, snapshot.prepare_sha256)
-        monitor = self._monitor(job, log)  # early stop: decided on the head, watched on the node's log
+        # early stop: decided on the head, watched on the node's log
         pruning = (monitor.reference, monitor.settings) if monitor is not None else None
         ref = _train_task.options(**_on(gpu.node_id, num_gpus=1)).remote(
-            packed, hashes, shipped, self.data_pin, self.ray_settings.log_cap_bytes, pruning
+            packed, hashes, shipped, self._runner().data_pin, self.ray_settings.log_cap_bytes, pruning
         )
-        self.flights[ref] = Flight(job, gpu, fields, log)
-        self.busy.add(gpu.slot)
-        return True
+        self.flights[ref] = Flight(job, place, gpu)
+        self.busy.add(place.slot)
 
-    def collect(self, timeout_s: float) -> int:
-        """Wait up to `timeout_s` for tasks to end; record the finished trainings, returns how many."""
+    def wait(self, timeout_s: float) -> list[Landing]:
+        """Wait up to `timeout_s` for tasks to end: prepared nodes join, finished trainings land."""
         refs = list(self.flights) + list(self.nodes.preparing)
         if not refs:
             time.sleep(timeout_s)
-            return 0
+            return []
         ready, rest = ray.wait(refs, num_returns=1, timeout=timeout_s)
         if ready and rest:
             ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
-        recorded = 0
+        landed = []
         for ref in ready:
             if ref in self.nodes.preparing:
                 self._prepared(ref)
             else:
-                recorded += self._landed(ref)
-        return recorded
+                landed.append(self._landed(ref))
+        return landed
 
     def _prepared(self, ref: Any) -> None:
+        runner = self._runner()
         node_id = self.nodes.preparing.pop(ref)
         try:
             code, output, data_sha256 = ray.get(ref)
         except RayError as e:
             code, output, data_sha256 = -1, str(e).splitlines()[0], None
-        pin = self.data_pin
+        pin = runner.data_pin
         if code == 0 and data_sha256 is not None and pin is not None and data_sha256 != pin:
             code, output = 1, f"data cache: its manifest {data_sha256[:12]} is not the run's {pin[:12]}"
         if code == 0:
-            if data_sha256 is not None and pin is None:
-                self._data_pin = data_sha256  # the first node's cache pins the rest (as a local runner's)
+            if data_sha256 is not None:
+                runner.pin_data(data_sha256)  # the first node's cache pins the rest (as a local runner's)
             self.nodes.ready.add(node_id)
-            self.say(f"node {node_id[:8]}: cache ready")
+            runner.say(f"node {node_id[:8]}: cache ready")
         else:
             self.nodes.lost.add(node_id)
-            self.say(f"node {node_id[:8]}: cannot serve ({code}), its GPUs stay unused: {output.strip()}")
+            runner.say(f"node {node_id[:8]}: cannot serve ({code}), its GPUs stay unused: {output.strip()}")
 
-    def _landed(self, ref: Any) -> int:
+    def _landed(self, ref: Any) -> Landing:
         flight = self.flights.pop(ref)
-        self.busy.discard(flight.gpu.slot)
+        self.busy.discard(flight.place.slot)
+        node = flight.gpu.node
         try:
             result: NodeResult = ray.get(ref)
         except RayTaskError as e:  # the task itself failed on the node (e.g. a snapshot it could not unpack)
-            self._finish(
-                flight.job, {**flight.fields, "status": CRASH, "reason": f"on {flight.gpu.node}: {e.cause!r}"}
+            return Landing(
+                flight.job, flight.place, fields={"status": CRASH, "reason": f"on {node}: {e.cause!r}"}
             )
-            return 1
         except RayError as e:  # the node or its worker went away: not the job's fault
-            self._lost(flight, e)
-            return 0
-        with open(flight.log, "ab") as f:
-            f.write(
-                f"# on {flight.gpu.node} ({result.host}), CUDA_VISIBLE_DEVICES={result.cuda_visible_devices}\n".encode()
-            )
-            f.write(result.log)
+            self._drop_node(flight.gpu.node_id)
+            return Landing(flight.job, flight.place, lost=f"node {node} was lost ({type(e).__name__})")
+        tail = (
+            f"# on {node} ({result.host}), CUDA_VISIBLE_DEVICES={result.cuda_visible_devices}\n".encode()
+            + result.log
+        )
         if result.data_error is not None:  # nothing is recorded from a changed cache: that node is done
             self._drop_node(flight.gpu.node_id)
-            reason = f"requeued: data cache of node {flight.gpu.node}: {result.data_error}"
-            self._requeue_interrupted(flight.job, reason, gpu=ray_pool(flight.gpu.device), node=None)
-            self.say(f"{flight.job['id']}: {reason}; node {flight.gpu.node} taken out of service")
-            return 0
-        self._finish(flight.job, flight.fields | result.fields)
-        return 1
+            reason = f"requeued: data cache of node {node}: {result.data_error}; node taken out of service"
+            return Landing(flight.job, flight.place, requeue=reason, log_tail=tail)
+        return Landing(flight.job, flight.place, fields=result.fields, log_tail=tail)
 
     def _drop_node(self, node_id: str) -> None:
         """Never use this node again (it died, or its cache changed)."""
@@ -545,51 +462,12 @@ class RayRunner(Runner):
         for slot in [s for s, g in self.nodes.gpus.items() if g.node_id == node_id]:
             del self.nodes.gpus[slot]
 
-    def _lost(self, flight: Flight, error: RayError) -> None:
-        self._drop_node(flight.gpu.node_id)
-        what = f"node {flight.gpu.node} was lost ({type(error).__name__})"
-        with self.board.locked() as writer:
-            self.state.refresh()
-            record = retry_or_crash(
-                flight.job, self.settings.max_attempts, what, gpu=ray_pool(flight.gpu.device), node=None
-            )
-            self.state.apply(writer.append(record))
-        self.say(f"{record['id']}: {record['reason']}")
-
-    def _finish(self, job: dict[str, Any], result: dict[str, Any]) -> None:
-        record = self.record(job, result)
-        self.say(f"{record['id']}: {record['status']} {_val(record)} {record.get('reason') or ''}".rstrip())
-
-    def _land_flights(self) -> None:
-        """Stopping: end the trainings in flight and requeue their jobs (no attempt used)."""
+    def in_flight(self) -> list[Landing]:
+        """Stopping: end the trainings in flight; their jobs come back to be requeued (no attempt used)."""
+        landed = []
         for ref, flight in list(self.flights.items()):
             ray.cancel(ref, force=True)
-            self._requeue_interrupted(flight.job, gpu=ray_pool(flight.gpu.device), node=None)
+            landed.append(Landing(flight.job, flight.place))
         self.flights.clear()
         self.busy.clear()
-
-
-# ---------------------------------------------------------------------------------------------------------
-# CLI
-
-
-def serve_cluster(address: str, max_jobs: int | None = None) -> int:
-    """`swarm runner --ray ADDRESS`: serve every GPU of the cluster from this (head) machine."""
-    paths = run_paths()
-    board = Board(paths.board)
-    runner = RayRunner(
-        paths.repo,
-        board,
-        address,
-        load_section(paths.repo, "runner", RunnerSettings),
-        load_section(paths.repo, "noise", NoiseSettings),
-        load_section(paths.repo, "ray", RaySettings),
-        log=lambda line: print(line, flush=True),
-        pruning=load_section(paths.repo, "pruning", PruningSettings),
-    )
-    runner.start()
-    try:
-        runner.serve(max_jobs=max_jobs)
-    finally:
-        runner.close()
-    return 0
+        return landed

@@ -26,9 +26,12 @@ import fcntl
 import os
 import signal
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from swarm.board.charges import payer
 from swarm.board.experiments import (
     CRASH,
     EVALUATIONS,
@@ -44,17 +47,18 @@ from swarm.board.experiments import (
 )
 from swarm.board.holdout import HOLDOUT_FIELD, private_dir, record_holdout
 from swarm.board.noise import NoiseSettings
-from swarm.board.run_record import is_cpu_slot
+from swarm.board.run_record import CLUSTER_RUNNER_SLOT, is_cpu_slot, ray_pool
+from swarm.board.scheduling import pick
 from swarm.board.state import BoardState
 from swarm.board.store import RUNNER, Board, now
 from swarm.board.verification import after_result
 from swarm.config import load_section
 from swarm.errors import DataError, SandboxError, SwarmError
 from swarm.repo.git import FULL_SHA, file_at, require_sha
-from swarm.repo.paths import run_paths
+from swarm.repo.paths import RunPaths, run_paths
 from swarm.runner.caches import CACHE_DIR as COMPILE_CACHE_DIR
 from swarm.runner.caches import CompileCaches
-from swarm.runner.executor import Executor, LocalExecutor
+from swarm.runner.executor import Executor, Landing, LocalExecutor, Place
 from swarm.runner.inbox import Ingestor
 from swarm.runner.process import end_stale_group
 from swarm.runner.pruning import CurveCache, Monitor, PruningSettings, reference_curve
@@ -73,6 +77,8 @@ from swarm.runner.trust import (
 from swarm.target.data import Manifest
 from swarm.target.profiles import profile_constants
 from swarm.target.summary import is_finite
+
+ADOPT_EVERY_S = 1.0  # how often an idle runner looks for jobs of its class whose slot's runner died
 
 
 class RunnerStopped(Exception):
@@ -152,6 +158,10 @@ class SlotLock:
 
 
 class Runner:
+    """The one runner loop: free places from the executor, a job for each from the scheduler, plan and
+    launch, record what lands. `slot` names the runner (its lock and board records): a box's slot ("3",
+    "cpu0", served by a LocalExecutor), or the cluster's one runner ("ray", swarm.runner.ray's executor)."""
+
     def __init__(
         self,
         repo: Path,
@@ -164,7 +174,7 @@ class Runner:
         executor: Executor | None = None,
     ):
         self.repo = Path(repo)
-        self.executor = executor or LocalExecutor()
+        self.executor = executor or LocalExecutor(self.local_place)
         self.board = board
         self.slot = slot
         self.settings = settings or RunnerSettings()
@@ -172,8 +182,8 @@ class Runner:
         self.lock = SlotLock(board.directory, slot)
         self.say = log
         self.runs_dir = board.directory / "runs"
-        # Requests of the slot's sandboxed agents (swarm.runner.inbox), taken on a thread of their own so
-        # that an agent's `swarm submit` is answered in milliseconds also while a trainer runs.
+        # Requests of the sandboxed agents this runner serves (swarm.runner.inbox), taken on a thread of
+        # their own so that an agent's `swarm submit` is answered in milliseconds also while a trainer runs.
         self.wake = threading.Event()
         self.ingestor = Ingestor(self.repo, board, slot, noise, on_job=self.wake.set)
         self._stop_ingest = threading.Event()
@@ -187,6 +197,9 @@ class Runner:
         )
         self.pruning = pruning or PruningSettings()
         self.curves = CurveCache(board.directory)  # loss curves of finished runs, for early stopping
+        self._adopt_at = 0.0  # when an idle runner next looks for its class's orphaned jobs
+        # id -> the record fields decided here (log, hashes) of each job launched and not yet landed
+        self.flights: dict[str, dict[str, Any]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -214,13 +227,24 @@ class Runner:
     def data(self, profile: str) -> Manifest | None:
         """The profile's data manifest, checked against the pin (None with reported evaluation); DataError
         when the cache is missing or changed: then no result may be recorded, so the runner stops."""
-        if self.settings.evaluation == REPORTED:
-            return None
+        if self.settings.evaluation == REPORTED or not isinstance(self.executor, LocalExecutor):
+            return None  # a cluster's head trains nothing: each node checks its own cache
         run = self.state.run
         pinned = (run.data_sha256 if run else None) or self._data_pin
         manifest = data_manifest(profile, pinned)
         self._data_pin = manifest.sha256
         return manifest
+
+    @property
+    def data_pin(self) -> str | None:
+        """The data manifest every cache must match: pinned by spawn, else the first one checked."""
+        run = self.state.run
+        return (run.data_sha256 if run else None) or self._data_pin
+
+    def pin_data(self, sha256: str) -> None:
+        """The first cache checked pins the rest, when spawn pinned none (a cluster's first node)."""
+        if self.data_pin is None:
+            self._data_pin = sha256
 
     def close(self) -> None:
         self._stop_ingest.set()
@@ -229,29 +253,70 @@ class Runner:
         if self.lock.fd is not None:
             self.board.append({"type": RUNNER, "slot": self.slot, "pid": os.getpid(), "event": "stop"})
         self.lock.release()
+        close = getattr(self.executor, "close", None)
+        if close is not None:
+            close()
 
     @property
     def device(self) -> str:
+        if not isinstance(self.executor, LocalExecutor):
+            return self.executor.describe()
         run = self.state.run
         if run is not None:
             return run.device_for_slot(self.slot)
         return "cpu" if is_cpu_slot(self.slot) else f"gpu{self.slot}"
 
+    def local_place(self) -> Place:
+        """This box slot as a place: its device class, and its class's queue when agents share it."""
+        run = self.state.run
+        pool = run.class_queue(self.slot) if run is not None else None
+        return Place(self.slot, self.device, pool)
+
     def recover_orphans(self) -> list[dict[str, Any]]:
-        """Requeue (or, past max_attempts, fail) the jobs this slot's previous runner died during."""
+        """Requeue (or, past max_attempts, fail) the jobs this runner's previous life left `running`: a box
+        slot's own (whose leftover trainer it ends first), or every job a cluster's head had on a node (Ray
+        ended their tasks with their driver)."""
+        cluster = not isinstance(self.executor, LocalExecutor)
+        return self._requeue_orphans(
+            lambda slot, job: bool(job.get("node")) if cluster else slot == self.slot,
+            "the Ray runner died" if cluster else "the runner died",
+        )
+
+    def adopt_orphans(self) -> list[dict[str, Any]]:
+        """Requeue the jobs of the other slots of this slot's class whose runner is dead (no lock holder), so
+        that the rest of a wave does not wait for a dead slot's runner to come back."""
+        run = self.state.run
+        pool = run.class_queue(self.slot) if run is not None else None
+        if pool is None:
+            return []
+        siblings = set(run.runners_of(pool)) - {self.slot}
+        board_dir = self.board.directory
+
+        def dead(slot: str, job: dict[str, Any]) -> bool:
+            return slot in siblings and not job.get("node") and runner_pid(board_dir, slot) is None
+
+        if not any(dead(slot, job) for slot, job in self.state.running_slots().items()):
+            return []  # the common case costs no board lock
+        return self._requeue_orphans(dead, "its slot's runner died")
+
+    def _requeue_orphans(
+        self, orphaned: Callable[[str, dict[str, Any]], bool], what: str
+    ) -> list[dict[str, Any]]:
         recovered = []
-        with self.board.locked() as writer:
+        with self.board.locked() as writer:  # decided under the lock: a runner that starts meanwhile waits
             self.state.refresh()
-            orphans = [job for slot, job in self.state.running_slots().items() if slot == self.slot]
-            for job in orphans:
+            for slot, job in list(self.state.running_slots().items()):
+                if not orphaned(slot, job):
+                    continue
                 run_dir = self.runs_dir / job["id"]
                 evaluation = private_dir(self.board.directory) / f"{job['id']}.eval"  # sealed.Evaluator
                 for leftover in (run_dir, run_dir.with_name(run_dir.name + ".eval"), evaluation):
                     if end_stale_group(leftover, self.settings.kill_grace_s):
                         self.say(f"ended the process a dead runner left for {job['id']} in {leftover.name}")
                     remove(leftover)
-                record = retry_or_crash(job, self.settings.max_attempts, "the runner died")
+                record = retry_or_crash(job, self.settings.max_attempts, what, **back_to_queue(job))
                 recovered.append(writer.append(record))
+                self.state.apply(recovered[-1])
         for record in recovered:
             self.say(f"{record['id']}: {record['reason']}")
         return recovered
@@ -259,68 +324,191 @@ class Runner:
     # -- the loop --------------------------------------------------------------------------------------------
 
     def serve(self, max_jobs: int | None = None) -> int:
-        """Take jobs until stopped (SIGTERM / Ctrl-C) or `max_jobs` are done; returns jobs done."""
+        """Take jobs until stopped (SIGTERM / Ctrl-C) or `max_jobs` are recorded; returns jobs recorded."""
         done = 0
         previous = signal.signal(signal.SIGTERM, _raise_stopped)
         try:
             self.say(f"runner {self.slot} ({self.device}) waiting for jobs on {self.board.directory}")
             while max_jobs is None or done < max_jobs:
-                if self.step() is None:
+                started, recorded = self.dispatch()
+                recorded += self.collect(0.0 if started else self.settings.poll_interval_s)
+                done += recorded
+                if not started and not recorded and not self.flights:
+                    if isinstance(self.executor, LocalExecutor) and time.monotonic() > self._adopt_at:
+                        self._adopt_at = time.monotonic() + ADOPT_EVERY_S
+                        self.state.refresh()
+                        self.adopt_orphans()
                     self.wake.wait(self.settings.poll_interval_s)  # set early when a job is ingested
                     self.wake.clear()
-                else:
-                    done += 1
         except (RunnerStopped, KeyboardInterrupt):
             self.say(f"runner {self.slot} stopping")
+            self._land_flights()
         finally:
             signal.signal(signal.SIGTERM, previous)
         return done
 
     def step(self) -> dict[str, Any] | None:
-        """Claim and run one job; the final record, or None when nothing is queued for this slot."""
-        job = self.claim()
+        """Claim and run one job on a box slot; the final record, or None when nothing is queued for it."""
+        self.state.refresh()  # the run record names the slot's class
+        place = next(iter(self.executor.free()), None)
+        job = self.claim(place) if place is not None else None
         if job is None:
             return None
-        return self.execute(job)
+        return self.execute(job, place)
 
-    def claim(self) -> dict[str, Any] | None:
-        """Mark the oldest job queued for this slot as running (under the board lock), or None."""
+    def dispatch(self) -> tuple[int, int]:
+        """Start the job the scheduler picks on every free place: (how many started, how many of them were
+        recorded already: refused before training, or a box slot's run, which ends in here)."""
+        started = recorded = 0
+        self.state.refresh()
+        for place in self.executor.free():
+            job = self.claim(place)
+            if job is None:
+                continue
+            started += 1
+            recorded += self.execute(job, place) is not None
+        return started, recorded
+
+    def collect(self, timeout_s: float) -> int:
+        """Record the runs that ended (waiting up to `timeout_s` for one); returns how many were recorded."""
+        recorded = 0
+        for landing in self.executor.wait(timeout_s if self.flights else 0.0):
+            recorded += self.land(landing)
+        return recorded
+
+    def next_job(self, place: Place) -> dict[str, Any] | None:
+        """The job `place` takes next (swarm.board.scheduling.pick), from the board as this runner sees it."""
+        pinned = self.state.queue(place.slot)
+        pooled = self.state.queue(place.pool) if place.pool else []
+        if not pooled:
+            return pick(pinned, (), ())
+        running = [j for j in self.state.running_slots().values() if j.get("device") == place.device]
+        agents = [a.name for a in self.state.run.agents] if self.state.run else []
+
+        def share(job: dict[str, Any]) -> str:  # whose turn a job takes: its payer (swarm.board.charges)
+            return payer(job, agents) or ""
+
+        served = self._served({share(j) for j in [*pooled, *pinned[:1]]})
+        return pick(pinned, pooled, running, served, share)
+
+    def _served(self, shares: set[str]) -> dict[str, float]:
+        """When each share's last finished job had started (its running ones the scheduler sees itself)."""
+        served = {}
+        for share in shares:
+            summary = self.state.agents.get(share)  # (agent_summary would recompute its best)
+            last = self.state.experiments.get(summary.last) if summary and summary.last else None
+            if last is not None:
+                served[share] = last.get("started_at") or 0.0
+        return served
+
+    def claim(self, place: Place | None = None) -> dict[str, Any] | None:
+        """Mark the job the scheduler picks for `place` as running there (under the board lock), or None."""
+        place = place or self.local_place()
         self.state.refresh()  # lock-free look first: an idle runner never takes the lock
-        if self.state.next_queued(self.slot) is None:
+        if self.next_job(place) is None:
             return None
         with self.board.locked() as writer:
             self.state.refresh()
-            job = self.state.next_queued(self.slot)
+            job = self.next_job(place)
             if job is None:
                 return None
-            return writer.append(
-                evolve(job, status=RUNNING, started_at=now(), device=self.device, finished_at=None)
+            claimed = evolve(
+                job,
+                status=RUNNING,
+                started_at=now(),
+                gpu=place.slot,
+                queue=job.get("queue") or job.get("gpu"),
+                device=job.get("device") if place.node else place.device,
+                finished_at=None,
             )
+            if place.node:
+                claimed["node"] = place.node
+            written = writer.append(claimed)
+            self.state.apply(written)
+            return written
 
     # -- one job ---------------------------------------------------------------------------------------------
 
-    def execute(self, job: dict[str, Any]) -> dict[str, Any]:
-        """Train a claimed job and record the outcome; a stop request requeues it and re-raises."""
+    def execute(self, job: dict[str, Any], place: Place | None = None) -> dict[str, Any] | None:
+        """Plan a claimed job and launch it on `place`; a job refused before training is recorded at once.
+        On a box slot the run ends in here and its final record is returned; a stop request requeues it and
+        re-raises."""
+        place = place or self.local_place()
         log_rel, log = self.log_for(job)
         run_dir = self.runs_dir / job["id"]
-        result: dict[str, Any] = {"log": log_rel}
-        self.say(f"{job['id']} {job.get('agent')} {str(job.get('commit'))[:10]}: running")
+        where = f" on {place.node} GPU slot {place.slot}" if place.node else ""
+        self.say(f"{job['id']} {job.get('agent')} {str(job.get('commit'))[:10]}: running{where}")
+        fields: dict[str, Any] = {"log": log_rel}
+        self.flights[job["id"]] = fields
         try:
-            result.update(self._train(job, run_dir, log))
+            snapshot, plan, planned = self.plan(job, run_dir, log)
+            fields.update(planned)
+            if snapshot is not None and plan is not None:
+                self.executor.launch(job, place, snapshot, plan, log, self._monitor(job, log))
         except (RunnerStopped, KeyboardInterrupt):
+            self.flights.pop(job["id"], None)
             self._requeue_interrupted(job)
             raise
         except DataError as e:  # nothing may be recorded from a changed cache: requeue the job and stop
+            self.flights.pop(job["id"], None)
             self._requeue_interrupted(job, f"requeued: {e}")
             raise
         except SwarmError as e:  # the job cannot run: a missing commit, a base without prepare.py, ...
-            result.update(status=CRASH, reason=str(e))
+            fields.update(status=CRASH, reason=str(e))
+            snapshot = None
         finally:
-            if not self.settings.keep_run_dirs:
+            if not self.settings.keep_run_dirs or not isinstance(self.executor, LocalExecutor):
                 remove(run_dir)
+        if snapshot is None or plan is None:
+            return self._finish(job, self.flights.pop(job["id"]))
+        if isinstance(self.executor, LocalExecutor):
+            landed = self.executor.wait(0.0)
+            return self._finish_landing(landed[0]) if landed else None
+        return None
+
+    def land(self, landing: Landing) -> int:
+        """Record a run that ended (or requeue it); 1 when a result was recorded."""
+        return 0 if self._finish_landing(landing) is None else 1
+
+    def _finish_landing(self, landing: Landing) -> dict[str, Any] | None:
+        job = landing.job
+        fields = self.flights.pop(job["id"], {})
+        if landing.log_tail:
+            _, log = self.log_for(job)
+            with open(log, "ab") as f:
+                f.write(landing.log_tail)
+        if landing.lost is not None:  # the place went away: not the job's fault, but an attempt is used
+            with self.board.locked() as writer:
+                self.state.refresh()
+                record = retry_or_crash(job, self.settings.max_attempts, landing.lost, **back_to_queue(job))
+                self.state.apply(writer.append(record))
+            self.say(f"{record['id']}: {record['reason']}")
+            return None
+        if landing.requeue is not None:  # nothing may be recorded from it
+            self._requeue_interrupted(job, landing.requeue, **back_to_queue(job))
+            self.say(f"{job['id']}: {landing.requeue}")
+            return None
+        if isinstance(self.executor, LocalExecutor):
+            # The evaluator read its data before the trainer started, but a cache changed during this run
+            # points at this run: nothing of it is recorded (DataError requeues it and stops the runner).
+            try:
+                self.data(job["profile"])
+            except DataError as e:
+                self._requeue_interrupted(job, f"requeued: {e}")
+                raise
+        return self._finish(job, {**fields, **(landing.fields or {})})
+
+    def _finish(self, job: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
         record = self.record(job, result)
         self.say(f"{record['id']}: {record['status']} {_val(record)} {record.get('reason') or ''}".rstrip())
         return record
+
+    def _land_flights(self) -> None:
+        """Stopping: the executor ends the runs in flight; their jobs are requeued (no attempt used)."""
+        for landing in self.executor.in_flight():
+            self.flights.pop(landing.job["id"], None)
+            self._requeue_interrupted(landing.job, **back_to_queue(landing.job))
+        self.flights.clear()
 
     def log_for(self, job: dict[str, Any]) -> tuple[str, Path]:
         """(path relative to the board, absolute path) of a job's log for its current attempt."""
@@ -329,17 +517,6 @@ class Runner:
         log = self.board.directory / log_rel
         log.parent.mkdir(parents=True, exist_ok=True)
         return log_rel, log
-
-    def _train(self, job: dict[str, Any], run_dir: Path, log: Path) -> dict[str, Any]:
-        """Plan and snapshot the job, run it sealed with this runner's executor, recheck the cache."""
-        snapshot, plan, fields = self.plan(job, run_dir, log)
-        if snapshot is None or plan is None:
-            return fields  # refused before training
-        outcome = self.executor.run(snapshot, plan, log, self._monitor(job, log))
-        # The evaluator read its data before the trainer started, but a cache changed during this run points
-        # at this run: nothing of it is recorded (DataError requeues it and stops the runner).
-        self.data(plan.profile)
-        return {**fields, **outcome}
 
     def plan(
         self, job: dict[str, Any], run_dir: Path, log: Path
@@ -496,7 +673,9 @@ class Runner:
         reason: str = "requeued: the runner was stopped during the run",
         **requeue: Any,
     ) -> None:
-        """Queue a job again without using an attempt; `requeue`: fields the queued record changes."""
+        """Queue a job again in the queue it came from, without using an attempt; `requeue`: fields the
+        queued record changes."""
+        requeue = {**back_to_queue(job), **requeue}
         with self.board.locked() as writer:
             writer.append(evolve(job, status=QUEUED, started_at=None, reason=reason, **requeue))
 
@@ -518,6 +697,15 @@ def retry_or_crash(job: dict[str, Any], max_attempts: int, what: str, **requeue:
     )
 
 
+def back_to_queue(job: dict[str, Any]) -> dict[str, Any]:
+    """The fields that put a job that was taken back in the queue it waited in: its class's queue (any
+    slot of the class may take it again) or the one slot it was queued for."""
+    queue = job.get("queue")
+    if not queue and job.get("node"):  # a cluster job from before `queue` was recorded
+        queue = ray_pool(str(job.get("device")))
+    return {"gpu": queue or job.get("gpu"), "node": None}
+
+
 def _raise_stopped(signum, frame) -> None:
     raise RunnerStopped()
 
@@ -535,21 +723,27 @@ def cmd_runner(args) -> int:
     """`swarm runner --gpu K | --cpu K | --ray ADDRESS`: serve one slot (or a Ray cluster's GPUs) in the
     foreground."""
     if getattr(args, "ray", None):
-        from swarm.runner.ray import serve_cluster  # imports ray: only a cluster run pays for it
+        from swarm.runner.ray import RayExecutor, RaySettings  # imports ray: only a cluster run pays for it
 
-        return serve_cluster(args.ray, max_jobs=args.max_jobs)
-    slot = slot_from_args(args.gpu, args.cpu)
-    paths = run_paths()
+        paths = run_paths()
+        ray_settings = load_section(paths.repo, "ray", RaySettings)
+        return _serve(paths, CLUSTER_RUNNER_SLOT, args.max_jobs, RayExecutor(args.ray, ray_settings))
+    return _serve(run_paths(), slot_from_args(args.gpu, args.cpu), args.max_jobs, None)
+
+
+def _serve(paths: RunPaths, slot: str, max_jobs: int | None, executor: Executor | None) -> int:
+    """Serve `slot` in the foreground with `executor` (None: this box's slot)."""
     board = Board(paths.board)
     settings = load_section(paths.repo, "runner", RunnerSettings)
     noise = load_section(paths.repo, "noise", NoiseSettings)
     pruning = load_section(paths.repo, "pruning", PruningSettings)
-    runner = Runner(
-        paths.repo, board, slot, settings, noise, log=lambda line: print(line, flush=True), pruning=pruning
-    )
+    say = lambda line: print(line, flush=True)  # noqa: E731
+    runner = Runner(paths.repo, board, slot, settings, noise, log=say, pruning=pruning, executor=executor)
+    if executor is not None:
+        executor.bind(runner)
     runner.start()
     try:
-        runner.serve(max_jobs=args.max_jobs)
+        runner.serve(max_jobs=max_jobs)
     finally:
         runner.close()
     return 0

@@ -28,6 +28,8 @@ def header_text(header: Header) -> Text:
         "  GPUs busy ",
         (f"{header.busy_slots}/{header.slots} ({busy:.0%})", "bold"),
     )
+    for queue in header.queues:
+        line.append(f"\n{queue}", style="dim")
     if header.pruned:
         line.append(f"  pruned {header.pruned} (saved {duration(header.saved_seconds)})")
     if header.unsealed:

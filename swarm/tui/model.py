@@ -34,7 +34,7 @@ from swarm.board.experiments import (
 )
 from swarm.board.ledger import Totals
 from swarm.board.noise import NoiseSettings
-from swarm.board.run_record import AgentSlot
+from swarm.board.run_record import AgentSlot, is_pool
 from swarm.board.state import BoardState, ContentStats, GroupKey, group_of
 from swarm.board.store import EXPERIMENT, USAGE, VERIFICATION
 from swarm.config import load_section
@@ -43,6 +43,7 @@ from swarm.orchestration.agent_state import DOWN_STATES, Liveness, agent_state
 from swarm.repo.git import file_at
 from swarm.results.holdout import LineageHoldout, lineage_holdout
 from swarm.results.lineage import CommitIndex, LineageStep, lineage
+from swarm.results.queues import render_queues
 from swarm.runner.trust import sha256_bytes
 from swarm.target.profiles import time_budget
 from swarm.tui.control import RunControl
@@ -81,6 +82,7 @@ class Header:
     forged: int = 0  # board lines without a valid signature, ignored (swarm.board.signing)
     pruned: int = 0  # runs stopped early (swarm.runner.pruning)
     saved_seconds: float = 0.0  # the training time they did not spend
+    queues: tuple[str, ...] = ()  # the class queues: slots, idle, depth, whose jobs (swarm.results.queues)
 
 
 @dataclass(frozen=True)
@@ -290,8 +292,13 @@ class WatchModel:
         state = self.state
         for slot in self._slots():
             summary = state.agent_summary(slot.name)
-            running = state.running(slot.gpu)
-            waiting = state.queue(slot.gpu)
+            if is_pool(slot.gpu):  # its class's slots are shared: its own running job and queued ones
+                current = state.experiments.get(summary.current) if summary and summary.current else None
+                running = current if current and current.get("status") == "running" else None
+                waiting = [r for r in state.queue(slot.gpu) if r.get("agent") == slot.name]
+            else:
+                running = state.running(slot.gpu)
+                waiting = state.queue(slot.gpu)
             queued = len(waiting)
             state_name, exit_status = agent_state(slot, liveness, running is not None, queued)
             counts = summary.counts if summary else {}
@@ -386,7 +393,8 @@ class WatchModel:
         alive = None
         if liveness is not None:
             alive = sum(1 for a in agents if a.state not in DOWN_STATES)
-        slots = {a.gpu for a in agents}
+        # the slots that train: a box's workers (shared by its agents), else each agent's own
+        slots = set(run.slots()) if run and run.workers else {a.gpu for a in agents}
         busy = sum(1 for s in self.state.running_slots() if s in slots)
         finish_times = self.state.finish_times
         hour_ago = bisect.bisect_left(finish_times, now - HOUR)
@@ -406,6 +414,7 @@ class WatchModel:
             forged=self.state.forged,
             pruned=len(self._saved),
             saved_seconds=sum(self._saved.values()),
+            queues=tuple(render_queues(self.state, run, busy=False)) if run and run.workers else (),
         )
 
     # ---------------------------------------------------------------------------------------------------

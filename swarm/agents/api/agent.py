@@ -46,7 +46,7 @@ from swarm.agents.api.client import (
 from swarm.agents.api.context import BoundedContext
 from swarm.agents.api.tools import TOOLS, Toolbox
 from swarm.board.ledger import Prices, Usage, board_totals, usage_record
-from swarm.board.run_record import is_cpu_slot
+from swarm.board.run_record import is_cpu_slot, is_pool, pool_device
 from swarm.board.state import BoardState
 from swarm.board.store import Board
 from swarm.config import load_section
@@ -241,7 +241,12 @@ NUDGE = "Continue the research loop with your tools (edit, commit, `swarm run`).
 def system_prompt(worktree: Path, identity: Identity) -> str:
     program = worktree / "program.md"
     text = program.read_text() if program.is_file() else FALLBACK_PROGRAM
-    where = f"GPU {identity.gpu}" if identity.gpu and not is_cpu_slot(identity.gpu) else "a CPU worker"
+    if identity.gpu and is_pool(identity.gpu):  # the class's slots, shared with its other agents
+        where = f"the shared slots of {pool_device(identity.gpu)} (`swarm queue` shows them)"
+    elif identity.gpu and not is_cpu_slot(identity.gpu):
+        where = f"GPU {identity.gpu}"
+    else:
+        where = "a CPU worker"
     return f"{text.rstrip()}\n\n{TOOLS_NOTE}\n\nYou are agent {identity.agent} on {where}, in {worktree}."
 
 

@@ -47,14 +47,15 @@ class SweepAgent:
         self,
         worktree: Path,
         max_experiments: int | None = None,
-        queue: int = 2,
+        queue: int | None = None,
         adopt_every: int = 4,
         note_every: int = 4,
         out=print,
     ):
         self.worktree = worktree
         self.max_experiments = max_experiments
-        self.queue = queue
+        self.queue = queue or 2  # None: a wave sized to its share of the class's slots (start)
+        self.wave = queue is None
         self.adopt_every = adopt_every
         self.note_every = note_every
         self.out = out
@@ -95,6 +96,8 @@ class SweepAgent:
         # under `confirm` the swarm reruns what deserves it; under `single` a marginal result asks for a rerun
         self.noise_rule = status.get("noise_rule", "single")
         self.group = (me["device"], self.profile)
+        if self.wave:  # keep its share of the class's slots busy: ceil(slots / agents sharing them) + 1
+            self.queue = max(self.queue, wave_size(status, me))
         # Drop an edit a killed predecessor left half done.
         git(self.worktree, "reset", "--quiet", "--hard", "HEAD")
         self.planner = Planner(self.name, self.profile)
@@ -268,6 +271,17 @@ class SweepAgent:
     @staticmethod
     def _value(value: Any) -> str:
         return f"{value:.6f}" if isinstance(value, int | float) else "-"
+
+
+def wave_size(status: dict[str, Any], me: dict[str, Any]) -> int:
+    """How many experiments an agent keeps in flight to keep its share of its class's slots busy (`swarm
+    status --json`: the class queue's slots, the agents queueing there), one more to cover the gap between
+    a result and the next submission."""
+    queue = next((q for q in status.get("queues", []) if q["queue"] == me["gpu"]), None)
+    if queue is None or not queue["slots"]:
+        return 2
+    sharing = sum(1 for a in status["agents"] if a["gpu"] == me["gpu"]) or 1
+    return -(-queue["slots"] // sharing) + 1
 
 
 def cmd_sweep(args) -> int:
