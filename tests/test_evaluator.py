@@ -410,3 +410,14 @@ def test_no_cuda_on_a_gpu_slot_is_a_device_fault():
         pytest.skip("this machine has CUDA")
     with pytest.raises(DeviceFault, match="no usable CUDA device"):
         evaluator.check_device("cuda", compiled=False, logits_shape=(16, T, VOCAB))
+
+
+def test_the_evaluators_batch_size_is_read_from_prepare_py_and_optional(prep):
+    from swarm.target.profiles import profile_constants
+    from tests.support.target import REPO_ROOT
+
+    source = (REPO_ROOT / "prepare.py").read_text()
+    assert profile_constants(source, "tiny")["eval_batch_size"] == prep.EVAL_BATCH_SIZE == 16
+    assert profile_constants(source, "h100")["eval_batch_size"] == 32
+    older = source.replace('"eval_batch_size": 16,', "")  # a prepare.py from before: the program's own
+    assert "eval_batch_size" not in profile_constants(older, "tiny")

@@ -6,7 +6,8 @@ This is the unit an executor runs: the local runner calls it for its slot, and a
 it on a materialised snapshot with the same plan, since it touches neither the board nor the repository. It
 returns the record fields of the run: `status` None for a measured result (keep / marginal / discard is the
 board's decision), else crash / timeout / invalid with a `reason`. A data cache that no longer matches the
-pinned manifest raises DataError instead: nothing may be recorded from it.
+pinned manifest raises DataError instead, and an evaluator whose device fails (no CUDA, a failing compiler)
+DeviceFault, a DataError: nothing may be recorded from either.
 
 The trainer is `python train.py` in the run directory; it must end by handing over its model (model.pt2,
 see prepare.export_model). Only the runner's clock counts: the training time train.py claims is checked
