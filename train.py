@@ -478,9 +478,14 @@ def muon_momentum(step):
 
 
 def pick_device():
-    """The accelerator torch finds (CUDA_VISIBLE_DEVICES decides which GPU), else the CPU."""
+    """The accelerator torch finds (CUDA_VISIBLE_DEVICES decides which GPU), else the CPU; on a GPU slot
+    (CUDA_VISIBLE_DEVICES names one) without a usable CUDA device, a failure at once, not a run on the CPU."""
     if torch.accelerator.is_available():
         return torch.accelerator.current_accelerator()
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "").strip():
+        fail(
+            f"CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']} but torch finds no usable CUDA device"
+        )
     return torch.device("cpu")
 
 

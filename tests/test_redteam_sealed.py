@@ -10,6 +10,7 @@ test_tiny_end_to_end.py.
 """
 
 import hashlib
+import os
 import shutil
 import subprocess
 import textwrap
@@ -356,22 +357,31 @@ def test_spawn_pins_the_base_prepare_and_the_data_manifest(make_swarm_run, tiny_
 # The machine's faults are the runner's: requeued, the runner stops, nothing recorded
 
 
-def test_a_compiler_that_fails_stops_the_runner_and_requeues_the_job(sealed, tmp_path, monkeypatch):
-    """The runner evaluates as on CUDA (`cuda_mirror`) on a machine whose C++ compiler fails (first on PATH;
-    unsealed, so the evaluator runs with the runner's PATH): the evaluator's device check fails before the
-    model is read, the job is queued again and the runner stops with the cause; no result is recorded."""
+@pytest.fixture
+def broken_compiler(sealed, tmp_path, monkeypatch):
+    """This machine with a C++ compiler that fails, first on PATH; the run unsealed, so that the evaluator
+    runs with the runner's PATH (in its sandbox the machine's own compiler would be found)."""
     from dataclasses import replace
 
     from swarm.board.run_record import write_run_record
-    from swarm.errors import DeviceFault
 
     bin_dir = tmp_path / "broken-bin"
     bin_dir.mkdir()
     for name in ("g++", "c++", "gcc", "cc", "clang++"):
         (bin_dir / name).write_text("#!/bin/sh\nexit 1\n")
         (bin_dir / name).chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     write_run_record(sealed.board, replace(sealed.run, unsealed=True))
+    return sealed
+
+
+def test_a_compiler_that_fails_stops_the_runner_and_requeues_the_job(broken_compiler):
+    """The runner evaluates as on CUDA (`cuda_mirror`) on a machine whose C++ compiler fails: the
+    evaluator's device check fails before the model is read, the job is queued again and the runner stops
+    with the cause; no result is recorded."""
+    from swarm.errors import DeviceFault
+
+    sealed = broken_compiler
     eid = queue(sealed, handwritten(), "honest")
     settings = RunnerSettings(kill_grace_s=0.5, cuda_mirror=True)
     runner = Runner(sealed.repo, sealed.board, "cpu0", settings, **QUIET)
@@ -380,3 +390,19 @@ def test_a_compiler_that_fails_stops_the_runner_and_requeues_the_job(sealed, tmp
     record = latest(sealed.board, eid)
     assert record["status"] == "queued" and record["val_bpb"] is None, record
     assert record["reason"].startswith("requeued: ") and "fails its check" in record["reason"]
+
+
+def test_a_trainer_failing_on_a_machine_whose_compiler_fails_is_the_machines_fault(broken_compiler):
+    """The same broken machine, and a trainer that fails (as train.py's compile would on it): the
+    evaluator's own device check decides that the machine failed, so the job is requeued, not `crash`."""
+    from swarm.errors import DeviceFault
+
+    sealed = broken_compiler
+    eid = queue(sealed, "raise SystemExit('compile failed')\n", "fails on this machine")
+    runner = Runner(
+        sealed.repo, sealed.board, "cpu0", RunnerSettings(kill_grace_s=0.5, cuda_mirror=True), **QUIET
+    )
+    with pytest.raises(DeviceFault, match="fails its check"):
+        runner.step()
+    record = latest(sealed.board, eid)
+    assert record["status"] == "queued" and record["val_bpb"] is None, record

@@ -180,3 +180,18 @@ def test_attention_runs_in_the_autocast_dtype(train_module, monkeypatch):
         loss = model(idx, idx)
     assert seen == [(torch.bfloat16,) * 3] * 2
     assert loss.dtype == torch.float32
+
+
+def test_a_gpu_slot_without_cuda_fails_at_once_instead_of_training_on_the_cpu(tiny_cache):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    proc = subprocess.run(
+        [sys.executable, "train.py"],
+        cwd=REPO_ROOT,
+        env=tiny_env(tiny_cache, CUDA_VISIBLE_DEVICES="0"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0 and "step" not in proc.stdout.lower().replace("steps", "")
+    assert "FAIL: CUDA_VISIBLE_DEVICES=0 but torch finds no usable CUDA device" in proc.stdout

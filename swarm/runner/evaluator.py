@@ -260,8 +260,12 @@ class Forward:
             logits = self._run(self.module, idx)
         except Exception as e:
             if self.module is not self.eager and self._runs_eagerly(idx):
-                raise DeviceFault(
-                    f"the compiled forward fails where the eager one works: {_brief(e)}"
+                # The compiled forward fails where the eager one works: the machine's fault when the device
+                # check now fails too (its compiler broke); else this program's alone, recorded as such, so
+                # that a program made to break the compiler cannot stop every runner it is requeued on.
+                check_device(str(idx.device), compiled=True)
+                raise ModelRejected(
+                    f"{BAD_MODEL}: its program fails compiled where it runs eagerly: {_brief(e)}"
                 ) from None
             raise ModelRejected(f"{BAD_MODEL}: it fails on a batch: {_brief(e)}") from None
         if not isinstance(logits, torch.Tensor) or logits.dim() != 3 or logits.shape[:2] != idx.shape:

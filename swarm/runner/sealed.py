@@ -229,6 +229,8 @@ def run_snapshot(
         fields = _train(snapshot, plan, log, sealed=evaluator is not None, monitor=monitor)
         if fields.get("status", None) is None and evaluator is not None:
             fields.update(evaluator.evaluate())
+        elif evaluator is not None:
+            evaluator.check_machine()  # a trainer that failed where the device fails: the machine's fault
         return {"status": None, **fields}
     finally:
         if evaluator is not None:
@@ -334,6 +336,21 @@ class Evaluator:
         if kind != "measured" or not is_finite(value):
             return {**fields, "status": CRASH, "reason": f"the evaluator returned {str(outcome)[:200]}"}
         return {**fields, "val_bpb": float(value)}
+
+    def check_machine(self) -> None:
+        """After a trainer that failed: end the evaluator (end of input, no "go") once its own checks are
+        done, and raise what it found wrong with the machine (DeviceFault: no CUDA, a failing compiler) or
+        the cache (DataError), which the trainer's failure is then blamed on, not the commit. Its checks,
+        not anything the trainer printed, decide."""
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
+        settings = self.plan.settings
+        _wait(self.proc, settings.eval_timeout_s, settings.kill_grace_s)
+        outcome = _read_result(self.result) or {}
+        if outcome.get("outcome") == "device_error":
+            raise DeviceFault(str(outcome.get("reason")))
+        if outcome.get("outcome") == "data_error":
+            raise DataError(str(outcome.get("reason")))
 
     def close(self) -> None:
         """End the evaluator if it is still waiting (the trainer failed, or the runner stops)."""
