@@ -155,6 +155,28 @@ def test_claims_tampering_and_look_ahead_end_invalid_or_measured_honestly(sealed
     assert ahead["val_bpb"] is None
 
 
+PEEK = "return self.head(self.embed(idx)) + 30.0 * torch.nn.functional.one_hot(torch.roll(idx, -1, 1), VOCAB_SIZE).float() * {where}"
+SPARSE_PEEKS = {
+    "1 in 64": "(torch.arange(idx.size(1)) % 64 == 0)[None, :, None].float()",
+    "rows": "(idx[:, 1:2] % 32 == 0)[:, :, None].float()",  # rows whose first text token has a property
+}
+
+
+def test_sparse_and_row_conditional_look_ahead_is_caught_through_the_runner(sealed):
+    """Issue 23's sparse peeks, submitted as train.py: next-token look-ahead at 1 position in 64, or only in
+    the rows whose first text token is a multiple of 32 (about 1 row in 25), each `invalid`: the batches
+    are the evaluator's, shuffled with a seed the model cannot know, and the cuts ignore position and row."""
+    ids = {
+        where: queue(sealed, handwritten(forward=PEEK.format(where=mask)), where)
+        for where, mask in SPARSE_PEEKS.items()
+    }
+    runner = Runner(sealed.repo, sealed.board, "cpu0", RunnerSettings(kill_grace_s=0.5), **QUIET)
+    done = {r["id"]: r for r in iter(runner.step, None)}
+    for where, eid in ids.items():
+        assert done[eid]["status"] == "invalid", (where, done[eid]["reason"])
+        assert done[eid]["reason"].startswith(LOOKS_AHEAD) and done[eid]["val_bpb"] is None
+
+
 def test_a_sandboxed_trainer_cannot_write_the_cache(sealed):
     """In its sandbox the data cache is read-only: the poisoning write fails, the run ends as a crash, and the
     cache still matches its manifest."""
