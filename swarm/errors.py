@@ -30,7 +30,7 @@ class DataError(SwarmError):
 
 class DeviceFault(DataError):
     """The machine, not the model, failed the evaluation: no CUDA, a compiler that fails, out of memory on a
-    known-good shape, a compiled forward that fails where the eager one works. Like a changed data cache
+    known-good shape, a compiled forward or a trainer failing on a device that fails the evaluator's check. Like a changed data cache
     (hence the subclass: every path that stops on one stops on this), nothing is recorded: the job is
     requeued and the runner stops with this line."""
 

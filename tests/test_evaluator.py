@@ -385,23 +385,33 @@ def test_a_compiler_that_fails_is_a_device_error_before_any_model_is_read(
     assert "device (cpu) fails its check" in outcome["reason"]
 
 
-def test_a_compiled_forward_that_fails_where_the_eager_one_works_is_a_device_fault(honest, eval_data):
+def test_a_compiled_forward_that_fails_where_the_eager_one_works_is_the_machines_if_its_check_fails(
+    honest, eval_data, monkeypatch
+):
+    """A compiled forward that fails while the eager program runs: the device check runs again and decides.
+    A device that fails it now is the machine's fault; one that passes leaves this program to blame (else a
+    program made to break the compiler would stop every runner it is requeued on)."""
     program = evaluator.load_model(honest, T)
     forward = evaluator.Forward(program, torch.device("cpu"), compiled=False)
 
-    def broken_compile(idx):
+    def broken(idx):
         raise RuntimeError("InductorError: CppCompileError: C++ compile error")
 
-    forward.module = broken_compile  # as a miscompiled forward would: the eager program still runs
+    forward.module = broken  # as a miscompiled forward would: the eager program still runs
     rows, token_bytes = eval_data
-    with pytest.raises(DeviceFault, match="compiled forward fails where the eager one works"):
-        evaluator.bits_per_byte(
-            forward,
-            torch.from_numpy(rows.astype(np.int64)),
-            torch.from_numpy(token_bytes.astype(np.int64)),
-            torch.Generator().manual_seed(0),
-        )
-    forward.eager = broken_compile  # both fail: the model's fault
+    tensors = (torch.from_numpy(rows.astype(np.int64)), torch.from_numpy(token_bytes.astype(np.int64)))
+
+    def compiler_gone(dev):
+        raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(evaluator, "_compile_probe", compiler_gone)
+        with pytest.raises(DeviceFault, match="device \\(cpu\\) fails its check.*InvalidCxxCompiler"):
+            evaluator.bits_per_byte(forward, *tensors, torch.Generator().manual_seed(0))
+    monkeypatch.setattr(evaluator, "_compile_probe", lambda dev: None)  # the device passes its check
+    with pytest.raises(ModelRejected, match=f"{BAD_MODEL}: its program fails compiled where it runs eagerly"):
+        evaluator.bits_per_byte(forward, *tensors, torch.Generator().manual_seed(0))
+    forward.eager = broken  # both fail: the model's fault
     with pytest.raises(ModelRejected, match=f"{BAD_MODEL}: it fails on a batch"):
         forward(torch.zeros((16, T), dtype=torch.long))
 
@@ -411,3 +421,14 @@ def test_no_cuda_on_a_gpu_slot_is_a_device_fault():
         pytest.skip("this machine has CUDA")
     with pytest.raises(DeviceFault, match="no usable CUDA device"):
         evaluator.check_device("cuda", compiled=False, logits_shape=(16, T, VOCAB))
+
+
+def test_the_evaluators_batch_size_is_read_from_prepare_py_and_optional(prep):
+    from swarm.target.profiles import profile_constants
+    from tests.support.target import REPO_ROOT
+
+    source = (REPO_ROOT / "prepare.py").read_text()
+    assert profile_constants(source, "tiny")["eval_batch_size"] == prep.EVAL_BATCH_SIZE == 16
+    assert profile_constants(source, "h100")["eval_batch_size"] == 32
+    older = source.replace('"eval_batch_size": 16,', "")  # a prepare.py from before: the program's own
+    assert "eval_batch_size" not in profile_constants(older, "tiny")

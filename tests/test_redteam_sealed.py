@@ -10,6 +10,7 @@ test_tiny_end_to_end.py.
 """
 
 import hashlib
+import os
 import shutil
 import subprocess
 import textwrap
@@ -152,6 +153,28 @@ def test_claims_tampering_and_look_ahead_end_invalid_or_measured_honestly(sealed
     assert tamper["val_bpb"] == pytest.approx(uniform_bpb(sealed.cache), rel=1e-7)  # float32 ln(2048)
     assert ahead["status"] == "invalid" and ahead["reason"].startswith(LOOKS_AHEAD), ahead["reason"]
     assert ahead["val_bpb"] is None
+
+
+PEEK = "return self.head(self.embed(idx)) + 30.0 * torch.nn.functional.one_hot(torch.roll(idx, -1, 1), VOCAB_SIZE).float() * {where}"
+SPARSE_PEEKS = {
+    "1 in 64": "(torch.arange(idx.size(1)) % 64 == 0)[None, :, None].float()",
+    "rows": "(idx[:, 1:2] % 32 == 0)[:, :, None].float()",  # rows whose first text token has a property
+}
+
+
+def test_sparse_and_row_conditional_look_ahead_is_caught_through_the_runner(sealed):
+    """Issue 23's sparse peeks, submitted as train.py: next-token look-ahead at 1 position in 64, or only in
+    the rows whose first text token is a multiple of 32 (about 1 row in 25), each `invalid`: the batches
+    are the evaluator's, shuffled with a seed the model cannot know, and the cuts ignore position and row."""
+    ids = {
+        where: queue(sealed, handwritten(forward=PEEK.format(where=mask)), where)
+        for where, mask in SPARSE_PEEKS.items()
+    }
+    runner = Runner(sealed.repo, sealed.board, "cpu0", RunnerSettings(kill_grace_s=0.5), **QUIET)
+    done = {r["id"]: r for r in iter(runner.step, None)}
+    for where, eid in ids.items():
+        assert done[eid]["status"] == "invalid", (where, done[eid]["reason"])
+        assert done[eid]["reason"].startswith(LOOKS_AHEAD) and done[eid]["val_bpb"] is None
 
 
 def test_a_sandboxed_trainer_cannot_write_the_cache(sealed):
@@ -356,22 +379,31 @@ def test_spawn_pins_the_base_prepare_and_the_data_manifest(make_swarm_run, tiny_
 # The machine's faults are the runner's: requeued, the runner stops, nothing recorded
 
 
-def test_a_compiler_that_fails_stops_the_runner_and_requeues_the_job(sealed, tmp_path, monkeypatch):
-    """The runner evaluates as on CUDA (`cuda_mirror`) on a machine whose C++ compiler fails (first on PATH;
-    unsealed, so the evaluator runs with the runner's PATH): the evaluator's device check fails before the
-    model is read, the job is queued again and the runner stops with the cause; no result is recorded."""
+@pytest.fixture
+def broken_compiler(sealed, tmp_path, monkeypatch):
+    """This machine with a C++ compiler that fails, first on PATH; the run unsealed, so that the evaluator
+    runs with the runner's PATH (in its sandbox the machine's own compiler would be found)."""
     from dataclasses import replace
 
     from swarm.board.run_record import write_run_record
-    from swarm.errors import DeviceFault
 
     bin_dir = tmp_path / "broken-bin"
     bin_dir.mkdir()
     for name in ("g++", "c++", "gcc", "cc", "clang++"):
         (bin_dir / name).write_text("#!/bin/sh\nexit 1\n")
         (bin_dir / name).chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     write_run_record(sealed.board, replace(sealed.run, unsealed=True))
+    return sealed
+
+
+def test_a_compiler_that_fails_stops_the_runner_and_requeues_the_job(broken_compiler):
+    """The runner evaluates as on CUDA (`cuda_mirror`) on a machine whose C++ compiler fails: the
+    evaluator's device check fails before the model is read, the job is queued again and the runner stops
+    with the cause; no result is recorded."""
+    from swarm.errors import DeviceFault
+
+    sealed = broken_compiler
     eid = queue(sealed, handwritten(), "honest")
     settings = RunnerSettings(kill_grace_s=0.5, cuda_mirror=True)
     runner = Runner(sealed.repo, sealed.board, "cpu0", settings, **QUIET)
@@ -541,3 +573,19 @@ def test_a_baseline_that_overran_the_allowance_still_teaches_it(make_swarm_run):
     log = (run.board.directory / done[again]["log"]).read_text()
     taught = float(log.split("overhead allowance ")[1].split("s")[0])
     assert taught == pytest.approx(done[first]["wall_seconds"] * 1.5 + 1.0, abs=0.06)  # logged to 0.1 s
+
+
+def test_a_trainer_failing_on_a_machine_whose_compiler_fails_is_the_machines_fault(broken_compiler):
+    """The same broken machine, and a trainer that fails (as train.py's compile would on it): the
+    evaluator's own device check decides that the machine failed, so the job is requeued, not `crash`."""
+    from swarm.errors import DeviceFault
+
+    sealed = broken_compiler
+    eid = queue(sealed, "raise SystemExit('compile failed')\n", "fails on this machine")
+    runner = Runner(
+        sealed.repo, sealed.board, "cpu0", RunnerSettings(kill_grace_s=0.5, cuda_mirror=True), **QUIET
+    )
+    with pytest.raises(DeviceFault, match="fails its check"):
+        runner.step()
+    record = latest(sealed.board, eid)
+    assert record["status"] == "queued" and record["val_bpb"] is None, record

@@ -6,12 +6,12 @@
 
 The runner starts this with the trainer (never the commit's code: `-I` keeps the run directory and PYTHON*
 variables off the import path). It reads the validation rows and the token byte lengths, checked against
-the data manifest the run pinned, imports torch and checks its device (check_device: CUDA initialises, the
-evaluation's logits fit, a tiny function compiles and runs under the same autocast); with --wait it then
-waits for "go" on stdin (sent when the trainer has ended; end of input without it: exit). It reads the model
-archive once, checks it (artifact.py), strips the traced-dtype asserts and loads it; then, over the rows
-shuffled into batches of the evaluator's batch size (--batch-size, prepare.py's eval_batch_size) with the
-secret --seed,
+the data manifest the run pinned, imports torch and checks its device (check_device: CUDA initialises, a
+tiny function compiles and runs under the same autocast); with --wait it then waits for "go" on stdin (sent
+when the trainer has ended; end of input without it: exit), checks that the evaluation's logits fit in the
+device's memory, now free of the trainer, and reads the model archive once, checks it (artifact.py),
+strips the traced-dtype asserts and loads it; then, over the rows shuffled into batches of the evaluator's
+batch size (--batch-size, prepare.py's eval_batch_size) with the secret --seed,
 - computes the summed next-token cross-entropy from the logits itself (the model never sees a target) and
   divides by ln 2 times the UTF-8 bytes of the target tokens (special tokens count in neither sum), exactly
   the upstream metric;
@@ -84,12 +84,13 @@ def main(argv: list[str] | None = None) -> int:
         import torch.export  # noqa: F401  (the slow imports, before the wait)
         from torch._export.serde import serialize  # noqa: F401
 
-        batch = args.batch_size or 1
-        check_device(args.device, compiled, (batch, args.seq_len, args.vocab_size))
+        check_device(args.device, compiled)
         if args.wait:
             if sys.stdin.readline().strip() != "go":
                 return 0  # the runner gave up on this run (its trainer failed): nothing to say
             started = time.monotonic()
+        # the memory only now: the trainer on the same GPU has ended (holding it earlier could fail its run)
+        check_device(args.device, False, (args.batch_size or 1, args.seq_len, args.vocab_size))
         model = _read_regular_file(Path(args.model), args.max_model_bytes)
         program = load_model(model, args.seq_len, args.batch_size)
         weights = program_digest(program)  # as loaded, before anything moves it: the runner's clock compares
@@ -115,9 +116,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def check_device(device: str, compiled: bool, logits_shape: tuple[int, int, int] | None = None) -> None:
     """Before any model: the device the evaluation runs on works (DeviceFault otherwise, never the model's
-    fault). CUDA initialises and holds two fp32 logit tensors of the evaluation's shape (the batch's and
-    the cut batch's); with `compiled`, a small function compiles (Inductor: Triton on CUDA, a C++ compiler
-    on a CPU) and agrees with its eager self under the evaluation's bf16 autocast."""
+    fault). CUDA initialises and, given `logits_shape`, holds two fp32 logit tensors of the evaluation's
+    shape (the batch's and the cut batch's); with `compiled`, a small function compiles (Inductor: Triton
+    on CUDA, a C++ compiler on a CPU) and agrees with its eager self under the evaluation's bf16 autocast."""
     import torch
 
     where = f"the evaluator's device ({device})"
@@ -291,8 +292,12 @@ class Forward:
             logits = self._run(self.module, idx)
         except Exception as e:
             if self.module is not self.eager and self._runs_eagerly(idx):
-                raise DeviceFault(
-                    f"the compiled forward fails where the eager one works: {_brief(e)}"
+                # The compiled forward fails where the eager one works: the machine's fault when the device
+                # check now fails too (its compiler broke); else this program's alone, recorded as such, so
+                # that a program made to break the compiler cannot stop every runner it is requeued on.
+                check_device(str(idx.device), compiled=True)
+                raise ModelRejected(
+                    f"{BAD_MODEL}: its program fails compiled where it runs eagerly: {_brief(e)}"
                 ) from None
             raise ModelRejected(f"{BAD_MODEL}: it fails on a batch: {_brief(e)}") from None
         if not isinstance(logits, torch.Tensor) or logits.dim() != 3 or logits.shape[:2] != idx.shape:

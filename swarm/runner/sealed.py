@@ -6,7 +6,8 @@ This is the unit an executor runs: the local runner calls it for its slot, and a
 it on a materialised snapshot with the same plan, since it touches neither the board nor the repository. It
 returns the record fields of the run: `status` None for a measured result (keep / marginal / discard is the
 board's decision), else crash / timeout / invalid with a `reason`. A data cache that no longer matches the
-pinned manifest raises DataError instead: nothing may be recorded from it.
+pinned manifest raises DataError instead, and an evaluator whose device fails (no CUDA, a failing compiler)
+DeviceFault, a DataError: nothing may be recorded from either.
 
 The trainer is `python train.py` in the run directory; it must end by handing over its model (model.pt2,
 see prepare.export_model). Only the runner's clock counts (swarm.runner.clock): the training window is
@@ -324,6 +325,8 @@ def run_snapshot(
             if fields.get("status") is None and weights != clock.digest:
                 reason = f"{CLOCK}: the handed-over weights are not the ones committed when training ended"
                 fields.update(status=INVALID, reason=reason)
+        elif evaluator is not None:
+            evaluator.check_machine()  # a trainer that failed where the device fails: the machine's fault
         return {"status": None, **fields}
     finally:
         if evaluator is not None:
@@ -465,6 +468,21 @@ class Evaluator:
         if is_finite(holdout):  # the runner records it privately (swarm.board.holdout), never on the board
             fields[HOLDOUT_FIELD] = float(holdout)
         return fields
+
+    def check_machine(self) -> None:
+        """After a trainer that failed: end the evaluator (end of input, no "go") once its own checks are
+        done, and raise what it found wrong with the machine (DeviceFault: no CUDA, a failing compiler) or
+        the cache (DataError), which the trainer's failure is then blamed on, not the commit. Its checks,
+        not anything the trainer printed, decide."""
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
+        settings = self.plan.settings
+        _wait(self.proc, settings.eval_timeout_s, settings.kill_grace_s)
+        outcome = _read_result(self.result) or {}
+        if outcome.get("outcome") == "device_error":
+            raise DeviceFault(str(outcome.get("reason")))
+        if outcome.get("outcome") == "data_error":
+            raise DataError(str(outcome.get("reason")))
 
     def close(self) -> None:
         """End the evaluator if it is still waiting (the trainer failed, or the runner stops)."""
