@@ -478,19 +478,13 @@ def muon_momentum(step):
 # ---------------------------------------------------------------------------
 
 
-# Set by the runner, never by an agent: "cuda" on a GPU slot, the CPU mirror of the CUDA path (compiled, bf16
-# autocast on the CPU), and a step limit for `swarm doctor --smoke`.
-SLOT_DEVICE = os.environ.get("AUTORESEARCH_DEVICE", "")
-CUDA_MIRROR = os.environ.get("AUTORESEARCH_CUDA_MIRROR") == "1"
-SMOKE_STEPS = int(os.environ.get("AUTORESEARCH_SMOKE_STEPS") or 0)
-
-
 def pick_device():
-    """The accelerator torch finds (CUDA_VISIBLE_DEVICES decides which GPU), else the CPU; on a GPU slot
-    without one, fail at once (a machine fault) rather than train the GPU profile on the CPU until the timeout."""
+    """The accelerator torch finds (CUDA_VISIBLE_DEVICES decides which GPU), else the CPU; on a GPU slot (the
+    runner sets AUTORESEARCH_DEVICE=cuda) without one, fail at once (a machine fault) rather than train the
+    GPU profile on the CPU until the timeout."""
     if torch.accelerator.is_available():
         return torch.accelerator.current_accelerator()
-    if SLOT_DEVICE == "cuda":
+    if os.environ.get("AUTORESEARCH_DEVICE") == "cuda":
         fail(
             "this is a GPU slot but torch finds no CUDA device "
             f"(torch {torch.__version__}, CUDA build {torch.version.cuda}; run `swarm doctor`)"
@@ -529,7 +523,10 @@ def main():
     on_cuda = device.type == "cuda"
     if on_cuda:
         torch.set_float32_matmul_precision("high")
-    compiled = on_cuda or CUDA_MIRROR
+    # Set by the runner, never by an agent: the CPU mirror of the CUDA path (compiled, bf16 autocast on the
+    # CPU), and a step limit for `swarm doctor --smoke`.
+    compiled = on_cuda or os.environ.get("AUTORESEARCH_CUDA_MIRROR") == "1"
+    smoke_steps = int(os.environ.get("AUTORESEARCH_SMOKE_STEPS") or 0)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if compiled else nullcontext()
 
     tokenizer = Tokenizer.from_directory()
@@ -569,7 +566,7 @@ def main():
     if on_cuda and peak_flops is None:
         print(f"no peak bf16 FLOP/s known for {name}: mfu_percent will read 0")
     # A compiled model spends its first steps compiling: those are not counted as training time.
-    untimed_steps = 10 if compiled and not SMOKE_STEPS else 1
+    untimed_steps = 10 if compiled and not smoke_steps else 1
     explode_at = 3 * math.log(vocab_size)  # three times the loss of a uniform guess
     training_time = 0.0
     timed_steps = 0
@@ -621,7 +618,7 @@ def main():
             )
         if step > untimed_steps and training_time >= TIME_BUDGET:
             break
-        if SMOKE_STEPS and step >= SMOKE_STEPS:
+        if smoke_steps and step >= smoke_steps:
             break
 
     # Hand the model over: the runner's evaluator measures val_bpb from it, on data train.py never reads.
