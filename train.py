@@ -480,19 +480,13 @@ def muon_momentum(step):
 # ---------------------------------------------------------------------------
 
 
-# Set by the runner, never by an agent: "cuda" on a GPU slot, the CPU mirror of the CUDA path (compiled, bf16
-# autocast on the CPU), and a step limit for `swarm doctor --smoke`.
-SLOT_DEVICE = os.environ.get("AUTORESEARCH_DEVICE", "")
-CUDA_MIRROR = os.environ.get("AUTORESEARCH_CUDA_MIRROR") == "1"
-SMOKE_STEPS = int(os.environ.get("AUTORESEARCH_SMOKE_STEPS") or 0)
-
-
 def pick_device():
-    """The accelerator torch finds (CUDA_VISIBLE_DEVICES decides which GPU), else the CPU; on a GPU slot
-    without one, fail at once (a machine fault) rather than train the GPU profile on the CPU until the timeout."""
+    """The accelerator torch finds (CUDA_VISIBLE_DEVICES decides which GPU), else the CPU; on a GPU slot (the
+    runner sets AUTORESEARCH_DEVICE=cuda) without one, fail at once (a machine fault) rather than train the
+    GPU profile on the CPU until the timeout."""
     if torch.accelerator.is_available():
         return torch.accelerator.current_accelerator()
-    if SLOT_DEVICE == "cuda":
+    if os.environ.get("AUTORESEARCH_DEVICE") == "cuda":
         fail(
             "this is a GPU slot but torch finds no CUDA device "
             f"(torch {torch.__version__}, CUDA build {torch.version.cuda}; run `swarm doctor`)"
@@ -554,7 +548,10 @@ def main():
     on_cuda = device.type == "cuda"
     if on_cuda:
         torch.set_float32_matmul_precision("high")
-    compiled = on_cuda or CUDA_MIRROR
+    # Set by the runner, never by an agent: the CPU mirror of the CUDA path (compiled, bf16 autocast on the
+    # CPU), and a step limit for `swarm doctor --smoke`.
+    compiled = on_cuda or os.environ.get("AUTORESEARCH_CUDA_MIRROR") == "1"
+    smoke_steps = int(os.environ.get("AUTORESEARCH_SMOKE_STEPS") or 0)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if compiled else nullcontext()
 
     tokenizer = Tokenizer.from_directory()
@@ -658,7 +655,7 @@ def main():
         # slower than the one before its last step was (the runner allows budget_tolerance).
         if training_time + dt >= TIME_BUDGET:
             break
-        if SMOKE_STEPS and step >= SMOKE_STEPS:
+        if smoke_steps and step >= smoke_steps:
             break
 
     # Hand the model over (committing its weights closes the window): the runner's evaluator measures

@@ -43,12 +43,13 @@ def test_a_refused_bwrap_gets_the_apparmor_remedy(tmp_path):
     assert doctor.apparmor_remedy(knob) == "" and doctor.apparmor_remedy(tmp_path / "none") == ""
 
 
-def smoke(repo: Path, cache: Path, timeout: float = 1500) -> subprocess.CompletedProcess:
+def smoke(repo: Path, cache: Path, timeout: float = 1500, **extra: str) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "AUTORESEARCH_CACHE_DIR": str(cache),
         "PYTHONPATH": str(REPO_ROOT),
         "OMP_NUM_THREADS": "1",
+        **extra,
     }
     env.pop("AUTORESEARCH_PROFILE", None)
     return subprocess.run(
@@ -76,6 +77,17 @@ def test_smoke_names_the_first_failing_stage(target_repo, tmp_path):
     assert "cpu0: FAILED at data: " in done.stdout and "Traceback" not in done.stderr
 
 
+@pytest.mark.skipif(sandbox_problem() is not None, reason=f"{sandbox_problem()}")
+def test_smoke_on_a_gpu_slot_without_cuda_fails_at_train_py_with_its_cause(target_repo, tiny_cache):
+    done = smoke(target_repo, tiny_cache, timeout=300, SWARM_FAKE_GPUS="1")  # a GPU, but torch finds none
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.splitlines()[0] == "smoke 0: 3 steps of the tiny profile's model, on CUDA, sealed"
+    assert (
+        "0: FAILED at train.py: exit code 1: FAIL: this is a GPU slot but torch finds no CUDA" in done.stdout
+    )
+
+
+@pytest.mark.timeout(1800)  # two cold compiles (trainer, evaluator) of the tiny model
 @pytest.mark.skipif(sandbox_problem() is not None, reason=f"{sandbox_problem()}")
 def test_smoke_runs_a_compiled_sealed_run_on_the_cpu(target_repo, tiny_cache):
     done = smoke(target_repo, tiny_cache)
