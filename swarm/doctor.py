@@ -15,6 +15,7 @@ from swarm.board.state import BoardState
 from swarm.board.store import Board
 from swarm.errors import GitError
 from swarm.orchestration.gpus import detect_gpus
+from swarm.orchestration.settings_check import check_config
 from swarm.repo.paths import main_repo, run_paths
 from swarm.results.display import escape_text
 from swarm.runner.sandbox import BWRAP, sandbox_problem
@@ -109,6 +110,8 @@ def report() -> list[tuple[str, str]]:
 
 
 def cmd_doctor(args) -> int:
+    with contextlib.suppress(GitError):  # outside a repository there is no swarm.toml to check
+        check_config(main_repo())  # a mistake in it: one line and a non-zero exit, as spawn would say
     rows = report()
     width = max(len(name) for name, _ in rows) + 1
     for name, value in rows:

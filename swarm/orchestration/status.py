@@ -16,10 +16,11 @@ from swarm.board.experiments import PROMISING, PRUNED
 from swarm.board.ledger import USAGE_FIELDS, Totals, board_totals
 from swarm.board.noise import NoiseSettings
 from swarm.board.state import BoardState
-from swarm.board.store import Board
+from swarm.board.store import PROCESS, Board
 from swarm.config import load_section
-from swarm.orchestration.agent_state import Liveness, agent_state
-from swarm.orchestration.launch import COORDINATOR_WINDOW, is_launch, runner_window
+from swarm.orchestration.agent_state import CRASHED, Liveness, agent_state
+from swarm.orchestration.crashes import CRASH_LOOP_EVENT, last_output
+from swarm.orchestration.launch import COORDINATOR_WINDOW, is_launch, pane_log, runner_window
 from swarm.orchestration.tmux import Pane, RunTmux
 from swarm.repo.paths import RunPaths, run_paths
 from swarm.results.display import escape_text, format_number
@@ -46,6 +47,8 @@ class AgentStatus:
     usage: dict[str, Any]
     gpu_seconds: float  # started_at to finished_at, summed over its finished experiments
     saved_seconds: float  # training time its pruned runs did not spend (swarm.runner.pruning)
+    # crashed: the last line it printed, "crash loop: <that line>" once the coordinator stopped restarting it
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
             current = state.experiments.get(summary.current)  # on whichever GPU of the cluster took it
         queued = len(state.queue(slot.gpu))
         doing, _ = agent_state(slot, liveness, current is not None, queued)
+        reason = crash_reason(tmux, paths, slot.name, state.other, run.tag) if doing == CRASHED else None
         best = state.experiments.get(summary.best) if summary and summary.best else None
         totals = ledger.get(slot.name, Totals())
         agents.append(
@@ -130,6 +134,7 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
                 usage=totals.usage_json(),
                 gpu_seconds=round(totals.gpu_seconds, 1),
                 saved_seconds=round(saved.get(slot.name, 0.0), 1),
+                reason=reason,
             )
         )
     return RunStatus(
@@ -142,6 +147,21 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
         agents=agents,
         noise_rule=state.noise.rule,
     )
+
+
+def crash_reason(tmux: RunTmux, paths: RunPaths, window: str, records: list[dict[str, Any]], tag: str) -> str:
+    """Why a crashed window is down: its last line, and whether the coordinator gave up on it."""
+    latest = next(
+        (
+            r
+            for r in reversed(records)
+            if r.get("type") == PROCESS and r.get("tag") == tag and r.get("window") == window
+        ),
+        {},
+    )
+    if latest.get("event") == CRASH_LOOP_EVENT:
+        return f"crash loop: {latest.get('reason') or 'no output'}"
+    return last_output(tmux, window, pane_log(paths, window)) or "no output"
 
 
 def saved_seconds(state: BoardState, tag: str | None = None) -> dict[str, float]:
@@ -181,6 +201,9 @@ def render(status: RunStatus) -> list[str]:
             f"{a.counts.get('keep', 0):>5}{a.counts.get(PROMISING, 0):>5}{a.queued:>6}{_tokens(a.usage):>8}{_cost(a.usage):>9}"
             f"{a.gpu_seconds / 3600:>7.2f}  {best:<10}{current}"
         )
+    for a in status.agents:
+        if a.reason:
+            lines.append(f"{escape_text(a.name)} {escape_text(a.state)}: {escape_text(a.reason)}")
     pruned = sum(a.counts.get(PRUNED, 0) for a in status.agents)
     if pruned:
         saved = sum(a.saved_seconds for a in status.agents)
