@@ -7,7 +7,8 @@ more than its own things writable (swarm.runner.sandbox has the mechanism and th
 - writable: its worktree; in the repository's .git what committing and adopting need (objects, the
   directory of its run's branches and their reflogs, its worktree's admin directory, its saved refs);
   its inbox; its CLI's configuration (e.g. CLAUDE_CONFIG_DIR, CODEX_HOME); a private /tmp;
-- read-only: the system, this installation of swarm, the CLI's installation, the rest of the repository
+- read-only: the system, this installation of swarm, the CLI's installation, every existing file or
+  directory its command line names (a custom agent's script), the rest of the repository
   (swarm.toml, .git's config, hooks, info/ and every other ref, other worktrees), the board, and the files
   that tell git where the repository is (<worktree>/.git, the admin dir's commondir and gitdir), so that
   git run in this worktree outside the sandbox never reads a config the agent wrote;
@@ -26,6 +27,7 @@ from swarm.agents.kinds import AgentCommand, AgentSettings
 from swarm.board.run_record import AgentSlot, RunRecord
 from swarm.board.signing import key_dir
 from swarm.config import load_section
+from swarm.errors import SwarmError
 from swarm.repo.git import git_text
 from swarm.repo.paths import RunPaths
 from swarm.runner.inbox import inbox_dir
@@ -63,13 +65,42 @@ def seal_agent(
         hidden=(key_dir(paths.board),),
         config=tuple(config),
         config_files=tuple(config_files),
-        readable=tuple(installations(argv[0], env) + [home / ".gitconfig", home / ".config" / "git"]),
+        readable=tuple(
+            installations(argv[0], env)
+            + named_paths(argv[1:], home)
+            + [home / ".gitconfig", home / ".config" / "git"]
+        ),
         home=home,
     )
     if "GIT_CONFIG_COUNT" not in env:
         # git's automatic housekeeping writes where an agent may not (.git/packed-refs, gc.pid): off
         env |= {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "gc.auto", "GIT_CONFIG_VALUE_0": "0"}
     return agent_sandbox(view).wrap(argv), env
+
+
+def named_paths(args: list[str], home: Path) -> list[Path]:
+    """The existing files and directories an agent's command line names (`python3 /opt/mybot.py --cfg
+    /etc/mybot`, also `--cfg=/etc/mybot`): its program's own script and data, shown read-only. A path
+    that holds HOME would show all of it: one line saying so, and what to name instead."""
+    found = []
+    for arg in args:
+        for text in (arg, arg.partition("=")[2]):
+            if not text.startswith("/") or "\n" in text:
+                continue
+            path = Path(text)
+            try:
+                exists = path.exists()
+            except OSError:  # a prompt that merely starts with "/": too long to be a path
+                continue
+            if not exists:
+                continue
+            if home.resolve().is_relative_to(path.resolve()):
+                raise SwarmError(
+                    f"the agent command names {path}, which holds your home directory: a sandbox cannot "
+                    "show it; name the files inside it the agent needs (or run with --unsealed)"
+                )
+            found.append(path)
+    return found
 
 
 def agent_git_dirs(worktree: Path, slot: AgentSlot) -> list[Path]:
