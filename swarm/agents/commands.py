@@ -13,7 +13,7 @@ from typing import Any
 from swarm.agents.adopt import adopt
 from swarm.agents.protocol import AgentContext, agent_context, deliver, submit, wait_for
 from swarm.board.experiments import FINAL_STATUSES, PROMISING
-from swarm.board.run_record import is_ray_pool, runner_slot
+from swarm.board.run_record import is_ray_pool, latest_run, runner_slot
 from swarm.board.state import group_of, open_board
 from swarm.board.store import NOTE, Board, new_id
 from swarm.board.verification import schedule_verify
@@ -143,7 +143,9 @@ def cmd_note(args) -> int:
         raise SwarmError("empty note")
     ctx = _calling_agent()
     if ctx is None:
-        board = Board(run_paths().board).require()  # an append: no need to read the board first
+        board = Board(run_paths().board).require()
+        if latest_run(board.records()) is None:  # a note is about a run: none yet, nobody would read it
+            raise SwarmError(f"no run on the board {board.directory} yet: start one with `swarm spawn`")
         record = board.append({"type": NOTE, "id": new_id(), "agent": "human", "text": text})
     else:
         record = deliver(ctx, {"op": "note", "text": text})

@@ -114,8 +114,10 @@ def render(progress: ProgressTracker, path: Path) -> Path:
 
 def cmd_plot(args) -> int:
     from swarm.board.state import open_board
+    from swarm.results.output import output_file
 
+    target = output_file(args.file)  # a missing directory: one line, before the board is read
     _, _, state = open_board()
-    path = render(from_experiments(list(state.experiments.values())), Path(args.file))
+    path = render(from_experiments(list(state.experiments.values())), target)
     print(f"wrote {path}")
     return 0
