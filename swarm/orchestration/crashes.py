@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
+from swarm.board.store import PROCESS
 from swarm.orchestration.tmux import RunTmux, TmuxError
 
 REASON_CHARS = 200
@@ -48,3 +50,19 @@ def last_output(tmux: RunTmux, window: str, log: Path) -> str | None:
     except TmuxError:
         line = None
     return line or last_line(log_tail(log))
+
+
+def crash_reason(last: str | None, records: list[dict[str, Any]], window: str, tag: str) -> str:
+    """What `swarm status` and watch say of a crashed window: its last line, as "crash loop: <line>" once
+    the coordinator's latest word on it is that it gave up (`records`: the board's process records)."""
+    latest = next(
+        (
+            r
+            for r in reversed(records)
+            if r.get("type") == PROCESS and r.get("tag") == tag and r.get("window") == window
+        ),
+        {},
+    )
+    if latest.get("event") == CRASH_LOOP_EVENT:
+        return f"crash loop: {latest.get('reason') or last or 'no output'}"
+    return last or "no output"

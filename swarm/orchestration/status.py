@@ -16,10 +16,10 @@ from swarm.board.experiments import PROMISING, PRUNED
 from swarm.board.ledger import USAGE_FIELDS, Totals, board_totals
 from swarm.board.noise import NoiseSettings
 from swarm.board.state import BoardState
-from swarm.board.store import PROCESS, Board
+from swarm.board.store import Board
 from swarm.config import load_section
 from swarm.orchestration.agent_state import CRASHED, Liveness, agent_state
-from swarm.orchestration.crashes import CRASH_LOOP_EVENT, last_output
+from swarm.orchestration.crashes import crash_reason, last_output
 from swarm.orchestration.launch import COORDINATOR_WINDOW, is_launch, pane_log, runner_window
 from swarm.orchestration.tmux import Pane, RunTmux
 from swarm.repo.paths import RunPaths, run_paths
@@ -114,7 +114,13 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
             current = state.experiments.get(summary.current)  # on whichever GPU of the cluster took it
         queued = len(state.queue(slot.gpu))
         doing, _ = agent_state(slot, liveness, current is not None, queued)
-        reason = crash_reason(tmux, paths, slot.name, state.other, run.tag) if doing == CRASHED else None
+        reason = (
+            crash_reason(
+                last_output(tmux, slot.name, pane_log(paths, slot.name)), state.other, slot.name, run.tag
+            )
+            if doing == CRASHED
+            else None
+        )
         best = state.experiments.get(summary.best) if summary and summary.best else None
         totals = ledger.get(slot.name, Totals())
         agents.append(
@@ -147,21 +153,6 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
         agents=agents,
         noise_rule=state.noise.rule,
     )
-
-
-def crash_reason(tmux: RunTmux, paths: RunPaths, window: str, records: list[dict[str, Any]], tag: str) -> str:
-    """Why a crashed window is down: its last line, and whether the coordinator gave up on it."""
-    latest = next(
-        (
-            r
-            for r in reversed(records)
-            if r.get("type") == PROCESS and r.get("tag") == tag and r.get("window") == window
-        ),
-        {},
-    )
-    if latest.get("event") == CRASH_LOOP_EVENT:
-        return f"crash loop: {latest.get('reason') or 'no output'}"
-    return last_output(tmux, window, pane_log(paths, window)) or "no output"
 
 
 def saved_seconds(state: BoardState, tag: str | None = None) -> dict[str, float]:
