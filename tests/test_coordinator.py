@@ -116,6 +116,18 @@ def test_an_agent_crashing_the_same_way_is_left_down_with_its_reason(tmp_path):
     assert coordinator.reconcile() == []
     assert crash(error)
 
+    # a runner failing the same way (a device fault, say) is retried with backoff, never left down
+    for _ in range(4):
+        clock[0] += 1.0
+        tmux.die("runner-gpu0", output="swarm: CUDA error: no device")
+        restarted = False
+        for _ in range(40):
+            if "restart runner-gpu0" in coordinator.reconcile():
+                restarted = True
+                break
+            clock[0] += 0.5
+        assert restarted
+
 
 def test_a_stopped_agent_stays_down_while_its_runner_is_kept(tmp_path):
     coordinator, tmux, clock, board = make(tmp_path)

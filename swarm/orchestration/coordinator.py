@@ -3,7 +3,7 @@
 Desired state: the latest run record of the tag (agents, slots, worktrees), less the agents it marks
 stopped (`swarm stop AGENT`). Reality: the panes of the run's tmux session. A missing window is created, a dead
 pane (its process exited or was killed) is respawned; a process that keeps dying young is restarted with
-exponential backoff, so a broken agent CLI cannot flood the board; one that dies young the same way
+exponential backoff, so a broken agent CLI cannot flood the board; an agent that dies young the same way
 (the same last line) CRASH_LOOP times in a row is left down, and the board says `crash loop: <reason>`
 (a `swarm resume` restarts it). It also has each device class's new best
 rerun once on another slot, so that a morning's best is verified (swarm.orchestration.autoverify). The coordinator keeps no state that
@@ -139,7 +139,13 @@ class Coordinator:
         backoff = min(self.settings.max_backoff_s, 2.0**state.failures) if state.failures else 0.0
         state.restart_at = now + backoff
         state.reported_dead_pid = pane.pid
-        reason = last_output(self.tmux, window, pane_log(self.paths, window)) if pane.exit_status else None
+        # agents only: a runner that keeps failing (a device fault) is retried with backoff, never left down
+        agent = not window.startswith("runner-")
+        reason = (
+            last_output(self.tmux, window, pane_log(self.paths, window))
+            if pane.exit_status and agent
+            else None
+        )
         young_again = state.failures > 0 and reason is not None and reason == state.reason
         state.same_crashes = state.same_crashes + 1 if young_again else (1 if reason else 0)
         state.reason = reason
