@@ -82,3 +82,17 @@ def test_an_agent_dying_at_start_is_reported_then_left_down_as_a_crash_loop(repo
     assert looped.state == "crashed" and looped.reason == "crash loop: mybot: MYBOT_TOKEN is not set"
     lines = render(collect(paths, "c2"))
     assert "gpu0 crashed: crash loop: mybot: MYBOT_TOKEN is not set" in lines
+
+
+def test_named_paths_are_the_existing_files_a_command_names(tmp_path):
+    from swarm.orchestration.sealing import named_paths
+
+    script, data = tmp_path / "mybot.py", tmp_path / "data"
+    script.write_text("")
+    data.mkdir()
+    home = tmp_path / "home" / "me"
+    home.mkdir(parents=True)
+    args = [str(script), f"--data={data}", "/no/such/file", "relative.py", "/" + "x" * 5000, "line\n/etc"]
+    assert named_paths(args, home) == [script, data]
+    with pytest.raises(SwarmError, match=f"names {tmp_path / 'home'}, which holds your home directory"):
+        named_paths([str(tmp_path / "home")], home)
