@@ -116,7 +116,7 @@ def main() -> None:
         lines = board_lines(args.records)
         # the board up to 256 kB before its end, checkpointed there; then the rest appended (same file)
         cut = len(lines)
-        while sum(len(line) for line in lines[cut:]) < 256 * 1024:
+        while cut > 0 and sum(len(line) for line in lines[cut:]) < 256 * 1024:  # a toy board: all of it
             cut -= 1
         (directory / "board.jsonl").write_bytes(b"".join(lines[:cut]))
         board = Board(directory)

@@ -1,12 +1,16 @@
 """Optional `swarm.toml` at the repository root: one table per concern, each read into a frozen dataclass.
 
 Each module that has settings declares its own dataclass with defaults and reads its table with
-`load_section(repo, "runner", RunnerSettings)`; a typo in a key or a wrong type is one clear error.
+`load_section(repo, "runner", RunnerSettings)`; a typo in a key (with the key it meant), a wrong type or a
+negative number is one clear error. No setting is a negative number (a count, seconds, sigmas, a size),
+except a field whose metadata says `signed` (e.g. a search range). swarm.orchestration.settings_check
+checks every section this way before a run starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import tomllib
 import types
 import typing
@@ -46,13 +50,32 @@ def from_table(table: Any, cls: type[T], where: str) -> T:
     hints = typing.get_type_hints(cls)
     unknown = sorted(set(table) - set(fields))
     if unknown:
-        raise SwarmError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(fields))})")
+        raise SwarmError(
+            f"{where}: unknown key {unknown[0]!r}{did_you_mean(unknown[0], fields)} "
+            f"(known: {', '.join(sorted(fields))})"
+        )
     values = {}
     for key, value in table.items():
         if not _matches(value, hints[key]):
             raise SwarmError(f"{where}: {key} = {value!r} is not of type {_describe(hints[key])}")
+        if not fields[key].metadata.get("signed") and _negative(value):
+            raise SwarmError(f"{where}: {key} = {value!r} must not be negative")
         values[key] = tuple(value) if isinstance(value, list) else value
     return cls(**values)
+
+
+def did_you_mean(word: str, known) -> str:
+    """' (did you mean X?)' for the closest known word, or '' when none is close."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _negative(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_negative(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_negative(v) for v in value)
+    return isinstance(value, int | float) and not isinstance(value, bool) and value < 0
 
 
 def _matches(value: Any, hint: Any) -> bool:

@@ -19,6 +19,7 @@ from swarm.board.state import BoardState
 from swarm.board.store import Board
 from swarm.errors import GitError, SwarmError
 from swarm.orchestration.gpus import detect_gpus
+from swarm.orchestration.settings_check import check_config
 from swarm.repo.paths import main_repo, run_paths
 from swarm.results.display import escape_text
 from swarm.runner.devices import DEV, MODPROBE, UVM, has_gpu_nodes
@@ -212,6 +213,8 @@ def cmd_smoke(profile: str | None) -> int:
 
 
 def cmd_doctor(args) -> int:
+    with contextlib.suppress(GitError):  # outside a repository there is no swarm.toml to check
+        check_config(main_repo())  # a mistake in it: one line and a non-zero exit, as spawn would say
     if getattr(args, "smoke", False):
         return cmd_smoke(getattr(args, "profile", None))
     if getattr(args, "profile", None):

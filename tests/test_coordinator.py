@@ -19,6 +19,7 @@ class RecordingTmux:
         self._panes: dict[str, Pane] = {}
         self.calls: list[tuple[str, str]] = []
         self.next_pid = 100
+        self.output: dict[str, str] = {}  # window -> what its process printed
 
     def _pane(self, window: str) -> Pane:
         self.next_pid += 1
@@ -36,8 +37,12 @@ class RecordingTmux:
         self.calls.append(("respawn", window))
         self._panes[window] = self._pane(window)
 
-    def die(self, window: str, status: int = 1) -> None:
+    def die(self, window: str, status: int = 1, output: str = "") -> None:
         self._panes[window] = replace(self._panes[window], dead=True, exit_status=status)
+        self.output[window] = output + "\nPane is dead (status 1, Sun Dec  6 20:00:00 2026)\n"
+
+    def capture(self, window: str, lines: int = 200) -> str:
+        return self.output.get(window, "")
 
 
 def make(tmp_path, agents=("gpu0", "gpu1")):
@@ -78,6 +83,50 @@ def test_a_process_dying_young_is_restarted_with_growing_backoff(tmp_path):
     clock[0] += 120.0  # this time it ran for two minutes: a normal end, restarted at once
     tmux.die("gpu0", status=0)
     assert coordinator.reconcile() == ["restart gpu0"]
+
+
+def test_an_agent_crashing_the_same_way_is_left_down_with_its_reason(tmp_path):
+    """Three young crashes with the same last line: a crash loop, said on the board, no more restarts;
+    a crash with another reason, or a process someone else started (`swarm resume`), starts afresh."""
+    coordinator, tmux, clock, board = make(tmp_path, agents=("gpu0",))
+    coordinator.reconcile()
+    error = "ValueError: CategoricalDistribution does not support dynamic value space."
+
+    def crash(output: str) -> bool:
+        """It dies soon after starting: restarted within the longest backoff?"""
+        clock[0] += 1.0
+        tmux.die("gpu0", output=output)
+        for _ in range(40):
+            if "restart gpu0" in coordinator.reconcile():
+                return True
+            clock[0] += 0.5
+        return False
+
+    traceback = "Traceback (most recent call last):\n  ...\n" + error
+    # a different reason in between: the count starts again
+    assert [crash(o) for o in (traceback, traceback, "\x1b[31mswarm: other\x1b[0m", error, error)] == [
+        True
+    ] * 5
+    assert not crash(error)  # the 3rd in a row with the same reason: a crash loop, left down
+    exits = [r for r in board.records() if r["type"] == "process" and r["window"] == "gpu0"]
+    assert [r["event"] for r in exits] == ["exited"] * 5 + ["crash_loop"]
+    assert exits[-1]["reason"] == error and exits[2]["reason"] == "swarm: other"  # escapes removed
+
+    tmux._panes["gpu0"] = tmux._pane("gpu0")  # `swarm resume` started it again: watched anew
+    assert coordinator.reconcile() == []
+    assert crash(error)
+
+    # a runner failing the same way (a device fault, say) is retried with backoff, never left down
+    for _ in range(4):
+        clock[0] += 1.0
+        tmux.die("runner-gpu0", output="swarm: CUDA error: no device")
+        restarted = False
+        for _ in range(40):
+            if "restart runner-gpu0" in coordinator.reconcile():
+                restarted = True
+                break
+            clock[0] += 0.5
+        assert restarted
 
 
 def test_a_stopped_agent_stays_down_while_its_runner_is_kept(tmp_path):

@@ -311,3 +311,29 @@ def test_cost_column_appears_with_the_first_usage_record(tmp_path):
             assert str(table.get_cell("gpu0", "best")) == "-"  # the other columns stay in place
 
     run(scenario)
+
+
+def test_a_crashed_agent_shows_why_in_place_of_its_latest_experiment(tmp_path):
+    """The agents table's LATEST of a crashed agent is its last line (escapes removed), and once the
+    coordinator gave up on it, `crash loop: <line>`, the same words as `swarm status`."""
+    from swarm.board.store import PROCESS
+    from swarm.tui.model import WatchModel
+
+    class Crashed:
+        def liveness(self):
+            return Liveness(True, {"gpu0": Pane("@1", "gpu0", "%1", 10, True, 1)})
+
+        def capture(self, window, lines=200):
+            return "Traceback ...\n\x1b[31mValueError: dynamic value space\x1b[0m\nPane is dead (status 1)\n"
+
+    board = make_board(tmp_path / "board", agents=1)
+    board.append(experiment("gpu0", status="crash", at=T0 + 100))
+    model = WatchModel(board.directory, None, control_for=lambda tag: Crashed(), clock=lambda: T0 + 3600)
+    (row,) = model.refresh().agents
+    assert row.state == CRASHED and row.reason == "ValueError: dynamic value space"
+    board.append(
+        {"type": PROCESS, "tag": "t1", "window": "gpu0", "event": "crash_loop", "reason": row.reason}
+    )
+    (row,) = model.refresh().agents
+    assert row.reason == "crash loop: ValueError: dynamic value space"
+    assert str(AgentsTable().row_cells(row)[-1]).startswith("crash loop:")  # cut to the column

@@ -3,7 +3,9 @@
 Desired state: the latest run record of the tag (agents, slots, worktrees), less the agents it marks
 stopped (`swarm stop AGENT`). Reality: the panes of the run's tmux session. A missing window is created, a dead
 pane (its process exited or was killed) is respawned; a process that keeps dying young is restarted with
-exponential backoff, so a broken agent CLI cannot flood the board. It also has each device class's new best
+exponential backoff, so a broken agent CLI cannot flood the board; an agent that dies young the same way
+(the same last line) CRASH_LOOP times in a row is left down, and the board says `crash loop: <reason>`
+(a `swarm resume` restarts it). It also has each device class's new best
 rerun once on another slot, so that a morning's best is verified (swarm.orchestration.autoverify). The coordinator keeps no state that
 matters: killed with -9 and started again, it finds the same windows and goes on, and it only ever starts
 processes, never deletes work. One coordinator per run: a second one exits at once.
@@ -25,12 +27,15 @@ from swarm.board.run_record import RunFollower
 from swarm.board.store import PROCESS, Board
 from swarm.config import load_section
 from swarm.orchestration.autoverify import BestVerifier
+from swarm.orchestration.crashes import CRASH_LOOP_EVENT, last_output
 from swarm.orchestration.launch import WindowPlan, launcher_argv, pane_log, window_plans
 from swarm.orchestration.tmux import Pane, RunTmux, TmuxError
 from swarm.orchestration.validate import ClassValidator
 from swarm.repo.paths import RunPaths, run_paths
 from swarm.results.answers import context_key
 from swarm.results.queries import AnswerKeeper
+
+CRASH_LOOP = 3  # young crashes in a row with the same last line: the process is not restarted again
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,9 @@ class Supervision:
     failures: int = 0  # consecutive deaths soon after starting
     restart_at: float = 0.0
     reported_dead_pid: int = 0
+    reason: str | None = None  # the last line its latest crash printed
+    same_crashes: int = 0  # young crashes in a row with that same reason
+    given_up: str | None = None  # the reason of a crash loop: no more restarts until a new process runs
 
 
 class Coordinator:
@@ -114,10 +122,12 @@ class Coordinator:
         if not pane.dead:
             if pane.pid != state.pid:
                 state.pid, state.seen_alive_at = pane.pid, now
+                if state.given_up is not None:  # `swarm resume` started it again: watched anew
+                    state.given_up, state.same_crashes = None, 0
             return None
         if state.reported_dead_pid != pane.pid:
             self._note_exit(plan.name, pane, state, now)
-        if now < state.restart_at:
+        if state.given_up is not None or now < state.restart_at:
             return None
         self.tmux.respawn(plan.name, argv, plan.cwd, log)
         state.pid, state.seen_alive_at = 0, now
@@ -129,17 +139,31 @@ class Coordinator:
         backoff = min(self.settings.max_backoff_s, 2.0**state.failures) if state.failures else 0.0
         state.restart_at = now + backoff
         state.reported_dead_pid = pane.pid
-        self.board.append(
-            {
-                "type": PROCESS,
-                "tag": self.tag,
-                "window": window,
-                "event": "exited",
-                "pid": pane.pid,
-                "exit_status": pane.exit_status,
-                "restart_in_s": round(state.restart_at - now, 1),
-            }
+        # agents only: a runner that keeps failing (a device fault) is retried with backoff, never left down
+        agent = not window.startswith("runner-")
+        reason = (
+            last_output(self.tmux, window, pane_log(self.paths, window))
+            if pane.exit_status and agent
+            else None
         )
+        young_again = state.failures > 0 and reason is not None and reason == state.reason
+        state.same_crashes = state.same_crashes + 1 if young_again else (1 if reason else 0)
+        state.reason = reason
+        record = {
+            "type": PROCESS,
+            "tag": self.tag,
+            "window": window,
+            "event": "exited",
+            "pid": pane.pid,
+            "exit_status": pane.exit_status,
+            "restart_in_s": round(state.restart_at - now, 1),
+            "reason": reason,
+        }
+        if state.same_crashes >= CRASH_LOOP:
+            state.given_up = reason
+            record.update(event=CRASH_LOOP_EVENT, restart_in_s=None)
+            print(f"{time.strftime('%H:%M:%S')} {window}: crash loop: {reason}", flush=True)
+        self.board.append(record)
 
     def _validate(self) -> list[str]:
         """A cluster run spawned with --validate-on: confirm each screening class's new best there."""

@@ -8,7 +8,8 @@ more than its own things writable (swarm.runner.sandbox has the mechanism and th
   directory, swarm.repo.stores: the shared objects are read as an alternate; the directory of its own
   branch `swarm/<tag>/<agent>/` and of its reflog, its worktree's admin directory, its saved refs);
   its inbox; its CLI's configuration (e.g. CLAUDE_CONFIG_DIR, CODEX_HOME); a private /tmp;
-- read-only: the system, this installation of swarm, the CLI's installation, the rest of the repository
+- read-only: the system, this installation of swarm, the CLI's installation, every existing file or
+  directory its command line names (a custom agent's script), the rest of the repository
   (swarm.toml, .git's config, hooks, info/ and every other ref, other worktrees), the board, and the files
   that tell git where the repository is (<worktree>/.git, the admin dir's commondir and gitdir), so that
   git run in this worktree outside the sandbox never reads a config the agent wrote;
@@ -28,6 +29,7 @@ from swarm.board.holdout import private_dir
 from swarm.board.run_record import AgentSlot, RunRecord
 from swarm.board.signing import key_dir
 from swarm.config import load_section
+from swarm.errors import SwarmError
 from swarm.repo.git import git_text
 from swarm.repo.paths import RunPaths
 from swarm.repo.stores import agent_git_env, agent_objects, common_dir
@@ -66,7 +68,11 @@ def seal_agent(
         hidden=(key_dir(paths.board), private_dir(paths.board, create=True)),  # key, holdout
         config=tuple(config),
         config_files=tuple(config_files),
-        readable=tuple(installations(argv[0], env) + [home / ".gitconfig", home / ".config" / "git"]),
+        readable=tuple(
+            installations(argv[0], env)
+            + named_paths(argv[1:], home)
+            + [home / ".gitconfig", home / ".config" / "git"]
+        ),
         home=home,
     )
     env |= agent_git_env(common, slot.name)  # its objects go to its own directory (swarm.repo.stores)
@@ -74,6 +80,31 @@ def seal_agent(
         # git's automatic housekeeping writes where an agent may not (.git/packed-refs, gc.pid): off
         env |= {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "gc.auto", "GIT_CONFIG_VALUE_0": "0"}
     return agent_sandbox(view).wrap(argv), env
+
+
+def named_paths(args: list[str], home: Path) -> list[Path]:
+    """The existing files and directories an agent's command line names (`python3 /opt/mybot.py --cfg
+    /etc/mybot`, also `--cfg=/etc/mybot`): its program's own script and data, shown read-only. A path
+    that holds HOME would show all of it: one line saying so, and what to name instead."""
+    found = []
+    for arg in args:
+        for text in (arg, arg.partition("=")[2]):
+            if not text.startswith("/") or "\n" in text:
+                continue
+            path = Path(text)
+            try:
+                exists = path.exists()
+            except OSError:  # a prompt that merely starts with "/": too long to be a path
+                continue
+            if not exists:
+                continue
+            if home.resolve().is_relative_to(path.resolve()):
+                raise SwarmError(
+                    f"the agent command names {path}, which holds your home directory: a sandbox cannot "
+                    "show it; name the files inside it the agent needs (or run with --unsealed)"
+                )
+            found.append(path)
+    return found
 
 
 def agent_git_dirs(worktree: Path, slot: AgentSlot) -> list[Path]:

@@ -9,6 +9,7 @@ for what is not already running, so nothing is duplicated.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -33,15 +34,24 @@ from swarm.board.signing import create_key
 from swarm.board.store import Board
 from swarm.errors import SandboxError, SwarmError
 from swarm.orchestration.cluster import cluster_slots, plan_agents
+from swarm.orchestration.crashes import last_output
 from swarm.orchestration.gpus import Slot, detect_gpus, select_slots
-from swarm.orchestration.launch import COORDINATOR_WINDOW, coordinator_argv, is_launch, pane_log
-from swarm.orchestration.tmux import RunTmux, require_tmux
+from swarm.orchestration.launch import (
+    COORDINATOR_WINDOW,
+    coordinator_argv,
+    is_launch,
+    launcher_argv,
+    pane_log,
+)
+from swarm.orchestration.settings_check import check_config
+from swarm.orchestration.tmux import RunTmux, TmuxError, require_tmux
 from swarm.repo.paths import RunPaths, agent_branch, run_paths, validate_agent_name
 from swarm.repo.worktrees import GitRepo
 from swarm.runner.sandbox import sandbox_problem
 from swarm.runner.sealed import spawn_pins
 
 POLL_S = 0.2
+SETTLE_S = 3.0  # an agent counts as running once its process stayed up this long
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,7 @@ def default_tag() -> str:
 def spawn(request: SpawnRequest, cwd: Path | None = None, out=print) -> RunRecord:
     """Create or resume a run and start its processes; returns the run record."""
     paths = run_paths(cwd)
+    check_config(paths.repo)  # a mistake in any section of swarm.toml stops here, before a window starts
     repo = GitRepo(paths.repo)
     if not repo.has_commits():
         raise SwarmError(f"{paths.repo} has no commits yet: commit train.py and prepare.py first")
@@ -99,6 +110,7 @@ def spawn(request: SpawnRequest, cwd: Path | None = None, out=print) -> RunRecor
         tmux = RunTmux(paths.repo, run.tag)
         started_at = time.time()
         _start_coordinator(tmux, paths, run.tag)
+        _restart_dead_agents(tmux, paths, run)
     out(f"tmux: {tmux.socket} (session {run.tag}); coordinator started")
     if run.unsealed:
         out(
@@ -250,31 +262,67 @@ def _start_coordinator(tmux: RunTmux, paths: RunPaths, tag: str) -> None:
         tmux.respawn(COORDINATOR_WINDOW, argv, paths.repo, log)
 
 
+def _restart_dead_agents(tmux: RunTmux, paths: RunPaths, run: RunRecord) -> None:
+    """A resume brings back every agent whose pane is dead now, a crash loop the coordinator gave up on
+    included (it watches the new process anew)."""
+    panes = tmux.panes()
+    for slot in run.agents:
+        pane = panes.get(slot.name)
+        if not slot.stopped and pane is not None and pane.dead:
+            # the coordinator may respawn it at the same moment: tmux refuses the second, either is fine
+            with contextlib.suppress(TmuxError):
+                tmux.respawn(
+                    slot.name,
+                    launcher_argv(run.tag, slot.name),
+                    Path(slot.worktree),
+                    pane_log(paths, slot.name),
+                )
+
+
 def wait_for_agents(tmux: RunTmux, paths: RunPaths, board: Board, run: RunRecord, timeout_s: float) -> None:
-    """Until every agent that should run has a live pane whose process the launcher started."""
+    """Until every agent that should run has a pane whose process the launcher started, alive for
+    SETTLE_S: an agent that dies at start is reported with its own last line, never as running."""
     reader = board.reader()
     started: dict[str, int] = {}  # window -> pid of its latest launch
+    alive_since: dict[tuple[str, int], float] = {}  # (window, pid) -> when first seen alive
     deadline = time.monotonic() + timeout_s
     while True:
         records = reader.read_new()
         for r in records:
             if is_launch(r, run.tag):
                 started[r["window"]] = r.get("pid")
-        panes = tmux.panes()
-        waiting = [
-            a.name
-            for a in run.agents
-            if not a.stopped
-            and not (a.name in panes and not panes[a.name].dead and started.get(a.name) == panes[a.name].pid)
-        ]
+        panes, now = tmux.panes(), time.monotonic()
+        waiting = []
+        for a in run.agents:
+            pane = panes.get(a.name)
+            if a.stopped:
+                continue
+            if pane is None or started.get(a.name) != pane.pid:
+                waiting.append(a.name)
+            elif pane.dead:
+                if pane.exit_status:
+                    raise SwarmError(_died_at_start(tmux, paths, a.name, pane.exit_status))
+                waiting.append(a.name)
+            elif now - alive_since.setdefault((a.name, pane.pid), now) < SETTLE_S:
+                waiting.append(a.name)
         if not waiting:
             return
-        if time.monotonic() > deadline:
-            logs = pane_log(paths, waiting[0])
+        if now > deadline:
             raise SwarmError(
-                f"agents not running after {timeout_s:.0f} s: {', '.join(waiting)} (see `swarm status` and {logs})"
+                f"agents not running after {timeout_s:.0f} s: {', '.join(waiting)}{_where(paths, waiting[0])}"
             )
         time.sleep(POLL_S)
+
+
+def _died_at_start(tmux: RunTmux, paths: RunPaths, window: str, exit_status: int) -> str:
+    reason = last_output(tmux, window, pane_log(paths, window)) or "no output"
+    return f"agent {window} exited at start (status {exit_status}): {reason}{_where(paths, window)}"
+
+
+def _where(paths: RunPaths, window: str) -> str:
+    """Where to read more: the pane's log when it exists, else `swarm status`."""
+    log = pane_log(paths, window)
+    return f" (log: {log})" if log.exists() else " (see `swarm status`)"
 
 
 def cmd_spawn(args) -> int:
@@ -296,5 +344,11 @@ def cmd_spawn(args) -> int:
 
 
 def cmd_resume(args) -> int:
+    paths = run_paths()
+    check_config(paths.repo)
+    board = Board(paths.board)
+    if not board.exists() or latest_run(board.records(), args.tag) is None:
+        which = f"run {args.tag}" if args.tag else "run"
+        raise SwarmError(f"no {which} to resume on the board {paths.board}: start one with `swarm spawn`")
     spawn(SpawnRequest(tag=args.tag, wait=not args.no_wait, unsealed=args.unsealed))
     return 0

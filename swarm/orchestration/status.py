@@ -20,8 +20,9 @@ from swarm.board.run_record import is_pool
 from swarm.board.state import BoardState
 from swarm.board.store import Board
 from swarm.config import load_section
-from swarm.orchestration.agent_state import Liveness, agent_state
-from swarm.orchestration.launch import COORDINATOR_WINDOW, agent_runner_windows, is_launch
+from swarm.orchestration.agent_state import CRASHED, Liveness, agent_state
+from swarm.orchestration.crashes import crash_reason, last_output
+from swarm.orchestration.launch import COORDINATOR_WINDOW, agent_runner_windows, is_launch, pane_log
 from swarm.orchestration.tmux import Pane, RunTmux
 from swarm.repo.paths import RunPaths, run_paths
 from swarm.results.display import escape_text, format_number, mean_text
@@ -51,6 +52,8 @@ class AgentStatus:
     usage: dict[str, Any]
     gpu_seconds: float  # started_at to finished_at, summed over its finished experiments
     saved_seconds: float  # training time its pruned runs did not spend (swarm.runner.pruning)
+    # crashed: the last line it printed, "crash loop: <that line>" once the coordinator stopped restarting it
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,13 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
         windows = agent_runner_windows(run, slot)
         runners = [_window_state(panes.get(w), server_up, supervised) for w in windows]
         doing, _ = agent_state(slot, liveness, current is not None, queued)
+        reason = (
+            crash_reason(
+                last_output(tmux, slot.name, pane_log(paths, slot.name)), state.other, slot.name, run.tag
+            )
+            if doing == CRASHED
+            else None
+        )
         best = state.experiments.get(summary.best) if summary and summary.best else None
         totals = ledger.get(slot.name, Totals())
         agents.append(
@@ -145,6 +155,7 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
                 usage=totals.usage_json(),
                 gpu_seconds=round(totals.gpu_seconds, 1),
                 saved_seconds=round(saved.get(slot.name, 0.0), 1),
+                reason=reason,
             )
         )
     return RunStatus(
@@ -221,6 +232,9 @@ def render(status: RunStatus) -> list[str]:
     if not status.bests:
         lines.append("best: none confirmed yet")
     lines += [escape_text(line) for line in status.queue_lines]
+    for a in status.agents:
+        if a.reason:
+            lines.append(f"{escape_text(a.name)} {escape_text(a.state)}: {escape_text(a.reason)}")
     pruned = sum(a.counts.get(PRUNED, 0) for a in status.agents)
     if pruned:
         saved = sum(a.saved_seconds for a in status.agents)

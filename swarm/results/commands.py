@@ -12,7 +12,9 @@ import os
 import sys
 from pathlib import Path
 
+from swarm.errors import SwarmError
 from swarm.results import answers
+from swarm.results.output import output_file
 
 # ---------------------------------------------------------------------------------------------------------
 # Queries
@@ -49,6 +51,8 @@ def _print_holdout() -> None:
 
 
 def cmd_board(args) -> int:
+    if args.top < 0:
+        raise SwarmError(f"--top {args.top}: give a number of rows, 0 or more")
     return _answer("board", top=args.top, agent=args.agent, json=args.json)
 
 
@@ -77,11 +81,12 @@ def cmd_export(args) -> int:
     from swarm.board.state import open_board
     from swarm.results.export import results_tsv
 
+    target = None if args.file == "-" else output_file(args.file)  # before reading the board
     _, _, state = open_board()
     text = results_tsv(list(state.experiments.values()))
     if args.file == "-":
         sys.stdout.write(text)
     else:
-        Path(args.file).write_text(text)
+        target.write_text(text)
         print(f"wrote {len(text.splitlines()) - 1} results to {args.file}", file=sys.stderr)
     return 0

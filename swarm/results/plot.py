@@ -135,10 +135,12 @@ def render(progress: ProgressTracker, path: Path, bests: dict[GroupKey, Best] | 
 
 def cmd_plot(args) -> int:
     from swarm.board.state import open_board
+    from swarm.results.output import output_file
 
+    target = output_file(args.file)  # a missing directory: one line, before the board is read
     _, _, state = open_board()
     steps = {key: state.best_steps(key) for key in state.groups}
     progress = from_experiments(list(state.experiments.values()), steps)
-    path = render(progress, Path(args.file), state.bests())
+    path = render(progress, target, state.bests())
     print(f"wrote {path}")
     return 0

@@ -613,9 +613,13 @@ def write_report(
 
 def cmd_report(args) -> int:
     from swarm.board.state import open_board
+    from swarm.results.output import output_directory
 
-    repo, _, state = open_board()
-    out = Path(args.out) if args.out else Path.cwd() / f"report-{state.run.tag if state.run else 'board'}"
+    target = output_directory(args.out) if args.out else None  # before the board is read
+    repo, board, state = open_board()
+    if state.run is None:  # never an empty report in the checkout
+        raise SwarmError(f"no run on the board {board.directory} yet: nothing to report")
+    out = target or output_directory(Path.cwd() / f"report-{state.run.tag}")
     path = write_report(state, out, repo, gpu_price=args.gpu_price, plot=not args.no_plot)
     print(f"wrote {path}")
     return 0

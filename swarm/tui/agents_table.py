@@ -95,7 +95,10 @@ class AgentsTable(FittedTable):
             "exps": exps_cell(row),
             "best": Text(value(row.best), style="green" if row.best is not None else "dim"),
             "cost": cost_cell(row),
-            "doing": agent_text(row.description, self.flex),
+            # a crashed agent: why (its last line), in place of its latest experiment
+            "doing": agent_text(row.reason, self.flex, "red")
+            if row.reason
+            else agent_text(row.description, self.flex),
         }
         return tuple(cells[key] for key, _, _ in self._shown_columns())
 

@@ -8,6 +8,7 @@ loaded on workers too; the UI thread only applies results.
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -381,5 +382,9 @@ def watch(paths: RunPaths, interval: float = 1.0, seconds: float | None = None) 
 
 
 def cmd_watch(args) -> int:
-    watch(run_paths(), args.interval)
+    paths = run_paths()
+    Board(paths.board).require()
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):  # else it would write escape codes into a pipe
+        raise SwarmError("swarm watch needs a terminal; without one, use `swarm status` or `swarm board`")
+    watch(paths, args.interval)
     return 0

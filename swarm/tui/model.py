@@ -39,7 +39,8 @@ from swarm.board.state import BoardState, ContentStats, GroupKey, group_of
 from swarm.board.store import EXPERIMENT, USAGE, VERIFICATION
 from swarm.config import load_section
 from swarm.errors import SwarmError
-from swarm.orchestration.agent_state import DOWN_STATES, Liveness, agent_state
+from swarm.orchestration.agent_state import CRASHED, DOWN_STATES, Liveness, agent_state
+from swarm.orchestration.crashes import crash_reason, last_line
 from swarm.repo.git import file_at
 from swarm.results.holdout import LineageHoldout, lineage_holdout
 from swarm.results.lineage import CommitIndex, LineageStep, lineage
@@ -106,6 +107,7 @@ class AgentRow:
     cost: float | None = None  # dollars, when its usage records know them
     promising: int = 0  # results waiting for their confirmation reruns
     pruned: int = 0  # runs stopped early
+    reason: str | None = None  # crashed: its last line, or "crash loop: <line>" (swarm.orchestration.crashes)
 
     @property
     def description(self) -> str | None:
@@ -334,7 +336,16 @@ class WatchModel:
                 cost=self._usage[slot.name].cost_usd if slot.name in self._usage else None,
                 promising=counts.get(PROMISING, 0),
                 pruned=counts.get(PRUNED, 0),
+                reason=self._crash_reason(slot.name) if state_name == CRASHED else None,
             )
+
+    def _crash_reason(self, window: str) -> str:
+        last = None
+        if self.control is not None:
+            with contextlib.suppress(SwarmError):  # the window went meanwhile
+                last = last_line(self.control.capture(window))
+        run = self.state.run
+        return crash_reason(last, self.state.other, window, run.tag if run else "")
 
     def _baseline(self, key: GroupKey) -> float | None:
         """Mean of the baseline content in a group: the run base's train.py when this repository has the

@@ -14,13 +14,16 @@ learns from the other's trials. The study sees only the trials its agents asked 
 agents on the same board are theirs, and the optuna agents never adopt them (the space is about the
 hyperparameters of the base code). LLM agents see the optuna agents' results on the board like any other.
 Restarted, an agent finds its unfinished trials in the study (user attribute `experiment`) and sees them
-through.
+through (or tells the study the result that landed while it was down). Its branch always goes back to the
+run's base, and the space is derived from the base's train.py, so the study's distributions never change
+under it. A trial that moves many knobs is submitted with a short summary (it fits the board); its commit
+message lists every change.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,7 @@ from swarm.agents.sweep.proposals import Change, Proposal
 from swarm.board.experiments import FAILED_STATUSES, MEASURED_STATUSES, PROMISING, PRUNED
 from swarm.config import load_section
 from swarm.errors import SwarmError
+from swarm.repo.git import git
 from swarm.repo.paths import run_paths, worktree_root
 
 SAMPLERS = ("tpe", "random")
@@ -48,7 +52,8 @@ class OptunaSettings:
     seed: int | None = None  # the sampler's seed (None: a different search each time)
     startup_trials: int = 8  # TPE: random trials before it models the results
     knobs: list[str] | None = None  # search only these knobs (default: every knob the sweep would move)
-    ranges: dict[str, list[float]] | None = None  # NAME (or NAME[i] of a tuple) -> [low, high]
+    # NAME (or NAME[i] of a tuple) -> [low, high]; a range may be negative
+    ranges: dict[str, list[float]] | None = field(default=None, metadata={"signed": True})
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -93,6 +98,7 @@ class OptunaAgent(SweepAgent):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         status = self.swarm("status")
         self.tag = status["tag"]
+        self._to_base(status["base"])
         self.space = search_space(self.config, self.settings.knobs, self.settings.ranges)
         if not self.space:
             raise SwarmError("optuna agent: no hyperparameter to search in train.py")
@@ -115,18 +121,35 @@ class OptunaAgent(SweepAgent):
         )
         return 0
 
+    def _to_base(self, base: str) -> None:
+        """Every trial is a commit on the run's base, and the space is the base's: the branch goes back
+        there (a predecessor killed between commit and reset left a trial commit checked out, which must
+        never be submitted as the baseline), and the base's value is the one this agent measured of it."""
+        git(self.worktree, "reset", "--quiet", "--hard", base)
+        self._load_best(base, None)
+        for e in self.mine:
+            if e.get("train_sha256") == self.best_sha and e.get("status") in MEASURED_STATUSES:
+                self.best_value = e.get("val_bpb")
+        baselines = {e["id"] for e in self.mine if e.get("train_sha256") == self.best_sha}
+        for job in self.in_flight:  # a baseline a predecessor left in flight is still the baseline
+            if job.id in baselines:
+                job.proposal = Proposal((), kind="baseline", by="optuna")
+
     # -- trials ------------------------------------------------------------------------------------------
 
     def _resume_trials(self) -> None:
         """Trials a previous run of this agent left open: follow their experiments, or fail them."""
         pending = {job.id for job in self.in_flight}
+        mine = {e["id"]: e for e in self.mine}
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if trial.user_attrs.get("agent") != self.name:
                 continue
             eid = trial.user_attrs.get("experiment")
             if eid in pending:
                 self.trials[eid] = trial.number
-            else:
+            elif eid in mine:  # it finished while this agent was down: the study learns its result
+                self._tell(trial.number, mine[eid])
+            else:  # asked but never submitted
                 self.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
 
     def _ask_and_submit(self) -> bool:
@@ -169,19 +192,23 @@ class OptunaAgent(SweepAgent):
             self.seen.add(result["train_sha256"])
         number = self.trials.pop(job.id, None)
         if number is not None:
-            # the runner's measurement (a promising result's first run counts; its verdict is the swarm's)
-            if status in MEASURED_STATUSES and value is not None:
-                self.study.tell(number, float(value), skip_if_finished=True)
-            elif status == PRUNED:
-                self.study.tell(number, state=TrialState.PRUNED, skip_if_finished=True)
-            elif status in FAILED_STATUSES:
-                self.study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+            self._tell(number, result)
         elif job.proposal.kind == "baseline" and status in MEASURED_STATUSES and status != PROMISING:
             self._tell_baseline(float(value), job.id)
         self.finished += 1
         self.log(f"{job.id} {status} {self._value(value)}: {job.proposal.description}")
         if job.proposal.kind == "baseline" and status in MEASURED_STATUSES:
             self.best_value = value
+
+    def _tell(self, number: int, result: dict[str, Any]) -> None:
+        """The runner's measurement (a promising result's first run counts; its verdict is the swarm's)."""
+        status, value = result.get("status"), result.get("val_bpb")
+        if status in MEASURED_STATUSES and value is not None:
+            self.study.tell(number, float(value), skip_if_finished=True)
+        elif status == PRUNED:
+            self.study.tell(number, state=TrialState.PRUNED, skip_if_finished=True)
+        elif status in FAILED_STATUSES:
+            self.study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
 
     def _tell_baseline(self, value: float, eid: str) -> None:
         params = to_params(self.config, self.space)

@@ -1,12 +1,15 @@
 """The search space of the Optuna agent: one Optuna distribution per knob of train.py's hyperparameter block.
 
-Ranges come from each knob's value at the run's base (swarm.target.hparams), by the same kind of rule the
-sweep agent moves knobs by (FINDINGS.md): learning rates, weight decay and other positive floats over
-[value / 4, value x 4] on a log scale; schedule fractions (`*_RATIO`, `*_FRAC`) over [0, 1]; batch sizes
-over powers of two from a quarter to four times; other integers over [value / 2, value x 2] on a log
-scale; betas and momenta (tuples of floats in (0, 1)) per element with 1 - beta over a third to three
-times; booleans both ways; the attention window pattern over its known patterns. Knobs the sweep never
-moves (seed, device batch, evaluation, paths) are left alone.
+Ranges come from each knob's value at the run's base commit (swarm.target.hparams), never from a
+worktree's current train.py, so the space is the same on every restart (Optuna refuses a distribution that
+changed under a stored study). They follow each knob's meaning, by the same kind of rule the sweep agent
+moves knobs by (FINDINGS.md): betas and momenta (`*BETA*`, `*MOMENTUM*`, alone or as tuples, in (0, 1))
+with 1 - beta over a third to three times, so they stay inside (0, 1); schedule fractions (`*_RATIO`,
+`*_FRAC`) inside [0, 1] (a warmup at most half the run, a warmdown never zero, which train.py divides by);
+learning rates, weight decay and other positive floats over [value / 4, value x 4] on a log scale; batch
+sizes over powers of two from a quarter to four times; other integers over [value / 2, value x 2] on a log
+scale; booleans both ways; the attention window pattern over its known patterns, in a fixed order. Knobs
+the sweep never moves (seed, device batch, evaluation, paths) are left alone.
 
 `[optuna]` in swarm.toml narrows it: `knobs = [...]` picks the knobs to search, `ranges = {NAME = [lo, hi]}`
 overrides a numeric range (a tuple knob's elements are NAME[0], NAME[1], ...).
@@ -27,6 +30,21 @@ from swarm.agents.sweep.proposals import SKIP, WINDOW_PATTERNS
 from swarm.errors import SwarmError
 
 FRACTION = ("_RATIO", "_FRAC")
+BETA = ("BETA", "MOMENTUM")  # decay rates in (0, 1): searched relative to 1
+
+
+def _beta(value: float) -> FloatDistribution:
+    """1 - beta from a third to three times its value (0.95: [0.85, 0.983]); never 0 or 1."""
+    gap = 1.0 - value
+    return FloatDistribution(max(0.0, 1.0 - 3 * gap), 1.0 - gap / 3)
+
+
+def _fraction(name: str) -> FloatDistribution:
+    if "WARMUP" in name:
+        return FloatDistribution(0.0, 0.5)
+    if "WARMDOWN" in name:
+        return FloatDistribution(0.05, 1.0)
+    return FloatDistribution(0.0, 1.0)
 
 
 def knob_distributions(name: str, value: Any) -> dict[str, BaseDistribution]:
@@ -45,19 +63,19 @@ def knob_distributions(name: str, value: Any) -> dict[str, BaseDistribution]:
         low, high = max(1, value // 2), value * 2
         return {name: IntDistribution(low, high, log=True)} if high > low else {}
     if isinstance(value, float):
+        if any(b in name for b in BETA) and 0.0 < value < 1.0:
+            return {name: _beta(value)}
         if name.endswith(FRACTION) and 0.0 <= value <= 1.0:
-            return {name: FloatDistribution(0.0, 1.0)}
+            return {name: _fraction(name)}
         if value > 0:
             return {name: FloatDistribution(value / 4, value * 4, log=True)}
         return {}
     if isinstance(value, str) and "WINDOW" in name and set(value) <= {"S", "L"}:
-        return {name: CategoricalDistribution(tuple(dict.fromkeys((value, *WINDOW_PATTERNS))))}
+        # a fixed order, the base's own pattern last when it is not a known one: a stored study refuses
+        # choices that moved
+        return {name: CategoricalDistribution(tuple(dict.fromkeys((*WINDOW_PATTERNS, value))))}
     if isinstance(value, tuple) and value and all(isinstance(v, float) and 0 < v < 1 for v in value):
-        out = {}
-        for i, v in enumerate(value):
-            gap = 1.0 - v
-            out[f"{name}[{i}]"] = FloatDistribution(max(0.0, 1.0 - 3 * gap), 1.0 - gap / 3)
-        return out
+        return {f"{name}[{i}]": _beta(v) for i, v in enumerate(value)}
     return {}
 
 

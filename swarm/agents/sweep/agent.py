@@ -105,6 +105,7 @@ class SweepAgent:
         self.seq_len = read_profiles(prepare)[self.profile]["max_seq_len"]
         self._load_best(rev_parse(self.worktree, "HEAD"), None)
         mine = self.swarm("board", "--agent", self.name, "--top", "100000")["experiments"]
+        self.mine = mine
         self.seen |= {e["train_sha256"] for e in mine if e.get("train_sha256")}
         self._refresh_seen()
         for e in mine:  # experiments a previous run of this agent left in flight: see them through
@@ -205,11 +206,13 @@ class SweepAgent:
             (self.worktree / "train.py").write_text(source)
             git(self.worktree, "commit", "--quiet", "-am", proposal.description)
             self.seen.add(hashlib.sha256(source.encode()).hexdigest())
-        description = proposal.description + (" (rerun)" if rerun else "")
+        description = proposal.summary + (" (rerun)" if rerun else "")
         args = ["submit", "-m", description] + (["--rerun"] if rerun else [])
-        record = self.swarm(*args)
         head = rev_parse(self.worktree, "HEAD")
-        git(self.worktree, "reset", "--quiet", "--hard", self.best_commit)
+        try:
+            record = self.swarm(*args)
+        finally:  # refused or not, the branch goes back to the best: never a proposal left as the base
+            git(self.worktree, "reset", "--quiet", "--hard", self.best_commit)
         self.submitted += 1
         self.in_flight.append(InFlight(record["id"], proposal, head, rerun))
         self.log(f"submitted {record['id']}: {description}")

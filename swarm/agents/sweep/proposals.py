@@ -35,6 +35,7 @@ LARGER_FIRST = {"tiny": frozenset({"Q_SCALE"})}
 # Knobs that change speed or memory, or are not model choices; moving them only costs runs.
 SKIP = re.compile(r"SEED|DEVICE_BATCH|EVAL|LOG|PRINT|COMPILE|DTYPE|PATH|DIR|HEAD_DIM")
 WINDOW_PATTERNS = ("L", "SL", "SSL", "SSSL")
+SUMMARY_CHARS = 160  # a proposal's description on the board (the commit message has every change)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,21 @@ class Proposal:
         if not self.changes:
             return f"{self.by}: baseline (train.py unchanged)"
         return f"{self.by} {self.kind}: " + ", ".join(str(c) for c in self.changes)
+
+    @property
+    def summary(self) -> str:
+        """The description, shortened to fit the board when it names many changes (an Optuna trial moves
+        every knob): the first changes and a count of the rest; the commit message keeps them all."""
+        if len(self.description) <= SUMMARY_CHARS:
+            return self.description
+        shown: list[str] = []
+        head = f"{self.by} {self.kind}: {len(self.changes)} knobs: "
+        for change in self.changes:
+            rest = f" (+{len(self.changes) - len(shown) - 1} more)"
+            if len(head + ", ".join([*shown, str(change)]) + rest) > SUMMARY_CHARS:
+                break
+            shown.append(str(change))
+        return head + ", ".join(shown) + f" (+{len(self.changes) - len(shown)} more)"
 
     def apply(self, config: dict[str, Any]) -> dict[str, Any]:
         return {**config, **{c.name: c.new for c in self.changes}}
