@@ -52,7 +52,7 @@ def full_run(gpu: str) -> tuple[dict, Path]:
         allowance_s=settings.overhead_default_s,
         data=data_manifest(PROFILE, None),
         environ=dict(os.environ),
-        compile_cache=caches.trainer({"agent": "first-gpu"}),
+        compile_cache=caches.trusted(),  # the repository's own train.py
         eval_cache=caches.evaluator(),
     )
     snapshot = materialise(REPO, head, prepare, scratch / "run")

@@ -172,15 +172,21 @@ def test_the_evaluator_gets_the_trainers_library_paths_bound_read_only(tmp_path)
     assert not (libs / "planted").exists()
 
 
-def test_caches_are_per_agent_and_a_control_compiles_cold(tmp_path):
+def test_a_private_copy_of_the_trusted_cache_writes_nothing_back(tmp_path):
     caches = CompileCaches(tmp_path / "compile-cache")
-    a, b = caches.trainer({"agent": "gpu0"}), caches.trainer({"agent": "gpu1"})
-    assert a is not None and b is not None and a != b and a.is_dir()
-    assert caches.trainer({"agent": "gpu0", "control": True, "verify_of": "e1"}) is None  # a control
-    assert caches.trainer({"agent": "gpu0", "verify_of": "e1", "requested_by": "calibration"}) is None
-    assert caches.trainer({"agent": "gpu0", "validate_of": "e1"}) is None
-    assert caches.trainer({"agent": "../gpu1"}) is None and caches.trainer({}) is None
-    assert caches.evaluator() not in (a, b)
+    trusted = caches.trusted()
+    (trusted / "inductor").mkdir()
+    (trusted / "inductor" / "kernel").write_text("base")
+    copy = caches.for_run(False, tmp_path / "run")
+    assert (
+        copy == tmp_path / "run" / ".compile-cache" and (copy / "inductor" / "kernel").read_text() == "base"
+    )
+    (copy / "inductor" / "kernel").write_text("poisoned")  # in place: a copy, not a link
+    (copy / "inductor" / "planted").write_text("weights")
+    assert (trusted / "inductor" / "kernel").read_text() == "base"
+    assert sorted(p.name for p in (trusted / "inductor").iterdir()) == ["kernel"]
+    assert caches.for_run(True, tmp_path / "run2") == trusted
+    assert caches.evaluator() not in (trusted, copy)
 
 
 # A stand-in train.py that looks at its compile cache: what is there from earlier runs, then plants a
@@ -204,18 +210,28 @@ CACHE_PROBE = textwrap.dedent(
 
 
 @needs_bwrap
-def test_one_agents_train_py_cannot_reach_another_agents_or_the_evaluators_cache(
-    make_swarm_run, tmp_path, monkeypatch
-):
+def test_no_train_py_but_the_bases_writes_a_cache_another_run_reads(make_swarm_run, tmp_path, monkeypatch):
+    """The base's own train.py (an agent's baseline) warms the persistent cache; a changed train.py gets a
+    private copy of it: what it plants (a poisoned kernel, weights to train on before its window) reaches no
+    later run, its own included; no trainer sees the operator's or the evaluator's cache."""
     operator = tmp_path / "operator-inductor"
     operator.mkdir()
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(operator))  # the operator's own: never mounted
-    run = make_swarm_run(agents=("cpu0", "cpu1"))
+    evaluator = tmp_path / "unknown-yet"
+    base = CACHE_PROBE.format(agent="base", operator=operator, evaluator=evaluator)
+    run = make_swarm_run(agents=("cpu0", "cpu1"), train=base)
     evaluator = run.board.directory / "compile-cache" / "evaluator"
-    seen = {}
-    for agent in ("cpu0", "cpu0", "cpu1"):
-        source = CACHE_PROBE.format(agent=agent, operator=operator, evaluator=evaluator)
-        commit_train(run.worktree(agent), source + f"# run {len(seen)}\n", "probe")
+    seen = []
+    for agent, source in (
+        ("cpu0", None),  # the baseline: the base's train.py
+        ("cpu0", "cpu0"),
+        ("cpu0", "cpu0"),
+        ("cpu1", "cpu1"),
+    ):
+        worktree = run.worktree(agent)
+        if source is not None:
+            probe = CACHE_PROBE.format(agent=source, operator=operator, evaluator=evaluator)
+            commit_train(worktree, probe + f"# run {len(seen)}\n", "probe")
         runner = Runner(run.repo, run.board, agent, RunnerSettings(**STAND_IN_SETTINGS), log=lambda _: None)
         with run.agent_env(agent):
             job = submit(agent_context(), "probe")
@@ -228,14 +244,15 @@ def test_one_agents_train_py_cannot_reach_another_agents_or_the_evaluators_cache
             for line in log.splitlines()
             if line.split(":")[0] in ("cache", "found", "operator-cache", "evaluator-cache")
         )
-        assert record["agent"] == agent, record
-        seen[len(seen)] = (agent, lines)
-    first, second, third = (seen[k][1] for k in range(3))
-    assert first["cache"].startswith(str(run.board.directory / "compile-cache" / "agents" / "cpu0"))
-    assert first["found"] == "[]" and second["found"] == "['kernel-of-train.py-cpu0']"  # warm: it persists
-    assert third["cache"].startswith(str(run.board.directory / "compile-cache" / "agents" / "cpu1"))
-    assert third["found"] == "[]"  # cpu0's planted kernel is not in cpu1's cache
-    for _, lines in seen.values():
+        seen.append(lines)
+    base_run, first, second, other = seen
+    trusted = run.board.directory / "compile-cache" / "base"
+    assert base_run["cache"].startswith(str(trusted)) and base_run["found"] == "[]"
+    for lines in (first, second, other):  # warm from the base's cache, never from another changed run
+        assert ".compile-cache" in lines["cache"] and not lines["cache"].startswith(str(trusted))
+        assert lines["found"] == "['kernel-of-train.py-base']", lines
+    assert sorted(p.name for p in (trusted / "inductor").iterdir()) == ["kernel-of-train.py-base"]
+    for lines in seen:
         assert lines["operator-cache"] == "False" and lines["evaluator-cache"] == "False"
     assert list(operator.iterdir()) == []
 

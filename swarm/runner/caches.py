@@ -1,20 +1,21 @@
-"""Compile caches (Inductor, Triton) that persist between runs and that no agent can poison for another.
+"""Compile caches (Inductor, Triton) that persist between runs and that no train.py can poison or use to carry
+anything from one run to another.
 
     caches = CompileCaches(board.directory / "compile-cache")
-    caches.trainer(job)     # board/compile-cache/agents/<agent>/, or None: a cold, private one
-    caches.evaluator()      # board/compile-cache/evaluator/
+    caches.trusted()              # board/compile-cache/base/: written by runs of the base's own train.py
+    caches.private_copy(dest)     # a copy of it for one run of any other train.py, removed with the run
+    caches.evaluator()            # board/compile-cache/evaluator/
 
-A cold compile of the h100 model takes minutes; kept between runs, it takes seconds. But a cache holds
-compiled kernels that later runs load and execute, so whoever can write one can slow (or change) every run
-that reads it. Hence:
-- a trainer's cache is its agent's own: only runs of that agent's commits bind it writable, so what an
-  agent's train.py writes there can only ever slow that agent's own later runs;
-- a verification rerun (swarm.board.verification: a confirmation rerun, its control, a calibration rerun of a
-  baseline, a rerun anyone asked for) gets none. A control reruns the agent's reference, which may be the
-  agent's own earlier commit, and the runs a result is judged against must not read anything the agent's
-  code could have written; calibration and confirmation reruns measure the class's noise, which every
-  agent's keep depends on. Each compiles cold in its sandbox's private /tmp, which the clock's allowance
-  fits (the compile is outside the training window), and a cold compile makes the same kernels;
+A cold compile of the h100 model takes minutes; kept between runs, it takes seconds. But a cache holds files
+that later runs load and execute, and anything a train.py may write and a later run may read is a channel:
+it could slow another agent's runs (a poisoned kernel), or carry trained weights into a later run of its
+own, before that run's training window opens (swarm.runner.clock), which would buy training no clock sees.
+Hence:
+- only the base commit's own train.py (the code the person who spawned the run chose: every agent's
+  baseline, calibration reruns) writes the persistent cache, `trusted()`;
+- every other run gets a private copy of it (warm for whatever its changes leave alone, which is most of a
+  hyperparameter change), writable, inside its run directory and removed with it: what it writes there
+  reaches no other run, its own later runs included;
 - the evaluator's cache is bound only into evaluator sandboxes, which compile the checked program, never a
   trainer's code; no trainer sandbox binds it.
 Cache-location variables the operator has set (TORCHINDUCTOR_CACHE_DIR, ...) never reach a sandbox: their
@@ -24,13 +25,11 @@ paths are not mounted there, and a compile into a read-only root fails (CACHE_LO
 from __future__ import annotations
 
 import contextlib
-import re
+import shutil
 from pathlib import Path
-from typing import Any
-
-from swarm.board.experiments import is_control
 
 CACHE_DIR = "compile-cache"  # under the board's directory (the runner's; no sandbox binds the board)
+PRIVATE_CACHE = ".compile-cache"  # a run's private copy, inside its run directory
 # Where torch, Inductor, Triton and CUDA put (or find) compiled code: replaced by the mounted cache or dropped.
 CACHE_LOCATION_VARS = (
     "TORCHINDUCTOR_CACHE_DIR",
@@ -44,7 +43,6 @@ CACHE_LOCATION_VARS = (
     "CUDA_CACHE_PATH",
     "XDG_CACHE_HOME",
 )
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def cache_environment(cache: Path | None) -> dict[str, str]:
@@ -60,19 +58,33 @@ def without_cache_locations(env: dict[str, str]) -> dict[str, str]:
 
 
 class CompileCaches:
-    """The persistent compile caches of one board: per agent for trainers, one for the evaluator."""
+    """The persistent compile caches of one board: the trusted trainer cache and the evaluator's."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
 
-    def trainer(self, job: dict[str, Any]) -> Path | None:
-        """The job's trainer cache (made here), or None for a verification rerun (a control included) or a
-        job no agent can be named for."""
-        agent = job.get("agent")
-        rerun = is_control(job) or job.get("verify_of") or job.get("validate_of")
-        if rerun or not isinstance(agent, str) or not _SAFE_NAME.fullmatch(agent):
+    def trusted(self) -> Path | None:
+        """The cache written by runs of the base's own train.py (made here; None on a read-only board)."""
+        return self._made(self.root / "base")
+
+    def private_copy(self, dest: Path) -> Path | None:
+        """A copy of the trusted cache at `dest` (which must not exist), for one run of any other train.py;
+        None when there is nothing to copy from or it cannot be made (the run compiles cold)."""
+        source = self.root / "base"
+        try:
+            if source.is_dir():
+                shutil.copytree(source, dest, symlinks=True)  # copies, never links: nothing written goes back
+            else:
+                Path(dest).mkdir(parents=True)
+        except OSError:
+            shutil.rmtree(dest, ignore_errors=True)
             return None
-        return self._made(self.root / "agents" / agent)
+        return Path(dest)
+
+    def for_run(self, trusted_code: bool, run_dir: Path) -> Path | None:
+        """The cache a run binds writable: the trusted one for the base's own train.py, else a private copy
+        inside its run directory."""
+        return self.trusted() if trusted_code else self.private_copy(Path(run_dir) / PRIVATE_CACHE)
 
     def evaluator(self) -> Path | None:
         return self._made(self.root / "evaluator")

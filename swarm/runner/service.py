@@ -28,6 +28,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -553,7 +554,6 @@ class Runner:
             slot=self.slot,
             settings=self.settings,
             allowance_s=self._allowance(profile, base, device, constants["time_budget"]),
-            compile_cache=CompileCaches(self.board.directory / COMPILE_CACHE_DIR).trainer(job),
             eval_cache=CompileCaches(self.board.directory / COMPILE_CACHE_DIR).evaluator(),
             data=self.data(profile),
             environ=dict(os.environ),
@@ -565,6 +565,11 @@ class Runner:
         if run_dir.exists():
             remove(run_dir)
         snapshot = materialise(self.repo, commit, prepare, run_dir)
+        base_train = file_at(self.repo, base, "train.py")
+        trusted = base_train is not None and sha256_bytes(base_train) == snapshot.train_sha256
+        caches = CompileCaches(self.board.directory / COMPILE_CACHE_DIR)
+        if isinstance(self.executor, LocalExecutor):  # a node compiles in its own sandbox's /tmp
+            plan = replace(plan, compile_cache=caches.for_run(trusted, run_dir))
         with open(log, "ab") as f:
             f.write(
                 f"# swarm runner {job.get('gpu') or self.slot} ({device}): experiment {job['id']} attempt {job.get('attempt')}\n"

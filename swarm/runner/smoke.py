@@ -97,7 +97,7 @@ def smoke_slot(
             allowance_s=settings.overhead_default_s,
             data=data,
             environ=environ,
-            compile_cache=caches.trainer({"agent": "smoke"}),
+            compile_cache=caches.trusted(),  # the repository's own train.py
             eval_cache=caches.evaluator(),
             smoke_steps=SMOKE_STEPS,
         )
