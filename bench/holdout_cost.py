@@ -1,10 +1,10 @@
 """What measuring the holdout adds to a run's evaluation: the h100 estimate, and a measurement on this CPU.
 
-    .venv/bin/python bench/holdout_cost.py [--batch 128] [--repeats 3]
+    .venv/bin/python bench/holdout_cost.py [--repeats 3]
 
-The estimate counts forward passes: the evaluator runs eval_tokens / seq_len rows (plus its causality check's
-batches) for val_bpb, then the same compiled program on holdout_tokens / seq_len rows (plus the same check) for
-holdout_bpb; loading and compiling the program happen once, so the added share of the wall time is at most
+The estimate counts forward passes of the evaluator's batch (the profile's eval_batch_size): it runs
+eval_tokens / seq_len rows plus its causality check's rows for val_bpb, then the same compiled program on
+holdout_tokens / seq_len rows (no second causality check) for holdout_bpb; loading and compiling the program happen once, so the added share of the wall time is at most
 the added share of forward passes. The measurement times both calls of the evaluator's function on the tiny
 profile (a temporary cache, prepared first and not timed) for a small causal model exported as train.py
 hands its model over.
@@ -36,18 +36,19 @@ def profiles() -> dict:
     return ast.literal_eval(node.value)
 
 
-def estimate(batch: int) -> None:
+def estimate() -> None:
     for name, p in profiles().items():
+        batch = p["eval_batch_size"]
         rows, held = p["eval_tokens"] // p["max_seq_len"], p.get("holdout_tokens", 0) // p["max_seq_len"]
-        check = evaluator.CAUSALITY_BATCHES
-        passes, extra = -(-rows // batch) + check, (-(-held // batch) + check if held else 0)
+        check = -(-evaluator.CAUSALITY_ROWS // batch)
+        passes, extra = -(-rows // batch) + check, -(-held // batch)
         print(
-            f"{name:5}  batch {batch:4}: val {rows} rows = {passes} passes, holdout {held} rows = {extra} passes: "
-            f"+{100 * extra / passes:.1f}% of the evaluation's forward passes"
+            f"{name:5}  batch {batch:4}: val {rows} rows + causality = {passes} passes, holdout {held} rows = "
+            f"{extra} passes: +{100 * extra / passes:.1f}% of the evaluation's forward passes"
         )
 
 
-def measure(batch: int, repeats: int) -> None:
+def measure(repeats: int) -> None:
     import numpy as np
     import torch
 
@@ -75,9 +76,9 @@ def measure(batch: int, repeats: int) -> None:
                 return self.head(torch.relu(h))
 
         model = Path(tmp) / "model.pt2"
-        prepare.export_model(Small(), min(batch, 32), model)
-        program = evaluator.load_model(model.read_bytes(), prepare.MAX_SEQ_LEN)
-        forward = evaluator.Forward(program, torch.device("cpu"))
+        prepare.export_model(Small(), prepare.EVAL_BATCH_SIZE, model)
+        program = evaluator.load_model(model.read_bytes(), prepare.MAX_SEQ_LEN, prepare.EVAL_BATCH_SIZE)
+        forward = evaluator.Forward(program, torch.device("cpu"), compiled=False)
         rows = np.load(Path(tmp) / "eval" / "val_tokens.npy")
         holdout = np.load(Path(tmp) / "eval" / "holdout_tokens.npy")
         token_bytes = np.load(Path(tmp) / "eval" / "token_bytes.npy")
@@ -87,11 +88,11 @@ def measure(batch: int, repeats: int) -> None:
             evaluator.evaluate_program(forward, rows, token_bytes)
             val_s.append(time.perf_counter() - started)
             started = time.perf_counter()
-            evaluator.evaluate_program(forward, holdout, token_bytes, seed=1)
+            evaluator.evaluate_program(forward, holdout, token_bytes, seed=1, check=False)
             held_s.append(time.perf_counter() - started)
         v, h = statistics.median(val_s), statistics.median(held_s)
         print(
-            f"tiny on this CPU (batch {min(batch, 32)}, {len(rows)} + {len(holdout)} rows, median of {repeats}): "
+            f"tiny on this CPU (batch {prepare.EVAL_BATCH_SIZE}, {len(rows)} + {len(holdout)} rows, median of {repeats}): "
             f"val {v:.2f} s, holdout {h:.2f} s (+{100 * h / v:.0f}%; the tiny profile measures half as many "
             "holdout rows as val rows, since its cost is not bounded)"
         )
@@ -99,13 +100,10 @@ def measure(batch: int, repeats: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--batch", type=int, default=128, help="the exported batch size (train.py's h100 default)"
-    )
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    estimate(args.batch)
-    measure(args.batch, args.repeats)
+    estimate()
+    measure(args.repeats)
     return 0
 
 

@@ -139,13 +139,14 @@ def test_tiny_profile_trains_on_the_cpu_and_hands_over_a_model_the_evaluator_mea
 
 
 def test_a_nan_inducing_config_fails_fast(tiny_cache, tmp_path):
-    """As an agent would: edit the tiny override block of a copy of train.py (an absurd scalar learning
-    rate overflows the residual stream on the second step)."""
+    """As an agent would: edit the tiny override block of a copy of train.py (an absurd attention scale
+    overflows the attention logits into NaN at the first step; an absurd learning rate no longer does on the
+    secret-split training text, whose normalised residual stream it only saturates)."""
     shutil.copy(REPO_ROOT / "prepare.py", tmp_path / "prepare.py")
     source = (REPO_ROOT / "train.py").read_text()
     marker = 'if PROFILE == "tiny":\n'
     assert marker in source
-    (tmp_path / "train.py").write_text(source.replace(marker, marker + "    SCALAR_LR = 1e30\n"))
+    (tmp_path / "train.py").write_text(source.replace(marker, marker + "    Q_SCALE = 1e30\n"))
     proc, _ = run_train(tmp_path, tiny_cache, timeout=120)
     assert proc.returncode != 0
     assert "FAIL" in proc.stdout and "training_seconds:" not in proc.stdout
