@@ -302,8 +302,10 @@ def wait_for_agents(tmux: RunTmux, paths: RunPaths, board: Board, run: RunRecord
             elif pane.dead:
                 if pane.exit_status:
                     raise SwarmError(_died_at_start(tmux, paths, a.name, pane.exit_status))
-                # a session that ended cleanly ran (an API agent's few turns can end within SETTLE_S); the
-                # coordinator resumes it, and waiting on its next life could outlast the timeout
+                if pane.exit_status is None:  # no status (yet, or a signal): its next life tells
+                    waiting.append(a.name)
+                # a session that ended cleanly (status 0) ran: an API agent's few turns can end within
+                # SETTLE_S, and waiting on its next life could outlast the timeout
             elif now - alive_since.setdefault((a.name, pane.pid), now) < SETTLE_S:
                 waiting.append(a.name)
         if not waiting:
