@@ -165,11 +165,12 @@ BUILT_IN: dict[str, AgentCommand] = {
 class AgentSettings:
     """`[agents]` in swarm.toml."""
 
-    default: str = "claude"  # the kind `swarm spawn` starts when --agent is not given
-    commands: dict[str, list[str]] | None = None  # custom kinds (or overrides of built-in ones)
-    # more secret variables (patterns) a kind may see in its sandbox, e.g. {mybot = ["MYBOT_TOKEN"]}
+    default: str = "claude"  #: the agent kind `swarm spawn` starts when --agent is not given
+    #: your own agent kinds (or overrides of built-in ones): name -> command, placeholders {prompt} {agent} ...
+    commands: dict[str, list[str]] | None = None
+    #: more secret variables (patterns) a kind may see in its sandbox, e.g. {mybot = ["MYBOT_TOKEN"]}
     secrets: dict[str, list[str]] | None = None
-    writable: tuple[str, ...] = ()  # more directories every agent may write in its sandbox ($VARS expanded)
+    writable: tuple[str, ...] = ()  #: more directories every agent may write in its sandbox ($VARS expanded)
 
 
 def agent_commands(repo: Path) -> tuple[AgentSettings, dict[str, AgentCommand]]:

@@ -47,15 +47,21 @@ RULES = ("confirm", "single")
 class NoiseSettings:
     """`[noise]` in swarm.toml."""
 
+    #: [advanced] per profile, the least noise assumed: bounds the single-run sigma below by floor / sigmas
     floor: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FLOORS))
-    sigmas: float = 2.0  # keep needs an improvement beyond this many sigma (of a difference, under confirm)
-    reuse_runs: int = 3  # content measured this many times on a device class is answered from the board
-    rule: str = "confirm"  # "confirm": screen, then confirm; "single": one run decides (the old rule)
-    screen_sigmas: float = 1.5  # a first run beyond this many sigma of a difference is promising
-    confirm_runs: int = 2  # reruns of a promising result on other slots of its class
-    paired: bool = True  # each confirmation rerun runs beside a control: the agent's reference, rerun
-    confirm_sigmas: float = 1.2  # a paired verdict's keep band, in sigma of the reruns - controls difference
-    calibration_runs: int = 3  # runs of one content a class needs before a keep (pooled sigma: n - 1 df)
+    #: [advanced] keep needs an improvement beyond this many sigma (of a difference, under confirm)
+    sigmas: float = 2.0
+    #: [advanced] content measured this many times on a device class is answered from the board
+    reuse_runs: int = 3
+    rule: str = "confirm"  #: "confirm": screen, then confirm; "single": one run decides (the old rule)
+    screen_sigmas: float = 1.5  #: [advanced] a first run beyond this many sigma of a difference is promising
+    confirm_runs: int = 2  #: reruns of a promising result on other slots of its class
+    #: [advanced] each confirmation rerun runs beside a control: the agent's reference, rerun
+    paired: bool = True
+    #: [advanced] a paired verdict's keep band, in sigma of the reruns - controls difference
+    confirm_sigmas: float = 1.2
+    #: [advanced] runs of one content a class needs before a keep (pooled sigma: n - 1 df)
+    calibration_runs: int = 3
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:

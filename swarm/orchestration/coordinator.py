@@ -42,13 +42,14 @@ CRASH_LOOP = 3  # young crashes in a row with the same last line: the process is
 class CoordinatorSettings:
     """`[coordinator]` in swarm.toml."""
 
-    tick_s: float = 2.0  # seconds between reconcile passes
-    healthy_s: float = 60.0  # a process that lived this long was not crash-looping: restart it at once
-    max_backoff_s: float = 300.0  # longest wait before restarting a process that keeps dying young
-    verify_best: bool = (
-        True  # rerun each new best of a device class once on another slot (swarm.orchestration.autoverify)
-    )
-    verify_repeats: int = 1  # reruns per verification
+    tick_s: float = 2.0  #: [advanced] seconds between reconcile passes
+    #: [advanced] a process that lived this long was not crash-looping: restart it at once
+    healthy_s: float = 60.0
+    #: [advanced] longest wait before restarting a process that keeps dying young
+    max_backoff_s: float = 300.0
+    #: [advanced] under the noise rule "single": rerun each new best of a device class once on another slot
+    verify_best: bool = True
+    verify_repeats: int = 1  #: [advanced] reruns per verification
 
 
 @dataclass

@@ -41,12 +41,13 @@ Curve = list[tuple[float, float]]  # (fraction of the budget spent, smoothed tra
 class PruningSettings:
     """`[pruning]` in swarm.toml."""
 
-    enabled: bool = False
-    min_fraction: float = 0.3  # never stop a run before it spent this share of its budget
-    margin: float = 0.05  # stop when the loss is above the reference's by more than this fraction
-    patience: int = 2  # ... at this many progress points in a row
-    poll_s: float = 0.5  # how often the runner reads the trainer's new log lines
-    trust_tolerance: float = 0.1  # a reference run's val_bpb / final loss within this of the group median
+    enabled: bool = False  #: stop runs early whose loss curve trails the best's
+    min_fraction: float = 0.3  #: [advanced] never stop a run before it spent this share of its budget
+    margin: float = 0.05  #: [advanced] stop when the loss is above the reference's by more than this fraction
+    patience: int = 2  #: [advanced] ... at this many progress points in a row
+    poll_s: float = 0.5  #: [advanced] how often the runner reads the trainer's new log lines
+    #: [advanced] a reference run's val_bpb / final loss within this of the group median
+    trust_tolerance: float = 0.1
 
 
 def parse_curve(text: bytes) -> Curve:

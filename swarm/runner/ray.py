@@ -69,10 +69,11 @@ UNNAMED_CLASS = "GPU"  # a node whose GPUs have no accelerator type
 class RaySettings:
     """`[ray]` in swarm.toml."""
 
-    node_poll_s: float = 2.0  # how often the head looks for nodes that joined or left
-    prepare_args: tuple[str, ...] = ()  # arguments of prepare.py on each node, e.g. ["--source", "local"]
-    prepare_timeout_s: float = 3600.0
-    log_cap_bytes: int = 4 << 20  # the most of a trainer's output that comes back (its end: the summary)
+    node_poll_s: float = 2.0  #: [advanced] how often the head looks for nodes that joined or left
+    prepare_args: tuple[str, ...] = ()  #: arguments of prepare.py on each node, e.g. ["--source", "local"]
+    prepare_timeout_s: float = 3600.0  #: [advanced] the most seconds prepare.py may take on a node
+    #: [advanced] the most of a trainer's output that comes back (its end: the summary)
+    log_cap_bytes: int = 4 << 20
 
 
 # ---------------------------------------------------------------------------------------------------------

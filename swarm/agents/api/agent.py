@@ -77,24 +77,26 @@ EXIT_MAX_TURNS = 0
 class ApiSettings:
     """`[api]` in swarm.toml; the flags of `swarm agent api` override it key by key."""
 
-    provider: str = ANTHROPIC
-    model: str | None = None  # default per provider (DEFAULT_MODELS); required for openai-compatible
-    base_url: str | None = None
-    api_key_env: str | None = None
-    # The OpenAI protocol: "responses" (default for openai) or "chat" (default for openai-compatible).
+    provider: str = ANTHROPIC  #: anthropic, openai or openai-compatible
+    model: str | None = None  #: the model; default per provider, required for openai-compatible
+    base_url: str | None = None  #: the endpoint (required for openai-compatible)
+    api_key_env: str | None = None  #: the environment variable holding the key (default per provider)
+    #: [advanced] the OpenAI protocol: "responses" (default for openai) or "chat" (for openai-compatible)
     openai_api: str | None = None
-    max_tokens: int = 8192  # per reply
-    stream: bool = True
-    budget_usd: float | None = None
-    budget_tokens: int | None = None
-    input_usd_per_mtok: float | None = None
-    output_usd_per_mtok: float | None = None
-    cached_input_usd_per_mtok: float | None = None
-    context_tokens: int = 60_000  # compact the conversation past this estimate
-    keep_turns: int = 8  # newest turns kept verbatim when compacting
-    max_turns: int | None = None  # model requests in this session, then exit (None: until budget or stop)
-    command_timeout_s: float = 3600.0  # a `swarm run` waits for training
-    max_output_chars: int = 6000  # of one tool result
+    max_tokens: int = 8192  #: [advanced] the most tokens per reply
+    stream: bool = True  #: [advanced] stream replies
+    budget_usd: float | None = None  #: stop spending at this many dollars (needs the two prices)
+    budget_tokens: int | None = None  #: stop at this many tokens
+    input_usd_per_mtok: float | None = None  #: price of a million input tokens, for the cost ledger
+    output_usd_per_mtok: float | None = None  #: price of a million output tokens
+    cached_input_usd_per_mtok: float | None = None  #: [advanced] price of a million cached input tokens
+    context_tokens: int = 60_000  #: [advanced] compact the conversation past this estimate
+    keep_turns: int = 8  #: [advanced] newest turns kept verbatim when compacting
+    #: [advanced] model requests in one session, then exit (unset: until the budget or a stop)
+    max_turns: int | None = None
+    #: [advanced] seconds one command may take (a `swarm run` waits for training)
+    command_timeout_s: float = 3600.0
+    max_output_chars: int = 6000  #: [advanced] of one tool result
 
     @property
     def prices(self) -> Prices:

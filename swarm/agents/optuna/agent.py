@@ -48,11 +48,11 @@ MAX_DUPLICATES = 50  # trials in a row whose train.py was already measured: the 
 class OptunaSettings:
     """`[optuna]` in swarm.toml."""
 
-    sampler: str = "tpe"  # "tpe" or "random"
-    seed: int | None = None  # the sampler's seed (None: a different search each time)
-    startup_trials: int = 8  # TPE: random trials before it models the results
-    knobs: list[str] | None = None  # search only these knobs (default: every knob the sweep would move)
-    # NAME (or NAME[i] of a tuple) -> [low, high]; a range may be negative
+    sampler: str = "tpe"  #: "tpe" or "random"
+    seed: int | None = None  #: [advanced] the sampler's seed (unset: a different search each time)
+    startup_trials: int = 8  #: [advanced] TPE: random trials before it models the results
+    knobs: list[str] | None = None  #: search only these knobs (default: every knob the sweep would move)
+    #: override search ranges: NAME (or NAME[i] of a tuple) -> [low, high]; a range may be negative
     ranges: dict[str, list[float]] | None = field(default=None, metadata={"signed": True})
 
     def __post_init__(self) -> None:
