@@ -12,7 +12,7 @@ Figures (median / max): submit -> trainer start (the queued record on disk to th
 trainer exit -> recorded (its last line to the final record on the board), and the runner process's CPU
 time per experiment (utime + stime of the runner and its reaped children, from /proc): on Ray, what the
 head pays per experiment; plus the Ray runner's idle CPU (no jobs) per second. From these, the head at 100 and 1,000
-GPUs with the h100 profile's 5-minute experiments (the README's "More than one machine" note).
+GPUs with the h100 profile's 5-minute experiments (docs/cluster.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Write docs/configuration.md, every swarm.toml key, from the settings dataclasses themselves.
 
     .venv/bin/python scripts/config_docs.py          # rewrite the page
-    .venv/bin/python scripts/config_docs.py --check  # exit 1 when the page is stale (tests/test_config_docs.py)
+    .venv/bin/python scripts/config_docs.py --check  # exit 1 when the page is stale
 
 The sections are swarm.orchestration.settings_check.SECTIONS, the keys, types and defaults the dataclasses'
 fields. A key's description is its `#:` comment (Sphinx's attribute doc-comment form), on the field's line or
@@ -31,7 +31,7 @@ COMMAND = ".venv/bin/python scripts/config_docs.py"
 ADVANCED = "[advanced]"
 UNSET = "unset"  # a default of None: the key is absent
 
-# Where each section's behaviour is explained (the docs page, or README's section).
+# The docs page that explains each section's behaviour.
 EXPLAINED = {
     "agents": "[agents](agents.md)",
     "api": "[agents](agents.md#the-api-agent)",
@@ -171,7 +171,9 @@ confirm_runs = 3
 
 
 def _section(section: str, rows: list[Key]) -> str:
-    out = [f"\n## [{section}]\n\nExplained in {EXPLAINED.get(section, 'README')}.\n"]
+    out = [f"\n## [{section}]\n"]
+    if section in EXPLAINED:
+        out.append(f"\nExplained in {EXPLAINED[section]}.\n")
     for title, group in (
         ("", [k for k in rows if not k.advanced]),
         ("Advanced:", [k for k in rows if k.advanced]),
