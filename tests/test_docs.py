@@ -120,3 +120,14 @@ def test_every_bench_script_is_on_the_performance_page():
     assert scripts
     for script in scripts:
         assert f"`bench/{script.name}`" in page, f"docs/performance.md does not list bench/{script.name}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_file_of_the_repository_a_page_names_exists(page):
+    text = page.read_text()
+    named = re.findall(
+        r"\b((?:swarm|bench|tests|scripts|deploy|docs)/[\w/.-]+\.(?:py|md|yaml|toml|sh|png))", text
+    )
+    assert named or page.name == "configuration.md"
+    for path in named:
+        assert (REPO / path).exists(), f"{page.name} names {path}, which is not in the repository"
