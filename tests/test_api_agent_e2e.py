@@ -152,7 +152,7 @@ def test_spawned_api_agent_gets_the_swarm_prompt_and_is_resumed(tmp_path, monkey
 
 def test_a_stopped_api_agent_stops_its_command_and_records_its_usage(make_swarm_run):
     # No runner: `swarm run` would wait for ever. Unsealed: in a sandbox the agent's usage goes through its
-    # inbox to its runner, and a stopped sandbox ends at once with everything in it (see docs/trust.md).
+    # inbox to its runner, and a stopped sandbox ends at once with everything in it (see README, Sandboxes).
     run = make_swarm_run(agents=("cpu0",), unsealed=True)
     with FakeModelServer(Script([Reply.calling("run", command='swarm run -m "waits"')])) as server:
         proc = start_api_agent(run, "cpu0", "anthropic", server)

@@ -1,4 +1,4 @@
-"""Custom agents as docs/agents.md shows them (`mybot = ["python3", "/opt/mybot.py", "--task", "{prompt}"]`),
+"""Custom agents as README shows them (`mybot = ["python3", "/opt/mybot.py", "--task", "{prompt}"]`),
 spawned sealed on a real tmux server: the script a command names is readable in its sandbox, and an agent
 that dies at start is reported by `spawn` with its own last line, then by `swarm status`, and left down
 as a crash loop."""
