@@ -24,14 +24,10 @@ INTERNAL = ""  # started by swarm itself; they work, and `swarm --help` leaves t
 
 # Every command and its group, in the order `swarm --help` lists them: the one table of the surface.
 COMMAND_GROUPS: dict[str, str] = {
-    **dict.fromkeys(
-        ("spawn", "demo", "watch", "status", "stop", "resume", "attach", "clean", "pick", "report", "plot"),
-        FOR_YOU,
-    ),
-    **dict.fromkeys(("transfer", "export", "doctor"), FOR_YOU),
-    **dict.fromkeys(
-        ("run", "submit", "wait", "grid", "queue", "best", "board", "adopt", "note", "verify"), FOR_AGENTS
-    ),
+    **dict.fromkeys(("spawn", "demo", "watch", "status", "stop", "resume", "attach", "clean"), FOR_YOU),
+    **dict.fromkeys(("pick", "report", "plot", "transfer", "export", "doctor"), FOR_YOU),
+    **dict.fromkeys(("run", "submit", "wait", "grid", "queue"), FOR_AGENTS),
+    **dict.fromkeys(("best", "board", "adopt", "note", "verify"), FOR_AGENTS),
     **dict.fromkeys(("runner", "coordinator", "launch", "agent"), INTERNAL),
 }
 
@@ -461,8 +457,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser | None:
     _add_swarm_commands(table)
     _add_watch_commands(table)
     _add_agent_commands(table)
-    if command and not table.found:
-        return None
+    if command:  # a command's own parser: the list of commands is for `swarm --help` only
+        return parser if table.found else None
     parser.description = PITCH + "\n\n" + _command_list(sub.choices)
     return parser
 
