@@ -8,7 +8,7 @@ model tokens each kind spends per experiment (the API agent's are the figure the
 Kinds: api-anthropic, api-openai (Responses API), api-chat (openai-compatible, Chat Completions), claude
 (Claude Code) and codex (Codex CLI). An API agent runs as `swarm agent api` in a real run with a real runner
 and does its scripted two experiments (the baseline, then one change, then acts on the status); Claude
-Code and Codex each run one experiment through `swarm spawn --cpu 1 --agent KIND` (coordinator, tmux,
+Code and Codex each run one experiment through `swarm spawn --cpu 1 --kind KIND` (coordinator, tmux,
 runner). One kind at a time, one training thread (OMP_NUM_THREADS=1, as in the tests), in temporary
 directories. Per experiment: wall time from starting the agent (or `swarm spawn`) to its last result on
 the board, the part the trainer took (the runner's wall_seconds), the rest (agent start, model calls,

@@ -65,7 +65,7 @@ def make_project(path: Path, config: str = "", train: str | None = None) -> Path
 
 def spawn(repo: Path, env: dict[str, str], workers: int, agent: str, tag: str) -> None:
     sh(
-        *swarm_argv("spawn", "--cpu", str(workers), "--agent", agent, "--tag", tag, "--no-wait"),
+        *swarm_argv("spawn", "--cpu", str(workers), "--kind", agent, "--tag", tag, "--no-wait"),
         cwd=repo,
         env=env,
     )

@@ -3,7 +3,7 @@
     .venv/bin/python bench/search_race.py [--kinds sweep,optuna,random] [--seeds 1,2,3] [--minutes 10]
                                           [--workers 2] [--cache DIR]
 
-For each kind and seed, a fresh real swarm (`swarm spawn --cpu WORKERS --agent KIND`, the real train.py,
+For each kind and seed, a fresh real swarm (`swarm spawn --cpu WORKERS --kind KIND`, the real train.py,
 the default `confirm` noise rule) runs for the same wall time; random search is the optuna agent with
 `[optuna] sampler = "random"`. The board is then read back: the best confirmed val_bpb (swarm.board.state's
 best: a mean over at least 1 + confirm_runs runs) at each quarter of the wall time, and what early stopping

@@ -4,7 +4,7 @@ agents in git worktrees; then the coordinator's CPU use while it supervises the 
     .venv/bin/python bench/spawn_bench.py [--agents 8,32] [--clawteam-agents 2] [--clawteam-tui-agents 8]
                                           [--clawteam-full] [--skip-clawteam] [--cpu-seconds 60]
 
-Runs on a machine without GPUs: `SWARM_FAKE_GPUS=N` makes GPU detection list N GPUs (swarm/gpus.py), and
+Runs on a machine without GPUs: `SWARM_FAKE_GPUS=N` makes GPU detection list N GPUs (swarm/orchestration/gpus.py), and
 the agents are a stand-in script (prints one line, then waits), so nothing touches a GPU. A timed spawn
 includes making N worktrees and branches, the run record, the tmux server, the coordinator and N agent
 plus N runner windows; it ends when `swarm spawn` returns, which is when every agent process is running.
@@ -85,7 +85,7 @@ def swarm_spawn(root: Path, n: int, standin: Path, measure_cpu_s: float) -> dict
     }
     env.pop("TMUX", None)
     start = time.perf_counter()
-    sh(*SWARM, "spawn", "--gpus", str(n), "--agent", "standin", "--tag", f"b{n}", cwd=repo, env=env)
+    sh(*SWARM, "spawn", "--gpus", str(n), "--kind", "standin", "--tag", f"b{n}", cwd=repo, env=env)
     elapsed = time.perf_counter() - start
     result = {"agents": n, "spawn_s": elapsed}
     sys.path.insert(0, str(REPO_ROOT))

@@ -1,21 +1,25 @@
 """autoresearch-swarm: many autoresearch agents on one multi-GPU machine, one trustworthy board.
 
-The package, in layers (a package imports only those below it; `lint-imports` checks it):
+The package, in layers from the top (a package imports only those below it; `lint-imports` checks it):
 
-    cli.py demo.py doctor.py   the commands: argparse table, the offline demo, the machine check
-    tui/                       `swarm watch`: the Textual app, one module per widget, the board folded on a worker
-    orchestration/             a swarm's processes: GPUs, tmux, window launcher, coordinator, spawn, stop, status
-    agents/                    the agent side: submit/wait/adopt protocol, agent commands, kinds, prompts,
-                               the relay of CLI agents' JSON, api/ (the model-API agent), sweep/ (the sweep agent)
-    results/                   what people do with results: text output, best/board/export, plot, pick,
-                               lineage, the morning-after report
-    runner/                    one slot's runner: snapshots of commits, the trainer process, trust checks
-    board/                     the append-only store, experiment and run records, folded state and its
-                               checkpoint, noise rule, cost ledger, progress, verification
-    repo/ target/              git and worktrees; what swarm knows of prepare.py / train.py
-    config.py installation.py  swarm.toml sections; how a child process runs this installation's swarm
-    errors.py                  the SwarmError family and its exit codes
-    testing/                   beside the layers: the fake model server and synthetic boards, for tests only
+    cli.py           the `swarm` command line: one table of commands, each a function a test can call
+    __main__.py      `python -m swarm`, the same as the console script
+    demo.py          `swarm demo`: a real swarm of CPU workers in a few minutes
+    doctor.py        `swarm doctor`: what this machine offers a swarm
+    tui/             `swarm watch`: the Textual app, one module per widget, the board folded on a worker
+    orchestration/   a swarm's processes: slots, tmux, the window launcher, coordinator, spawn, stop, status
+    agents/          the agent side: the commands agents type, kinds, prompts, the built-in agents
+    results/         what people do with results: best and board, export, plot, pick, the report
+    runner/          one slot's runner: snapshots of commits, sealed trainer and evaluator, trust checks
+    board/           the append-only store, its records, the folded state, noise rule, ledger, verification
+    repo/            git, worktrees and where a run's paths are
+    target/          what swarm knows of prepare.py and train.py
+    config.py        `swarm.toml`: one table per concern, each read into a frozen dataclass
+    installation.py  how a child process runs this installation's `swarm`
+    errors.py        the SwarmError family and its exit codes
+    testing/         beside the layers: the fake model server and synthetic boards, for tests only
+
+Words: docs/glossary.md. Every key of swarm.toml: docs/configuration.md.
 """
 
 __version__ = "0.1.0"

@@ -1,21 +1,41 @@
 """The `swarm` command line: a thin argparse layer; every command is a function in a module a test can call.
 
 Handlers are named as "module:function" and imported only when their command runs, so `swarm --help`
-and the agent commands stay fast (no torch or textual import).
+and the agent commands stay fast (no torch or textual import). COMMAND_GROUPS is the one table of what
+`swarm --help` shows: the commands for you, those for agents, and the internal ones swarm starts itself
+(hidden, still working).
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
+import shutil
 import sys
+import textwrap
 
 from swarm import __version__
 from swarm.errors import SwarmError
 
+FOR_YOU = "Commands for you (in the repository):"
+FOR_AGENTS = "Commands for agents (in their worktree; program.md tells them these):"
+INTERNAL = ""  # started by swarm itself; they work, and `swarm --help` leaves them out
+
+# Every command and its group, in the order `swarm --help` lists them: the one table of the surface.
+COMMAND_GROUPS: dict[str, str] = {
+    **dict.fromkeys(("spawn", "demo", "watch", "status", "stop", "resume", "attach", "clean"), FOR_YOU),
+    **dict.fromkeys(("pick", "report", "plot", "transfer", "export", "doctor"), FOR_YOU),
+    **dict.fromkeys(("run", "submit", "wait", "grid", "queue"), FOR_AGENTS),
+    **dict.fromkeys(("best", "board", "adopt", "note", "verify"), FOR_AGENTS),
+    **dict.fromkeys(("runner", "coordinator", "launch", "agent"), INTERNAL),
+}
+
 
 def _command(sub, name: str, handler: str, help: str, **kwargs) -> argparse.ArgumentParser:
-    parser = sub.add_parser(name, help=help, description=help, **kwargs)
+    # No `help=` for top-level commands: argparse would list them all, flat; `_command_list` groups them.
+    listed = {} if name in COMMAND_GROUPS else {"help": help}
+    parser = sub.add_parser(name, description=help, **listed, **kwargs)
     parser.set_defaults(handler=handler)
     return parser
 
@@ -197,10 +217,13 @@ def _add_swarm_commands(sub) -> None:
         help="with --ray: this device class (e.g. H200) confirms each other class's new best",
     )
     spawn.add_argument(
-        "--agent",
+        "--kind",
         metavar="KIND[:N],..",
-        help="claude, codex, sweep, optuna, api, a swarm.toml kind, or a mix like claude:6,optuna:2",
+        help="the agents' kind: claude, codex, sweep, optuna, api, a swarm.toml kind, or a mix like "
+        "claude:6,optuna:2 (default: [agents] default)",
     )
+    # The old spelling, next to --agents (a count) too easily misread; kept so existing scripts still run.
+    spawn.add_argument("--agent", dest="kind", help=argparse.SUPPRESS)
     spawn.add_argument(
         "--tag", help="run name: branches swarm/<tag>/<agent>/work (default: the board's run, or today)"
     )
@@ -359,7 +382,7 @@ def _add_watch_commands(sub) -> None:
 
 def _add_agent_commands(sub) -> None:
     agent = sub.add_parser(
-        "agent", help="run a built-in agent in the current worktree (the swarm starts these in tmux)"
+        "agent", description="run a built-in agent in the current worktree (the swarm starts these in tmux)"
     )
     kinds = agent.add_subparsers(dest="agent_kind", metavar="KIND", required=True)
     # `swarm agent sweep`: the built-in hyperparameter sweep agent (no LLM).
@@ -392,22 +415,8 @@ def _add_agent_commands(sub) -> None:
         "model-API agent: a bounded tool-use loop following program.md",
     )
     api.add_argument("--prompt", help="the task to start with (the swarm passes its first or resume prompt)")
-    # Each flag below overrides the key of the same name in the [api] table of swarm.toml.
-    api.add_argument("--provider", choices=("anthropic", "openai", "openai-compatible"))
-    api.add_argument("--model")
-    api.add_argument("--base-url", help="endpoint, e.g. http://localhost:8000/v1 for a local server")
-    api.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key")
-    api.add_argument(
-        "--openai-api", choices=("chat", "responses"), help="OpenAI protocol (default per provider)"
-    )
-    api.add_argument("--max-tokens", type=int, help="tokens per reply")
-    api.add_argument("--budget-usd", type=float, help="stop spending at this many dollars (needs prices)")
-    api.add_argument("--budget-tokens", type=int, help="stop spending at this many tokens")
-    api.add_argument("--context-tokens", type=int, help="summarise older turns past this many tokens")
-    api.add_argument("--max-turns", type=int, help="model requests in this session, then exit")
-    api.add_argument(
-        "--no-stream", dest="stream", action="store_const", const=False, help="do not stream replies"
-    )
+    # Its settings are the [api] table of swarm.toml only: the swarm starts it with --prompt alone, and one
+    # place to set a key leaves no doubt which value a running agent used.
 
 
 class _Dropped:
@@ -435,25 +444,57 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser | None:
     """The command line; with `command`, only that command's parser (None when there is no such command)."""
     parser = argparse.ArgumentParser(
         prog="swarm",
-        description="Run many autoresearch agents at once on one multi-GPU machine, sharing a discovery board.",
+        usage="swarm [-h] [--version] COMMAND ...",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="`swarm COMMAND --help` shows a command's flags; README.md and docs/ tell the rest.",
     )
     parser.add_argument("--version", action="version", version=f"swarm {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # prog: each command's usage reads `swarm spawn ...`, not the top-level usage written above.
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", prog="swarm", help=argparse.SUPPRESS)
     table = _OnlyCommand(sub, command) if command else sub
     _add_machine_commands(table)
     _add_board_commands(table)
     _add_swarm_commands(table)
     _add_watch_commands(table)
     _add_agent_commands(table)
-    if command and not table.found:
-        return None
+    if command:  # a command's own parser: the list of commands is for `swarm --help` only
+        return parser if table.found else None
+    parser.description = PITCH + "\n\n" + _command_list(sub.choices)
     return parser
+
+
+PITCH = "Run many autoresearch agents at once on one multi-GPU machine, sharing a discovery board."
+
+
+def _command_list(parsers: dict[str, argparse.ArgumentParser]) -> str:
+    """The commands of COMMAND_GROUPS, group by group, each with its description."""
+    width = min(100, shutil.get_terminal_size().columns - 2)
+    name_width = max(len(name) for name in COMMAND_GROUPS) + 2
+    blocks = []
+    for group in dict.fromkeys(COMMAND_GROUPS.values()):
+        if group == INTERNAL:
+            continue
+        lines = [group]
+        for name in (n for n, g in COMMAND_GROUPS.items() if g == group and n in parsers):
+            lines += textwrap.wrap(
+                parsers[name].description or "",
+                width,
+                initial_indent="  " + name.ljust(name_width),
+                subsequent_indent=" " * (name_width + 2),
+            )
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = argv[0] if argv and not argv[0].startswith("-") else None
-    parser = (build_parser(command) if command else None) or build_parser()
+    parser = build_parser(command) if command else build_parser()
+    if parser is None:  # argparse would list the hidden commands too
+        close = difflib.get_close_matches(command or "", [n for n, g in COMMAND_GROUPS.items() if g], n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        print(f"swarm: no command {command!r}{hint}; `swarm --help` lists them", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()

@@ -11,6 +11,7 @@ from swarm.agents.api.tools import Toolbox
 from swarm.board.experiments import new_experiment
 from swarm.board.ledger import totals_by_agent
 from swarm.board.store import USAGE, Board
+from swarm.cli import build_parser, main
 from swarm.errors import SwarmError
 from swarm.repo.paths import Identity
 from swarm.testing.fake_model import FakeModelServer, Reply, Script
@@ -150,15 +151,25 @@ def test_an_api_error_is_one_clear_line(worktree, tmp_path):
             agent.run()
 
 
-def test_settings_from_swarm_toml_and_flags(tmp_path):
+def test_settings_from_swarm_toml(tmp_path):
     (tmp_path / "swarm.toml").write_text(
         '[api]\nprovider = "openai-compatible"\nbase_url = "http://localhost:8000/v1"\nmodel = "qwen"\n'
+        "max_turns = 3\n"
     )
-    flags = type("Args", (), {"model": "llama", "max_turns": 3, "stream": None})()
-    settings = settings_from(tmp_path, flags)
-    assert (settings.model, settings.max_turns, settings.openai_api) == ("llama", 3, CHAT)
+    settings = settings_from(tmp_path)
+    assert (settings.model, settings.max_turns, settings.openai_api) == ("qwen", 3, CHAT)
     assert settings.api_key_env == "OPENAI_API_KEY" and settings.stream is True
     assert ApiSettings(provider="openai").resolved().openai_api == RESPONSES
+
+
+@pytest.mark.parametrize("flag", ["--model=llama", "--provider=openai", "--max-turns=3", "--no-stream"])
+def test_swarm_agent_api_takes_no_flag_for_a_setting(flag, capsys):
+    """[api] in swarm.toml is the one place for a setting: the swarm never passed these flags."""
+    with pytest.raises(SystemExit) as exit:
+        main(["agent", "api", "--prompt", "go", flag])
+    assert exit.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
+    args = build_parser("agent").parse_args(["agent", "api", "--prompt", "go"])
+    assert (args.handler, args.prompt) == ("swarm.agents.api.agent:cmd_api", "go")
 
 
 @pytest.mark.parametrize(

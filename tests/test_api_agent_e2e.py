@@ -82,7 +82,7 @@ def test_api_agent_completes_two_experiments_over_each_protocol(make_swarm_run, 
 
 
 def test_spawned_api_agent_gets_the_swarm_prompt_and_is_resumed(tmp_path, monkeypatch):
-    """`swarm spawn --cpu 1 --agent api` with its settings in swarm.toml [api]: the agent starts with the
+    """`swarm spawn --cpu 1 --kind api` with its settings in swarm.toml [api]: the agent starts with the
     launcher's prompt, runs an experiment (stand-in trainer: seconds), and after its session ends the
     coordinator resumes it with the resume prompt."""
     monkeypatch.setenv("SWARM_TMUX_DIR", str(tmp_path / "sock"))
@@ -119,7 +119,7 @@ def test_spawned_api_agent_gets_the_swarm_prompt_and_is_resumed(tmp_path, monkey
                     "spawn",
                     "--cpu",
                     "1",
-                    "--agent",
+                    "--kind",
                     "api",
                     "--tag",
                     "api",

@@ -1,5 +1,5 @@
-"""End to end with the real agent CLIs: `swarm spawn --cpu 1 --agent claude` (Claude Code) and
-`--agent codex` (Codex), each pointed at a scripted fake model server, edit train.py, commit, run one
+"""End to end with the real agent CLIs: `swarm spawn --cpu 1 --kind claude` (Claude Code) and
+`--kind codex` (Codex), each pointed at a scripted fake model server, edit train.py, commit, run one
 real tiny-profile experiment through the swarm's runner, and read its status; their usage lands on the
 board. Both run in their sandboxes (swarm.orchestration.sealing), as every agent of a sealed run does. The two swarms run side by side (one CPU core each), each on its own tmux socket."""
 

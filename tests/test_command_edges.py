@@ -86,3 +86,16 @@ def test_watch_without_a_terminal_says_it_needs_one(repo):
     with_run(repo)
     proc = swarm(repo, "watch")
     one_line_error(proc, "needs a terminal")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("sumbit", "-m", "x"), "no command 'sumbit' (did you mean submit?)"),
+        (("frobnicate",), "no command 'frobnicate'; `swarm --help` lists them"),
+    ],
+)
+def test_an_unknown_command_is_one_line_naming_the_closest(repo, args, message):
+    """Not argparse's list of every choice, which would name the internal commands `--help` hides."""
+    one_line_error(swarm(repo, *args), message)
+    assert "runner" not in swarm(repo, *args).stderr

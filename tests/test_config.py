@@ -88,7 +88,7 @@ def test_a_good_file_and_signed_ranges_pass(tmp_path):
         assert cls is None or f"[{section}]" in (cls.__doc__ or ""), section
 
 
-@pytest.mark.parametrize("command", [["doctor"], ["spawn", "--cpu", "1", "--agent", "sweep"], ["resume"]])
+@pytest.mark.parametrize("command", [["doctor"], ["spawn", "--cpu", "1", "--kind", "sweep"], ["resume"]])
 def test_spawn_resume_and_doctor_refuse_a_bad_file_before_anything_starts(tmp_path, monkeypatch, command):
     from tests.support.gitrepo import make_repo
 

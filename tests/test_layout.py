@@ -1,15 +1,19 @@
 """The package's shape: layers that hold, a wheel that carries every module, handlers that resolve."""
 
 import argparse
+import ast
 import importlib
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tokenize
 import zipfile
 from pathlib import Path
 
-from swarm.cli import build_parser
+from swarm.agents.api.tools import SWARM_SUBCOMMANDS
+from swarm.cli import COMMAND_GROUPS, FOR_AGENTS, FOR_YOU, INTERNAL, build_parser
 from tests.support.target import REPO_ROOT
 
 VENV_BIN = Path(sys.executable).parent
@@ -108,3 +112,119 @@ def test_the_wheel_holds_every_module_and_its_swarm_runs(tmp_path):
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    (sub,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices
+
+
+def test_every_command_has_one_group_and_help_lists_the_groups_not_the_internal_ones():
+    assert list(_commands(build_parser())) and set(_commands(build_parser())) == set(COMMAND_GROUPS)
+    proc = subprocess.run(
+        [sys.executable, "-m", "swarm", "--help"], capture_output=True, text=True, timeout=60, check=True
+    )
+    listed = {}  # command -> the heading it is listed under
+    heading = None
+    for line in proc.stdout.splitlines():
+        if line in (FOR_YOU, FOR_AGENTS):
+            heading = line
+        elif heading and (found := re.match(r"  (\w+) {2,}\S", line)):
+            listed[found.group(1)] = heading
+        elif not line.startswith(" "):
+            heading = None
+    assert listed == {name: group for name, group in COMMAND_GROUPS.items() if group != INTERNAL}
+    assert list(listed) == [name for name in COMMAND_GROUPS if name in listed]  # the table's order
+    for internal in ("runner", "coordinator", "launch", "agent"):
+        assert COMMAND_GROUPS[internal] == INTERNAL and not re.search(rf"^ +{internal} ", proc.stdout, re.M)
+    # Hidden, and still there for the tool that starts them.
+    args = build_parser("runner").parse_args(["runner", "--gpu", "3"])
+    assert (args.handler, args.gpu) == ("swarm.runner.service:cmd_runner", "3")
+    args = build_parser("launch").parse_args(["launch", "gpu0", "--tag", "t"])
+    assert args.handler == "swarm.orchestration.launch:cmd_launch"
+
+
+def test_the_commands_agents_are_told_to_run_are_the_agents_group():
+    """program.md and the API agent's whitelist name what agents run: all of it is under "for agents"
+    (`swarm status`, which program.md mentions too, is everyone's)."""
+    program = (REPO_ROOT / "program.md").read_text()
+    told = set(re.findall(r"^ {4}swarm (\w+)", program, flags=re.M)) | set(SWARM_SUBCOMMANDS)
+    agents = {name for name, group in COMMAND_GROUPS.items() if group == FOR_AGENTS}
+    assert told - {"status"} == agents
+
+
+def test_spawn_names_the_agents_kind_with_kind_and_still_takes_the_old_agent():
+    parser = build_parser("spawn")
+    for flag in ("--kind", "--agent"):
+        args = parser.parse_args(["spawn", "--cpu", "2", "--agents", "4", flag, "sweep:2,optuna"])
+        assert (args.kind, args.agents) == ("sweep:2,optuna", 4)
+    usage = _commands(parser)["spawn"].format_help()
+    assert "--kind KIND" in usage and "--agent " not in usage and "--agent\n" not in usage
+
+
+def test_each_package_docstring_is_the_map_of_its_modules():
+    """The one map of the code: each package's docstring names every module and sub-package in it (an
+    indented line starting with `name.py` or `name/`), and nothing that is not there."""
+    for init in sorted((REPO_ROOT / "swarm").rglob("__init__.py")):
+        package = init.parent
+        doc = ast.get_docstring(ast.parse(init.read_text()), clean=False) or ""
+        named = set(re.findall(r"^ +(\w+\.py|\w+/) ", doc, flags=re.M))
+        present = {p.name for p in package.glob("*.py") if p.name != "__init__.py"}
+        present |= {d.name + "/" for d in package.iterdir() if (d / "__init__.py").exists()}
+        where = init.relative_to(REPO_ROOT)
+        assert not present - named, f"{where}: add to its docstring: {sorted(present - named)}"
+        assert not named - present, (
+            f"{where}: its docstring names what is not there: {sorted(named - present)}"
+        )
+
+
+# Pages the docs and words branches of issue 22 write; until they land here a link to one may dangle.
+# And the two modules the board branch splits, with their docstrings rewritten there.
+PAGES_TO_COME = {
+    f"docs/{name}.md"
+    for name in ("agents", "cluster", "configuration", "glossary", "noise", "performance", "report", "trust")
+}
+REWRITTEN_ELSEWHERE = {"swarm/board/state.py", "swarm/board/checkpoint.py"}
+TOP_DIRECTORIES = ("swarm", "tests", "bench", "scripts", "docs", "deploy")
+REFERENCES = re.compile(
+    r"(?<![\w/.-])("
+    r"(?:\.\./)+[\w./-]*\w"  # relative to the file, up and out of its directory
+    r"|(?:" + "|".join(TOP_DIRECTORIES) + r")/[\w./-]*[\w/]"  # from the repository root: docs/noise.md
+    r"|[A-Z][A-Z_]+\.md"  # a root document: README.md
+    r")"
+)
+
+
+def _prose(path: Path) -> list[tuple[int, str]]:
+    """(line, text) of every docstring and comment of a Python file."""
+    source = path.read_text()
+    found = [
+        (node.body[0].lineno, ast.get_docstring(node) or "")
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and ast.get_docstring(node)
+    ]
+    with path.open() as f:
+        found += [
+            (t.start[0], t.string) for t in tokenize.generate_tokens(f.readline) if t.type == tokenize.COMMENT
+        ]
+    return found
+
+
+def test_docstrings_and_comments_name_only_files_that_exist():
+    """A reference to a document outside the repository (the team's notes beside it, say) sends a reader
+    to a file they do not have."""
+    dangling = []
+    for top in ("swarm", "tests", "bench", "scripts"):
+        for path in sorted((REPO_ROOT / top).rglob("*.py")):
+            if path.relative_to(REPO_ROOT).as_posix() in REWRITTEN_ELSEWHERE:
+                continue
+            for line, text in _prose(path):
+                for reference in REFERENCES.findall(text):
+                    base = path.parent if reference.startswith("..") else REPO_ROOT
+                    target = (base / reference).resolve()
+                    if target.exists() and target.is_relative_to(REPO_ROOT):
+                        continue
+                    if reference not in PAGES_TO_COME:
+                        dangling.append(f"{path.relative_to(REPO_ROOT)}:{line}: {reference}")
+    assert not dangling, "\n".join(dangling)

@@ -193,7 +193,7 @@ def test_swarm_on_a_ray_cluster(tmp_path, swarm_env):
 def _drill(cluster: LocalCluster, repo: Path, env: dict[str, str]) -> None:
     board = Board(repo / "board")
     spawned = cluster.run(
-        [sys.executable, "-m", "swarm", "spawn", "--ray", cluster.address, "--agent", "standin"]
+        [sys.executable, "-m", "swarm", "spawn", "--ray", cluster.address, "--kind", "standin"]
         + ["--profile", "tiny", "--validate-on", "H200", "--tag", "ray1"],
         cwd=repo,
         env=env,

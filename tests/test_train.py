@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from swarm.target.summary import SUMMARY_KEYS, parse_summary
 from tests.support.target import REPO_ROOT, evaluate_model, load_prepare, tiny_env, uniform_bpb
 
-# Knobs FINDINGS.md says agents and the sweep agent must be able to move, one line each.
+# Knobs published swarms moved, which agents and the sweep agent must be able to move, one line each.
 REQUIRED_KNOBS = {
     "DEPTH", "ASPECT_RATIO", "HEAD_DIM", "WINDOW_PATTERN", "SHORT_WINDOW", "ROPE_BASE", "QK_NORM_BEFORE_ROPE",
     "Q_SCALE", "SOFTCAP", "TOTAL_BATCH_SIZE", "DEVICE_BATCH_SIZE", "EMBEDDING_LR", "UNEMBEDDING_LR", "MATRIX_LR",

@@ -1,20 +1,11 @@
 """Agent adapters: for each agent kind, a small frozen description of the command line that runs it.
 
-Claude Code and Codex run in their non-interactive modes (`claude -p`, `codex exec`): one long agentic
-turn that works through program.md's loop and exits when the model ends its turn (or its context is
-full). The coordinator then restarts it with a resume prompt (its last results, the global best), so a
-swarm never sits at an idle interactive prompt that nothing can detect without scraping the screen, and
-every restart begins with a fresh context. Both print JSON events (`stream-json` / `--json`), which carry
-token usage and cost; `output_format` is a field so that can change without touching the launcher.
-
-Kinds: claude, codex, sweep and optuna (built in, no LLM), api (`swarm agent api`), and any kind that swarm.toml
-names under `[agents.commands]`, which may also override a built-in one:
-
-    [agents.commands]
-    claude = ["claude", "-p", "{prompt}", "--model", "opus", "--dangerously-skip-permissions"]
-    mybot = ["python3", "/opt/mybot.py", "--task", "{prompt}"]
-
-Placeholders, replaced inside any argument: {prompt} {agent} {gpu} {worktree} {python}.
+Claude Code and Codex run in their non-interactive modes (`claude -p`, `codex exec`): one long agentic turn
+that exits when the model ends it; the coordinator then restarts it with a resume prompt, so a swarm never
+sits at an idle prompt nothing can detect without scraping the screen. Kinds: claude, codex, sweep and
+optuna (built in, no LLM), api (`swarm agent api`), and any kind swarm.toml names under `[agents.commands]`
+(placeholders {prompt} {agent} {gpu} {worktree} {python}), which may also override a built-in one. Long
+story: docs/agents.md.
 """
 
 from __future__ import annotations
@@ -165,7 +156,7 @@ BUILT_IN: dict[str, AgentCommand] = {
 class AgentSettings:
     """`[agents]` in swarm.toml."""
 
-    default: str = "claude"  #: the agent kind `swarm spawn` starts when --agent is not given
+    default: str = "claude"  #: the agent kind `swarm spawn` starts when --kind is not given
     #: your own agent kinds (or overrides of built-in ones): name -> command, placeholders {prompt} {agent} ...
     commands: dict[str, list[str]] | None = None
     #: more secret variables (patterns) a kind may see in its sandbox, e.g. {mybot = ["MYBOT_TOKEN"]}
@@ -191,7 +182,7 @@ def assign_kinds(spec: str, count: int, known: dict[str, AgentCommand]) -> list[
     (one kind without a count takes the agents that are left)."""
     parts = [p.strip() for p in spec.split(",") if p.strip()]
     if not parts:
-        raise SwarmError("--agent: name a kind (claude, codex, sweep, optuna, api, or one from swarm.toml)")
+        raise SwarmError("--kind: name a kind (claude, codex, sweep, optuna, api, or one from swarm.toml)")
     counted: list[tuple[str, int | None]] = []
     for part in parts:
         kind, _, number = part.partition(":")
@@ -199,15 +190,15 @@ def assign_kinds(spec: str, count: int, known: dict[str, AgentCommand]) -> list[
         if kind not in known:
             raise SwarmError(f"unknown agent kind {kind!r} (known: {', '.join(sorted(known))})")
         if number and (not number.strip().isdigit() or int(number) < 1):
-            raise SwarmError(f"--agent {spec}: {part!r} needs a positive count")
+            raise SwarmError(f"--kind {spec}: {part!r} needs a positive count")
         counted.append((kind, int(number) if number else None))
     open_ended = [kind for kind, n in counted if n is None]
     if len(open_ended) > 1:
-        raise SwarmError(f"--agent {spec}: give counts to all kinds but one (e.g. claude:4,codex:4)")
+        raise SwarmError(f"--kind {spec}: give counts to all kinds but one (e.g. claude:4,codex:4)")
     fixed = sum(n for _, n in counted if n is not None)
     rest = count - fixed
     if rest < 0 or (rest > 0 and not open_ended) or (rest == 0 and open_ended and len(counted) > 1):
-        raise SwarmError(f"--agent {spec}: names {fixed} agent(s), but {count} worker slot(s) were asked for")
+        raise SwarmError(f"--kind {spec}: names {fixed} agent(s), but {count} worker slot(s) were asked for")
     kinds: list[str] = []
     for kind, n in counted:
         kinds.extend([kind] * (n if n is not None else rest))

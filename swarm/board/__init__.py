@@ -1,2 +1,21 @@
-"""The discovery board: the append-only store, experiment and run records, the folded state, the noise
-rule, the cost ledger, progress and verification. Nothing here starts a process or knows about tmux."""
+"""The discovery board: the append-only store, its records, the folded state, the noise rule, the cost
+ledger, progress and verification. Nothing here starts a process or knows about tmux. Long stories:
+docs/noise.md, docs/trust.md.
+
+    store.py          the append-only JSON Lines file of a run's records, under a file lock
+    signing.py        a MAC on every line a trusted writer appends
+    keys.py           where a signed board's key lives
+    experiments.py    experiment fields and statuses, and the builders of records
+    run_record.py     the run record: tag, base commit, profile, and which agent sits on which slot
+    state.py          the board folded into queryable state, incrementally
+    checkpoint.py     a saved fold, so a new process folds only what was appended since
+    identity.py       which board file, how far into it, and which code read it: the key of a cache
+    noise.py          noise rules: repeat statistics, noise bands, the decision of a result
+    verification.py   reruns on other slots of a device class, and their judgement
+    scheduling.py     which queued job a free slot takes next
+    charges.py        who pays for a job, and the order of a slot's jobs
+    ledger.py         the cost ledger: tokens and dollars per agent, as usage records
+    progress.py       a run's progress over time: finished experiments and running bests
+    transfer.py       transfer checks: does a gain hold at K times the budget?
+    holdout.py        the private holdout record of every measured run
+"""

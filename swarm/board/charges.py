@@ -1,18 +1,11 @@
 """Who pays for a job, and the order a slot's jobs run in so that no agent's asking delays another's work.
 
-Every queued job is charged to one agent, its payer: the agent that asked for it. An experiment is its
-agent's; a rerun an agent asked for (`swarm verify`) is the asker's, whoever's result it reruns; the runs
-the board asks for itself (confirmation, calibration) or a person asks for (`swarm verify` by hand, the
-watch screen, the coordinator) are the experiment's agent's.
-
-Two rules keep a verify flood (60 requests of 16 reruns) from taking another agent's slot:
-- admission (`admit_verify`): an agent has at most VERIFY_QUOTA reruns of its asking pending at a time,
-  and an experiment at most one pending verification asked by an agent;
-- order (`fair_order`): on each slot the payers take turns: the payer whose latest job there started
-  longest ago goes next, each payer's jobs in order of submission (calibration reruns first as before; a
-  confirmation's reruns back to back). An agent whose next job waits behind another agent's reruns
-  therefore waits for at most one of them per agent asking, whatever they queued.
-A new scheduler calls the same two functions.
+Every queued job is charged to its payer: the agent that asked for it (an experiment is its agent's, a
+rerun an agent asked for with `swarm verify` is the asker's, runs the board or a person asks for are the
+experiment's agent's). Two rules keep a verify flood from taking another agent's slot: admission
+(`admit_verify`: at most VERIFY_QUOTA pending reruns per asking agent, one pending verification per
+experiment) and order (`fair_order`: payers take turns on each slot). A new scheduler calls the same two
+functions. Words: docs/glossary.md.
 """
 
 from __future__ import annotations

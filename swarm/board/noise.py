@@ -1,29 +1,11 @@
 """Noise rules: repeat statistics of identical train.py content, the noise bands, and the decision of a result.
 
-val_bpb from a fixed wall-clock budget varies run to run. Results are compared only within one device class
-and profile (a group). Runs of identical `train.py` content (same sha256) measure the noise: the group's
-pooled single-run sigma. Two rules are implemented, chosen by `[noise] rule` in swarm.toml:
-
-- `confirm` (the default): screen, then confirm. A group is *calibrated* once its repeats give the pooled
-  sigma `calibration_runs - 1` degrees of freedom (every agent's first experiment is the baseline, so three
-  slots of one class calibrate it for free; the runner reruns a baseline where a class has fewer slots).
-  The band is the sigma of a *difference* of means, sigma x sqrt(1/n + 1/n_ref), for the n runs of the
-  result's content and the n_ref runs of the agent's reference. A first run beyond `screen_sigmas` of it is
-  `promising`: the runner queues `confirm_runs` reruns on other slots of the class. A first run inside the
-  screening band is `marginal` or `discard` at once: the swarm does not ask anyone to rerun it.
-  With `paired` (the default) each confirmation rerun has a *control* beside it: the agent's reference
-  rerun on the same slot, just before or after it. The verdict compares the reruns with their controls
-  only: a machine whose speed drifts (load, clocks, a neighbour's job) moves both sides alike, and the
-  screening run, selected for being lucky, is left out of the evidence. Beyond `confirm_sigmas` sigma of
-  that difference (calibrated group only) is `keep`, an improvement inside it `marginal`, none `discard`.
-  Unpaired (`paired = false`, or when every control failed), the mean over all the result's runs is
-  judged against the reference's mean at `sigmas`.
-- `single` (the rule before issue 14): one run beyond max(sigmas x pooled single-run sigma, floor) is
-  `keep`; an improvement inside is `marginal`, which asks the agent for a rerun.
-
-bench/noise_decisions.py measures both rules' false-keep rate and power on a synthetic objective of known
-truth, through this code. The per-profile `floor` keeps the band from collapsing when few repeats happen to
-agree: under `confirm` it bounds the single-run sigma from below by floor / sigmas.
+val_bpb from a fixed wall-clock budget varies run to run, so results are compared only within one device
+class and profile (a group), against a band made of the group's pooled single-run sigma (runs of identical
+train.py content measure it). `[noise] rule` picks `confirm` (the default: screen on one run, then judge
+confirmation reruns against paired control runs) or `single` (one run decides). The per-profile `floor`
+keeps the band from collapsing when a few repeats happen to agree. bench/noise_decisions.py measures both
+rules' false keeps and power through this code. Long story: docs/noise.md.
 """
 
 from __future__ import annotations

@@ -1,23 +1,12 @@
 """Which queued job a free slot takes next: the one scheduling decision of every runner (a box's GPU or CPU
 worker, a Ray cluster's GPU), kept pure so that other parts can hook into it and tests can state it.
 
-A job waits in one queue, named by its `gpu` field while it is queued:
-  - its device class's queue ("box:NVIDIA H100 80GB HBM3" on one box, "ray:H100" on a cluster): any free
-    slot of the class may take it -- an agent's experiments, which no longer belong to one GPU;
-  - one slot ("3", "cpu0"): only that slot takes it -- reruns that must run where they are asked to, and
-    a confirmation's pairs (a rerun and its paired control, queued back to back on one slot).
-
-`pick` decides for one free slot: first the jobs pinned to the slot, oldest first (so a pair, queued
-together, runs together: nothing of the class can come between its two halves); then calibration reruns
-of the class; then fairly across agents: the agent with the fewest jobs running in the class goes first,
-then the one served least recently (whose last job started earliest: round robin when slots free up one at
-a time), then whose waiting job is oldest, and that agent's oldest job runs. So an agent with a deep queue
-takes only its turn, and a one-job agent never waits behind another's wave.
-
-The share a job counts against is its payer (swarm.board.charges): the agent that asked for a rerun, else
-the job's agent. A rerun an agent asked for (`swarm verify`) is pinned to a slot but takes its payer's turn
-like a queued experiment, so a verify flood cannot hold a slot ahead of another agent's work; the runs the
-board asks for itself (calibration, a confirmation's pairs) go first.
+A queued job's `gpu` field names its queue: its device class's ("box:NVIDIA H100 80GB HBM3", "ray:H100"),
+which any free slot of the class serves, or one slot ("3", "cpu0"), for reruns that must run there and a
+confirmation's pairs. `pick` takes first the jobs pinned to the slot, oldest first (a pair runs together);
+then calibration reruns; then fairly across payers (swarm.board.charges): fewest jobs running in the class,
+then served least recently, then oldest job waiting. So an agent with a deep queue takes only its turn, and
+a one-job agent never waits behind another's wave. Words: docs/glossary.md.
 """
 
 from __future__ import annotations

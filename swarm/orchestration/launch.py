@@ -92,7 +92,7 @@ def pane_log(paths: RunPaths, window: str) -> Path:
 def base_environment(run: RunRecord, paths: RunPaths) -> dict[str, str]:
     """The inherited environment (API keys included) with the swarm's own variables on top."""
     env = dict(os.environ)
-    # The profile is the runner's to set for train.py, never an agent's (DESIGN.md, Contracts).
+    # The profile is the runner's to set for train.py, never an agent's (docs/trust.md).
     for name in ("AUTORESEARCH_PROFILE", "SWARM_AGENT", "SWARM_GPU", "CUDA_VISIBLE_DEVICES"):
         env.pop(name, None)
     bin_dir = str(Path(sys.executable).parent)  # so that `swarm` on PATH is this installation's

@@ -2,20 +2,13 @@
 
     argv, env = seal_agent(run, slot, paths, command, argv, env)
 
-Every agent kind goes through here (claude, codex, api, sweep, a swarm.toml command), so none runs with
-more than its own things writable (swarm.runner.sandbox has the mechanism and the reasons):
-- writable: its worktree; in the repository's .git what committing and adopting need (its own object
-  directory, swarm.repo.stores: the shared objects are read as an alternate; the directory of its own
-  branch `swarm/<tag>/<agent>/` and of its reflog, its worktree's admin directory, its saved refs);
-  its inbox; its CLI's configuration (e.g. CLAUDE_CONFIG_DIR, CODEX_HOME); a private /tmp;
-- read-only: the system, this installation of swarm, the CLI's installation, every existing file or
-  directory its command line names (a custom agent's script), the rest of the repository
-  (swarm.toml, .git's config, hooks, info/ and every other ref, other worktrees), the board, and the files
-  that tell git where the repository is (<worktree>/.git, the admin dir's commondir and gitdir), so that
-  git run in this worktree outside the sandbox never reads a config the agent wrote;
-- absent: the board's signing key, the rest of HOME, other processes (its own PID namespace), and every
-  environment variable named like a secret that its kind was not given.
-An `--unsealed` run starts agents as they are, with the same environment filter.
+Every agent kind goes through here, so none has more than its own things writable: its worktree, what
+committing needs in .git (its own object directory, swarm.repo.stores; its branch's refs), its inbox, its
+CLI's configuration and a private /tmp. The rest of the repository, the board and every file its command
+line names are read-only, including the files that tell git where the repository is, so git run outside
+the sandbox never reads a config the agent wrote. The board's key, the rest of HOME, other processes and
+secrets its kind was not given are absent. swarm.runner.sandbox has the mechanism and the reasons; an
+`--unsealed` run starts agents as they are, with the same environment filter. Long story: docs/trust.md.
 """
 
 from __future__ import annotations

@@ -332,7 +332,7 @@ def cmd_spawn(args) -> int:
     request = SpawnRequest(
         gpus=args.gpus,
         cpu=args.cpu,
-        agent=args.agent,
+        agent=args.kind,
         tag=args.tag,
         base=args.base,
         profile=args.profile,

@@ -1,21 +1,12 @@
 """Each agent's own git objects, and the shared store every submitted commit is copied into.
 
-The repository's object store (`.git/objects`) holds the shared history: the base and every commit an
-agent submitted. Agents cannot write it: a sandboxed agent's git writes new objects into its own directory
-`.git/swarm-objects/<agent>/` (GIT_OBJECT_DIRECTORY) and reads the shared store as an alternate
-(GIT_ALTERNATE_OBJECT_DIRECTORIES), so no agent can delete or rewrite an object another agent or the board
-needs. When an agent submits, its runner copies the commit with everything it reaches that the shared
-store lacks into the shared store (`import_commit`): `git index-pack` names each object by hashing what it
-received, so an object rewritten in the agent's directory arrives under its real name, never under the
-name the board records. From then on the commit is readable by every agent (`swarm adopt`), every runner
-and `swarm pick`, whatever its agent does to its own directory.
-
-The tip of each agent's branch is copied the same way every few seconds (with its saved refs: `keep_refs`, by its runner),
-so that another agent's `git log --all` reads every branch. Until then it is in its agent's directory
-only: tools that work on the agents' branches outside any sandbox (`swarm spawn` re-attaching a
-worktree, `swarm clean` checking what a branch holds) read every agent's directory as an alternate
-(`branch_reader_env`); the runner never does: it reads only the shared store, except for these bounded
-copies.
+Agents cannot write the repository's object store: a sandboxed agent's git writes into its own directory
+`.git/swarm-objects/<agent>/` and reads the shared store as an alternate, so no agent can delete or rewrite
+an object another agent or the board needs. When an agent submits, its runner copies the commit into the
+shared store (`import_commit`) with `git index-pack`, which names each object by hashing what it received:
+a rewritten object arrives under its real name, never the one the board records. Branch tips are copied the
+same way every few seconds; tools outside any sandbox that read the agents' branches add every agent's
+directory as an alternate (`branch_reader_env`), the runner never does. Long story: docs/trust.md.
 """
 
 from __future__ import annotations

@@ -1,21 +1,11 @@
 """Holdout beside val, and the selection gap: does the best's gain hold on rows nobody selected on?
 
-Every keep, confirmation and best is chosen on val_bpb, thousands of times over one set of rows; the
-holdout rows (prepare.py) are never chosen on, and their values sit in a private file agents cannot read
-(swarm.board.holdout). Along the best's lineage, from the baseline's train.py to the best's:
-
-    val gain       = baseline val mean      - best val mean        (lower bits per byte is better)
-    holdout gain   = baseline holdout mean  - best holdout mean
-    selection gap  = val gain - holdout gain
-
-A gap inside its noise band says the gain holds on the holdout; a gap above it says part of the gain fits
-the validation rows (the winner's curse, or a change that fits those rows) and will not carry over. The
-band is two standard errors of the gap, from each content's spread of val_bpb over its runs (the
-holdout's own run-to-run spread is not known from one run; with n = 1 a content borrows the group's
-noise band / 2 as its sigma).
-
-Shown to the human only: `swarm best` (outside an agent's sandbox, where the file is there to read) and
-`swarm report`. Where the file is hidden these functions see no values and show nothing.
+Every keep and best is chosen on val_bpb, thousands of times over one set of rows; the holdout rows are
+never chosen on, and their values sit in a private file agents cannot read (swarm.board.holdout). Along
+the best's lineage, the selection gap is the val gain minus the holdout gain: inside its noise band (two
+standard errors) the gain holds; above it, part of the gain fits the validation rows and will not carry
+over. Shown to people only (`swarm best` outside a sandbox, `swarm report`); where the file is hidden,
+nothing is shown. Long story: docs/trust.md.
 """
 
 from __future__ import annotations

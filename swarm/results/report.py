@@ -1,19 +1,10 @@
 """`swarm report [--out DIR]`: the story of a run as a Markdown page, from the board alone, its pictures beside it.
 
-The morning after, the human wants to know what happened, what is real and what to pick. The report says it
-in the order a blog post would: the headline per device class (baseline -> best mean ± sigma (n), and how
-much of the run it took to get there, and where each class stands in words), the progress plot, how the
-best came about (its lineage: every step with its change in val_bpb, its description, its agent and what it
-changed in train.py), then the agents' experiments by what the board decided (swarm.results.standing): kept
-improvements, marginal gains inside the noise band (with the band), results awaiting confirmation, what did
-not work (grouped by the knob or idea it tried, with the measured changes) and failures with their reasons;
-the agents' notes, per-agent figures (the swarm's own baseline, calibration and control runs counted apart
-from the agents' keeps), the cost per improvement, and the commands that pick the best (only a best that
-is not the baseline's train.py). The best is the board's one best (swarm.board.state), everywhere.
-
-Everything comes from the board (the repository is read only for train.py's diffs along the lineage and the
-names of its knobs). Agent text (descriptions, notes, train.py lines) is escaped for Markdown: it can neither
-format the page nor inject HTML or links.
+The morning after, a person wants to know what happened, what is real and what to pick: the headline per
+device class, the progress plot, the best's lineage, the agents' experiments by what the board decided
+(swarm.results.standing), notes, per-agent figures, cost, and the commands that pick the best. The best is
+the board's one best, everywhere. Agent text is escaped for Markdown: it can neither format the page nor
+inject HTML or links. Long story: docs/report.md.
 """
 
 from __future__ import annotations

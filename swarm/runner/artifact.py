@@ -1,24 +1,12 @@
 """Open a handed-over model (a torch.export archive, model.pt2) without running anything its author wrote.
 
-A `.pt2` archive is data an agent controls, and torch's loader trusts it: pickled weights are loaded with
-`weights_only=False`, symbolic shapes go through `sympy.sympify` (an `eval`), `guards_code` is `exec`uted
-when the program becomes a module, and a call target may name any attribute of the `torch` module (such as
-`torch.os.system`). So the archive is checked before torch reads it, and the graph after:
-
-- before: only the file names a plain export writes; no pickled weights or constants, no custom or opaque
-  objects, no AOTInductor payloads; in the graph JSON no symbolic expressions, no guard code, and every call
-  target an `aten` operator or `getitem`;
-- after: every call in every graph is a pure `aten` OpOverload (no in-place or out= schema, no file access),
-  nothing the program mutates between calls (a stateful program could tell a check from the real
-  evaluation), and one integer input of a static shape.
-
-Once checked, strip_metadata_asserts removes the `aten._assert_tensor_metadata` nodes torch.export puts
-before every `.to()` / `.float()`: they pin the dtype seen when tracing (fp32), so under the evaluator's bf16
-autocast the first one fails an honest model. They compute nothing (no result, no use); the casts stay.
-
-`TORCH_FORCE_WEIGHTS_ONLY_LOAD=1` (set by the evaluator before torch loads anything) makes every torch.load
-inside the loader refuse pickled code as a second line. Whatever fails is `ArtifactRejected`: the run is
-`invalid`, never the runner's crash.
+A `.pt2` archive is data an agent controls, and torch's loader trusts it (pickled weights, `sympify` of
+symbolic shapes, `exec` of guard code, call targets naming any `torch` attribute). So the archive is
+checked before torch reads it (only a plain export's files, nothing pickled, every call target an `aten`
+operator) and the graph after (pure `aten` calls, nothing mutated between calls, one static integer input).
+strip_metadata_asserts then drops the dtype asserts torch.export pins at trace time, which would fail an
+honest model under bf16 autocast. Whatever fails is `ArtifactRejected`: the run is `invalid`, never the
+runner's crash. Long story: docs/trust.md.
 """
 
 from __future__ import annotations

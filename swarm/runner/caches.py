@@ -6,20 +6,11 @@ anything from one run to another.
     caches.private_copy(dest)     # a copy of it for one run of any other train.py, removed with the run
     caches.evaluator()            # board/compile-cache/evaluator/
 
-A cold compile of the h100 model takes minutes; kept between runs, it takes seconds. But a cache holds files
-that later runs load and execute, and anything a train.py may write and a later run may read is a channel:
-it could slow another agent's runs (a poisoned kernel), or carry trained weights into a later run of its
-own, before that run's training window opens (swarm.runner.clock), which would buy training no clock sees.
-Hence:
-- only the base commit's own train.py (the code the person who spawned the run chose: every agent's
-  baseline, calibration reruns) writes the persistent cache, `trusted()`;
-- every other run gets a private copy of it (warm for whatever its changes leave alone, which is most of a
-  hyperparameter change), writable, inside its run directory and removed with it: what it writes there
-  reaches no other run, its own later runs included;
-- the evaluator's cache is bound only into evaluator sandboxes, which compile the checked program, never a
-  trainer's code; no trainer sandbox binds it.
-Cache-location variables the operator has set (TORCHINDUCTOR_CACHE_DIR, ...) never reach a sandbox: their
-paths are not mounted there, and a compile into a read-only root fails (CACHE_LOCATION_VARS).
+Kept between runs, a compile of minutes takes seconds; but later runs execute what a cache holds, so
+anything a train.py writes there and a later run reads is a channel (a slow, poisoned kernel; weights
+trained before the clock's window opens). Hence only the base commit's own train.py writes the persistent
+cache, every other run compiles into a private copy removed with it, and the evaluator's cache is bound
+into evaluator sandboxes only. Long story: docs/trust.md.
 """
 
 from __future__ import annotations

@@ -4,21 +4,11 @@
     ... trainer runs ...
     clock.close(); clock.window_s, clock.digest
 
-A trainer could spend any time the runner does not count (start-up, compile, export) on training steps and
-still report an honest `training_seconds`: the time train.py claims cannot be trusted, and anything the
-pinned prepare.py does inside the trainer's process, train.py can fake. So the runner observes two events
-from outside the process, over a socket pair only it time-stamps:
-
-- "start": the trainer asks for its training data. The shards are hidden in the trainer's sandbox (a tmpfs
-  over <cache>/data); the answer carries read-only descriptors of them. Before this there is no training
-  data to train on, whatever the time spent: start-up and a compile warm-up on dummy batches buy nothing.
-- "commit <sha256>": the trainer commits the digest of the model's tensors (prepare.weights_digest) when
-  training ends. The evaluator computes the same digest of the handed-over program; a model that changed
-  after its commit (steps after the loop, during the export) is invalid.
-
-The window from "start" to "commit" is the training time that counts (at most the budget limit); what comes
-before and after costs only slot time (the timeout). Messages are short lines on a SOCK_SEQPACKET pair; the
-first "start" and the first "commit" count, anything else is ignored and, past a small limit, ends listening.
+The time train.py claims cannot be trusted (start-up, compile and export could all train), so the runner
+time-stamps two events itself, over a socket pair: "start", when the trainer asks for its training data
+(hidden until then, then handed over as read-only descriptors), and "commit <sha256>", the digest of the
+model's tensors when training ends, which the evaluator checks against the handed-over program. The window
+between them is the training time that counts; the rest costs only slot time. Long story: docs/trust.md.
 """
 
 from __future__ import annotations

@@ -4,16 +4,10 @@
     env = {"CUDA_VISIBLE_DEVICES": slot_gpu("3").visible}
     ensure_uvm()                         # /dev/nvidia-uvm, made before the first sandbox is built
 
-A trainer's sandbox binds only its own slot's device node, so a train.py cannot open another slot's GPU (and
-slow, or read the memory of, another agent's run); the control nodes (nvidiactl, nvidia-uvm, ...) every CUDA
-process needs are shared. Slot k is the k-th GPU in PCI bus order (the runner sets CUDA_DEVICE_ORDER=PCI_BUS_ID);
-the driver lists each GPU under /proc/driver/nvidia/gpus/<bus id>/information with the minor number of its
-/dev/nvidia<minor> node and its UUID. Inside the sandbox CUDA may number the one GPU it can open 0, so the
-slot's GPU is named by its UUID there (CUDA_VISIBLE_DEVICES accepts one), which is right however the driver
-counts.
-
-/dev/nvidia-uvm appears only once something on the host loads the nvidia-uvm module, and nothing inside a
-sandbox may; `nvidia-modprobe -u -c=0` (setuid, shipped with the driver) is what CUDA itself runs for it.
+A trainer's sandbox binds only its own slot's device node, so a train.py cannot open another slot's GPU
+(and slow, or read, another agent's run). Slot k is the k-th GPU in PCI bus order, found with its minor
+number and UUID under /proc/driver/nvidia/gpus/; inside the sandbox it is named by its UUID, which is right
+however CUDA numbers the one GPU it can open. Long story: docs/trust.md.
 """
 
 from __future__ import annotations
@@ -109,7 +103,9 @@ def has_gpu_nodes(dev: Path = DEV) -> bool:
 
 def ensure_uvm(dev: Path = DEV, modprobe: str = MODPROBE) -> str | None:
     """Make /dev/nvidia-uvm when a GPU is there but the node is not; None when it is there (or no GPU is),
-    else one line saying why it could not be made."""
+    else one line saying why it could not be made. The node appears only once something on the host loads
+    the nvidia-uvm module, which nothing inside a sandbox may; `nvidia-modprobe -u -c=0` (setuid, shipped
+    with the driver) is what CUDA itself runs for it."""
     if (dev / UVM).exists() or not has_gpu_nodes(dev):
         return None
     found = shutil.which(modprobe)

@@ -4,33 +4,13 @@
         --eval-tokens N --result PATH [--holdout-tokens H] [--batch-size B] [--device cpu|cuda] [--mirror]
         [--max-model-bytes B] [--seed S] [--wait]
 
-The runner starts this with the trainer (never the commit's code: `-I` keeps the run directory and PYTHON*
-variables off the import path). It reads the validation rows and the token byte lengths, checked against
-the data manifest the run pinned, imports torch and checks its device (check_device: CUDA initialises, a
-tiny function compiles and runs under the same autocast); with --wait it then waits for "go" on stdin (sent
-when the trainer has ended; end of input without it: exit), checks that the evaluation's logits fit in the
-device's memory, now free of the trainer, and reads the model archive once, checks it (artifact.py),
-strips the traced-dtype asserts and loads it; then, over the rows shuffled into batches of the evaluator's
-batch size (--batch-size, prepare.py's eval_batch_size) with the secret --seed,
-- computes the summed next-token cross-entropy from the logits itself (the model never sees a target) and
-  divides by ln 2 times the UTF-8 bytes of the target tokens (special tokens count in neither sum), exactly
-  the upstream metric;
-- checks causality on CAUSALITY_ROWS rows (check_causality): each cut at a position drawn independently of
-  its row and of where it sits, its tokens after the cut swapped for another row's, in the same precision and
-  compiled form as the evaluation itself (a program could otherwise look ahead only under bf16).
-Log-softmax, the causality differences and the cross-entropy are computed a few rows at a time, so the
-evaluator's own memory stays bounded whatever the batch size.
-- with --holdout-tokens, the same measurement (a second call, the same compiled program, no second causality
-  check) on the holdout rows: `holdout_bpb`, which the runner keeps where no agent reads it
-  (swarm.board.holdout). It goes to --result only, never to the log (agents read their runs' logs).
-
-It writes one JSON object to --result: {"outcome": "measured", "val_bpb": ..., "weights_sha256": ...,
-"eval_seconds": ...} (the digest of the program's tensors, which the runner compares with the trainer's commit),
-{"outcome": "invalid", "reason": ...} for a model that breaks the contract, {"outcome": "data_error",
-"reason": ...} when the cache does not match its manifest, or {"outcome": "device_error", "reason": ...}
-when the machine failed (DeviceFault); on both the runner requeues the job and stops: nothing is recorded.
-On CUDA it evaluates under bf16 autocast with the program compiled; on a CPU in fp32, eagerly, unless
---mirror (the runner's `cuda_mirror`): then exactly as on CUDA, compiled under bf16 autocast.
+The runner starts it beside the trainer (`-I`: never the commit's code on its import path); with --wait it
+reads and checks its data and device first, then waits for "go", sent once the trainer has ended. It
+checks the archive (swarm.runner.artifact), computes the cross-entropy from the logits itself (the model
+never sees a target), exactly the upstream metric, and checks causality on a few rows in the same precision
+and compiled form as the evaluation. It writes one JSON object to --result: measured, invalid (the model
+broke the contract), or data_error / device_error (the machine failed: nothing is recorded). The holdout
+measurement goes to --result only, never to the log agents read. Long story: docs/trust.md.
 """
 
 from __future__ import annotations

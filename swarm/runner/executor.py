@@ -1,20 +1,11 @@
 """The executor seam: where a planned, materialised snapshot runs sealed, and what comes back.
 
 One runner loop (swarm.runner.service.Runner) serves every place a job can train: it asks its executor for
-the free places, takes for each the job the scheduler picks (swarm.board.scheduling), checks and plans it
-(allow-list, seed-only, the pinned prepare.py, raw blobs, budget, timeout, overhead allowance: a
-`sealed.RunPlan`), hands it to the executor, and records what lands. Between the two an executor runs
-`sealed.run_snapshot(snapshot, plan, log)` (trainer in its sandbox, the runner's clock, then the evaluator
-in its own). Two executors exist:
-
-    LocalExecutor        one slot of this machine (a GPU or a CPU worker): run_snapshot in the runner's own
-                         process, one job at a time -- `swarm runner --gpu K` / `--cpu K`
-    swarm.runner.ray     every GPU of a Ray cluster: the snapshot's bytes and the plan travel with a Ray
-                         task to a node, which adapts the plan to itself and runs run_snapshot there; the
-                         fields and the capped log come back to the head, which alone writes the board
-
-So a change to how a run is sealed (sandbox, evaluator, clock) is made once, in swarm.runner.sealed, and a
-change to scheduling, claiming, requeueing or recording once, in the runner.
+the free places, picks, checks and plans a job for each, hands it over, and records what lands. An executor
+runs `sealed.run_snapshot(snapshot, plan, log)`: LocalExecutor in the runner's own process for one slot of
+this machine, swarm.runner.ray on a Ray cluster's node. So a change to how a run is sealed is made once,
+in swarm.runner.sealed, and a change to scheduling, claiming, requeueing or recording once, in the runner.
+Long story: docs/cluster.md.
 """
 
 from __future__ import annotations

@@ -1,22 +1,12 @@
 """The request path: how an agent in a sandbox has a record written that it may not write itself.
 
-A sandboxed agent sees the board read-only, except its inbox `board/inbox/<agent>/`. Its `swarm submit` /
-`run` / `note` / `adopt` / `verify` (and the API agent's usage) post a request there: one JSON file,
-written under a dot name and renamed, so it is whole when it appears. The runner of the agent's slot takes
-the requests of its agents (a thread polling every few milliseconds, also while it trains), checks every
-field, writes the record itself (signed, swarm.board.signing), and answers `<request>.done` (what it
-wrote, as JSON) or `<request>.error` (one line), which the waiting command reads and removes. An answer
-nobody read within ANSWER_KEEP_S (its asker gave up waiting, or never waited) is removed by the runner, and
-anything at a request's name that is not a plain file (a directory, a fifo, a link) is answered once and
-taken away, so no inbox grows without end and no request is retried forever.
-
-Who asks is the directory, never the request: a request names no agent, slot, device, status or metric,
-only what the agent asks for (a commit and a description, a note's text, an experiment id ...), and each
-of those is checked before it reaches a record. The runner opens requests and writes answers without
-following links, so a link planted in an inbox reaches nothing.
-
-A caller that may write the board itself (the user's commands, agents of an `--unsealed` run, tests) runs
-the same `Handler` in-process: both paths write the very same records.
+A sandboxed agent sees the board read-only, except its inbox `board/inbox/<agent>/`. Its submit, run, note,
+adopt and verify (and the API agent's usage) post a request there, one JSON file renamed into place; the
+runner of its slot checks every field, writes the record itself (signed) and answers `<request>.done` or
+`<request>.error`. Who asks is the directory, never the request, and no link in an inbox is followed.
+Unread answers and anything that is not a plain file are removed, so no inbox grows without end. A caller
+that may write the board itself runs the same `Handler` in-process: both paths write the same records.
+Long story: docs/trust.md.
 """
 
 from __future__ import annotations

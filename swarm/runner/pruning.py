@@ -1,21 +1,12 @@
 """Early stop of hopeless runs: compare a trainer's loss curve with the best's, stop it when clearly behind.
 
-train.py prints progress lines `step 00042 ( 31.5%) loss 4.1234 ...`: the share of the time budget spent
-and the smoothed training loss. While a trainer runs, the runner reads the new lines of its log; once the
-run has spent `min_fraction` of the budget, a run whose loss is above the reference curve by more than
-`margin` (relative) at `patience` progress points in a row is stopped and recorded as `pruned`, with
-`saved_seconds`, the training time left in the budget.
-
-The reference is the group's current best content (a confirmed mean, swarm.board.state): the median, at
-each point of the budget, of the curves its runs printed. A curve is what a trainer says about itself, so:
-- it may only stop a run, never promote one: a pruned run has no val_bpb, and every number on the board
-  stays the runner's measurement;
-- a reference run is trusted only when its last printed loss agrees with its measured val_bpb as the
-  group's other runs do (the ratio val_bpb / final loss within `trust_tolerance` of the group's median),
-  so a train.py that prints a forged low curve cannot get everyone else's runs stopped.
-
-Off by default (`[pruning] enabled = true` in swarm.toml turns it on); bench/pruning_replay.py measures
-what it saves and which eventual winners it would have stopped, from the logs of a real board.
+While a trainer runs, the runner reads its progress lines (the share of the budget spent and the smoothed
+loss); past `min_fraction` of the budget, a run above the reference curve by more than `margin` at
+`patience` points in a row is stopped and recorded as `pruned`. A curve is what a trainer says about
+itself, so it may only stop a run, never promote one, and a reference run counts only when its last loss
+agrees with its measured val_bpb as the group's other runs do: a forged low curve cannot get other agents'
+runs stopped. Off by default (`[pruning] enabled`); bench/pruning_replay.py measures what it saves. Long
+story: docs/noise.md.
 """
 
 from __future__ import annotations

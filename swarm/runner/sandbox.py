@@ -2,7 +2,7 @@
 
 One mechanism, three policies. A `Sandbox` is a list of mounts over an empty root plus a few switches;
 `Sandbox.wrap(argv)` turns a command line into the bwrap command line that runs it confined, so every
-process start (the runner's trainer, issue 10's evaluator, the launcher's agents) is one call away from
+process start (the runner's trainer, the evaluator, the launcher's agents) is one call away from
 being sandboxed:
 
     trainer    read-only system and interpreter, its run directory writable, a private /tmp, the data
@@ -25,6 +25,8 @@ Why each switch:
   so nothing it runs can push keystrokes (TIOCSTI) into the terminal or tmux pane it was started from;
 - the environment is handed to bwrap as its own (the caller passes the reduced one to Popen), never as
   `--setenv` arguments, which would put API keys in a command line every process can read.
+
+Long story: docs/trust.md.
 """
 
 from __future__ import annotations

@@ -2,28 +2,14 @@
 
     fields = run_snapshot(snapshot, plan, log)
 
-This is the unit an executor runs: the local runner calls it for its slot, and a remote node (Ray) can call
-it on a materialised snapshot with the same plan, since it touches neither the board nor the repository. It
-returns the record fields of the run: `status` None for a measured result (keep / marginal / discard is the
-board's decision), else crash / timeout / invalid with a `reason`. A data cache that no longer matches the
-pinned manifest raises DataError instead, and an evaluator whose device fails (no CUDA, a failing compiler)
-DeviceFault, a DataError: nothing may be recorded from either.
-
-The trainer is `python train.py` in the run directory; it must end by handing over its model (model.pt2,
-see prepare.export_model). Only the runner's clock counts (swarm.runner.clock): the training window is
-timed here, from the moment the trainer is handed its training data to the moment it commits its weights,
-and must fit the budget; time outside it (start-up, compile, export) cannot train and costs only slot time,
-bounded by the timeout (the budget limit + the device class's allowance); the evaluator's digest of the
-handed-over weights must be the committed one. Trainers that never talk to the clock (stand-ins with
-reported evaluation) are judged by the older rule: claimed training time against wall time and the
-allowance. The evaluator
-is `python -I -m swarm.runner.evaluator` (the swarm's code, never the commit's) in a directory of its own
-beside the run directory, with a minimal environment. It is started together with the trainer and gets
-ready meanwhile (imports, the checked evaluation data read into memory before the trainer could touch it),
-then waits for "go" on its stdin, sent once the trainer's group has ended: its startup is off the clock of
-the run. Both processes are started by `start_trainer` and `start_evaluator`, through
-process.start_in_group (own process group, capped log, killed at their timeouts): the one place where a
-sandbox wraps their command lines.
+The unit an executor runs: the local runner calls it for its slot, a Ray node on its copy of the snapshot,
+since it touches neither the board nor the repository. It returns the run's record fields (`status` None
+for a measured result, whose keep / marginal / discard is the board's decision; else crash, timeout or
+invalid with a `reason`). A data cache that no longer matches its manifest raises DataError, a failing
+device DeviceFault: nothing may be recorded from either. Only the runner's clock counts (swarm.runner.clock).
+The evaluator, the swarm's code, gets ready while the trainer runs and is told "go" once the trainer's group
+has ended, so its start-up is off the run's clock. `start_trainer` and `start_evaluator` are the one place
+a sandbox wraps their command lines. Long story: docs/trust.md.
 """
 
 from __future__ import annotations

@@ -4,20 +4,12 @@ what it measured.
 
     swarm runner --gpu 3        swarm runner --cpu 0
 
-One job at a time per slot, so two experiments never share a GPU and timings stay comparable. A second
-runner for the same slot refuses to start (a lock file under board/runners/ is held for the runner's life).
-
-A runner killed mid-run loses no job: the job stays `running` on the board, and the next runner of that
-slot ends what is left of the old trainer, then requeues the job in its original place (attempt 2). A job
-whose runner dies again on the retry is recorded as `crash`, so one poisonous commit cannot wedge a slot.
-A runner stopped cleanly (SIGTERM, Ctrl-C) ends its trainer and requeues the job without using an attempt.
-
-Before a job runs, the runner checks what may run (full shas only, the allow-list, seed-only changes, the
-base's prepare.py against the sha256 pinned at spawn) and the data cache against its pinned manifest; a
-changed cache requeues the job and stops the runner (DataError), so no poisoned number is recorded. The
-run itself is sealed.run_snapshot (trainer, clock, evaluator; no board), called by an executor
-(swarm.runner.executor): in this process for a local slot, on a node for a Ray cluster's GPUs
-(swarm.runner.ray, whose head runner reuses this class); claiming, planning and recording stay here.
+One job at a time per slot keeps timings comparable; a lock under board/runners/ refuses a second runner
+for the slot. A runner killed mid-run loses no job: the next one ends the old trainer and requeues the job
+in its place, and a second death records `crash`, so one poisonous commit cannot wedge a slot. The checks
+before a run (full shas, the allow-list, seed-only changes, the pinned prepare.py and data manifest),
+claiming and recording stay here; the run itself is sealed.run_snapshot, called by an executor
+(swarm.runner.executor). Long story: docs/trust.md.
 """
 
 from __future__ import annotations

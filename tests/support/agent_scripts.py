@@ -28,7 +28,7 @@ from swarm.testing.fake_model import (
     codex_env,
 )
 from tests.support.standins import kill_tmux_servers, make_repo
-from tests.support.swarm_run import SwarmRun
+from tests.support.swarm_run import SwarmRun, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NODE_BIN = REPO_ROOT / ".node" / "node_modules" / ".bin"  # the pinned CLIs scripts/setup.sh installs
@@ -78,13 +78,21 @@ def research_script(old: str, new: str) -> Script:
 
 def start_api_agent(run: SwarmRun, agent: str, provider: str, server: FakeModelServer) -> subprocess.Popen:
     """`swarm agent api` in the agent's worktree with the environment `swarm spawn` gives an agent, in its
-    sandbox (its `swarm run` and usage then go through its inbox to its runner)."""
+    sandbox (its `swarm run` and usage then go through its inbox to its runner).
+
+    Its settings are swarm.toml's [api] table, which the agent reads once as it starts: this returns once
+    the agent has sent its first request, so the next agent started may be given other settings."""
     base_url = server.url if provider == "anthropic" else server.url + "/v1"
     key_env = "ANTHROPIC_API_KEY" if provider == "anthropic" else "OPENAI_API_KEY"
+    config = run.repo / "swarm.toml"
+    shared = config.read_text().split(API_TABLE)[0]
+    config.write_text(
+        f'{shared}{API_TABLE}provider = "{provider}"\nbase_url = "{base_url}"\nmodel = "fake-model"\n'
+        "max_turns = 6\n"
+    )
     env = run.runner_env() | run.agent_environ(agent) | {key_env: server.api_key}
-    argv = swarm_argv("agent", "api", "--provider", provider, "--base-url", base_url)
-    argv, env = run.sealed(agent, "api", argv + ["--model", "fake-model", "--max-turns", "6"], env)
-    return subprocess.Popen(
+    argv, env = run.sealed(agent, "api", swarm_argv("agent", "api"), env)
+    proc = subprocess.Popen(
         argv,
         cwd=run.worktree(agent),
         env=env,
@@ -92,6 +100,11 @@ def start_api_agent(run: SwarmRun, agent: str, provider: str, server: FakeModelS
         stderr=subprocess.STDOUT,
         text=True,
     )
+    wait_until(lambda: server.model_requests() or proc.poll() is not None, timeout=120, interval=0.1)
+    return proc
+
+
+API_TABLE = "\n[api]\n"  # start_api_agent's table, at the end of swarm.toml
 
 
 def claude_script(worktree: Path, old: str, new: str) -> Script:
@@ -143,7 +156,7 @@ def spawned_swarm(
     edit: tuple[str, str] | None = None,
 ) -> Iterator[tuple[Path, FakeModelServer]]:
     """A repository with the real prepare.py / train.py / program.md, a fake model server scripted for
-    `kind`, and `swarm spawn --cpu 1 --agent KIND` started against it; torn down whatever happens."""
+    `kind`, and `swarm spawn --cpu 1 --kind KIND` started against it; torn down whatever happens."""
     root = tmp_path / kind
     program = (REPO_ROOT / "program.md").read_text()
     repo = make_repo(root / "repo", {"train.py": train, "prepare.py": prepare, "program.md": program})
@@ -168,7 +181,7 @@ def spawned_swarm(
         }
         try:
             spawn = subprocess.run(
-                swarm_argv("spawn", "--cpu", "1", "--agent", kind, "--tag", "e2e"),
+                swarm_argv("spawn", "--cpu", "1", "--kind", kind, "--tag", "e2e"),
                 cwd=repo,
                 env=env,
                 capture_output=True,

@@ -1,22 +1,10 @@
 """`swarm agent api`: an agent that drives any model endpoint through a small, whitelisted tool loop.
 
-For users without the Claude Code or Codex CLIs, or with a local model behind an OpenAI-compatible
-server. It runs in its worktree (the swarm starts it in the agent's tmux window), follows program.md,
-acts only through the tools of `swarm.agents.api.tools`, keeps its context bounded (`swarm.agents.api.context`),
-records its token usage on the board (`swarm.board.ledger`) and stops spending once its budget is reached.
-
-Settings come from the `[api]` table of swarm.toml, and flags override them:
-
-    [api]
-    provider = "openai-compatible"        # anthropic | openai | openai-compatible
-    base_url = "http://localhost:8000/v1"
-    model = "qwen3-coder"
-    budget_usd = 20.0                     # needs the two prices below
-    input_usd_per_mtok = 0.5
-    output_usd_per_mtok = 1.5
-
-The API key is read from the environment variable named by `api_key_env` (ANTHROPIC_API_KEY or
-OPENAI_API_KEY by default), never from swarm.toml.
+For users without the Claude Code or Codex CLIs, or with a local model behind an OpenAI-compatible server.
+It runs in its worktree, follows program.md, acts only through the tools of swarm.agents.api.tools, keeps
+its context bounded (swarm.agents.api.context), records its token usage on the board (swarm.board.ledger)
+and stops spending at its budget. Its settings are the `[api]` table of swarm.toml only; the API key is
+read from the environment variable `api_key_env` names, never from swarm.toml. Long story: docs/agents.md.
 """
 
 from __future__ import annotations
@@ -75,7 +63,7 @@ EXIT_MAX_TURNS = 0
 
 @dataclass(frozen=True)
 class ApiSettings:
-    """`[api]` in swarm.toml; the flags of `swarm agent api` override it key by key."""
+    """`[api]` in swarm.toml: the agent's only settings (`swarm agent api` takes just --prompt)."""
 
     provider: str = ANTHROPIC  #: anthropic, openai or openai-compatible
     model: str | None = None  #: the model; default per provider, required for openai-compatible
@@ -124,14 +112,8 @@ class ApiSettings:
         )
 
 
-def settings_from(repo: Path, args: argparse.Namespace) -> ApiSettings:
-    settings = load_section(repo, "api", ApiSettings)
-    overrides = {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(ApiSettings)
-        if getattr(args, f.name, None) is not None
-    }
-    return dataclasses.replace(settings, **overrides).resolved()
+def settings_from(repo: Path) -> ApiSettings:
+    return load_section(repo, "api", ApiSettings).resolved()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -405,7 +387,7 @@ def cmd_api(args: argparse.Namespace) -> int:
         signal.signal(sig, _exit_on_signal)
     identity = caller_identity()
     paths = run_paths()
-    settings = settings_from(paths.repo, args)
+    settings = settings_from(paths.repo)
     api_key = os.environ.get(settings.api_key_env or "")
     if not api_key:
         if settings.provider != OPENAI_COMPATIBLE:

@@ -1,23 +1,12 @@
 """`swarm agent optuna`: a built-in agent with no LLM that searches train.py's hyperparameters with Optuna.
 
-It works like the sweep agent (swarm.agents.sweep.agent, whose plumbing it reuses): in its own worktree,
-only through the agent commands, its branch at the run's base, each trial one commit on top of it,
-submitted and reset away, with up to `--queue` trials in flight. What differs is who proposes: an Optuna
-study (TPE by default; `[optuna] sampler` in swarm.toml) asks for a configuration in the space of
-swarm.agents.optuna.space, and is told the runner's measured val_bpb from the board: the value a trial's
-experiment record carries, never a number the agent computed. A crash, timeout or invalid run is a failed
-trial, a `pruned` run a pruned one. Its baseline is told to the study as the base configuration.
-
-All optuna agents of a run share one study (one per device class and profile), stored with Optuna's file
-journal storage at board/optuna/<tag>.journal, so two agents never propose the same thing twice and each
-learns from the other's trials. The study sees only the trials its agents asked for: the results of LLM
-agents on the same board are theirs, and the optuna agents never adopt them (the space is about the
-hyperparameters of the base code). LLM agents see the optuna agents' results on the board like any other.
-Restarted, an agent finds its unfinished trials in the study (user attribute `experiment`) and sees them
-through (or tells the study the result that landed while it was down). Its branch always goes back to the
-run's base, and the space is derived from the base's train.py, so the study's distributions never change
-under it. A trial that moves many knobs is submitted with a short summary (it fits the board); its commit
-message lists every change.
+It works like the sweep agent (whose plumbing it reuses), but an Optuna study proposes (TPE by default,
+`[optuna] sampler`) in the space of swarm.agents.optuna.space, and is told the runner's measured val_bpb
+from the board, never a number the agent computed. All optuna agents of a run share one study per device
+class and profile (Optuna's file journal under board/optuna/), so none proposes what another already
+tried; the study sees only its agents' trials. Restarted, an agent finds its unfinished trials in the study
+and sees them through; its branch always goes back to the run's base, so the space never changes under the
+study. Long story: docs/agents.md.
 """
 
 from __future__ import annotations

@@ -1,18 +1,10 @@
 """The search space of the Optuna agent: one Optuna distribution per knob of train.py's hyperparameter block.
 
-Ranges come from each knob's value at the run's base commit (swarm.target.hparams), never from a
-worktree's current train.py, so the space is the same on every restart (Optuna refuses a distribution that
-changed under a stored study). They follow each knob's meaning, by the same kind of rule the sweep agent
-moves knobs by (FINDINGS.md): betas and momenta (`*BETA*`, `*MOMENTUM*`, alone or as tuples, in (0, 1))
-with 1 - beta over a third to three times, so they stay inside (0, 1); schedule fractions (`*_RATIO`,
-`*_FRAC`) inside [0, 1] (a warmup at most half the run, a warmdown never zero, which train.py divides by);
-learning rates, weight decay and other positive floats over [value / 4, value x 4] on a log scale; batch
-sizes over powers of two from a quarter to four times; other integers over [value / 2, value x 2] on a log
-scale; booleans both ways; the attention window pattern over its known patterns, in a fixed order. Knobs
-the sweep never moves (seed, device batch, evaluation, paths) are left alone.
-
-`[optuna]` in swarm.toml narrows it: `knobs = [...]` picks the knobs to search, `ranges = {NAME = [lo, hi]}`
-overrides a numeric range (a tuple knob's elements are NAME[0], NAME[1], ...).
+Ranges come from each knob's value at the run's base commit (swarm.target.hparams), never from a worktree's
+current train.py, so the space is the same on every restart (Optuna refuses a distribution that changed
+under a stored study). Each kind of knob moves by the same kind of rule as the sweep agent's (betas inside
+(0, 1), schedule fractions inside [0, 1], rates on a log scale, batch sizes in powers of two); seeds,
+device batch, evaluation and paths are left alone. Long story: docs/agents.md.
 """
 
 from __future__ import annotations

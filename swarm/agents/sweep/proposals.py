@@ -1,6 +1,6 @@
 """What the sweep agent tries next: one-factor moves around its best config, then small factorial waves.
 
-Moves follow what published swarms found worth moving (FINDINGS.md): batch size in powers of two,
+Moves follow what published swarms found worth moving (docs/agents.md): batch size in powers of two,
 learning rates and weight decay multiplicatively, schedule fractions additively, betas and momenta
 relative to 1, depth by one layer. A pass tries both directions of every knob in priority order (each
 agent starts the rotation at its own place, so a swarm covers different knobs first); a move that
