@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from swarm.board.state import BoardState
+from swarm.board.fold import BoardState
 from swarm.board.store import Board
 from swarm.cli import build_parser
 from swarm.results import answers
@@ -33,7 +33,7 @@ def swarm(run, *argv: str) -> tuple[str, bool]:
     """`swarm ARGV` in a new process in the run's repository: (stdout, whether it imported the board state)."""
     probe = (
         "import sys; from swarm.cli import main; code = main(sys.argv[1:]); "
-        "sys.stdout.flush(); print('STATE' if 'swarm.board.state' in sys.modules else 'NO STATE', file=sys.stderr); "
+        "sys.stdout.flush(); print('STATE' if 'swarm.board.fold' in sys.modules else 'NO STATE', file=sys.stderr); "
         "sys.exit(code)"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}

@@ -13,16 +13,15 @@ import pytest
 from swarm.board.checkpoint import (
     CHECKPOINT_FILE,
     MAGIC,
-    BoardRecords,
     CheckpointKeeper,
-    _payload,
     checkpoint_path,
     open_state,
     restore,
     save,
 )
 from swarm.board.experiments import evolve
-from swarm.board.state import BoardState
+from swarm.board.fold import BoardState
+from swarm.board.packing import BoardRecords, pack
 from swarm.board.store import Board
 from swarm.testing.synthetic import synthetic_run, write_board
 
@@ -122,7 +121,7 @@ def test_board_that_grew_folds_only_the_rest(tmp_path, records):
 
 
 def test_a_restored_state_takes_results_back_as_a_fold_does(board, records):
-    """Packed contents, agents' results and content holders (state.PackedTable) are built when a later
+    """Packed contents, agents' results and content holders (swarm.board.packing.PackedTable) are built when a later
     record of an old experiment (a verdict, a correction) takes its result back."""
     assert save(open_state(board, save_after=1 << 40))
     finals = [r for r in records if r.get("type") == "experiment" and r.get("val_bpb") is not None][:40]
@@ -286,7 +285,7 @@ def test_a_signed_boards_checkpoint_must_come_from_a_key_holder(tmp_path, record
     header = orjson.loads(data[len(MAGIC) : end])
     tampered = open_state(Board(directory))
     tampered.notes.append({"type": "note", "agent": "gpu0", "text": "forged"})
-    forged = _payload(tampered)  # a well-formed state that no fold of this board gives
+    forged = pack(tampered)  # a well-formed state that no fold of this board gives
     header.pop("mac")
     assert restore_unsigned(directory, header, forged) is not None  # so only the MAC refuses it below
     header.update(payload_bytes=len(forged), payload_crc32=zlib.crc32(forged))

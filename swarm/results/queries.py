@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from swarm.board.state import Best, BoardState, open_board
+from swarm.board.fold import BoardState
+from swarm.board.opening import open_board
+from swarm.board.stats import Best
 from swarm.results import answers
 from swarm.results.display import best_line, escape_text, experiment_line, group_header, note_line, top_table
 
