@@ -8,14 +8,12 @@ saves a new one when it had much to fold. The coordinator saves one as the board
     state = open_state(board, noise)       # restored (or folded from scratch), refreshed, maybe saved
     restore(board, noise) -> BoardState | None;  save(state) -> bool
 
-A checkpoint is a cache, never a source of truth. It is used only when all of these hold, else the board is
-folded from scratch (and the checkpoint replaced when this process may write it):
-- its format is this code's: the key hashes the source of every module of the folding package, so any change
-  to how the board is folded (a new status, a new field) invalidates old checkpoints without a version to bump;
-- the board file is the one it was taken from: same device and inode, at least as long as the offset, and the
-  same bytes at its start and just before the offset (a board truncated, replaced or rewritten is caught);
-- its payload is whole: its length and CRC-32 match the header (a torn or corrupted file is caught);
-- it unpickles with a restricted unpickler into exactly the fields a fresh state has, of the same types.
+A checkpoint is a cache, never a source of truth. It is used only when swarm.board.envelope trusts it
+(this code's format: the key hashes the source of every module of the folding package; the same board file,
+at least as long as its offset; a whole body; on a signed board a key holder's MAC), when it was folded
+under the same [noise] settings, and when its payload unpickles into exactly the fields a fresh state has
+(swarm.board.packing); else the board is folded from scratch (and the checkpoint replaced when this process
+may write it).
 
 Trust. The checkpoint sits in the board directory, which only the runners, the coordinator and the human's
 commands may write (the agents' sandbox mounts the board read-only; an agent without a sandbox can append to
@@ -27,22 +25,19 @@ process that cannot write the board directory (a sandboxed agent) just restores 
 from __future__ import annotations
 
 import sys
-import zlib
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from swarm.board import envelope
 from swarm.board.fold import BoardState
-from swarm.board.identity import mark, matches, source_key, write_whole
+from swarm.board.identity import source_key
 from swarm.board.noise import NoiseSettings
 from swarm.board.packing import FOLDING_PACKAGE, PROTOCOL, pack, unpack
-from swarm.board.signing import has_key, sign_checkpoint, signed_checkpoint
 from swarm.board.store import Board
 
 CHECKPOINT_FILE = "state.checkpoint"
-MAGIC = b"swarm board checkpoint\n"
+KIND = "checkpoint"  # its envelope's kind (swarm.board.envelope)
 SAVE_AFTER_BYTES = 1 << 20  # a process that folded this much board past the checkpoint saves a new one
 
 
@@ -66,61 +61,20 @@ def checkpoint_path(board: Board) -> Path:
 
 def save(state: BoardState) -> bool:
     """Write a checkpoint of `state` as of its reader's offset; False when this process may not write the
-    board directory (a sandboxed agent) or the board is gone. Call it after refresh()."""
+    board directory (a sandboxed agent), lacks a signed board's key, or the board is gone. Call it after
+    refresh()."""
     board = state.board
-    offset = state.reader.offset
-    key = board.signing_key()
-    if key is None and has_key(board.directory):
-        return False  # this process folded unsigned lines as records: its state is not the runners' board
-    where = mark(board.path, offset)
-    if where is None:
-        return False
-
-    def produce() -> bytes:
-        payload = pack(state)
-        header = {
-            "format": format_key(),
-            **where,
-            "payload_bytes": len(payload),
-            "payload_crc32": zlib.crc32(payload),
-            "noise": noise_key(state.noise),
-        }
-        if key is not None:  # readers holding the key trust only a checkpoint a key holder wrote
-            header["mac"] = sign_checkpoint(key, orjson.dumps(header), payload)
-        return MAGIC + orjson.dumps(header) + b"\n" + payload
-
-    return write_whole(checkpoint_path(board), produce)
-
-
-def _read_checkpoint(board: Board) -> tuple[dict[str, Any], bytes] | None:
-    """The header and payload of the board's checkpoint, or None when it is missing, torn or not this
-    board's (device, inode, length, edge bytes) or not this code's format."""
-    try:
-        data = checkpoint_path(board).read_bytes()
-    except OSError:
-        return None
-    if not data.startswith(MAGIC):
-        return None
-    end = data.find(b"\n", len(MAGIC))
-    try:
-        header = orjson.loads(data[len(MAGIC) : end])
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(header, dict) or header.get("format") != format_key():
-        return None
-    payload = data[end + 1 :]
-    key = board.signing_key()
-    if key is not None:
-        mac = header.pop("mac", None)
-        if not isinstance(mac, str) or not signed_checkpoint(key, orjson.dumps(header), payload, mac):
-            return None
-    elif has_key(board.directory) and "mac" not in header:
-        return None  # a signed board's checkpoint that no key holder wrote
-    if len(payload) != header.get("payload_bytes") or zlib.crc32(payload) != header.get("payload_crc32"):
-        return None
-    if not matches(board.path, header, exact=False):
-        return None
-    return header, payload
+    fields = {"noise": noise_key(state.noise)}
+    return envelope.write(
+        board.directory,
+        CHECKPOINT_FILE,
+        KIND,
+        format_key(),
+        state.reader.offset,
+        fields,
+        lambda: pack(state),
+        board.signing_key(),
+    )
 
 
 def noise_key(noise: NoiseSettings) -> str:
@@ -133,7 +87,9 @@ def restore(board: Board, noise: NoiseSettings | None = None) -> BoardState | No
     """The state saved in the board's checkpoint, its reader at the checkpoint's offset (call refresh() to
     fold what came after), or None when there is no checkpoint this process can trust to be this board's
     (or one folded under other noise settings)."""
-    found = _read_checkpoint(board)
+    found = envelope.read(
+        board.directory, CHECKPOINT_FILE, KIND, format_key(), board.signing_key(), exact=False
+    )
     if found is None:
         return None
     header, payload = found
