@@ -29,13 +29,15 @@ pays for little more than the interpreter's start.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from swarm.board.identity import RECORDS_FILE, mark, matches, write_whole
+from swarm.board.identity import RECORDS_FILE, mark, matches
 from swarm.board.keys import has_key
 
 MAC = "mac"
@@ -143,3 +145,19 @@ def _signed(key: bytes, header: dict[str, Any], body: bytes, mac: str) -> bool:
     from swarm.board.signing import signed_file
 
     return signed_file(key, _header_bytes(header), body, mac)
+
+
+def write_whole(target: Path, produce: Callable[[], bytes]) -> bool:
+    """Write the bytes `produce()` returns to `target` (a cache beside the board) so that readers see the
+    old file or the new one, whole. False when this process may not write there: a sandboxed agent, whose
+    board is mounted read-only, finds out before `produce()` does its work, and nothing is left behind."""
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}")
+    try:
+        with open(temporary, "xb") as f:
+            f.write(produce())
+        os.replace(temporary, target)
+    except OSError:
+        with contextlib.suppress(OSError):  # never created (a read-only board): nothing to clean
+            temporary.unlink()
+        return False
+    return True
