@@ -7,8 +7,12 @@ docs/noise.md, docs/trust.md.
     keys.py           where a signed board's key lives
     experiments.py    experiment fields and statuses, and the builders of records
     run_record.py     the run record: tag, base commit, profile, and which agent sits on which slot
-    state.py          the board folded into queryable state, incrementally
+    stats.py          the fold's statistics: a content's repeats, a group's pooled sigma and best
+    fold.py           the board folded into queryable state, incrementally; imports nothing that saves it
+    packing.py        a folded state as bytes and back, for the checkpoint
     checkpoint.py     a saved fold, so a new process folds only what was appended since
+    envelope.py       the one format and trust rule of every cached file beside the board
+    opening.py        a command's board and state: the fold restored from its checkpoint
     identity.py       which board file, how far into it, and which code read it: the key of a cache
     noise.py          noise rules: repeat statistics, noise bands, the decision of a result
     verification.py   reruns on other slots of a device class, and their judgement

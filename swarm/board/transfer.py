@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from swarm.board.experiments import FINAL_STATUSES, TRANSFER, has_result, new_experiment, new_id
-from swarm.board.state import BoardState
+from swarm.board.fold import BoardState
 from swarm.board.store import Board
 from swarm.board.verification import home_slot
 from swarm.errors import SwarmError

@@ -13,8 +13,8 @@ verifier only acts under the `single` rule.
 
 from __future__ import annotations
 
+from swarm.board.fold import BoardState
 from swarm.board.noise import NoiseSettings
-from swarm.board.state import BoardState
 from swarm.board.store import Board
 from swarm.board.verification import rerun_slots, schedule_verify
 from swarm.errors import SwarmError

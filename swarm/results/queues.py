@@ -14,9 +14,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from swarm.board.fold import BoardState
 from swarm.board.run_record import RunRecord, is_pool, ray_pool
 from swarm.board.scheduling import order
-from swarm.board.state import BoardState
 
 
 @dataclass(frozen=True)

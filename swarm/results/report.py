@@ -17,11 +17,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from swarm.board.experiments import FAILED_STATUSES, FINAL_STATUSES, KEEP, has_result, is_measured
+from swarm.board.experiments import (
+    FAILED_STATUSES,
+    FINAL_STATUSES,
+    KEEP,
+    GroupKey,
+    group_of,
+    has_result,
+    is_measured,
+)
+from swarm.board.fold import BoardState
 from swarm.board.holdout import read_holdout
 from swarm.board.ledger import Totals, board_totals
 from swarm.board.progress import finished_at, from_experiments
-from swarm.board.state import Best, BoardState, GroupKey, group_of
+from swarm.board.stats import Best
 from swarm.errors import SwarmError
 from swarm.repo.git import file_at
 from swarm.results.display import escape_markdown, format_number, mean_text
@@ -603,7 +612,7 @@ def write_report(
 
 
 def cmd_report(args) -> int:
-    from swarm.board.state import open_board
+    from swarm.board.opening import open_board
     from swarm.results.output import output_directory
 
     target = output_directory(args.out) if args.out else None  # before the board is read

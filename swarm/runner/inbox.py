@@ -27,10 +27,10 @@ from typing import Any
 
 from swarm.board.charges import admit_verify
 from swarm.board.experiments import METRIC_FIELDS, new_experiment
+from swarm.board.fold import BoardState
 from swarm.board.ledger import USAGE_FIELDS, Usage, usage_record
 from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import AgentSlot, RunRecord, runner_slot
-from swarm.board.state import BoardState
 from swarm.board.store import ADOPT, NOTE, Board, new_id, now
 from swarm.board.verification import schedule_verify
 from swarm.config import load_section

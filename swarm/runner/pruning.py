@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from swarm.board.experiments import PRUNED, is_measured
-from swarm.board.state import BoardState, GroupKey, group_of
+from swarm.board.experiments import PRUNED, GroupKey, group_of, is_measured
+from swarm.board.fold import BoardState
 from swarm.runner.process import kill_group, run_with_timeout
 
 PROGRESS = re.compile(rb"^step \d+ \(\s*([0-9.]+)%\) loss ([0-9.]+(?:e[-+]?\d+)?)", re.MULTILINE)

@@ -38,11 +38,11 @@ from swarm.board.experiments import (
     evolve,
     group_of,
 )
+from swarm.board.fold import BoardState
 from swarm.board.holdout import HOLDOUT_FIELD, private_dir, record_holdout
 from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import CLUSTER_RUNNER_SLOT, is_cpu_slot, ray_pool
 from swarm.board.scheduling import pick
-from swarm.board.state import BoardState
 from swarm.board.store import RUNNER, Board, now
 from swarm.board.verification import after_result
 from swarm.config import load_section
