@@ -4,7 +4,7 @@ import pytest
 
 from swarm.board.experiments import evolve, new_experiment
 from swarm.board.noise import NoiseSettings
-from swarm.board.run_record import AgentSlot, RunRecord, write_run_record
+from swarm.board.run_record import AgentEntry, RunRecord, write_run_record
 from swarm.board.state import BoardState
 from swarm.board.store import ADOPT, NOTE, USAGE, VERIFICATION, Board
 from swarm.errors import BoardError
@@ -184,7 +184,7 @@ def test_run_record_round_trip(board):
         tag="t",
         base="f" * 40,
         profile="tiny",
-        agents=(AgentSlot("cpu0", "sweep", "cpu0", "cpu", "/w/cpu0", "swarm/t/cpu0"),),
+        agents=(AgentEntry("cpu0", "sweep", "cpu0", "cpu", "/w/cpu0", "swarm/t/cpu0"),),
     )
     write_run_record(board, run)
     state = BoardState(board)
@@ -209,7 +209,7 @@ def test_observers_see_every_folded_record_whoever_refreshes(board):
 def test_run_is_parsed_once_per_run_record(board):
     state = BoardState(board)
     assert state.run is None
-    slot = AgentSlot("gpu0", "claude", "0", H100[0], "/w/gpu0", "swarm/t/gpu0")
+    slot = AgentEntry("gpu0", "claude", "0", H100[0], "/w/gpu0", "swarm/t/gpu0")
     write_run_record(board, RunRecord(tag="t", base="b" * 40, profile="h100", agents=(slot,)))
     state.refresh()
     first = state.run

@@ -23,7 +23,7 @@ from swarm.board.experiments import (
     MAX_DESCRIPTION_CHARS,
 )
 from swarm.board.noise import NoiseSettings
-from swarm.board.run_record import AgentSlot, RunRecord
+from swarm.board.run_record import AgentEntry, RunRecord
 from swarm.board.state import BoardState
 from swarm.board.store import Board
 from swarm.config import load_section
@@ -44,13 +44,13 @@ class AgentContext:
     board: Board
     state: BoardState
     run: RunRecord
-    agent: AgentSlot
-    slot: str
+    agent: AgentEntry
+    queue: str  # where its jobs go: its slot, or its class's queue
     device: str
 
 
 def agent_context(cwd: Path | None = None) -> AgentContext:
-    """The calling agent, its run and its slot; one clear error when the caller is not in a run's worktree."""
+    """The calling agent, its swarm and its queue; one clear error when the caller is not in a run's worktree."""
     identity = caller_identity(cwd)
     paths = run_paths(identity.worktree)
     board = Board(paths.board)
@@ -75,8 +75,8 @@ def agent_context(cwd: Path | None = None) -> AgentContext:
         raise SwarmError(
             f"not in {agent.name}'s worktree (expected {agent.worktree}, in {identity.worktree})"
         )
-    slot = identity.gpu or agent.gpu
-    return AgentContext(identity, paths.repo, board, state, run, agent, slot, run.device_for_slot(slot))
+    queue = identity.queue or agent.queue
+    return AgentContext(identity, paths.repo, board, state, run, agent, queue, run.device_for_slot(queue))
 
 
 def head_commit(worktree: Path) -> str:

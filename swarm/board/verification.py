@@ -2,7 +2,7 @@
 
 One mechanism serves three askers (the rerun's `requested_by`):
 - `swarm verify ID [--repeats K]` (an agent or the user) and the coordinator's verification of a new best
-  (swarm.orchestration.autoverify): K reruns spread over the other slots with the same device class
+  (swarm.orchestration.best_verifier): K reruns spread over the other slots with the same device class
   (fewest pending jobs first), falling back to the experiment's own slot. When the last rerun finishes,
   the runner that recorded it writes a `verification` record: the result holds when the mean of the reruns
   is not worse than the original val_bpb by more than the group's noise band (its sigma from the other
@@ -39,7 +39,7 @@ from swarm.board.experiments import (
     is_measured,
     new_experiment,
 )
-from swarm.board.run_record import ray_pool
+from swarm.board.slots import ray_queue
 from swarm.board.state import BoardState, group_of
 from swarm.board.store import VERIFICATION, Board, BoardWriter, now
 from swarm.errors import SwarmError
@@ -54,7 +54,7 @@ def class_slots(state: BoardState, device: str | None) -> list[str]:
 def home_slot(record: dict[str, Any]) -> str:
     """The queue an experiment's reruns may wait in beside its class's other slots: its own slot, or for a
     job that ran on a Ray cluster's node (its `gpu` is then that node's slot) its class's queue."""
-    return ray_pool(str(record.get("device"))) if record.get("node") else str(record.get("gpu"))
+    return ray_queue(str(record.get("device"))) if record.get("node") else str(record.get("gpu"))
 
 
 def rerun_slots(

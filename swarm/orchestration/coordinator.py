@@ -6,7 +6,7 @@ pane (its process exited or was killed) is respawned; a process that keeps dying
 exponential backoff, so a broken agent CLI cannot flood the board; an agent that dies young the same way
 (the same last line) CRASH_LOOP times in a row is left down, and the board says `crash loop: <reason>`
 (a `swarm resume` restarts it). It also has each device class's new best
-rerun once on another slot, so that a morning's best is verified (swarm.orchestration.autoverify). The coordinator keeps no state that
+rerun once on another slot, so that a morning's best is verified (swarm.orchestration.best_verifier). The coordinator keeps no state that
 matters: killed with -9 and started again, it finds the same windows and goes on, and it only ever starts
 processes, never deletes work. One coordinator per run: a second one exits at once.
 """
@@ -26,7 +26,7 @@ from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import RunFollower
 from swarm.board.store import PROCESS, Board
 from swarm.config import load_section
-from swarm.orchestration.autoverify import BestVerifier
+from swarm.orchestration.best_verifier import BestVerifier
 from swarm.orchestration.crashes import CRASH_LOOP_EVENT, last_output
 from swarm.orchestration.launch import WindowPlan, launcher_argv, pane_log, window_plans
 from swarm.orchestration.tmux import Pane, RunTmux, TmuxError
@@ -46,7 +46,7 @@ class CoordinatorSettings:
     healthy_s: float = 60.0  # a process that lived this long was not crash-looping: restart it at once
     max_backoff_s: float = 300.0  # longest wait before restarting a process that keeps dying young
     verify_best: bool = (
-        True  # rerun each new best of a device class once on another slot (swarm.orchestration.autoverify)
+        True  # rerun each new best of a device class once on another slot (swarm.orchestration.best_verifier)
     )
     verify_repeats: int = 1  # reruns per verification
 

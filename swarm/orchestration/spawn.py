@@ -18,24 +18,14 @@ from pathlib import Path
 from filelock import FileLock
 
 from swarm.agents.kinds import agent_commands, assign_kinds
-from swarm.board.run_record import (
-    AgentSlot,
-    RunRecord,
-    Worker,
-    box_pool,
-    is_cpu_slot,
-    is_pool,
-    is_ray_pool,
-    latest_run,
-    validate_tag,
-    write_run_record,
-)
+from swarm.board.run_record import AgentEntry, RunRecord, Worker, latest_run, validate_tag, write_run_record
 from swarm.board.signing import create_key
+from swarm.board.slots import box_queue, is_class_queue, is_cpu_slot, is_ray_queue
 from swarm.board.store import Board
 from swarm.errors import SandboxError, SwarmError
-from swarm.orchestration.cluster import cluster_slots, plan_agents
+from swarm.orchestration.cluster import cluster_places, plan_agents
 from swarm.orchestration.crashes import last_output
-from swarm.orchestration.gpus import Slot, detect_gpus, select_slots
+from swarm.orchestration.gpus import AgentPlace, detect_gpus, select_slots
 from swarm.orchestration.launch import (
     COORDINATOR_WINDOW,
     coordinator_argv,
@@ -96,14 +86,14 @@ def spawn(request: SpawnRequest, cwd: Path | None = None, out=print) -> RunRecor
         run = _desired_run(request, paths, repo, board)
         require_sandbox(run)
         _, commands = agent_commands(paths.repo)
-        for kind in sorted({slot.kind for slot in run.agents}):
+        for kind in sorted({agent.kind for agent in run.agents}):
             if kind not in commands:  # a kind swarm.toml named when the run was spawned, and no longer does
                 raise SwarmError(f"unknown agent kind {kind!r} (known: {', '.join(sorted(commands))})")
             commands[kind].check_installed()
-        for slot in run.agents:
-            how = repo.ensure_worktree(Path(slot.worktree), slot.branch, run.base)
+        for agent in run.agents:
+            how = repo.ensure_worktree(Path(agent.worktree), agent.branch, run.base)
             out(
-                f"  {slot.name:<6} {slot.kind:<7} {_device(slot):<32} {_short(paths, slot.worktree)}  {slot.branch}  ({how})"
+                f"  {agent.name:<6} {agent.kind:<7} {_device(agent):<32} {_short(paths, agent.worktree)}  {agent.branch}  ({how})"
             )
         if latest_run(board.records(), run.tag) != run:
             write_run_record(board, run)
@@ -178,26 +168,26 @@ def _desired_run(request: SpawnRequest, paths: RunPaths, repo: GitRepo, board: B
 def _new_run(request: SpawnRequest, tag: str, base: str, paths: RunPaths) -> RunRecord:
     workers: tuple[Worker, ...] = ()
     if request.ray is not None:
-        slots = cluster_slots(request.ray, request.agents, request.validate_on)
+        planned = cluster_places(request.ray, request.agents, request.validate_on)
     elif request.validate_on is not None:
         raise SwarmError("--validate-on goes with --ray (a cluster's class that confirms new bests)")
     else:
         places = select_slots(request.gpus, request.cpu, [] if request.cpu is not None else detect_gpus())
-        workers = tuple(Worker(p.agent, p.gpu, p.device) for p in places)
-        slots = box_agents(places, request.agents)
+        workers = tuple(Worker(p.agent, p.queue, p.device) for p in places)
+        planned = box_agents(places, request.agents)
     settings, commands = agent_commands(paths.repo)
-    kinds = assign_kinds(request.agent or settings.default, len(slots), commands)
+    kinds = assign_kinds(request.agent or settings.default, len(planned), commands)
     profile = request.profile or ("tiny" if request.cpu is not None else "h100")
     agents = tuple(
-        AgentSlot(
-            name=validate_agent_name(slot.agent),
+        AgentEntry(
+            name=validate_agent_name(place.agent),
             kind=kind,
-            gpu=slot.gpu,
-            device=slot.device,
-            worktree=str(paths.worktrees / slot.agent),
-            branch=agent_branch(tag, slot.agent),
+            queue=place.queue,
+            device=place.device,
+            worktree=str(paths.worktrees / place.agent),
+            branch=agent_branch(tag, place.agent),
         )
-        for slot, kind in zip(slots, kinds, strict=True)
+        for place, kind in zip(planned, kinds, strict=True)
     )
     prepare_sha256, data_sha256 = spawn_pins(paths.repo, base, profile)
     return RunRecord(
@@ -214,18 +204,18 @@ def _new_run(request: SpawnRequest, tag: str, base: str, paths: RunPaths) -> Run
     )
 
 
-def box_agents(places: list[Slot], agents: int | None) -> list[Slot]:
-    """The agents of a box: none owns a slot, each queues for its device class (box_pool), which every
+def box_agents(places: list[AgentPlace], agents: int | None) -> list[AgentPlace]:
+    """The agents of a box: none owns a slot, each queues for its device class (box_queue), which every
     slot of the class serves. One per slot by default, named after it (gpu3, cpu0) as always; `--agents N`
     names them per class instead (fake-gpu-0, cpu-1), spread over the classes in turn."""
     if agents is None:
-        return [Slot(p.agent, box_pool(p.device), p.device) for p in places]
-    return plan_agents([p.device for p in places], agents, None, pool=box_pool)
+        return [AgentPlace(p.agent, box_queue(p.device), p.device) for p in places]
+    return plan_agents([p.device for p in places], agents, None, queue=box_queue)
 
 
 def _shape(run: RunRecord) -> tuple:
     workers = tuple((w.name, w.slot) for w in run.workers)
-    return run.profile, run.validate_on, tuple((a.name, a.kind, a.gpu) for a in run.agents), workers
+    return run.profile, run.validate_on, tuple((a.name, a.kind, a.queue) for a in run.agents), workers
 
 
 def _describe(run: RunRecord) -> str:
@@ -234,12 +224,12 @@ def _describe(run: RunRecord) -> str:
     return f"{names} ({', '.join(f'{k}:{n}' for k, n in kinds.items())}, profile {run.profile})"
 
 
-def _device(slot: AgentSlot) -> str:
-    if is_ray_pool(slot.gpu):
-        return f"any {slot.device} GPU of the cluster"
-    if is_pool(slot.gpu):
-        return f"any {slot.device} slot" if slot.device != "cpu" else "any CPU worker"
-    return "CPU worker" if is_cpu_slot(slot.gpu) else f"GPU {slot.gpu} {slot.device}"
+def _device(agent: AgentEntry) -> str:
+    if is_ray_queue(agent.queue):
+        return f"any {agent.device} GPU of the cluster"
+    if is_class_queue(agent.queue):
+        return f"any {agent.device} slot" if agent.device != "cpu" else "any CPU worker"
+    return "CPU worker" if is_cpu_slot(agent.queue) else f"GPU {agent.queue} {agent.device}"
 
 
 def _short(paths: RunPaths, path: str) -> str:
@@ -266,16 +256,16 @@ def _restart_dead_agents(tmux: RunTmux, paths: RunPaths, run: RunRecord) -> None
     """A resume brings back every agent whose pane is dead now, a crash loop the coordinator gave up on
     included (it watches the new process anew)."""
     panes = tmux.panes()
-    for slot in run.agents:
-        pane = panes.get(slot.name)
-        if not slot.stopped and pane is not None and pane.dead:
+    for agent in run.agents:
+        pane = panes.get(agent.name)
+        if not agent.stopped and pane is not None and pane.dead:
             # the coordinator may respawn it at the same moment: tmux refuses the second, either is fine
             with contextlib.suppress(TmuxError):
                 tmux.respawn(
-                    slot.name,
-                    launcher_argv(run.tag, slot.name),
-                    Path(slot.worktree),
-                    pane_log(paths, slot.name),
+                    agent.name,
+                    launcher_argv(run.tag, agent.name),
+                    Path(agent.worktree),
+                    pane_log(paths, agent.name),
                 )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from swarm.board.experiments import new_experiment
 from swarm.board.noise import NoiseSettings
-from swarm.board.run_record import ray_pool
+from swarm.board.slots import ray_queue
 from swarm.board.state import BoardState
 from swarm.board.store import Board
 
@@ -55,7 +55,7 @@ class ClassValidator:
                                 for k in ("agent", "profile", "tag", "branch", "commit", "parent", "base")
                             },
                             description=original.get("description"),
-                            gpu=ray_pool(self.validator),
+                            gpu=ray_queue(self.validator),
                             device=self.validator,
                             train_sha256=best.train_sha256,
                             validate_of=original["id"],

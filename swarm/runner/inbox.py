@@ -39,7 +39,8 @@ from swarm.board.charges import admit_verify
 from swarm.board.experiments import METRIC_FIELDS, new_experiment
 from swarm.board.ledger import USAGE_FIELDS, Usage, usage_record
 from swarm.board.noise import NoiseSettings
-from swarm.board.run_record import AgentSlot, RunRecord, runner_slot
+from swarm.board.run_record import AgentEntry, RunRecord
+from swarm.board.slots import runner_of
 from swarm.board.state import BoardState
 from swarm.board.store import ADOPT, NOTE, Board, new_id, now
 from swarm.board.verification import schedule_verify
@@ -111,7 +112,7 @@ class Handler:
         self.board = board
         self.state = state
 
-    def handle(self, agent: AgentSlot, request: dict[str, Any]) -> Any:
+    def handle(self, agent: AgentEntry, request: dict[str, Any]) -> Any:
         op = request.get("op")
         if op not in OPS:
             raise SwarmError(f"request: unknown op {op!r}")
@@ -123,7 +124,7 @@ class Handler:
             raise BoardError("no run record on the board")
         return self.state.run
 
-    def _submit(self, agent: AgentSlot, request: dict[str, Any]) -> dict[str, Any]:
+    def _submit(self, agent: AgentEntry, request: dict[str, Any]) -> dict[str, Any]:
         commit = _sha(request, "commit")
         description = _text(request, "description")
         try:
@@ -139,11 +140,11 @@ class Handler:
             self.repo, self.board, self.state, agent, commit, description, request.get("rerun") is True
         )
 
-    def _note(self, agent: AgentSlot, request: dict[str, Any]) -> dict[str, Any]:
+    def _note(self, agent: AgentEntry, request: dict[str, Any]) -> dict[str, Any]:
         text = _text(request, "text")
         return self.board.append({"type": NOTE, "id": new_id(), "agent": agent.name, "text": text})
 
-    def _adopt(self, agent: AgentSlot, request: dict[str, Any]) -> dict[str, Any]:
+    def _adopt(self, agent: AgentEntry, request: dict[str, Any]) -> dict[str, Any]:
         """Record an adoption the agent made in its worktree: what was adopted comes from the board's
         record of that experiment; only the agent's previous HEAD and saved ref are its own word."""
         self.state.refresh()
@@ -169,7 +170,7 @@ class Handler:
             }
         )
 
-    def _verify(self, agent: AgentSlot, request: dict[str, Any]) -> list[dict[str, Any]]:
+    def _verify(self, agent: AgentEntry, request: dict[str, Any]) -> list[dict[str, Any]]:
         repeats = _count(request, "repeats")
         if not 1 <= repeats <= MAX_REPEATS:
             raise SwarmError(f"request: repeats must be between 1 and {MAX_REPEATS}")
@@ -185,7 +186,7 @@ class Handler:
             ),
         )
 
-    def _usage(self, agent: AgentSlot, request: dict[str, Any]) -> dict[str, Any]:
+    def _usage(self, agent: AgentEntry, request: dict[str, Any]) -> dict[str, Any]:
         """The API agent's own usage report (an agent CLI's is recorded by its launcher, outside)."""
         usage = Usage(**{name: _count(request, name) for name in USAGE_FIELDS})
         cost = request.get("cost_usd")
@@ -203,7 +204,7 @@ class Handler:
             usage_record(
                 agent=agent.name,
                 tag=self._run().tag,
-                gpu=agent.gpu,
+                gpu=agent.queue,
                 kind=agent.kind,
                 model=model[:200] if isinstance(model, str) else None,
                 usage=usage,
@@ -218,7 +219,7 @@ def accept_submit(
     repo: Path,
     board: Board,
     state: BoardState,
-    agent: AgentSlot,
+    agent: AgentEntry,
     commit: str,
     description: str,
     rerun: bool = False,
@@ -231,7 +232,7 @@ def accept_submit(
     run = state.run
     if run is None:
         raise BoardError("no run record on the board")
-    slot = slot or agent.gpu
+    slot = slot or agent.queue
     train = file_at(repo, commit, "train.py")
     job = new_experiment(
         agent=agent.name,
@@ -342,7 +343,7 @@ class Ingestor:
         self.on_job = on_job or (lambda: None)  # a job was queued: wake the runner's loop
         self._swept = 0.0  # when unread answers were last looked for (monotonic)
 
-    def agents(self) -> list[AgentSlot]:
+    def agents(self) -> list[AgentEntry]:
         self.state.refresh()
         run = self.state.run
         if run is None:
@@ -350,8 +351,8 @@ class Ingestor:
         # a cluster's agents queue for their class (ray:H100), all served by the head's one runner; a box's
         # agents for their class's queue (box:cpu), which every runner of the class serves (_take claims
         # each request by renaming it, so exactly one runner answers it)
-        pool = run.class_queue(self.slot)
-        return [a for a in run.agents if runner_slot(a.gpu) == self.slot or (pool and a.gpu == pool)]
+        queue = run.class_queue(self.slot)
+        return [a for a in run.agents if runner_of(a.queue) == self.slot or (queue and a.queue == queue)]
 
     def ingest(self) -> int:
         """Handle every request waiting now, oldest first; returns how many."""
@@ -374,7 +375,7 @@ class Ingestor:
                 handled += 1
         return handled
 
-    def _take(self, agent: AgentSlot, path: Path) -> None:
+    def _take(self, agent: AgentEntry, path: Path) -> None:
         taken = path.with_name(f".{path.name}.{os.getpid()}.taken")
         try:
             os.rename(path, taken)  # atomic: of the runners sharing an agent's inbox, one takes a request

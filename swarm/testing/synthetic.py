@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from swarm.board.experiments import CRASH, DISCARD, INVALID, KEEP, MARGINAL, RUNNING, TIMEOUT, new_experiment
-from swarm.board.run_record import AgentSlot, RunRecord
+from swarm.board.run_record import AgentEntry, RunRecord
 from swarm.board.signing import sign_line
 from swarm.board.store import VERIFICATION, Board
 
@@ -70,10 +70,10 @@ def _hex(*parts: object, n: int = 40) -> str:
 
 def agent_slots(agents: int, device: str = H100, repo: str = "/srv/autoresearch", tag: str = "jan01"):
     return tuple(
-        AgentSlot(
+        AgentEntry(
             name=f"gpu{i}",
             kind=KINDS[i % len(KINDS)],
-            gpu=str(i),
+            queue=str(i),
             device=device,
             worktree=f"{repo}/worktrees/gpu{i}",
             branch=f"swarm/{tag}/gpu{i}",

@@ -17,7 +17,7 @@ from swarm.tui.model import AgentRow
 
 STATE_STYLE = {
     agent_state.TRAINING: "bold cyan",
-    agent_state.QUEUED: "yellow",
+    agent_state.WAITING: "yellow",
     agent_state.THINKING: "",
     agent_state.CRASHED: "bold red",
     agent_state.DEAD: "red",
@@ -35,7 +35,7 @@ def state_cell(row: AgentRow) -> Text:
             text.append_text(bar((row.elapsed or 0.0) / row.budget, BAR_WIDTH))
     elif row.state == agent_state.CRASHED and row.exit_status is not None:
         text.append(f" (exit {row.exit_status})")
-    if row.state == agent_state.QUEUED:
+    if row.state == agent_state.WAITING:
         text.append(f" {row.queued}")
     elif row.queued:
         text.append(f" +{row.queued}q", style="yellow")
