@@ -71,9 +71,9 @@ def test_bad_output_paths_and_arguments(repo, args, message):
 def test_commands_that_need_a_run_say_so_without_writing(repo):
     board = Board(repo / "board").create()  # a board, no run on it
     before = tree(repo)
-    one_line_error(swarm(repo, "report"), "no run on the board")
-    one_line_error(swarm(repo, "note", "lr", "matters"), "no run on the board")
-    one_line_error(swarm(repo, "resume"), "no run to resume on the board")
+    one_line_error(swarm(repo, "report"), "no swarm on the board")
+    one_line_error(swarm(repo, "note", "lr", "matters"), "no swarm on the board")
+    one_line_error(swarm(repo, "resume"), "no swarm to resume on the board")
     assert tree(repo) == before and board.path.read_bytes() == b""
 
 

@@ -56,7 +56,7 @@ def test_rows_update_as_records_are_appended(tmp_path):
             leaderboard = app.query_one(Leaderboard)
             assert leaderboard.row_count == 1 and leaderboard.records[0]["id"] == queued["id"]
             header = str(app.query_one(RunHeader).render())
-            assert "run t1" in header and "experiments 1 (1/h)" in header and "best 0.991234" in header
+            assert "swarm t1" in header and "experiments 1 (1/h)" in header and "best 0.991234" in header
 
             crashed = board.append(experiment("gpu1", status="crash", at=T0 + 3500))
             await wait_for(

@@ -15,11 +15,11 @@ from swarm.agents.adopt import adopt
 from swarm.agents.protocol import AgentContext, agent_context, deliver, submit, wait_for
 from swarm.agents.waves import grid_commits, parse_grid, resolve_commits, submit_commits
 from swarm.board.experiments import FINAL_STATUSES, PROMISING
+from swarm.board.reruns import schedule_verify
 from swarm.board.run_record import latest_run
 from swarm.board.slots import CLUSTER_RUNNER
 from swarm.board.state import group_of, open_board
 from swarm.board.store import NOTE, Board, new_id
-from swarm.board.verification import schedule_verify
 from swarm.errors import SwarmError
 from swarm.repo.paths import caller_identity, run_paths
 from swarm.results.display import (
@@ -196,7 +196,7 @@ def cmd_note(args) -> int:
     if ctx is None:
         board = Board(run_paths().board).require()
         if latest_run(board.records()) is None:  # a note is about a run: none yet, nobody would read it
-            raise SwarmError(f"no run on the board {board.directory} yet: start one with `swarm spawn`")
+            raise SwarmError(f"no swarm on the board {board.directory} yet: start one with `swarm spawn`")
         record = board.append({"type": NOTE, "id": new_id(), "agent": "human", "text": text})
     else:
         record = deliver(ctx, {"op": "note", "text": text})

@@ -55,21 +55,21 @@ def agent_context(cwd: Path | None = None) -> AgentContext:
     paths = run_paths(identity.worktree)
     board = Board(paths.board)
     if not board.exists():
-        raise SwarmError(f"not in a worktree of a run: no board at {paths.board}")
+        raise SwarmError(f"not in a worktree of a swarm: no board at {paths.board}")
     board.require()
     state = open_state(board, load_section(paths.repo, "noise", NoiseSettings))
     if state.run is None:
-        raise SwarmError(f"not in a worktree of a run: no run record on the board at {paths.board}")
+        raise SwarmError(f"not in a worktree of a swarm: no swarm record on the board at {paths.board}")
     try:
         run = state.find_run(identity.tag)
     except SwarmError:
         raise SwarmError(
-            f"not in a worktree of this run: branch of run {identity.tag!r}, board of run {state.run.tag!r}"
+            f"not in a worktree of this swarm: branch of swarm {identity.tag!r}, board of swarm {state.run.tag!r}"
         ) from None
     agent = run.agent(identity.agent)
     if agent is None:
         raise SwarmError(
-            f"not in a worktree of a run: agent {identity.agent!r} is not part of run {run.tag!r}"
+            f"not in a worktree of a swarm: agent {identity.agent!r} is not part of swarm {run.tag!r}"
         )
     if agent.worktree and Path(agent.worktree).resolve() != identity.worktree:
         raise SwarmError(

@@ -26,7 +26,7 @@ PRUNED = "pruned"  # stopped early: its training curve was clearly behind the be
 TRANSFER = "transfer"  # measured at budget_x times the budget (swarm.board.transfer): never compared or kept
 
 # Who asked for a rerun (`requested_by`) when it was not an agent or the user: the runner, for a promising
-# result's confirmation, and for the calibration of a device class (swarm.board.verification). Calibration
+# result's confirmation, and for the calibration of a device class (swarm.board.reruns). Calibration
 # reruns go first in their slot's queue: no keep is decided on a class before they ran.
 CONFIRMATION = "confirmation"
 CALIBRATION = "calibration"
@@ -165,5 +165,5 @@ def is_measured(record: dict[str, Any]) -> bool:
 
 def is_control(record: dict[str, Any]) -> bool:
     """A confirmation's control run: the agent's reference, rerun beside a rerun of the result on trial
-    (swarm.board.verification); its val_bpb measures the reference, not the result in `verify_of`."""
+    (swarm.board.reruns); its val_bpb measures the reference, not the result in `verify_of`."""
     return bool(record.get("control"))

@@ -204,7 +204,7 @@ def require_agent(run: RunRecord, name: str) -> AgentEntry:
     slot = run.agent(name)
     if slot is None:
         known = ", ".join(a.name for a in run.agents)
-        raise SwarmError(f"no agent {name!r} in run {run.tag} (agents: {known})")
+        raise SwarmError(f"no agent {name!r} in swarm {run.tag} (agents: {known})")
     return slot
 
 
@@ -233,7 +233,7 @@ def choose_tag(tag: str | None, latest_tag: str | None, board_dir: Path) -> str:
     """The one rule for which run a command is about: `tag`, else $SWARM_TAG, else the board's latest run."""
     tag = tag or os.environ.get("SWARM_TAG") or latest_tag
     if not tag:
-        raise SwarmError(f"no run on the board {board_dir} (start one with `swarm spawn`)")
+        raise SwarmError(f"no swarm on the board {board_dir} (start one with `swarm spawn`)")
     return validate_tag(tag)
 
 
@@ -247,7 +247,7 @@ def open_run(board: Board, tag: str | None, records: list[dict[str, Any]] | None
     tag = choose_tag(tag, latest.tag if latest else None, board.directory)
     run = latest_run(records, tag)
     if run is None:
-        raise SwarmError(f"no run {tag!r} on the board {board.directory}")
+        raise SwarmError(f"no swarm {tag!r} on the board {board.directory}")
     return run
 
 
@@ -257,7 +257,7 @@ def set_stopped(board: Board, tag: str, agents: set[str] | None, stopped: bool) 
     with board.locked() as writer:
         run = latest_run(board.records(), tag)
         if run is None:
-            raise SwarmError(f"no run {tag!r} on the board {board.directory}")
+            raise SwarmError(f"no swarm {tag!r} on the board {board.directory}")
         names = {a.name for a in run.agents} if agents is None else agents
         changed = replace(
             run, agents=tuple(replace(a, stopped=stopped) if a.name in names else a for a in run.agents)

@@ -202,7 +202,7 @@ def cmd_coordinator(args) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
     settings = load_section(paths.repo, "coordinator", CoordinatorSettings)
-    print(f"coordinator of run {args.tag}: reconciling every {settings.tick_s:g} s", flush=True)
+    print(f"coordinator of swarm {args.tag}: reconciling every {settings.tick_s:g} s", flush=True)
     try:
         Coordinator(paths, args.tag, settings).run_forever(stop)
     finally:

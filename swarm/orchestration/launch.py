@@ -161,7 +161,7 @@ def plan_process(
     if window.startswith("runner-"):
         worker = run.worker(window.removeprefix("runner-"))
         if worker is None:
-            raise SwarmError(f"run {run.tag} has no runner window {window!r}")
+            raise SwarmError(f"swarm {run.tag} has no runner window {window!r}")
         argv = swarm_argv("runner", *runner_flags(worker.slot))
         return argv, paths.repo, runner_environment(run, worker.slot, paths), False
     agent = require_agent(run, window)

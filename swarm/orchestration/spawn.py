@@ -136,12 +136,12 @@ def _desired_run(request: SpawnRequest, paths: RunPaths, repo: GitRepo, board: B
     run = latest_run(records, tag)
     if run is not None:
         if request.base and repo.resolve(request.base) != run.base:
-            raise SwarmError(f"run {tag} is based on {run.base[:12]}, not {request.base}; use a new --tag")
+            raise SwarmError(f"swarm {tag} is based on {run.base[:12]}, not {request.base}; use a new --tag")
         if request.names_slots:
             wanted = _new_run(request, tag, run.base, paths)
             if _shape(wanted) != _shape(run):
                 raise SwarmError(
-                    f"run {tag} has agents {_describe(run)}, not {_describe(wanted)}: "
+                    f"swarm {tag} has agents {_describe(run)}, not {_describe(wanted)}: "
                     "`swarm resume` it as it is, or start a new run on another board"
                 )
         # a sealed run goes on unsealed only when asked (its results from then on say so); never back
@@ -341,7 +341,7 @@ def cmd_resume(args) -> int:
     check_config(paths.repo)
     board = Board(paths.board)
     if not board.exists() or latest_run(board.records(), args.tag) is None:
-        which = f"run {args.tag}" if args.tag else "run"
+        which = f"swarm {args.tag}" if args.tag else "swarm"
         raise SwarmError(f"no {which} to resume on the board {paths.board}: start one with `swarm spawn`")
     spawn(SpawnRequest(tag=args.tag, wait=not args.no_wait, unsealed=args.unsealed))
     return 0

@@ -198,7 +198,7 @@ def saved_seconds(state: BoardState, tag: str | None = None) -> dict[str, float]
 def render(status: RunStatus) -> list[str]:
     gw = max([5] + [len(a.gpu) for a in status.agents]) + 1  # a cluster's class queue: "ray:H100"
     lines = [
-        f"run {escape_text(status.tag)}  base {escape_text(status.base[:10])}  profile {escape_text(status.profile)}  "
+        f"swarm {escape_text(status.tag)}  base {escape_text(status.base[:10])}  profile {escape_text(status.profile)}  "
         f"tmux {status.tmux}  coordinator {status.coordinator}",
         f"{'AGENT':<7}{'KIND':<8}{'GPU':<{gw}}{'STATE':<11}{'RUNNER':<9}{'EXPS':>5}{'KEEP':>5}{'PROM':>5}{'QUEUE':>6}"
         f"{'TOKENS':>8}{'COST':>9}{'GPU-H':>7}  {'BEST (n)':<15}CURRENT",

@@ -39,11 +39,11 @@ from swarm.board.charges import admit_verify
 from swarm.board.experiments import METRIC_FIELDS, new_experiment
 from swarm.board.ledger import USAGE_FIELDS, Usage, usage_record
 from swarm.board.noise import NoiseSettings
+from swarm.board.reruns import schedule_verify
 from swarm.board.run_record import AgentEntry, RunRecord
 from swarm.board.slots import runner_of
 from swarm.board.state import BoardState
 from swarm.board.store import ADOPT, NOTE, Board, new_id, now
-from swarm.board.verification import schedule_verify
 from swarm.config import load_section
 from swarm.errors import BoardError, GitError, SwarmError
 from swarm.repo.git import file_at, first_parent, rev_parse, update_ref
@@ -121,7 +121,7 @@ class Handler:
     def _run(self) -> RunRecord:
         self.state.refresh()
         if self.state.run is None:
-            raise BoardError("no run record on the board")
+            raise BoardError("no swarm record on the board")
         return self.state.run
 
     def _submit(self, agent: AgentEntry, request: dict[str, Any]) -> dict[str, Any]:
@@ -231,7 +231,7 @@ def accept_submit(
     state.refresh()
     run = state.run
     if run is None:
-        raise BoardError("no run record on the board")
+        raise BoardError("no swarm record on the board")
     slot = slot or agent.queue
     train = file_at(repo, commit, "train.py")
     job = new_experiment(

@@ -459,7 +459,7 @@ class WatchModel:
             return lineage_holdout(self.state, steps, self.repo, self.state.board.directory)
 
     def verify(self, experiment_id: str, repeats: int = 1) -> list[dict[str, Any]]:
-        from swarm.board.verification import schedule_verify
+        from swarm.board.reruns import schedule_verify
 
         with self.lock:
             return schedule_verify(self.state.board, self.state, experiment_id, repeats, requested_by="watch")
