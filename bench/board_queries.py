@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from swarm.board.checkpoint import checkpoint_path, open_state, restore, save  # noqa: E402
 from swarm.board.experiments import evolve, new_experiment  # noqa: E402
-from swarm.board.state import BoardState  # noqa: E402
+from swarm.board.fold import BoardState  # noqa: E402
 from swarm.board.store import Board  # noqa: E402
 from swarm.results.answers import answers_path  # noqa: E402
 

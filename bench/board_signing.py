@@ -18,8 +18,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from swarm.board.fold import BoardState  # noqa: E402
 from swarm.board.signing import create_key, key_path  # noqa: E402
-from swarm.board.state import BoardState  # noqa: E402
 from swarm.board.store import Board  # noqa: E402
 from swarm.testing.synthetic import synthetic_run, write_board  # noqa: E402
 

@@ -34,9 +34,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from swarm.board.experiments import FINAL_STATUSES  # noqa: E402
+from swarm.board.fold import BoardState  # noqa: E402
 from swarm.board.run_record import AgentEntry, Worker, write_run_record  # noqa: E402
 from swarm.board.slots import box_queue  # noqa: E402
-from swarm.board.state import BoardState  # noqa: E402
 from swarm.runner.inbox import post, wait_answer  # noqa: E402
 from tests.support.swarm_run import git, make_run, stand_in_train  # noqa: E402
 

@@ -6,7 +6,7 @@ Each trial is a fresh board of one device class with three slots: the three agen
 content, true mean 1.0), then agent 0's change, whose true mean is lower by `effect` x sigma (effect 0: a
 change that does nothing). Every value is the truth plus Gaussian noise of sigma 0.01. The board, the
 runners' claim / record and everything they decide are the real code (swarm.runner.service.Runner,
-swarm.board.state, swarm.board.noise, swarm.board.reruns); only training is replaced by a draw.
+swarm.board.fold, swarm.board.noise, swarm.board.reruns); only training is replaced by a draw.
 The rules run side by side on the same draws:
 - `single` (the rule before issue 14): one run beyond max(2 sigma, floor) is keep; a marginal result is
   rerun once by its agent (as the sweep agent does), and the mean of the two decides;

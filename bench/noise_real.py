@@ -43,8 +43,8 @@ from realswarm import (  # noqa: E402
 )
 
 from swarm.board.experiments import KEEP, MARGINAL, PROMISING  # noqa: E402
+from swarm.board.fold import BoardState  # noqa: E402
 from swarm.board.noise import NoiseSettings  # noqa: E402
-from swarm.board.state import BoardState  # noqa: E402
 from swarm.board.store import Board  # noqa: E402
 
 TAG = "noise"

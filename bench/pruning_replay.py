@@ -17,8 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from swarm.board.experiments import KEEP, is_measured  # noqa: E402
-from swarm.board.state import BoardState, group_of  # noqa: E402
+from swarm.board.experiments import (  # noqa: E402
+    KEEP,
+    group_of,  # noqa: E402
+    is_measured,
+)
+from swarm.board.fold import BoardState  # noqa: E402
 from swarm.board.store import Board  # noqa: E402
 from swarm.runner.pruning import CurveCache, Monitor, PruningSettings, reference_curve  # noqa: E402
 

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from swarm.board.fold import BoardState
 from swarm.board.noise import NoiseSettings
-from swarm.board.state import BoardState
 from swarm.board.store import Board
 from swarm.installation import swarm_argv
 

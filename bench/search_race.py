@@ -5,7 +5,7 @@
 
 For each kind and seed, a fresh real swarm (`swarm spawn --cpu WORKERS --agent KIND`, the real train.py,
 the default `confirm` noise rule) runs for the same wall time; random search is the optuna agent with
-`[optuna] sampler = "random"`. The board is then read back: the best confirmed val_bpb (swarm.board.state's
+`[optuna] sampler = "random"`. The board is then read back: the best confirmed val_bpb (swarm.board.fold's
 best: a mean over at least 1 + confirm_runs runs) at each quarter of the wall time, and what early stopping
 would have saved on that board (bench/pruning_replay.py: GPU-seconds, and eventual winners it would have
 stopped). Racers run one after another, so each has the workers to itself, seed by seed with the kinds
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pruning_replay import replay  # noqa: E402
 from realswarm import REPO_ROOT, environment, make_project, prepare_cache, spawn, stop  # noqa: E402
 
-from swarm.board.state import BoardState  # noqa: E402
+from swarm.board.fold import BoardState  # noqa: E402
 from swarm.board.store import Board  # noqa: E402
 from swarm.runner.pruning import PruningSettings  # noqa: E402
 from swarm.target.profiles import time_budget  # noqa: E402

@@ -20,10 +20,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from swarm.board.experiments import PROMISING
+from swarm.board.experiments import PROMISING, group_of
+from swarm.board.fold import BoardState
 from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import open_run
-from swarm.board.state import BoardState, group_of
 from swarm.board.store import Board
 from swarm.config import load_section
 from swarm.errors import GitError, SwarmError

@@ -15,7 +15,7 @@ import sysconfig
 from pathlib import Path
 
 import swarm
-from swarm.board.state import BoardState
+from swarm.board.fold import BoardState
 from swarm.board.store import Board
 from swarm.errors import GitError, SwarmError
 from swarm.orchestration.gpus import detect_gpus

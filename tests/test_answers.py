@@ -12,11 +12,14 @@ import sys
 
 import pytest
 
-from swarm.board.state import BoardState
+from swarm.board import envelope
+from swarm.board.fold import BoardState
+from swarm.board.keys import load_key
+from swarm.board.signing import sign_file
 from swarm.board.store import Board
 from swarm.cli import build_parser
 from swarm.results import answers
-from swarm.results.queries import AnswerKeeper
+from swarm.results.queries import common_answers
 from swarm.testing.synthetic import synthetic_run, write_board
 from tests.support.swarm_run import TAG
 
@@ -33,7 +36,7 @@ def swarm(run, *argv: str) -> tuple[str, bool]:
     """`swarm ARGV` in a new process in the run's repository: (stdout, whether it imported the board state)."""
     probe = (
         "import sys; from swarm.cli import main; code = main(sys.argv[1:]); "
-        "sys.stdout.flush(); print('STATE' if 'swarm.board.state' in sys.modules else 'NO STATE', file=sys.stderr); "
+        "sys.stdout.flush(); print('STATE' if 'swarm.board.fold' in sys.modules else 'NO STATE', file=sys.stderr); "
         "sys.exit(code)"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
@@ -99,24 +102,29 @@ def test_a_board_replaced_by_another_of_the_same_length_is_caught(run):
     assert swarm(run, "best") == (out, True)
 
 
-@pytest.mark.parametrize("damage", ["truncated", "forged answer", "no mac", "garbage"])
+@pytest.mark.parametrize("damage", ["truncated", "forged answer", "no mac", "garbage", "old format"])
 def test_a_torn_or_forged_answers_file_is_never_printed(run, damage):
     out, _ = swarm(run, "best")
     path = answers.answers_path(run.board.directory)
-    data = path.read_bytes()
-    header, body = data[len(answers.MAGIC) :].split(b"\n", 1)
+    header, body = envelope.open_envelope(answers.KIND, path.read_bytes())
     saved = json.loads(body)
     query = answers.query_key("best", {"json": False})
+    saved[query] = "val_bpb 0.000001 (n=99, verified)\n"
+    forged = json.dumps(saved).encode()
+    fields = {k: v for k, v in header.items() if k not in ("body_bytes", "body_crc32")}
     if damage == "truncated":
-        path.write_bytes(data[: len(data) // 2])
+        path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
     elif damage == "forged answer":  # an agent without the key rewrites the text: the MAC no longer holds
-        saved[query] = "val_bpb 0.000001 (n=99, verified)\n"
-        path.write_bytes(answers.MAGIC + header + b"\n" + json.dumps(saved).encode())
+        path.write_bytes(envelope.seal(answers.KIND, fields, forged, key=None))
     elif damage == "no mac":
-        fields = json.loads(header)
         del fields["mac"]
-        saved[query] = "val_bpb 0.000001 (n=99, verified)\n"
-        path.write_bytes(answers.MAGIC + json.dumps(fields).encode() + b"\n" + json.dumps(saved).encode())
+        path.write_bytes(envelope.seal(answers.KIND, fields, forged, key=None))
+    elif damage == "old format":  # as the code before the envelope wrote it, with a MAC made with the key
+        del fields["mac"]
+        fields["mac"] = sign_file(
+            load_key(run.board.directory), json.dumps(fields, sort_keys=True).encode(), forged
+        )
+        path.write_bytes(b"swarm board answers\n" + json.dumps(fields).encode() + b"\n" + forged)
     else:
         path.write_bytes(b"\x00" * 64)
     printed, imported = swarm(run, "best")
@@ -126,7 +134,7 @@ def test_a_torn_or_forged_answers_file_is_never_printed(run, damage):
 def test_the_coordinators_keeper_saves_what_agents_ask_for(run):
     state = BoardState(Board(run.board.directory))
     state.refresh()
-    keeper = AnswerKeeper(state, answers.context_key(run.repo))
+    keeper = answers.AnswerKeeper(state, answers.context_key(run.repo), common_answers)
     assert keeper.tick() and not keeper.tick()  # nothing new: nothing written
     for command, options in answers.COMMON_QUERIES:
         argv = [command] + (["--json"] if options["json"] else [])

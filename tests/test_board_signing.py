@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
+from swarm.board.fold import BoardState
 from swarm.board.signing import create_key, key_dir
-from swarm.board.state import BoardState
 from swarm.board.store import Board
 from tests.support.swarm_run import make_run
 

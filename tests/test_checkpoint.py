@@ -10,19 +10,22 @@ import zlib
 import orjson
 import pytest
 
+from swarm.board import envelope
 from swarm.board.checkpoint import (
     CHECKPOINT_FILE,
-    MAGIC,
-    BoardRecords,
+    KIND,
     CheckpointKeeper,
-    _payload,
     checkpoint_path,
+    format_key,
+    noise_key,
     open_state,
     restore,
     save,
 )
 from swarm.board.experiments import evolve
-from swarm.board.state import BoardState
+from swarm.board.fold import BoardState
+from swarm.board.identity import mark
+from swarm.board.packing import BoardRecords, pack
 from swarm.board.store import Board
 from swarm.testing.synthetic import synthetic_run, write_board
 
@@ -122,7 +125,7 @@ def test_board_that_grew_folds_only_the_rest(tmp_path, records):
 
 
 def test_a_restored_state_takes_results_back_as_a_fold_does(board, records):
-    """Packed contents, agents' results and content holders (state.PackedTable) are built when a later
+    """Packed contents, agents' results and content holders (swarm.board.packing.PackedTable) are built when a later
     record of an old experiment (a verdict, a correction) takes its result back."""
     assert save(open_state(board, save_after=1 << 40))
     finals = [r for r in records if r.get("type") == "experiment" and r.get("val_bpb") is not None][:40]
@@ -140,10 +143,10 @@ def test_a_restored_state_takes_results_back_as_a_fold_does(board, records):
     [
         pytest.param(lambda data: data[: len(data) // 2], id="truncated"),
         pytest.param(lambda data: data[:-1] + bytes([data[-1] ^ 0x40]), id="flipped-payload-byte"),
-        pytest.param(lambda data: data.replace(b'"offset":', b'"offset":1', 1), id="header-offset"),
+        pytest.param(lambda data: data.replace(b'"offset": ', b'"offset": 1', 1), id="header-offset"),
         pytest.param(lambda data: b"", id="empty"),
         pytest.param(lambda data: b"garbage" + data, id="bad-magic"),
-        pytest.param(lambda data: data.replace(b'"format":"', b'"format":"0', 1), id="other-format"),
+        pytest.param(lambda data: data.replace(b'"format": "', b'"format": "0', 1), id="other-format"),
     ],
 )
 def test_damaged_checkpoint_is_rebuilt(board, damage):
@@ -189,19 +192,39 @@ def test_forged_checkpoint_cannot_run_code(tmp_path, board):
             return (os.system, (f"touch {marker}",))
 
     path = checkpoint_path(board)
-    data = path.read_bytes()
-    end = data.index(b"\n", len(MAGIC))
-    header = orjson.loads(data[len(MAGIC) : end])
+    fields = _fields(path)
     payload = pickle.dumps({"fields": {"x": Evil()}, "experiments": {}}, protocol=5)
-    header.update(payload_bytes=len(payload), payload_crc32=zlib.crc32(payload))
-    path.write_bytes(MAGIC + orjson.dumps(header) + b"\n" + payload)
+    path.write_bytes(envelope.seal(KIND, fields, payload, key=None))
     assert restore(board) is None
     assert not marker.exists()
     # a well-formed pickle of the wrong shape is refused too
     payload = pickle.dumps({"fields": {"groups": []}, "experiments": {}}, protocol=5)
-    header.update(payload_bytes=len(payload), payload_crc32=zlib.crc32(payload))
-    path.write_bytes(MAGIC + orjson.dumps(header) + b"\n" + payload)
+    path.write_bytes(envelope.seal(KIND, fields, payload, key=None))
     assert restore(board) is None
+
+
+def _fields(path) -> dict:
+    """The header fields of a checkpoint file, less the body's length and CRC (envelope.seal adds them)."""
+    header, _ = envelope.open_envelope(KIND, path.read_bytes())
+    return {k: v for k, v in header.items() if k not in ("body_bytes", "body_crc32")}
+
+
+def test_a_checkpoint_in_the_format_before_the_envelope_is_rebuilt(board):
+    """A checkpoint as the code before swarm.board.envelope wrote it (its own magic, an orjson header, the
+    same payload, every check it made passing) is not trusted: the board is folded and a new one saved."""
+    state = open_state(board)
+    payload = pack(state)
+    header = {
+        "format": format_key(),
+        **mark(board.path, state.reader.offset),
+        "payload_bytes": len(payload),
+        "payload_crc32": zlib.crc32(payload),
+        "noise": noise_key(state.noise),
+    }
+    checkpoint_path(board).write_bytes(b"swarm board checkpoint\n" + orjson.dumps(header) + b"\n" + payload)
+    assert restore(board) is None
+    assert state_view(open_state(board, save_after=0)) == full_fold(board)
+    assert restore(board) is not None  # replaced by one in the envelope
 
 
 def test_a_process_that_cannot_write_just_folds(board):
@@ -281,31 +304,27 @@ def test_a_signed_boards_checkpoint_must_come_from_a_key_holder(tmp_path, record
     assert save(BoardState(keyless)) is False and not checkpoint_path(board).exists()
 
     save(honest)
-    data = checkpoint_path(board).read_bytes()
-    end = data.find(b"\n", len(MAGIC))
-    header = orjson.loads(data[len(MAGIC) : end])
+    fields = _fields(checkpoint_path(board))
     tampered = open_state(Board(directory))
     tampered.notes.append({"type": "note", "agent": "gpu0", "text": "forged"})
-    forged = _payload(tampered)  # a well-formed state that no fold of this board gives
-    header.pop("mac")
-    assert restore_unsigned(directory, header, forged) is not None  # so only the MAC refuses it below
-    header.update(payload_bytes=len(forged), payload_crc32=zlib.crc32(forged))
-    checkpoint_path(board).write_bytes(MAGIC + orjson.dumps(header) + b"\n" + forged)
+    forged = pack(tampered)  # a well-formed state that no fold of this board gives
+    fields.pop("mac")
+    assert restore_unsigned(directory, fields, forged) is not None  # so only the MAC refuses it below
+    checkpoint_path(board).write_bytes(envelope.seal(KIND, fields, forged, key=None))
     assert restore(Board(directory)) is None  # no MAC
-    header["mac"] = "0" * 64
-    checkpoint_path(board).write_bytes(MAGIC + orjson.dumps(header) + b"\n" + forged)
+    fields["mac"] = "0" * 64
+    checkpoint_path(board).write_bytes(envelope.seal(KIND, fields, forged, key=None))
     assert restore(Board(directory)) is None  # a wrong MAC
     assert state_view(open_state(Board(directory))) == state_view(honest)
 
 
-def restore_unsigned(directory, header, payload):
-    """What restore() makes of this header and payload on an unsigned copy of the board."""
+def restore_unsigned(directory, fields, payload):
+    """What restore() makes of these header fields and payload on an unsigned copy of the board."""
     import shutil
 
     copy = directory.parent / "unsigned"
     shutil.copytree(directory, copy, ignore=shutil.ignore_patterns("keys", CHECKPOINT_FILE))
     stat = (copy / "board.jsonl").stat()
-    header = {**header, "device": stat.st_dev, "inode": stat.st_ino, "payload_bytes": len(payload)}
-    header["payload_crc32"] = zlib.crc32(payload)
-    checkpoint_path(Board(copy)).write_bytes(MAGIC + orjson.dumps(header) + b"\n" + payload)
+    fields = {**fields, "device": stat.st_dev, "inode": stat.st_ino}
+    checkpoint_path(Board(copy)).write_bytes(envelope.seal(KIND, fields, payload, key=None))
     return restore(Board(copy))

@@ -6,8 +6,8 @@ import math
 import pytest
 
 from swarm.board.experiments import DISCARD, KEEP, MARGINAL, PROMISING
+from swarm.board.fold import BoardState
 from swarm.board.noise import Evidence, NoiseSettings, decide, decide_paired
-from swarm.board.state import BoardState
 from swarm.config import load_section
 from swarm.errors import SwarmError
 from swarm.runner.service import Runner, RunnerSettings

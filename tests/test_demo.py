@@ -7,7 +7,7 @@ import math
 import os
 import subprocess
 
-from swarm.board.state import BoardState
+from swarm.board.fold import BoardState
 from swarm.board.store import Board
 from swarm.installation import swarm_argv
 from swarm.results.display import mean_text

@@ -4,7 +4,7 @@ the likeliest gain, and a demo whose time is up waits for a confirmation already
 from __future__ import annotations
 
 from swarm.agents.sweep.proposals import PRIORITY, Planner, rotation
-from swarm.board.state import BoardState
+from swarm.board.fold import BoardState
 from swarm.demo import awaiting
 from swarm.target.hparams import read_knobs
 from tests.support.gitrepo import TRAIN

@@ -353,7 +353,7 @@ def test_transfer_records_a_paired_result_at_twice_the_budget(
     assert all(0 < r["val_bpb"] < 20 for r in done)
     assert sorted(p.read_text() for p in seen.iterdir()) == ["30.0"]  # prepare.TIME_BUDGET, set by the runner
     # a number beside the 1x one: never pooled with the profile's runs, never a decision
-    from swarm.board.state import BoardState
+    from swarm.board.fold import BoardState
 
     state = BoardState(run.board, QUIET["noise"])
     state.refresh()

@@ -17,8 +17,8 @@ from swarm.agents.kinds import AgentCommand
 from swarm.agents.protocol import agent_context, submit
 from swarm.board.charges import VERIFY_QUOTA
 from swarm.board.experiments import TIMEOUT
+from swarm.board.fold import BoardState
 from swarm.board.noise import NoiseSettings
-from swarm.board.state import BoardState
 from swarm.board.store import Board
 from swarm.orchestration.sealing import seal_agent
 from swarm.repo.paths import RunPaths, agent_branch

@@ -19,7 +19,7 @@ import pytest
 
 from swarm import cli
 from swarm.board.checkpoint import restore, save
-from swarm.board.state import BoardState
+from swarm.board.fold import BoardState
 from swarm.results import standing as runs
 from swarm.results.display import mean_text
 from swarm.results.plot import title_of

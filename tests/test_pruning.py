@@ -5,8 +5,8 @@ import json
 import pytest
 
 from swarm.board.experiments import PRUNED, new_experiment
+from swarm.board.fold import BoardState
 from swarm.board.noise import NoiseSettings
-from swarm.board.state import BoardState
 from swarm.config import load_section
 from swarm.runner.pruning import CurveCache, PruningSettings, loss_at, parse_curve, reference_curve
 from swarm.runner.service import Runner, RunnerSettings

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from swarm.board.fold import BoardState
 from swarm.board.noise import NoiseSettings
-from swarm.board.state import BoardState
 from swarm.results.display import escape_markdown
 from swarm.results.lineage import lineage
 from swarm.results.report import idea_of, write_report

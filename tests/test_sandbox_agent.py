@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from swarm.agents.kinds import AgentCommand
+from swarm.board.fold import BoardState
 from swarm.board.signing import key_path
-from swarm.board.state import BoardState
 from swarm.board.store import Board
 from swarm.orchestration.launch import plan_process
 from swarm.orchestration.sealing import seal_agent

@@ -3,9 +3,9 @@
 import pytest
 
 from swarm.board.experiments import evolve, new_experiment
+from swarm.board.fold import BoardState
 from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import AgentEntry, RunRecord, write_run_record
-from swarm.board.state import BoardState
 from swarm.board.store import ADOPT, NOTE, USAGE, VERIFICATION, Board
 from swarm.errors import BoardError
 
@@ -246,13 +246,13 @@ def test_cached_top_and_agent_bests_match_a_fresh_fold(board):
 
 
 def test_follow_folds_a_board_in_pieces_like_refresh(board, monkeypatch):
-    import swarm.board.state
+    import swarm.board.fold
 
     for i in range(30):
         board.append(result(f"gpu{i % 3}", f"c{i % 7}", 1.0 - i / 1000, description="x" * (i * 40)))
     whole = BoardState(board)
     assert len(whole.refresh()) == 30
-    monkeypatch.setattr(swarm.board.state, "FOLD_CHUNK_BYTES", 700)  # smaller than the longest line
+    monkeypatch.setattr(swarm.board.fold, "FOLD_CHUNK_BYTES", 700)  # smaller than the longest line
     pieces = BoardState(board)
     reads = []
     original = pieces.reader.read_new

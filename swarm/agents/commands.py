@@ -14,11 +14,11 @@ from typing import Any
 from swarm.agents.adopt import adopt
 from swarm.agents.protocol import AgentContext, agent_context, deliver, submit, wait_for
 from swarm.agents.waves import grid_commits, parse_grid, resolve_commits, submit_commits
-from swarm.board.experiments import FINAL_STATUSES, PROMISING
+from swarm.board.experiments import FINAL_STATUSES, PROMISING, group_of
+from swarm.board.opening import open_board
 from swarm.board.reruns import schedule_verify
 from swarm.board.run_record import latest_run
 from swarm.board.slots import CLUSTER_RUNNER
-from swarm.board.state import group_of, open_board
 from swarm.board.store import NOTE, Board, new_id
 from swarm.errors import SwarmError
 from swarm.repo.paths import caller_identity, run_paths

@@ -71,7 +71,7 @@ def resume_prompt(
             "`swarm wait ID --verdict` gives their keep / marginal / discard.",
         ]
     if best:
-        # the board's one best (swarm.board.state), with n and sigma, as `swarm best` shows it
+        # the board's one best (swarm.board.fold), with n and sigma, as `swarm best` shows it
         value = mean_text(best["mean"], best.get("sigma"), best.get("n") or 1)
         text = json.dumps(str(best.get("description") or "")[:DESCRIPTION_CHARS], ensure_ascii=False)
         lines += [

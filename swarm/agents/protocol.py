@@ -22,9 +22,9 @@ from swarm.board.experiments import (
     FINAL_STATUSES,
     MAX_DESCRIPTION_CHARS,
 )
+from swarm.board.fold import BoardState
 from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import AgentEntry, RunRecord
-from swarm.board.state import BoardState
 from swarm.board.store import Board
 from swarm.config import load_section
 from swarm.errors import BoardError, SwarmError

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from swarm.board.experiments import CALIBRATION, CONFIRMATION, PENDING_STATUSES
+from swarm.board.experiments import CALIBRATION, CONFIRMATION, PENDING_STATUSES, submitted
 from swarm.errors import SwarmError
 
 VERIFY_QUOTA = 16  # reruns of an agent's asking pending at once (one full `swarm verify --repeats 16`)
@@ -85,7 +85,7 @@ def fair_order(
             j.get("requested_by") != CALIBRATION,
             last_unit is None or _unit(j) != last_unit,
             served.get(payer(j, agents) or "", 0.0),
-            _submitted(j),
+            submitted(j),
         ),
     )
 
@@ -95,7 +95,3 @@ def _unit(job: dict[str, Any]) -> Any:
     return (
         ("confirmation", job.get("verify_of")) if job.get("requested_by") == CONFIRMATION else job.get("id")
     )
-
-
-def _submitted(job: dict[str, Any]) -> float:
-    return job.get("submitted_at") or job.get("ts") or 0.0

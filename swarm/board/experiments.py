@@ -113,6 +113,11 @@ EXPERIMENT_FIELDS = (
 GroupKey = tuple[str, str]  # (device class, profile): results are compared only within one
 
 
+def submitted(record: dict[str, Any]) -> float:
+    """When an experiment was submitted: its submitted_at, or for a record without one its time of writing."""
+    return record.get("submitted_at") or record.get("ts") or 0.0
+
+
 def group_of(record: dict[str, Any]) -> GroupKey:
     """The comparison group of an experiment (or adopt / verification) record."""
     return (str(record.get("device") or "unknown"), str(record.get("profile") or "unknown"))

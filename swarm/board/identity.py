@@ -10,7 +10,6 @@ OpenSSL), so that a command that only checks a cache starts fast.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import zlib
@@ -67,19 +66,3 @@ def source_key(directories: list[Path], salt: str = "") -> str:
             data = source.read_bytes()
             key += f" {directory.name}/{source.name}:{len(data)}:{zlib.crc32(data):08x}"
     return f"{zlib.crc32(key.encode()):08x}-{len(key)}"
-
-
-def write_whole(target: Path, produce) -> bool:
-    """Write the bytes `produce()` returns to `target` (a cache beside the board) so that readers see the
-    old file or the new one, whole. False when this process may not write there: a sandboxed agent, whose
-    board is mounted read-only, finds out before `produce()` does its work, and nothing is left behind."""
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}")
-    try:
-        with open(temporary, "xb") as f:
-            f.write(produce())
-        os.replace(temporary, target)
-    except OSError:
-        with contextlib.suppress(OSError):  # never created (a read-only board): nothing to clean
-            temporary.unlink()
-        return False
-    return True

@@ -5,7 +5,7 @@ the new records of each board refresh), it keeps, per (device class, profile) gr
 global running best and of each agent's running best, and optionally every finished experiment as a point.
 Each record costs O(1); only the first final record of an id counts (a later correction of a value does
 not rewrite history). The running best here is over individual measurements (each agent's lowest single
-run, as watch draws it); the board's best, a confirmed mean, comes from swarm.board.state (`best_steps`),
+run, as watch draws it); the board's best, a confirmed mean, comes from swarm.board.fold (`best_steps`),
 which `from_experiments` places among the points when given.
 """
 
@@ -95,7 +95,7 @@ def from_experiments(
     experiments: list[dict[str, Any]], best: dict[GroupKey, list[Step]] | None = None
 ) -> ProgressTracker:
     """Progress of finished experiments (latest records), ordered by when they finished; with `best`, each
-    group's best line is those steps (swarm.board.state.BoardState.best_steps: the confirmed mean) instead of
+    group's best line is those steps (swarm.board.fold.BoardState.best_steps: the confirmed mean) instead of
     the lowest single run, each placed after the last experiment that had finished by its time."""
     finished = [e for e in experiments if e.get("status") in FINAL_STATUSES]
     finished.sort(key=finished_at)

@@ -34,13 +34,14 @@ from swarm.board.experiments import (
     PENDING_STATUSES,
     PROMISING,
     evolve,
+    group_of,
     has_result,
     is_control,
     is_measured,
     new_experiment,
 )
+from swarm.board.fold import BoardState
 from swarm.board.slots import ray_queue
-from swarm.board.state import BoardState, group_of
 from swarm.board.store import VERIFICATION, Board, BoardWriter, now
 from swarm.errors import SwarmError
 

@@ -42,10 +42,10 @@ def is_signed(key: bytes, line: bytes) -> bool:
     return hmac.compare_digest(line[-SIG_HEX - 2 : -2], _mac(key, memoryview(line)[:-_SUFFIX]))
 
 
-def sign_checkpoint(key: bytes, header: bytes, payload: bytes) -> str:
-    """The MAC of a folded-state checkpoint (swarm.board.checkpoint): header fields and payload together."""
-    return blake2b(header + b"\0" + payload, key=key, digest_size=32).hexdigest()
+def sign_file(key: bytes, header: bytes, body: bytes) -> str:
+    """The MAC of a trusted file beside the board (swarm.board.envelope): its header and body together."""
+    return blake2b(header + b"\0" + body, key=key, digest_size=32).hexdigest()
 
 
-def signed_checkpoint(key: bytes, header: bytes, payload: bytes, mac: str) -> bool:
-    return hmac.compare_digest(mac, sign_checkpoint(key, header, payload))
+def signed_file(key: bytes, header: bytes, body: bytes, mac: str) -> bool:
+    return hmac.compare_digest(mac, sign_file(key, header, body))

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from swarm.board.experiments import FINAL_STATUSES, TRANSFER, has_result, new_experiment, new_id
+from swarm.board.fold import BoardState
 from swarm.board.reruns import home_queue
-from swarm.board.state import BoardState
 from swarm.board.store import Board
 from swarm.errors import SwarmError
 

@@ -13,9 +13,9 @@ verifier only acts under the `single` rule.
 
 from __future__ import annotations
 
+from swarm.board.fold import BoardState
 from swarm.board.noise import NoiseSettings
 from swarm.board.reruns import rerun_queues, schedule_verify
-from swarm.board.state import BoardState
 from swarm.board.store import Board
 from swarm.errors import SwarmError
 

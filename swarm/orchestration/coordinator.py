@@ -32,8 +32,8 @@ from swarm.orchestration.launch import WindowPlan, launcher_argv, pane_log, wind
 from swarm.orchestration.tmux import Pane, RunTmux, TmuxError
 from swarm.orchestration.validate import ClassValidator
 from swarm.repo.paths import RunPaths, run_paths
-from swarm.results.answers import context_key
-from swarm.results.queries import AnswerKeeper
+from swarm.results.answers import AnswerKeeper, context_key
+from swarm.results.queries import common_answers
 
 CRASH_LOOP = 3  # young crashes in a row with the same last line: the process is not restarted again
 
@@ -87,7 +87,7 @@ class Coordinator:
         context = context_key(paths.repo)  # of the swarm.toml the noise settings are read from
         self.keeper = CheckpointKeeper.restore(self.board, load_section(paths.repo, "noise", NoiseSettings))
         # and the answers agents ask for all night, saved after every change (swarm.results.answers)
-        self.answers = AnswerKeeper(self.keeper.state, context)
+        self.answers = AnswerKeeper(self.keeper.state, context, common_answers)
         self.verifier = (
             BestVerifier(self.board, self.settings.verify_repeats, self.keeper.state)
             if self.settings.verify_best

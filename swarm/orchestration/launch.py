@@ -135,8 +135,8 @@ def agent_prompt(
 ) -> str:
     if not resume:
         return initial_prompt(run, slot)
+    from swarm.board.fold import BoardState
     from swarm.board.noise import NoiseSettings
-    from swarm.board.state import BoardState
     from swarm.config import load_section
 
     # the global best by the run's noise rule (a confirmed mean under `confirm`)

@@ -1,7 +1,7 @@
 """`swarm status [--json]`: per agent, its kind, slot, process state, current experiment, results and best;
 then the class queues (slots, idle, depth, whose jobs) and each slot's busy share over the run.
 
-Process states come from the run's tmux panes; results from the board, folded by swarm.board.state.
+Process states come from the run's tmux panes; results from the board, folded by swarm.board.fold.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Any
 
 from swarm.board.checkpoint import open_state
 from swarm.board.experiments import PROMISING, PRUNED, group_of
+from swarm.board.fold import BoardState
 from swarm.board.ledger import USAGE_FIELDS, Totals, board_totals
 from swarm.board.noise import NoiseSettings
 from swarm.board.slots import is_class_queue
-from swarm.board.state import BoardState
 from swarm.board.store import Board
 from swarm.config import load_section
 from swarm.orchestration.agent_state import (

@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from swarm.board.experiments import new_experiment
+from swarm.board.fold import BoardState
 from swarm.board.noise import NoiseSettings
 from swarm.board.slots import ray_queue
-from swarm.board.state import BoardState
 from swarm.board.store import Board
 
 REQUESTED_BY = "validate-on"

@@ -15,11 +15,10 @@ keyed by:
 miss computes the answer and saves it (`remember`) when this process may write the board directory. The
 coordinator saves the common ones after every change of the board (`AnswerKeeper`), so agents rarely miss.
 
-Trust is the checkpoint's: the file sits in the board directory, which agents' sandboxes mount read-only;
-on a signed board it carries a MAC made with the board key, and a reader holding the key checks it, while
-a reader without the key (a sandboxed agent) accepts only a file that has one. An answer is text to print,
-never data to act on: no recorded result depends on it. This module imports nothing heavy: the point is
-that a hit costs the interpreter's start and a few file reads.
+Trust is the checkpoint's, decided by the same rule (swarm.board.envelope): the file sits in the board
+directory, which agents' sandboxes mount read-only, and on a signed board carries a MAC made with the board
+key. An answer is text to print, never data to act on: no recorded result depends on it. This module
+imports nothing heavy: the point is that a hit costs the interpreter's start and a few file reads.
 """
 
 from __future__ import annotations
@@ -27,14 +26,20 @@ from __future__ import annotations
 import json
 import os
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from swarm.board.identity import RECORDS_FILE, mark, matches, source_key, write_whole
-from swarm.board.keys import has_key, load_key
+from swarm.board import envelope
+from swarm.board.identity import source_key
+from swarm.board.keys import load_key
+
+if TYPE_CHECKING:  # for annotations only: a hit must not load the fold
+    from swarm.board.fold import BoardState
 
 CONFIG_FILE = "swarm.toml"  # swarm.config's (a test keeps them equal): that module is too slow to load here
 ANSWERS_FILE = "state.answers"
-MAGIC = b"swarm board answers\n"
+KIND = "answers"  # its envelope's kind (swarm.board.envelope)
 MAX_ANSWERS = 64  # distinct queries saved for one board length; more are dropped, oldest first
 
 _code_key: str | None = None
@@ -76,42 +81,21 @@ def answers_path(board_dir: Path) -> Path:
 
 
 def _read(board_dir: Path, context: str | None) -> tuple[dict, dict[str, str]] | None:
-    """(header, answers) of the saved answers when they are this board's, as long as it is now, and of this
-    code and context (None: the one they name, if it still holds); else None."""
-    try:
-        data = answers_path(board_dir).read_bytes()
-    except OSError:
+    """(header, answers) of the saved answers when swarm.board.envelope trusts them as this board's, as long
+    as it is now, and of this code, and they were saved under this context (None: the one they name, if it
+    still holds); else None."""
+    found = envelope.read(board_dir, ANSWERS_FILE, KIND, code_key(), load_key(board_dir), exact=True)
+    if found is None:
         return None
-    if not data.startswith(MAGIC):
-        return None
-    end = data.find(b"\n", len(MAGIC))
-    body = data[end + 1 :]
-    try:
-        header = json.loads(data[len(MAGIC) : end])
-        answers = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(header, dict) or not isinstance(answers, dict) or header.get("format") != code_key():
-        return None
+    header, body = found
     saved = header.get("context")
     if not isinstance(saved, str) or (saved != context if context is not None else not _context_holds(saved)):
         return None
-    key = load_key(board_dir)
-    mac = header.pop("mac", None)
-    if key is not None:
-        from swarm.board.signing import signed_checkpoint  # only where the key is: hashlib is slow to load
-
-        if not isinstance(mac, str) or not signed_checkpoint(key, _header_bytes(header), body, mac):
-            return None
-    elif mac is None and has_key(board_dir):
-        return None  # a signed board's answers that no key holder wrote
-    if not matches(Path(board_dir) / RECORDS_FILE, header, exact=True):
+    try:
+        answers = json.loads(body)
+    except ValueError:
         return None
-    return header, answers
-
-
-def _header_bytes(header: dict) -> bytes:
-    return json.dumps(header, sort_keys=True).encode()
+    return (header, answers) if isinstance(answers, dict) else None
 
 
 def lookup(board_dir: Path, query: str, context: str | None = None) -> str | None:
@@ -125,25 +109,34 @@ def lookup(board_dir: Path, query: str, context: str | None = None) -> str | Non
 def remember(board_dir: Path, offset: int, context: str, answers: dict[str, str]) -> bool:
     """Save `answers` (query -> text), computed from the board folded up to `offset`, keeping the answers
     already saved for that same offset; False when this process may not (or could not) write them."""
-    board_dir = Path(board_dir)
-    key = load_key(board_dir)
-    if key is None and has_key(board_dir):
-        return False  # folded without the key: unsigned lines counted, not the runners' board
-    where = mark(board_dir / RECORDS_FILE, offset)
-    if where is None:
-        return False
     found = _read(board_dir, context)
     if found is not None and found[0].get("offset") == offset:
         answers = {**found[1], **answers}
-    answers = dict(list(answers.items())[-MAX_ANSWERS:])
-    header = {"format": code_key(), "context": context, **where}
-    body = json.dumps(answers).encode()
-    if key is not None:
-        from swarm.board.signing import sign_checkpoint
+    body = json.dumps(dict(list(answers.items())[-MAX_ANSWERS:])).encode()
+    fields = {"context": context}
+    return envelope.write(
+        board_dir, ANSWERS_FILE, KIND, code_key(), offset, fields, lambda: body, load_key(board_dir)
+    )
 
-        header["mac"] = sign_checkpoint(key, _header_bytes(header), body)
-    record = MAGIC + json.dumps(header).encode() + b"\n" + body
-    return write_whole(answers_path(board_dir), lambda: record)
+
+class AnswerKeeper:
+    """For a process that keeps the board's folded state (the coordinator): save the common answers
+    whenever the board changed, so that the agents' `swarm best` / `swarm board` find them. `render`
+    gives them from the state (swarm.results.queries.common_answers: this module stays light to import)."""
+
+    def __init__(self, state: BoardState, context: str, render: Callable[[BoardState], dict[str, str]]):
+        self.state = state
+        self.context = context  # context_key of the swarm.toml the state's noise settings came from
+        self.render = render
+        self.saved_at = 0
+
+    def tick(self) -> bool:
+        """Call after the state's refresh; True when answers were saved."""
+        offset = self.state.reader.offset
+        if offset == self.saved_at:
+            return False
+        self.saved_at = offset  # also when saving fails: no retry every tick
+        return remember(self.state.board.directory, offset, self.context, self.render(self.state))
 
 
 # The queries a process that keeps the board's state saves after every change (the coordinator): what agents

@@ -42,7 +42,7 @@ def _print_holdout() -> None:
         board_dir = run_paths().board
     if not read_holdout(board_dir):
         return
-    from swarm.board.state import open_board
+    from swarm.board.opening import open_board
     from swarm.results.holdout import baseline_sha, best_holdout_lines
 
     repo, board, state = open_board()
@@ -78,7 +78,7 @@ def _answer(command: str, **options) -> int:
 
 
 def cmd_export(args) -> int:
-    from swarm.board.state import open_board
+    from swarm.board.opening import open_board
     from swarm.results.export import results_tsv
 
     target = None if args.file == "-" else output_file(args.file)  # before reading the board

@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from swarm.board.experiments import FAILED_STATUSES
-from swarm.board.state import Best, BoardState, GroupKey
+from swarm.board.experiments import FAILED_STATUSES, GroupKey
+from swarm.board.fold import BoardState
+from swarm.board.stats import Best
 from swarm.target.summary import is_finite
 
 RESULT_FIELDS = (
@@ -89,7 +90,7 @@ def result_block(record: dict[str, Any], board_dir: Path) -> str:
 
 def mean_text(mean: float, sigma: float | None, n: int) -> str:
     """The one way a train.py's val_bpb is shown: the mean of its runs with sigma and n, or a single run
-    labelled as one (never a best: a best is a confirmed mean, swarm.board.state.best)."""
+    labelled as one (never a best: a best is a confirmed mean, swarm.board.fold.best)."""
     if n <= 1 or sigma is None:
         return f"{mean:.6f} (single run)"
     return f"{mean:.6f} ±{sigma:.6f} (n={n})"

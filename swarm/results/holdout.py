@@ -24,9 +24,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from swarm.board.experiments import is_measured
+from swarm.board.experiments import group_of, is_measured
+from swarm.board.fold import BoardState
 from swarm.board.holdout import read_holdout
-from swarm.board.state import BoardState, ContentStats, group_of
+from swarm.board.stats import ContentStats
 from swarm.repo.git import file_at
 from swarm.target.data import sha256_bytes
 

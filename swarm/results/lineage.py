@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from swarm.board.experiments import is_measured
-from swarm.board.state import BoardState, group_of
+from swarm.board.experiments import group_of, is_measured
+from swarm.board.fold import BoardState
 from swarm.repo.git import git_or_none
 
 MAX_ANCESTRY = 64  # commits of git ancestry searched for a measured one, per step

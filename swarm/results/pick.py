@@ -59,7 +59,7 @@ def measured_text(record: dict[str, Any], content: Any = None) -> str:
 
 def commit_message(record: dict[str, Any], mode: str, content: Any = None) -> str:
     """One commit that says where it came from: experiment id, val_bpb (the mean, sigma and n of its
-    train.py's runs: `content`, swarm.board.state.ContentStats), agent and source commit."""
+    train.py's runs: `content`, swarm.board.stats.ContentStats), agent and source commit."""
     description = escape_text(record.get("description"), 60) or "(no description)"
     lines = [
         f"pick {record['id']} ({escape_text(record.get('agent'))}): {description}",
@@ -143,7 +143,7 @@ def pick(
     repo: Path, record: dict[str, Any], onto: str | None = None, mode: str = "train", content: Any = None
 ) -> PickResult:
     """Commit experiment `record` onto branch `onto` (default: the main worktree's branch); `content`: the
-    repeat statistics of its train.py (swarm.board.state.ContentStats), for the commit message."""
+    repeat statistics of its train.py (swarm.board.stats.ContentStats), for the commit message."""
     if mode not in MODES:
         raise SwarmError(f"unknown pick mode {mode!r} (known: {', '.join(MODES)})")
     if not has_result(record) or not record.get("commit"):
@@ -174,7 +174,7 @@ def pick(
 
 
 def cmd_pick(args) -> int:
-    from swarm.board.state import open_board
+    from swarm.board.opening import open_board
 
     repo, _, state = open_board()
     record = state.experiment(args.id)

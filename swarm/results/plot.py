@@ -2,7 +2,7 @@
 
 One panel per comparison group (device class, profile), largest first: every finished experiment as a
 dot coloured by status in finishing order, crashes as marks along the top, the group's best as a step line
-(the board's one best: the lowest confirmed mean, swarm.board.state; a single lucky run never moves it), and
+(the board's one best: the lowest confirmed mean, swarm.board.fold; a single lucky run never moves it), and
 each new best labelled with its (escaped, shortened) description. The title gives the best with n and sigma.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from swarm.board.experiments import DISCARD, KEEP, MARGINAL
+from swarm.board.experiments import DISCARD, KEEP, MARGINAL, GroupKey
 from swarm.board.progress import GroupProgress, ProgressTracker, from_experiments
-from swarm.board.state import Best, GroupKey
+from swarm.board.stats import Best
 from swarm.errors import SwarmError
 from swarm.results.display import escape_text, mean_text
 from swarm.results.standing import EXPERIMENT_RUN, kind_of
@@ -100,7 +100,7 @@ def _draw_group(ax, group: GroupProgress, best: Best | None) -> None:
 
 def title_of(group: GroupProgress, best: Best | None) -> str:
     """A panel's title: how many experiments, how many the agents' changes kept, and the best with n and
-    sigma (the one best of swarm.board.state, as `swarm best` shows it)."""
+    sigma (the one best of swarm.board.fold, as `swarm best` shows it)."""
     device, profile = group.key
     kept = sum(
         1 for p in group.points if p.record.get("status") == KEEP and kind_of(p.record) == EXPERIMENT_RUN
@@ -117,7 +117,7 @@ def title_of(group: GroupProgress, best: Best | None) -> str:
 
 def render(progress: ProgressTracker, path: Path, bests: dict[GroupKey, Best] | None = None) -> Path:
     """Write the progress picture of every group with a measured result to `path` (PNG); `bests`: each
-    group's best (swarm.board.state.bests), named in its title."""
+    group's best (swarm.board.fold.bests), named in its title."""
     from matplotlib.figure import Figure  # imported here: matplotlib is slow to import and only needed here
 
     measured = [g for g in progress.groups.values() if any(p.value is not None for p in g.points)]
@@ -134,7 +134,7 @@ def render(progress: ProgressTracker, path: Path, bests: dict[GroupKey, Best] | 
 
 
 def cmd_plot(args) -> int:
-    from swarm.board.state import open_board
+    from swarm.board.opening import open_board
     from swarm.results.output import output_file
 
     target = output_file(args.file)  # a missing directory: one line, before the board is read

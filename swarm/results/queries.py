@@ -1,12 +1,14 @@
-"""The text of `swarm best` and `swarm board`, rendered from the board's state, and saved for the next
-process that asks the same of the same board (swarm.results.answers)."""
+"""The text of `swarm best` and `swarm board`, rendered from the board's state; swarm.results.answers saves
+it for the next process that asks the same of the same board."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from swarm.board.state import Best, BoardState, open_board
+from swarm.board.fold import BoardState
+from swarm.board.opening import open_board
+from swarm.board.stats import Best
 from swarm.results import answers
 from swarm.results.display import best_line, escape_text, experiment_line, group_header, note_line, top_table
 
@@ -25,24 +27,6 @@ def compute(command: str, options: dict[str, Any], context: str) -> str:
 def common_answers(state: BoardState) -> dict[str, str]:
     """The answers agents ask for most (answers.COMMON_QUERIES), for a process that keeps the state."""
     return {answers.query_key(c, o): RENDERERS[c](state, **o) for c, o in answers.COMMON_QUERIES}
-
-
-class AnswerKeeper:
-    """For a process that keeps the board's folded state (the coordinator): save the common answers
-    whenever the board changed, so that the agents' `swarm best` / `swarm board` find them."""
-
-    def __init__(self, state: BoardState, context: str):
-        self.state = state
-        self.context = context  # answers.context_key of the swarm.toml the state's noise settings came from
-        self.saved_at = 0
-
-    def tick(self) -> bool:
-        """Call after the state's refresh; True when answers were saved."""
-        offset = self.state.reader.offset
-        if offset == self.saved_at:
-            return False
-        self.saved_at = offset  # also when saving fails: no retry every tick
-        return answers.remember(self.state.board.directory, offset, self.context, common_answers(self.state))
 
 
 def json_text(data: Any) -> str:

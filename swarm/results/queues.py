@@ -14,10 +14,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from swarm.board.fold import BoardState
 from swarm.board.run_record import RunRecord
 from swarm.board.scheduling import order
 from swarm.board.slots import is_class_queue, ray_queue
-from swarm.board.state import BoardState
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ improvements, marginal gains inside the noise band (with the band), results awai
 not work (grouped by the knob or idea it tried, with the measured changes) and failures with their reasons;
 the agents' notes, per-agent figures (the swarm's own baseline, calibration and control runs counted apart
 from the agents' keeps), the cost per improvement, and the commands that pick the best (only a best that
-is not the baseline's train.py). The best is the board's one best (swarm.board.state), everywhere.
+is not the baseline's train.py). The best is the board's one best (swarm.board.fold), everywhere.
 
 Everything comes from the board (the repository is read only for train.py's diffs along the lineage and the
 names of its knobs). Agent text (descriptions, notes, train.py lines) is escaped for Markdown: it can neither
@@ -26,11 +26,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from swarm.board.experiments import FAILED_STATUSES, FINAL_STATUSES, KEEP, has_result, is_measured
+from swarm.board.experiments import (
+    FAILED_STATUSES,
+    FINAL_STATUSES,
+    KEEP,
+    GroupKey,
+    group_of,
+    has_result,
+    is_measured,
+)
+from swarm.board.fold import BoardState
 from swarm.board.holdout import read_holdout
 from swarm.board.ledger import Totals, board_totals
 from swarm.board.progress import finished_at, from_experiments
-from swarm.board.state import Best, BoardState, GroupKey, group_of
+from swarm.board.stats import Best
 from swarm.errors import SwarmError
 from swarm.repo.git import file_at
 from swarm.results.display import escape_markdown, format_number, mean_text
@@ -612,7 +621,7 @@ def write_report(
 
 
 def cmd_report(args) -> int:
-    from swarm.board.state import open_board
+    from swarm.board.opening import open_board
     from swarm.results.output import output_directory
 
     target = output_directory(args.out) if args.out else None  # before the board is read

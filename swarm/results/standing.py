@@ -3,7 +3,7 @@ agents' experiments sorted by what the board decided about them.
 
 Every output that says how a run went (the report, the demo's closing lines) reads it from here, so they
 cannot disagree with each other or with `swarm best`:
-- the best is swarm.board.state's (the lowest confirmed mean, with n and sigma), never one lucky run;
+- the best is swarm.board.fold's (the lowest confirmed mean, with n and sigma), never one lucky run;
 - a *confirmed gain* is a best that is not the baseline's train.py, that an agent's change reached with a
   decided `keep` (screened, then confirmed by reruns), and whose mean is below the baseline's;
 - the runs the swarm makes on its own behalf (each agent's baseline, calibration reruns of the baseline,
@@ -31,12 +31,15 @@ from swarm.board.experiments import (
     PROMISING,
     PRUNED,
     TIMEOUT,
+    GroupKey,
     group_of,
     has_result,
     is_control,
     is_measured,
+    submitted,
 )
-from swarm.board.state import Best, BoardState, ContentStats, GroupKey
+from swarm.board.fold import BoardState
+from swarm.board.stats import Best, ContentStats
 
 # What a run of the board is, besides an agent's experiment (the swarm's own runs).
 BASELINE = "baseline"  # an agent's first measured result: its reference, not an improvement
@@ -66,7 +69,7 @@ class Standing:
     """One group's state of affairs. Record lists hold the latest record of each agent experiment."""
 
     key: GroupKey
-    best: Best | None  # swarm.board.state.best: the lowest confirmed mean
+    best: Best | None  # swarm.board.fold.best: the lowest confirmed mean
     baseline: ContentStats | None  # the run's base train.py as measured in this group
     sigma: float  # single-run sigma the noise rule uses (the pooled one, bounded below by the floor)
     kept: list[dict[str, Any]] = field(default_factory=list)  # agents' changes decided keep
@@ -136,13 +139,13 @@ def standing(state: BoardState, key: GroupKey, baseline_sha256: str | None = Non
         if status in PENDING_STATUSES:
             out.pending += kind == EXPERIMENT_RUN
             continue
-        if is_measured(e) and (first_measured is None or _submitted(e) < _submitted(first_measured)):
+        if is_measured(e) and (first_measured is None or submitted(e) < submitted(first_measured)):
             first_measured = e
         if kind != EXPERIMENT_RUN:
             out.own_runs[kind] = out.own_runs.get(kind, 0) + 1
             if status in FAILED_STATUSES:
                 out.failed.append(e)  # a failed calibration or control run is a failure all the same
-            if kind == BASELINE and (first_baseline is None or _submitted(e) < _submitted(first_baseline)):
+            if kind == BASELINE and (first_baseline is None or submitted(e) < submitted(first_baseline)):
                 first_baseline = e
             continue
         bucket = {KEEP: out.kept, MARGINAL: out.marginal, PROMISING: out.promising}.get(status)
@@ -159,10 +162,6 @@ def standing(state: BoardState, key: GroupKey, baseline_sha256: str | None = Non
     candidates = [baseline_sha256] + [e["train_sha256"] for e in (first_baseline, first_measured) if e]
     out.baseline = next((c for c in (state.content(key, s) for s in candidates if s) if c), None)
     for records in (out.kept, out.marginal, out.promising, out.discarded):
-        records.sort(key=lambda e: (float(e["val_bpb"]) if has_result(e) else math.inf, _submitted(e)))
-    out.failed.sort(key=lambda e: (FAILED_ORDER.index(e["status"]), _submitted(e)))
+        records.sort(key=lambda e: (float(e["val_bpb"]) if has_result(e) else math.inf, submitted(e)))
+    out.failed.sort(key=lambda e: (FAILED_ORDER.index(e["status"]), submitted(e)))
     return out
-
-
-def _submitted(record: dict[str, Any]) -> float:
-    return record.get("submitted_at") or record.get("ts") or 0.0

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from swarm.board.experiments import group_of
-from swarm.board.state import BoardState
+from swarm.board.fold import BoardState
 from swarm.board.transfer import BASE, TransferBatch, schedule_transfer, transfer_batches
 from swarm.results.holdout import baseline_content, baseline_sha
 from swarm.results.lineage import lineage
@@ -22,7 +22,7 @@ HOUR = 3600.0
 
 
 def cmd_transfer(args) -> int:
-    from swarm.board.state import open_board
+    from swarm.board.opening import open_board
 
     repo, board, state = open_board()
     steps = None

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from swarm.board.state import BoardState
+from swarm.board.fold import BoardState
 from swarm.runner.pruning import Monitor
 from swarm.runner.sealed import RunPlan, run_snapshot
 from swarm.runner.settings import RunnerSettings

@@ -37,12 +37,12 @@ from typing import Any
 
 from swarm.board.charges import admit_verify
 from swarm.board.experiments import METRIC_FIELDS, new_experiment
+from swarm.board.fold import BoardState
 from swarm.board.ledger import USAGE_FIELDS, Usage, usage_record
 from swarm.board.noise import NoiseSettings
 from swarm.board.reruns import schedule_verify
 from swarm.board.run_record import AgentEntry, RunRecord
 from swarm.board.slots import runner_of
-from swarm.board.state import BoardState
 from swarm.board.store import ADOPT, NOTE, Board, new_id, now
 from swarm.config import load_section
 from swarm.errors import BoardError, GitError, SwarmError

@@ -6,7 +6,7 @@ run has spent `min_fraction` of the budget, a run whose loss is above the refere
 `margin` (relative) at `patience` progress points in a row is stopped and recorded as `pruned`, with
 `saved_seconds`, the training time left in the budget.
 
-The reference is the group's current best content (a confirmed mean, swarm.board.state): the median, at
+The reference is the group's current best content (a confirmed mean, swarm.board.fold): the median, at
 each point of the budget, of the curves its runs printed. A curve is what a trainer says about itself, so:
 - it may only stop a run, never promote one: a pruned run has no val_bpb, and every number on the board
   stays the runner's measurement;
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from swarm.board.experiments import PRUNED, is_measured
-from swarm.board.state import BoardState, GroupKey, group_of
+from swarm.board.experiments import PRUNED, GroupKey, group_of, is_measured
+from swarm.board.fold import BoardState
 from swarm.runner.process import kill_group, run_with_timeout
 
 PROGRESS = re.compile(rb"^step \d+ \(\s*([0-9.]+)%\) loss ([0-9.]+(?:e[-+]?\d+)?)", re.MULTILINE)

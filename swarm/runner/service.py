@@ -46,12 +46,12 @@ from swarm.board.experiments import (
     evolve,
     group_of,
 )
+from swarm.board.fold import BoardState
 from swarm.board.holdout import HOLDOUT_FIELD, private_dir, record_holdout
 from swarm.board.noise import NoiseSettings
 from swarm.board.reruns import after_result
 from swarm.board.scheduling import pick
 from swarm.board.slots import CLUSTER_RUNNER, cpu_slot, default_device, gpu_slot, is_cpu_slot, ray_queue
-from swarm.board.state import BoardState
 from swarm.board.store import RUNNER, Board, now
 from swarm.config import load_section
 from swarm.errors import DataError, SandboxError, SwarmError

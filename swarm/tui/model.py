@@ -1,7 +1,7 @@
 """What the TUI shows, computed off the UI loop: the board folded incrementally, turned into frozen snapshots.
 
 `WatchModel.refresh()` runs on a worker thread: it folds what was appended to the board since the last call
-(swarm.board.state.BoardState; never a re-read of the whole board), asks the run's processes for liveness, and
+(swarm.board.fold.BoardState; never a re-read of the whole board), asks the run's processes for liveness, and
 returns a `Snapshot` of plain frozen values that the UI thread applies to its widgets. Expensive parts (the
 leaderboard, the progress series) are rebuilt only when a result arrived. The model is the only owner of
 its BoardState; anything else that needs the state (verify) goes through `with model.lock`.
@@ -30,13 +30,16 @@ from swarm.board.experiments import (
     MARGINAL,
     PROMISING,
     PRUNED,
+    GroupKey,
+    group_of,
     is_measured,
 )
+from swarm.board.fold import BoardState
 from swarm.board.ledger import Totals
 from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import AgentEntry
 from swarm.board.slots import is_class_queue
-from swarm.board.state import BoardState, ContentStats, GroupKey, group_of
+from swarm.board.stats import ContentStats
 from swarm.board.store import EXPERIMENT, USAGE, VERIFICATION
 from swarm.config import load_section
 from swarm.errors import SwarmError

@@ -1,5 +1,5 @@
 """The progress plot drawn as text, on the board worker: the best of the main device class over time (the
-board's one best, a confirmed mean: swarm.board.state) and each agent's lowest single run so far, with plotext (textual-plotext's Plot), at the size the widget reported.
+board's one best, a confirmed mean: swarm.board.fold) and each agent's lowest single run so far, with plotext (textual-plotext's Plot), at the size the widget reported.
 
 Building a plot of 64 agents' step lines takes tens of milliseconds of Python; doing it here, once per
 new result or resize, keeps it off the UI loop, which only shows the finished Text.
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual_plotext.plot import Plot
 
+from swarm.board.experiments import GroupKey
 from swarm.board.progress import Step
-from swarm.board.state import GroupKey
 from swarm.tui.cells import short_device
 
 AGENT_COLOURS = ("gray", "blue", "magenta", "cyan", "yellow", "orange")

@@ -45,9 +45,9 @@ from swarm.agents.api.client import (
 )
 from swarm.agents.api.context import BoundedContext
 from swarm.agents.api.tools import TOOLS, Toolbox
+from swarm.board.fold import BoardState
 from swarm.board.ledger import Prices, Usage, board_totals, usage_record
 from swarm.board.slots import is_class_queue, is_cpu_slot, queue_device
-from swarm.board.state import BoardState
 from swarm.board.store import Board
 from swarm.config import load_section
 from swarm.errors import SwarmError

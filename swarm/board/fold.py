@@ -37,18 +37,17 @@ Results are compared only within a group: (device class, profile). Within a grou
 same `train_sha256` are repeats; they give each content's mean and sigma and the group's pooled sigma,
 from which the noise band comes (see swarm.board.noise). Every update costs O(1) per record (plus a lazily
 recomputed best when the best content itself changes), so a TUI or coordinator can follow a board of
-100,000 experiments by calling `refresh()` on a timer.
+100,000 experiments by calling `refresh()` on a timer. The statistics types are swarm.board.stats's; this
+module imports nothing that saves or restores a state (swarm.board.checkpoint does, through
+swarm.board.packing; swarm.board.opening gives a command both).
 """
 
 from __future__ import annotations
 
 import bisect
-import heapq
-import math
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator, MutableMapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,14 +63,14 @@ from swarm.board.experiments import (
     has_result,
     is_control,
     is_measured,
+    submitted,
 )
 from swarm.board.noise import Evidence, NoiseSettings, RunningStats, decide, decide_paired
 from swarm.board.progress import ProgressTracker, Step, finished_at
 from swarm.board.run_record import RunRecord, choose_tag
+from swarm.board.stats import AgentSummary, Best, ContentStats, GroupStats
 from swarm.board.store import ADOPT, EXPERIMENT, NOTE, RUN, USAGE, VERIFICATION, Board, BoardReader
-from swarm.config import load_section
 from swarm.errors import BoardError, SwarmError
-from swarm.repo.paths import run_paths
 
 FOLD_CHUNK_BYTES = 4 << 20  # how much of the board one fold step reads
 # Values that thousands of experiments repeat: held once (a 100,000-experiment board in less memory).
@@ -89,360 +88,11 @@ SHARED_FIELDS = (
 )
 
 
-@dataclass(frozen=True)
-class Best:
-    """The best content of a group: the first experiment that measured it, and its repeat statistics."""
-
-    group: GroupKey
-    experiment: dict[str, Any]  # the earliest measured experiment of this content (its discoverer)
-    train_sha256: str
-    mean: float
-    sigma: float | None  # sample sigma of this content's repeats; None with one run
-    n: int
-    verified: bool
-    band: float  # the group's noise band
-    confirmed: bool = True  # measured often enough to be a best (noise.best_runs): a confirmed mean
-
-    def as_json(self) -> dict[str, Any]:
-        e = self.experiment
-        return {
-            "device": self.group[0],
-            "profile": self.group[1],
-            "id": e["id"],
-            "agent": e.get("agent"),
-            "commit": e.get("commit"),
-            "description": e.get("description"),
-            "train_sha256": self.train_sha256,
-            "val_bpb": self.mean,
-            "mean": self.mean,
-            "sigma": self.sigma,
-            "n": self.n,
-            "verified": self.verified,
-            "confirmed": self.confirmed,
-            "band": self.band,
-            "unsealed": e.get("unsealed") is True,
-        }
-
-
-class ContentStats:
-    """Repeat statistics of one train.py content (sha256) within one group."""
-
-    __slots__ = ("group", "train_sha256", "stats", "first_id", "slots")
-
-    def __init__(self, group: GroupKey, train_sha256: str):
-        self.group = group
-        self.train_sha256 = train_sha256
-        self.stats = RunningStats()  # measured val_bpb by experiment id
-        self.first_id: str | None = None  # earliest measured experiment (lowest submitted_at)
-        self.slots: dict[str, int] = {}  # runner slot -> runs of this content measured there
-
-    @property
-    def n(self) -> int:
-        return self.stats.n
-
-    @property
-    def mean(self) -> float | None:
-        return self.stats.mean
-
-    @property
-    def sigma(self) -> float | None:
-        return self.stats.sigma
-
-    @property
-    def ids(self) -> list[str]:
-        return list(self.stats.values)
-
-
-def _pack_content(content: ContentStats) -> tuple:
-    stats = content.stats
-    if stats.n == 1 and stats._sum == 0.0 and stats._sumsq == 0.0 and len(content.slots) == 1:
-        # most contents were measured once: (its id, its value, its slot), a third of the objects
-        ((eid, value),), ((slot, runs),) = stats.values.items(), content.slots.items()
-        if value == stats._origin and runs == 1 and eid == content.first_id:
-            return (eid, value, slot)
-    return (
-        content.first_id,
-        tuple(stats.values),
-        tuple(stats.values.values()),
-        stats._origin,
-        stats._sum,
-        stats._sumsq,
-        tuple(content.slots.items()),
-    )
-
-
-def _unpack_content(group: GroupKey, train_sha256: str, packed: tuple) -> ContentStats:
-    if len(packed) == 3:  # measured once
-        eid, value, slot = packed
-        packed = (eid, (eid,), (value,), value, 0.0, 0.0, ((slot, 1),))
-    first_id, ids, values, origin, total, squares, slots = packed
-    content = ContentStats(group, train_sha256)
-    content.first_id = first_id
-    content.stats.values = dict(zip(ids, values, strict=True))
-    content.stats._origin, content.stats._sum, content.stats._sumsq = origin, total, squares
-    content.slots = dict(slots)
-    return content
-
-
-# How a PackedTable of each kind packs a value into a plain tuple and builds it back (context, key, tuple).
-PACKERS: dict[str, Callable[[Any], tuple]] = {"content": _pack_content, "set": tuple, "ids": tuple}
-BUILDERS: dict[str, Callable[[Any, Any, tuple], Any]] = {
-    "content": _unpack_content,  # a group's contents: sha256 -> ContentStats
-    "set": lambda context, key, packed: set(packed),  # (group, sha256) -> the agents that measured it
-    "ids": lambda context, key, packed: dict.fromkeys(packed),  # sha256 -> an agent's experiment ids
-}
-
-
-class PackedTable(MutableMapping):
-    """A dict of the folded state as a checkpoint restores it (swarm.board.checkpoint): a value nobody
-    asked for yet is still the plain tuple the checkpoint held, built the first time it is asked for.
-    Restoring a 100,000-experiment board then builds 100,000 tuples instead of half a million objects, and
-    a display that shows the top ten contents builds ten. Pickling packs whatever was built."""
-
-    def __init__(self, kind: str, table: dict[Any, Any], context: Any = None):
-        self.kind = kind
-        self.context = context  # what building a value needs besides its key (a content: its group)
-        self._table = table
-        self._all_built = False  # after values() / items(): the table is a plain dict again, at C speed
-
-    @classmethod
-    def of(cls, kind: str, table: dict[Any, Any] | PackedTable, context: Any = None) -> PackedTable:
-        return table if isinstance(table, PackedTable) else cls(kind, table, context)
-
-    def __getitem__(self, key: Any) -> Any:
-        value = self._table[key]
-        if type(value) is tuple:
-            value = self._table[key] = BUILDERS[self.kind](self.context, key, value)
-        return value
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        return self[key] if key in self._table else default
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        self._table[key] = value
-
-    def __delitem__(self, key: Any) -> None:
-        del self._table[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._table
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._table)
-
-    def __len__(self) -> int:
-        return len(self._table)
-
-    def values(self):
-        self._build_all()
-        return self._table.values()
-
-    def items(self):
-        self._build_all()
-        return self._table.items()
-
-    def _build_all(self) -> None:
-        if not self._all_built:
-            for key in self._table:
-                self[key]
-            self._all_built = True
-
-    def __getstate__(self) -> dict[str, Any]:
-        pack = PACKERS[self.kind]
-        table = {k: v if type(v) is tuple else pack(v) for k, v in self._table.items()}
-        return {"kind": self.kind, "context": self.context, "_table": table}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        if state.get("kind") not in BUILDERS or not isinstance(state.get("_table"), dict):
-            raise TypeError("not a packed table")  # a forged checkpoint: folded from scratch instead
-        self.__dict__.update(state, _all_built=False)
-
-
-class GroupStats:
-    """All contents of one (device class, profile) group and their pooled sigma."""
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickled (a checkpoint: swarm.board.checkpoint) with its contents packed as plain tuples, and
-        without the heap of the best's candidates (rebuilt from the confirmed contents when first asked)."""
-        state = {**self.__dict__, "contents": PackedTable.of("content", self.contents, self.key)}
-        state["_best_heap"] = None
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        contents = state["contents"]
-        if not isinstance(contents, PackedTable):
-            raise TypeError("not a packed table")
-        for content in state.get("_top") or ():  # objects already: the table hands out these very ones
-            contents[content.train_sha256] = content
-        self.__dict__.update(state)
-
-    def __init__(self, key: GroupKey, best_runs: int = 1):
-        self.key = key
-        self.best_runs = (
-            best_runs  # runs a content needs to be the best (a confirmed mean, not one lucky run)
-        )
-        self.contents: dict[str, ContentStats] = {}
-        self._squared_deviations = 0.0  # sum over contents of sum (x - content mean)^2
-        self._degrees = 0  # sum over contents of (n - 1)
-        # (mean, sha) of confirmed contents, the lowest first; an entry whose content changed since is stale
-        # and dropped when it comes to the top: the best stays O(log n) however often its own mean moves
-        self._best_heap: list[tuple[float, str]] | None = []
-        self._top: list[ContentStats] | None = None  # the last top(n), kept until a change could alter it
-        self._top_shas: set[str] = set()
-        self._confirmed: set[str] = set()  # contents measured at least best_runs times: the best's candidates
-
-    @property
-    def pooled_sigma(self) -> float | None:
-        """sqrt(sum SS_i / sum (n_i - 1)) over contents with repeats; None before any repeat."""
-        if self._degrees <= 0:
-            return None
-        return math.sqrt(self._squared_deviations / self._degrees)
-
-    def pooled_sigma_without(self, train_sha256: str) -> float | None:
-        """The pooled sigma leaving one content's repeats out (so a verification cannot widen its own band)."""
-        content = self.contents.get(train_sha256)
-        if content is None:
-            return self.pooled_sigma
-        degrees = self._degrees - max(content.n - 1, 0)
-        if degrees <= 0:
-            return None
-        return math.sqrt(max(self._squared_deviations - content.stats.squared_deviations, 0.0) / degrees)
-
-    @property
-    def repeats(self) -> int:
-        """Degrees of freedom behind the pooled sigma (0: no content was measured twice yet)."""
-        return self._degrees
-
-    def content(self, train_sha256: str) -> ContentStats | None:
-        return self.contents.get(train_sha256)
-
-    def add_run(self, record: dict[str, Any], experiments: dict[str, dict[str, Any]]) -> None:
-        """Count a measured run (its record is already in `experiments`)."""
-        sha = record["train_sha256"]
-        content = self.contents.get(sha)
-        if content is None:
-            content = self.contents[sha] = ContentStats(self.key, sha)
-        self._forget_spread(content)
-        content.stats.add(record["id"], float(record["val_bpb"]))
-        slot = str(record.get("gpu"))
-        content.slots[slot] = content.slots.get(slot, 0) + 1
-        first = experiments.get(content.first_id) if content.first_id else None
-        if first is None or _submitted(record) < _submitted(first):
-            content.first_id = record["id"]
-        self._count_spread(content)
-
-    def remove_run(self, record: dict[str, Any], experiments: dict[str, dict[str, Any]]) -> None:
-        """Take back a run counted by add_run (a later record of its id replaces it)."""
-        sha = record["train_sha256"]
-        content = self.contents[sha]
-        self._forget_spread(content)
-        content.stats.remove(record["id"])
-        slot = str(record.get("gpu"))
-        content.slots[slot] -= 1
-        if not content.slots[slot]:
-            del content.slots[slot]
-        if content.first_id == record["id"]:
-            content.first_id = min(
-                content.stats.values, key=lambda e: _submitted(experiments[e]), default=None
-            )
-        if not content.n:
-            del self.contents[sha]
-        self._count_spread(content)
-
-    def _forget_spread(self, content: ContentStats) -> None:
-        self._squared_deviations -= content.stats.squared_deviations
-        self._degrees -= max(content.n - 1, 0)
-
-    def _count_spread(self, content: ContentStats) -> None:
-        self._squared_deviations += content.stats.squared_deviations
-        self._degrees += max(content.n - 1, 0)
-        if content.n >= self.best_runs:
-            self._confirmed.add(content.train_sha256)
-            if self._best_heap is not None:
-                heapq.heappush(self._best_heap, (content.mean, content.train_sha256))
-        else:
-            self._confirmed.discard(content.train_sha256)
-        self._note_top_candidate(content)
-
-    def best_content(self) -> ContentStats | None:
-        """The lowest-mean content among those measured at least `best_runs` times."""
-        heap = self._best_heap
-        if heap is None or len(heap) > 2 * len(self._confirmed) + 64:  # restored, or mostly stale entries
-            heap = self._best_heap = [(self.contents[s].mean, s) for s in self._confirmed]
-            heapq.heapify(heap)
-        while heap:
-            mean, sha = heap[0]
-            content = self.contents.get(sha) if sha in self._confirmed else None
-            if content is not None and content.mean == mean:
-                return content
-            heapq.heappop(heap)  # stale: the content changed (a newer entry holds its mean) or left
-        return None
-
-    def _note_top_candidate(self, content: ContentStats) -> None:
-        # a content can change the top n only if it is in it, or now ranks above its last entry
-        if self._top is not None and (
-            content.train_sha256 in self._top_shas
-            or (content.n and (not self._top or content.mean < self._top[-1].mean))
-        ):
-            self._top = None
-
-    def top(self, n: int) -> list[ContentStats]:
-        """The n contents with the lowest mean val_bpb (cached: a display asks every refresh; a longer cached
-        top answers a shorter one, as a checkpoint saves one for every display: SAVED_TOP)."""
-        if self._top is None or len(self._top) < min(n, len(self.contents)):
-            self._top = heapq.nsmallest(n, self.contents.values(), key=lambda c: c.mean)
-            self._top_shas = {c.train_sha256 for c in self._top}
-        return self._top[:n]
-
-    def confirmed_shas(self) -> set[str]:
-        return self._confirmed
-
-    def confirmed_top(self, n: int) -> list[ContentStats]:
-        """The n confirmed contents (at least best_runs runs) with the lowest mean: the first is the best."""
-        return [self.contents[s] for s in heapq.nsmallest(n, self._confirmed, key=self._rank)]
-
-    def _rank(self, train_sha256: str) -> tuple[float, str]:
-        return (self.contents[train_sha256].mean, train_sha256)  # ties broken the same way every time
-
-
-@dataclass
-class AgentSummary:
-    """One agent's experiments: counts by status, its current and last experiment, its best."""
-
-    name: str
-    counts: Counter[str] = field(default_factory=Counter)  # status -> experiments now in that status
-    current: str | None = None  # id of its running experiment, if any
-    last: str | None = None  # id of its most recently finished experiment
-    last_group: GroupKey | None = None  # group of its most recent measured result
-    best: str | None = None  # id of the measured experiment with its lowest content mean (in last_group)
-    submitted: int = 0  # experiments ever submitted (ids)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "agent": self.name,
-            "counts": dict(self.counts),
-            "current": self.current,
-            "last": self.last,
-            "best": self.best,
-            "experiments": self.submitted,
-        }
-
-
 class BoardState:
     """Incrementally folded view of a board. Not thread-safe: one owner calls refresh() and reads."""
 
-    # What a checkpoint (swarm.board.checkpoint) leaves out: the process's own objects, and what it stores in its own
-    # way (experiments as board positions). Everything else set in __init__ is saved as it is, so a field
-    # added here is checkpointed without further work (and must be picklable plain data).
-    NOT_CHECKPOINTED = (
-        "board",
-        "noise",
-        "reader",
-        "observers",
-        "_run_parsed",
-        "experiments",
-        "experiment_at",
-    )
+    # Every field set in __init__ is plain, picklable data or one of the process's own objects: a checkpoint
+    # (swarm.board.packing) saves all but the latter, so a field added here is checkpointed without more work.
 
     def __init__(self, board: Board | Path | str, noise: NoiseSettings | None = None):
         self.board = board if isinstance(board, Board) else Board(Path(board))
@@ -740,7 +390,7 @@ class BoardState:
 
     def experiments_of(self, agent: str) -> list[dict[str, Any]]:
         """An agent's experiments in submission order (scans all experiments: for displays, not loops)."""
-        return sorted((e for e in self.experiments.values() if e.get("agent") == agent), key=_submitted)
+        return sorted((e for e in self.experiments.values() if e.get("agent") == agent), key=submitted)
 
     def verify_reruns(self, eid: str) -> list[dict[str, Any]]:
         """The verification reruns of an experiment (latest record of each), in submission order."""
@@ -921,18 +571,3 @@ class BoardState:
         best_sha = min(measured, key=lambda sha: group.contents[sha].mean, default=None)
         self._agent_best_sha[agent] = (key, best_sha)
         return next(iter(contents[best_sha])) if best_sha else None
-
-
-def _submitted(record: dict[str, Any]) -> float:
-    return record.get("submitted_at") or record.get("ts") or 0.0
-
-
-def open_board(cwd: Path | None = None, noise: NoiseSettings | None = None) -> tuple[Path, Board, BoardState]:
-    """The repository, board and freshly read state for a command run anywhere in the repository (restored
-    from the board's checkpoint when it has a valid one: swarm.board.checkpoint)."""
-    paths = run_paths(cwd)
-    from swarm.board.checkpoint import open_state  # it builds on this module
-
-    board = Board(paths.board).require()
-    state = open_state(board, noise or load_section(paths.repo, "noise", NoiseSettings))
-    return paths.repo, board, state
