@@ -342,7 +342,7 @@ class BoardState:
         chosen = choose_tag(tag, latest, self.board.directory)
         record = self.run_records.get(chosen)
         if record is None:
-            raise SwarmError(f"no run {chosen!r} on the board {self.board.directory}")
+            raise SwarmError(f"no swarm {chosen!r} on the board {self.board.directory}")
         return RunRecord.from_record(record)
 
     # ---------------------------------------------------------------------------------------------------
