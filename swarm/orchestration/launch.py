@@ -209,7 +209,7 @@ def cmd_launch(args) -> int:
     if events:
         # Stay as the parent: the CLI's JSON events become readable lines here, its usage a board record.
         agent = require_agent(run, args.window)
-        return relay_to_board(events, argv, env, board, agent=agent.name, tag=run.tag, gpu=agent.queue)
+        return relay_to_board(events, argv, env, board, agent=agent.name, tag=run.tag, queue=agent.queue)
     try:
         os.execvpe(argv[0], argv, env)
     except OSError as e:

@@ -44,7 +44,7 @@ def state_cell(row: AgentRow) -> Text:
 
 def gpu_cell(row: AgentRow) -> Text:
     device = short_device(row.device).split()[0]
-    return agent_text(row.gpu if device in ("cpu", "?") else f"{row.gpu} {device}", 10)
+    return agent_text(row.queue if device in ("cpu", "?") else f"{row.queue} {device}", 10)
 
 
 def cost_cell(row: AgentRow) -> Text:
@@ -59,7 +59,7 @@ def cost_cell(row: AgentRow) -> Text:
 
 
 def matches(row: AgentRow, needle: str) -> bool:
-    return mentions(needle, row.name, row.kind, row.gpu, row.device, row.state, row.description)
+    return mentions(needle, row.name, row.kind, row.queue, row.device, row.state, row.description)
 
 
 class AgentsTable(FittedTable):

@@ -94,7 +94,7 @@ class Header:
 class AgentRow:
     name: str
     kind: str
-    gpu: str
+    queue: str  # where its jobs go: its slot, or its class's queue
     device: str
     state: str
     exit_status: int | None  # of a crashed process
@@ -329,7 +329,7 @@ class WatchModel:
             yield AgentRow(
                 name=entry.name,
                 kind=entry.kind,
-                gpu=entry.queue,
+                queue=entry.queue,
                 device=entry.device or (best_record or {}).get("device") or "",
                 state=state_name,
                 exit_status=exit_status,
@@ -415,7 +415,7 @@ class WatchModel:
         if liveness is not None:
             alive = sum(1 for a in agents if a.state not in DOWN_STATES)
         # the slots that train: a box's workers (shared by its agents), else each agent's own
-        slots = set(run.slots()) if run and run.workers else {a.gpu for a in agents}
+        slots = set(run.slots()) if run and run.workers else {a.queue for a in agents}
         busy = sum(1 for s in self.state.running_slots() if s in slots)
         finish_times = self.state.finish_times
         hour_ago = bisect.bisect_left(finish_times, now - HOUR)
