@@ -102,7 +102,7 @@ EXPERIMENT_FIELDS = (
     "requested_by",  # who asked for a verification rerun ("confirmation", "calibration": the runner)
     "control",  # True: a confirmation's control run, the agent's reference rerun beside a rerun of verify_of
     "unsealed",  # True: measured without a sandbox (`swarm spawn --unsealed`); None for a sealed run
-    "validate_of",  # for a confirmation run on the validator device class: the screening experiment's id
+    "validate_of",  # for a validation run on the validator device class: the screening experiment's id
     "saved_seconds",  # pruned: the training time left in the budget when the runner stopped it
     "budget_x",  # a transfer check: trained for this many times the profile's budget (runner-set)
     "transfer_of",  # a transfer check: the experiment whose train.py it runs ("base": the run's base)

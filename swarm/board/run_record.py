@@ -88,7 +88,7 @@ class RunRecord:
     prepare_sha256: str | None = None
     data_sha256: str | None = None
     cluster: str | None = None  # Ray address ("auto", "10.0.0.5:6379") when the GPUs are a Ray cluster's
-    validate_on: str | None = None  # device class that confirms each screening class's new best
+    validate_on: str | None = None  # device class that validates each screening class's new best
     # The slots of a box whose agents share them (agents queue for their class: box_queue). Empty in a swarm
     # from before, where each agent's queue is its own slot, and in a cluster swarm (the cluster's GPUs).
     workers: tuple[Worker, ...] = ()

@@ -4,7 +4,7 @@ The cluster's GPUs are grouped by device class (each node's accelerator type). T
 in tmux as on one box, one per GPU of the screening classes (or `--agents N` of them, spread over the
 classes in turn); an agent's `gpu` is its class's queue ("ray:H100"), which every GPU of the class serves
 (swarm.runner.ray), so agents that submit ahead keep all of them busy. With `--validate-on CLASS` that
-class gets no agents: its GPUs confirm the screening classes' new bests (swarm.orchestration.validate).
+class gets no agents: its GPUs validate the screening classes' new bests (swarm.orchestration.validate).
 Only a cluster run imports ray (through swarm.runner.ray), and only here and in its runner.
 """
 

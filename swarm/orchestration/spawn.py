@@ -54,7 +54,7 @@ class SpawnRequest:
     profile: str | None = None  # default: h100 on GPUs, tiny on CPU workers
     ray: str | None = None  # a Ray cluster's address ("auto"): its GPUs are the slots, the agents run here
     agents: int | None = None  # with ray: fewer agents than screening GPUs (they submit ahead)
-    validate_on: str | None = None  # with ray: the device class that confirms new bests
+    validate_on: str | None = None  # with ray: the device class that validates new bests
     wait: bool = True
     timeout_s: float | None = None  # default: 30 s + 1 s per agent
     unsealed: bool = False  # run without sandboxes (a sealed run resumed with it goes on unsealed)
@@ -170,7 +170,7 @@ def _new_run(request: SpawnRequest, tag: str, base: str, paths: RunPaths) -> Run
     if request.ray is not None:
         planned = cluster_places(request.ray, request.agents, request.validate_on)
     elif request.validate_on is not None:
-        raise SwarmError("--validate-on goes with --ray (a cluster's class that confirms new bests)")
+        raise SwarmError("--validate-on goes with --ray (a cluster's class that validates new bests)")
     else:
         places = select_slots(request.gpus, request.cpu, [] if request.cpu is not None else detect_gpus())
         workers = tuple(Worker(p.agent, p.queue, p.device) for p in places)
