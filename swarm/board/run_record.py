@@ -216,8 +216,8 @@ def latest_run(records: list[dict[str, Any]], tag: str | None = None) -> RunReco
     return None
 
 
-class RunFollower:
-    """The latest run record of a tag, following the board incrementally (cheap to ask every tick)."""
+class SwarmFollower:
+    """The latest swarm record of a tag, following the board incrementally (cheap to ask every tick)."""
 
     def __init__(self, board: Board, tag: str):
         self.tag = tag

@@ -23,7 +23,7 @@ from filelock import FileLock, Timeout
 
 from swarm.board.checkpoint import CheckpointKeeper
 from swarm.board.noise import NoiseSettings
-from swarm.board.run_record import RunFollower
+from swarm.board.run_record import SwarmFollower
 from swarm.board.store import PROCESS, Board
 from swarm.config import load_section
 from swarm.orchestration.best_verifier import BestVerifier
@@ -79,7 +79,7 @@ class Coordinator:
         self.tag = tag
         self.board = Board(paths.board)
         self.tmux = tmux or RunTmux(paths.repo, tag)
-        self.follower = RunFollower(self.board, tag)
+        self.follower = SwarmFollower(self.board, tag)
         self.clock = clock
         self.windows: dict[str, Supervision] = {}
         # the board's folded state, checkpointed as the board grows so that every `swarm best` an agent runs

@@ -64,7 +64,7 @@ class AgentStatus:
 
 
 @dataclass(frozen=True)
-class RunStatus:
+class SwarmStatus:
     tag: str
     base: str
     profile: str
@@ -98,7 +98,7 @@ def _brief(experiment: dict[str, Any] | None, now: float) -> dict[str, Any] | No
     }
 
 
-def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = None) -> RunStatus:
+def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = None) -> SwarmStatus:
     board = Board(paths.board).require()
     if state is None:
         state = open_state(board, load_section(paths.repo, "noise", NoiseSettings))
@@ -158,7 +158,7 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
                 reason=reason,
             )
         )
-    return RunStatus(
+    return SwarmStatus(
         tag=run.tag,
         base=run.base,
         profile=run.profile,
@@ -195,7 +195,7 @@ def saved_seconds(state: BoardState, tag: str | None = None) -> dict[str, float]
     return out
 
 
-def render(status: RunStatus) -> list[str]:
+def render(status: SwarmStatus) -> list[str]:
     gw = max([5] + [len(a.gpu) for a in status.agents]) + 1  # a cluster's class queue: "ray:H100"
     lines = [
         f"swarm {escape_text(status.tag)}  base {escape_text(status.base[:10])}  profile {escape_text(status.profile)}  "
