@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from swarm.board.experiments import KEEP, MARGINAL, new_experiment  # noqa: E402
 from swarm.board.noise import NoiseSettings  # noqa: E402
-from swarm.board.run_record import AgentEntry, RunRecord  # noqa: E402
+from swarm.board.run_record import AgentEntry, SwarmRecord  # noqa: E402
 from swarm.board.store import Board  # noqa: E402
 from swarm.runner.service import Runner  # noqa: E402
 
@@ -60,7 +60,7 @@ class Trial:
         agents = tuple(
             AgentEntry(f"gpu{s}", "sim", s, DEVICE, str(directory), f"swarm/sim/gpu{s}") for s in SLOTS
         )
-        self.board.append(RunRecord("sim", "0" * 40, PROFILE, agents).to_record())
+        self.board.append(SwarmRecord("sim", "0" * 40, PROFILE, agents).to_record())
         self.runners = {s: Runner(directory, self.board, s, noise=noise, log=lambda *_: None) for s in SLOTS}
         self.truth = truth
         self.rng = rng

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from swarm.board.run_record import AgentEntry, RunRecord, write_run_record
+from swarm.board.run_record import AgentEntry, SwarmRecord, write_run_record
 from swarm.board.store import Board
 from tests.support.gitrepo import make_repo
 
@@ -46,7 +46,7 @@ def repo(tmp_path):
 def with_run(repo: Path) -> Board:
     board = Board(repo / "board").create()
     slot = AgentEntry("cpu0", "sweep", "cpu0", "cpu", str(repo / "worktrees" / "cpu0"), "swarm/t/cpu0")
-    write_run_record(board, RunRecord("t", "0" * 40, "tiny", (slot,)))
+    write_run_record(board, SwarmRecord("t", "0" * 40, "tiny", (slot,)))
     return board
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from swarm.board.run_record import AgentEntry, RunRecord, Worker, latest_run, write_run_record
+from swarm.board.run_record import AgentEntry, SwarmRecord, Worker, latest_run, write_run_record
 from swarm.board.slots import (
     CLUSTER_RUNNER,
     box_queue,
@@ -58,7 +58,7 @@ def test_the_keys_keep_the_strings_boards_already_hold():
 def test_an_agent_entrys_queue_is_written_and_read_as_gpu(tmp_path):
     board = Board(tmp_path / "board").create()
     agent = AgentEntry("gpu0", "claude", box_queue("cpu"), "cpu", "/w/gpu0", "swarm/t/gpu0/work")
-    run = RunRecord(
+    run = SwarmRecord(
         tag="t", base="a" * 40, profile="tiny", agents=(agent,), workers=(Worker("gpu0", "cpu0", "cpu"),)
     )
     write_run_record(board, run)

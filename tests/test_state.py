@@ -5,7 +5,7 @@ import pytest
 from swarm.board.experiments import evolve, new_experiment
 from swarm.board.fold import BoardState
 from swarm.board.noise import NoiseSettings
-from swarm.board.run_record import AgentEntry, RunRecord, write_run_record
+from swarm.board.run_record import AgentEntry, SwarmRecord, write_run_record
 from swarm.board.store import ADOPT, NOTE, USAGE, VERIFICATION, Board
 from swarm.errors import BoardError
 
@@ -180,7 +180,7 @@ def test_agent_summary_and_prefix_lookup(board):
 
 
 def test_run_record_round_trip(board):
-    run = RunRecord(
+    run = SwarmRecord(
         tag="t",
         base="f" * 40,
         profile="tiny",
@@ -189,7 +189,7 @@ def test_run_record_round_trip(board):
     write_run_record(board, run)
     state = BoardState(board)
     state.refresh()
-    assert state.run == RunRecord.from_record(run.to_record())
+    assert state.run == SwarmRecord.from_record(run.to_record())
     assert state.run.device_for_slot("cpu0") == "cpu" and state.run.device_for_slot("3") == "gpu3"
 
 
@@ -210,11 +210,13 @@ def test_run_is_parsed_once_per_run_record(board):
     state = BoardState(board)
     assert state.run is None
     slot = AgentEntry("gpu0", "claude", "0", H100[0], "/w/gpu0", "swarm/t/gpu0")
-    write_run_record(board, RunRecord(tag="t", base="b" * 40, profile="h100", agents=(slot,)))
+    write_run_record(board, SwarmRecord(tag="t", base="b" * 40, profile="h100", agents=(slot,)))
     state.refresh()
     first = state.run
     assert first.tag == "t" and state.run is first  # the same object while the record is the same
-    write_run_record(board, RunRecord(tag="t", base="b" * 40, profile="h100", agents=(slot,), created_at=1.0))
+    write_run_record(
+        board, SwarmRecord(tag="t", base="b" * 40, profile="h100", agents=(slot,), created_at=1.0)
+    )
     state.refresh()
     assert state.run is not first and state.run.created_at == 1.0
 

@@ -104,7 +104,7 @@ def test_the_sweep_agent_sizes_its_wave_to_its_share_of_the_slots():
 
 def test_watch_shows_shared_slots_their_queue_and_each_agents_own_jobs(tmp_path):
     from swarm.board.experiments import evolve, new_experiment
-    from swarm.board.run_record import AgentEntry, RunRecord
+    from swarm.board.run_record import AgentEntry, SwarmRecord
     from swarm.board.store import Board
     from swarm.tui.header import header_text
     from swarm.tui.model import WatchModel
@@ -113,7 +113,9 @@ def test_watch_shows_shared_slots_their_queue_and_each_agents_own_jobs(tmp_path)
     class_queue = box_queue("H100")
     agents = tuple(AgentEntry(n, "test", class_queue, "H100", f"/r/{n}", f"swarm/t/{n}") for n in ("a", "b"))
     workers = tuple(Worker(f"gpu{i}", str(i), "H100") for i in range(4))
-    write_run_record(board, RunRecord(tag="t", base="0" * 40, profile="h100", agents=agents, workers=workers))
+    write_run_record(
+        board, SwarmRecord(tag="t", base="0" * 40, profile="h100", agents=agents, workers=workers)
+    )
     jobs = [
         board.append(
             new_experiment(agent=a, gpu=class_queue, device="H100", profile="h100", submitted_at=float(k))

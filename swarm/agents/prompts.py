@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from swarm.board.run_record import AgentEntry, RunRecord
+from swarm.board.run_record import AgentEntry, SwarmRecord
 from swarm.board.slots import is_class_queue, is_cpu_slot
 from swarm.results.display import mean_text
 
@@ -17,7 +17,7 @@ DESCRIPTION_CHARS = 100
 LAST_RESULTS = 8
 
 
-def where_it_trains(run: RunRecord, entry: AgentEntry) -> str:
+def where_it_trains(run: SwarmRecord, entry: AgentEntry) -> str:
     """Where an agent's commits train, said so that it can plan: its own slot (a run from before), or its
     device class's slots, shared by the class's agents (how many of each), with where to see the queue."""
     if not is_class_queue(entry.queue):
@@ -34,7 +34,7 @@ def where_it_trains(run: RunRecord, entry: AgentEntry) -> str:
     )
 
 
-def initial_prompt(run: RunRecord, entry: AgentEntry) -> str:
+def initial_prompt(run: SwarmRecord, entry: AgentEntry) -> str:
     return (
         f"You are {entry.name}, one of {len(run.agents)} agents of the autoresearch swarm {run.tag!r}. "
         f"You work in the git worktree {entry.worktree} on branch {entry.branch}, {where_it_trains(run, entry)}"
@@ -47,7 +47,7 @@ def initial_prompt(run: RunRecord, entry: AgentEntry) -> str:
 
 
 def resume_prompt(
-    run: RunRecord, entry: AgentEntry, head: str, mine: list[dict[str, Any]], best: dict[str, Any] | None
+    run: SwarmRecord, entry: AgentEntry, head: str, mine: list[dict[str, Any]], best: dict[str, Any] | None
 ) -> str:
     """`mine`: this agent's latest experiment states, oldest first; `best`: the global best, if any."""
     lines = [

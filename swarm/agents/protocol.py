@@ -24,7 +24,7 @@ from swarm.board.experiments import (
 )
 from swarm.board.fold import BoardState
 from swarm.board.noise import NoiseSettings
-from swarm.board.run_record import AgentEntry, RunRecord
+from swarm.board.run_record import AgentEntry, SwarmRecord
 from swarm.board.store import Board
 from swarm.config import load_section
 from swarm.errors import BoardError, SwarmError
@@ -43,7 +43,7 @@ class AgentContext:
     repo: Path  # the main worktree
     board: Board
     state: BoardState
-    run: RunRecord
+    run: SwarmRecord
     agent: AgentEntry
     queue: str  # where its jobs go: its slot, or its class's queue
     device: str

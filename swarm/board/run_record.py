@@ -74,7 +74,9 @@ class Worker:
 
 
 @dataclass(frozen=True)
-class RunRecord:
+class SwarmRecord:
+    """A swarm as the board's `run` record defines it (the record type keeps its old name, a contract)."""
+
     tag: str
     base: str  # full sha of the base commit
     profile: str  # "h100" | "tiny"
@@ -167,7 +169,7 @@ class RunRecord:
         return record
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> RunRecord:
+    def from_record(cls, record: dict[str, Any]) -> SwarmRecord:
         try:
             return cls(
                 tag=record["tag"],
@@ -186,7 +188,7 @@ class RunRecord:
             raise BoardError(f"malformed run record on the board: {e}") from None
 
 
-def write_run_record(board: Board, run: RunRecord) -> dict[str, Any]:
+def write_run_record(board: Board, run: SwarmRecord) -> dict[str, Any]:
     """Append a run record (the latest one is the run's current definition); returns what was written."""
     if run.profile not in PROFILES:
         raise BoardError(f"unknown profile {run.profile!r} (known: {', '.join(PROFILES)})")
@@ -200,7 +202,7 @@ def validate_tag(tag: str) -> str:
     return tag
 
 
-def require_agent(run: RunRecord, name: str) -> AgentEntry:
+def require_agent(run: SwarmRecord, name: str) -> AgentEntry:
     slot = run.agent(name)
     if slot is None:
         known = ", ".join(a.name for a in run.agents)
@@ -208,11 +210,11 @@ def require_agent(run: RunRecord, name: str) -> AgentEntry:
     return slot
 
 
-def latest_run(records: list[dict[str, Any]], tag: str | None = None) -> RunRecord | None:
+def latest_run(records: list[dict[str, Any]], tag: str | None = None) -> SwarmRecord | None:
     """The latest run record (of `tag`, when given) among board records."""
     for record in reversed(records):
         if record.get("type") == RUN and (tag is None or record.get("tag") == tag):
-            return RunRecord.from_record(record)
+            return SwarmRecord.from_record(record)
     return None
 
 
@@ -222,9 +224,9 @@ class SwarmFollower:
     def __init__(self, board: Board, tag: str):
         self.tag = tag
         self.reader = board.reader()
-        self.run: RunRecord | None = None
+        self.run: SwarmRecord | None = None
 
-    def refresh(self) -> RunRecord | None:
+    def refresh(self) -> SwarmRecord | None:
         self.run = latest_run(self.reader.read_new(), self.tag) or self.run
         return self.run
 
@@ -237,7 +239,7 @@ def choose_tag(tag: str | None, latest_tag: str | None, board_dir: Path) -> str:
     return validate_tag(tag)
 
 
-def open_run(board: Board, tag: str | None, records: list[dict[str, Any]] | None = None) -> RunRecord:
+def open_run(board: Board, tag: str | None, records: list[dict[str, Any]] | None = None) -> SwarmRecord:
     """The run a command is about (choose_tag), from the board's records (`records`: when the caller has
     read them already; a caller holding a BoardState asks its find_run instead)."""
     board.require()
@@ -251,7 +253,7 @@ def open_run(board: Board, tag: str | None, records: list[dict[str, Any]] | None
     return run
 
 
-def set_stopped(board: Board, tag: str, agents: set[str] | None, stopped: bool) -> RunRecord:
+def set_stopped(board: Board, tag: str, agents: set[str] | None, stopped: bool) -> SwarmRecord:
     """Write the run record again with these agents' (None: all) `stopped` flag set; read and append under
     the board lock, so two `swarm stop AGENT` at once cannot undo each other."""
     with board.locked() as writer:

@@ -19,7 +19,7 @@ from typing import Any
 from swarm.agents.kinds import agent_commands
 from swarm.agents.prompts import initial_prompt, resume_prompt
 from swarm.agents.relay import relay_to_board
-from swarm.board.run_record import AgentEntry, RunRecord, open_run, require_agent
+from swarm.board.run_record import AgentEntry, SwarmRecord, open_run, require_agent
 from swarm.board.slots import box_queue, is_class_queue, is_cpu_slot, local_gpu
 from swarm.board.store import PROCESS, Board
 from swarm.errors import GitError, SwarmError
@@ -36,14 +36,14 @@ CLUSTER_RUNNER_WINDOW = (
 )
 
 
-def runner_windows(run: RunRecord) -> list[str]:
+def runner_windows(run: SwarmRecord) -> list[str]:
     """The tmux windows of a run's runners: one per slot of a box (runner-gpu3), or the cluster's one."""
     if run.cluster:
         return [CLUSTER_RUNNER_WINDOW]
     return [f"runner-{name}" for name in run.worker_names()]
 
 
-def agent_runner_windows(run: RunRecord, agent: AgentEntry) -> list[str]:
+def agent_runner_windows(run: SwarmRecord, agent: AgentEntry) -> list[str]:
     """The runner windows that serve an agent's jobs: its class's slots (a box's agents share them), the
     cluster's runner, or (a run from before) its own slot's."""
     if run.cluster:
@@ -61,7 +61,7 @@ class WindowPlan:
     cwd: Path
 
 
-def window_plans(run: RunRecord, paths: RunPaths) -> list[WindowPlan]:
+def window_plans(run: SwarmRecord, paths: RunPaths) -> list[WindowPlan]:
     """The windows a run should have: each agent not stopped, in its worktree, and a runner per slot.
     Runners belong to slots, not agents: a stopped agent's jobs already queued still run."""
     agents = [WindowPlan(s.name, Path(s.worktree)) for s in run.agents if not s.stopped]
@@ -81,7 +81,7 @@ def pane_log(paths: RunPaths, window: str) -> Path:
     return paths.board / "logs" / "panes" / f"{window}.log"
 
 
-def base_environment(run: RunRecord, paths: RunPaths) -> dict[str, str]:
+def base_environment(run: SwarmRecord, paths: RunPaths) -> dict[str, str]:
     """The inherited environment (API keys included) with the swarm's own variables on top."""
     env = dict(os.environ)
     # The profile is the runner's to set for train.py, never an agent's (DESIGN.md, Contracts).
@@ -95,7 +95,7 @@ def base_environment(run: RunRecord, paths: RunPaths) -> dict[str, str]:
     return env
 
 
-def runner_environment(run: RunRecord, slot: str, paths: RunPaths) -> dict[str, str]:
+def runner_environment(run: SwarmRecord, slot: str, paths: RunPaths) -> dict[str, str]:
     """A CPU worker's trainer gets an equal share of the cores (unless OMP_NUM_THREADS is set): N
     trainers each using every core would slow each other down unevenly, and the time budget is
     measured in wall-clock seconds."""
@@ -106,7 +106,7 @@ def runner_environment(run: RunRecord, slot: str, paths: RunPaths) -> dict[str, 
     return env
 
 
-def agent_environment(run: RunRecord, agent: AgentEntry, paths: RunPaths) -> dict[str, str]:
+def agent_environment(run: SwarmRecord, agent: AgentEntry, paths: RunPaths) -> dict[str, str]:
     env = base_environment(run, paths)
     env["SWARM_AGENT"] = agent.name
     env["SWARM_GPU"] = agent.queue  # the env var keeps its name: agents and their tools read it
@@ -131,7 +131,7 @@ def worktree_head(worktree: Path) -> str:
 
 
 def agent_prompt(
-    run: RunRecord, slot: AgentEntry, board: Board, resume: bool, repo: Path | None = None
+    run: SwarmRecord, slot: AgentEntry, board: Board, resume: bool, repo: Path | None = None
 ) -> str:
     if not resume:
         return initial_prompt(run, slot)
@@ -153,7 +153,7 @@ def agent_prompt(
 
 
 def plan_process(
-    run: RunRecord, window: str, paths: RunPaths, board: Board, records: list[dict[str, Any]]
+    run: SwarmRecord, window: str, paths: RunPaths, board: Board, records: list[dict[str, Any]]
 ) -> tuple[list[str], Path, dict[str, str], bool]:
     """(argv, cwd, environment, resumed) of the program a window runs."""
     if window == CLUSTER_RUNNER_WINDOW and run.cluster:
@@ -178,7 +178,7 @@ def plan_process(
     return argv, Path(agent.worktree), env, resume
 
 
-def agent_events(run: RunRecord, window: str, paths: RunPaths) -> str | None:
+def agent_events(run: SwarmRecord, window: str, paths: RunPaths) -> str | None:
     """The JSON event stream a window's program prints (AgentCommand.events): None for runners and for
     agents with plain output."""
     if window.startswith("runner-"):

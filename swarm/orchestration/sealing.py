@@ -26,7 +26,7 @@ from pathlib import Path
 import swarm
 from swarm.agents.kinds import AgentCommand, AgentSettings
 from swarm.board.holdout import private_dir
-from swarm.board.run_record import AgentEntry, RunRecord
+from swarm.board.run_record import AgentEntry, SwarmRecord
 from swarm.board.signing import key_dir
 from swarm.config import load_section
 from swarm.errors import SwarmError
@@ -38,7 +38,7 @@ from swarm.runner.sandbox import AgentView, agent_environment, agent_sandbox
 
 
 def seal_agent(
-    run: RunRecord,
+    run: SwarmRecord,
     slot: AgentEntry,
     paths: RunPaths,
     command: AgentCommand,

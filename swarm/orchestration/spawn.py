@@ -18,7 +18,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from swarm.agents.kinds import agent_commands, assign_kinds
-from swarm.board.run_record import AgentEntry, RunRecord, Worker, latest_run, validate_tag, write_run_record
+from swarm.board.run_record import AgentEntry, SwarmRecord, Worker, latest_run, validate_tag, write_run_record
 from swarm.board.signing import create_key
 from swarm.board.slots import box_queue, is_class_queue, is_cpu_slot, is_ray_queue
 from swarm.board.store import Board
@@ -71,7 +71,7 @@ def default_tag() -> str:
     return time.strftime("%b%d").lower()  # "mar5", as upstream autoresearch names its runs
 
 
-def spawn(request: SpawnRequest, cwd: Path | None = None, out=print) -> RunRecord:
+def spawn(request: SpawnRequest, cwd: Path | None = None, out=print) -> SwarmRecord:
     """Create or resume a run and start its processes; returns the run record."""
     paths = run_paths(cwd)
     check_config(paths.repo)  # a mistake in any section of swarm.toml stops here, before a window starts
@@ -113,7 +113,7 @@ def spawn(request: SpawnRequest, cwd: Path | None = None, out=print) -> RunRecor
     return run
 
 
-def require_sandbox(run: RunRecord) -> None:
+def require_sandbox(run: SwarmRecord) -> None:
     """A sealed run needs sandboxes that work here: one line saying why not, and what to do."""
     problem = None if run.unsealed else sandbox_problem()
     if problem:
@@ -122,7 +122,7 @@ def require_sandbox(run: RunRecord) -> None:
         )
 
 
-def _desired_run(request: SpawnRequest, paths: RunPaths, repo: GitRepo, board: Board) -> RunRecord:
+def _desired_run(request: SpawnRequest, paths: RunPaths, repo: GitRepo, board: Board) -> SwarmRecord:
     """The run as it should be: the board's (every agent running again), or a new one."""
     records = board.records()
     latest = latest_run(records)
@@ -165,7 +165,7 @@ def _desired_run(request: SpawnRequest, paths: RunPaths, repo: GitRepo, board: B
     return _new_run(request, tag, repo.resolve(request.base or "HEAD"), paths)
 
 
-def _new_run(request: SpawnRequest, tag: str, base: str, paths: RunPaths) -> RunRecord:
+def _new_run(request: SpawnRequest, tag: str, base: str, paths: RunPaths) -> SwarmRecord:
     workers: tuple[Worker, ...] = ()
     if request.ray is not None:
         planned = cluster_places(request.ray, request.agents, request.validate_on)
@@ -190,7 +190,7 @@ def _new_run(request: SpawnRequest, tag: str, base: str, paths: RunPaths) -> Run
         for place, kind in zip(planned, kinds, strict=True)
     )
     prepare_sha256, data_sha256 = spawn_pins(paths.repo, base, profile)
-    return RunRecord(
+    return SwarmRecord(
         tag=tag,
         base=base,
         profile=profile,
@@ -213,12 +213,12 @@ def box_agents(places: list[AgentPlace], agents: int | None) -> list[AgentPlace]
     return plan_agents([p.device for p in places], agents, None, queue=box_queue)
 
 
-def _shape(run: RunRecord) -> tuple:
+def _shape(run: SwarmRecord) -> tuple:
     workers = tuple((w.name, w.slot) for w in run.workers)
     return run.profile, run.validate_on, tuple((a.name, a.kind, a.queue) for a in run.agents), workers
 
 
-def _describe(run: RunRecord) -> str:
+def _describe(run: SwarmRecord) -> str:
     kinds = Counter(a.kind for a in run.agents)
     names = ",".join(a.name for a in run.agents)
     return f"{names} ({', '.join(f'{k}:{n}' for k, n in kinds.items())}, profile {run.profile})"
@@ -252,7 +252,7 @@ def _start_coordinator(tmux: RunTmux, paths: RunPaths, tag: str) -> None:
         tmux.respawn(COORDINATOR_WINDOW, argv, paths.repo, log)
 
 
-def _restart_dead_agents(tmux: RunTmux, paths: RunPaths, run: RunRecord) -> None:
+def _restart_dead_agents(tmux: RunTmux, paths: RunPaths, run: SwarmRecord) -> None:
     """A resume brings back every agent whose pane is dead now, a crash loop the coordinator gave up on
     included (it watches the new process anew)."""
     panes = tmux.panes()
@@ -269,7 +269,7 @@ def _restart_dead_agents(tmux: RunTmux, paths: RunPaths, run: RunRecord) -> None
                 )
 
 
-def wait_for_agents(tmux: RunTmux, paths: RunPaths, board: Board, run: RunRecord, timeout_s: float) -> None:
+def wait_for_agents(tmux: RunTmux, paths: RunPaths, board: Board, run: SwarmRecord, timeout_s: float) -> None:
     """Until every agent that should run has a pane whose process the launcher started, alive for
     SETTLE_S: an agent that dies at start is reported with its own last line, never as running."""
     reader = board.reader()

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from swarm.board.fold import BoardState
-from swarm.board.run_record import RunRecord
+from swarm.board.run_record import SwarmRecord
 from swarm.board.scheduling import order
 from swarm.board.slots import is_class_queue, ray_queue
 
@@ -39,7 +39,7 @@ class SlotBusy:
     running: str | None  # id of its running job
 
 
-def queue_views(state: BoardState, run: RunRecord) -> list[QueueView]:
+def queue_views(state: BoardState, run: SwarmRecord) -> list[QueueView]:
     """Every queue of the run that slots serve or jobs wait in."""
     running = state.running_slots()
     classes: dict[str, tuple[str, list[str]]] = {}
@@ -77,7 +77,7 @@ def queue_views(state: BoardState, run: RunRecord) -> list[QueueView]:
     return sorted(views, key=lambda v: (not is_class_queue(v.queue), v.queue))
 
 
-def busy_fractions(state: BoardState, run: RunRecord, now: float | None = None) -> list[SlotBusy]:
+def busy_fractions(state: BoardState, run: SwarmRecord, now: float | None = None) -> list[SlotBusy]:
     """Each slot's share of the time since the run began that it spent running jobs."""
     now = time.time() if now is None else now
     start = run.created_at or now
@@ -105,14 +105,14 @@ def busy_fractions(state: BoardState, run: RunRecord, now: float | None = None) 
     ]
 
 
-def queue_json(state: BoardState, run: RunRecord) -> dict[str, Any]:
+def queue_json(state: BoardState, run: SwarmRecord) -> dict[str, Any]:
     return {
         "queues": [asdict(v) for v in queue_views(state, run)],
         "slots": [asdict(s) for s in busy_fractions(state, run)],
     }
 
 
-def render_queues(state: BoardState, run: RunRecord, busy: bool = True) -> list[str]:
+def render_queues(state: BoardState, run: SwarmRecord, busy: bool = True) -> list[str]:
     """Lines for `swarm queue` and `swarm status`: one per queue, then (`busy`) the slots' busy fractions
     (which read every experiment: the watch, refreshing every second, leaves them out)."""
     lines = []

@@ -41,7 +41,7 @@ from swarm.board.fold import BoardState
 from swarm.board.ledger import USAGE_FIELDS, Usage, usage_record
 from swarm.board.noise import NoiseSettings
 from swarm.board.reruns import schedule_verify
-from swarm.board.run_record import AgentEntry, RunRecord
+from swarm.board.run_record import AgentEntry, SwarmRecord
 from swarm.board.slots import runner_of
 from swarm.board.store import ADOPT, NOTE, Board, new_id, now
 from swarm.config import load_section
@@ -118,7 +118,7 @@ class Handler:
             raise SwarmError(f"request: unknown op {op!r}")
         return getattr(self, f"_{op}")(agent, request)
 
-    def _run(self) -> RunRecord:
+    def _run(self) -> SwarmRecord:
         self.state.refresh()
         if self.state.run is None:
             raise BoardError("no swarm record on the board")

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from swarm.board.experiments import CRASH, DISCARD, INVALID, KEEP, MARGINAL, RUNNING, TIMEOUT, new_experiment
-from swarm.board.run_record import AgentEntry, RunRecord
+from swarm.board.run_record import AgentEntry, SwarmRecord
 from swarm.board.signing import sign_line
 from swarm.board.store import VERIFICATION, Board
 
@@ -100,7 +100,7 @@ def synthetic_run(
     """
     rng = random.Random(seed)
     base = _hex(tag, "base")
-    run = RunRecord(
+    run = SwarmRecord(
         tag=tag, base=base, profile=profile, agents=agent_slots(agents, device, tag=tag), created_at=start
     )
     yield {**run.to_record(), "ts": start}

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from swarm.board.noise import NoiseSettings
-from swarm.board.run_record import AgentEntry, RunRecord, write_run_record
+from swarm.board.run_record import AgentEntry, SwarmRecord, write_run_record
 from swarm.board.signing import create_key
 from swarm.board.store import Board
 from swarm.config import load_section
@@ -163,7 +163,7 @@ class SwarmRun:
     repo: Path
     board: Board
     base: str
-    run: RunRecord
+    run: SwarmRecord
     state_dir: Path  # where stand-in trainers count runs and log events
     runners: list[subprocess.Popen] = field(default_factory=list)
 
@@ -321,7 +321,7 @@ def make_run(
     board = Board(repo / "board").create()
     if signed:  # as `swarm spawn` makes a board: with its key first (swarm.board.signing)
         create_key(board.directory)
-    run = RunRecord(tag=TAG, base=base, profile=profile, agents=tuple(slots), unsealed=unsealed)
+    run = SwarmRecord(tag=TAG, base=base, profile=profile, agents=tuple(slots), unsealed=unsealed)
     write_run_record(board, run)
     state_dir = tmp_path / "standin"
     state_dir.mkdir()
