@@ -198,7 +198,7 @@ class GroupStats:
 
     def top(self, n: int) -> list[ContentStats]:
         """The n contents with the lowest mean val_bpb (cached: a display asks every refresh; a longer cached
-        top answers a shorter one, as a checkpoint saves one for every display: SAVED_TOP)."""
+        top answers a shorter one, as a checkpoint saves one for every display: packing.SAVED_TOP)."""
         if self._top is None or len(self._top) < min(n, len(self.contents)):
             self._top = heapq.nsmallest(n, self.contents.values(), key=lambda c: c.mean)
             self._top_shas = {c.train_sha256 for c in self._top}
