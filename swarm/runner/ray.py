@@ -4,7 +4,7 @@
 
 One process on the head serves every GPU of the cluster: the same runner loop a box slot runs
 (swarm.runner.service.Runner), with this executor behind it. Agents queue jobs for their device class
-(`gpu` = "ray:H100", swarm.board.run_record.ray_queue); whenever a GPU of that class is free, the runner
+(`gpu` = "ray:H100", swarm.board.slots.ray_queue); whenever a GPU of that class is free, the runner
 claims the job the scheduler picks (swarm.board.scheduling), checks, plans and materialises it as for any
 slot (allow-list, seed-only, the pinned prepare.py, raw blobs, budget, timeout, the class's overhead
 allowance), and this executor ships the snapshot's bytes and the plan to that GPU's node as a Ray task
