@@ -35,7 +35,8 @@ sys.path.insert(0, str(REPO))
 
 from swarm.board.experiments import FINAL_STATUSES  # noqa: E402
 from swarm.board.fold import BoardState  # noqa: E402
-from swarm.board.run_record import AgentSlot, Worker, box_pool, write_run_record  # noqa: E402
+from swarm.board.run_record import AgentEntry, Worker, write_run_record  # noqa: E402
+from swarm.board.slots import box_queue  # noqa: E402
 from swarm.runner.inbox import post, wait_answer  # noqa: E402
 from tests.support.swarm_run import git, make_run, stand_in_train  # noqa: E402
 
@@ -50,13 +51,13 @@ def make(tmp: Path, mode: str, agents: int, gpus: int):
         tmp, agents=names, profile="tiny", devices={str(i): DEVICE for i in range(gpus)}, config=SINGLE
     )
     if mode == "scheduler":
-        slots = tuple(replace(a, gpu=box_pool(DEVICE), device=DEVICE) for a in run.run.agents)
+        slots = tuple(replace(a, queue=box_queue(DEVICE), device=DEVICE) for a in run.run.agents)
         workers = tuple(Worker(f"gpu{i}", str(i), DEVICE) for i in range(gpus))
         run.run = replace(run.run, agents=slots, workers=workers)
         write_run_record(run.board, run.run)
         serving = [str(i) for i in range(gpus)]
     else:  # each agent owns its GPU: only those are served
-        serving = [a.gpu for a in run.run.agents]
+        serving = [a.queue for a in run.run.agents]
     os.environ["STANDIN_STATE_DIR"] = str(run.state_dir)
     for agent in run.run.agents:  # as `swarm spawn` makes them for a sealed agent
         (run.board.directory / "inbox" / agent.name).mkdir(parents=True, exist_ok=True)
@@ -72,7 +73,7 @@ def commit(worktree: Path, source: str, message: str) -> str:
     return git(worktree, "rev-parse", "HEAD")
 
 
-def submit(run, agent: AgentSlot, sha: str, text: str) -> dict:
+def submit(run, agent: AgentEntry, sha: str, text: str) -> dict:
     return wait_answer(
         post(run.board.directory, agent.name, {"op": "submit", "commit": sha, "description": text})
     )
@@ -87,7 +88,7 @@ def wait_final(state: BoardState, eid: str) -> dict:
         time.sleep(0.02)
 
 
-def agent_loop(run, agent: AgentSlot, experiments: int, depth: int, train_s: float, submitted: dict) -> None:
+def agent_loop(run, agent: AgentEntry, experiments: int, depth: int, train_s: float, submitted: dict) -> None:
     """Think 0.2 T, then submit enough commits (a wave) to have `depth` in flight; wait for any of them."""
     state = BoardState(run.board)
     worktree = Path(agent.worktree)

@@ -6,7 +6,7 @@ Each trial is a fresh board of one device class with three slots: the three agen
 content, true mean 1.0), then agent 0's change, whose true mean is lower by `effect` x sigma (effect 0: a
 change that does nothing). Every value is the truth plus Gaussian noise of sigma 0.01. The board, the
 runners' claim / record and everything they decide are the real code (swarm.runner.service.Runner,
-swarm.board.fold, swarm.board.noise, swarm.board.verification); only training is replaced by a draw.
+swarm.board.fold, swarm.board.noise, swarm.board.reruns); only training is replaced by a draw.
 The rules run side by side on the same draws:
 - `single` (the rule before issue 14): one run beyond max(2 sigma, floor) is keep; a marginal result is
   rerun once by its agent (as the sweep agent does), and the mean of the two decides;
@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from swarm.board.experiments import KEEP, MARGINAL, new_experiment  # noqa: E402
 from swarm.board.noise import NoiseSettings  # noqa: E402
-from swarm.board.run_record import AgentSlot, RunRecord  # noqa: E402
+from swarm.board.run_record import AgentEntry, SwarmRecord  # noqa: E402
 from swarm.board.store import Board  # noqa: E402
 from swarm.runner.service import Runner  # noqa: E402
 
@@ -58,9 +58,9 @@ class Trial:
     ):
         self.board = Board(directory).create()
         agents = tuple(
-            AgentSlot(f"gpu{s}", "sim", s, DEVICE, str(directory), f"swarm/sim/gpu{s}") for s in SLOTS
+            AgentEntry(f"gpu{s}", "sim", s, DEVICE, str(directory), f"swarm/sim/gpu{s}") for s in SLOTS
         )
-        self.board.append(RunRecord("sim", "0" * 40, PROFILE, agents).to_record())
+        self.board.append(SwarmRecord("sim", "0" * 40, PROFILE, agents).to_record())
         self.runners = {s: Runner(directory, self.board, s, noise=noise, log=lambda *_: None) for s in SLOTS}
         self.truth = truth
         self.rng = rng

@@ -33,7 +33,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from swarm.agents.protocol import agent_context, submit, wait_for  # noqa: E402
-from swarm.board.run_record import ray_pool, write_run_record  # noqa: E402
+from swarm.board.run_record import write_run_record  # noqa: E402
+from swarm.board.slots import ray_queue  # noqa: E402
 from tests.support.swarm_run import commit_train, make_run, stand_in_train, wait_until  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -83,7 +84,7 @@ def on_ray(tmp: Path, n: int) -> tuple[dict[str, list[float]], float]:
     )
     cluster.add_node(num_cpus=1, num_gpus=1, resources={"accelerator_type:Fake": 1})
     cluster.wait_for_nodes()
-    agent = replace(run.run.agents[0], gpu=ray_pool("Fake"), device="Fake")
+    agent = replace(run.run.agents[0], queue=ray_queue("Fake"), device="Fake")
     run.run = replace(run.run, agents=(agent,), cluster=cluster.address)
     write_run_record(run.board, run.run)
     # make_run's swarm.toml (the stand-in prepares no data, so val_bpb is the trainer's: evaluation =

@@ -31,7 +31,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from swarm.agents.protocol import agent_context, head_commit, submit, wait_for  # noqa: E402
-from swarm.board.run_record import Worker, box_pool, write_run_record  # noqa: E402
+from swarm.board.run_record import Worker, write_run_record  # noqa: E402
+from swarm.board.slots import box_queue  # noqa: E402
 from swarm.runner.inbox import inbox_dir, post, wait_answer  # noqa: E402
 from tests.support.swarm_run import commit_train, make_run, stand_in_train, wait_until  # noqa: E402
 
@@ -46,7 +47,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run = make_run(Path(tmp), agents=("gpu0",), profile="tiny", signed=True, unsealed=args.unsealed)
         if args.shared:
-            agent = replace(run.run.agents[0], gpu=box_pool("Test GPU"))
+            agent = replace(run.run.agents[0], queue=box_queue("Test GPU"))
             workers = (Worker("gpu0", "0", "Test GPU"),)
             run.run = replace(run.run, agents=(agent,), workers=workers)
             write_run_record(run.board, run.run)

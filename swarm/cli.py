@@ -214,7 +214,7 @@ def _add_swarm_commands(sub) -> None:
     spawn.add_argument(
         "--validate-on",
         metavar="CLASS",
-        help="with --ray: this device class (e.g. H200) confirms each other class's new best",
+        help="with --ray: this device class (e.g. H200) validates each other class's new best",
     )
     spawn.add_argument(
         "--kind",
@@ -225,7 +225,8 @@ def _add_swarm_commands(sub) -> None:
     # The old spelling, next to --agents (a count) too easily misread; kept so existing scripts still run.
     spawn.add_argument("--agent", dest="kind", help=argparse.SUPPRESS)
     spawn.add_argument(
-        "--tag", help="run name: branches swarm/<tag>/<agent>/work (default: the board's run, or today)"
+        "--tag",
+        help="the swarm's name: branches swarm/<tag>/<agent>/work (default: the board's swarm, or today)",
     )
     spawn.add_argument(
         "--base", metavar="REF", help="commit the agents start from (default: HEAD, which must be clean)"
@@ -243,9 +244,12 @@ def _add_swarm_commands(sub) -> None:
     )
 
     resume = _command(
-        sub, "resume", "swarm.orchestration.spawn:cmd_resume", "bring a stopped or broken run back, as it was"
+        sub,
+        "resume",
+        "swarm.orchestration.spawn:cmd_resume",
+        "bring a stopped or broken swarm back, as it was",
     )
-    resume.add_argument("--tag", help="the run (default: the board's latest)")
+    resume.add_argument("--tag", help="the swarm (default: the board's latest)")
     resume.add_argument(
         "--no-wait", action="store_true", help="return without waiting for the agents to start"
     )
@@ -261,31 +265,31 @@ def _add_swarm_commands(sub) -> None:
         "swarm.orchestration.status:cmd_status",
         "per agent: kind, GPU, state, current experiment, best",
     )
-    status.add_argument("--tag", help="the run (default: the board's latest)")
+    status.add_argument("--tag", help="the swarm (default: the board's latest)")
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
     stop = _command(
         sub,
         "stop",
         "swarm.orchestration.stop:cmd_stop",
-        "end a run's processes (or one agent's); keeps worktrees and branches",
+        "end a swarm's processes (or one agent's); keeps worktrees and branches",
     )
     stop.add_argument("agent", nargs="?", help="stop only this agent (the coordinator leaves it down)")
-    stop.add_argument("--tag", help="the run (default: the board's latest)")
+    stop.add_argument("--tag", help="the swarm (default: the board's latest)")
 
     attach = _command(
         sub, "attach", "swarm.orchestration.stop:cmd_attach", "show an agent's tmux window (detach: Ctrl-b d)"
     )
     attach.add_argument("agent", help="an agent (gpu3), its runner (runner-gpu3) or coordinator")
-    attach.add_argument("--tag", help="the run (default: the board's latest)")
+    attach.add_argument("--tag", help="the swarm (default: the board's latest)")
 
     clean = _command(
         sub,
         "clean",
         "swarm.orchestration.clean:cmd_clean",
-        "remove a stopped run's worktrees that hold no unique commit",
+        "remove a stopped swarm's worktrees that hold no unique commit",
     )
-    clean.add_argument("--tag", help="the run (default: the board's latest)")
+    clean.add_argument("--tag", help="the swarm (default: the board's latest)")
 
     demo = _command(
         sub,
@@ -308,7 +312,7 @@ def _add_swarm_commands(sub) -> None:
         sub,
         "coordinator",
         "swarm.orchestration.coordinator:cmd_coordinator",
-        "supervise a run's windows (swarm spawn starts it in tmux)",
+        "supervise a swarm's windows (swarm spawn starts it in tmux)",
     )
     coordinator.add_argument("--tag", required=True)
 
@@ -316,7 +320,7 @@ def _add_swarm_commands(sub) -> None:
         sub,
         "launch",
         "swarm.orchestration.launch:cmd_launch",
-        "become the program of a run's window (the coordinator starts it)",
+        "become the program of a swarm's window (the coordinator starts it)",
     )
     launch.add_argument("window", help="an agent name or runner-<agent>")
     launch.add_argument("--tag", required=True)
@@ -353,7 +357,7 @@ def _add_watch_commands(sub) -> None:
         sub,
         "plot",
         "swarm.results.plot:cmd_plot",
-        "draw the run's progress (every experiment, the running best) as a PNG",
+        "draw the swarm's progress (every experiment, the running best) as a PNG",
     )
     plot.add_argument("file", nargs="?", default="progress.png", help="output PNG (default progress.png)")
 
@@ -361,7 +365,7 @@ def _add_watch_commands(sub) -> None:
         sub,
         "report",
         "swarm.results.report:cmd_report",
-        "write the run's story as Markdown: headline, progress plot, the best's lineage, what did not work, "
+        "write the swarm's story as Markdown: headline, progress plot, the best's lineage, what did not work, "
         "agents, cost, how to pick the best",
     )
     report.add_argument(
@@ -398,7 +402,7 @@ def _add_agent_commands(sub) -> None:
         type=int,
         help="experiments kept in flight (default: a wave filling its share of the class's slots, at least 2)",
     )
-    # `swarm agent optuna`: Bayesian optimisation of the same block, one study shared by a run's optuna agents.
+    # `swarm agent optuna`: Bayesian optimisation of the same block, one study shared by a swarm's optuna agents.
     bayes = _command(
         kinds,
         "optuna",

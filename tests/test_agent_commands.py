@@ -28,7 +28,7 @@ def test_errors_are_one_line(make_swarm_run, cli, tmp_path, monkeypatch):
     git(run.repo, "worktree", "add", "-q", "-b", "swarm/other/cpu0", str(tmp_path / "stray"), run.base)
     monkeypatch.chdir(tmp_path / "stray")
     code, _, err = cli("submit", "-m", "x")
-    assert code == 1 and "not in a worktree of this run" in err
+    assert code == 1 and "not in a worktree of this swarm" in err
     # no board at all: a repository that was never spawned
     monkeypatch.delenv("SWARM_BOARD", raising=False)
     bare = tmp_path / "bare"

@@ -47,7 +47,7 @@ def _agent(server, worktree, board, provider="anthropic", openai_api=None, strea
         base_url=base_url,
         openai_api=config.openai_api,
     )
-    identity = Identity(agent="cpu0", worktree=worktree, tag="t1", gpu="cpu0")
+    identity = Identity(agent="cpu0", worktree=worktree, tag="t1", queue="cpu0")
     out = io.StringIO()
     return ApiAgent(config, identity, client, Toolbox(worktree, logs=board.logs), board, out=out), out
 

@@ -56,7 +56,7 @@ def test_a_local_runner_serves_a_job_without_importing_ray(make_swarm_run, cli):
 
 def test_agents_are_planned_per_device_class():
     slots = plan_agents(["H100", "H100", "H100", "H200", "H200"], None, "H200")
-    assert [(s.agent, s.gpu, s.device) for s in slots] == [
+    assert [(s.agent, s.queue, s.device) for s in slots] == [
         ("h100-0", "ray:H100", "H100"),
         ("h100-1", "ray:H100", "H100"),
         ("h100-2", "ray:H100", "H100"),
@@ -65,7 +65,7 @@ def test_agents_are_planned_per_device_class():
     assert [s.agent for s in mixed] == ["a100-0", "h100-0", "a100-1"]  # the classes take turns
     # more agents than GPUs: each class's GPUs are shared by its agents (any number, as on one box)
     many = plan_agents(["H100"] * 8, 16, None)
-    assert len(many) == 16 and {s.gpu for s in many} == {"ray:H100"} and many[-1].agent == "h100-15"
+    assert len(many) == 16 and {s.queue for s in many} == {"ray:H100"} and many[-1].agent == "h100-15"
     for classes, agents, validate_on, message in [
         ([], None, None, "no GPUs"),
         (["H100"], None, "H200", "no H200 GPUs"),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from swarm.board.run_record import AgentSlot, RunRecord, write_run_record
+from swarm.board.run_record import AgentEntry, SwarmRecord, write_run_record
 from swarm.board.store import Board
 from tests.support.gitrepo import make_repo
 
@@ -45,8 +45,8 @@ def repo(tmp_path):
 
 def with_run(repo: Path) -> Board:
     board = Board(repo / "board").create()
-    slot = AgentSlot("cpu0", "sweep", "cpu0", "cpu", str(repo / "worktrees" / "cpu0"), "swarm/t/cpu0")
-    write_run_record(board, RunRecord("t", "0" * 40, "tiny", (slot,)))
+    slot = AgentEntry("cpu0", "sweep", "cpu0", "cpu", str(repo / "worktrees" / "cpu0"), "swarm/t/cpu0")
+    write_run_record(board, SwarmRecord("t", "0" * 40, "tiny", (slot,)))
     return board
 
 
@@ -71,9 +71,9 @@ def test_bad_output_paths_and_arguments(repo, args, message):
 def test_commands_that_need_a_run_say_so_without_writing(repo):
     board = Board(repo / "board").create()  # a board, no run on it
     before = tree(repo)
-    one_line_error(swarm(repo, "report"), "no run on the board")
-    one_line_error(swarm(repo, "note", "lr", "matters"), "no run on the board")
-    one_line_error(swarm(repo, "resume"), "no run to resume on the board")
+    one_line_error(swarm(repo, "report"), "no swarm on the board")
+    one_line_error(swarm(repo, "note", "lr", "matters"), "no swarm on the board")
+    one_line_error(swarm(repo, "resume"), "no swarm to resume on the board")
     assert tree(repo) == before and board.path.read_bytes() == b""
 
 

@@ -28,7 +28,7 @@ def calibrated_run(make_swarm_run, cli, agents=("gpu0", "gpu1", "gpu2"), config=
             code, out, err = cli("submit", "-m", "baseline")
         assert code == 0, err
     for agent in agents:
-        run_queued(run, run.run.agent(agent).gpu)
+        run_queued(run, run.run.agent(agent).queue)
     return run
 
 

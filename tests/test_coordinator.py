@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from swarm.board.run_record import AgentSlot, RunRecord, set_stopped, write_run_record
+from swarm.board.run_record import AgentEntry, SwarmRecord, set_stopped, write_run_record
 from swarm.board.store import Board
 from swarm.orchestration.coordinator import Coordinator, CoordinatorSettings
 from swarm.orchestration.tmux import Pane
@@ -49,9 +49,10 @@ def make(tmp_path, agents=("gpu0", "gpu1")):
     paths = RunPaths(repo=tmp_path, board=tmp_path / "board", worktrees=tmp_path / "worktrees")
     board = Board(paths.board).create()
     slots = tuple(
-        AgentSlot(a, "claude", a[3:], "H100", str(tmp_path / "worktrees" / a), f"swarm/t/{a}") for a in agents
+        AgentEntry(a, "claude", a[3:], "H100", str(tmp_path / "worktrees" / a), f"swarm/t/{a}")
+        for a in agents
     )
-    write_run_record(board, RunRecord("t", "0" * 40, "h100", slots))
+    write_run_record(board, SwarmRecord("t", "0" * 40, "h100", slots))
     tmux = RecordingTmux()
     clock = [1000.0]
     settings = CoordinatorSettings(tick_s=1.0, healthy_s=60.0, max_backoff_s=8.0)
@@ -152,10 +153,10 @@ def test_a_restarted_llm_agent_gets_its_last_results_and_the_global_best(tmp_pat
     paths = RunPaths.for_repo(repo)
     board = Board(paths.board).create()
     slots = tuple(
-        AgentSlot(a, "claude", a[3:], "H100", str(repo), f"swarm/t/{a}", stopped=False)
+        AgentEntry(a, "claude", a[3:], "H100", str(repo), f"swarm/t/{a}", stopped=False)
         for a in ("gpu0", "gpu1")
     )
-    run = RunRecord("t", "0" * 40, "h100", slots, unsealed=True)  # the command line itself, not its sandbox
+    run = SwarmRecord("t", "0" * 40, "h100", slots, unsealed=True)  # the command line itself, not its sandbox
     write_run_record(board, run)
     for agent, value, text in (
         ("gpu0", 1.0, "baseline"),

@@ -32,14 +32,14 @@ def test_fake_gpus_replace_detection(monkeypatch):
 
 def test_slots_from_a_count_a_list_or_cpu_workers():
     gpus = parse_nvidia_smi(NVIDIA_SMI)
-    assert [(s.agent, s.gpu, s.device) for s in select_slots("2", None, gpus)] == [
+    assert [(s.agent, s.queue, s.device) for s in select_slots("2", None, gpus)] == [
         ("gpu0", "0", "NVIDIA H100 80GB HBM3"),
         ("gpu1", "1", "NVIDIA H100 80GB HBM3"),
     ]
     assert [s.agent for s in select_slots("2,0", None, gpus)] == ["gpu2", "gpu0"]
     assert [s.agent for s in select_slots("1,", None, gpus)] == ["gpu1"]
     assert [s.agent for s in select_slots(None, None, gpus)] == ["gpu0", "gpu1", "gpu2"]
-    assert [(s.agent, s.gpu, s.device) for s in select_slots(None, 2, [])] == [
+    assert [(s.agent, s.queue, s.device) for s in select_slots(None, 2, [])] == [
         ("cpu0", "cpu0", "cpu"),
         ("cpu1", "cpu1", "cpu"),
     ]

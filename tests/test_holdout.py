@@ -291,7 +291,7 @@ def test_no_holdout_value_reaches_anything_an_agent_can_read(planted_run):
     slot = run.run.agent("cpu0")
     command = AgentCommand("custom", ("{python}", "-c", script))
     env = {**os.environ, **run.agent_environ("cpu0")}
-    argv = command.argv(prompt="", agent="cpu0", gpu=slot.gpu, worktree=run.worktree("cpu0"))
+    argv = command.argv(prompt="", agent="cpu0", gpu=slot.queue, worktree=run.worktree("cpu0"))
     argv, env = seal_agent(run.run, slot, RunPaths.for_repo(run.repo), command, argv, env)
     assert argv[0] == "bwrap"
     done = subprocess.run(

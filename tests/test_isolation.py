@@ -42,7 +42,7 @@ def in_sandbox(run, agent: str, script: str, timeout: float = 180) -> str:
     """Run a Python program as `agent`, sealed as the launcher seals a custom agent; its output."""
     slot = run.run.agent(agent)
     command = AgentCommand("custom", ("{python}", "-c", script))
-    argv = command.argv(prompt="", agent=agent, gpu=slot.gpu, worktree=run.worktree(agent))
+    argv = command.argv(prompt="", agent=agent, gpu=slot.queue, worktree=run.worktree(agent))
     env = {**os.environ, **run.agent_environ(agent)}
     argv, env = seal_agent(run.run, slot, RunPaths.for_repo(run.repo), command, argv, env)
     done = subprocess.run(
@@ -326,7 +326,7 @@ def test_an_agent_sandbox_starts_a_new_session_without_a_terminal(make_swarm_run
         """
     )
     command = AgentCommand("custom", ("{python}", "-c", script))
-    argv = command.argv(prompt="", agent="cpu0", gpu=slot.gpu, worktree=run.worktree("cpu0"))
+    argv = command.argv(prompt="", agent="cpu0", gpu=slot.queue, worktree=run.worktree("cpu0"))
     argv, env = seal_agent(
         run.run, slot, RunPaths.for_repo(run.repo), command, argv, {**os.environ, **run.agent_environ("cpu0")}
     )

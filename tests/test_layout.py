@@ -179,13 +179,6 @@ def test_each_package_docstring_is_the_map_of_its_modules():
         )
 
 
-# Pages the docs and words branches of issue 22 write; until they land here a link to one may dangle.
-# And the two modules the board branch splits, with their docstrings rewritten there.
-PAGES_TO_COME = {
-    f"docs/{name}.md"
-    for name in ("agents", "cluster", "configuration", "glossary", "noise", "performance", "report", "trust")
-}
-REWRITTEN_ELSEWHERE: set[str] = set()
 TOP_DIRECTORIES = ("swarm", "tests", "bench", "scripts", "docs", "deploy")
 REFERENCES = re.compile(
     r"(?<![\w/.-])("
@@ -218,16 +211,13 @@ def test_docstrings_and_comments_name_only_files_that_exist():
     dangling = []
     for top in ("swarm", "tests", "bench", "scripts"):
         for path in sorted((REPO_ROOT / top).rglob("*.py")):
-            if path.relative_to(REPO_ROOT).as_posix() in REWRITTEN_ELSEWHERE:
-                continue
             for line, text in _prose(path):
                 for reference in REFERENCES.findall(text):
                     base = path.parent if reference.startswith("..") else REPO_ROOT
                     target = (base / reference).resolve()
                     if target.exists() and target.is_relative_to(REPO_ROOT):
                         continue
-                    if reference not in PAGES_TO_COME:
-                        dangling.append(f"{path.relative_to(REPO_ROOT)}:{line}: {reference}")
+                    dangling.append(f"{path.relative_to(REPO_ROOT)}:{line}: {reference}")
     assert not dangling, "\n".join(dangling)
 
 

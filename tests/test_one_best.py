@@ -59,7 +59,7 @@ def truth(tmp_path, monkeypatch):
     first = "baseline: the agent's first result on this device class and profile"  # as the runner says
     b0 = add("base0", "gpu0", base, 1.000, "keep", "sha-base", description="baseline", reason=first)
     add("base1", "gpu1", base, 1.004, "keep", "sha-base", description="baseline", reason=first)
-    # reruns carry the original's agent (swarm.board.verification), on another slot
+    # reruns carry the original's agent (swarm.board.reruns), on another slot
     add("calib", "gpu0", base, 1.002, "keep", "sha-base", description="baseline", verify_of=b0["id"],
         requested_by="calibration", reference=b0["id"], gpu="1")  # fmt: skip
     lr_commit = change("lr", {"MATRIX_LR = 0.04": "MATRIX_LR = 0.03"})

@@ -17,7 +17,7 @@ def run_one(run, source, path="train.py", settings=FAST, agent="cpu0"):
         git(run.worktree(agent), "commit", "-q", "-m", "as is")
     else:
         commit_train(run.worktree(agent), source, f"try {path}", path=path)
-    runner = Runner(run.repo, run.board, run.run.agent(agent).gpu, settings, log=lambda line: None)
+    runner = Runner(run.repo, run.board, run.run.agent(agent).queue, settings, log=lambda line: None)
     with run.agent_env(agent):  # SWARM_* set around the runner too: it must not hand them to the trainer
         job = submit(agent_context(), "stand-in", rerun=True)
         record = runner.step()

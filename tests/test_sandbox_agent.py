@@ -98,7 +98,7 @@ def test_a_sandboxed_agent_can_work_but_not_reach_others(make_swarm_run):
         "custom", ("{python}", "-c", hostile_agent(run, trainer, pgid)), secrets=("MY_TOKEN",)
     )
     env = {**os.environ, **run.agent_environ("cpu0"), "OPENAI_API_KEY": "sk-other", "MY_TOKEN": "mine"}
-    argv = command.argv(prompt="", agent="cpu0", gpu=slot.gpu, worktree=run.worktree("cpu0"))
+    argv = command.argv(prompt="", agent="cpu0", gpu=slot.queue, worktree=run.worktree("cpu0"))
     argv, env = seal_agent(run.run, slot, RunPaths.for_repo(run.repo), command, argv, env)
     assert argv[0] == "bwrap"
     done = subprocess.run(

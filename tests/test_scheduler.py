@@ -9,8 +9,9 @@ from dataclasses import replace
 from swarm.agents.protocol import agent_context, submit
 from swarm.board.charges import payer
 from swarm.board.experiments import new_experiment
-from swarm.board.run_record import Worker, box_pool, write_run_record
+from swarm.board.run_record import Worker, write_run_record
 from swarm.board.scheduling import pick
+from swarm.board.slots import box_queue
 from swarm.runner.service import Runner
 from swarm.target.summary import is_finite
 from tests.support.swarm_run import STAND_IN_RUNNER, commit_train, latest, stand_in_train, wait_until
@@ -72,7 +73,7 @@ def test_an_agents_rerun_pinned_to_a_slot_waits_for_its_payers_turn():
 def share_slots(run, slots: tuple[str, ...]):
     """Rewrite a test run as `swarm spawn` writes one now: its agents queue for the class, these slots
     serve it."""
-    agents = tuple(replace(a, gpu=box_pool("cpu"), device="cpu") for a in run.run.agents)
+    agents = tuple(replace(a, queue=box_queue("cpu"), device="cpu") for a in run.run.agents)
     run.run = replace(run.run, agents=agents, workers=tuple(Worker(s, s, "cpu") for s in slots))
     write_run_record(run.board, run.run)
     return run
@@ -193,7 +194,7 @@ def test_spawn_plans_any_number_of_agents_on_any_number_of_gpus(make_swarm_run, 
     for agents, names in ((2, ["nvidia-h100-80gb-hbm3-0", "nvidia-h100-80gb-hbm3-1"]), (1, None), (16, None)):
         planned = _new_run(SpawnRequest(gpus="8", agents=agents), "t", run.base, paths)
         assert len(planned.agents) == agents and len(planned.workers) == 8
-        assert {a.gpu for a in planned.agents} == {"box:NVIDIA H100 80GB HBM3"}
+        assert {a.queue for a in planned.agents} == {"box:NVIDIA H100 80GB HBM3"}
         if names:
             assert [a.name for a in planned.agents] == names
         windows = [w.name for w in window_plans(planned, paths)]

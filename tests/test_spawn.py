@@ -55,7 +55,7 @@ def running_agents(repo: Path, tag: str, agents: list[str]) -> dict[str, int]:
     return {a: panes[a].pid for a in agents if a in panes and not panes[a].dead}
 
 
-POOL = "box:NVIDIA H100 80GB HBM3"
+CLASS_QUEUE = "box:NVIDIA H100 80GB HBM3"
 
 
 def test_spawn_four_agents_in_worktrees_with_their_gpu_identity_and_secret(
@@ -73,7 +73,7 @@ def test_spawn_four_agents_in_worktrees_with_their_gpu_identity_and_secret(
         assert f"worktree {repo / 'worktrees' / agent}\n" in worktrees + "\n"
         assert f"branch refs/heads/{agent_branch('t4', agent)}" in worktrees
         # agents own no GPU: each queues for the class, which every GPU's runner serves
-        assert run.agents[i].gpu == POOL and run.agents[i].device == "NVIDIA H100 80GB HBM3"
+        assert run.agents[i].queue == CLASS_QUEUE and run.agents[i].device == "NVIDIA H100 80GB HBM3"
     assert [(w.name, w.slot) for w in run.workers] == [(f"gpu{i}", str(i)) for i in range(4)]
     assert window_names(repo, "t4") == sorted(["coordinator", *agents, *(f"runner-{a}" for a in agents)])
 
@@ -83,7 +83,7 @@ def test_spawn_four_agents_in_worktrees_with_their_gpu_identity_and_secret(
         assert report["cwd"] == str(repo / "worktrees" / agent)
         assert report["env"]["CUDA_VISIBLE_DEVICES"] == ""  # trainers get the GPU of the slot that runs them
         assert report["env"]["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
-        assert report["env"]["SWARM_AGENT"] == agent and report["env"]["SWARM_GPU"] == POOL
+        assert report["env"]["SWARM_AGENT"] == agent and report["env"]["SWARM_GPU"] == CLASS_QUEUE
         assert report["env"]["SWARM_TAG"] == "t4" and report["env"]["SWARM_BOARD"] == str(repo / "board")
         assert report["profile_set"] is False
         assert report["secret_sha256"] == __import__("hashlib").sha256(secret.encode()).hexdigest()
@@ -99,7 +99,7 @@ def test_spawn_four_agents_in_worktrees_with_their_gpu_identity_and_secret(
     )
     assert status.coordinator == "running" and status.profile == "h100"
     assert [(a.name, a.kind, a.gpu, a.state, a.experiments, a.best) for a in status.agents] == [
-        (agent, "standin", POOL, "thinking", 0, None) for agent in agents
+        (agent, "standin", CLASS_QUEUE, "thinking", 0, None) for agent in agents
     ]
 
     # The secret reached every agent through the environment only: no file and no command line has it.
@@ -123,7 +123,7 @@ def test_spawn_four_agents_in_worktrees_with_their_gpu_identity_and_secret(
     assert record["agents"][2] == {
         "name": "gpu2",
         "kind": "standin",
-        "gpu": POOL,
+        "gpu": CLASS_QUEUE,
         "device": "NVIDIA H100 80GB HBM3",
         "worktree": str(repo / "worktrees" / "gpu2"),
         "branch": agent_branch("t4", "gpu2"),

@@ -5,7 +5,7 @@ import pytest
 from swarm.board.experiments import evolve, new_experiment
 from swarm.board.fold import BoardState
 from swarm.board.noise import NoiseSettings
-from swarm.board.run_record import AgentSlot, RunRecord, write_run_record
+from swarm.board.run_record import AgentEntry, SwarmRecord, write_run_record
 from swarm.board.store import ADOPT, NOTE, USAGE, VERIFICATION, Board
 from swarm.errors import BoardError
 
@@ -180,16 +180,16 @@ def test_agent_summary_and_prefix_lookup(board):
 
 
 def test_run_record_round_trip(board):
-    run = RunRecord(
+    run = SwarmRecord(
         tag="t",
         base="f" * 40,
         profile="tiny",
-        agents=(AgentSlot("cpu0", "sweep", "cpu0", "cpu", "/w/cpu0", "swarm/t/cpu0"),),
+        agents=(AgentEntry("cpu0", "sweep", "cpu0", "cpu", "/w/cpu0", "swarm/t/cpu0"),),
     )
     write_run_record(board, run)
     state = BoardState(board)
     state.refresh()
-    assert state.run == RunRecord.from_record(run.to_record())
+    assert state.run == SwarmRecord.from_record(run.to_record())
     assert state.run.device_for_slot("cpu0") == "cpu" and state.run.device_for_slot("3") == "gpu3"
 
 
@@ -209,12 +209,14 @@ def test_observers_see_every_folded_record_whoever_refreshes(board):
 def test_run_is_parsed_once_per_run_record(board):
     state = BoardState(board)
     assert state.run is None
-    slot = AgentSlot("gpu0", "claude", "0", H100[0], "/w/gpu0", "swarm/t/gpu0")
-    write_run_record(board, RunRecord(tag="t", base="b" * 40, profile="h100", agents=(slot,)))
+    slot = AgentEntry("gpu0", "claude", "0", H100[0], "/w/gpu0", "swarm/t/gpu0")
+    write_run_record(board, SwarmRecord(tag="t", base="b" * 40, profile="h100", agents=(slot,)))
     state.refresh()
     first = state.run
     assert first.tag == "t" and state.run is first  # the same object while the record is the same
-    write_run_record(board, RunRecord(tag="t", base="b" * 40, profile="h100", agents=(slot,), created_at=1.0))
+    write_run_record(
+        board, SwarmRecord(tag="t", base="b" * 40, profile="h100", agents=(slot,), created_at=1.0)
+    )
     state.refresh()
     assert state.run is not first and state.run.created_at == 1.0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from swarm.board.run_record import AgentSlot
+from swarm.board.run_record import AgentEntry
 from swarm.orchestration.agent_state import CRASHED, DEAD, STOPPED, Liveness, process_state
 from swarm.orchestration.tmux import Pane
 from swarm.tui.agents_table import AgentsTable
@@ -43,7 +43,7 @@ def test_rows_update_as_records_are_appended(tmp_path):
             await refreshed(pilot, app)
             table = app.query_one(AgentsTable)
             assert table.row_count == 2
-            assert state_of(app, "gpu0") == "queued 1" and state_of(app, "gpu1") == "thinking"
+            assert state_of(app, "gpu0") == "waiting 1" and state_of(app, "gpu1") == "thinking"
 
             running = board.append(start(queued, at=T0 + 3600 - 187))
             await wait_for(pilot, lambda: state_of(app, "gpu0").startswith("training 3:07"), "gpu0 training")
@@ -56,7 +56,7 @@ def test_rows_update_as_records_are_appended(tmp_path):
             leaderboard = app.query_one(Leaderboard)
             assert leaderboard.row_count == 1 and leaderboard.records[0]["id"] == queued["id"]
             header = str(app.query_one(RunHeader).render())
-            assert "run t1" in header and "experiments 1 (1/h)" in header and "best 0.991234" in header
+            assert "swarm t1" in header and "experiments 1 (1/h)" in header and "best 0.991234" in header
 
             crashed = board.append(experiment("gpu1", status="crash", at=T0 + 3500))
             await wait_for(
@@ -219,8 +219,8 @@ def test_process_states_come_from_tmux_panes():
     def pane(name, dead=False, status=None):
         return Pane("@1", name, "%1", 10, dead, status)
 
-    slot = AgentSlot("gpu0", "claude", "0", H100, "/w", "b")
-    stopped = AgentSlot("gpu0", "claude", "0", H100, "/w", "b", stopped=True)
+    slot = AgentEntry("gpu0", "claude", "0", H100, "/w", "b")
+    stopped = AgentEntry("gpu0", "claude", "0", H100, "/w", "b", stopped=True)
     state = process_state
     assert state(slot, None) == (None, None)  # no tmux to ask: the board decides
     assert state(slot, Liveness(True, {"gpu0": pane("gpu0")})) == (None, None)  # alive: the board decides
@@ -270,8 +270,8 @@ def test_verify_asks_first_then_queues_a_rerun_on_another_gpu(tmp_path):
             assert rerun["commit"] == record["commit"] and rerun["requested_by"] == "watch"
             await wait_for(
                 pilot,
-                lambda: str(app.query_one(AgentsTable).get_cell("gpu1", "state")) == "queued 1",
-                "gpu1 queued",
+                lambda: str(app.query_one(AgentsTable).get_cell("gpu1", "state")) == "waiting 1",
+                "gpu1 waiting",
             )
 
     run(scenario)

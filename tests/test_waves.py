@@ -7,7 +7,8 @@ import json
 import textwrap
 from dataclasses import replace
 
-from swarm.board.run_record import Worker, box_pool, write_run_record
+from swarm.board.run_record import Worker, write_run_record
+from swarm.board.slots import box_queue
 from swarm.runner.service import Runner
 from tests.support.swarm_run import STAND_IN_RUNNER, commit_train, git, latest, stand_in_train
 
@@ -27,7 +28,7 @@ def knob_train(lr: float = 0.04, depth: int = 4) -> str:
 
 
 def shared(run, slots):
-    agents = tuple(replace(a, gpu=box_pool("cpu"), device="cpu") for a in run.run.agents)
+    agents = tuple(replace(a, queue=box_queue("cpu"), device="cpu") for a in run.run.agents)
     run.run = replace(run.run, agents=agents, workers=tuple(Worker(s, s, "cpu") for s in slots))
     write_run_record(run.board, run.run)
     return run
@@ -103,21 +104,25 @@ def test_the_sweep_agent_sizes_its_wave_to_its_share_of_the_slots():
 
 def test_watch_shows_shared_slots_their_queue_and_each_agents_own_jobs(tmp_path):
     from swarm.board.experiments import evolve, new_experiment
-    from swarm.board.run_record import AgentSlot, RunRecord
+    from swarm.board.run_record import AgentEntry, SwarmRecord
     from swarm.board.store import Board
     from swarm.tui.header import header_text
     from swarm.tui.model import WatchModel
 
     board = Board(tmp_path / "board").create()
-    pool = box_pool("H100")
-    agents = tuple(AgentSlot(n, "test", pool, "H100", f"/r/{n}", f"swarm/t/{n}") for n in ("a", "b"))
+    class_queue = box_queue("H100")
+    agents = tuple(AgentEntry(n, "test", class_queue, "H100", f"/r/{n}", f"swarm/t/{n}") for n in ("a", "b"))
     workers = tuple(Worker(f"gpu{i}", str(i), "H100") for i in range(4))
-    write_run_record(board, RunRecord(tag="t", base="0" * 40, profile="h100", agents=agents, workers=workers))
+    write_run_record(
+        board, SwarmRecord(tag="t", base="0" * 40, profile="h100", agents=agents, workers=workers)
+    )
     jobs = [
-        board.append(new_experiment(agent=a, gpu=pool, device="H100", profile="h100", submitted_at=float(k)))
+        board.append(
+            new_experiment(agent=a, gpu=class_queue, device="H100", profile="h100", submitted_at=float(k))
+        )
         for k, a in enumerate("aaab")
     ]
-    board.append(evolve(jobs[0], status="running", gpu="2", queue=pool, started_at=10.0))
+    board.append(evolve(jobs[0], status="running", gpu="2", queue=class_queue, started_at=10.0))
     snapshot = WatchModel(board.directory, None, clock=lambda: 20.0).refresh()
     rows = {row.name: row for row in snapshot.agents}
     assert rows["a"].queued == 2 and rows["b"].queued == 1 and rows["a"].elapsed == 10.0

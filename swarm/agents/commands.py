@@ -16,9 +16,10 @@ from swarm.agents.protocol import AgentContext, agent_context, deliver, submit, 
 from swarm.agents.waves import grid_commits, parse_grid, resolve_commits, submit_commits
 from swarm.board.experiments import FINAL_STATUSES, PROMISING, group_of
 from swarm.board.opening import open_board
-from swarm.board.run_record import CLUSTER_RUNNER_SLOT, latest_run
+from swarm.board.reruns import schedule_verify
+from swarm.board.run_record import latest_run
+from swarm.board.slots import CLUSTER_RUNNER
 from swarm.board.store import NOTE, Board, new_id
-from swarm.board.verification import schedule_verify
 from swarm.errors import SwarmError
 from swarm.repo.paths import caller_identity, run_paths
 from swarm.results.display import (
@@ -32,11 +33,11 @@ from swarm.runner.service import runner_flags, runner_pid
 
 
 def _warn_without_runner(ctx: AgentContext) -> None:
-    runners = ctx.run.runners_of(ctx.slot)
+    runners = ctx.run.runners_of(ctx.queue)
     if all(runner_pid(ctx.board.directory, r) is None for r in runners):
-        kinds = ["--ray ADDRESS" if r == CLUSTER_RUNNER_SLOT else " ".join(runner_flags(r)) for r in runners]
+        kinds = ["--ray ADDRESS" if r == CLUSTER_RUNNER else " ".join(runner_flags(r)) for r in runners]
         print(
-            f"swarm: note: no runner serves {ctx.slot} yet; the job waits for `swarm runner {kinds[0] if kinds else '--gpu K'}`",
+            f"swarm: note: no runner serves {ctx.queue} yet; the job waits for `swarm runner {kinds[0] if kinds else '--gpu K'}`",
             file=sys.stderr,
         )
 
@@ -115,7 +116,7 @@ def cmd_run(args) -> int:
     if record["status"] not in FINAL_STATUSES:
         _warn_without_runner(ctx)
         if not args.json:
-            print(f"submitted {record['id']}; waiting for runner {ctx.slot}", file=sys.stderr, flush=True)
+            print(f"submitted {record['id']}; waiting for runner {ctx.queue}", file=sys.stderr, flush=True)
         record = wait_for(ctx.state, record["id"], timeout_s=args.timeout)
     _show_result(record, ctx.board.directory, args.json)
     return 0
@@ -195,7 +196,7 @@ def cmd_note(args) -> int:
     if ctx is None:
         board = Board(run_paths().board).require()
         if latest_run(board.records()) is None:  # a note is about a run: none yet, nobody would read it
-            raise SwarmError(f"no run on the board {board.directory} yet: start one with `swarm spawn`")
+            raise SwarmError(f"no swarm on the board {board.directory} yet: start one with `swarm spawn`")
         record = board.append({"type": NOTE, "id": new_id(), "agent": "human", "text": text})
     else:
         record = deliver(ctx, {"op": "note", "text": text})

@@ -9,21 +9,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from swarm.board.run_record import AgentSlot, RunRecord, is_cpu_slot, is_pool
+from swarm.board.run_record import AgentEntry, SwarmRecord
+from swarm.board.slots import is_class_queue, is_cpu_slot
 from swarm.results.display import mean_text
 
 DESCRIPTION_CHARS = 100
 LAST_RESULTS = 8
 
 
-def where_it_trains(run: RunRecord, entry: AgentSlot) -> str:
+def where_it_trains(run: SwarmRecord, entry: AgentEntry) -> str:
     """Where an agent's commits train, said so that it can plan: its own slot (a run from before), or its
     device class's slots, shared by the class's agents (how many of each), with where to see the queue."""
-    if not is_pool(entry.gpu):
-        device = "a CPU worker" if is_cpu_slot(entry.gpu) else f"GPU {entry.gpu} ({entry.device})"
+    if not is_class_queue(entry.queue):
+        device = "a CPU worker" if is_cpu_slot(entry.queue) else f"GPU {entry.queue} ({entry.device})"
         return f"with {device} to yourself (the swarm's runner trains your commits there"
-    slots = len(run.runners_of(entry.gpu)) if not run.cluster else None
-    sharing = sum(1 for a in run.agents if a.gpu == entry.gpu)
+    slots = len(run.runners_of(entry.queue)) if not run.cluster else None
+    sharing = sum(1 for a in run.agents if a.queue == entry.queue)
     kind = "CPU workers" if entry.device == "cpu" else f"{entry.device} GPUs"
     count = f"the {slots} {kind}" if slots is not None else f"the {kind} of the cluster"
     return (
@@ -33,7 +34,7 @@ def where_it_trains(run: RunRecord, entry: AgentSlot) -> str:
     )
 
 
-def initial_prompt(run: RunRecord, entry: AgentSlot) -> str:
+def initial_prompt(run: SwarmRecord, entry: AgentEntry) -> str:
     return (
         f"You are {entry.name}, one of {len(run.agents)} agents of the autoresearch swarm {run.tag!r}. "
         f"You work in the git worktree {entry.worktree} on branch {entry.branch}, {where_it_trains(run, entry)}"
@@ -46,7 +47,7 @@ def initial_prompt(run: RunRecord, entry: AgentSlot) -> str:
 
 
 def resume_prompt(
-    run: RunRecord, entry: AgentSlot, head: str, mine: list[dict[str, Any]], best: dict[str, Any] | None
+    run: SwarmRecord, entry: AgentEntry, head: str, mine: list[dict[str, Any]], best: dict[str, Any] | None
 ) -> str:
     """`mine`: this agent's latest experiment states, oldest first; `best`: the global best, if any."""
     lines = [

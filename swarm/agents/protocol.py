@@ -24,7 +24,7 @@ from swarm.board.experiments import (
 )
 from swarm.board.fold import BoardState
 from swarm.board.noise import NoiseSettings
-from swarm.board.run_record import AgentSlot, RunRecord
+from swarm.board.run_record import AgentEntry, SwarmRecord
 from swarm.board.store import Board
 from swarm.config import load_section
 from swarm.errors import BoardError, SwarmError
@@ -43,40 +43,40 @@ class AgentContext:
     repo: Path  # the main worktree
     board: Board
     state: BoardState
-    run: RunRecord
-    agent: AgentSlot
-    slot: str
+    run: SwarmRecord
+    agent: AgentEntry
+    queue: str  # where its jobs go: its slot, or its class's queue
     device: str
 
 
 def agent_context(cwd: Path | None = None) -> AgentContext:
-    """The calling agent, its run and its slot; one clear error when the caller is not in a run's worktree."""
+    """The calling agent, its swarm and its queue; one clear error when the caller is not in a run's worktree."""
     identity = caller_identity(cwd)
     paths = run_paths(identity.worktree)
     board = Board(paths.board)
     if not board.exists():
-        raise SwarmError(f"not in a worktree of a run: no board at {paths.board}")
+        raise SwarmError(f"not in a worktree of a swarm: no board at {paths.board}")
     board.require()
     state = open_state(board, load_section(paths.repo, "noise", NoiseSettings))
     if state.run is None:
-        raise SwarmError(f"not in a worktree of a run: no run record on the board at {paths.board}")
+        raise SwarmError(f"not in a worktree of a swarm: no swarm record on the board at {paths.board}")
     try:
         run = state.find_run(identity.tag)
     except SwarmError:
         raise SwarmError(
-            f"not in a worktree of this run: branch of run {identity.tag!r}, board of run {state.run.tag!r}"
+            f"not in a worktree of this swarm: branch of swarm {identity.tag!r}, board of swarm {state.run.tag!r}"
         ) from None
     agent = run.agent(identity.agent)
     if agent is None:
         raise SwarmError(
-            f"not in a worktree of a run: agent {identity.agent!r} is not part of run {run.tag!r}"
+            f"not in a worktree of a swarm: agent {identity.agent!r} is not part of swarm {run.tag!r}"
         )
     if agent.worktree and Path(agent.worktree).resolve() != identity.worktree:
         raise SwarmError(
             f"not in {agent.name}'s worktree (expected {agent.worktree}, in {identity.worktree})"
         )
-    slot = identity.gpu or agent.gpu
-    return AgentContext(identity, paths.repo, board, state, run, agent, slot, run.device_for_slot(slot))
+    queue = identity.queue or agent.queue
+    return AgentContext(identity, paths.repo, board, state, run, agent, queue, run.device_for_slot(queue))
 
 
 def head_commit(worktree: Path) -> str:

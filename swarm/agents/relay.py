@@ -236,7 +236,7 @@ def relay_to_board(
     *,
     agent: str,
     tag: str | None,
-    gpu: str | None,
+    queue: str | None,
 ) -> int:
     """`relay` for an agent window: the usage its CLI reports goes on the board as `usage` records."""
     if events not in READERS:
@@ -244,7 +244,7 @@ def relay_to_board(
     reader = READERS[events]()
 
     def record(report: dict[str, Any]) -> None:
-        board.append(usage_record(agent=agent, tag=tag, gpu=gpu, kind=reader.kind, **report))
+        board.append(usage_record(agent=agent, tag=tag, gpu=queue, kind=reader.kind, **report))
 
     try:
         return relay(reader, argv, env=env, record=record)

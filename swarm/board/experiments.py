@@ -26,7 +26,7 @@ PRUNED = "pruned"  # stopped early: its training curve was clearly behind the be
 TRANSFER = "transfer"  # measured at budget_x times the budget (swarm.board.transfer): never compared or kept
 
 # Who asked for a rerun (`requested_by`) when it was not an agent or the user: the runner, for a promising
-# result's confirmation, and for the calibration of a device class (swarm.board.verification). Calibration
+# result's confirmation, and for the calibration of a device class (swarm.board.reruns). Calibration
 # reruns go first in their slot's queue: no keep is decided on a class before they ran.
 CONFIRMATION = "confirmation"
 CALIBRATION = "calibration"
@@ -102,7 +102,7 @@ EXPERIMENT_FIELDS = (
     "requested_by",  # who asked for a verification rerun ("confirmation", "calibration": the runner)
     "control",  # True: a confirmation's control run, the agent's reference rerun beside a rerun of verify_of
     "unsealed",  # True: measured without a sandbox (`swarm spawn --unsealed`); None for a sealed run
-    "validate_of",  # for a confirmation run on the validator device class: the screening experiment's id
+    "validate_of",  # for a validation run on the validator device class: the screening experiment's id
     "saved_seconds",  # pruned: the training time left in the budget when the runner stopped it
     "budget_x",  # a transfer check: trained for this many times the profile's budget (runner-set)
     "transfer_of",  # a transfer check: the experiment whose train.py it runs ("base": the run's base)
@@ -170,5 +170,5 @@ def is_measured(record: dict[str, Any]) -> bool:
 
 def is_control(record: dict[str, Any]) -> bool:
     """A confirmation's control run: the agent's reference, rerun beside a rerun of the result on trial
-    (swarm.board.verification); its val_bpb measures the reference, not the result in `verify_of`."""
+    (swarm.board.reruns); its val_bpb measures the reference, not the result in `verify_of`."""
     return bool(record.get("control"))

@@ -23,13 +23,13 @@
   agents, run, other records
     state.agent_summary("gpu3")         -> AgentSummary (counts by status, current, last, best, experiments)
     state.agent_summaries()             -> all of them, by name
-    state.run                           -> the latest run record as a RunRecord (None before spawn)
+    state.run                           -> the latest run record as a SwarmRecord (None before spawn)
     state.notes / state.usage / state.other / state.verifications / state.adopted
 
 Folding rules:
 - experiments by id, the latest record wins (an id's earlier contribution to statistics is taken back);
 - `note`, `usage` and record types this module does not know are kept in arrival order;
-- the latest `run` record is the run's definition (`state.run`, a RunRecord);
+- the latest `run` record is the run's definition (`state.run`, a SwarmRecord);
 - `verification` records mark a content verified (or not) in its group; `adopt` records make an adopted
   content part of the adopting agent's reference.
 
@@ -67,7 +67,7 @@ from swarm.board.experiments import (
 )
 from swarm.board.noise import Evidence, NoiseSettings, RunningStats, decide, decide_paired
 from swarm.board.progress import ProgressTracker, Step, finished_at
-from swarm.board.run_record import RunRecord, choose_tag
+from swarm.board.run_record import SwarmRecord, choose_tag
 from swarm.board.stats import AgentSummary, Best, ContentStats, GroupStats
 from swarm.board.store import ADOPT, EXPERIMENT, NOTE, RUN, USAGE, VERIFICATION, Board, BoardReader
 from swarm.errors import BoardError, SwarmError
@@ -108,7 +108,7 @@ class BoardState:
         self.other: list[dict[str, Any]] = []  # record types this module does not know
         self.run_record: dict[str, Any] | None = None  # the latest run record of any tag
         self.run_records: dict[str, dict[str, Any]] = {}  # tag -> its latest run record
-        self._run_parsed: tuple[dict[str, Any], RunRecord] | None = None  # (record, its RunRecord)
+        self._run_parsed: tuple[dict[str, Any], SwarmRecord] | None = None  # (record, its SwarmRecord)
         self.groups: dict[GroupKey, GroupStats] = {}
         self.agents: dict[str, AgentSummary] = {}
         self.verifications: dict[tuple[GroupKey, str], dict[str, Any]] = {}
@@ -327,23 +327,23 @@ class BoardState:
     # The run
 
     @property
-    def run(self) -> RunRecord | None:
+    def run(self) -> SwarmRecord | None:
         """The latest run record, or None before `swarm spawn` wrote one (parsed once per record: displays
         ask for it per agent on every refresh)."""
         if self.run_record is None:
             return None
         if self._run_parsed is None or self._run_parsed[0] is not self.run_record:
-            self._run_parsed = (self.run_record, RunRecord.from_record(self.run_record))
+            self._run_parsed = (self.run_record, SwarmRecord.from_record(self.run_record))
         return self._run_parsed[1]
 
-    def find_run(self, tag: str | None = None) -> RunRecord:
+    def find_run(self, tag: str | None = None) -> SwarmRecord:
         """The run a command is about, by the one rule of swarm.board.run_record.choose_tag."""
         latest = self.run_record.get("tag") if self.run_record else None
         chosen = choose_tag(tag, latest, self.board.directory)
         record = self.run_records.get(chosen)
         if record is None:
-            raise SwarmError(f"no run {chosen!r} on the board {self.board.directory}")
-        return RunRecord.from_record(record)
+            raise SwarmError(f"no swarm {chosen!r} on the board {self.board.directory}")
+        return SwarmRecord.from_record(record)
 
     # ---------------------------------------------------------------------------------------------------
     # Experiments and jobs

@@ -6,8 +6,9 @@ runner takes `prepare.py` and the allow-list diff base from `base`; agent comman
 device class here. `swarm stop AGENT` / `swarm resume` write it again with agents' `stopped` flags changed: the
 latest one is the run's desired state, which the coordinator reconciles the tmux windows against.
 
-Words: a *run* is one swarm run (a tag); a *slot* is what a runner serves ("3" for GPU 3, "cpu0" for a CPU
-worker); an *experiment* is one training of one commit.
+Words (docs/glossary.md): the record's type is still `run`, but what it defines is a *swarm* (a tag); a
+*slot* is where a run executes ("3" for GPU 3, "cpu0" for a CPU worker; swarm.board.slots); an
+*experiment* is one commit submitted to be measured.
 """
 
 from __future__ import annotations
@@ -18,6 +19,15 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from swarm.board.slots import (
+    BOX_QUEUE_PREFIX,
+    CLUSTER_RUNNER,
+    box_queue,
+    default_device,
+    is_class_queue,
+    is_ray_queue,
+    queue_device,
+)
 from swarm.board.store import RUN, Board, now
 from swarm.errors import BoardError, SwarmError
 
@@ -25,68 +35,29 @@ PROFILES = ("h100", "tiny")
 TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")  # a branch component, a tmux session and socket name
 
 
-def is_cpu_slot(slot: str) -> bool:
-    """A runner slot that is a CPU worker ("cpu0") rather than a GPU index ("3")."""
-    return slot.startswith("cpu")
-
-
-BOX_POOL_PREFIX = "box:"  # the queue of a device class of one box: every local slot of the class serves it
-RAY_POOL_PREFIX = "ray:"
-CLUSTER_RUNNER_SLOT = "ray"  # the one runner of a cluster run (its lock and records), on the head
-
-
-def ray_pool(device: str) -> str:
-    """The queue of a Ray cluster's device class ("ray:H100"): the `gpu` of its agents and of the jobs
-    waiting for any GPU of that class; a job that runs gets the GPU it ran on instead (swarm.runner.ray)."""
-    return RAY_POOL_PREFIX + device
-
-
-def is_ray_pool(slot: str) -> bool:
-    return slot.startswith(RAY_POOL_PREFIX)
-
-
-def box_pool(device: str) -> str:
-    """The queue of a device class on one box ("box:cpu"): the `gpu` of its agents and of their jobs while
-    they wait; any free slot of the class takes them (swarm.board.scheduling), and a job that runs gets
-    the slot it ran on instead."""
-    return BOX_POOL_PREFIX + device
-
-
-def is_pool(slot: str) -> bool:
-    """A class queue (a box's or a cluster's) rather than one slot."""
-    return slot.startswith((BOX_POOL_PREFIX, RAY_POOL_PREFIX))
-
-
-def pool_device(pool: str) -> str:
-    return pool.removeprefix(BOX_POOL_PREFIX).removeprefix(RAY_POOL_PREFIX)
-
-
-def runner_slot(slot: str) -> str:
-    """The runner that serves jobs queued for `slot`: its own, or for a Ray class the cluster's runner."""
-    return CLUSTER_RUNNER_SLOT if is_ray_pool(slot) else slot
-
-
-def local_gpu(slot: str) -> str:
-    """CUDA_VISIBLE_DEVICES for an agent of this slot: its GPU index, or none (a CPU worker; a Ray agent,
-    which runs on the head and trains on the cluster)."""
-    return "" if is_cpu_slot(slot) or is_pool(slot) else slot
-
-
 @dataclass(frozen=True)
-class AgentSlot:
+class AgentEntry:
+    """An agent as the swarm record lists it."""
+
     name: str  # "gpu3", "cpu0"
     kind: str  # "claude", "codex", "sweep", "api", ...
-    gpu: str  # runner slot: "3" or "cpu0"
+    queue: str  # where its jobs go: its own slot ("3", "cpu0") or its class's queue ("box:cpu", "ray:H100")
     device: str  # device class: "NVIDIA H100 80GB HBM3", or "cpu" for a CPU worker
     worktree: str  # absolute path
-    branch: str  # swarm/<tag>/<agent>/work (runs from before: swarm/<tag>/<agent>)
+    branch: str  # swarm/<tag>/<agent>/work (swarms from before: swarm/<tag>/<agent>)
     stopped: bool = False  # `swarm stop AGENT`: left down by the coordinator
 
+    def to_json(self) -> dict[str, Any]:
+        """The entry as the board has always written it: the queue under its contract name `gpu`."""
+        return {("gpu" if k == "queue" else k): v for k, v in asdict(self).items()}
+
     @classmethod
-    def from_json(cls, entry: dict[str, Any]) -> AgentSlot:
+    def from_json(cls, entry: dict[str, Any]) -> AgentEntry:
         """Build from a record's agent entry; keys added by newer writers are ignored."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in entry.items() if k in known})
+        values = {k: v for k, v in entry.items() if k in known}
+        values["queue"] = entry["gpu"]
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -103,11 +74,13 @@ class Worker:
 
 
 @dataclass(frozen=True)
-class RunRecord:
+class SwarmRecord:
+    """A swarm as the board's `run` record defines it (the record type keeps its old name, a contract)."""
+
     tag: str
     base: str  # full sha of the base commit
     profile: str  # "h100" | "tiny"
-    agents: tuple[AgentSlot, ...] = ()
+    agents: tuple[AgentEntry, ...] = ()
     created_at: float = field(default_factory=now)
     # `swarm spawn --unsealed`: trainers and agents run without a sandbox (swarm.runner.sandbox), and every
     # result of the run says so
@@ -117,65 +90,65 @@ class RunRecord:
     prepare_sha256: str | None = None
     data_sha256: str | None = None
     cluster: str | None = None  # Ray address ("auto", "10.0.0.5:6379") when the GPUs are a Ray cluster's
-    validate_on: str | None = None  # device class that confirms each screening class's new best
-    # The slots of a box whose agents share them (agents queue for their class: box_pool). Empty in a run
-    # from before, where each agent's `gpu` is its own slot, and in a cluster run (the cluster's GPUs).
+    validate_on: str | None = None  # device class that validates each screening class's new best
+    # The slots of a box whose agents share them (agents queue for their class: box_queue). Empty in a swarm
+    # from before, where each agent's queue is its own slot, and in a cluster swarm (the cluster's GPUs).
     workers: tuple[Worker, ...] = ()
 
-    def agent(self, name: str) -> AgentSlot | None:
+    def agent(self, name: str) -> AgentEntry | None:
         return next((a for a in self.agents if a.name == name), None)
 
-    def slot(self, gpu: str) -> AgentSlot | None:
-        return next((a for a in self.agents if a.gpu == gpu), None)
+    def agent_of_queue(self, queue: str) -> AgentEntry | None:
+        return next((a for a in self.agents if a.queue == queue), None)
 
-    def device_for_slot(self, gpu: str) -> str:
-        """The device class of a runner slot: the run record's, else "cpu" for CPU slots, else "gpuK"."""
-        worker = next((w for w in self.workers if w.slot == gpu), None)
+    def device_for_slot(self, key: str) -> str:
+        """The device class of a slot or queue: the swarm record's, else "cpu" for CPU slots, else "gpuK"."""
+        worker = next((w for w in self.workers if w.slot == key), None)
         if worker is not None:
             return worker.device
-        if gpu.startswith(BOX_POOL_PREFIX):
-            return pool_device(gpu)
-        agent = self.slot(gpu)
+        if key.startswith(BOX_QUEUE_PREFIX):
+            return queue_device(key)
+        agent = self.agent_of_queue(key)
         if agent and agent.device:
             return agent.device
-        if is_ray_pool(gpu):
-            return gpu.removeprefix(RAY_POOL_PREFIX)
-        return "cpu" if is_cpu_slot(gpu) else f"gpu{gpu}"
+        if is_ray_queue(key):
+            return queue_device(key)
+        return default_device(key)
 
     def slots(self) -> list[str]:
         """The slots that train: the box's workers, else (a run from before) each agent's own slot."""
         if self.workers:
             return [w.slot for w in self.workers]
-        return list(dict.fromkeys(a.gpu for a in self.agents))
+        return list(dict.fromkeys(a.queue for a in self.agents))
 
     def worker(self, name: str) -> Worker | None:
         """A box's worker by name ("gpu3"); in a run from before, the slot of the agent of that name."""
         found = next((w for w in self.workers if w.name == name), None)
         if found is None and not self.workers:
             agent = self.agent(name)
-            if agent is not None and not is_pool(agent.gpu):
-                found = Worker(agent.name, agent.gpu, agent.device)
+            if agent is not None and not is_class_queue(agent.queue):
+                found = Worker(agent.name, agent.queue, agent.device)
         return found
 
     def worker_names(self) -> list[str]:
         """The runner windows' names of a box run (runner-<name>)."""
         if self.workers:
             return [w.name for w in self.workers]
-        return [a.name for a in self.agents if not is_pool(a.gpu)]
+        return [a.name for a in self.agents if not is_class_queue(a.queue)]
 
     def runners_of(self, queue: str) -> list[str]:
         """The runner slots that take jobs from `queue`: the cluster's one runner for its classes, every
         slot of a box's class for the class's queue, else the slot itself."""
-        if is_ray_pool(queue):
-            return [CLUSTER_RUNNER_SLOT]
-        if queue.startswith(BOX_POOL_PREFIX):
-            return [w.slot for w in self.workers if box_pool(w.device) == queue]
+        if is_ray_queue(queue):
+            return [CLUSTER_RUNNER]
+        if queue.startswith(BOX_QUEUE_PREFIX):
+            return [w.slot for w in self.workers if box_queue(w.device) == queue]
         return [queue]
 
     def class_queue(self, slot: str) -> str | None:
         """The class queue a slot serves besides its own, or None (a run from before: its own only)."""
         worker = next((w for w in self.workers if w.slot == slot), None)
-        return box_pool(worker.device) if worker is not None else None
+        return box_queue(worker.device) if worker is not None else None
 
     def to_record(self) -> dict[str, Any]:
         record = {
@@ -183,7 +156,7 @@ class RunRecord:
             "tag": self.tag,
             "base": self.base,
             "profile": self.profile,
-            "agents": [asdict(a) for a in self.agents],
+            "agents": [a.to_json() for a in self.agents],
             "created_at": self.created_at,
             "unsealed": self.unsealed,
             "prepare_sha256": self.prepare_sha256,
@@ -196,13 +169,13 @@ class RunRecord:
         return record
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> RunRecord:
+    def from_record(cls, record: dict[str, Any]) -> SwarmRecord:
         try:
             return cls(
                 tag=record["tag"],
                 base=record["base"],
                 profile=record["profile"],
-                agents=tuple(AgentSlot.from_json(a) for a in record.get("agents") or ()),
+                agents=tuple(AgentEntry.from_json(a) for a in record.get("agents") or ()),
                 created_at=record.get("created_at") or record.get("ts") or 0.0,
                 unsealed=record.get("unsealed") is True,
                 prepare_sha256=record.get("prepare_sha256"),
@@ -215,7 +188,7 @@ class RunRecord:
             raise BoardError(f"malformed run record on the board: {e}") from None
 
 
-def write_run_record(board: Board, run: RunRecord) -> dict[str, Any]:
+def write_run_record(board: Board, run: SwarmRecord) -> dict[str, Any]:
     """Append a run record (the latest one is the run's current definition); returns what was written."""
     if run.profile not in PROFILES:
         raise BoardError(f"unknown profile {run.profile!r} (known: {', '.join(PROFILES)})")
@@ -229,31 +202,31 @@ def validate_tag(tag: str) -> str:
     return tag
 
 
-def require_agent(run: RunRecord, name: str) -> AgentSlot:
+def require_agent(run: SwarmRecord, name: str) -> AgentEntry:
     slot = run.agent(name)
     if slot is None:
         known = ", ".join(a.name for a in run.agents)
-        raise SwarmError(f"no agent {name!r} in run {run.tag} (agents: {known})")
+        raise SwarmError(f"no agent {name!r} in swarm {run.tag} (agents: {known})")
     return slot
 
 
-def latest_run(records: list[dict[str, Any]], tag: str | None = None) -> RunRecord | None:
+def latest_run(records: list[dict[str, Any]], tag: str | None = None) -> SwarmRecord | None:
     """The latest run record (of `tag`, when given) among board records."""
     for record in reversed(records):
         if record.get("type") == RUN and (tag is None or record.get("tag") == tag):
-            return RunRecord.from_record(record)
+            return SwarmRecord.from_record(record)
     return None
 
 
-class RunFollower:
-    """The latest run record of a tag, following the board incrementally (cheap to ask every tick)."""
+class SwarmFollower:
+    """The latest swarm record of a tag, following the board incrementally (cheap to ask every tick)."""
 
     def __init__(self, board: Board, tag: str):
         self.tag = tag
         self.reader = board.reader()
-        self.run: RunRecord | None = None
+        self.run: SwarmRecord | None = None
 
-    def refresh(self) -> RunRecord | None:
+    def refresh(self) -> SwarmRecord | None:
         self.run = latest_run(self.reader.read_new(), self.tag) or self.run
         return self.run
 
@@ -262,11 +235,11 @@ def choose_tag(tag: str | None, latest_tag: str | None, board_dir: Path) -> str:
     """The one rule for which run a command is about: `tag`, else $SWARM_TAG, else the board's latest run."""
     tag = tag or os.environ.get("SWARM_TAG") or latest_tag
     if not tag:
-        raise SwarmError(f"no run on the board {board_dir} (start one with `swarm spawn`)")
+        raise SwarmError(f"no swarm on the board {board_dir} (start one with `swarm spawn`)")
     return validate_tag(tag)
 
 
-def open_run(board: Board, tag: str | None, records: list[dict[str, Any]] | None = None) -> RunRecord:
+def open_run(board: Board, tag: str | None, records: list[dict[str, Any]] | None = None) -> SwarmRecord:
     """The run a command is about (choose_tag), from the board's records (`records`: when the caller has
     read them already; a caller holding a BoardState asks its find_run instead)."""
     board.require()
@@ -276,17 +249,17 @@ def open_run(board: Board, tag: str | None, records: list[dict[str, Any]] | None
     tag = choose_tag(tag, latest.tag if latest else None, board.directory)
     run = latest_run(records, tag)
     if run is None:
-        raise SwarmError(f"no run {tag!r} on the board {board.directory}")
+        raise SwarmError(f"no swarm {tag!r} on the board {board.directory}")
     return run
 
 
-def set_stopped(board: Board, tag: str, agents: set[str] | None, stopped: bool) -> RunRecord:
+def set_stopped(board: Board, tag: str, agents: set[str] | None, stopped: bool) -> SwarmRecord:
     """Write the run record again with these agents' (None: all) `stopped` flag set; read and append under
     the board lock, so two `swarm stop AGENT` at once cannot undo each other."""
     with board.locked() as writer:
         run = latest_run(board.records(), tag)
         if run is None:
-            raise SwarmError(f"no run {tag!r} on the board {board.directory}")
+            raise SwarmError(f"no swarm {tag!r} on the board {board.directory}")
         names = {a.name for a in run.agents} if agents is None else agents
         changed = replace(
             run, agents=tuple(replace(a, stopped=stopped) if a.name in names else a for a in run.agents)

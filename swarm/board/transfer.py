@@ -19,8 +19,8 @@ from typing import Any
 
 from swarm.board.experiments import FINAL_STATUSES, TRANSFER, has_result, new_experiment, new_id
 from swarm.board.fold import BoardState
+from swarm.board.reruns import home_queue
 from swarm.board.store import Board
-from swarm.board.verification import home_slot
 from swarm.errors import SwarmError
 
 BASE = "base"  # transfer_of of the baseline run of a transfer batch
@@ -51,7 +51,7 @@ def schedule_transfer(
         base = original.get("base") or (run.base if run else None)
         if not base:
             raise SwarmError(f"experiment {original['id']} names no base commit to compare with")
-        slot = home_slot(original)
+        slot = home_queue(original)
         batch = new_id()
         sources = [{**original, "commit": base, "parent": None, "train_sha256": None, "id": BASE}]
         sources += [s for s in (steps or [original]) if s.get("commit") != base]

@@ -9,8 +9,8 @@ stop, clean and status. Long story: docs/cluster.md for Ray.
     tmux.py             the run's private tmux server: one window per process
     launch.py           what each window runs, and `swarm launch WINDOW`
     sealing.py          what an agent's sandbox holds
-    coordinator.py      keeps the run's windows matching what the board says the run is
-    autoverify.py       reruns of each group's new best, unasked
+    coordinator.py      keeps the swarm's windows matching what the board says the swarm is
+    best_verifier.py    reruns of each group's new best, unasked
     crashes.py          why a process died, in one line
     agent_state.py      what an agent is doing, in one vocabulary
     status.py           `swarm status`: per agent, its state, experiment and best

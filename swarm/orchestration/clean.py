@@ -20,7 +20,7 @@ from swarm.repo.worktrees import GitRepo, Removal
 def clean(paths: RunPaths, tag: str | None = None, out=print) -> list[Removal]:
     run = open_run(Board(paths.board), tag)
     if RunTmux(paths.repo, run.tag).is_running():
-        raise SwarmError(f"run {run.tag} is running: `swarm stop` it first")
+        raise SwarmError(f"swarm {run.tag} is running: `swarm stop` it first")
     repo = GitRepo(paths.repo)
     removals = []
     for slot in run.agents:

@@ -4,7 +4,7 @@ The cluster's GPUs are grouped by device class (each node's accelerator type). T
 in tmux as on one box, one per GPU of the screening classes (or `--agents N` of them, spread over the
 classes in turn); an agent's `gpu` is its class's queue ("ray:H100"), which every GPU of the class serves
 (swarm.runner.ray), so agents that submit ahead keep all of them busy. With `--validate-on CLASS` that
-class gets no agents: its GPUs confirm the screening classes' new bests (swarm.orchestration.validate).
+class gets no agents: its GPUs validate the screening classes' new bests (swarm.orchestration.validate).
 Only a cluster run imports ray (through swarm.runner.ray), and only here and in its runner.
 """
 
@@ -14,9 +14,9 @@ import re
 from collections import Counter
 from collections.abc import Callable
 
-from swarm.board.run_record import ray_pool
+from swarm.board.slots import ray_queue
 from swarm.errors import SwarmError
-from swarm.orchestration.gpus import Slot
+from swarm.orchestration.gpus import AgentPlace
 
 MAX_AGENTS_PER_SLOT = 4  # more agents than this per GPU would mostly wait: a wave per agent keeps GPUs busy
 
@@ -28,10 +28,10 @@ def agent_name(device: str, index: int) -> str:
 
 
 def plan_agents(
-    classes: list[str], agents: int | None, validate_on: str | None, pool: Callable[[str], str] = ray_pool
-) -> list[Slot]:
+    classes: list[str], agents: int | None, validate_on: str | None, queue: Callable[[str], str] = ray_queue
+) -> list[AgentPlace]:
     """The agents for slots of these device classes (one entry per GPU), each queueing for its class's
-    `pool` (a cluster's "ray:H100"; a box's "box:...", swarm.orchestration.spawn)."""
+    `queue` (a cluster's "ray:H100"; a box's "box:...", swarm.orchestration.spawn)."""
     counts = Counter(classes)
     if not counts:
         raise SwarmError("the Ray cluster has no GPUs (no node offers a GPU resource)")
@@ -59,14 +59,14 @@ def plan_agents(
                     order.append(device)
                     left[device] -= 1
     taken: Counter[str] = Counter()
-    slots = []
+    places = []
     for device in order:
-        slots.append(Slot(agent_name(device, taken[device]), pool(device), device))
+        places.append(AgentPlace(agent_name(device, taken[device]), queue(device), device))
         taken[device] += 1
-    return slots
+    return places
 
 
-def cluster_slots(address: str, agents: int | None, validate_on: str | None) -> list[Slot]:
+def cluster_places(address: str, agents: int | None, validate_on: str | None) -> list[AgentPlace]:
     from swarm.runner.ray import discover  # imports ray: only a cluster run pays for it
 
     return plan_agents([gpu.device for gpu in discover(address)], agents, validate_on)

@@ -6,7 +6,7 @@ pane (its process exited or was killed) is respawned; a process that keeps dying
 exponential backoff, so a broken agent CLI cannot flood the board; an agent that dies young the same way
 (the same last line) CRASH_LOOP times in a row is left down, and the board says `crash loop: <reason>`
 (a `swarm resume` restarts it). It also has each device class's new best
-rerun once on another slot, so that a morning's best is verified (swarm.orchestration.autoverify). The coordinator keeps no state that
+rerun once on another slot, so that a morning's best is verified (swarm.orchestration.best_verifier). The coordinator keeps no state that
 matters: killed with -9 and started again, it finds the same windows and goes on, and it only ever starts
 processes, never deletes work. One coordinator per run: a second one exits at once.
 """
@@ -23,10 +23,10 @@ from filelock import FileLock, Timeout
 
 from swarm.board.checkpoint import CheckpointKeeper
 from swarm.board.noise import NoiseSettings
-from swarm.board.run_record import RunFollower
+from swarm.board.run_record import SwarmFollower
 from swarm.board.store import PROCESS, Board
 from swarm.config import load_section
-from swarm.orchestration.autoverify import BestVerifier
+from swarm.orchestration.best_verifier import BestVerifier
 from swarm.orchestration.crashes import CRASH_LOOP_EVENT, last_output
 from swarm.orchestration.launch import WindowPlan, launcher_argv, pane_log, window_plans
 from swarm.orchestration.tmux import Pane, RunTmux, TmuxError
@@ -80,7 +80,7 @@ class Coordinator:
         self.tag = tag
         self.board = Board(paths.board)
         self.tmux = tmux or RunTmux(paths.repo, tag)
-        self.follower = RunFollower(self.board, tag)
+        self.follower = SwarmFollower(self.board, tag)
         self.clock = clock
         self.windows: dict[str, Supervision] = {}
         # the board's folded state, checkpointed as the board grows so that every `swarm best` an agent runs
@@ -203,7 +203,7 @@ def cmd_coordinator(args) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
     settings = load_section(paths.repo, "coordinator", CoordinatorSettings)
-    print(f"coordinator of run {args.tag}: reconciling every {settings.tick_s:g} s", flush=True)
+    print(f"coordinator of swarm {args.tag}: reconciling every {settings.tick_s:g} s", flush=True)
     try:
         Coordinator(paths, args.tag, settings).run_forever(stop)
     finally:

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
+from swarm.board.slots import cpu_slot, gpu_slot
 from swarm.errors import SwarmError
 
 FAKE_GPUS_ENV = "SWARM_FAKE_GPUS"
@@ -31,11 +32,11 @@ class Gpu:
 
 
 @dataclass(frozen=True)
-class Slot:
-    """One worker place: an agent, its runner, and the device both are pinned to."""
+class AgentPlace:
+    """Where `swarm spawn` puts an agent: its name, the queue its jobs go to, and their device class."""
 
     agent: str  # "gpu3" or "cpu0": also the worktree directory, branch leaf and tmux window name
-    gpu: str  # the board's `gpu` field / SWARM_GPU: "3", or "cpu0" for a CPU worker
+    queue: str  # the board's `gpu` field / SWARM_GPU: a slot ("3", "cpu0") or a class's queue ("box:cpu")
     device: str  # "NVIDIA H100 80GB HBM3", or "cpu"
 
 
@@ -100,7 +101,7 @@ def _from_torch() -> list[Gpu]:
     return gpus
 
 
-def select_slots(gpus_arg: str | None, cpu_arg: int | None, available: list[Gpu]) -> list[Slot]:
+def select_slots(gpus_arg: str | None, cpu_arg: int | None, available: list[Gpu]) -> list[AgentPlace]:
     """The slots a request names. `--gpus 8`: the first 8 GPUs; `--gpus 0,2,5`: those (a single index is
     written `5,`); `--cpu N`: N CPU workers; neither: every GPU of the machine."""
     if gpus_arg is not None and cpu_arg is not None:
@@ -108,7 +109,7 @@ def select_slots(gpus_arg: str | None, cpu_arg: int | None, available: list[Gpu]
     if cpu_arg is not None:
         if cpu_arg < 1:
             raise SwarmError(f"--cpu {cpu_arg}: ask for at least one CPU worker")
-        return [Slot(f"cpu{i}", f"cpu{i}", CPU_DEVICE) for i in range(cpu_arg)]
+        return [AgentPlace(cpu_slot(i), cpu_slot(i), CPU_DEVICE) for i in range(cpu_arg)]
     by_index = {g.index: g for g in available}
     if gpus_arg is None:
         if not available:
@@ -116,7 +117,7 @@ def select_slots(gpus_arg: str | None, cpu_arg: int | None, available: list[Gpu]
         chosen = sorted(by_index)
     else:
         chosen = _parse_gpus_arg(gpus_arg, by_index)
-    return [Slot(f"gpu{i}", str(i), by_index[i].name) for i in chosen]
+    return [AgentPlace(f"gpu{i}", gpu_slot(i), by_index[i].name) for i in chosen]
 
 
 def _parse_gpus_arg(text: str, by_index: dict[int, Gpu]) -> list[int]:

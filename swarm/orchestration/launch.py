@@ -19,16 +19,8 @@ from typing import Any
 from swarm.agents.kinds import agent_commands
 from swarm.agents.prompts import initial_prompt, resume_prompt
 from swarm.agents.relay import relay_to_board
-from swarm.board.run_record import (
-    AgentSlot,
-    RunRecord,
-    box_pool,
-    is_cpu_slot,
-    is_pool,
-    local_gpu,
-    open_run,
-    require_agent,
-)
+from swarm.board.run_record import AgentEntry, SwarmRecord, open_run, require_agent
+from swarm.board.slots import box_queue, is_class_queue, is_cpu_slot, local_gpu
 from swarm.board.store import PROCESS, Board
 from swarm.errors import GitError, SwarmError
 from swarm.installation import swarm_argv
@@ -44,20 +36,20 @@ CLUSTER_RUNNER_WINDOW = (
 )
 
 
-def runner_windows(run: RunRecord) -> list[str]:
+def runner_windows(run: SwarmRecord) -> list[str]:
     """The tmux windows of a run's runners: one per slot of a box (runner-gpu3), or the cluster's one."""
     if run.cluster:
         return [CLUSTER_RUNNER_WINDOW]
     return [f"runner-{name}" for name in run.worker_names()]
 
 
-def agent_runner_windows(run: RunRecord, agent: AgentSlot) -> list[str]:
+def agent_runner_windows(run: SwarmRecord, agent: AgentEntry) -> list[str]:
     """The runner windows that serve an agent's jobs: its class's slots (a box's agents share them), the
     cluster's runner, or (a run from before) its own slot's."""
     if run.cluster:
         return [CLUSTER_RUNNER_WINDOW]
-    if is_pool(agent.gpu):
-        return [f"runner-{w.name}" for w in run.workers if box_pool(w.device) == agent.gpu]
+    if is_class_queue(agent.queue):
+        return [f"runner-{w.name}" for w in run.workers if box_queue(w.device) == agent.queue]
     return [f"runner-{agent.name}"]
 
 
@@ -69,7 +61,7 @@ class WindowPlan:
     cwd: Path
 
 
-def window_plans(run: RunRecord, paths: RunPaths) -> list[WindowPlan]:
+def window_plans(run: SwarmRecord, paths: RunPaths) -> list[WindowPlan]:
     """The windows a run should have: each agent not stopped, in its worktree, and a runner per slot.
     Runners belong to slots, not agents: a stopped agent's jobs already queued still run."""
     agents = [WindowPlan(s.name, Path(s.worktree)) for s in run.agents if not s.stopped]
@@ -89,7 +81,7 @@ def pane_log(paths: RunPaths, window: str) -> Path:
     return paths.board / "logs" / "panes" / f"{window}.log"
 
 
-def base_environment(run: RunRecord, paths: RunPaths) -> dict[str, str]:
+def base_environment(run: SwarmRecord, paths: RunPaths) -> dict[str, str]:
     """The inherited environment (API keys included) with the swarm's own variables on top."""
     env = dict(os.environ)
     # The profile is the runner's to set for train.py, never an agent's (docs/trust.md).
@@ -103,7 +95,7 @@ def base_environment(run: RunRecord, paths: RunPaths) -> dict[str, str]:
     return env
 
 
-def runner_environment(run: RunRecord, slot: str, paths: RunPaths) -> dict[str, str]:
+def runner_environment(run: SwarmRecord, slot: str, paths: RunPaths) -> dict[str, str]:
     """A CPU worker's trainer gets an equal share of the cores (unless OMP_NUM_THREADS is set): N
     trainers each using every core would slow each other down unevenly, and the time budget is
     measured in wall-clock seconds."""
@@ -114,11 +106,11 @@ def runner_environment(run: RunRecord, slot: str, paths: RunPaths) -> dict[str, 
     return env
 
 
-def agent_environment(run: RunRecord, slot: AgentSlot, paths: RunPaths) -> dict[str, str]:
+def agent_environment(run: SwarmRecord, agent: AgentEntry, paths: RunPaths) -> dict[str, str]:
     env = base_environment(run, paths)
-    env["SWARM_AGENT"] = slot.name
-    env["SWARM_GPU"] = slot.gpu
-    env["CUDA_VISIBLE_DEVICES"] = local_gpu(slot.gpu)
+    env["SWARM_AGENT"] = agent.name
+    env["SWARM_GPU"] = agent.queue  # the env var keeps its name: agents and their tools read it
+    env["CUDA_VISIBLE_DEVICES"] = local_gpu(agent.queue)
     return env
 
 
@@ -139,7 +131,7 @@ def worktree_head(worktree: Path) -> str:
 
 
 def agent_prompt(
-    run: RunRecord, slot: AgentSlot, board: Board, resume: bool, repo: Path | None = None
+    run: SwarmRecord, slot: AgentEntry, board: Board, resume: bool, repo: Path | None = None
 ) -> str:
     if not resume:
         return initial_prompt(run, slot)
@@ -161,7 +153,7 @@ def agent_prompt(
 
 
 def plan_process(
-    run: RunRecord, window: str, paths: RunPaths, board: Board, records: list[dict[str, Any]]
+    run: SwarmRecord, window: str, paths: RunPaths, board: Board, records: list[dict[str, Any]]
 ) -> tuple[list[str], Path, dict[str, str], bool]:
     """(argv, cwd, environment, resumed) of the program a window runs."""
     if window == CLUSTER_RUNNER_WINDOW and run.cluster:
@@ -169,24 +161,24 @@ def plan_process(
     if window.startswith("runner-"):
         worker = run.worker(window.removeprefix("runner-"))
         if worker is None:
-            raise SwarmError(f"run {run.tag} has no runner window {window!r}")
+            raise SwarmError(f"swarm {run.tag} has no runner window {window!r}")
         argv = swarm_argv("runner", *runner_flags(worker.slot))
         return argv, paths.repo, runner_environment(run, worker.slot, paths), False
-    slot = require_agent(run, window)
+    agent = require_agent(run, window)
     _, commands = agent_commands(paths.repo)
-    if slot.kind not in commands:
-        raise SwarmError(f"agent {slot.name}: unknown kind {slot.kind!r} (swarm.toml [agents.commands]?)")
-    command = commands[slot.kind]
+    if agent.kind not in commands:
+        raise SwarmError(f"agent {agent.name}: unknown kind {agent.kind!r} (swarm.toml [agents.commands]?)")
+    command = commands[agent.kind]
     command.check_installed()  # uninstalled since spawn: say how to install it, in the pane and its log
     resume = has_started_before(records, run.tag, window)
-    prompt = agent_prompt(run, slot, board, resume, paths.repo)
-    argv = command.argv(prompt=prompt, agent=slot.name, gpu=slot.gpu, worktree=Path(slot.worktree))
-    env = agent_environment(run, slot, paths) | command.environment()
-    argv, env = seal_agent(run, slot, paths, command, argv, env)  # its sandbox, its own secrets only
-    return argv, Path(slot.worktree), env, resume
+    prompt = agent_prompt(run, agent, board, resume, paths.repo)
+    argv = command.argv(prompt=prompt, agent=agent.name, gpu=agent.queue, worktree=Path(agent.worktree))
+    env = agent_environment(run, agent, paths) | command.environment()
+    argv, env = seal_agent(run, agent, paths, command, argv, env)  # its sandbox, its own secrets only
+    return argv, Path(agent.worktree), env, resume
 
 
-def agent_events(run: RunRecord, window: str, paths: RunPaths) -> str | None:
+def agent_events(run: SwarmRecord, window: str, paths: RunPaths) -> str | None:
     """The JSON event stream a window's program prints (AgentCommand.events): None for runners and for
     agents with plain output."""
     if window.startswith("runner-"):
@@ -216,8 +208,8 @@ def cmd_launch(args) -> int:
     os.chdir(cwd)
     if events:
         # Stay as the parent: the CLI's JSON events become readable lines here, its usage a board record.
-        slot = require_agent(run, args.window)
-        return relay_to_board(events, argv, env, board, agent=slot.name, tag=run.tag, gpu=slot.gpu)
+        agent = require_agent(run, args.window)
+        return relay_to_board(events, argv, env, board, agent=agent.name, tag=run.tag, queue=agent.queue)
     try:
         os.execvpe(argv[0], argv, env)
     except OSError as e:

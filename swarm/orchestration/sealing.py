@@ -19,7 +19,7 @@ from pathlib import Path
 import swarm
 from swarm.agents.kinds import AgentCommand, AgentSettings
 from swarm.board.holdout import private_dir
-from swarm.board.run_record import AgentSlot, RunRecord
+from swarm.board.run_record import AgentEntry, SwarmRecord
 from swarm.board.signing import key_dir
 from swarm.config import load_section
 from swarm.errors import SwarmError
@@ -31,8 +31,8 @@ from swarm.runner.sandbox import AgentView, agent_environment, agent_sandbox
 
 
 def seal_agent(
-    run: RunRecord,
-    slot: AgentSlot,
+    run: SwarmRecord,
+    slot: AgentEntry,
     paths: RunPaths,
     command: AgentCommand,
     argv: list[str],
@@ -100,7 +100,7 @@ def named_paths(args: list[str], home: Path) -> list[Path]:
     return found
 
 
-def agent_git_dirs(worktree: Path, slot: AgentSlot) -> list[Path]:
+def agent_git_dirs(worktree: Path, slot: AgentEntry) -> list[Path]:
     """What committing (and `swarm adopt`) writes in the repository's .git, for this agent's worktree.
 
     Git keeps a branch ref as a file in its directory and updates it by renaming a lock file beside it,

@@ -18,24 +18,14 @@ from pathlib import Path
 from filelock import FileLock
 
 from swarm.agents.kinds import agent_commands, assign_kinds
-from swarm.board.run_record import (
-    AgentSlot,
-    RunRecord,
-    Worker,
-    box_pool,
-    is_cpu_slot,
-    is_pool,
-    is_ray_pool,
-    latest_run,
-    validate_tag,
-    write_run_record,
-)
+from swarm.board.run_record import AgentEntry, SwarmRecord, Worker, latest_run, validate_tag, write_run_record
 from swarm.board.signing import create_key
+from swarm.board.slots import box_queue, is_class_queue, is_cpu_slot, is_ray_queue
 from swarm.board.store import Board
 from swarm.errors import SandboxError, SwarmError
-from swarm.orchestration.cluster import cluster_slots, plan_agents
+from swarm.orchestration.cluster import cluster_places, plan_agents
 from swarm.orchestration.crashes import last_output
-from swarm.orchestration.gpus import Slot, detect_gpus, select_slots
+from swarm.orchestration.gpus import AgentPlace, detect_gpus, select_slots
 from swarm.orchestration.launch import (
     COORDINATOR_WINDOW,
     coordinator_argv,
@@ -64,7 +54,7 @@ class SpawnRequest:
     profile: str | None = None  # default: h100 on GPUs, tiny on CPU workers
     ray: str | None = None  # a Ray cluster's address ("auto"): its GPUs are the slots, the agents run here
     agents: int | None = None  # with ray: fewer agents than screening GPUs (they submit ahead)
-    validate_on: str | None = None  # with ray: the device class that confirms new bests
+    validate_on: str | None = None  # with ray: the device class that validates new bests
     wait: bool = True
     timeout_s: float | None = None  # default: 30 s + 1 s per agent
     unsealed: bool = False  # run without sandboxes (a sealed run resumed with it goes on unsealed)
@@ -81,7 +71,7 @@ def default_tag() -> str:
     return time.strftime("%b%d").lower()  # "mar5", as upstream autoresearch names its runs
 
 
-def spawn(request: SpawnRequest, cwd: Path | None = None, out=print) -> RunRecord:
+def spawn(request: SpawnRequest, cwd: Path | None = None, out=print) -> SwarmRecord:
     """Create or resume a run and start its processes; returns the run record."""
     paths = run_paths(cwd)
     check_config(paths.repo)  # a mistake in any section of swarm.toml stops here, before a window starts
@@ -96,14 +86,14 @@ def spawn(request: SpawnRequest, cwd: Path | None = None, out=print) -> RunRecor
         run = _desired_run(request, paths, repo, board)
         require_sandbox(run)
         _, commands = agent_commands(paths.repo)
-        for kind in sorted({slot.kind for slot in run.agents}):
+        for kind in sorted({agent.kind for agent in run.agents}):
             if kind not in commands:  # a kind swarm.toml named when the run was spawned, and no longer does
                 raise SwarmError(f"unknown agent kind {kind!r} (known: {', '.join(sorted(commands))})")
             commands[kind].check_installed()
-        for slot in run.agents:
-            how = repo.ensure_worktree(Path(slot.worktree), slot.branch, run.base)
+        for agent in run.agents:
+            how = repo.ensure_worktree(Path(agent.worktree), agent.branch, run.base)
             out(
-                f"  {slot.name:<6} {slot.kind:<7} {_device(slot):<32} {_short(paths, slot.worktree)}  {slot.branch}  ({how})"
+                f"  {agent.name:<6} {agent.kind:<7} {_device(agent):<32} {_short(paths, agent.worktree)}  {agent.branch}  ({how})"
             )
         if latest_run(board.records(), run.tag) != run:
             write_run_record(board, run)
@@ -123,7 +113,7 @@ def spawn(request: SpawnRequest, cwd: Path | None = None, out=print) -> RunRecor
     return run
 
 
-def require_sandbox(run: RunRecord) -> None:
+def require_sandbox(run: SwarmRecord) -> None:
     """A sealed run needs sandboxes that work here: one line saying why not, and what to do."""
     problem = None if run.unsealed else sandbox_problem()
     if problem:
@@ -132,7 +122,7 @@ def require_sandbox(run: RunRecord) -> None:
         )
 
 
-def _desired_run(request: SpawnRequest, paths: RunPaths, repo: GitRepo, board: Board) -> RunRecord:
+def _desired_run(request: SpawnRequest, paths: RunPaths, repo: GitRepo, board: Board) -> SwarmRecord:
     """The run as it should be: the board's (every agent running again), or a new one."""
     records = board.records()
     latest = latest_run(records)
@@ -146,12 +136,12 @@ def _desired_run(request: SpawnRequest, paths: RunPaths, repo: GitRepo, board: B
     run = latest_run(records, tag)
     if run is not None:
         if request.base and repo.resolve(request.base) != run.base:
-            raise SwarmError(f"run {tag} is based on {run.base[:12]}, not {request.base}; use a new --tag")
+            raise SwarmError(f"swarm {tag} is based on {run.base[:12]}, not {request.base}; use a new --tag")
         if request.names_slots:
             wanted = _new_run(request, tag, run.base, paths)
             if _shape(wanted) != _shape(run):
                 raise SwarmError(
-                    f"run {tag} has agents {_describe(run)}, not {_describe(wanted)}: "
+                    f"swarm {tag} has agents {_describe(run)}, not {_describe(wanted)}: "
                     "`swarm resume` it as it is, or start a new run on another board"
                 )
         # a sealed run goes on unsealed only when asked (its results from then on say so); never back
@@ -175,32 +165,32 @@ def _desired_run(request: SpawnRequest, paths: RunPaths, repo: GitRepo, board: B
     return _new_run(request, tag, repo.resolve(request.base or "HEAD"), paths)
 
 
-def _new_run(request: SpawnRequest, tag: str, base: str, paths: RunPaths) -> RunRecord:
+def _new_run(request: SpawnRequest, tag: str, base: str, paths: RunPaths) -> SwarmRecord:
     workers: tuple[Worker, ...] = ()
     if request.ray is not None:
-        slots = cluster_slots(request.ray, request.agents, request.validate_on)
+        planned = cluster_places(request.ray, request.agents, request.validate_on)
     elif request.validate_on is not None:
-        raise SwarmError("--validate-on goes with --ray (a cluster's class that confirms new bests)")
+        raise SwarmError("--validate-on goes with --ray (a cluster's class that validates new bests)")
     else:
         places = select_slots(request.gpus, request.cpu, [] if request.cpu is not None else detect_gpus())
-        workers = tuple(Worker(p.agent, p.gpu, p.device) for p in places)
-        slots = box_agents(places, request.agents)
+        workers = tuple(Worker(p.agent, p.queue, p.device) for p in places)
+        planned = box_agents(places, request.agents)
     settings, commands = agent_commands(paths.repo)
-    kinds = assign_kinds(request.agent or settings.default, len(slots), commands)
+    kinds = assign_kinds(request.agent or settings.default, len(planned), commands)
     profile = request.profile or ("tiny" if request.cpu is not None else "h100")
     agents = tuple(
-        AgentSlot(
-            name=validate_agent_name(slot.agent),
+        AgentEntry(
+            name=validate_agent_name(place.agent),
             kind=kind,
-            gpu=slot.gpu,
-            device=slot.device,
-            worktree=str(paths.worktrees / slot.agent),
-            branch=agent_branch(tag, slot.agent),
+            queue=place.queue,
+            device=place.device,
+            worktree=str(paths.worktrees / place.agent),
+            branch=agent_branch(tag, place.agent),
         )
-        for slot, kind in zip(slots, kinds, strict=True)
+        for place, kind in zip(planned, kinds, strict=True)
     )
     prepare_sha256, data_sha256 = spawn_pins(paths.repo, base, profile)
-    return RunRecord(
+    return SwarmRecord(
         tag=tag,
         base=base,
         profile=profile,
@@ -214,32 +204,32 @@ def _new_run(request: SpawnRequest, tag: str, base: str, paths: RunPaths) -> Run
     )
 
 
-def box_agents(places: list[Slot], agents: int | None) -> list[Slot]:
-    """The agents of a box: none owns a slot, each queues for its device class (box_pool), which every
+def box_agents(places: list[AgentPlace], agents: int | None) -> list[AgentPlace]:
+    """The agents of a box: none owns a slot, each queues for its device class (box_queue), which every
     slot of the class serves. One per slot by default, named after it (gpu3, cpu0) as always; `--agents N`
     names them per class instead (fake-gpu-0, cpu-1), spread over the classes in turn."""
     if agents is None:
-        return [Slot(p.agent, box_pool(p.device), p.device) for p in places]
-    return plan_agents([p.device for p in places], agents, None, pool=box_pool)
+        return [AgentPlace(p.agent, box_queue(p.device), p.device) for p in places]
+    return plan_agents([p.device for p in places], agents, None, queue=box_queue)
 
 
-def _shape(run: RunRecord) -> tuple:
+def _shape(run: SwarmRecord) -> tuple:
     workers = tuple((w.name, w.slot) for w in run.workers)
-    return run.profile, run.validate_on, tuple((a.name, a.kind, a.gpu) for a in run.agents), workers
+    return run.profile, run.validate_on, tuple((a.name, a.kind, a.queue) for a in run.agents), workers
 
 
-def _describe(run: RunRecord) -> str:
+def _describe(run: SwarmRecord) -> str:
     kinds = Counter(a.kind for a in run.agents)
     names = ",".join(a.name for a in run.agents)
     return f"{names} ({', '.join(f'{k}:{n}' for k, n in kinds.items())}, profile {run.profile})"
 
 
-def _device(slot: AgentSlot) -> str:
-    if is_ray_pool(slot.gpu):
-        return f"any {slot.device} GPU of the cluster"
-    if is_pool(slot.gpu):
-        return f"any {slot.device} slot" if slot.device != "cpu" else "any CPU worker"
-    return "CPU worker" if is_cpu_slot(slot.gpu) else f"GPU {slot.gpu} {slot.device}"
+def _device(agent: AgentEntry) -> str:
+    if is_ray_queue(agent.queue):
+        return f"any {agent.device} GPU of the cluster"
+    if is_class_queue(agent.queue):
+        return f"any {agent.device} slot" if agent.device != "cpu" else "any CPU worker"
+    return "CPU worker" if is_cpu_slot(agent.queue) else f"GPU {agent.queue} {agent.device}"
 
 
 def _short(paths: RunPaths, path: str) -> str:
@@ -262,24 +252,24 @@ def _start_coordinator(tmux: RunTmux, paths: RunPaths, tag: str) -> None:
         tmux.respawn(COORDINATOR_WINDOW, argv, paths.repo, log)
 
 
-def _restart_dead_agents(tmux: RunTmux, paths: RunPaths, run: RunRecord) -> None:
+def _restart_dead_agents(tmux: RunTmux, paths: RunPaths, run: SwarmRecord) -> None:
     """A resume brings back every agent whose pane is dead now, a crash loop the coordinator gave up on
     included (it watches the new process anew)."""
     panes = tmux.panes()
-    for slot in run.agents:
-        pane = panes.get(slot.name)
-        if not slot.stopped and pane is not None and pane.dead:
+    for agent in run.agents:
+        pane = panes.get(agent.name)
+        if not agent.stopped and pane is not None and pane.dead:
             # the coordinator may respawn it at the same moment: tmux refuses the second, either is fine
             with contextlib.suppress(TmuxError):
                 tmux.respawn(
-                    slot.name,
-                    launcher_argv(run.tag, slot.name),
-                    Path(slot.worktree),
-                    pane_log(paths, slot.name),
+                    agent.name,
+                    launcher_argv(run.tag, agent.name),
+                    Path(agent.worktree),
+                    pane_log(paths, agent.name),
                 )
 
 
-def wait_for_agents(tmux: RunTmux, paths: RunPaths, board: Board, run: RunRecord, timeout_s: float) -> None:
+def wait_for_agents(tmux: RunTmux, paths: RunPaths, board: Board, run: SwarmRecord, timeout_s: float) -> None:
     """Until every agent that should run has a pane whose process the launcher started, alive for
     SETTLE_S: an agent that dies at start is reported with its own last line, never as running."""
     reader = board.reader()
@@ -351,7 +341,7 @@ def cmd_resume(args) -> int:
     check_config(paths.repo)
     board = Board(paths.board)
     if not board.exists() or latest_run(board.records(), args.tag) is None:
-        which = f"run {args.tag}" if args.tag else "run"
+        which = f"swarm {args.tag}" if args.tag else "swarm"
         raise SwarmError(f"no {which} to resume on the board {paths.board}: start one with `swarm spawn`")
     spawn(SpawnRequest(tag=args.tag, wait=not args.no_wait, unsealed=args.unsealed))
     return 0

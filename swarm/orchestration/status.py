@@ -17,13 +17,20 @@ from swarm.board.experiments import PROMISING, PRUNED, group_of
 from swarm.board.fold import BoardState
 from swarm.board.ledger import USAGE_FIELDS, Totals, board_totals
 from swarm.board.noise import NoiseSettings
-from swarm.board.run_record import is_pool
+from swarm.board.slots import is_class_queue
 from swarm.board.store import Board
 from swarm.config import load_section
-from swarm.orchestration.agent_state import CRASHED, Liveness, agent_state
+from swarm.orchestration.agent_state import (
+    CRASHED,
+    WINDOW_DOWN,
+    WINDOW_RUNNING,
+    Liveness,
+    agent_state,
+    window_state,
+)
 from swarm.orchestration.crashes import crash_reason, last_output
 from swarm.orchestration.launch import COORDINATOR_WINDOW, agent_runner_windows, is_launch, pane_log
-from swarm.orchestration.tmux import Pane, RunTmux
+from swarm.orchestration.tmux import RunTmux
 from swarm.repo.paths import RunPaths, run_paths
 from swarm.results.display import escape_text, format_number, mean_text
 from swarm.results.queues import queue_json, render_queues
@@ -57,7 +64,7 @@ class AgentStatus:
 
 
 @dataclass(frozen=True)
-class RunStatus:
+class SwarmStatus:
     tag: str
     base: str
     profile: str
@@ -91,16 +98,7 @@ def _brief(experiment: dict[str, Any] | None, now: float) -> dict[str, Any] | No
     }
 
 
-def _window_state(pane: Pane | None, server_up: bool, supervised: bool) -> str:
-    """A runner's or the coordinator's window: running, restarting (the coordinator will), dead or down."""
-    if pane is None or not server_up:
-        return "down"
-    if not pane.dead:
-        return "running"
-    return "restarting" if supervised else "dead"
-
-
-def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = None) -> RunStatus:
+def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = None) -> SwarmStatus:
     board = Board(paths.board).require()
     if state is None:
         state = open_state(board, load_section(paths.repo, "noise", NoiseSettings))
@@ -110,59 +108,61 @@ def collect(paths: RunPaths, tag: str | None = None, state: BoardState | None = 
     panes = tmux.panes()
     server_up = bool(panes)
     liveness = Liveness(server_up, panes)
-    coordinator = _window_state(panes.get(COORDINATOR_WINDOW), server_up, supervised=False)
-    supervised = coordinator == "running"
+    coordinator = window_state(panes.get(COORDINATOR_WINDOW), server_up, supervised=False)
+    supervised = coordinator == WINDOW_RUNNING
     starts = Counter(r.get("window") for r in state.other if is_launch(r, run.tag))
     now = time.time()
     ledger = board_totals(state, tag=run.tag)
     saved = saved_seconds(state, run.tag)
     kept = kept_changes(e for e in state.experiments.values() if e.get("tag") in (None, run.tag))
     agents = []
-    for slot in run.agents:
-        summary = state.agent_summary(slot.name)
-        current = None if is_pool(slot.gpu) else state.running(slot.gpu)
-        if current is None and summary is not None and summary.current and is_pool(slot.gpu):
+    for entry in run.agents:
+        summary = state.agent_summary(entry.name)
+        current = None if is_class_queue(entry.queue) else state.running(entry.queue)
+        if current is None and summary is not None and summary.current and is_class_queue(entry.queue):
             current = state.experiments.get(summary.current)  # on whichever slot of its class took it
         # a class's queue holds every agent's jobs of the class: count this agent's own
-        queued = sum(1 for j in state.queue(slot.gpu) if j.get("agent") == slot.name)
-        windows = agent_runner_windows(run, slot)
-        runners = [_window_state(panes.get(w), server_up, supervised) for w in windows]
-        doing, _ = agent_state(slot, liveness, current is not None, queued)
+        queued = sum(1 for j in state.queue(entry.queue) if j.get("agent") == entry.name)
+        windows = agent_runner_windows(run, entry)
+        runners = [window_state(panes.get(w), server_up, supervised) for w in windows]
+        doing, _ = agent_state(entry, liveness, current is not None, queued)
         reason = (
             crash_reason(
-                last_output(tmux, slot.name, pane_log(paths, slot.name)), state.other, slot.name, run.tag
+                last_output(tmux, entry.name, pane_log(paths, entry.name)), state.other, entry.name, run.tag
             )
             if doing == CRASHED
             else None
         )
         best = state.experiments.get(summary.best) if summary and summary.best else None
-        totals = ledger.get(slot.name, Totals())
+        totals = ledger.get(entry.name, Totals())
         agents.append(
             AgentStatus(
-                name=slot.name,
-                kind=slot.kind,
-                gpu=slot.gpu,
-                device=slot.device,
+                name=entry.name,
+                kind=entry.kind,
+                gpu=entry.queue,
+                device=entry.device,
                 state=doing,
-                runner="running" if "running" in runners else (runners[0] if runners else "down"),
-                restarts=max(0, starts[slot.name] - 1),
+                runner=WINDOW_RUNNING
+                if WINDOW_RUNNING in runners
+                else (runners[0] if runners else WINDOW_DOWN),
+                restarts=max(0, starts[entry.name] - 1),
                 experiments=summary.submitted if summary else 0,
                 counts=dict(summary.counts) if summary else {},
-                kept=kept.get(slot.name, 0),
+                kept=kept.get(entry.name, 0),
                 queued=queued,
                 current=_brief(current, now),
                 best=_best_brief(state, best, now),
                 usage=totals.usage_json(),
                 gpu_seconds=round(totals.gpu_seconds, 1),
-                saved_seconds=round(saved.get(slot.name, 0.0), 1),
+                saved_seconds=round(saved.get(entry.name, 0.0), 1),
                 reason=reason,
             )
         )
-    return RunStatus(
+    return SwarmStatus(
         tag=run.tag,
         base=run.base,
         profile=run.profile,
-        tmux="running" if server_up else "down",
+        tmux=WINDOW_RUNNING if server_up else WINDOW_DOWN,
         socket=str(tmux.socket),
         coordinator=coordinator,
         agents=agents,
@@ -195,10 +195,10 @@ def saved_seconds(state: BoardState, tag: str | None = None) -> dict[str, float]
     return out
 
 
-def render(status: RunStatus) -> list[str]:
+def render(status: SwarmStatus) -> list[str]:
     gw = max([5] + [len(a.gpu) for a in status.agents]) + 1  # a cluster's class queue: "ray:H100"
     lines = [
-        f"run {escape_text(status.tag)}  base {escape_text(status.base[:10])}  profile {escape_text(status.profile)}  "
+        f"swarm {escape_text(status.tag)}  base {escape_text(status.base[:10])}  profile {escape_text(status.profile)}  "
         f"tmux {status.tmux}  coordinator {status.coordinator}",
         f"{'AGENT':<7}{'KIND':<8}{'GPU':<{gw}}{'STATE':<11}{'RUNNER':<9}{'EXPS':>5}{'KEEP':>5}{'PROM':>5}{'QUEUE':>6}"
         f"{'TOKENS':>8}{'COST':>9}{'GPU-H':>7}  {'BEST (n)':<15}CURRENT",

@@ -74,7 +74,7 @@ def stop(
     set_stopped(board, run.tag, None, stopped=True)
     if not tmux.is_running():
         tmux.kill_server()  # a stale socket, if any
-        out(f"run {run.tag}: no processes running")
+        out(f"swarm {run.tag}: no processes running")
         return
     terminate(tmux, [COORDINATOR_WINDOW], grace_s)
     terminate(tmux, [a.name for a in run.agents], grace_s)
@@ -96,9 +96,9 @@ def cmd_attach(args) -> int:
         require_agent(run, window)  # an agent's window, else one clear line naming the agents
     tmux = RunTmux(paths.repo, run.tag)
     if not tmux.is_running():
-        raise SwarmError(f"run {run.tag} is not running (`swarm resume` starts it)")
+        raise SwarmError(f"swarm {run.tag} is not running (`swarm resume` starts it)")
     if window not in tmux.panes():
-        raise SwarmError(f"run {run.tag} has no window {window!r} (stopped? see `swarm status`)")
+        raise SwarmError(f"swarm {run.tag} has no window {window!r} (stopped? see `swarm status`)")
     argv = tmux.attach_argv(window)
     env = {k: v for k, v in os.environ.items() if k != "TMUX"}  # attaching from inside tmux nests it
     os.execvpe(argv[0], argv, env)

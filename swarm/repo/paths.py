@@ -86,9 +86,9 @@ def validate_agent_name(name: str) -> str:
     return name
 
 
-class Identity(namedtuple("Identity", ("agent", "worktree", "tag", "gpu"))):
-    """Who is calling an agent command: its name, its worktree, its run's tag, and the GPU it is pinned to
-    ("3", or "cpu0" for a CPU worker; None when unknown)."""
+class Identity(namedtuple("Identity", ("agent", "worktree", "tag", "queue"))):
+    """Who is calling an agent command: its name, its worktree, its swarm's tag, and the queue its jobs go to
+    (SWARM_GPU: a slot "3" or "cpu0", or a class's queue "box:cpu"; None when unknown)."""
 
     __slots__ = ()
 
@@ -108,5 +108,5 @@ def caller_identity(cwd: Path | None = None) -> Identity:
         agent=agent,
         worktree=root,
         tag=os.environ.get("SWARM_TAG") or (parsed[0] if parsed else None),
-        gpu=os.environ.get("SWARM_GPU"),
+        queue=os.environ.get("SWARM_GPU"),
     )

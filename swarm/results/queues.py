@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from swarm.board.fold import BoardState
-from swarm.board.run_record import RunRecord, is_pool, ray_pool
+from swarm.board.run_record import SwarmRecord
 from swarm.board.scheduling import order
+from swarm.board.slots import is_class_queue, ray_queue
 
 
 @dataclass(frozen=True)
@@ -38,24 +39,24 @@ class SlotBusy:
     running: str | None  # id of its running job
 
 
-def queue_views(state: BoardState, run: RunRecord) -> list[QueueView]:
+def queue_views(state: BoardState, run: SwarmRecord) -> list[QueueView]:
     """Every queue of the run that slots serve or jobs wait in."""
     running = state.running_slots()
     classes: dict[str, tuple[str, list[str]]] = {}
     for agent in run.agents:
-        if is_pool(agent.gpu):
-            classes.setdefault(agent.gpu, (agent.device, []))
+        if is_class_queue(agent.queue):
+            classes.setdefault(agent.queue, (agent.device, []))
     for slot in run.slots():
         device = run.device_for_slot(slot)
-        pool = run.class_queue(slot)
-        if pool is not None:
-            classes.setdefault(pool, (device, []))[1].append(slot)
+        queue = run.class_queue(slot)
+        if queue is not None:
+            classes.setdefault(queue, (device, []))[1].append(slot)
     for queue in state.queued_counts():
         if queue not in classes:
-            classes[queue] = (run.device_for_slot(queue), [] if is_pool(queue) else [queue])
+            classes[queue] = (run.device_for_slot(queue), [] if is_class_queue(queue) else [queue])
     views = []
     for queue, (device, slots) in classes.items():
-        if queue.startswith(ray_pool("")):  # a cluster's GPUs: the ones running a job of the class
+        if queue.startswith(ray_queue("")):  # a cluster's GPUs: the ones running a job of the class
             busy_here = [j for j in running.values() if j.get("node") and j.get("device") == device]
             slots_n, idle = len(busy_here), 0
         else:
@@ -73,10 +74,10 @@ def queue_views(state: BoardState, run: RunRecord) -> list[QueueView]:
                 next=[j["id"] for j in waiting[:5]],
             )
         )
-    return sorted(views, key=lambda v: (not is_pool(v.queue), v.queue))
+    return sorted(views, key=lambda v: (not is_class_queue(v.queue), v.queue))
 
 
-def busy_fractions(state: BoardState, run: RunRecord, now: float | None = None) -> list[SlotBusy]:
+def busy_fractions(state: BoardState, run: SwarmRecord, now: float | None = None) -> list[SlotBusy]:
     """Each slot's share of the time since the run began that it spent running jobs."""
     now = time.time() if now is None else now
     start = run.created_at or now
@@ -84,7 +85,7 @@ def busy_fractions(state: BoardState, run: RunRecord, now: float | None = None) 
     trained: dict[str, float] = {}
     for record in state.experiments.values():
         began = record.get("started_at")
-        if not began or record.get("reused_from") or is_pool(str(record.get("gpu"))):
+        if not began or record.get("reused_from") or is_class_queue(str(record.get("gpu"))):
             continue
         ended = record.get("finished_at") or (now if record.get("status") == "running" else None)
         if ended is None:
@@ -104,20 +105,20 @@ def busy_fractions(state: BoardState, run: RunRecord, now: float | None = None) 
     ]
 
 
-def queue_json(state: BoardState, run: RunRecord) -> dict[str, Any]:
+def queue_json(state: BoardState, run: SwarmRecord) -> dict[str, Any]:
     return {
         "queues": [asdict(v) for v in queue_views(state, run)],
         "slots": [asdict(s) for s in busy_fractions(state, run)],
     }
 
 
-def render_queues(state: BoardState, run: RunRecord, busy: bool = True) -> list[str]:
+def render_queues(state: BoardState, run: SwarmRecord, busy: bool = True) -> list[str]:
     """Lines for `swarm queue` and `swarm status`: one per queue, then (`busy`) the slots' busy fractions
     (which read every experiment: the watch, refreshing every second, leaves them out)."""
     lines = []
     for v in queue_views(state, run):
         whose = ", ".join(f"{agent} {n}" for agent, n in v.by_agent.items()) or "-"
-        serves = f"{v.slots} slot(s), {v.idle} idle" if is_pool(v.queue) else "pinned to this slot"
+        serves = f"{v.slots} slot(s), {v.idle} idle" if is_class_queue(v.queue) else "pinned to this slot"
         lines.append(f"queue {v.queue}: {serves}, {v.depth} waiting ({whose})")
     slots = busy_fractions(state, run) if busy else []
     if slots:

@@ -216,7 +216,7 @@ class Report:
         return "\n".join(p for p in parts if p)
 
     def _title(self) -> str:
-        tag = self.run.tag if self.run else "(no run record)"
+        tag = self.run.tag if self.run else "(no swarm record)"
         if self.bests:
             key, best = next(iter(self.bests.items()))
             baseline = self.baseline(key)
@@ -234,7 +234,7 @@ class Report:
         kinds = Counter(a.kind for a in agents)
         who = ", ".join(f"{n} {_md(kind)}" for kind, n in kinds.items()) or "agents"
         return (
-            f"{title}\n\n_From the board of run {_md(tag)}: {_when(started)} to {_when(ended)} ({_duration(hours)}), "
+            f"{title}\n\n_From the board of swarm {_md(tag)}: {_when(started)} to {_when(ended)} ({_duration(hours)}), "
             f"{len(agents) or len(self.state.agents)} agents ({who}), {len(self.finished):,} finished experiments, "
             f"{_hours(self.gpu_hours(self.finished))} GPU-hours._\n"
         )
@@ -618,7 +618,7 @@ def cmd_report(args) -> int:
     target = output_directory(args.out) if args.out else None  # before the board is read
     repo, board, state = open_board()
     if state.run is None:  # never an empty report in the checkout
-        raise SwarmError(f"no run on the board {board.directory} yet: nothing to report")
+        raise SwarmError(f"no swarm on the board {board.directory} yet: nothing to report")
     out = target or output_directory(Path.cwd() / f"report-{state.run.tag}")
     path = write_report(state, out, repo, gpu_price=args.gpu_price, plot=not args.no_plot)
     print(f"wrote {path}")

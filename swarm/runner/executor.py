@@ -29,7 +29,9 @@ class Place:
 
     slot: str  # "3", "cpu0", or a cluster GPU "a1b2c3d4/0"
     device: str
-    pool: str | None = None  # the class queue it serves ("box:cpu", "ray:H100"), None: its own slot only
+    class_queue: str | None = (
+        None  # the class queue it serves ("box:cpu", "ray:H100"), None: its own slot only
+    )
     node: str | None = None  # a cluster node ("a1b2c3d4@10.0.0.5"), None on one box
 
 

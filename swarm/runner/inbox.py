@@ -30,9 +30,10 @@ from swarm.board.experiments import METRIC_FIELDS, new_experiment
 from swarm.board.fold import BoardState
 from swarm.board.ledger import USAGE_FIELDS, Usage, usage_record
 from swarm.board.noise import NoiseSettings
-from swarm.board.run_record import AgentSlot, RunRecord, runner_slot
+from swarm.board.reruns import schedule_verify
+from swarm.board.run_record import AgentEntry, SwarmRecord
+from swarm.board.slots import runner_of
 from swarm.board.store import ADOPT, NOTE, Board, new_id, now
-from swarm.board.verification import schedule_verify
 from swarm.config import load_section
 from swarm.errors import BoardError, GitError, SwarmError
 from swarm.repo.git import file_at, first_parent, rev_parse, update_ref
@@ -101,19 +102,19 @@ class Handler:
         self.board = board
         self.state = state
 
-    def handle(self, agent: AgentSlot, request: dict[str, Any]) -> Any:
+    def handle(self, agent: AgentEntry, request: dict[str, Any]) -> Any:
         op = request.get("op")
         if op not in OPS:
             raise SwarmError(f"request: unknown op {op!r}")
         return getattr(self, f"_{op}")(agent, request)
 
-    def _run(self) -> RunRecord:
+    def _run(self) -> SwarmRecord:
         self.state.refresh()
         if self.state.run is None:
-            raise BoardError("no run record on the board")
+            raise BoardError("no swarm record on the board")
         return self.state.run
 
-    def _submit(self, agent: AgentSlot, request: dict[str, Any]) -> dict[str, Any]:
+    def _submit(self, agent: AgentEntry, request: dict[str, Any]) -> dict[str, Any]:
         commit = _sha(request, "commit")
         description = _text(request, "description")
         try:
@@ -129,11 +130,11 @@ class Handler:
             self.repo, self.board, self.state, agent, commit, description, request.get("rerun") is True
         )
 
-    def _note(self, agent: AgentSlot, request: dict[str, Any]) -> dict[str, Any]:
+    def _note(self, agent: AgentEntry, request: dict[str, Any]) -> dict[str, Any]:
         text = _text(request, "text")
         return self.board.append({"type": NOTE, "id": new_id(), "agent": agent.name, "text": text})
 
-    def _adopt(self, agent: AgentSlot, request: dict[str, Any]) -> dict[str, Any]:
+    def _adopt(self, agent: AgentEntry, request: dict[str, Any]) -> dict[str, Any]:
         """Record an adoption the agent made in its worktree: what was adopted comes from the board's
         record of that experiment; only the agent's previous HEAD and saved ref are its own word."""
         self.state.refresh()
@@ -159,7 +160,7 @@ class Handler:
             }
         )
 
-    def _verify(self, agent: AgentSlot, request: dict[str, Any]) -> list[dict[str, Any]]:
+    def _verify(self, agent: AgentEntry, request: dict[str, Any]) -> list[dict[str, Any]]:
         repeats = _count(request, "repeats")
         if not 1 <= repeats <= MAX_REPEATS:
             raise SwarmError(f"request: repeats must be between 1 and {MAX_REPEATS}")
@@ -175,7 +176,7 @@ class Handler:
             ),
         )
 
-    def _usage(self, agent: AgentSlot, request: dict[str, Any]) -> dict[str, Any]:
+    def _usage(self, agent: AgentEntry, request: dict[str, Any]) -> dict[str, Any]:
         """The API agent's own usage report (an agent CLI's is recorded by its launcher, outside)."""
         usage = Usage(**{name: _count(request, name) for name in USAGE_FIELDS})
         cost = request.get("cost_usd")
@@ -193,7 +194,7 @@ class Handler:
             usage_record(
                 agent=agent.name,
                 tag=self._run().tag,
-                gpu=agent.gpu,
+                gpu=agent.queue,
                 kind=agent.kind,
                 model=model[:200] if isinstance(model, str) else None,
                 usage=usage,
@@ -208,7 +209,7 @@ def accept_submit(
     repo: Path,
     board: Board,
     state: BoardState,
-    agent: AgentSlot,
+    agent: AgentEntry,
     commit: str,
     description: str,
     rerun: bool = False,
@@ -220,8 +221,8 @@ def accept_submit(
     state.refresh()
     run = state.run
     if run is None:
-        raise BoardError("no run record on the board")
-    slot = slot or agent.gpu
+        raise BoardError("no swarm record on the board")
+    slot = slot or agent.queue
     train = file_at(repo, commit, "train.py")
     job = new_experiment(
         agent=agent.name,
@@ -332,7 +333,7 @@ class Ingestor:
         self.on_job = on_job or (lambda: None)  # a job was queued: wake the runner's loop
         self._swept = 0.0  # when unread answers were last looked for (monotonic)
 
-    def agents(self) -> list[AgentSlot]:
+    def agents(self) -> list[AgentEntry]:
         self.state.refresh()
         run = self.state.run
         if run is None:
@@ -340,8 +341,8 @@ class Ingestor:
         # a cluster's agents queue for their class (ray:H100), all served by the head's one runner; a box's
         # agents for their class's queue (box:cpu), which every runner of the class serves (_take claims
         # each request by renaming it, so exactly one runner answers it)
-        pool = run.class_queue(self.slot)
-        return [a for a in run.agents if runner_slot(a.gpu) == self.slot or (pool and a.gpu == pool)]
+        queue = run.class_queue(self.slot)
+        return [a for a in run.agents if runner_of(a.queue) == self.slot or (queue and a.queue == queue)]
 
     def ingest(self) -> int:
         """Handle every request waiting now, oldest first; returns how many."""
@@ -364,7 +365,7 @@ class Ingestor:
                 handled += 1
         return handled
 
-    def _take(self, agent: AgentSlot, path: Path) -> None:
+    def _take(self, agent: AgentEntry, path: Path) -> None:
         taken = path.with_name(f".{path.name}.{os.getpid()}.taken")
         try:
             os.rename(path, taken)  # atomic: of the runners sharing an agent's inbox, one takes a request

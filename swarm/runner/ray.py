@@ -4,7 +4,7 @@
 
 One process on the head serves every GPU of the cluster: the same runner loop a box slot runs
 (swarm.runner.service.Runner), with this executor behind it. Agents queue jobs for their device class
-(`gpu` = "ray:H100", swarm.board.run_record.ray_pool); whenever a GPU of that class is free, the runner
+(`gpu` = "ray:H100", swarm.board.slots.ray_queue); whenever a GPU of that class is free, the runner
 claims the job the scheduler picks (swarm.board.scheduling), checks, plans and materialises it as for any
 slot (allow-list, seed-only, the pinned prepare.py, raw blobs, budget, timeout, the class's overhead
 allowance), and this executor ships the snapshot's bytes and the plan to that GPU's node as a Ray task
@@ -51,7 +51,7 @@ from ray.exceptions import RayError, RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from swarm.board.experiments import CRASH, REPORTED
-from swarm.board.run_record import ray_pool
+from swarm.board.slots import ray_queue, ray_slot
 from swarm.errors import DataError, SwarmError
 from swarm.repo.git import file_at
 from swarm.runner.executor import Landing, Place, RunnerView
@@ -95,7 +95,7 @@ class RayGpu:
 
     @property
     def slot(self) -> str:
-        return f"{self.node_id[:8]}/{self.index}"
+        return ray_slot(self.node_id, self.index)
 
 
 def device_class(resources: dict[str, float]) -> str:
@@ -337,7 +337,7 @@ class RayExecutor:
         """The free GPUs of prepared nodes (after taking in nodes that joined and dropping those that left)."""
         self.watch_nodes()
         return [
-            Place(slot, gpu.device, ray_pool(gpu.device), gpu.node)
+            Place(slot, gpu.device, ray_queue(gpu.device), gpu.node)
             for slot, gpu in list(self.nodes.gpus.items())
             if slot not in self.busy and gpu.node_id in self.nodes.ready
         ]

@@ -36,7 +36,7 @@ from swarm.board.experiments import (
     TIMEOUT,
 )
 from swarm.board.holdout import HOLDOUT_FIELD
-from swarm.board.run_record import is_cpu_slot
+from swarm.board.slots import is_cpu_slot
 from swarm.errors import DataError, DeviceFault
 from swarm.repo.git import file_at
 from swarm.runner.caches import cache_environment, without_cache_locations

@@ -41,10 +41,10 @@ from swarm.board.experiments import (
 from swarm.board.fold import BoardState
 from swarm.board.holdout import HOLDOUT_FIELD, private_dir, record_holdout
 from swarm.board.noise import NoiseSettings
-from swarm.board.run_record import CLUSTER_RUNNER_SLOT, is_cpu_slot, ray_pool
+from swarm.board.reruns import after_result
 from swarm.board.scheduling import pick
+from swarm.board.slots import CLUSTER_RUNNER, cpu_slot, default_device, gpu_slot, is_cpu_slot, ray_queue
 from swarm.board.store import RUNNER, Board, now
-from swarm.board.verification import after_result
 from swarm.config import load_section
 from swarm.errors import DataError, SandboxError, SwarmError
 from swarm.repo.git import FULL_SHA, file_at, require_sha
@@ -84,7 +84,7 @@ def slot_from_args(gpu: str | None, cpu: str | None) -> str:
     value = gpu if gpu is not None else cpu
     if not value.isdigit():
         raise SwarmError(f"slot index must be a number, got {value!r}")
-    return value if gpu is not None else f"cpu{value}"
+    return gpu_slot(value) if gpu is not None else cpu_slot(value)
 
 
 def runner_flags(slot: str) -> list[str]:
@@ -257,13 +257,13 @@ class Runner:
         run = self.state.run
         if run is not None:
             return run.device_for_slot(self.slot)
-        return "cpu" if is_cpu_slot(self.slot) else f"gpu{self.slot}"
+        return default_device(self.slot)
 
     def local_place(self) -> Place:
         """This box slot as a place: its device class, and its class's queue when agents share it."""
         run = self.state.run
-        pool = run.class_queue(self.slot) if run is not None else None
-        return Place(self.slot, self.device, pool)
+        queue = run.class_queue(self.slot) if run is not None else None
+        return Place(self.slot, self.device, queue)
 
     def recover_orphans(self) -> list[dict[str, Any]]:
         """Requeue (or, past max_attempts, fail) the jobs this runner's previous life left `running`: a box
@@ -279,10 +279,10 @@ class Runner:
         """Requeue the jobs of the other slots of this slot's class whose runner is dead (no lock holder), so
         that the rest of a wave does not wait for a dead slot's runner to come back."""
         run = self.state.run
-        pool = run.class_queue(self.slot) if run is not None else None
-        if pool is None:
+        queue = run.class_queue(self.slot) if run is not None else None
+        if queue is None:
             return []
-        siblings = set(run.runners_of(pool)) - {self.slot}
+        siblings = set(run.runners_of(queue)) - {self.slot}
         board_dir = self.board.directory
 
         def dead(slot: str, job: dict[str, Any]) -> bool:
@@ -372,7 +372,7 @@ class Runner:
     def next_job(self, place: Place) -> dict[str, Any] | None:
         """The job `place` takes next (swarm.board.scheduling.pick), from the board as this runner sees it."""
         pinned = self.state.queue(place.slot)
-        pooled = self.state.queue(place.pool) if place.pool else []
+        pooled = self.state.queue(place.class_queue) if place.class_queue else []
         if not pooled:
             return pick(pinned, (), ())
         running = [j for j in self.state.running_slots().values() if j.get("device") == place.device]
@@ -699,7 +699,7 @@ def back_to_queue(job: dict[str, Any]) -> dict[str, Any]:
     slot of the class may take it again) or the one slot it was queued for."""
     queue = job.get("queue")
     if not queue and job.get("node"):  # a cluster job from before `queue` was recorded
-        queue = ray_pool(str(job.get("device")))
+        queue = ray_queue(str(job.get("device")))
     return {"gpu": queue or job.get("gpu"), "node": None}
 
 
@@ -724,7 +724,7 @@ def cmd_runner(args) -> int:
 
         paths = run_paths()
         ray_settings = load_section(paths.repo, "ray", RaySettings)
-        return _serve(paths, CLUSTER_RUNNER_SLOT, args.max_jobs, RayExecutor(args.ray, ray_settings))
+        return _serve(paths, CLUSTER_RUNNER, args.max_jobs, RayExecutor(args.ray, ray_settings))
     return _serve(run_paths(), slot_from_args(args.gpu, args.cpu), args.max_jobs, None)
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from swarm.board.run_record import is_cpu_slot
+from swarm.board.slots import is_cpu_slot
 from swarm.errors import DataError, SwarmError
 from swarm.repo.git import file_at, rev_parse
 from swarm.runner.caches import CompileCaches

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from swarm.board.experiments import CRASH, DISCARD, INVALID, KEEP, MARGINAL, RUNNING, TIMEOUT, new_experiment
-from swarm.board.run_record import AgentSlot, RunRecord
+from swarm.board.run_record import AgentEntry, SwarmRecord
 from swarm.board.signing import sign_line
 from swarm.board.store import VERIFICATION, Board
 
@@ -70,10 +70,10 @@ def _hex(*parts: object, n: int = 40) -> str:
 
 def agent_slots(agents: int, device: str = H100, repo: str = "/srv/autoresearch", tag: str = "jan01"):
     return tuple(
-        AgentSlot(
+        AgentEntry(
             name=f"gpu{i}",
             kind=KINDS[i % len(KINDS)],
-            gpu=str(i),
+            queue=str(i),
             device=device,
             worktree=f"{repo}/worktrees/gpu{i}",
             branch=f"swarm/{tag}/gpu{i}",
@@ -100,7 +100,7 @@ def synthetic_run(
     """
     rng = random.Random(seed)
     base = _hex(tag, "base")
-    run = RunRecord(
+    run = SwarmRecord(
         tag=tag, base=base, profile=profile, agents=agent_slots(agents, device, tag=tag), created_at=start
     )
     yield {**run.to_record(), "ts": start}

@@ -17,7 +17,7 @@ from swarm.tui.model import AgentRow
 
 STATE_STYLE = {
     agent_state.TRAINING: "bold cyan",
-    agent_state.QUEUED: "yellow",
+    agent_state.WAITING: "yellow",
     agent_state.THINKING: "",
     agent_state.CRASHED: "bold red",
     agent_state.DEAD: "red",
@@ -35,7 +35,7 @@ def state_cell(row: AgentRow) -> Text:
             text.append_text(bar((row.elapsed or 0.0) / row.budget, BAR_WIDTH))
     elif row.state == agent_state.CRASHED and row.exit_status is not None:
         text.append(f" (exit {row.exit_status})")
-    if row.state == agent_state.QUEUED:
+    if row.state == agent_state.WAITING:
         text.append(f" {row.queued}")
     elif row.queued:
         text.append(f" +{row.queued}q", style="yellow")
@@ -44,7 +44,7 @@ def state_cell(row: AgentRow) -> Text:
 
 def gpu_cell(row: AgentRow) -> Text:
     device = short_device(row.device).split()[0]
-    return agent_text(row.gpu if device in ("cpu", "?") else f"{row.gpu} {device}", 10)
+    return agent_text(row.queue if device in ("cpu", "?") else f"{row.queue} {device}", 10)
 
 
 def cost_cell(row: AgentRow) -> Text:
@@ -59,7 +59,7 @@ def cost_cell(row: AgentRow) -> Text:
 
 
 def matches(row: AgentRow, needle: str) -> bool:
-    return mentions(needle, row.name, row.kind, row.gpu, row.device, row.state, row.description)
+    return mentions(needle, row.name, row.kind, row.queue, row.device, row.state, row.description)
 
 
 class AgentsTable(FittedTable):

@@ -48,13 +48,13 @@ class TmuxRunControl:
 
     def capture(self, window: str, lines: int = 200) -> str:
         if window not in self.tmux.panes():
-            raise SwarmError(f"no tmux window {window!r} in run {self.tag} (stopped or not started)")
+            raise SwarmError(f"no tmux window {window!r} in swarm {self.tag} (stopped or not started)")
         return self.tmux.capture(window, lines)
 
     def attach_argv(self, window: str) -> tuple[list[str], dict[str, str]]:
         """The command line and environment that show `window` in this terminal (as `swarm attach`)."""
         if window not in self.tmux.panes():
-            raise SwarmError(f"no tmux window {window!r} in run {self.tag} (stopped or not started)")
+            raise SwarmError(f"no tmux window {window!r} in swarm {self.tag} (stopped or not started)")
         env = {k: v for k, v in os.environ.items() if k != "TMUX"}  # attaching from inside tmux nests it
         return self.tmux.attach_argv(window), env
 
@@ -68,7 +68,7 @@ class TmuxRunControl:
         slot = require_agent(run, agent)
         if not self.liveness().coordinator_alive:
             raise SwarmError(
-                f"the coordinator of run {self.tag} is not running: `swarm resume` starts the run"
+                f"the coordinator of swarm {self.tag} is not running: `swarm resume` starts the swarm"
             )
         if slot.stopped:
             set_stopped(self.board, self.tag, {agent}, stopped=False)

@@ -16,7 +16,7 @@ def header_text(header: Header) -> Text:
     busy = header.busy_slots / header.slots if header.slots else 0.0
     line = Text.assemble(
         ("autoresearch-swarm", "bold"),
-        "  run ",
+        "  swarm ",
         agent_text(header.tag or "-", 32, "bold cyan"),
         f"  up {age}",
         "  agents ",

@@ -37,7 +37,8 @@ from swarm.board.experiments import (
 from swarm.board.fold import BoardState
 from swarm.board.ledger import Totals
 from swarm.board.noise import NoiseSettings
-from swarm.board.run_record import AgentSlot, is_pool
+from swarm.board.run_record import AgentEntry
+from swarm.board.slots import is_class_queue
 from swarm.board.stats import ContentStats
 from swarm.board.store import EXPERIMENT, USAGE, VERIFICATION
 from swarm.config import load_section
@@ -93,7 +94,7 @@ class Header:
 class AgentRow:
     name: str
     kind: str
-    gpu: str
+    queue: str  # where its jobs go: its slot, or its class's queue
     device: str
     state: str
     exit_status: int | None  # of a crashed process
@@ -161,7 +162,9 @@ class WatchModel:
         self._baseline_sha: dict[GroupKey, str] = {}  # first measured content per group, by arrival
         self._base_train_sha: dict[str, str | None] = {}  # run base commit -> sha256 of its train.py
         self._budgets: dict[tuple[str, str], float | None] = {}
-        self._agent_slot: dict[str, str] = {}  # agent -> slot of its latest own (not rerun) experiment
+        self._agent_queue: dict[
+            str, str
+        ] = {}  # agent -> queue or slot of its latest own (not rerun) experiment
         self._results = 0
         self._leaders_built_at = -1
         self._leaders: tuple[LeaderRow, ...] = ()
@@ -189,7 +192,7 @@ class WatchModel:
             return
         agent = record.get("agent")
         if agent and not record.get("verify_of") and record.get("gpu") is not None:
-            self._agent_slot[str(agent)] = str(record["gpu"])
+            self._agent_queue[str(agent)] = str(record["gpu"])
         if record.get("status") == PRUNED:
             self._saved[str(record.get("id"))] = float(record.get("saved_seconds") or 0.0)
         if record.get("status") in FINAL_STATUSES:
@@ -269,13 +272,15 @@ class WatchModel:
     # ---------------------------------------------------------------------------------------------------
     # Parts of the snapshot
 
-    def _slots(self) -> list[AgentSlot]:
+    def _agent_entries(self) -> list[AgentEntry]:
         run = self.state.run
         if run and run.agents:
             return list(run.agents)
         # no run record (a board written by hand or by runners alone): agents as the board knows them
         return [
-            AgentSlot(name=a, kind="?", gpu=self._agent_slot.get(a, "?"), device="", worktree="", branch="")
+            AgentEntry(
+                name=a, kind="?", queue=self._agent_queue.get(a, "?"), device="", worktree="", branch=""
+            )
             for a in sorted(self.state.agents, key=str)
         ]
 
@@ -295,17 +300,19 @@ class WatchModel:
 
     def _agent_rows(self, now: float, liveness: Liveness | None):
         state = self.state
-        for slot in self._slots():
-            summary = state.agent_summary(slot.name)
-            if is_pool(slot.gpu):  # its class's slots are shared: its own running job and queued ones
+        for entry in self._agent_entries():
+            summary = state.agent_summary(entry.name)
+            if is_class_queue(
+                entry.queue
+            ):  # its class's slots are shared: its own running job and queued ones
                 current = state.experiments.get(summary.current) if summary and summary.current else None
                 running = current if current and current.get("status") == "running" else None
-                waiting = [r for r in state.queue(slot.gpu) if r.get("agent") == slot.name]
+                waiting = [r for r in state.queue(entry.queue) if r.get("agent") == entry.name]
             else:
-                running = state.running(slot.gpu)
-                waiting = state.queue(slot.gpu)
+                running = state.running(entry.queue)
+                waiting = state.queue(entry.queue)
             queued = len(waiting)
-            state_name, exit_status = agent_state(slot, liveness, running is not None, queued)
+            state_name, exit_status = agent_state(entry, liveness, running is not None, queued)
             counts = summary.counts if summary else {}
             best_record = state.experiments.get(summary.best) if summary and summary.best else None
             best = None
@@ -314,16 +321,16 @@ class WatchModel:
                 best = content.mean if content else best_record.get("val_bpb")
             # what it is doing: its running job, else its next queued one, else its last result
             latest = state.experiments.get(summary.current) if summary and summary.current else None
-            latest = latest or next((r for r in waiting if r.get("agent") == slot.name), None)
+            latest = latest or next((r for r in waiting if r.get("agent") == entry.name), None)
             latest = latest or (state.experiments.get(summary.last) if summary and summary.last else None)
             elapsed = None
             if running and running.get("started_at"):
                 elapsed = max(0.0, now - running["started_at"])
             yield AgentRow(
-                name=slot.name,
-                kind=slot.kind,
-                gpu=slot.gpu,
-                device=slot.device or (best_record or {}).get("device") or "",
+                name=entry.name,
+                kind=entry.kind,
+                queue=entry.queue,
+                device=entry.device or (best_record or {}).get("device") or "",
                 state=state_name,
                 exit_status=exit_status,
                 elapsed=elapsed,
@@ -335,11 +342,11 @@ class WatchModel:
                 best=best,
                 best_record=best_record,
                 latest_record=latest,
-                tokens=self._usage[slot.name].tokens if slot.name in self._usage else 0,
-                cost=self._usage[slot.name].cost_usd if slot.name in self._usage else None,
+                tokens=self._usage[entry.name].tokens if entry.name in self._usage else 0,
+                cost=self._usage[entry.name].cost_usd if entry.name in self._usage else None,
                 promising=counts.get(PROMISING, 0),
                 pruned=counts.get(PRUNED, 0),
-                reason=self._crash_reason(slot.name) if state_name == CRASHED else None,
+                reason=self._crash_reason(entry.name) if state_name == CRASHED else None,
             )
 
     def _crash_reason(self, window: str) -> str:
@@ -408,7 +415,7 @@ class WatchModel:
         if liveness is not None:
             alive = sum(1 for a in agents if a.state not in DOWN_STATES)
         # the slots that train: a box's workers (shared by its agents), else each agent's own
-        slots = set(run.slots()) if run and run.workers else {a.gpu for a in agents}
+        slots = set(run.slots()) if run and run.workers else {a.queue for a in agents}
         busy = sum(1 for s in self.state.running_slots() if s in slots)
         finish_times = self.state.finish_times
         hour_ago = bisect.bisect_left(finish_times, now - HOUR)
@@ -455,7 +462,7 @@ class WatchModel:
             return lineage_holdout(self.state, steps, self.repo, self.state.board.directory)
 
     def verify(self, experiment_id: str, repeats: int = 1) -> list[dict[str, Any]]:
-        from swarm.board.verification import schedule_verify
+        from swarm.board.reruns import schedule_verify
 
         with self.lock:
             return schedule_verify(self.state.board, self.state, experiment_id, repeats, requested_by="watch")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from swarm.board.noise import NoiseSettings
-from swarm.board.run_record import AgentSlot, RunRecord, write_run_record
+from swarm.board.run_record import AgentEntry, SwarmRecord, write_run_record
 from swarm.board.signing import create_key
 from swarm.board.store import Board
 from swarm.config import load_section
@@ -163,7 +163,7 @@ class SwarmRun:
     repo: Path
     board: Board
     base: str
-    run: RunRecord
+    run: SwarmRecord
     state_dir: Path  # where stand-in trainers count runs and log events
     runners: list[subprocess.Popen] = field(default_factory=list)
 
@@ -192,7 +192,7 @@ class SwarmRun:
         """The SWARM_* variables `swarm spawn` gives an agent process."""
         return {
             "SWARM_AGENT": agent,
-            "SWARM_GPU": self.run.agent(agent).gpu,
+            "SWARM_GPU": self.run.agent(agent).queue,
             "SWARM_TAG": self.run.tag,
             "SWARM_BOARD": str(self.board.directory),
         }
@@ -317,11 +317,11 @@ def make_run(
         branch = agent_branch(TAG, name)
         git(repo, "worktree", "add", "-q", "-b", branch, str(worktree), base)
         device = devices.get(gpu, "cpu" if gpu.startswith("cpu") else "Test GPU")
-        slots.append(AgentSlot(name, "test", gpu, device, str(worktree.resolve()), branch))
+        slots.append(AgentEntry(name, "test", gpu, device, str(worktree.resolve()), branch))
     board = Board(repo / "board").create()
     if signed:  # as `swarm spawn` makes a board: with its key first (swarm.board.signing)
         create_key(board.directory)
-    run = RunRecord(tag=TAG, base=base, profile=profile, agents=tuple(slots), unsealed=unsealed)
+    run = SwarmRecord(tag=TAG, base=base, profile=profile, agents=tuple(slots), unsealed=unsealed)
     write_run_record(board, run)
     state_dir = tmp_path / "standin"
     state_dir.mkdir()

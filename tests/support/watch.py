@@ -12,7 +12,7 @@ from typing import Any
 
 from swarm.board.experiments import evolve, new_experiment
 from swarm.board.noise import NoiseSettings
-from swarm.board.run_record import RunRecord, write_run_record
+from swarm.board.run_record import SwarmRecord, write_run_record
 from swarm.board.store import Board
 from swarm.testing.synthetic import H100, agent_slots
 from swarm.tui.app import WatchApp
@@ -27,7 +27,7 @@ def make_board(
 ) -> Board:
     board = Board(directory).create()
     slots = agent_slots(agents, repo=repo, tag=tag)
-    write_run_record(board, RunRecord(tag=tag, base=base, profile="h100", agents=slots, created_at=T0))
+    write_run_record(board, SwarmRecord(tag=tag, base=base, profile="h100", agents=slots, created_at=T0))
     return board
 
 

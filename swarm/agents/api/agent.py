@@ -35,7 +35,7 @@ from swarm.agents.api.context import BoundedContext
 from swarm.agents.api.tools import TOOLS, Toolbox
 from swarm.board.fold import BoardState
 from swarm.board.ledger import Prices, Usage, board_totals, usage_record
-from swarm.board.run_record import is_cpu_slot, is_pool, pool_device
+from swarm.board.slots import is_class_queue, is_cpu_slot, queue_device
 from swarm.board.store import Board
 from swarm.config import load_section
 from swarm.errors import SwarmError
@@ -170,7 +170,7 @@ class Meter:
             record = usage_record(
                 agent=self.identity.agent,
                 tag=self.identity.tag,
-                gpu=self.identity.gpu,
+                gpu=self.identity.queue,
                 kind="api",
                 model=self.settings.model,
                 usage=self.pending,
@@ -225,10 +225,10 @@ NUDGE = "Continue the research loop with your tools (edit, commit, `swarm run`).
 def system_prompt(worktree: Path, identity: Identity) -> str:
     program = worktree / "program.md"
     text = program.read_text() if program.is_file() else FALLBACK_PROGRAM
-    if identity.gpu and is_pool(identity.gpu):  # the class's slots, shared with its other agents
-        where = f"the shared slots of {pool_device(identity.gpu)} (`swarm queue` shows them)"
-    elif identity.gpu and not is_cpu_slot(identity.gpu):
-        where = f"GPU {identity.gpu}"
+    if identity.queue and is_class_queue(identity.queue):  # the class's slots, shared with its other agents
+        where = f"the shared slots of {queue_device(identity.queue)} (`swarm queue` shows them)"
+    elif identity.queue and not is_cpu_slot(identity.queue):
+        where = f"GPU {identity.queue}"
     else:
         where = "a CPU worker"
     return f"{text.rstrip()}\n\n{TOOLS_NOTE}\n\nYou are agent {identity.agent} on {where}, in {worktree}."

@@ -91,7 +91,7 @@ class SweepAgent:
         self.name = caller_identity(self.worktree).agent
         me = next((a for a in status["agents"] if a["name"] == self.name), None)
         if me is None:
-            raise SwarmError(f"agent {self.name!r} is not part of run {status['tag']}")
+            raise SwarmError(f"agent {self.name!r} is not part of swarm {status['tag']}")
         self.profile = status["profile"]
         # under `confirm` the swarm reruns what deserves it; under `single` a marginal result asks for a rerun
         self.noise_rule = status.get("noise_rule", "single")

@@ -2,7 +2,7 @@
 
 One mechanism serves three askers (the rerun's `requested_by`):
 - `swarm verify ID [--repeats K]` (an agent or the user) and the coordinator's verification of a new best
-  (swarm.orchestration.autoverify): K reruns spread over the other slots with the same device class
+  (swarm.orchestration.best_verifier): K reruns spread over the other slots with the same device class
   (fewest pending jobs first), falling back to the experiment's own slot. When the last rerun finishes,
   the runner that recorded it writes a `verification` record: the result holds when the mean of the reruns
   is not worse than the original val_bpb by more than the group's noise band (its sigma from the other
@@ -41,7 +41,7 @@ from swarm.board.experiments import (
     new_experiment,
 )
 from swarm.board.fold import BoardState
-from swarm.board.run_record import ray_pool
+from swarm.board.slots import ray_queue
 from swarm.board.store import VERIFICATION, Board, BoardWriter, now
 from swarm.errors import SwarmError
 
@@ -52,19 +52,19 @@ def class_slots(state: BoardState, device: str | None) -> list[str]:
     return [s for s in (run.slots() if run else []) if run.device_for_slot(s) == device]
 
 
-def home_slot(record: dict[str, Any]) -> str:
+def home_queue(record: dict[str, Any]) -> str:
     """The queue an experiment's reruns may wait in beside its class's other slots: its own slot, or for a
     job that ran on a Ray cluster's node (its `gpu` is then that node's slot) its class's queue."""
-    return ray_pool(str(record.get("device"))) if record.get("node") else str(record.get("gpu"))
+    return ray_queue(str(record.get("device"))) if record.get("node") else str(record.get("gpu"))
 
 
-def rerun_slots(
+def rerun_queues(
     state: BoardState, original: dict[str, Any], repeats: int, free_only: bool = False
 ) -> list[str]:
     """Where the K reruns go: other slots of the same device class, least busy first, round robin.
     `free_only`: only other slots with nothing running or queued, the rest on the experiment's own slot
     (where they queue after its agent's work)."""
-    own = home_slot(original)
+    own = home_queue(original)
     others = [s for s in class_slots(state, original.get("device")) if s != own] or [own]
     pending = state.queued_counts()
     busy = {s: pending.get(s, 0) + (1 if state.running(s) else 0) for s in others}
@@ -98,7 +98,7 @@ def schedule_verify(
             raise SwarmError(f"experiment {original['id']} is itself a rerun of {original['verify_of']}")
         if admit is not None:
             admit(original)
-        return queue_reruns(writer, state, original, rerun_slots(state, original, repeats), requested_by)
+        return queue_reruns(writer, state, original, rerun_queues(state, original, repeats), requested_by)
 
 
 def queue_reruns(
@@ -195,7 +195,7 @@ def after_result(writer: BoardWriter, state: BoardState, record: dict[str, Any])
     written: list[dict[str, Any]] = []
     status = record.get("status")
     if status == PROMISING and not record.get("verify_of"):
-        slots = rerun_slots(state, record, state.noise.confirm_runs, free_only=True)
+        slots = rerun_queues(state, record, state.noise.confirm_runs, free_only=True)
         reference = state.experiments.get(record.get("reference") or "")
         if state.noise.paired and reference is not None and has_result(reference):
             written += queue_paired_reruns(writer, state, record, reference, slots)
@@ -211,7 +211,7 @@ def after_result(writer: BoardWriter, state: BoardState, record: dict[str, Any])
         )
         missing = state.noise.calibration_runs - (content.n if content else 1) - pending
         if missing > 0:
-            slots = rerun_slots(state, record, missing)
+            slots = rerun_queues(state, record, missing)
             written += queue_reruns(writer, state, record, slots, CALIBRATION)
     original_id = record.get("verify_of")
     if original_id:

@@ -1,7 +1,7 @@
 """The coordinator's verifier: each group's new best is rerun once on another slot, and only once."""
 
 from swarm.board.noise import NoiseSettings
-from swarm.orchestration.autoverify import BestVerifier
+from swarm.orchestration.best_verifier import BestVerifier
 from tests.support.swarm_run import latest, run_queued, stand_in_train, submit
 
 SINGLE = NoiseSettings(rule="single")  # under `confirm` bests are confirmed already (test_confirmation.py)

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from swarm.board.fold import BoardState
 from swarm.board.noise import NoiseSettings
+from swarm.board.reruns import rerun_queues, schedule_verify
 from swarm.board.store import Board
-from swarm.board.verification import rerun_slots, schedule_verify
 from swarm.errors import SwarmError
 
 REQUESTED_BY = "coordinator"
@@ -49,7 +49,7 @@ class BestVerifier:
             if content is None or any(self.state.verify_reruns(eid) for eid in content.ids):
                 continue  # its reruns are queued or running (or were lost before a verdict)
             own = str(best.experiment.get("gpu"))
-            if rerun_slots(self.state, best.experiment, 1) == [own]:
+            if rerun_queues(self.state, best.experiment, 1) == [own]:
                 continue  # no other slot of its class: a rerun where it ran says little, and costs its agent
             try:
                 reruns = schedule_verify(
