@@ -396,8 +396,8 @@ class Runner:
 
     def claim(self, place: Place | None = None) -> dict[str, Any] | None:
         """Mark the job the scheduler picks for `place` as running there (under the board lock), or None."""
-        place = place or self.local_place()
         self.state.refresh()  # lock-free look first: an idle runner never takes the lock
+        place = place or self.local_place()  # after the refresh: the swarm record names the slot's class
         if self.next_job(place) is None:
             return None
         with self.board.locked() as writer:
