@@ -48,6 +48,7 @@ def test_every_bench_script_has_a_smoke_run():
     assert scripts == set(TOY), "give each bench script toy arguments in TOY"
 
 
+@pytest.mark.slow  # every bench script, some of them real swarms
 @pytest.mark.parametrize("script", sorted(TOY))
 def test_bench_runs_at_toy_size(script, tmp_path, request):
     args = TOY[script]

@@ -81,6 +81,7 @@ def cache_without_data(tiny_cache, tmp_path):
     return view
 
 
+@pytest.mark.slow  # the real tiny trainer
 def test_the_window_runs_from_the_handed_out_data_to_the_committed_weights(
     tiny_cache, cache_without_data, tmp_path
 ):

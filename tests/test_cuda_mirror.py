@@ -15,6 +15,8 @@ from swarm.target.summary import is_finite
 from tests.support.swarm_run import commit_train, latest
 from tests.support.target import REPO_ROOT
 
+pytestmark = pytest.mark.slow  # cold compiles of the tiny model in sandboxes
+
 # A cold compile of the tiny model on a loaded CPU takes minutes: the clock's default allowance is for a GPU.
 MIRROR_CONFIG = "[runner]\ncuda_mirror = true\noverhead_default_s = 1200.0\n"
 

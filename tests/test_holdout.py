@@ -53,6 +53,7 @@ def digests(root, under: str) -> dict[str, str]:
 # prepare.py: rows nobody can rebuild, a disjoint holdout
 
 
+@pytest.mark.slow  # real tiny trainer and evaluator runs in sandboxes
 def test_train_py_cannot_rebuild_the_evaluation_rows_of_the_local_source(tiny_cache, tmp_path):
     """Issue 23's attack: train.py regenerated the 256 x 257 rows from the built-in texts and fixed seed in
     about 1 s. Now the same code (a second prepare.py, and the old recipe by hand) yields other rows."""
@@ -114,6 +115,7 @@ def test_text_dir_validation_documents_are_drawn_with_the_secret(tiny_cache):
 # The evaluator measures the holdout and never prints it
 
 
+@pytest.mark.slow  # real tiny trainer and evaluator runs in sandboxes
 def test_the_evaluator_measures_the_holdout_and_writes_it_only_to_its_result(tiny_cache, tmp_path):
     import torch
 
@@ -224,6 +226,7 @@ def planted_run(make_swarm_run, tiny_cache, tmp_path, monkeypatch):
     return run
 
 
+@pytest.mark.slow  # real tiny trainer and evaluator runs in sandboxes
 @needs_sandbox
 def test_holdout_is_recorded_privately_and_shows_a_large_selection_gap_for_planted_rows(planted_run, cli):
     run, (baseline, cheat) = planted_run, planted_run.ids
@@ -249,6 +252,7 @@ def test_holdout_is_recorded_privately_and_shows_a_large_selection_gap_for_plant
     assert "Does the gain hold on the holdout?" in page and "does NOT hold on the holdout" in page
 
 
+@pytest.mark.slow  # real tiny trainer and evaluator runs in sandboxes
 @needs_sandbox
 def test_no_holdout_value_reaches_anything_an_agent_can_read(planted_run):
     run = planted_run
@@ -322,6 +326,7 @@ open(os.path.join(os.environ["SEEN_DIR"], f"budget-{os.getpid()}"), "w").write(r
 """
 
 
+@pytest.mark.slow  # real tiny trainer and evaluator runs in sandboxes
 def test_transfer_records_a_paired_result_at_twice_the_budget(
     make_swarm_run, tiny_cache, tmp_path, monkeypatch, cli
 ):

@@ -73,6 +73,7 @@ def commit(text):
 """
 
 
+@pytest.mark.slow  # agents and trainers in real sandboxes
 def test_another_agents_objects_branch_and_pins_survive_every_git_command(make_swarm_run):
     run = make_swarm_run(agents=("cpu0", "cpu1"), signed=True, config=SINGLE)
     run.start_runner("cpu0")
@@ -194,6 +195,7 @@ def test_another_agents_objects_branch_and_pins_survive_every_git_command(make_s
     assert "next:" in after and "crash" not in after, after
 
 
+@pytest.mark.slow  # agents and trainers in real sandboxes
 def test_a_fifo_in_an_agents_own_objects_fails_its_submit_at_once(make_swarm_run):
     run = make_swarm_run(agents=("cpu0",), signed=True, config=SINGLE)
     run.start_runner("cpu0")
@@ -224,6 +226,7 @@ def _experiments(run) -> list[dict]:
     return list(state.experiments.values())
 
 
+@pytest.mark.slow  # agents and trainers in real sandboxes
 def test_a_verify_flood_waits_its_turn_behind_the_honest_agents_next_job(make_swarm_run):
     run = make_swarm_run(agents=("cpu0", "cpu1"), signed=True, config=SINGLE)
     # the attacker's own result, measured on its slot
@@ -264,6 +267,7 @@ def test_a_verify_flood_waits_its_turn_behind_the_honest_agents_next_job(make_sw
     assert honest in order[:2], order
 
 
+@pytest.mark.slow  # agents and trainers in real sandboxes
 def test_a_directory_at_a_request_name_is_refused_once_and_unread_answers_go(make_swarm_run):
     run = make_swarm_run(agents=("cpu0",), signed=True)
     run.start_runner("cpu0")
@@ -304,6 +308,7 @@ def test_a_directory_at_a_request_name_is_refused_once_and_unread_answers_go(mak
     wait_until(lambda: not list(inbox.glob("*.error")), timeout=60)
 
 
+@pytest.mark.slow  # agents and trainers in real sandboxes
 def test_an_agent_sandbox_starts_a_new_session_without_a_terminal(make_swarm_run):
     """Started from a terminal (as in its tmux pane), the agent's programs cannot reach that terminal: no
     controlling terminal to push keystrokes into (TIOCSTI), their session led inside the sandbox."""
@@ -351,6 +356,7 @@ def test_an_agent_sandbox_starts_a_new_session_without_a_terminal(make_swarm_run
     assert "session inside: True" in done.stdout and "no terminal:" in done.stdout, done.stdout + done.stderr
 
 
+@pytest.mark.slow  # agents and trainers in real sandboxes
 def test_a_slow_model_times_out_at_the_classes_scaled_evaluation_limit(
     make_swarm_run, tiny_cache, tmp_path, monkeypatch
 ):

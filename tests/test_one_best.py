@@ -34,7 +34,7 @@ BASELINE = (1.000, 1.004, 1.002, 1.001, 1.003)
 
 
 @pytest.fixture
-def truth(tmp_path, monkeypatch):
+def truth(tmp_path, monkeypatch, swarm_shell):
     repo = make_repo(tmp_path / "repo")
     base = git(repo, "rev-parse", "main")
     board = make_board(repo / "board", agents=2, base=base, repo=str(repo))
@@ -90,9 +90,6 @@ def truth(tmp_path, monkeypatch):
     clock[0] += 100
     board.append(experiment("gpu0", commit=base, base=base, at=clock[0], description="still queued"))
     monkeypatch.chdir(repo)
-    for name in ("SWARM_BOARD", "SWARM_AGENT", "SWARM_TAG"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SWARM_TMUX_DIR", str(tmp_path / "tmux"))
     return repo, board, ids
 
 

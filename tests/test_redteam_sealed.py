@@ -130,6 +130,7 @@ def queue(run, source: str, description: str, agent: str = "cpu0") -> str:
         return submit(agent_context(), description, rerun=True)["id"]
 
 
+@pytest.mark.slow  # the real tiny trainer in a sandbox
 def test_claims_tampering_and_look_ahead_end_invalid_or_measured_honestly(sealed):
     ids = {
         "fake summary": queue(sealed, fake_summary(14.9), "fake summary"),
@@ -162,6 +163,7 @@ SPARSE_PEEKS = {
 }
 
 
+@pytest.mark.slow  # the real tiny trainer in a sandbox
 def test_sparse_and_row_conditional_look_ahead_is_caught_through_the_runner(sealed):
     """Issue 23's sparse peeks, submitted as train.py: next-token look-ahead at 1 position in 64, or only in
     the rows whose first text token is a multiple of 32 (about 1 row in 25), each `invalid`: the batches
@@ -177,6 +179,7 @@ def test_sparse_and_row_conditional_look_ahead_is_caught_through_the_runner(seal
         assert done[eid]["reason"].startswith(LOOKS_AHEAD) and done[eid]["val_bpb"] is None
 
 
+@pytest.mark.slow  # the real tiny trainer in a sandbox
 def test_a_sandboxed_trainer_cannot_write_the_cache(sealed):
     """In its sandbox the data cache is read-only: the poisoning write fails, the run ends as a crash, and the
     cache still matches its manifest."""
@@ -189,6 +192,7 @@ def test_a_sandboxed_trainer_cannot_write_the_cache(sealed):
     assert (sealed.cache / "eval" / "token_bytes.npy").read_bytes() == before
 
 
+@pytest.mark.slow  # the real tiny trainer in a sandbox
 def test_an_unsealed_trainer_that_writes_the_cache_stops_the_runner_and_records_nothing(sealed):
     """Without a sandbox (`swarm spawn --unsealed`) the write lands, and the manifest check catches it."""
     from dataclasses import replace
@@ -335,6 +339,7 @@ def test_agent_text_is_escaped_in_every_output_and_descriptions_are_bounded(make
             submit(agent_context(), "x" * 501)
 
 
+@pytest.mark.slow  # the real tiny trainer in a sandbox
 def test_trainers_cannot_read_the_validation_data(make_swarm_run, tiny_cache, monkeypatch):
     """The trainer's sandbox covers <cache>/eval with an empty directory (swarm.runner.sandbox)."""
     monkeypatch.setenv("AUTORESEARCH_CACHE_DIR", str(tiny_cache))
@@ -363,6 +368,7 @@ def test_a_base_prepare_that_is_not_the_pinned_one_is_invalid(make_swarm_run):
     assert run.events() == []
 
 
+@pytest.mark.slow  # the real tiny trainer in a sandbox
 def test_spawn_pins_the_base_prepare_and_the_data_manifest(make_swarm_run, tiny_cache, tmp_path, monkeypatch):
     from swarm.runner.sealed import spawn_pins
 
@@ -397,6 +403,7 @@ def broken_compiler(sealed, tmp_path, monkeypatch):
     return sealed
 
 
+@pytest.mark.slow  # the real tiny trainer in a sandbox
 def test_a_compiler_that_fails_stops_the_runner_and_requeues_the_job(broken_compiler):
     """The runner evaluates as on CUDA (`cuda_mirror`) on a machine whose C++ compiler fails: the
     evaluator's device check fails before the model is read, the job is queued again and the runner stops
@@ -491,6 +498,7 @@ def data_trainer(
     )
 
 
+@pytest.mark.slow  # the real tiny trainer in a sandbox
 def test_training_outside_the_timed_loop_is_on_the_runners_clock_or_rejected(sealed):
     """The issue's untimed steps before and after the loop, steps after the hand-over, a hand-over that
     skips the commit; the tiny budget is 15 s (limit 18 s)."""
@@ -526,6 +534,7 @@ def real_train(*edits: tuple[str, str]) -> str:
 MEASURED = ("keep", "discard", "marginal")
 
 
+@pytest.mark.slow  # the real tiny trainer in a sandbox
 def test_real_train_py_untimed_steps_are_invalid_and_one_slow_step_is_not(sealed):
     """`untimed_steps = 10` as an agent writes it into train.py (its first 10 steps off its clock) against
     the runner's clock; and an honest run whose last step is 2 s slower than the others (a loaded machine)
@@ -575,6 +584,7 @@ def test_a_baseline_that_overran_the_allowance_still_teaches_it(make_swarm_run):
     assert taught == pytest.approx(done[first]["wall_seconds"] * 1.5 + 1.0, abs=0.06)  # logged to 0.1 s
 
 
+@pytest.mark.slow  # the real tiny trainer in a sandbox
 def test_a_trainer_failing_on_a_machine_whose_compiler_fails_is_the_machines_fault(broken_compiler):
     """The same broken machine, and a trainer that fails (as train.py's compile would on it): the
     evaluator's own device check decides that the machine failed, so the job is requeued, not `crash`."""

@@ -79,6 +79,7 @@ def hostile_agent(run, trainer_pid: int, trainer_pgid: int) -> str:
     )
 
 
+@pytest.mark.slow  # agents in real sandboxes beside running trainers
 def test_a_sandboxed_agent_can_work_but_not_reach_others(make_swarm_run):
     run = make_swarm_run(agents=("cpu0", "cpu1"), signed=True)
     commit_train(run.worktree("cpu1"), stand_in_train(mode="hang"), "hangs")
@@ -147,6 +148,7 @@ def test_a_sandboxed_agent_can_work_but_not_reach_others(make_swarm_run):
     assert "# sabotage" not in (run.worktree("cpu1") / "train.py").read_text()
 
 
+@pytest.mark.slow  # agents in real sandboxes beside running trainers
 def test_the_launcher_seals_every_agent_of_a_sealed_run_only(make_swarm_run):
     run = make_swarm_run(agents=("cpu0",), signed=True)
     paths = RunPaths.for_repo(run.repo)

@@ -12,6 +12,7 @@ import pytest
 from swarm.agents.protocol import agent_context, submit
 from swarm.runner.sandbox import EVAL_DIR, sandbox_problem
 from swarm.runner.service import Runner, RunnerSettings
+from tests.support.processes import processes_with
 from tests.support.swarm_run import STAND_IN_SETTINGS, commit_train, latest, process_alive, wait_until
 
 pytestmark = pytest.mark.skipif(sandbox_problem() is not None, reason=f"{sandbox_problem()}")
@@ -60,16 +61,7 @@ def hostile_train(port: int, board: str, cache: str, repo: str, home: str, hang:
 
 def escapees() -> list[int]:
     """Host pids of the grandchildren hostile trainers left (their command line carries MARKER)."""
-    from pathlib import Path
-
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if MARKER.encode() in (entry / "cmdline").read_bytes() and process_alive(int(entry.name)):
-                found.append(int(entry.name))
-        except (OSError, ValueError):
-            continue
-    return found
+    return [pid for pid in processes_with(MARKER) if process_alive(pid)]
 
 
 @pytest.fixture
@@ -100,6 +92,7 @@ def hostile(make_swarm_run, tmp_path, monkeypatch):
     listener.close()
 
 
+@pytest.mark.slow  # hostile trainers in real sandboxes
 def test_every_escape_fails_and_the_setsid_grandchild_ends_with_the_run(hostile):
     run, cache, source = hostile
     commit_train(run.worktree("cpu0"), source(), "hostile")
@@ -117,6 +110,7 @@ def test_every_escape_fails_and_the_setsid_grandchild_ends_with_the_run(hostile)
     assert escapees() == []  # the double-forked setsid child died with the sandbox
 
 
+@pytest.mark.slow  # hostile trainers in real sandboxes
 def test_a_killed_runner_leaves_no_process_of_its_trainer(hostile):
     run, _, source = hostile
     commit_train(run.worktree("cpu0"), source(hang=True), "hostile, hangs")

@@ -6,9 +6,13 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from swarm.target.summary import is_finite
 from tests.support.swarm_run import commit_train, latest
 from tests.support.target import REPO_ROOT
+
+pytestmark = pytest.mark.slow  # the real train.py through a real runner
 
 
 def test_swarm_run_trains_tiny_profile_on_cpu(make_swarm_run, tiny_cache, monkeypatch):

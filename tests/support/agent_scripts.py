@@ -27,7 +27,8 @@ from swarm.testing.fake_model import (
     claude_code_env,
     codex_env,
 )
-from tests.support.standins import kill_tmux_servers, make_repo
+from tests.support.shell import outside_environ, tmux_servers
+from tests.support.standins import make_repo
 from tests.support.swarm_run import SwarmRun
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -160,13 +161,13 @@ def spawned_swarm(
             cli_env = claude_code_env(server, root / "claude-config")
         else:
             cli_env = codex_env(server, root / "codex-home")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SWARM_", "TMUX"))}
+        env = outside_environ()
         env |= cli_env | {
             "PATH": f"{NODE_BIN}{os.pathsep}{env['PATH']}",  # the pinned CLIs from scripts/setup.sh
             "SWARM_TMUX_DIR": str(sockets),
             "AUTORESEARCH_CACHE_DIR": str(tiny_cache),
         }
-        try:
+        with tmux_servers(sockets):
             spawn = subprocess.run(
                 swarm_argv("spawn", "--cpu", "1", "--agent", kind, "--tag", "e2e"),
                 cwd=repo,
@@ -177,8 +178,6 @@ def spawned_swarm(
             )
             assert spawn.returncode == 0, spawn.stdout + spawn.stderr
             yield repo, server
-        finally:
-            kill_tmux_servers(sockets)
 
 
 def final_experiment(board: Board) -> dict | None:
