@@ -28,6 +28,7 @@ from swarm.results.pick import pick
 from swarm.runner.inbox import inbox_dir
 from swarm.runner.sandbox import sandbox_problem
 from swarm.runner.service import Runner
+from tests.support.attacks import ATTEMPT
 from tests.support.swarm_run import STAND_IN_RUNNER, commit_train, git, latest, stand_in_train, wait_until
 
 pytestmark = pytest.mark.skipif(sandbox_problem() is not None, reason=f"{sandbox_problem()}")
@@ -53,17 +54,11 @@ def in_sandbox(run, agent: str, script: str, timeout: float = 180) -> str:
     return out
 
 
-PRELUDE = """\
+PRELUDE = (
+    ATTEMPT
+    + """\
 import json, os, shutil, subprocess, sys
 swarm = [sys.executable, "-P", "-m", "swarm"]
-def attempt(name, action):
-    try:
-        result = action()
-        if isinstance(result, subprocess.CompletedProcess) and result.returncode != 0:
-            raise OSError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed")
-        print(f"{name}: DONE", flush=True)
-    except Exception as e:
-        print(f"{name}: blocked ({type(e).__name__})", flush=True)
 def sh(*args):
     return subprocess.run(list(args), capture_output=True, text=True)
 def commit(text):
@@ -71,6 +66,7 @@ def commit(text):
         f.write(text)
     subprocess.run(["git", "commit", "-qam", text.strip()], check=True)
 """
+)
 
 
 @pytest.mark.slow  # agents and trainers in real sandboxes
@@ -195,7 +191,6 @@ def test_another_agents_objects_branch_and_pins_survive_every_git_command(make_s
     assert "next:" in after and "crash" not in after, after
 
 
-@pytest.mark.slow  # agents and trainers in real sandboxes
 def test_a_fifo_in_an_agents_own_objects_fails_its_submit_at_once(make_swarm_run):
     run = make_swarm_run(agents=("cpu0",), signed=True, config=SINGLE)
     run.start_runner("cpu0")
@@ -226,7 +221,6 @@ def _experiments(run) -> list[dict]:
     return list(state.experiments.values())
 
 
-@pytest.mark.slow  # agents and trainers in real sandboxes
 def test_a_verify_flood_waits_its_turn_behind_the_honest_agents_next_job(make_swarm_run):
     run = make_swarm_run(agents=("cpu0", "cpu1"), signed=True, config=SINGLE)
     # the attacker's own result, measured on its slot
@@ -308,7 +302,6 @@ def test_a_directory_at_a_request_name_is_refused_once_and_unread_answers_go(mak
     wait_until(lambda: not list(inbox.glob("*.error")), timeout=60)
 
 
-@pytest.mark.slow  # agents and trainers in real sandboxes
 def test_an_agent_sandbox_starts_a_new_session_without_a_terminal(make_swarm_run):
     """Started from a terminal (as in its tmux pane), the agent's programs cannot reach that terminal: no
     controlling terminal to push keystrokes into (TIOCSTI), their session led inside the sandbox."""
@@ -356,7 +349,7 @@ def test_an_agent_sandbox_starts_a_new_session_without_a_terminal(make_swarm_run
     assert "session inside: True" in done.stdout and "no terminal:" in done.stdout, done.stdout + done.stderr
 
 
-@pytest.mark.slow  # agents and trainers in real sandboxes
+@pytest.mark.slow  # an evaluation left to run to its time limit
 def test_a_slow_model_times_out_at_the_classes_scaled_evaluation_limit(
     make_swarm_run, tiny_cache, tmp_path, monkeypatch
 ):

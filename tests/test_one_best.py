@@ -27,7 +27,7 @@ from swarm.results.report import write_report
 from swarm.results.standing import standing
 from swarm.testing.synthetic import synthetic_run
 from tests.support.gitrepo import commit_on, git, make_repo
-from tests.support.watch import T0, experiment, finish, make_board
+from tests.support.watch import T0, append_result, experiment, finish, make_board
 
 LR = (0.950, 0.962, 0.958)
 BASELINE = (1.000, 1.004, 1.002, 1.001, 1.003)
@@ -43,14 +43,10 @@ def truth(tmp_path, monkeypatch, swarm_shell):
 
     def add(name, agent, commit, value, status, sha, **fields):
         clock[0] += 100
-        record = experiment(agent, commit=commit, parent=base, base=base, at=clock[0], **fields)
-        if value is None:
-            final = {**finish(record, 0.0, status=status, sha=sha), "val_bpb": None}
-        else:
-            final = finish(record, value, status=status, sha=sha)
-        board.append(record)
-        board.append(final)
-        ids.setdefault(name, record["id"])
+        final = append_result(
+            board, agent, clock[0], value, status, sha, commit=commit, parent=base, base=base, **fields
+        )
+        ids.setdefault(name, final["id"])
         return final
 
     def change(name, edits):

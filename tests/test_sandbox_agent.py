@@ -23,6 +23,7 @@ from swarm.orchestration.sealing import seal_agent
 from swarm.repo.paths import RunPaths
 from swarm.runner.inbox import inbox_dir
 from swarm.runner.sandbox import sandbox_problem
+from tests.support.attacks import ATTEMPT
 from tests.support.swarm_run import commit_train, latest, process_alive, stand_in_train, wait_until
 
 pytestmark = pytest.mark.skipif(sandbox_problem() is not None, reason=f"{sandbox_problem()}")
@@ -32,15 +33,9 @@ def hostile_agent(run, trainer_pid: int, trainer_pgid: int) -> str:
     """An agent program: each attack prints `<name>: blocked` or `<name>: DONE`; then it does its job."""
     repo, board = str(run.repo), str(run.board.directory)
     other = str(run.worktree("cpu1"))
-    return textwrap.dedent(
+    return ATTEMPT + textwrap.dedent(
         f"""\
         import json, os, signal, subprocess, sys
-        def attempt(name, action):
-            try:
-                action()
-                print(f"{{name}}: DONE", flush=True)
-            except Exception as e:
-                print(f"{{name}}: blocked ({{type(e).__name__}})", flush=True)
         def append(path, text):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "a") as f:
@@ -79,7 +74,6 @@ def hostile_agent(run, trainer_pid: int, trainer_pgid: int) -> str:
     )
 
 
-@pytest.mark.slow  # agents in real sandboxes beside running trainers
 def test_a_sandboxed_agent_can_work_but_not_reach_others(make_swarm_run):
     run = make_swarm_run(agents=("cpu0", "cpu1"), signed=True)
     commit_train(run.worktree("cpu1"), stand_in_train(mode="hang"), "hangs")
@@ -148,7 +142,6 @@ def test_a_sandboxed_agent_can_work_but_not_reach_others(make_swarm_run):
     assert "# sabotage" not in (run.worktree("cpu1") / "train.py").read_text()
 
 
-@pytest.mark.slow  # agents in real sandboxes beside running trainers
 def test_the_launcher_seals_every_agent_of_a_sealed_run_only(make_swarm_run):
     run = make_swarm_run(agents=("cpu0",), signed=True)
     paths = RunPaths.for_repo(run.repo)

@@ -12,6 +12,7 @@ import pytest
 from swarm.agents.protocol import agent_context, submit
 from swarm.runner.sandbox import EVAL_DIR, sandbox_problem
 from swarm.runner.service import Runner, RunnerSettings
+from tests.support.attacks import ATTEMPT
 from tests.support.processes import processes_with
 from tests.support.swarm_run import STAND_IN_SETTINGS, commit_train, latest, process_alive, wait_until
 
@@ -26,15 +27,9 @@ ESCAPES = ("network", "validation", "cache-write", "git", "swarm.toml", "api-key
 def hostile_train(port: int, board: str, cache: str, repo: str, home: str, hang: bool = False) -> str:
     """A train.py that tries each escape and prints `<name>: blocked` or `<name>: DONE`, leaves a
     double-forked `setsid` grandchild behind, then prints an honest summary block (or hangs)."""
-    return textwrap.dedent(
+    return ATTEMPT + textwrap.dedent(
         f"""\
         import os, socket, sys, time
-        def attempt(name, action):
-            try:
-                action()
-                print(f"{{name}}: DONE", flush=True)
-            except Exception as e:
-                print(f"{{name}}: blocked ({{type(e).__name__}})", flush=True)
         attempt("network", lambda: socket.create_connection(("127.0.0.1", {port}), timeout=2))
         attempt("board", lambda: open({board!r} + "/board.jsonl", "a").write('{{"type": "experiment"}}\\n'))
         attempt("validation", lambda: open({cache!r} + "/{EVAL_DIR}/val.bin", "rb").read())
@@ -92,7 +87,6 @@ def hostile(make_swarm_run, tmp_path, monkeypatch):
     listener.close()
 
 
-@pytest.mark.slow  # hostile trainers in real sandboxes
 def test_every_escape_fails_and_the_setsid_grandchild_ends_with_the_run(hostile):
     run, cache, source = hostile
     commit_train(run.worktree("cpu0"), source(), "hostile")
@@ -110,7 +104,6 @@ def test_every_escape_fails_and_the_setsid_grandchild_ends_with_the_run(hostile)
     assert escapees() == []  # the double-forked setsid child died with the sandbox
 
 
-@pytest.mark.slow  # hostile trainers in real sandboxes
 def test_a_killed_runner_leaves_no_process_of_its_trainer(hostile):
     run, _, source = hostile
     commit_train(run.worktree("cpu0"), source(hang=True), "hostile, hangs")
