@@ -179,7 +179,6 @@ def test_sparse_and_row_conditional_look_ahead_is_caught_through_the_runner(seal
         assert done[eid]["reason"].startswith(LOOKS_AHEAD) and done[eid]["val_bpb"] is None
 
 
-@pytest.mark.slow  # the real tiny trainer in a sandbox
 def test_a_sandboxed_trainer_cannot_write_the_cache(sealed):
     """In its sandbox the data cache is read-only: the poisoning write fails, the run ends as a crash, and the
     cache still matches its manifest."""
@@ -339,7 +338,6 @@ def test_agent_text_is_escaped_in_every_output_and_descriptions_are_bounded(make
             submit(agent_context(), "x" * 501)
 
 
-@pytest.mark.slow  # the real tiny trainer in a sandbox
 def test_trainers_cannot_read_the_validation_data(make_swarm_run, tiny_cache, monkeypatch):
     """The trainer's sandbox covers <cache>/eval with an empty directory (swarm.runner.sandbox)."""
     monkeypatch.setenv("AUTORESEARCH_CACHE_DIR", str(tiny_cache))
@@ -368,7 +366,6 @@ def test_a_base_prepare_that_is_not_the_pinned_one_is_invalid(make_swarm_run):
     assert run.events() == []
 
 
-@pytest.mark.slow  # the real tiny trainer in a sandbox
 def test_spawn_pins_the_base_prepare_and_the_data_manifest(make_swarm_run, tiny_cache, tmp_path, monkeypatch):
     from swarm.runner.sealed import spawn_pins
 
@@ -403,7 +400,6 @@ def broken_compiler(sealed, tmp_path, monkeypatch):
     return sealed
 
 
-@pytest.mark.slow  # the real tiny trainer in a sandbox
 def test_a_compiler_that_fails_stops_the_runner_and_requeues_the_job(broken_compiler):
     """The runner evaluates as on CUDA (`cuda_mirror`) on a machine whose C++ compiler fails: the
     evaluator's device check fails before the model is read, the job is queued again and the runner stops

@@ -139,7 +139,6 @@ def test_tiny_profile_trains_on_the_cpu_and_hands_over_a_model_the_evaluator_mea
     assert outcome["val_bpb"] < 0.75 * untrained, (outcome, untrained)
 
 
-@pytest.mark.slow  # the real tiny trainer
 def test_a_nan_inducing_config_fails_fast(tiny_cache, tmp_path):
     """As an agent would: edit the tiny override block of a copy of train.py (an absurd attention scale
     overflows the attention logits into NaN at the first step; an absurd learning rate no longer does on the
