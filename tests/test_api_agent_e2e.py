@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from swarm.board.experiments import FINAL_STATUSES
-from swarm.board.store import EXPERIMENT, USAGE, Board
+from swarm.board.store import USAGE, Board
 from swarm.testing.fake_model import FakeModelServer, Reply, Script
 from tests.support.agent_scripts import (
     DESCRIPTION,
@@ -22,7 +22,7 @@ from tests.support.agent_scripts import (
 )
 from tests.support.processes import processes_with
 from tests.support.shell import tmux_servers
-from tests.support.standins import make_repo
+from tests.support.standins import latest_experiments, make_repo
 from tests.support.swarm_run import STAND_IN_CONFIG, STAND_IN_PREPARE, git, stand_in_train, wait_until
 
 PROTOCOLS = {"cpu0": "anthropic", "cpu1": "openai"}  # agent -> provider (openai: the Responses API)
@@ -61,7 +61,7 @@ def test_api_agent_completes_two_experiments_over_each_protocol(make_swarm_run, 
         protocols = {a: {r.protocol for r in servers[a].model_requests()} for a in PROTOCOLS}
     assert protocols == {"cpu0": {"anthropic"}, "cpu1": {"responses"}}
     records = run.board.records()
-    latest = {r["id"]: r for r in records if r["type"] == EXPERIMENT}
+    latest = latest_experiments(records)
     for agent in PROTOCOLS:
         output = outputs[agent]
         assert procs[agent].returncode == 0, output
@@ -139,7 +139,7 @@ def test_spawned_api_agent_gets_the_swarm_prompt_and_is_resumed(swarm_shell, tmp
             )
     first = openings()[0]
     assert first.startswith("You are cpu0, one of 1 agents of the autoresearch swarm 'api'"), first
-    [experiment] = {r["id"]: r for r in board.records() if r["type"] == EXPERIMENT}.values()
+    [experiment] = latest_experiments(board.records()).values()
     assert (
         experiment["status"] == "keep"
         and experiment["val_bpb"] == 0.9

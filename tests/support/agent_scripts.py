@@ -28,7 +28,7 @@ from swarm.testing.fake_model import (
     codex_env,
 )
 from tests.support.shell import outside_environ, tmux_servers
-from tests.support.standins import make_repo
+from tests.support.standins import latest_experiments, make_repo
 from tests.support.swarm_run import SwarmRun
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -181,7 +181,7 @@ def spawned_swarm(
 
 
 def final_experiment(board: Board) -> dict | None:
-    latest = {r["id"]: r for r in board.records() if r["type"] == "experiment"}
+    latest = latest_experiments(board.records())
     done = [e for e in latest.values() if e["status"] in FINAL_STATUSES]
     return done[0] if done else None
 
