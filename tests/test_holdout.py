@@ -19,12 +19,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from swarm.agents.kinds import AgentCommand
 from swarm.agents.protocol import agent_context, submit
 from swarm.board.holdout import HOLDOUT_FILE, private_dir, read_holdout
 from swarm.board.noise import NoiseSettings
-from swarm.orchestration.sealing import seal_agent
-from swarm.repo.paths import RunPaths
 from swarm.runner.sandbox import sandbox_problem
 from swarm.runner.service import Runner, RunnerSettings
 from swarm.target.profiles import profile_constants
@@ -292,15 +289,8 @@ def test_no_holdout_value_reaches_anything_an_agent_can_read(planted_run):
         print("== mounts", open("/proc/self/mountinfo").read())
         """
     )
-    slot = run.run.agent("cpu0")
-    command = AgentCommand("custom", ("{python}", "-c", script))
-    env = {**os.environ, **run.agent_environ("cpu0")}
-    argv = command.argv(prompt="", agent="cpu0", gpu=slot.gpu, worktree=run.worktree("cpu0"))
-    argv, env = seal_agent(run.run, slot, RunPaths.for_repo(run.repo), command, argv, env)
-    assert argv[0] == "bwrap"
-    done = subprocess.run(
-        argv, env=env, cwd=run.worktree("cpu0"), capture_output=True, text=True, timeout=300
-    )
+    done = run.run_as_agent("cpu0", script, timeout=300)
+    assert done.args[0] == "bwrap"
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     assert "== swarm best 0" in out and "== swarm board 0" in out, out[-3000:]

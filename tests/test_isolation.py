@@ -13,15 +13,13 @@ import time
 
 import pytest
 
-from swarm.agents.kinds import AgentCommand
 from swarm.agents.protocol import agent_context, submit
 from swarm.board.charges import VERIFY_QUOTA
 from swarm.board.experiments import TIMEOUT
 from swarm.board.noise import NoiseSettings
 from swarm.board.state import BoardState
 from swarm.board.store import Board
-from swarm.orchestration.sealing import seal_agent
-from swarm.repo.paths import RunPaths, agent_branch
+from swarm.repo.paths import agent_branch
 from swarm.repo.stores import agent_git_env, agent_objects, common_dir, in_shared_store
 from swarm.repo.worktrees import GitRepo
 from swarm.results.pick import pick
@@ -41,14 +39,7 @@ HONEST_REF = f"refs/heads/{HONEST_BRANCH}"
 
 def in_sandbox(run, agent: str, script: str, timeout: float = 180) -> str:
     """Run a Python program as `agent`, sealed as the launcher seals a custom agent; its output."""
-    slot = run.run.agent(agent)
-    command = AgentCommand("custom", ("{python}", "-c", script))
-    argv = command.argv(prompt="", agent=agent, gpu=slot.gpu, worktree=run.worktree(agent))
-    env = {**os.environ, **run.agent_environ(agent)}
-    argv, env = seal_agent(run.run, slot, RunPaths.for_repo(run.repo), command, argv, env)
-    done = subprocess.run(
-        argv, env=env, cwd=run.worktree(agent), capture_output=True, text=True, timeout=timeout
-    )
+    done = run.run_as_agent(agent, script, timeout=timeout)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     return out
@@ -310,7 +301,6 @@ def test_an_agent_sandbox_starts_a_new_session_without_a_terminal(make_swarm_run
     import termios
 
     run = make_swarm_run(agents=("cpu0",), signed=True)
-    slot = run.run.agent("cpu0")
     script = textwrap.dedent(
         """\
         import fcntl, os, termios
@@ -323,26 +313,13 @@ def test_an_agent_sandbox_starts_a_new_session_without_a_terminal(make_swarm_run
             print("no terminal:", e.errno)
         """
     )
-    command = AgentCommand("custom", ("{python}", "-c", script))
-    argv = command.argv(prompt="", agent="cpu0", gpu=slot.gpu, worktree=run.worktree("cpu0"))
-    argv, env = seal_agent(
-        run.run, slot, RunPaths.for_repo(run.repo), command, argv, {**os.environ, **run.agent_environ("cpu0")}
-    )
     leader, follower = pty.openpty()
 
     def own_terminal() -> None:  # the terminal becomes the controlling one of the launched command
         fcntl.ioctl(follower, termios.TIOCSCTTY, 0)
 
-    done = subprocess.run(
-        argv,
-        env=env,
-        cwd=run.worktree("cpu0"),
-        stdin=follower,
-        capture_output=True,
-        text=True,
-        start_new_session=True,
-        preexec_fn=own_terminal,
-        timeout=120,
+    done = run.run_as_agent(
+        "cpu0", script, timeout=120, stdin=follower, start_new_session=True, preexec_fn=own_terminal
     )
     os.close(follower)
     os.close(leader)

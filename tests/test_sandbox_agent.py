@@ -6,20 +6,16 @@ the inbox, never from the request."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import textwrap
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from swarm.agents.kinds import AgentCommand
 from swarm.board.signing import key_path
 from swarm.board.state import BoardState
 from swarm.board.store import Board
 from swarm.orchestration.launch import plan_process
-from swarm.orchestration.sealing import seal_agent
 from swarm.repo.paths import RunPaths
 from swarm.runner.inbox import inbox_dir
 from swarm.runner.sandbox import sandbox_problem
@@ -88,17 +84,10 @@ def test_a_sandboxed_agent_can_work_but_not_reach_others(make_swarm_run):
     inbox_dir(run.board.directory, "cpu1").mkdir(parents=True)  # as cpu1's launcher makes it
     commit_train(run.worktree("cpu0"), stand_in_train(val_bpb=0.9), "agent's base")
 
-    slot = run.run.agent("cpu0")
-    command = AgentCommand(
-        "custom", ("{python}", "-c", hostile_agent(run, trainer, pgid)), secrets=("MY_TOKEN",)
-    )
-    env = {**os.environ, **run.agent_environ("cpu0"), "OPENAI_API_KEY": "sk-other", "MY_TOKEN": "mine"}
-    argv = command.argv(prompt="", agent="cpu0", gpu=slot.gpu, worktree=run.worktree("cpu0"))
-    argv, env = seal_agent(run.run, slot, RunPaths.for_repo(run.repo), command, argv, env)
-    assert argv[0] == "bwrap"
-    done = subprocess.run(
-        argv, env=env, cwd=run.worktree("cpu0"), capture_output=True, text=True, timeout=120
-    )
+    shell_keys = {"OPENAI_API_KEY": "sk-other", "MY_TOKEN": "mine"}  # only its own kind's may pass
+    script = hostile_agent(run, trainer, pgid)
+    done = run.run_as_agent("cpu0", script, env=shell_keys, secrets=("MY_TOKEN",), timeout=120)
+    assert done.args[0] == "bwrap"
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     for attack in (

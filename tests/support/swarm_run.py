@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import AgentSlot, RunRecord, write_run_record
@@ -240,6 +241,32 @@ class SwarmRun:
 
         slot = self.run.agent(agent)
         return seal_agent(self.run, slot, RunPaths.for_repo(self.repo), BUILT_IN[kind], argv, env)
+
+    def run_as_agent(
+        self,
+        agent: str,
+        script: str,
+        env: dict[str, str] | None = None,
+        secrets: tuple[str, ...] = (),
+        timeout: float = 180,
+        **popen: Any,
+    ) -> subprocess.CompletedProcess:
+        """Run a Python program as `agent`, sealed as the launcher seals a custom agent with these secrets
+        (`args[0]` is "bwrap"), in its worktree with its environment plus `env`; its output as text.
+        `popen`: more arguments of subprocess.run (a terminal for stdin, a new session)."""
+        from swarm.agents.kinds import AgentCommand
+        from swarm.orchestration.sealing import seal_agent
+        from swarm.repo.paths import RunPaths
+
+        slot = self.run.agent(agent)
+        command = AgentCommand("custom", ("{python}", "-c", script), secrets=secrets)
+        argv = command.argv(prompt="", agent=agent, gpu=slot.gpu, worktree=self.worktree(agent))
+        env = {**os.environ, **self.agent_environ(agent), **(env or {})}
+        argv, env = seal_agent(self.run, slot, RunPaths.for_repo(self.repo), command, argv, env)
+        worktree = self.worktree(agent)
+        return subprocess.run(
+            argv, env=env, cwd=worktree, capture_output=True, text=True, timeout=timeout, **popen
+        )
 
     def hang_pids(self) -> tuple[int, int]:
         """Host pids of a hanging stand-in trainer and its child. The pids it writes to hang.pids are
