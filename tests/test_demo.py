@@ -13,7 +13,7 @@ from swarm.board.store import Board
 from swarm.installation import swarm_argv
 from swarm.results.display import mean_text
 from swarm.results.standing import standing
-from tests.support.shell import outside_environ, tmux_servers
+from tests.support.shell import outside_environ
 from tests.support.standins import latest_experiments
 from tests.support.swarm_run import git
 from tests.support.target import REPO_ROOT
@@ -39,21 +39,19 @@ def checkout_state() -> tuple[str, str, list[str]]:
     )
 
 
-def test_demo_runs_to_completion_and_leaves_results_on_a_board(tmp_path):
+def test_demo_runs_to_completion_and_leaves_results_on_a_board(tmp_path, swarm_shell):
+    # swarm_shell kills a tmux server the demo left only at teardown: after this test checked it left none
     before = checkout_state()
-    env = outside_environ(
-        SWARM_TMUX_DIR=str(tmp_path / "sock"), AUTORESEARCH_CACHE_DIR=str(tmp_path / "cache")
+    env = outside_environ(SWARM_TMUX_DIR=str(swarm_shell), AUTORESEARCH_CACHE_DIR=str(tmp_path / "cache"))
+    proc = subprocess.run(
+        swarm_argv("demo", "--minutes", "2", "--settle", "1", "--dir", str(tmp_path / "demo")),
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=330,
     )
-    with tmux_servers(tmp_path / "sock"):
-        proc = subprocess.run(
-            swarm_argv("demo", "--minutes", "2", "--settle", "1", "--dir", str(tmp_path / "demo")),
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=330,
-        )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "stopped run demo" in proc.stdout and "experiments:" in proc.stdout
 

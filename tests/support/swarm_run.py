@@ -242,6 +242,19 @@ class SwarmRun:
         slot = self.run.agent(agent)
         return seal_agent(self.run, slot, RunPaths.for_repo(self.repo), BUILT_IN[kind], argv, env)
 
+    def submit_and_wait(self, agent: str, message: str, timeout_s: int) -> subprocess.CompletedProcess:
+        """`swarm run -m MESSAGE --json` of the agent's checked-out commit as the agent runs it (a process in
+        its worktree, with its environment): its record on stdout once the runner has measured it."""
+        with self.agent_env(agent):
+            return subprocess.run(
+                [sys.executable, "-m", "swarm", "run", "-m", message, "--json", "--timeout", str(timeout_s)],
+                cwd=self.worktree(agent),
+                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+                capture_output=True,
+                text=True,
+                timeout=timeout_s + 100,
+            )
+
     def run_as_agent(
         self,
         agent: str,
