@@ -108,6 +108,7 @@ def _digest_names(program) -> set[str]:
     return {f"state:{k}" for k in program.state_dict} | {f"constant:{k}" for k in program.constants}
 
 
+@pytest.mark.slow  # runs a trainer on the tiny data
 def test_without_the_clock_prepare_reads_the_data_directory(tiny_cache, tmp_path):
     done = _run_trainer(tmp_path, tiny_cache, None, hide=None)
     assert done.returncode == 0, done.stdout

@@ -221,6 +221,7 @@ def stand_in_runner(run, **settings):
     return Runner(run.repo, run.board, "cpu0", RunnerSettings(**{**STAND_IN_SETTINGS, **settings}), **QUIET)
 
 
+@pytest.mark.slow  # a trainer that sleeps twice the budget on the wall clock
 def test_the_runners_clock_bounds_claimed_training_and_overhead(make_swarm_run):
     run = make_swarm_run()  # tiny budget 2 s
     baseline = queue(run, stand_in_train(), "baseline")  # the base's train.py: its overhead is learned
@@ -400,6 +401,7 @@ def broken_compiler(sealed, tmp_path, monkeypatch):
     return sealed
 
 
+@pytest.mark.slow  # a runner over a broken compiler (test_evaluator keeps the machine-fault rule fast)
 def test_a_compiler_that_fails_stops_the_runner_and_requeues_the_job(broken_compiler):
     """The runner evaluates as on CUDA (`cuda_mirror`) on a machine whose C++ compiler fails: the
     evaluator's device check fails before the model is read, the job is queued again and the runner stops
