@@ -1,4 +1,5 @@
-"""Shared test setup: one thread per BLAS pool, the repository root importable, and prepared tiny-profile data."""
+"""Shared test setup: one thread per BLAS pool, the repository root importable, prepared tiny-profile data,
+and fixtures for real runs, the CLI in-process, and a shell outside any swarm (tests/support/ holds the code)."""
 
 import os
 import sys
@@ -13,7 +14,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from tests.support.swarm_run import make_run  # noqa: E402
+from tests.support.shell import clear_identity, tmux_servers  # noqa: E402
+from tests.support.standins import make_repo, write_standin_config  # noqa: E402
+from tests.support.swarm_run import init_repo, make_run  # noqa: E402
 from tests.support.target import run_prepare  # noqa: E402
 
 
@@ -55,3 +58,34 @@ def cli(capsys):
         return code, out, err
 
     return invoke
+
+
+@pytest.fixture
+def swarm_shell(tmp_path, monkeypatch):
+    """This process as a user's shell outside any swarm (tests/support/shell.py): the swarm identity unset,
+    SWARM_TMUX_DIR a socket directory of this test's own; the tmux servers started there are killed
+    afterwards. Yields that directory."""
+    clear_identity(monkeypatch)
+    sockets = tmp_path / "sock"
+    monkeypatch.setenv("SWARM_TMUX_DIR", str(sockets))
+    with tmux_servers(sockets):
+        yield sockets
+
+
+@pytest.fixture
+def standin_repo(swarm_shell, tmp_path, monkeypatch) -> Path:
+    """A project repository, the working directory, whose swarm.toml names the stand-in agent kind
+    `standin` (tests/support/standin_agent.py; it reports each start in tmp_path/reports)."""
+    path = make_repo(tmp_path / "repo")
+    write_standin_config(path, tmp_path / "reports")
+    monkeypatch.chdir(path)
+    return path
+
+
+@pytest.fixture
+def worktree(tmp_path) -> Path:
+    """A small git repository standing for an agent's worktree (train.py with two knobs, a prepare.py), for
+    the agents' tools."""
+    repo = tmp_path / "wt"
+    init_repo(repo, {"train.py": "DEPTH = 8\nLR = 0.04\n", "prepare.py": "MAX_SEQ_LEN = 2048\n"})
+    return repo

@@ -6,14 +6,7 @@ import pytest
 
 from swarm.agents.api.client import ToolUse
 from swarm.agents.api.tools import Toolbox
-from tests.support.swarm_run import git, init_repo, process_alive, wait_until
-
-
-@pytest.fixture
-def worktree(tmp_path):
-    repo = tmp_path / "wt"
-    init_repo(repo, {"train.py": "DEPTH = 8\nLR = 0.04\n", "prepare.py": "MAX_SEQ_LEN = 2048\n"})
-    return repo
+from tests.support.swarm_run import git, process_alive, wait_until
 
 
 def call(toolbox: Toolbox, name: str, **arguments):

@@ -15,7 +15,7 @@ from swarm.cli import build_parser, main
 from swarm.errors import SwarmError
 from swarm.repo.paths import Identity
 from swarm.testing.fake_model import FakeModelServer, Reply, Script
-from tests.support.swarm_run import git, init_repo
+from tests.support.swarm_run import git
 
 PROTOCOLS = [
     ("anthropic", None, True),
@@ -23,13 +23,6 @@ PROTOCOLS = [
     ("openai-compatible", CHAT, True),
     ("openai-compatible", CHAT, False),
 ]
-
-
-@pytest.fixture
-def worktree(tmp_path):
-    repo = tmp_path / "wt"
-    init_repo(repo, {"train.py": "DEPTH = 8\nLR = 0.04\n", "prepare.py": "MAX_SEQ_LEN = 2048\n"})
-    return repo
 
 
 def _agent(server, worktree, board, provider="anthropic", openai_api=None, stream=True, key=None, **settings):

@@ -6,10 +6,11 @@ recorded on the board."""
 import contextlib
 import subprocess
 import sys
-from pathlib import Path
+
+import pytest
 
 from swarm.board.experiments import FINAL_STATUSES
-from swarm.board.store import EXPERIMENT, USAGE, Board
+from swarm.board.store import USAGE, Board
 from swarm.testing.fake_model import FakeModelServer, Reply, Script
 from tests.support.agent_scripts import (
     DESCRIPTION,
@@ -19,12 +20,15 @@ from tests.support.agent_scripts import (
     research_script,
     start_api_agent,
 )
-from tests.support.standins import kill_tmux_servers, make_repo
+from tests.support.processes import processes_with
+from tests.support.shell import tmux_servers
+from tests.support.standins import latest_experiments, make_repo
 from tests.support.swarm_run import STAND_IN_CONFIG, STAND_IN_PREPARE, git, stand_in_train, wait_until
 
 PROTOCOLS = {"cpu0": "anthropic", "cpu1": "openai"}  # agent -> provider (openai: the Responses API)
 
 
+@pytest.mark.slow  # real tiny trainer runs
 def test_api_agent_completes_two_experiments_over_each_protocol(make_swarm_run, tiny_cache, monkeypatch):
     # One agent per protocol, side by side on two CPU slots (one core each), so the four real training
     # runs take the time of two.
@@ -57,7 +61,7 @@ def test_api_agent_completes_two_experiments_over_each_protocol(make_swarm_run, 
         protocols = {a: {r.protocol for r in servers[a].model_requests()} for a in PROTOCOLS}
     assert protocols == {"cpu0": {"anthropic"}, "cpu1": {"responses"}}
     records = run.board.records()
-    latest = {r["id"]: r for r in records if r["type"] == EXPERIMENT}
+    latest = latest_experiments(records)
     for agent in PROTOCOLS:
         output = outputs[agent]
         assert procs[agent].returncode == 0, output
@@ -81,13 +85,11 @@ def test_api_agent_completes_two_experiments_over_each_protocol(make_swarm_run, 
         assert sum(u["requests"] for u in usage) == 6 and sum(u["input_tokens"] for u in usage) > 0
 
 
-def test_spawned_api_agent_gets_the_swarm_prompt_and_is_resumed(tmp_path, monkeypatch):
+@pytest.mark.slow  # a real swarm spawned in tmux
+def test_spawned_api_agent_gets_the_swarm_prompt_and_is_resumed(swarm_shell, tmp_path, monkeypatch):
     """`swarm spawn --cpu 1 --kind api` with its settings in swarm.toml [api]: the agent starts with the
     launcher's prompt, runs an experiment (stand-in trainer: seconds), and after its session ends the
     coordinator resumes it with the resume prompt."""
-    monkeypatch.setenv("SWARM_TMUX_DIR", str(tmp_path / "sock"))
-    for name in ("SWARM_BOARD", "SWARM_TAG", "SWARM_AGENT", "SWARM_GPU", "TMUX"):
-        monkeypatch.delenv(name, raising=False)
     repo = make_repo(
         tmp_path / "repo", {"train.py": stand_in_train(val_bpb=1.0), "prepare.py": STAND_IN_PREPARE}
     )
@@ -109,7 +111,7 @@ def test_spawned_api_agent_gets_the_swarm_prompt_and_is_resumed(tmp_path, monkey
             # STANDIN_STATE_DIR, outside its sandbox's run directory
             f'[runner]\nevaluation = "reported"\n{STAND_IN_CONFIG}'
         )
-        try:
+        with tmux_servers(swarm_shell):  # before the model server goes
             spawn = subprocess.run(
                 [
                     sys.executable,
@@ -135,11 +137,9 @@ def test_spawned_api_agent_gets_the_swarm_prompt_and_is_resumed(tmp_path, monkey
             wait_until(
                 lambda: any("You are being resumed" in o for o in openings()), timeout=90, interval=0.3
             )
-        finally:
-            kill_tmux_servers(tmp_path / "sock")
     first = openings()[0]
     assert first.startswith("You are cpu0, one of 1 agents of the autoresearch swarm 'api'"), first
-    [experiment] = {r["id"]: r for r in board.records() if r["type"] == EXPERIMENT}.values()
+    [experiment] = latest_experiments(board.records()).values()
     assert (
         experiment["status"] == "keep"
         and experiment["val_bpb"] == 0.9
@@ -157,7 +157,7 @@ def test_a_stopped_api_agent_stops_its_command_and_records_its_usage(make_swarm_
     with FakeModelServer(Script([Reply.calling("run", command='swarm run -m "waits"')])) as server:
         proc = start_api_agent(run, "cpu0", "anthropic", server)
         try:
-            waiting = wait_until(lambda: _processes_with("swarm run -m waits"), timeout=30)
+            waiting = wait_until(lambda: processes_with("swarm run -m waits"), timeout=30)
             proc.terminate()
             proc.communicate(timeout=30)
         finally:
@@ -165,18 +165,7 @@ def test_a_stopped_api_agent_stops_its_command_and_records_its_usage(make_swarm_
                 proc.kill()
                 proc.wait()
     assert proc.returncode != 0
-    wait_until(lambda: not _processes_with("swarm run -m waits"), timeout=10)
+    wait_until(lambda: not processes_with("swarm run -m waits"), timeout=10)
     assert waiting  # it was there, and went with the agent
     [usage] = [r for r in run.board.records() if r["type"] == USAGE]
     assert usage["requests"] == 1 and usage["agent"] == "cpu0"
-
-
-def _processes_with(text: str) -> list[int]:
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if text in cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"):
-                found.append(int(cmdline.parent.name))
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-    return found

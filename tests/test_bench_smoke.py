@@ -4,12 +4,12 @@ and prints its figures is checked; the figures themselves mean nothing at these 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
 
+from tests.support.shell import outside_environ, tmux_servers
 from tests.support.target import REPO_ROOT
 
 BENCH = REPO_ROOT / "bench"
@@ -48,6 +48,7 @@ def test_every_bench_script_has_a_smoke_run():
     assert scripts == set(TOY), "give each bench script toy arguments in TOY"
 
 
+@pytest.mark.slow  # every bench script, some of them real swarms
 @pytest.mark.parametrize("script", sorted(TOY))
 def test_bench_runs_at_toy_size(script, tmp_path, request):
     args = TOY[script]
@@ -59,15 +60,15 @@ def test_bench_runs_at_toy_size(script, tmp_path, request):
 
         write_board(tmp_path / "board", list(synthetic_run(agents=2, experiments=40, seed=1)))
         values["{board}"] = str(tmp_path / "board")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
-    env |= {"OMP_NUM_THREADS": "1", "SWARM_TMUX_DIR": str(tmp_path / "sock")}
-    proc = subprocess.run(
-        [sys.executable, str(BENCH / script), *(values.get(a, a) for a in args)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    env = outside_environ(("SWARM_",), OMP_NUM_THREADS="1", SWARM_TMUX_DIR=str(tmp_path / "sock"))
+    with tmux_servers(tmp_path / "sock"):  # a bench that dies leaves no swarm behind
+        proc = subprocess.run(
+            [sys.executable, str(BENCH / script), *(values.get(a, a) for a in args)],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
     assert proc.stdout.strip(), proc.stderr[-3000:]  # it printed its figures

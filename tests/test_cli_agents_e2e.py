@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import subprocess
 
+import pytest
+
 from swarm.board.store import Board
 from tests.support.agent_scripts import (
     DESCRIPTION,
@@ -20,6 +22,8 @@ from tests.support.agent_scripts import (
     usage_of,
 )
 from tests.support.swarm_run import wait_until
+
+pytestmark = pytest.mark.slow  # Claude Code and Codex spawned in tmux on the real tiny trainer
 
 
 def test_claude_code_and_codex_each_run_an_experiment_through_the_swarm(tmp_path, tiny_cache):

@@ -81,6 +81,7 @@ def cache_without_data(tiny_cache, tmp_path):
     return view
 
 
+@pytest.mark.slow  # the real tiny trainer
 def test_the_window_runs_from_the_handed_out_data_to_the_committed_weights(
     tiny_cache, cache_without_data, tmp_path
 ):
@@ -107,6 +108,7 @@ def _digest_names(program) -> set[str]:
     return {f"state:{k}" for k in program.state_dict} | {f"constant:{k}" for k in program.constants}
 
 
+@pytest.mark.slow  # runs a trainer on the tiny data
 def test_without_the_clock_prepare_reads_the_data_directory(tiny_cache, tmp_path):
     done = _run_trainer(tmp_path, tiny_cache, None, hide=None)
     assert done.returncode == 0, done.stdout

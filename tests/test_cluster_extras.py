@@ -92,6 +92,7 @@ def test_the_skypilot_recipe_loads_with_skypilots_own_loader():
     assert "'.[ray]'" in task.setup
 
 
+@pytest.mark.slow  # prepares a node's own data cache
 def test_a_node_runs_on_its_own_environment_and_checks_its_own_cache(tiny_cache, tmp_path, monkeypatch):
     from swarm.runner.ray import node_plan, prepare_on_node
 

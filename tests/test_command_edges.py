@@ -3,7 +3,6 @@ non-zero exit, no traceback, and nothing written (no picture, no table, no repor
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from swarm.board.run_record import AgentEntry, SwarmRecord, write_run_record
 from swarm.board.store import Board
 from tests.support.gitrepo import make_repo
+from tests.support.shell import outside_environ
 
 
 def swarm(repo: Path, *args: str) -> subprocess.CompletedProcess:
@@ -23,7 +23,7 @@ def swarm(repo: Path, *args: str) -> subprocess.CompletedProcess:
         text=True,
         timeout=120,
         stdin=subprocess.DEVNULL,
-        env={k: v for k, v in os.environ.items() if not k.startswith("SWARM_")},
+        env=outside_environ(("SWARM_",)),
     )
 
 

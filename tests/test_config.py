@@ -89,14 +89,14 @@ def test_a_good_file_and_signed_ranges_pass(tmp_path):
 
 
 @pytest.mark.parametrize("command", [["doctor"], ["spawn", "--cpu", "1", "--kind", "sweep"], ["resume"]])
-def test_spawn_resume_and_doctor_refuse_a_bad_file_before_anything_starts(tmp_path, monkeypatch, command):
+def test_spawn_resume_and_doctor_refuse_a_bad_file_before_anything_starts(
+    swarm_shell, tmp_path, monkeypatch, command
+):
     from tests.support.gitrepo import make_repo
 
     repo = make_repo(tmp_path / "repo")
     (repo / "swarm.toml").write_text("[runner]\ncuda_mirorr = true\n[noise]\nsigmas = -1\n")
     monkeypatch.chdir(repo)
-    monkeypatch.delenv("SWARM_BOARD", raising=False)
-    monkeypatch.setenv("SWARM_TMUX_DIR", str(tmp_path / "sock"))
     proc = subprocess.run(
         [sys.executable, "-m", "swarm", *command], cwd=repo, capture_output=True, text=True, timeout=120
     )

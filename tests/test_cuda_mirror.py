@@ -4,9 +4,6 @@ trainer sandbox (its compile cache the agent's own, writable there), hands over 
 runs the program compiled under bf16 autocast in its sandbox (--mirror); the result lands on the board."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -14,6 +11,8 @@ from swarm.runner.sandbox import sandbox_problem
 from swarm.target.summary import is_finite
 from tests.support.swarm_run import commit_train, latest
 from tests.support.target import REPO_ROOT
+
+pytestmark = pytest.mark.slow  # cold compiles of the tiny model in sandboxes
 
 # A cold compile of the tiny model on a loaded CPU takes minutes: the clock's default allowance is for a GPU.
 MIRROR_CONFIG = "[runner]\ncuda_mirror = true\noverhead_default_s = 1200.0\n"
@@ -29,15 +28,7 @@ def test_a_mirrored_run_is_compiled_under_autocast_in_both_sandboxes(make_swarm_
     run.start_runner("cpu0")
     worktree = run.worktree("cpu0")
     commit_train(worktree, train + "\n# the agent's first experiment: the baseline\n", "baseline")
-    with run.agent_env("cpu0"):
-        proc = subprocess.run(
-            [sys.executable, "-m", "swarm", "run", "-m", "baseline", "--json", "--timeout", "2400"],
-            cwd=worktree,
-            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-            capture_output=True,
-            text=True,
-            timeout=2500,
-        )
+    proc = run.submit_and_wait("cpu0", "baseline", timeout_s=2400)
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
     log = (run.board.directory / record["log"]).read_text()

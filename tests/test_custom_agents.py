@@ -14,7 +14,7 @@ from swarm.orchestration.spawn import SpawnRequest, spawn
 from swarm.orchestration.status import collect, render
 from swarm.repo.paths import RunPaths
 from swarm.runner.sandbox import sandbox_problem
-from tests.support.standins import kill_tmux_servers, make_repo, wait_until
+from tests.support.standins import make_repo, wait_until
 
 MYBOT = """\
 import pathlib, sys, time
@@ -31,12 +31,9 @@ sys.exit(3)
 
 
 @pytest.fixture
-def repo(tmp_path, monkeypatch):
+def repo(swarm_shell, tmp_path, monkeypatch):
     if sandbox_problem():
         pytest.skip(sandbox_problem())
-    for name in ("SWARM_BOARD", "SWARM_TAG", "SWARM_AGENT", "SWARM_GPU", "TMUX"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SWARM_TMUX_DIR", str(tmp_path / "sock"))
     monkeypatch.setenv("SWARM_FAKE_GPUS", "1")
     path = make_repo(tmp_path / "repo")
     opt = tmp_path / "opt"  # outside the repository, the installation and PATH, like /opt
@@ -52,10 +49,10 @@ def repo(tmp_path, monkeypatch):
         "[coordinator]\ntick_s = 0.3\nhealthy_s = 5.0\nmax_backoff_s = 1.0\n"
     )
     monkeypatch.chdir(path)
-    yield path
-    kill_tmux_servers(tmp_path / "sock")
+    return path
 
 
+@pytest.mark.slow  # a real swarm spawned in tmux, sealed
 def test_readme_custom_agent_runs_sealed_with_its_script(repo, tmp_path):
     spawn(SpawnRequest(gpus="1", agent="mybot", tag="c1"), out=lambda line: None)
     up = tmp_path / "reports" / "gpu0.up"
@@ -64,6 +61,7 @@ def test_readme_custom_agent_runs_sealed_with_its_script(repo, tmp_path):
     assert [a.state for a in status.agents] != ["crashed"] and status.agents[0].reason is None
 
 
+@pytest.mark.slow  # a real swarm spawned in tmux, sealed
 def test_an_agent_dying_at_start_is_reported_then_left_down_as_a_crash_loop(repo):
     with pytest.raises(SwarmError) as caught:
         spawn(SpawnRequest(gpus="1", agent="broken", tag="c2"), out=lambda line: None)

@@ -4,17 +4,21 @@ and the user's checkout left exactly as it was."""
 from __future__ import annotations
 
 import math
-import os
 import subprocess
+
+import pytest
 
 from swarm.board.fold import BoardState
 from swarm.board.store import Board
 from swarm.installation import swarm_argv
 from swarm.results.display import mean_text
 from swarm.results.standing import standing
+from tests.support.shell import outside_environ
 from tests.support.standins import latest_experiments
 from tests.support.swarm_run import git
 from tests.support.target import REPO_ROOT
+
+pytestmark = pytest.mark.slow  # the demo: a real swarm for two minutes
 
 FINAL = {"keep", "marginal", "discard", "crash", "timeout", "invalid"}
 
@@ -35,10 +39,10 @@ def checkout_state() -> tuple[str, str, list[str]]:
     )
 
 
-def test_demo_runs_to_completion_and_leaves_results_on_a_board(tmp_path):
+def test_demo_runs_to_completion_and_leaves_results_on_a_board(tmp_path, swarm_shell):
+    # swarm_shell kills a tmux server the demo left only at teardown: after this test checked it left none
     before = checkout_state()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_") and k != "TMUX"}
-    env.update(SWARM_TMUX_DIR=str(tmp_path / "sock"), AUTORESEARCH_CACHE_DIR=str(tmp_path / "cache"))
+    env = outside_environ(SWARM_TMUX_DIR=str(swarm_shell), AUTORESEARCH_CACHE_DIR=str(tmp_path / "cache"))
     proc = subprocess.run(
         swarm_argv("demo", "--minutes", "2", "--settle", "1", "--dir", str(tmp_path / "demo")),
         cwd=REPO_ROOT,

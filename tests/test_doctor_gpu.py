@@ -77,6 +77,7 @@ def test_smoke_names_the_first_failing_stage(target_repo, tmp_path):
     assert "cpu0: FAILED at data: " in done.stdout and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow  # the smoke test's sealed run
 @pytest.mark.skipif(sandbox_problem() is not None, reason=f"{sandbox_problem()}")
 def test_smoke_on_a_gpu_slot_without_cuda_fails_at_train_py_with_its_cause(target_repo, tiny_cache):
     done = smoke(target_repo, tiny_cache, timeout=300, SWARM_FAKE_GPUS="1")  # a GPU, but torch finds none
@@ -87,6 +88,7 @@ def test_smoke_on_a_gpu_slot_without_cuda_fails_at_train_py_with_its_cause(targe
     )
 
 
+@pytest.mark.slow  # the smoke test's sealed run
 @pytest.mark.timeout(1800)  # two cold compiles (trainer, evaluator) of the tiny model
 @pytest.mark.skipif(sandbox_problem() is not None, reason=f"{sandbox_problem()}")
 def test_smoke_runs_a_compiled_sealed_run_on_the_cpu(target_repo, tiny_cache):

@@ -101,6 +101,7 @@ def test_a_uniform_model_measures_exactly_log2_vocab_per_token_over_bytes(
     assert value == pytest.approx(uniform_bpb(tiny_cache), rel=1e-7)
 
 
+@pytest.mark.slow  # exports and measures two GPTs (about 40 s)
 @pytest.mark.parametrize("pattern, depth", [("SL", 3), ("L", 1)])
 def test_honest_unusual_gpts_evaluate(prep, eval_data, tiny_cache, tmp_path, pattern, depth):
     import train
@@ -289,6 +290,7 @@ def test_the_traced_dtype_asserts_are_checked_then_stripped_and_the_casts_kept(p
     assert targets.count(torch.ops.aten.to.dtype) == len(casts)
 
 
+@pytest.mark.slow  # compiles train.py's model (over a minute)
 def test_a_train_py_model_measures_the_same_compiled_under_bf16_autocast(
     prep, eval_data, tmp_path, monkeypatch
 ):
@@ -347,6 +349,7 @@ def test_enough_rows_are_cut_that_a_peek_at_1_position_in_64_passes_at_most_1_in
         assert (1 - 1 / 64) ** cut_rows <= 1e-3
 
 
+@pytest.mark.slow  # every seed of five peeking models
 @pytest.mark.parametrize("where", ["all", "1 in 16", "1 in 64", "rows", "tokens"])
 def test_sparse_and_conditional_peeks_are_caught_on_every_seed(prep, eval_data, tmp_path, where):
     rows, _ = eval_data
@@ -358,6 +361,7 @@ def test_sparse_and_conditional_peeks_are_caught_on_every_seed(prep, eval_data, 
             measure(data, eval_data, seed=seed)
 
 
+@pytest.mark.slow  # every seed of two models
 @pytest.mark.parametrize("model", [Bigram, Bf16Attention])
 def test_honest_models_pass_on_every_seed_and_the_shuffle_does_not_change_val_bpb(
     prep, eval_data, tmp_path, model

@@ -19,12 +19,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from swarm.agents.kinds import AgentCommand
 from swarm.agents.protocol import agent_context, submit
 from swarm.board.holdout import HOLDOUT_FILE, private_dir, read_holdout
 from swarm.board.noise import NoiseSettings
-from swarm.orchestration.sealing import seal_agent
-from swarm.repo.paths import RunPaths
 from swarm.runner.sandbox import sandbox_problem
 from swarm.runner.service import Runner, RunnerSettings
 from swarm.target.profiles import profile_constants
@@ -53,6 +50,7 @@ def digests(root, under: str) -> dict[str, str]:
 # prepare.py: rows nobody can rebuild, a disjoint holdout
 
 
+@pytest.mark.slow  # real tiny trainer and evaluator runs in sandboxes
 def test_train_py_cannot_rebuild_the_evaluation_rows_of_the_local_source(tiny_cache, tmp_path):
     """Issue 23's attack: train.py regenerated the 256 x 257 rows from the built-in texts and fixed seed in
     about 1 s. Now the same code (a second prepare.py, and the old recipe by hand) yields other rows."""
@@ -114,6 +112,7 @@ def test_text_dir_validation_documents_are_drawn_with_the_secret(tiny_cache):
 # The evaluator measures the holdout and never prints it
 
 
+@pytest.mark.slow  # real tiny trainer and evaluator runs in sandboxes
 def test_the_evaluator_measures_the_holdout_and_writes_it_only_to_its_result(tiny_cache, tmp_path):
     import torch
 
@@ -224,6 +223,7 @@ def planted_run(make_swarm_run, tiny_cache, tmp_path, monkeypatch):
     return run
 
 
+@pytest.mark.slow  # real tiny trainer and evaluator runs in sandboxes
 @needs_sandbox
 def test_holdout_is_recorded_privately_and_shows_a_large_selection_gap_for_planted_rows(planted_run, cli):
     run, (baseline, cheat) = planted_run, planted_run.ids
@@ -249,6 +249,7 @@ def test_holdout_is_recorded_privately_and_shows_a_large_selection_gap_for_plant
     assert "Does the gain hold on the holdout?" in page and "does NOT hold on the holdout" in page
 
 
+@pytest.mark.slow  # real tiny trainer and evaluator runs in sandboxes
 @needs_sandbox
 def test_no_holdout_value_reaches_anything_an_agent_can_read(planted_run):
     run = planted_run
@@ -288,15 +289,8 @@ def test_no_holdout_value_reaches_anything_an_agent_can_read(planted_run):
         print("== mounts", open("/proc/self/mountinfo").read())
         """
     )
-    slot = run.run.agent("cpu0")
-    command = AgentCommand("custom", ("{python}", "-c", script))
-    env = {**os.environ, **run.agent_environ("cpu0")}
-    argv = command.argv(prompt="", agent="cpu0", gpu=slot.queue, worktree=run.worktree("cpu0"))
-    argv, env = seal_agent(run.run, slot, RunPaths.for_repo(run.repo), command, argv, env)
-    assert argv[0] == "bwrap"
-    done = subprocess.run(
-        argv, env=env, cwd=run.worktree("cpu0"), capture_output=True, text=True, timeout=300
-    )
+    done = run.run_as_agent("cpu0", script, timeout=300)
+    assert done.args[0] == "bwrap"
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     assert "== swarm best 0" in out and "== swarm board 0" in out, out[-3000:]
@@ -322,6 +316,7 @@ open(os.path.join(os.environ["SEEN_DIR"], f"budget-{os.getpid()}"), "w").write(r
 """
 
 
+@pytest.mark.slow  # real tiny trainer and evaluator runs in sandboxes
 def test_transfer_records_a_paired_result_at_twice_the_budget(
     make_swarm_run, tiny_cache, tmp_path, monkeypatch, cli
 ):

@@ -13,21 +13,20 @@ import time
 
 import pytest
 
-from swarm.agents.kinds import AgentCommand
 from swarm.agents.protocol import agent_context, submit
 from swarm.board.charges import VERIFY_QUOTA
 from swarm.board.experiments import TIMEOUT
 from swarm.board.fold import BoardState
 from swarm.board.noise import NoiseSettings
 from swarm.board.store import Board
-from swarm.orchestration.sealing import seal_agent
-from swarm.repo.paths import RunPaths, agent_branch
+from swarm.repo.paths import agent_branch
 from swarm.repo.stores import agent_git_env, agent_objects, common_dir, in_shared_store
 from swarm.repo.worktrees import GitRepo
 from swarm.results.pick import pick
 from swarm.runner.inbox import inbox_dir
 from swarm.runner.sandbox import sandbox_problem
 from swarm.runner.service import Runner
+from tests.support.attacks import ATTEMPT
 from tests.support.swarm_run import STAND_IN_RUNNER, commit_train, git, latest, stand_in_train, wait_until
 
 pytestmark = pytest.mark.skipif(sandbox_problem() is not None, reason=f"{sandbox_problem()}")
@@ -40,30 +39,17 @@ HONEST_REF = f"refs/heads/{HONEST_BRANCH}"
 
 def in_sandbox(run, agent: str, script: str, timeout: float = 180) -> str:
     """Run a Python program as `agent`, sealed as the launcher seals a custom agent; its output."""
-    slot = run.run.agent(agent)
-    command = AgentCommand("custom", ("{python}", "-c", script))
-    argv = command.argv(prompt="", agent=agent, gpu=slot.queue, worktree=run.worktree(agent))
-    env = {**os.environ, **run.agent_environ(agent)}
-    argv, env = seal_agent(run.run, slot, RunPaths.for_repo(run.repo), command, argv, env)
-    done = subprocess.run(
-        argv, env=env, cwd=run.worktree(agent), capture_output=True, text=True, timeout=timeout
-    )
+    done = run.run_as_agent(agent, script, timeout=timeout)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     return out
 
 
-PRELUDE = """\
+PRELUDE = (
+    ATTEMPT
+    + """\
 import json, os, shutil, subprocess, sys
 swarm = [sys.executable, "-P", "-m", "swarm"]
-def attempt(name, action):
-    try:
-        result = action()
-        if isinstance(result, subprocess.CompletedProcess) and result.returncode != 0:
-            raise OSError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed")
-        print(f"{name}: DONE", flush=True)
-    except Exception as e:
-        print(f"{name}: blocked ({type(e).__name__})", flush=True)
 def sh(*args):
     return subprocess.run(list(args), capture_output=True, text=True)
 def commit(text):
@@ -71,8 +57,10 @@ def commit(text):
         f.write(text)
     subprocess.run(["git", "commit", "-qam", text.strip()], check=True)
 """
+)
 
 
+@pytest.mark.slow  # agents and trainers in real sandboxes
 def test_another_agents_objects_branch_and_pins_survive_every_git_command(make_swarm_run):
     run = make_swarm_run(agents=("cpu0", "cpu1"), signed=True, config=SINGLE)
     run.start_runner("cpu0")
@@ -264,6 +252,7 @@ def test_a_verify_flood_waits_its_turn_behind_the_honest_agents_next_job(make_sw
     assert honest in order[:2], order
 
 
+@pytest.mark.slow  # agents and trainers in real sandboxes
 def test_a_directory_at_a_request_name_is_refused_once_and_unread_answers_go(make_swarm_run):
     run = make_swarm_run(agents=("cpu0",), signed=True)
     run.start_runner("cpu0")
@@ -312,7 +301,6 @@ def test_an_agent_sandbox_starts_a_new_session_without_a_terminal(make_swarm_run
     import termios
 
     run = make_swarm_run(agents=("cpu0",), signed=True)
-    slot = run.run.agent("cpu0")
     script = textwrap.dedent(
         """\
         import fcntl, os, termios
@@ -325,32 +313,20 @@ def test_an_agent_sandbox_starts_a_new_session_without_a_terminal(make_swarm_run
             print("no terminal:", e.errno)
         """
     )
-    command = AgentCommand("custom", ("{python}", "-c", script))
-    argv = command.argv(prompt="", agent="cpu0", gpu=slot.queue, worktree=run.worktree("cpu0"))
-    argv, env = seal_agent(
-        run.run, slot, RunPaths.for_repo(run.repo), command, argv, {**os.environ, **run.agent_environ("cpu0")}
-    )
     leader, follower = pty.openpty()
 
     def own_terminal() -> None:  # the terminal becomes the controlling one of the launched command
         fcntl.ioctl(follower, termios.TIOCSCTTY, 0)
 
-    done = subprocess.run(
-        argv,
-        env=env,
-        cwd=run.worktree("cpu0"),
-        stdin=follower,
-        capture_output=True,
-        text=True,
-        start_new_session=True,
-        preexec_fn=own_terminal,
-        timeout=120,
+    done = run.run_as_agent(
+        "cpu0", script, timeout=120, stdin=follower, start_new_session=True, preexec_fn=own_terminal
     )
     os.close(follower)
     os.close(leader)
     assert "session inside: True" in done.stdout and "no terminal:" in done.stdout, done.stdout + done.stderr
 
 
+@pytest.mark.slow  # an evaluation left to run to its time limit
 def test_a_slow_model_times_out_at_the_classes_scaled_evaluation_limit(
     make_swarm_run, tiny_cache, tmp_path, monkeypatch
 ):

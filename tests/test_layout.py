@@ -13,6 +13,8 @@ import tokenize
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from swarm.agents.api.tools import SWARM_SUBCOMMANDS
 from swarm.cli import COMMAND_GROUPS, FOR_AGENTS, FOR_YOU, INTERNAL, build_parser
 from tests.support.target import REPO_ROOT
@@ -47,6 +49,7 @@ def test_every_command_handler_resolves_and_is_named_after_its_command():
         assert callable(getattr(importlib.import_module(module_name), function_name)), handler
 
 
+@pytest.mark.slow  # builds and installs a wheel
 def test_the_wheel_holds_every_module_and_its_swarm_runs(tmp_path):
     """A wheel built from the source (not an editable install) has every module of swarm/, and the
     `swarm` it installs answers --help (which imports nothing beyond the standard library)."""

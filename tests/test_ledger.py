@@ -41,8 +41,7 @@ def test_prices_charge_cached_input_at_its_own_rate():
     assert Prices().cost(Usage(5, 5)) is None
 
 
-def test_swarm_status_shows_tokens_cost_and_gpu_hours(make_swarm_run, cli, monkeypatch, tmp_path):
-    monkeypatch.setenv("SWARM_TMUX_DIR", str(tmp_path / "sock"))
+def test_swarm_status_shows_tokens_cost_and_gpu_hours(make_swarm_run, cli, monkeypatch, swarm_shell):
     run = make_swarm_run(agents=("cpu0", "cpu1"))
     record = usage_record(agent="cpu0", tag=run.run.tag, gpu="cpu0", kind="api", model="m", usage=Usage(1500, 500, 10_000), requests=4, cost_usd=0.1234)  # fmt: skip
     run.board.append(record)

@@ -27,14 +27,14 @@ from swarm.results.report import write_report
 from swarm.results.standing import standing
 from swarm.testing.synthetic import synthetic_run
 from tests.support.gitrepo import commit_on, git, make_repo
-from tests.support.watch import T0, experiment, finish, make_board
+from tests.support.watch import T0, append_result, experiment, finish, make_board
 
 LR = (0.950, 0.962, 0.958)
 BASELINE = (1.000, 1.004, 1.002, 1.001, 1.003)
 
 
 @pytest.fixture
-def truth(tmp_path, monkeypatch):
+def truth(tmp_path, monkeypatch, swarm_shell):
     repo = make_repo(tmp_path / "repo")
     base = git(repo, "rev-parse", "main")
     board = make_board(repo / "board", agents=2, base=base, repo=str(repo))
@@ -43,14 +43,10 @@ def truth(tmp_path, monkeypatch):
 
     def add(name, agent, commit, value, status, sha, **fields):
         clock[0] += 100
-        record = experiment(agent, commit=commit, parent=base, base=base, at=clock[0], **fields)
-        if value is None:
-            final = {**finish(record, 0.0, status=status, sha=sha), "val_bpb": None}
-        else:
-            final = finish(record, value, status=status, sha=sha)
-        board.append(record)
-        board.append(final)
-        ids.setdefault(name, record["id"])
+        final = append_result(
+            board, agent, clock[0], value, status, sha, commit=commit, parent=base, base=base, **fields
+        )
+        ids.setdefault(name, final["id"])
         return final
 
     def change(name, edits):
@@ -90,9 +86,6 @@ def truth(tmp_path, monkeypatch):
     clock[0] += 100
     board.append(experiment("gpu0", commit=base, base=base, at=clock[0], description="still queued"))
     monkeypatch.chdir(repo)
-    for name in ("SWARM_BOARD", "SWARM_AGENT", "SWARM_TAG"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SWARM_TMUX_DIR", str(tmp_path / "tmux"))
     return repo, board, ids
 
 

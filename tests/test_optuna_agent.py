@@ -113,8 +113,8 @@ def test_a_trial_that_moves_every_knob_has_a_short_description():
     assert short.summary == short.description  # a short one is left whole
 
 
-def test_two_optuna_agents_share_one_study_told_the_runners_numbers(tmp_path, monkeypatch):
-    monkeypatch.setenv("SWARM_TMUX_DIR", str(tmp_path / "sock"))
+@pytest.mark.slow  # two agents, real runners
+def test_two_optuna_agents_share_one_study_told_the_runners_numbers(tmp_path, monkeypatch, swarm_shell):
     config = (
         "[noise]\nfloor = {tiny = 1e-4}\n"
         '[optuna]\nseed = 3\nstartup_trials = 2\nknobs = ["MATRIX_LR", "WARMDOWN_RATIO"]\n'
@@ -177,6 +177,7 @@ def test_two_optuna_agents_share_one_study_told_the_runners_numbers(tmp_path, mo
     assert not undecided, (undecided, outputs)
 
 
+@pytest.mark.slow  # real tiny trainer runs (minutes)
 def test_optuna_agent_measures_its_default_space_on_the_real_tiny_trainer_and_resumes(
     tmp_path, tiny_cache, monkeypatch
 ):

@@ -13,6 +13,7 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import torch
 
 from tests.support.target import REPO_ROOT, load_prepare, run_prepare, tiny_env
@@ -205,6 +206,7 @@ class ShardServer:
         self.thread.join(timeout=10)
 
 
+@pytest.mark.slow  # downloads shards from a local server and trains a tokenizer
 def test_hf_source_retries_a_failing_shard_and_trains_the_tokenizer(tiny_cache, tmp_path):
     cache = tmp_path / "cache"
     with ShardServer(tiny_cache / "data", tiny_cache / "eval") as server:
@@ -232,6 +234,7 @@ def test_hf_source_retries_a_failing_shard_and_trains_the_tokenizer(tiny_cache, 
         assert server.requests == []
 
 
+@pytest.mark.slow  # downloads shards from a local server and trains a tokenizer
 def test_hf_interrupted_transfer_leaves_no_partial_shard_and_a_rerun_resumes(tiny_cache, tmp_path):
     cache = tmp_path / "cache"
     with ShardServer(tiny_cache / "data", tiny_cache / "eval") as server:

@@ -25,13 +25,15 @@ from pathlib import Path
 import pytest
 
 from swarm.board.store import Board
-from tests.support.standins import kill_tmux_servers, make_repo, write_standin_config
+from tests.support.shell import clear_identity, outside_environ, tmux_servers
+from tests.support.standins import make_repo, write_standin_config
 from tests.support.swarm_run import STAND_IN_CONFIG, commit_train, wait_until
 from tests.support.target import REPO_ROOT
 
-pytestmark = pytest.mark.skipif(
-    not shutil.which("unshare") or os.geteuid() != 0, reason="needs unshare as root"
-)
+pytestmark = [
+    pytest.mark.slow,  # a local multi-node Ray cluster, a swarm spawned on it
+    pytest.mark.skipif(not shutil.which("unshare") or os.geteuid() != 0, reason="needs unshare as root"),
+]
 
 WAITING_TRAIN = textwrap.dedent(
     '''\
@@ -142,20 +144,19 @@ def is_loopback(hex_address: str) -> bool:
 
 @pytest.fixture
 def swarm_env(tmp_path, tiny_cache, monkeypatch):
-    for name in ("SWARM_BOARD", "SWARM_TAG", "SWARM_AGENT", "SWARM_GPU", "TMUX", "RAY_ADDRESS"):
-        monkeypatch.delenv(name, raising=False)
+    clear_identity(monkeypatch, "RAY_ADDRESS")
     state = tmp_path / "standin"
     state.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWARM_", "RAY_"))}
-    env.update(
+    env = outside_environ(
+        ("SWARM_", "RAY_"),
         SWARM_TMUX_DIR=str(tmp_path / "sock"),
         AUTORESEARCH_CACHE_DIR=str(tiny_cache),
         STANDIN_STATE_DIR=str(state),
         OMP_NUM_THREADS="1",
         PYTHONPATH=str(REPO_ROOT),
     )
-    yield env
-    kill_tmux_servers(tmp_path / "sock")
+    with tmux_servers(tmp_path / "sock"):
+        yield env
 
 
 def test_swarm_on_a_ray_cluster(tmp_path, swarm_env):
@@ -178,9 +179,9 @@ def test_swarm_on_a_ray_cluster(tmp_path, swarm_env):
         f.write('[noise]\nrule = "single"\n')
     cluster = LocalCluster(tmp_path, ["H100", "H200"], swarm_env)
     try:
-        _drill(cluster, repo, swarm_env)
+        with tmux_servers(tmp_path / "sock"):
+            _drill(cluster, repo, swarm_env)
     finally:
-        kill_tmux_servers(tmp_path / "sock")
         cluster.close()
     # the cluster and every swarm process that joined it are gone (Ray's workers take a while on a busy box)
     try:

@@ -130,6 +130,7 @@ def queue(run, source: str, description: str, agent: str = "cpu0") -> str:
         return submit(agent_context(), description, rerun=True)["id"]
 
 
+@pytest.mark.slow  # the real tiny trainer in a sandbox
 def test_claims_tampering_and_look_ahead_end_invalid_or_measured_honestly(sealed):
     ids = {
         "fake summary": queue(sealed, fake_summary(14.9), "fake summary"),
@@ -162,6 +163,7 @@ SPARSE_PEEKS = {
 }
 
 
+@pytest.mark.slow  # the real tiny trainer in a sandbox
 def test_sparse_and_row_conditional_look_ahead_is_caught_through_the_runner(sealed):
     """Issue 23's sparse peeks, submitted as train.py: next-token look-ahead at 1 position in 64, or only in
     the rows whose first text token is a multiple of 32 (about 1 row in 25), each `invalid`: the batches
@@ -189,6 +191,7 @@ def test_a_sandboxed_trainer_cannot_write_the_cache(sealed):
     assert (sealed.cache / "eval" / "token_bytes.npy").read_bytes() == before
 
 
+@pytest.mark.slow  # the real tiny trainer in a sandbox
 def test_an_unsealed_trainer_that_writes_the_cache_stops_the_runner_and_records_nothing(sealed):
     """Without a sandbox (`swarm spawn --unsealed`) the write lands, and the manifest check catches it."""
     from dataclasses import replace
@@ -218,6 +221,7 @@ def stand_in_runner(run, **settings):
     return Runner(run.repo, run.board, "cpu0", RunnerSettings(**{**STAND_IN_SETTINGS, **settings}), **QUIET)
 
 
+@pytest.mark.slow  # a trainer that sleeps twice the budget on the wall clock
 def test_the_runners_clock_bounds_claimed_training_and_overhead(make_swarm_run):
     run = make_swarm_run()  # tiny budget 2 s
     baseline = queue(run, stand_in_train(), "baseline")  # the base's train.py: its overhead is learned
@@ -397,6 +401,7 @@ def broken_compiler(sealed, tmp_path, monkeypatch):
     return sealed
 
 
+@pytest.mark.slow  # a runner over a broken compiler (test_evaluator keeps the machine-fault rule fast)
 def test_a_compiler_that_fails_stops_the_runner_and_requeues_the_job(broken_compiler):
     """The runner evaluates as on CUDA (`cuda_mirror`) on a machine whose C++ compiler fails: the
     evaluator's device check fails before the model is read, the job is queued again and the runner stops
@@ -491,6 +496,7 @@ def data_trainer(
     )
 
 
+@pytest.mark.slow  # the real tiny trainer in a sandbox
 def test_training_outside_the_timed_loop_is_on_the_runners_clock_or_rejected(sealed):
     """The issue's untimed steps before and after the loop, steps after the hand-over, a hand-over that
     skips the commit; the tiny budget is 15 s (limit 18 s)."""
@@ -526,6 +532,7 @@ def real_train(*edits: tuple[str, str]) -> str:
 MEASURED = ("keep", "discard", "marginal")
 
 
+@pytest.mark.slow  # the real tiny trainer in a sandbox
 def test_real_train_py_untimed_steps_are_invalid_and_one_slow_step_is_not(sealed):
     """`untimed_steps = 10` as an agent writes it into train.py (its first 10 steps off its clock) against
     the runner's clock; and an honest run whose last step is 2 s slower than the others (a loaded machine)
@@ -575,6 +582,7 @@ def test_a_baseline_that_overran_the_allowance_still_teaches_it(make_swarm_run):
     assert taught == pytest.approx(done[first]["wall_seconds"] * 1.5 + 1.0, abs=0.06)  # logged to 0.1 s
 
 
+@pytest.mark.slow  # the real tiny trainer in a sandbox
 def test_a_trainer_failing_on_a_machine_whose_compiler_fails_is_the_machines_fault(broken_compiler):
     """The same broken machine, and a trainer that fails (as train.py's compile would on it): the
     evaluator's own device check decides that the machine failed, so the job is requeued, not `crash`."""

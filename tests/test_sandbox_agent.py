@@ -6,23 +6,20 @@ the inbox, never from the request."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import textwrap
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from swarm.agents.kinds import AgentCommand
 from swarm.board.fold import BoardState
 from swarm.board.signing import key_path
 from swarm.board.store import Board
 from swarm.orchestration.launch import plan_process
-from swarm.orchestration.sealing import seal_agent
 from swarm.repo.paths import RunPaths
 from swarm.runner.inbox import inbox_dir
 from swarm.runner.sandbox import sandbox_problem
+from tests.support.attacks import ATTEMPT
 from tests.support.swarm_run import commit_train, latest, process_alive, stand_in_train, wait_until
 
 pytestmark = pytest.mark.skipif(sandbox_problem() is not None, reason=f"{sandbox_problem()}")
@@ -32,15 +29,9 @@ def hostile_agent(run, trainer_pid: int, trainer_pgid: int) -> str:
     """An agent program: each attack prints `<name>: blocked` or `<name>: DONE`; then it does its job."""
     repo, board = str(run.repo), str(run.board.directory)
     other = str(run.worktree("cpu1"))
-    return textwrap.dedent(
+    return ATTEMPT + textwrap.dedent(
         f"""\
         import json, os, signal, subprocess, sys
-        def attempt(name, action):
-            try:
-                action()
-                print(f"{{name}}: DONE", flush=True)
-            except Exception as e:
-                print(f"{{name}}: blocked ({{type(e).__name__}})", flush=True)
         def append(path, text):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "a") as f:
@@ -93,17 +84,10 @@ def test_a_sandboxed_agent_can_work_but_not_reach_others(make_swarm_run):
     inbox_dir(run.board.directory, "cpu1").mkdir(parents=True)  # as cpu1's launcher makes it
     commit_train(run.worktree("cpu0"), stand_in_train(val_bpb=0.9), "agent's base")
 
-    slot = run.run.agent("cpu0")
-    command = AgentCommand(
-        "custom", ("{python}", "-c", hostile_agent(run, trainer, pgid)), secrets=("MY_TOKEN",)
-    )
-    env = {**os.environ, **run.agent_environ("cpu0"), "OPENAI_API_KEY": "sk-other", "MY_TOKEN": "mine"}
-    argv = command.argv(prompt="", agent="cpu0", gpu=slot.queue, worktree=run.worktree("cpu0"))
-    argv, env = seal_agent(run.run, slot, RunPaths.for_repo(run.repo), command, argv, env)
-    assert argv[0] == "bwrap"
-    done = subprocess.run(
-        argv, env=env, cwd=run.worktree("cpu0"), capture_output=True, text=True, timeout=120
-    )
+    shell_keys = {"OPENAI_API_KEY": "sk-other", "MY_TOKEN": "mine"}  # only its own kind's may pass
+    script = hostile_agent(run, trainer, pgid)
+    done = run.run_as_agent("cpu0", script, env=shell_keys, secrets=("MY_TOKEN",), timeout=120)
+    assert done.args[0] == "bwrap"
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     for attack in (

@@ -12,6 +12,8 @@ import pytest
 from swarm.agents.protocol import agent_context, submit
 from swarm.runner.sandbox import EVAL_DIR, sandbox_problem
 from swarm.runner.service import Runner, RunnerSettings
+from tests.support.attacks import ATTEMPT
+from tests.support.processes import processes_with
 from tests.support.swarm_run import STAND_IN_SETTINGS, commit_train, latest, process_alive, wait_until
 
 pytestmark = pytest.mark.skipif(sandbox_problem() is not None, reason=f"{sandbox_problem()}")
@@ -25,15 +27,9 @@ ESCAPES = ("network", "validation", "cache-write", "git", "swarm.toml", "api-key
 def hostile_train(port: int, board: str, cache: str, repo: str, home: str, hang: bool = False) -> str:
     """A train.py that tries each escape and prints `<name>: blocked` or `<name>: DONE`, leaves a
     double-forked `setsid` grandchild behind, then prints an honest summary block (or hangs)."""
-    return textwrap.dedent(
+    return ATTEMPT + textwrap.dedent(
         f"""\
         import os, socket, sys, time
-        def attempt(name, action):
-            try:
-                action()
-                print(f"{{name}}: DONE", flush=True)
-            except Exception as e:
-                print(f"{{name}}: blocked ({{type(e).__name__}})", flush=True)
         attempt("network", lambda: socket.create_connection(("127.0.0.1", {port}), timeout=2))
         attempt("board", lambda: open({board!r} + "/board.jsonl", "a").write('{{"type": "experiment"}}\\n'))
         attempt("validation", lambda: open({cache!r} + "/{EVAL_DIR}/val.bin", "rb").read())
@@ -60,16 +56,7 @@ def hostile_train(port: int, board: str, cache: str, repo: str, home: str, hang:
 
 def escapees() -> list[int]:
     """Host pids of the grandchildren hostile trainers left (their command line carries MARKER)."""
-    from pathlib import Path
-
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if MARKER.encode() in (entry / "cmdline").read_bytes() and process_alive(int(entry.name)):
-                found.append(int(entry.name))
-        except (OSError, ValueError):
-            continue
-    return found
+    return [pid for pid in processes_with(MARKER) if process_alive(pid)]
 
 
 @pytest.fixture

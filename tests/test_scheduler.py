@@ -6,6 +6,8 @@ from __future__ import annotations
 import signal
 from dataclasses import replace
 
+import pytest
+
 from swarm.agents.protocol import agent_context, submit
 from swarm.board.charges import payer
 from swarm.board.experiments import new_experiment
@@ -150,6 +152,7 @@ def test_a_slot_that_dies_mid_wave_loses_nothing(make_swarm_run, cli):
     assert sorted(r["id"] for r in finals) == sorted(ids)
 
 
+@pytest.mark.slow  # real tiny trainer runs
 def test_two_agents_share_four_slots_on_the_real_tiny_trainer(make_swarm_run, tiny_cache, monkeypatch, cli):
     monkeypatch.setenv("AUTORESEARCH_CACHE_DIR", str(tiny_cache))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")

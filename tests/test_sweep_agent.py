@@ -7,19 +7,24 @@ import os
 import re
 import subprocess
 
+import pytest
+
 from swarm.installation import swarm_argv
 from swarm.target.hparams import read_knobs
 from tests.support.standins import latest_experiments
 from tests.support.swarm_run import git, make_run
 from tests.support.target import REPO_ROOT
 
+pytestmark = pytest.mark.slow  # real tiny trainer runs
+
 MEASURED = {"keep", "marginal", "discard"}
 FINAL = MEASURED | {"crash", "timeout", "invalid"}
 
 
-def test_sweep_agent_completes_real_experiments_and_acts_on_their_status(tmp_path, tiny_cache, monkeypatch):
+def test_sweep_agent_completes_real_experiments_and_acts_on_their_status(
+    tmp_path, tiny_cache, monkeypatch, swarm_shell
+):
     monkeypatch.setenv("AUTORESEARCH_CACHE_DIR", str(tiny_cache))
-    monkeypatch.setenv("SWARM_TMUX_DIR", str(tmp_path / "sock"))
     run = make_run(
         tmp_path,
         signed=True,

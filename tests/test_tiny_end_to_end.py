@@ -2,13 +2,14 @@
 process, the repository's own prepare.py and train.py, the sealed evaluator, and the result on the board."""
 
 import json
-import os
-import subprocess
-import sys
+
+import pytest
 
 from swarm.target.summary import is_finite
 from tests.support.swarm_run import commit_train, latest
 from tests.support.target import REPO_ROOT
+
+pytestmark = pytest.mark.slow  # the real train.py through a real runner
 
 
 def test_swarm_run_trains_tiny_profile_on_cpu(make_swarm_run, tiny_cache, monkeypatch):
@@ -18,15 +19,7 @@ def test_swarm_run_trains_tiny_profile_on_cpu(make_swarm_run, tiny_cache, monkey
     run.start_runner("cpu0")
     worktree = run.worktree("cpu0")
     commit_train(worktree, train + "\n# the agent's first experiment: the baseline\n", "baseline")
-    with run.agent_env("cpu0"):
-        proc = subprocess.run(
-            [sys.executable, "-m", "swarm", "run", "-m", "baseline", "--json", "--timeout", "240"],
-            cwd=worktree,
-            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+    proc = run.submit_and_wait("cpu0", "baseline", timeout_s=240)
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
     assert record == latest(run.board, record["id"])

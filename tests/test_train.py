@@ -115,6 +115,7 @@ def run_train(workdir: Path, cache: Path, timeout: float) -> tuple[subprocess.Co
     return proc, time.monotonic() - start
 
 
+@pytest.mark.slow  # the real tiny trainer
 def test_tiny_profile_trains_on_the_cpu_and_hands_over_a_model_the_evaluator_measures(tiny_cache, tmp_path):
     prep = load_prepare(tiny_cache)
     for name in ("train.py", "prepare.py"):

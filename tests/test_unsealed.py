@@ -16,7 +16,6 @@ from swarm.runner import sandbox
 from swarm.runner.service import Runner, RunnerSettings
 from swarm.tui.header import header_text
 from swarm.tui.model import WatchModel
-from tests.support.standins import make_repo, write_standin_config
 from tests.support.swarm_run import STAND_IN_SETTINGS, commit_train, stand_in_train
 
 
@@ -34,11 +33,7 @@ SINGLE = NoiseSettings(rule="single")
 SINGLE_CONFIG = '[noise]\nrule = "single"\n'
 
 
-def test_spawn_without_a_sandbox_refuses_in_one_line(no_bubblewrap, tmp_path, monkeypatch):
-    repo = make_repo(tmp_path / "repo")
-    write_standin_config(repo, tmp_path / "reports")
-    monkeypatch.chdir(repo)
-    monkeypatch.setenv("SWARM_TMUX_DIR", str(tmp_path / "sock"))
+def test_spawn_without_a_sandbox_refuses_in_one_line(no_bubblewrap, standin_repo, monkeypatch):
     monkeypatch.setenv("SWARM_FAKE_GPUS", "1")
     with pytest.raises(SandboxError) as refused:
         spawn(SpawnRequest(gpus="1", agent="standin", tag="s", wait=False), out=lambda line: None)

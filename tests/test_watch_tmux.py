@@ -18,26 +18,18 @@ from swarm.tui.dialogs import ConfirmScreen
 from swarm.tui.header import RunHeader
 from swarm.tui.model import WatchModel
 from tests.support.standins import (
-    kill_tmux_servers,
-    make_repo,
     reports,
     wait_for_reports,
-    write_standin_config,
 )
 from tests.support.watch import SIZE, refreshed, run, wait_for
 
+pytestmark = pytest.mark.slow  # a real swarm spawned in tmux
+
 
 @pytest.fixture
-def repo(tmp_path, monkeypatch):
-    for name in ("SWARM_BOARD", "SWARM_TAG", "SWARM_AGENT", "SWARM_GPU", "TMUX"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SWARM_TMUX_DIR", str(tmp_path / "sock"))
+def repo(standin_repo, monkeypatch):
     monkeypatch.setenv("SWARM_FAKE_GPUS", "2:NVIDIA H100 80GB HBM3")
-    path = make_repo(tmp_path / "repo")
-    write_standin_config(path, tmp_path / "reports")
-    monkeypatch.chdir(path)
-    yield path
-    kill_tmux_servers(tmp_path / "sock")
+    return standin_repo
 
 
 def test_live_pane_stop_and_restart_of_a_running_swarm(repo, tmp_path):

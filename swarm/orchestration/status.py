@@ -45,7 +45,7 @@ class AgentStatus:
     kind: str
     gpu: str
     device: str
-    state: str  # swarm.orchestration.agent_state: training | queued | thinking | crashed | dead | stopped
+    state: str  # swarm.orchestration.agent_state: training | waiting | thinking | crashed | dead | stopped
     runner: str  # running | dead | down
     restarts: int
     experiments: int  # submitted, any status

@@ -27,7 +27,8 @@ from swarm.testing.fake_model import (
     claude_code_env,
     codex_env,
 )
-from tests.support.standins import kill_tmux_servers, make_repo
+from tests.support.shell import outside_environ, tmux_servers
+from tests.support.standins import latest_experiments, make_repo
 from tests.support.swarm_run import SwarmRun, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -173,13 +174,13 @@ def spawned_swarm(
             cli_env = claude_code_env(server, root / "claude-config")
         else:
             cli_env = codex_env(server, root / "codex-home")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SWARM_", "TMUX"))}
+        env = outside_environ()
         env |= cli_env | {
             "PATH": f"{NODE_BIN}{os.pathsep}{env['PATH']}",  # the pinned CLIs from scripts/setup.sh
             "SWARM_TMUX_DIR": str(sockets),
             "AUTORESEARCH_CACHE_DIR": str(tiny_cache),
         }
-        try:
+        with tmux_servers(sockets):
             spawn = subprocess.run(
                 swarm_argv("spawn", "--cpu", "1", "--kind", kind, "--tag", "e2e"),
                 cwd=repo,
@@ -190,12 +191,10 @@ def spawned_swarm(
             )
             assert spawn.returncode == 0, spawn.stdout + spawn.stderr
             yield repo, server
-        finally:
-            kill_tmux_servers(sockets)
 
 
 def final_experiment(board: Board) -> dict | None:
-    latest = {r["id"]: r for r in board.records() if r["type"] == "experiment"}
+    latest = latest_experiments(board.records())
     done = [e for e in latest.values() if e["status"] in FINAL_STATUSES]
     return done[0] if done else None
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from swarm.board.store import ADOPT, NOTE, USAGE, Board
 from tests.support.gitrepo import commit_on, git, make_repo
-from tests.support.watch import T0, experiment, finish, make_board
+from tests.support.watch import T0, append_result, experiment, finish, make_board
 
 INJECTION = "**bold** <script>alert(1)</script> [link](http://evil.example) | cell"
 
@@ -45,15 +45,11 @@ def lineage_run(path: Path) -> LineageRun:
 
     def result(name: str, agent: str, commit: str, parent: str, value: float | None, status: str, **fields):
         clock[0] += 400
-        record = experiment(agent, commit=commit, parent=parent, base=base, at=clock[0], **fields)
         sha = "sha-base" if commit == base else f"sha-{name}"
-        if value is None:
-            final = {**finish(record, 0.0, status=status, sha=sha), "val_bpb": None}
-        else:
-            final = finish(record, value, status=status, sha=sha)
-        board.append(record)
-        board.append(final)
-        ids[name] = record["id"]
+        final = append_result(
+            board, agent, clock[0], value, status, sha, commit=commit, parent=parent, base=base, **fields
+        )
+        ids[name] = final["id"]
         return final
 
     def change(name: str, branch: str, start: str, edits: dict[str, str]) -> tuple[str, str]:

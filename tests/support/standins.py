@@ -1,10 +1,9 @@
-"""Helpers for tests that spawn real swarms: a git repository with a stand-in agent kind, polling with a
-deadline, and cleanup of every tmux server a test started (each test has its own socket directory)."""
+"""Helpers for tests that spawn real swarms: a git repository with a stand-in agent kind and the reports its
+agents write, polling with a deadline (tmux clean-up: tests/support/shell.py)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -53,12 +52,3 @@ def wait_for_reports(
     after its launcher exec'd it, which is when `swarm spawn` returns)."""
     wait_until(lambda: all(len(reports(directory, a)) >= count for a in agents), timeout)
     return {a: reports(directory, a)[-1] for a in agents}
-
-
-def kill_tmux_servers(socket_dir: Path) -> None:
-    """Kill every tmux server whose socket is in `socket_dir` (each test has its own)."""
-    if not socket_dir.exists():
-        return
-    for socket in socket_dir.iterdir():
-        if socket.is_socket():
-            subprocess.run(["tmux", "-S", str(socket), "kill-server"], capture_output=True)

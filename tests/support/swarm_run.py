@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from swarm.board.noise import NoiseSettings
 from swarm.board.run_record import AgentEntry, SwarmRecord, write_run_record
@@ -240,6 +241,45 @@ class SwarmRun:
 
         slot = self.run.agent(agent)
         return seal_agent(self.run, slot, RunPaths.for_repo(self.repo), BUILT_IN[kind], argv, env)
+
+    def submit_and_wait(self, agent: str, message: str, timeout_s: int) -> subprocess.CompletedProcess:
+        """`swarm run -m MESSAGE --json` of the agent's checked-out commit as the agent runs it (a process in
+        its worktree, with its environment): its record on stdout once the runner has measured it."""
+        with self.agent_env(agent):
+            return subprocess.run(
+                [sys.executable, "-m", "swarm", "run", "-m", message, "--json", "--timeout", str(timeout_s)],
+                cwd=self.worktree(agent),
+                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+                capture_output=True,
+                text=True,
+                timeout=timeout_s + 100,
+            )
+
+    def run_as_agent(
+        self,
+        agent: str,
+        script: str,
+        env: dict[str, str] | None = None,
+        secrets: tuple[str, ...] = (),
+        timeout: float = 180,
+        **popen: Any,
+    ) -> subprocess.CompletedProcess:
+        """Run a Python program as `agent`, sealed as the launcher seals a custom agent with these secrets
+        (`args[0]` is "bwrap"), in its worktree with its environment plus `env`; its output as text.
+        `popen`: more arguments of subprocess.run (a terminal for stdin, a new session)."""
+        from swarm.agents.kinds import AgentCommand
+        from swarm.orchestration.sealing import seal_agent
+        from swarm.repo.paths import RunPaths
+
+        slot = self.run.agent(agent)
+        command = AgentCommand("custom", ("{python}", "-c", script), secrets=secrets)
+        argv = command.argv(prompt="", agent=agent, gpu=slot.queue, worktree=self.worktree(agent))
+        env = {**os.environ, **self.agent_environ(agent), **(env or {})}
+        argv, env = seal_agent(self.run, slot, RunPaths.for_repo(self.repo), command, argv, env)
+        worktree = self.worktree(agent)
+        return subprocess.run(
+            argv, env=env, cwd=worktree, capture_output=True, text=True, timeout=timeout, **popen
+        )
 
     def hang_pids(self) -> tuple[int, int]:
         """Host pids of a hanging stand-in trainer and its child. The pids it writes to hang.pids are

@@ -54,6 +54,20 @@ def finish(
     )
 
 
+def append_result(
+    board: Board, agent: str, at: float, value: float | None, status: str, sha: str, **fields: Any
+) -> dict[str, Any]:
+    """An experiment submitted at `at` and its final record, both on the board; `value` None: a result without
+    a val_bpb (a crash, an invalid run). Returns the final record."""
+    record = experiment(agent, at=at, **fields)
+    final = finish(record, 0.0 if value is None else value, status=status, sha=sha)
+    if value is None:
+        final = {**final, "val_bpb": None}
+    board.append(record)
+    board.append(final)
+    return final
+
+
 def start(record: dict[str, Any], at: float | None = None):
     return evolve(record, status="running", started_at=at or record["submitted_at"] + 1)
 
