@@ -3,6 +3,7 @@ and fixtures for real runs, the CLI in-process, and a shell outside any swarm (t
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,7 @@ def cli(capsys):
 
 
 @pytest.fixture
-def swarm_shell(tmp_path, monkeypatch):
+def swarm_shell(tmp_path, monkeypatch) -> Iterator[Path]:
     """This process as a user's shell outside any swarm (tests/support/shell.py): the swarm identity unset,
     SWARM_TMUX_DIR a socket directory of this test's own; the tmux servers started there are killed
     afterwards. Yields that directory."""

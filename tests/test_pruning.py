@@ -51,6 +51,7 @@ def test_progress_lines_make_a_curve():
     assert loss_at(curve, 0.75) == pytest.approx(3.625) and loss_at(curve, 0.01) is None
 
 
+@pytest.mark.slow  # five stand-in runs that step on the wall clock
 def test_a_hopeless_run_is_stopped_and_a_good_one_is_not(make_swarm_run, cli):
     run = make_swarm_run(config="[noise]\nfloor = {tiny = 1e-4}\n", agents=("gpu0", "gpu1", "gpu2"))
     baseline = curve_train(GOOD, 1.05, "baseline")

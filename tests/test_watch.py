@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from rich.text import Text
 
 from swarm.board.run_record import AgentEntry
@@ -99,6 +100,7 @@ def test_selection_diff_log_and_fields(tmp_path):
     run(scenario)
 
 
+@pytest.mark.slow  # a headless app through two dialogs (pick itself: test_pick.py)
 def test_pick_asks_first_and_commits_only_on_yes(tmp_path):
     repo = make_repo(tmp_path / "repo")
     commit, parent = commit_on(repo, "swarm/t1/gpu0", "main", {"DEPTH = 8": "DEPTH = 12"}, "deeper")
