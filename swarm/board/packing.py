@@ -115,26 +115,23 @@ BUILDERS: dict[str, Callable[[Any, Any, tuple], Any]] = {
 }
 
 
-class PackedTable(MutableMapping):
-    """A dict of the folded state as a checkpoint restores it (swarm.board.checkpoint): a value nobody
-    asked for yet is still the plain tuple the checkpoint held, built the first time it is asked for.
-    Restoring a 100,000-experiment board then builds 100,000 tuples instead of half a million objects, and
-    a display that shows the top ten contents builds ten. Pickling packs whatever was built."""
+class LazyTable(MutableMapping):
+    """A dict whose values may still be tuples from the checkpoint, built into objects the first time they
+    are asked for (`_build`); values() and items() build the rest at once (`_build_all`). The one piece
+    both restored tables share: the fold's contents and groups, and its experiments."""
 
-    def __init__(self, kind: str, table: dict[Any, Any], context: Any = None):
-        self.kind = kind
-        self.context = context  # what building a value needs besides its key (a content: its group)
-        self._table = table
-        self._all_built = False  # after values() / items(): the table is a plain dict again, at C speed
+    _table: dict[Any, Any]
 
-    @classmethod
-    def of(cls, kind: str, table: dict[Any, Any] | PackedTable, context: Any = None) -> PackedTable:
-        return table if isinstance(table, PackedTable) else cls(kind, table, context)
+    def _build(self, key: Any, packed: tuple) -> Any:
+        raise NotImplementedError
+
+    def _build_all(self) -> None:
+        raise NotImplementedError
 
     def __getitem__(self, key: Any) -> Any:
         value = self._table[key]
         if type(value) is tuple:
-            value = self._table[key] = BUILDERS[self.kind](self.context, key, value)
+            value = self._table[key] = self._build(key, value)
         return value
 
     def get(self, key: Any, default: Any = None) -> Any:
@@ -162,6 +159,26 @@ class PackedTable(MutableMapping):
     def items(self):
         self._build_all()
         return self._table.items()
+
+
+class PackedTable(LazyTable):
+    """A dict of the folded state as a checkpoint restores it (swarm.board.checkpoint): a value nobody
+    asked for yet is still the plain tuple the checkpoint held, built the first time it is asked for.
+    Restoring a 100,000-experiment board then builds 100,000 tuples instead of half a million objects, and
+    a display that shows the top ten contents builds ten. Pickling packs whatever was built."""
+
+    def __init__(self, kind: str, table: dict[Any, Any], context: Any = None):
+        self.kind = kind
+        self.context = context  # what building a value needs besides its key (a content: its group)
+        self._table = table
+        self._all_built = False  # after values() / items(): the table is a plain dict again, at C speed
+
+    @classmethod
+    def of(cls, kind: str, table: dict[Any, Any] | PackedTable, context: Any = None) -> PackedTable:
+        return table if isinstance(table, PackedTable) else cls(kind, table, context)
+
+    def _build(self, key: Any, packed: tuple) -> Any:
+        return BUILDERS[self.kind](self.context, key, packed)
 
     def _build_all(self) -> None:
         if not self._all_built:
@@ -210,7 +227,7 @@ def _build_groups(packed: dict[Any, Any], best_runs: int) -> dict[GroupKey, Grou
 # Experiments restored as positions on the board
 
 
-class BoardRecords(MutableMapping):
+class BoardRecords(LazyTable):
     """The experiments of a restored state: id -> latest record, where a record still on the board is held as
     the (offset, length) of its line and read and parsed the first time it is asked for. Order and every
     dict operation the state uses behave as in the plain dict a fresh fold has."""
@@ -219,45 +236,13 @@ class BoardRecords(MutableMapping):
         self._path = path
         self._table = table  # id -> record dict, or (offset, length) not read yet
 
-    def __getitem__(self, eid: str) -> dict[str, Any]:
-        value = self._table[eid]
-        if type(value) is tuple:
-            value = self._table[eid] = self._read_one(eid, value)
-        return value
-
-    def get(self, eid: str, default: Any = None) -> Any:
-        return self[eid] if eid in self._table else default
-
-    def __setitem__(self, eid: str, record: dict[str, Any]) -> None:
-        self._table[eid] = record
-
-    def __delitem__(self, eid: str) -> None:
-        del self._table[eid]
-
-    def __contains__(self, eid: object) -> bool:
-        return eid in self._table
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._table)
-
-    def __len__(self) -> int:
-        return len(self._table)
-
-    def values(self):
-        self._read_all()
-        return self._table.values()
-
-    def items(self):
-        self._read_all()
-        return self._table.items()
-
-    def _read_one(self, eid: str, position: tuple[int, int]) -> dict[str, Any]:
+    def _build(self, eid: str, position: tuple[int, int]) -> dict[str, Any]:
         offset, length = position
         with open(self._path, "rb") as f:
             f.seek(offset)
             return _parse(eid, f.read(length))
 
-    def _read_all(self) -> None:
+    def _build_all(self) -> None:
         """Read every record not read yet, in board order, a window of the board at a time."""
         pending = sorted((v, k) for k, v in self._table.items() if type(v) is tuple)
         if not pending:
