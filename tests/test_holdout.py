@@ -257,6 +257,16 @@ def test_no_holdout_value_reaches_anything_an_agent_can_read(planted_run):
     assert values
     # every form a value could be printed in
     needles = {text for v in values.values() for text in (repr(v), f"{v:.6f}", f"{v:.4f}", f"{v:.3f}")}
+    # A short form of a holdout value can be the prefix of a val_bpb the agent may read (the two are close:
+    # 2.916 in both 2.91571 and 2.916234): such a form proves nothing and is not looked for.
+    shown = [
+        text
+        for r in run.board.records()
+        if isinstance(r.get("val_bpb"), float)
+        for text in (repr(r["val_bpb"]), f"{r['val_bpb']:.6f}", f"{r['val_bpb']:.4f}")
+    ]
+    needles = {n for n in needles if not any(n in text for text in shown)}
+    assert needles
     # the agent's read commands, and a look at every file its sandbox shows of the board and the mounts
     script = textwrap.dedent(
         f"""\
